@@ -1,0 +1,49 @@
+"""Save adapters in the standard PEFT format, plus a small ``lorascale.json`` beside them.
+
+The PEFT files (``adapter_config.json``, ``adapter_model.safetensors``) load with plain
+``PeftModel.from_pretrained``; ``lorascale.json`` is extra information PEFT ignores.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "METADATA_FILE"]
+
+METADATA_FILE = "lorascale.json"
+
+
+@dataclass(frozen=True)
+class AdapterMetadata:
+    rule: str
+    alpha: float
+    c: float
+    init: str
+    rank: int
+    lr: float | None
+    gamma: float = 0.0
+    lora_alpha: float | None = None
+    model: str | None = None
+    lorascale_version: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata) -> Path:
+    from .. import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out)
+    meta = metadata.to_dict()
+    meta["lorascale_version"] = __version__
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def read_metadata(adapter_dir: str | Path) -> dict | None:
+    path = Path(adapter_dir) / METADATA_FILE
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,64 @@
+"""Which linear layers of a model a set of PEFT target names selects, with their shapes.
+
+Matching is PEFT's own (``check_target_module_exists``), so what we plan is what PEFT will wrap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+__all__ = ["TargetLayer", "find_target_layers"]
+
+
+@dataclass(frozen=True)
+class TargetLayer:
+    name: str  # module path relative to the base model, as PEFT sees it
+    d_in: int
+    d_out: int
+
+
+def _linear_shape(module) -> tuple[int, int] | None:
+    import torch.nn as nn
+
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if type(module).__name__ == "Conv1D" and hasattr(module, "weight"):  # GPT-2 style, weight (in, out)
+        d_in, d_out = module.weight.shape
+        return int(d_in), int(d_out)
+    return None
+
+
+def find_target_layers(model, targets: tuple[str, ...] | list[str], exclude: tuple[str, ...] = ()) -> list[TargetLayer]:
+    """Linear layers whose names PEFT would match with ``target_modules=targets``.
+
+    Raises ConfigError naming ``targets`` when a target matches no linear layer (PEFT would either
+    fail later with a less helpful message, or silently ignore it when another target matches).
+    """
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    targets = list(targets)
+    if not targets:
+        raise ConfigError("targets", "no target modules given; pass e.g. --targets q_proj v_proj")
+    linears = {name: shape for name, m in model.named_modules() if (shape := _linear_shape(m)) is not None}
+    exclude = tuple(exclude)
+    layers: list[TargetLayer] = []
+    unmatched = []
+    for t in targets:
+        cfg = LoraConfig(target_modules=[t], r=1)
+        hits = [n for n in linears if check_target_module_exists(cfg, n) and not n.endswith(exclude or ("\0",))]
+        if not hits:
+            unmatched.append(t)
+    if unmatched:
+        examples = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linears})[:12])
+        raise ConfigError(
+            "targets",
+            f"{', '.join(map(repr, unmatched))} match no linear layer of this model; its linear layers end in: {examples}",
+        )
+    cfg = LoraConfig(target_modules=targets, r=1)
+    for name, (d_in, d_out) in linears.items():
+        if check_target_module_exists(cfg, name) and not (exclude and name.endswith(exclude)):
+            layers.append(TargetLayer(name, d_in, d_out))
+    return layers

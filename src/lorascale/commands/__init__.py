@@ -1,0 +1,1 @@
+"""CLI commands: each module has ``register(subparsers)`` and ``run(args) -> int``; no heavy imports at module level."""

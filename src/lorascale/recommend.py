@@ -1,0 +1,68 @@
+"""``recommend``: the LoraConfig and learning rate a rule gives for a model, layer by layer."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from .adapters import AdapterSpec, LoraPlan, plan_lora
+from .models import load_model
+from .rules import DEFAULT_LR_FFT, Init, RuleError, ScaleRule, recommended_lr
+
+__all__ = ["Recommendation", "recommend"]
+
+
+@dataclass
+class Recommendation:
+    model: str
+    spec: AdapterSpec
+    plan: LoraPlan
+    lr: float | None
+    lr_note: str
+
+    def groups(self) -> list[dict]:
+        """Layers grouped by type (module suffix) and shape, for the readable table."""
+        out: dict[tuple, list] = defaultdict(list)
+        for ly in self.plan.layers:
+            out[(ly.name.rsplit(".", 1)[-1], ly.d_in, ly.d_out, ly.scale)].append(ly.name)
+        return [
+            {"type": t, "d_in": di, "d_out": do, "scale": s, "lora_alpha": s * self.spec.rank, "count": len(names)}
+            for (t, di, do, s), names in out.items()
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "rank": self.spec.rank,
+            "rule": self.spec.rule.rule.value,
+            "alpha": self.spec.rule.alpha,
+            "c": self.spec.rule.c,
+            "init": self.spec.init.value,
+            "lr": self.lr,
+            "lr_note": self.lr_note,
+            "peft_config": self.plan.peft_kwargs(),
+            "groups": self.groups(),
+            "layers": [asdict(ly) for ly in self.plan.layers],
+        }
+
+
+def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT, quiet: bool = False) -> Recommendation:
+    loaded = load_model(model_name, quiet=quiet)
+    plan = plan_lora(loaded.model, spec, loaded.default_targets)
+    try:
+        lr = recommended_lr(spec.rule, lr_fft)
+        note = _lr_note(spec, lr_fft)
+    except RuleError:
+        lr = lr_fft if (spec.init is Init.B and spec.rule.gamma == 0.0) else None
+        note = (
+            "μA Init[B] with α = 1: the optimal learning rate is rank-invariant and equal to full finetuning's (Cor. 4.6)"
+            if lr is not None
+            else "μA: tune once at one rank, then `lorascale transfer` predicts other ranks and widths"
+        )
+    return Recommendation(loaded.name, spec, plan, lr, note)
+
+
+def _lr_note(spec: AdapterSpec, lr_fft: float) -> str:
+    if spec.rule.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):
+        return f"LoRA-α trains at the full-finetuning learning rate η_FFT = {lr_fft:g} (eq. 5)"
+    return f"conventional heuristic: 10 × η_FFT = 10 × {lr_fft:g}"

@@ -1,0 +1,84 @@
+"""The foundation commands through `lorascale.cli.main`: output values and exit codes."""
+
+import json
+import math
+
+import pytest
+
+from lorascale.cli import main
+
+
+def run_json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_recommend_smollm2_analytic_matches_formula_for_every_layer(capsys):
+    out = run_json(capsys, ["recommend", "--model", "smollm2-135m", "--rank", "16", "--rule", "lora-alpha-analytic", "--json"])
+    assert out["lr"] == 2e-5
+    layers = out["layers"]
+    assert len(layers) == 30 * 3  # μA Table 3: gate/up/down in each of 30 blocks
+    for ly in layers:
+        assert ly["scale"] == pytest.approx(math.sqrt(3 * ly["d_in"] * 16) / 16, rel=1e-12), ly["name"]
+        assert ly["rank"] == 16
+    assert {ly["d_in"] for ly in layers} == {576, 1536}
+    pc = out["peft_config"]
+    assert pc["r"] == 16 and pc["use_rslora"] is False
+    assert pc["alpha_pattern"]["mlp\\.gate_proj"] == pytest.approx(166.2769, abs=1e-3)
+
+
+def test_recommend_tiny_variant_i_json(capsys):
+    out = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "4", "--json"])
+    assert out["peft_config"]["lora_alpha"] == 512.0  # 256·√4
+    assert all(ly["scale"] == 128.0 for ly in out["layers"])
+
+
+def test_recommend_readable_table(capsys):
+    assert main(["recommend", "--model", "tiny-bert", "--rank", "4", "--rule", "alpha-r"]) == 0
+    text = capsys.readouterr().out
+    assert "LoraConfig(" in text and "learning rate: 0.0002" in text  # 10 × η_FFT for the conventional rule
+    assert "output.dense" in text  # both BERT output projections get their own row
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["recommend", "--model", "tiny-llama", "--rank", "0"], "--rank"),
+        (["recommend", "--model", "tiny-llama", "--rank", "65"], "rank"),
+        (["recommend", "--model", "tiny-llama", "--alpha", "0"], "--alpha"),
+        (["recommend", "--model", "tiny-llama", "--alpha", "nan"], "--alpha"),
+        (["recommend", "--model", "tiny-llama", "--rule", "nope"], "--rule"),
+        (["recommend", "--model", "no-such-model"], "model"),
+        (["recommend", "--model", "tiny-llama", "--rank", "4", "--targets", "zz_proj"], "targets"),
+        (["transfer", "--lr", "1e-3", "--from-width", "64", "--init", "A", "--to", "fft", "--from-rank", "4"], "--to"),
+        (["transfer", "--lr", "-1", "--from-width", "64", "--from-rank", "4"], "--lr"),
+        (["check", "/nonexistent/adapter"], "ADAPTER_DIR"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(argv, flag, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "error" in err
+
+
+def test_all_errors_reported_at_once(capsys):
+    assert main(["recommend", "--model", "tiny-llama", "--rank", "0", "--alpha", "-1", "--rule", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--rank" in err and "--alpha" in err and "--rule" in err
+
+
+def test_transfer_rank_and_fft(capsys):
+    out = run_json(capsys, ["transfer", "--lr", "1e-3", "--init", "A", "--from-rank", "4", "--to-rank", "64", "--from-width", "576", "--json"])
+    assert out["to"]["lr"] == pytest.approx(1e-3 / 4)  # η ∝ r^-1/2: 16× rank → 4× smaller
+    out = run_json(capsys, ["transfer", "--lr", "2e-5", "--init", "B", "--from-rank", "16", "--to", "fft", "--from-width", "576", "--to-width", "1152", "--json"])
+    assert out["to"]["lr"] == pytest.approx(1e-5)
+
+
+def test_check_on_conventional_adapter(tmp_path, capsys, tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    out = run_json(capsys, ["check", str(tmp_path), "--json"])
+    assert all(ly["ratio_vs_lora_alpha"] == pytest.approx(128.0) for ly in out["layers"])
+    assert main(["check", str(tmp_path)]) == 0
+    assert "under-scaled 128×" in capsys.readouterr().out
