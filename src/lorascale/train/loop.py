@@ -1,0 +1,180 @@
+"""A lean training loop with callbacks, on 🤗 accelerate (so `accelerate launch`/`torchrun` run it on
+several GPUs unchanged). The recipe is μA's: AdamW, global grad-norm clip, warm-up + cosine.
+
+Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C leaves a
+consistent run directory marked ``interrupted`` (and re-raises, so sweeps stop); any other error
+marks the run ``failed`` before propagating.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..adapters import AdapterMetadata, save_adapter
+from .build import BuiltRun, build_run, param_groups
+from .callbacks import Callback, CallbackList, TrainContext
+from .config import TrainConfig
+from .evaluate import eval_metric_name, evaluate
+from .monitor import DivergenceGuard, Ema
+from .records import RunWriter, default_run_dir
+from .schedule import lr_at
+
+__all__ = ["train", "RunResult", "total_steps"]
+
+
+@dataclass
+class RunResult:
+    status: str
+    final_ema_loss: float
+    eval_metric: str
+    eval_value: float | None
+    val_loss: float | None
+    wall_time: float
+    ema_curve: list[tuple[int, float]] = field(default_factory=list)
+    run_dir: Path | None = None
+    message: str = ""
+    summary: dict = field(default_factory=dict)
+
+
+def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    if cfg.steps is not None:
+        return cfg.steps
+    return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
+
+
+def _batches(loader):
+    while True:  # a new epoch reshuffles with the loader's seeded generator
+        yield from loader
+
+
+def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None) -> RunResult:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    cfg.validate()
+    started = time.time()
+    set_seed(cfg.seed)
+    use_cuda = torch.cuda.is_available()
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+    built = built or build_run(cfg, quiet=not progress)
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
+    writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
+    writer.start(cfg.to_dict() | {"peak_lr_resolved": cfg.peak_lr()})
+
+    steps = total_steps(cfg, len(built.train_loader))
+    groups = param_groups(built.model, cfg)
+    optimizer = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(built.model, optimizer, built.train_loader, built.val_loader)
+    model.train()
+    cbs = CallbackList(callbacks)
+    ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
+    ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
+    metric = eval_metric_name(built.task)
+    status, message, last_eval, curve = "complete", "", {}, []
+    bar = tqdm(total=steps, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
+
+    def summary_dict(st: str) -> dict:
+        return {
+            "status": st, "message": message, "steps_done": ctx.step, "total_steps": steps,
+            "final_ema_loss": _finite_or_inf(ema.value), "final_loss": ctx.loss,
+            "eval_metric": metric, metric: last_eval.get(metric), "val_loss": last_eval.get("val_loss"),
+            "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "peak_memory_mb": _peak_memory_mb(),
+        }
+
+    try:
+        cbs.on_train_begin(ctx)
+        batches = _batches(train_loader)
+        for step in range(steps):
+            factor = lr_at(step, steps, 1.0, cfg.warmup_frac, cfg.min_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = g["peak_lr"] * factor
+            ctx.lr = optimizer.param_groups[0]["lr"]
+            t0 = time.perf_counter()
+            loss_sum, tokens = torch.zeros((), device=accelerator.device), 0
+            for _ in range(cfg.grad_accum):
+                batch = next(batches)
+                out = model(**batch)
+                accelerator.backward(out.loss / cfg.grad_accum)
+                loss_sum += out.loss.detach().float() / cfg.grad_accum
+                tokens += int(batch["attention_mask"].sum())
+            ctx.batch = batch
+            loss = float(accelerator.reduce(loss_sum, "mean"))
+            ctx.loss = loss
+            if guard.check(step + 1, loss):
+                status, message = "diverged", guard.reason
+                optimizer.zero_grad(set_to_none=True)
+                writer.log({"step": step + 1, "loss": loss, "lr": ctx.lr, "diverged": True})
+                break
+            grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            cbs.on_before_optimizer_step(ctx)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            dt = time.perf_counter() - t0
+            ctx.step, ctx.ema_loss = step + 1, ema.update(loss)
+            logs = {"step": ctx.step, "loss": loss, "ema_loss": ctx.ema_loss, "lr": ctx.lr, "grad_norm": grad_norm,
+                    "step_time": dt, "tokens_per_s": tokens * accelerator.num_processes / dt}
+            if cfg.eval_every and ctx.step % cfg.eval_every == 0 and ctx.step < steps:
+                last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
+                logs.update(last_eval)
+                cbs.on_evaluate(ctx, logs)
+            cbs.on_step_end(ctx, logs)
+            if ctx.step % cfg.log_every == 0 or ctx.step == steps:
+                writer.log(logs)
+                curve.append((ctx.step, ctx.ema_loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", ema=f"{ctx.ema_loss:.3f}")
+            if ctx.stop_reason:
+                message = ctx.stop_reason
+                break
+        if status == "complete":
+            last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
+            logs = {"step": ctx.step, **last_eval}
+            cbs.on_evaluate(ctx, logs)
+            writer.log(logs)
+            if cfg.save_model and writer.enabled:
+                _save(accelerator.unwrap_model(model), run_dir, cfg, built)
+        summary = summary_dict(status)
+        cbs.on_train_end(ctx, summary)
+        writer.summary(summary)
+    except KeyboardInterrupt:
+        message = f"interrupted by the user after {ctx.step} steps"
+        writer.summary(summary_dict("interrupted"))
+        raise
+    except BaseException as e:
+        message = f"{type(e).__name__}: {e}"
+        writer.summary(summary_dict("failed"))
+        raise
+    finally:
+        bar.close()
+        writer.close()
+    return RunResult(status, summary["final_ema_loss"], metric, summary[metric], summary["val_loss"], summary["wall_time"],
+                     curve, run_dir if writer.enabled else None, message, summary)
+
+
+def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
+    if cfg.finetune == "full":
+        model.save_pretrained(run_dir / "model")
+        built.tokenizer.save_pretrained(run_dir / "model")
+        return
+    meta = AdapterMetadata(rule=cfg.rule, alpha=cfg.alpha, c=cfg.c, init=cfg.init, rank=cfg.rank, lr=cfg.peak_lr(),
+                           gamma=cfg.gamma, lora_alpha=cfg.lora_alpha, model=cfg.model)
+    save_adapter(model, run_dir / "adapter", meta)
+
+
+def _finite_or_inf(x: float) -> float:
+    return x if math.isfinite(x) else math.inf
+
+
+def _peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB; process-wide peak RSS

@@ -1,0 +1,63 @@
+"""The run directory: config.json, metrics.jsonl (one line per logged step), summary.json, adapter/.
+
+summary.json is written atomically (temp file + rename) so a crash or Ctrl-C never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+
+__all__ = ["RunWriter", "default_run_dir", "STATUSES"]
+
+STATUSES = ("running", "complete", "diverged", "interrupted", "failed")
+
+
+def default_run_dir(cfg) -> Path:
+    tag = cfg.rule if cfg.finetune == "lora" else "full"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{cfg.model.replace('/', '_')}-{tag}-r{cfg.rank}-s{cfg.seed}-{os.getpid()}"
+
+
+class RunWriter:
+    def __init__(self, run_dir: Path | None, enabled: bool = True):
+        self.dir = Path(run_dir) if run_dir is not None else None
+        self.enabled = enabled and self.dir is not None
+        self._metrics = None
+
+    def start(self, config: dict) -> None:
+        if not self.enabled:
+            return
+        if (self.dir / "summary.json").exists():
+            raise ConfigError("out_dir", f"{self.dir} already holds a run; pass a new --out directory")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands
+        self.summary({"status": "running"})
+
+    def log(self, record: dict) -> None:
+        if self._metrics is not None:
+            self._metrics.write(json.dumps(_finite(record)) + "\n")
+
+    def summary(self, summary: dict) -> None:
+        if not self.enabled:
+            return
+        assert summary.get("status") in STATUSES, f"bad status {summary.get('status')!r}"
+        tmp = self.dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(_finite(summary), indent=2) + "\n")
+        tmp.replace(self.dir / "summary.json")
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+
+
+def _finite(d: dict) -> dict:
+    """JSON has no NaN/inf: write them as strings so files stay standard JSON."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

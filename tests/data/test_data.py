@@ -1,0 +1,81 @@
+"""Data: builtin sets load, files parse, bad files fail clearly, the split is fixed, masking is right."""
+
+import json
+
+import pytest
+
+from lorascale.data import IGNORE_INDEX, Kind, load_examples, make_loaders, split_indices, tokenise
+from lorascale.errors import ConfigError
+from lorascale.models import byte_tokenizer
+
+
+@pytest.mark.parametrize("name, kind", [("shakespeare", Kind.TEXT), ("shakespeare-genre", Kind.LABELED),
+                                        ("kjv", Kind.TEXT), ("dialogues", Kind.PAIR)])
+def test_builtin_datasets(name, kind):
+    ex = load_examples(name)
+    assert ex.kind is kind and len(ex) > 30
+
+
+def test_shakespeare_genre_labels_are_the_six_folders():
+    ex = load_examples("shakespeare-genre")
+    assert ex.label_names == ["comedies", "histories", "problems", "roman", "romances", "tragedies"]
+    assert set(ex.labels) == set(range(6))
+
+
+def test_split_is_deterministic_and_seed_free():
+    a = split_indices(1000, 0.1)
+    assert a == split_indices(1000, 0.1)
+    assert 60 < len(a[1]) < 140  # ≈ 100 held out (binomial sd ≈ 9.5)
+    assert not set(a[0]) & set(a[1])
+
+
+def test_completion_only_loss_mask():
+    tok = byte_tokenizer()
+    ex = load_examples("dialogues")
+    data = tokenise(ex, tok, seq_len=64, max_items=20)
+    item = data.items[0]
+    n_prompt = len(tok(ex.prompts[0], add_special_tokens=False)["input_ids"])
+    assert item["labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert item["labels"][n_prompt:] == item["input_ids"][n_prompt:]
+
+
+def test_lm_blocks_have_seq_len_and_loaders_batch():
+    tok = byte_tokenizer()
+    data = tokenise(load_examples("kjv"), tok, seq_len=32, max_items=50)
+    assert all(len(i["input_ids"]) == 32 for i in data.items)
+    train, val = make_loaders(data, 4, 0.1, 0, tok.pad_token_id)
+    b = next(iter(train))
+    assert b["input_ids"].shape == (4, 32) and (b["labels"] == b["input_ids"]).all()
+
+
+def test_files(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in [("a b", "pos"), ("c", "neg"), ("d", "pos")]))
+    ex = load_examples(str(p))
+    assert ex.kind is Kind.LABELED and ex.label_names == ["neg", "pos"] and ex.labels == [1, 0, 1]
+    c = tmp_path / "d.csv"
+    c.write_text("prompt,completion\nhi,hello\n")
+    assert load_examples(str(c)).kind is Kind.PAIR
+    t = tmp_path / "d.txt"
+    t.write_text("some text")
+    assert load_examples(str(t)).kind is Kind.TEXT
+
+
+@pytest.mark.parametrize("content, match", [
+    ("", "no records"),
+    ('{"txt": "a"}\n', "lacks column"),
+    ('{"text": "a", "label": 0}\n{"text": "b", "label": -1}\n', "out of range"),
+    ('{"text": "a", "label": 0}\n', "at least 2 classes"),
+    ("not json\n", "not valid JSON"),
+])
+def test_bad_files_fail_before_training(tmp_path, content, match):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_examples(str(p))
+    assert e.value.field == "data"
+
+
+def test_unknown_dataset_names_choices():
+    with pytest.raises(ConfigError, match="shakespeare"):
+        load_examples("nope")

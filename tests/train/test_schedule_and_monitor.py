@@ -1,0 +1,43 @@
+"""The recipe's pure parts against hand-computed numbers."""
+
+import math
+
+import pytest
+
+from lorascale.train.monitor import DivergenceGuard, Ema
+from lorascale.train.schedule import lr_at, warmup_steps
+
+
+def test_schedule_hand_values():
+    T, peak = 100, 1e-3  # W = ceil(0.05·100) = 5
+    assert warmup_steps(T, 0.05) == 5
+    assert lr_at(0, T, peak) == pytest.approx(peak / 5)
+    assert lr_at(4, T, peak) == pytest.approx(peak)  # end of warm-up: the peak
+    assert lr_at(5, T, peak) == pytest.approx(peak)  # decay starts at p = 0
+    # mid-way through the decay, p = (52-5)/(99-5) = 0.5: cos(π/2) = 0 -> 0.1 + 0.9·0.5 = 0.55 of the peak
+    assert lr_at(52, T, peak) == pytest.approx(0.55 * peak)
+    assert lr_at(99, T, peak) == pytest.approx(0.1 * peak)  # the last step runs at 0.1× the peak
+
+
+def test_schedule_is_monotone_after_warmup():
+    lrs = [lr_at(s, 200, 1.0) for s in range(200)]
+    w = warmup_steps(200, 0.05)
+    assert all(a <= b for a, b in zip(lrs[:w], lrs[1:w]))
+    assert all(a >= b for a, b in zip(lrs[w:], lrs[w + 1 :]))
+
+
+def test_ema_matches_recurrence():
+    e = Ema(0.1)
+    assert e.update(2.0) == 2.0
+    assert e.update(1.0) == pytest.approx(0.9 * 2.0 + 0.1 * 1.0)
+    assert e.update(1.0) == pytest.approx(0.9 * 1.9 + 0.1)
+
+
+def test_divergence_guard():
+    g = DivergenceGuard(factor=3.0, patience=2)
+    assert not g.check(1, 1.0)
+    assert not g.check(2, 3.5)  # one step above 3×: not yet
+    assert not g.check(3, 2.0)  # streak resets
+    assert not g.check(4, 4.0)
+    assert g.check(5, 5.0) and "3×" in g.reason
+    assert DivergenceGuard().check(1, math.nan)
