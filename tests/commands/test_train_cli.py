@@ -1,0 +1,35 @@
+"""`lorascale train` and `lorascale demo` end to end on tiny models."""
+
+import json
+
+from lorascale.cli import main
+
+
+def test_train_cli_writes_run_and_diverged_exit_0(tmp_path, capsys):
+    argv = ["train", "--model", "tiny-llama", "--data", "kjv", "--steps", "6", "--batch-size", "2", "--seq-len", "32",
+            "--max-examples", "40", "--rule", "alpha-r", "--lr", "1e-3", "--quiet", "--out", str(tmp_path / "ok")]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "ok" / "summary.json").read_text())["status"] == "complete"
+    argv[argv.index("1e-3")] = "1e5"
+    argv[-1] = str(tmp_path / "boom")
+    assert main(argv) == 0  # a sweep must carry on past a diverged run
+    assert json.loads((tmp_path / "boom" / "summary.json").read_text())["status"] == "diverged"
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_train_cli_missing_column_fails_before_training(tmp_path, capsys):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"body": "x"}\n')
+    assert main(["train", "--model", "tiny-llama", "--data", str(f), "--out", str(tmp_path / "r")]) == 2
+    assert "lacks column" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_demo_table_and_png(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", "tiny-llama", "--steps", "3", "--out", str(out), "--quiet", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [r["rule"] for r in res["rows"]] == ["alpha-r", "lora-alpha"]
+    assert all(r["statuses"] == ["complete"] for r in res["rows"])
+    assert (out / "loss_curves.png").stat().st_size > 10_000
+    assert main(["demo", "--model", "tiny-llama", "--out", str(out)]) == 2  # never overwrites a demo
