@@ -123,3 +123,28 @@ def test_analytic_with_init_b_names_init(tiny_llama):
     with pytest.raises(ConfigError) as e:
         plan_lora(tiny_llama.model, AdapterSpec(rank=4, rule=RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), init=Init.B), tiny_llama.default_targets)
     assert e.value.field == "init"
+
+
+def test_adapter_loads_in_a_process_without_lorascale(tmp_path, tiny_llama):
+    """Plain PEFT, with `import lorascale` made impossible, reproduces the adapter's logits."""
+    import subprocess
+    import sys
+
+    ids = _ids(tiny_llama.tokenizer)
+    tiny_llama.model.save_pretrained(tmp_path / "base")
+    pm = lorascale.apply(tiny_llama.model, rank=4, rule="lora-alpha-analytic", init="A")
+    _randomise_b(pm)
+    torch.save({"ids": ids, "logits": pm(ids).logits.detach()}, tmp_path / "expected.pt")
+    save_adapter(pm, tmp_path / "ad", AdapterMetadata(rule="lora-alpha-analytic", alpha=1, c=256, init="A", rank=4, lr=None))
+    script = f"""
+import sys; sys.modules["lorascale"] = None  # any import of lorascale would now fail
+import torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+exp = torch.load({str(tmp_path / "expected.pt")!r})
+m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({str(tmp_path / "base")!r}), {str(tmp_path / "ad")!r})
+assert torch.equal(m(exp["ids"]).logits, exp["logits"]), "logits differ"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
