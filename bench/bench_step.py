@@ -25,14 +25,22 @@ import json, os, resource, statistics, sys, time, torch
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 from lorascale.train import TrainConfig, train
 from lorascale.train.build import build_run, param_groups
+from lorascale.train import Callback
+def rss_mb():  # current resident set size
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
+class Baseline(Callback):
+    def on_train_begin(self, ctx):
+        self.mb = rss_mb()
 args = json.loads(sys.argv[1])
 cfg = TrainConfig(**args["cfg"])
+base = Baseline()
 if args["side"] == "lorascale":
-    r = train(cfg, progress=False)
+    r = train(cfg, [base], progress=False)
     times = [json.loads(l)["step_time"] for l in open(os.path.join(cfg.out_dir, "metrics.jsonl")) if '"step_time"' in l]
     tokens = [json.loads(l)["tokens_per_s"] for l in open(os.path.join(cfg.out_dir, "metrics.jsonl")) if '"tokens_per_s"' in l]
 else:
     built = build_run(cfg, quiet=True)   # same model, adapter config and batches, but a bare PEFT loop
+    base.mb = rss_mb()
     model = built.model
     opt = torch.optim.AdamW(param_groups(model, cfg), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     it = iter(built.train_loader)
@@ -48,7 +56,8 @@ else:
         times.append(dt); tokens.append(int(batch["attention_mask"].sum()) / dt)
 skip = min(2, len(times) - 1)   # the first steps pay allocator/thread warm-up on both sides
 print(json.dumps({"step": statistics.median(times[skip:]), "tokens_per_s": statistics.median(tokens[skip:]),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "train_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base.mb}))
 """
 
 
@@ -83,9 +92,11 @@ def main() -> None:
     print(f"model {a.model}, batch {a.batch_size}×{a.seq_len}, rank {a.rank}, {a.steps} steps × {a.repeats} repeats")
     for s in ("peft", "lorascale"):
         m = med[s]
-        print(f"  {s:9s}: step {m['step'] * 1000:8.1f} ms   {m['tokens_per_s']:9.0f} tokens/s   peak RSS {m['peak_rss_mb']:7.0f} MB")
+        print(f"  {s:9s}: step {m['step'] * 1000:8.1f} ms   {m['tokens_per_s']:9.0f} tokens/s   peak RSS {m['peak_rss_mb']:7.0f} MB"
+              f"   (training's peak above the ready-to-train RSS: {m['train_rss_mb']:6.0f} MB)")
     print(f"  ratio lorascale/peft: step time {med['lorascale']['step'] / med['peft']['step']:.3f}  (target ≤ 1.02), "
-          f"peak RSS {med['lorascale']['peak_rss_mb'] / med['peft']['peak_rss_mb']:.3f}")
+          f"peak RSS {med['lorascale']['peak_rss_mb'] / med['peft']['peak_rss_mb']:.3f}, "
+          f"training's RSS increment {med['lorascale']['train_rss_mb'] / max(med['peft']['train_rss_mb'], 1.0):.3f}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RuleError, ModelError) as e:
         print(f"lorascale {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `lorascale ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _quiet_libraries() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from .adapters import AdapterSpec, LoraPlan, plan_lora
+from .adapters import AdapterSpec, LoraPlan, layer_type, plan_lora
 from .models import load_model
 from .rules import DEFAULT_LR_FFT, Init, RuleError, ScaleRule, recommended_lr
 
@@ -24,7 +24,7 @@ class Recommendation:
         """Layers grouped by type (module suffix) and shape, for the readable table."""
         out: dict[tuple, list] = defaultdict(list)
         for ly in self.plan.layers:
-            out[(ly.name.rsplit(".", 1)[-1], ly.d_in, ly.d_out, ly.scale)].append(ly.name)
+            out[(layer_type(ly.name), ly.d_in, ly.d_out, ly.scale)].append(ly.name)
         return [
             {"type": t, "d_in": di, "d_out": do, "scale": s, "lora_alpha": s * self.spec.rank, "count": len(names)}
             for (t, di, do, s), names in out.items()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..rules import Init, RuleError, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha
-from .targets import TargetLayer, find_target_layers
+from .targets import TargetLayer, find_target_layers, layer_type
 
 __all__ = ["AdapterSpec", "LayerPlan", "LoraPlan", "plan_lora", "plan_for_layers"]
 
@@ -128,11 +128,11 @@ def _alpha_pattern(alphas: dict[str, float]) -> tuple[float, dict[str, float]]:
         return values.pop(), {}
     groups: dict[str, set[float]] = defaultdict(set)
     for name, a in alphas.items():
-        groups[_suffix(name)].add(a)
+        groups[layer_type(name)].add(a)
     pattern: dict[str, float] = {}
     # Longer (more dotted) suffixes first: PEFT returns the first key that matches.
     for suffix in sorted(groups, key=lambda s: (-s.count("."), s)):
-        members = [n for n in alphas if _suffix(n) == suffix]
+        members = [n for n in alphas if layer_type(n) == suffix]
         if len(groups[suffix]) == 1:
             pattern[re.escape(suffix)] = alphas[members[0]]
         else:
@@ -140,14 +140,6 @@ def _alpha_pattern(alphas: dict[str, float]) -> tuple[float, dict[str, float]]:
                 pattern["^" + re.escape(n)] = alphas[n]
     lora_alpha = max(values, key=lambda v: sum(1 for a in alphas.values() if a == v))
     return lora_alpha, pattern
-
-
-def _suffix(name: str) -> str:
-    """The distinguishing tail of a module path: 'q_proj', or 'attention.output.dense' for BERT."""
-    parts = name.split(".")
-    # Everything after the last numeric block index (e.g. layer.3.attention.output.dense).
-    digits = [i for i, p in enumerate(parts) if p.isdigit()]
-    return ".".join(parts[digits[-1] + 1 :]) if digits and digits[-1] < len(parts) - 1 else parts[-1]
 
 
 def _verify_against_peft(plan: LoraPlan) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["TargetLayer", "find_target_layers"]
+__all__ = ["TargetLayer", "find_target_layers", "layer_type"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,16 @@ class TargetLayer:
     name: str  # module path relative to the base model, as PEFT sees it
     d_in: int
     d_out: int
+
+
+def layer_type(name: str) -> str:
+    """The module path after the last block index: 'self_attn.q_proj', 'attention.output.dense'.
+
+    This is the unit lorascale groups layers by (tables, alpha_pattern keys, diagnostics).
+    """
+    parts = name.split(".")
+    digits = [i for i, p in enumerate(parts) if p.isdigit()]
+    return ".".join(parts[digits[-1] + 1 :]) if digits and digits[-1] < len(parts) - 1 else parts[-1]
 
 
 def _linear_shape(module) -> tuple[int, int] | None:
