@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
+import uuid
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -21,7 +21,8 @@ STATUSES = ("running", "complete", "diverged", "interrupted", "failed")
 def default_run_dir(cfg) -> Path:
     tag = cfg.rule if cfg.finetune == "lora" else "full"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{cfg.model.replace('/', '_')}-{tag}-r{cfg.rank}-s{cfg.seed}-{os.getpid()}"
+    unique = uuid.uuid4().hex[:6]  # two runs started in the same second by one process must not collide
+    return Path("runs") / f"{stamp}-{cfg.model.replace('/', '_')}-{tag}-r{cfg.rank}-s{cfg.seed}-{unique}"
 
 
 class RunWriter:

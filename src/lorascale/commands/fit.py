@@ -1,0 +1,63 @@
+"""lorascale fit: η* per configuration and rank, slopes against μA, LoRA-α paths and α*(r), from a stored sweep."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .common import finish, print_json, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fit", help="fit η* per rank, the rank slope vs μA, the FFT gap and LoRA-α's α*(r) from a sweep")
+    add_study_args(p)
+    p.add_argument("--metric", default="ema", help="ema (final EMA training loss, default) or eval (validation metric)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over seeds for the CIs (default 1000)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def add_study_args(p) -> None:
+    p.add_argument("--storage", required=True, help="Optuna storage URL: sqlite:///FILE.db, journal:FILE.log, ...")
+    p.add_argument("--study", help="study name, i.e. the spec's name (default: the only study in the storage)")
+
+
+def load_records(args):
+    """The stored records of ``--study`` (the storage's only study when not given)."""
+    import optuna
+
+    from ..sweep.storage import SweepStore, open_storage
+
+    name = args.study
+    if name is None:
+        names = optuna.study.get_all_study_names(open_storage(args.storage, must_exist=True))
+        if len(names) != 1:
+            raise ConfigError("--study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study NAME")
+        name = names[0]
+    return name, SweepStore.open(args.storage, name).records()
+
+
+def run(args) -> int:
+    from ..sweep.fit import fit
+    from ..sweep.report import fit_tables, fit_to_dict
+
+    errors = []
+    if args.metric not in ("ema", "eval"):
+        errors.append(ConfigError("--metric", f"must be ema or eval, got {args.metric!r}"))
+    if args.bootstrap < 0:
+        errors.append(ConfigError("--bootstrap", f"must be ≥ 0, got {args.bootstrap}"))
+    finish(errors)
+    name, records = load_records(args)
+    if not records:
+        raise ConfigError("--study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+    rep = fit(records, args.metric, n_boot=args.bootstrap)
+    if args.json:
+        print_json({"study": name, **fit_to_dict(rep)})
+        return 0
+    print(f"study {name}: {rep.counts['complete']} complete, {rep.counts['diverged']} diverged,"
+          f" {rep.counts['failed']} failed, {rep.counts['interrupted']} interrupted runs\n")
+    for title, headers, rows in fit_tables(rep):
+        print(title)
+        print(table(rows, headers))
+        print()
+    for note in rep.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,28 @@
+"""lorascale report: the papers' figures and fit tables from a stored sweep, as Markdown (and HTML)."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .fit import add_study_args, load_records
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="draw μA Figs 2–5 and LoRA-α Fig. 1b–c from a stored sweep, with the fit tables")
+    add_study_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for report.md, report.html and the PNGs")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over seeds (default 1000)")
+    p.add_argument("--no-html", action="store_true", help="write report.md only")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..sweep.report import write_report
+
+    if args.bootstrap < 0:
+        raise ConfigError("--bootstrap", f"must be ≥ 0, got {args.bootstrap}")
+    name, records = load_records(args)
+    if not records:
+        raise ConfigError("--study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+    md = write_report(records, args.out, name, n_boot=args.bootstrap, html_too=not args.no_html)
+    print(f"wrote {md}" + ("" if args.no_html else f" and {md.with_suffix('.html')}"))
+    return 0

@@ -1,0 +1,82 @@
+"""lorascale sweep SPEC.yaml: run every point of a sweep spec into Optuna storage; re-running resumes."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import ConfigError, ConfigErrors
+
+BACKENDS = ("local", "ray")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep spec (μA lr grids, LoRA-α paths) into Optuna storage; re-run to resume")
+    p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec, e.g. configs/sweep-tiny.yaml")
+    p.add_argument("--storage", help="Optuna storage URL: sqlite:///FILE.db, journal:FILE.log, postgresql://... "
+                   "(default: SQLite next to the spec)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes; they split the CPU cores (default 1)")
+    p.add_argument("--backend", default="local", help="local (default) or ray")
+    p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, help="Ray: CPUs per trial (default: the spec's resources.cpus)")
+    p.add_argument("--gpus-per-trial", type=float, help="Ray: GPUs per trial (default: the spec's resources.gpus)")
+    p.add_argument("--dry-run", action="store_true", help="validate the spec and show what would run; store nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..sweep.executors import plan_sweep, run_sweep
+    from ..sweep.spec import load_spec
+    from ..sweep.storage import default_storage_url
+
+    errors = _flag_errors(args)
+    spec = None
+    try:
+        spec = load_spec(args.spec)
+    except ConfigErrors as e:
+        errors += e.errors
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
+    url = args.storage or default_storage_url(args.spec)
+    if args.dry_run:
+        plan = plan_sweep(spec, url)
+        print(f"study {spec.name} in {url}: {plan.points} points, {plan.done} done, {plan.queued} queued or running,"
+              f" {plan.to_run} to enqueue")
+        for p in spec.points[:20]:
+            rank = "FFT" if p.rank is None else f"r={p.rank}"
+            path = " ".join(f"{k}-path m={m:g}" for k, m in p.paths)
+            print(f"  {p.key}  {p.config:<24} {rank:<6} log2 η={p.log2_lr:+.2f}  α×{p.alpha_mult:g}  seed {p.seed}  {path}")
+        if len(spec.points) > 20:
+            print(f"  ... {len(spec.points) - 20} more")
+        return 0
+    try:
+        res = run_sweep(spec, url, workers=args.workers, backend=args.backend, address=args.address,
+                        progress=not args.quiet, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
+    except KeyboardInterrupt:
+        print(f"\nlorascale sweep: interrupted; finished points are stored in {url}. Run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    c = res.counts
+    print(f"study {res.study} in {res.storage}: {res.points} points; {res.done_before} were done, {res.ran} ran now")
+    print(f"trials: {c.get('complete', 0)} complete (diverged runs included), {c.get('fail', 0)} failed/interrupted,"
+          f" {c.get('waiting', 0) + c.get('running', 0)} still queued or running")
+    print(f"next: lorascale fit --storage {res.storage} --study {res.study}")
+    return 0
+
+
+def _flag_errors(args) -> list[ConfigError]:
+    e = []
+    if args.workers < 1:
+        e.append(ConfigError("--workers", f"must be ≥ 1, got {args.workers}"))
+    if args.backend not in BACKENDS:
+        e.append(ConfigError("--backend", f"unknown backend {args.backend!r}; choose local or ray"))
+    if args.address and args.backend != "ray":
+        e.append(ConfigError("--address", "only applies to --backend ray; drop it or add --backend ray"))
+    if args.backend == "ray" and args.workers != 1:
+        e.append(ConfigError("--workers", "Ray schedules one task per trial by its resources; use --cpus-per-trial/"
+                             "--gpus-per-trial instead of --workers"))
+    for flag, v in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
+        if v is not None and v < 0:
+            e.append(ConfigError(flag, f"must be ≥ 0, got {v}"))
+    return e

@@ -1,0 +1,271 @@
+"""Running a sweep: enqueue every point once, then workers claim and run them.
+
+Optuna storage holds the queue and the results; it is the only thing workers share, so local
+processes, Ray tasks on other machines and a second ``lorascale sweep`` started elsewhere can work
+on one study at once without running a point twice (see :mod:`lorascale.sweep.storage`).
+
+* ``local``: N worker processes (spawned, so torch starts clean), each with cores // N threads.
+* ``ray``: one Ray task per queued trial, each with its own resources (``num_gpus=1``…), on an
+  existing cluster (``address``) or a local one. Ray only schedules; the task claims its trial from
+  the same storage, which must therefore be reachable from every node (a database URL, or a file
+  on a shared filesystem).
+
+Resume: finished points (COMPLETE, diverged included) are never re-run; failed and interrupted
+trials, and RUNNING trials whose worker is gone, are enqueued again. Each result is committed when
+its run ends, so a worker killed mid-trial loses only that trial.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from ..errors import ConfigError
+from .spec import SweepSpec
+from .storage import Claim, Outcome, SweepStore
+
+__all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop", "run_claim", "train_objective"]
+
+HEARTBEAT_S = 30.0  # a running worker writes a heartbeat this often
+GRACE_S = 120.0  # a RUNNING trial silent this long is presumed dead (Optuna's usual 60 s / 120 s)
+_THREADS: int | None = None
+
+
+class SweepPlan(NamedTuple):
+    points: int
+    done: int  # finished in storage already
+    queued: int  # waiting or running in storage
+    to_run: int  # neither: this command enqueues them
+
+
+class SweepResult(NamedTuple):
+    study: str
+    storage: str
+    points: int
+    done_before: int
+    ran: int  # runs this command (or its workers) finished
+    counts: dict  # trials of this spec's points per state
+
+
+def train_objective(cfg) -> Outcome:
+    """The real objective: ``lorascale.train.loop.train`` on one point's config."""
+    from ..train.loop import train
+
+    if _THREADS:
+        import torch
+
+        torch.set_num_threads(_THREADS)
+    return Outcome.from_result(train(cfg, progress=False))
+
+
+def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s: float = HEARTBEAT_S) -> Outcome:
+    """Run one claimed point and record it; an exception in the run is recorded as "failed"."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from ..train.config import config_from_mapping
+
+    cfg = config_from_mapping(claim.config)
+    # one run directory per attempt: train refuses to overwrite a finished run's directory
+    root = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / f"sweep-{store.name}"
+    cfg = cfg.replace(out_dir=str(root / f"{claim.key}-t{claim.number}"))
+    with store.heartbeat(claim, heartbeat_s):
+        t0 = time.perf_counter()
+        try:
+            out = _as_outcome(objective(cfg))
+        except KeyboardInterrupt:
+            store.finish(claim, Outcome("interrupted", math.nan, wall_time=time.perf_counter() - t0, message="KeyboardInterrupt"))
+            raise
+        except Exception as e:  # a crash of one run must not end the sweep; it is stored and retried later
+            out = Outcome("failed", math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
+    try:
+        store.finish(claim, out)
+    except UpdateFinishedTrialError:
+        print(f"lorascale sweep: trial {claim.number} was presumed dead and re-queued; its result is dropped",
+              file=sys.stderr)
+    return out
+
+
+def worker_loop(url: str, study: str, objective: Callable | str = train_objective, *, threads: int | None = None,
+                heartbeat_s: float = HEARTBEAT_S, grace_s: float = GRACE_S, max_trials: int | None = None,
+                on_trial: Callable[[Claim, Outcome], None] | None = None) -> int:
+    """Claim and run points until the queue is empty (or ``max_trials``); returns how many it ran."""
+    if threads:
+        _set_threads(threads)
+    objective = resolve_objective(objective)
+    store = SweepStore.open(url, study)
+    n = 0
+    while max_trials is None or n < max_trials:
+        claim = store.claim()
+        if claim is None:
+            if store.fail_stale(grace_s):  # a dead worker's points go back into the queue
+                continue
+            break
+        out = run_claim(store, claim, objective, heartbeat_s)
+        n += 1
+        if on_trial is not None:
+            on_trial(claim, out)
+    return n
+
+
+def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
+    """What ``run_sweep`` would do, read without writing (a missing storage file means nothing is done)."""
+    keys = {p.key for p in spec.points}
+    try:
+        store = SweepStore.open(url, spec.name)
+    except ConfigError as e:
+        if e.field == "--study" or "does not exist" in e.message:
+            return SweepPlan(len(keys), 0, 0, len(keys))  # nothing stored yet
+        raise
+    done = store.done_keys() & keys
+    queued = _pending(store, keys) - done
+    return SweepPlan(len(keys), len(done), len(queued), len(keys - done - queued))
+
+
+def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "local", address: str | None = None,
+              objective: Callable | str = train_objective, progress: bool = True, heartbeat_s: float = HEARTBEAT_S,
+              grace_s: float = GRACE_S, cpus: float | None = None, gpus: float | None = None) -> SweepResult:
+    """Run every point of ``spec`` not finished in ``url`` and return what happened.
+
+    ``objective(cfg) -> Outcome | RunResult`` defaults to the real ``train``; with several workers or
+    Ray it must be importable by name (a module-level function), since it is sent to other processes.
+    """
+    if backend not in ("local", "ray"):
+        raise ConfigError("--backend", f"unknown backend {backend!r}; choose local or ray")
+    if workers < 1:
+        raise ConfigError("--workers", f"must be ≥ 1, got {workers}")
+    store = SweepStore.open(url, spec.name, create=True)
+    store.save_spec(spec.raw)
+    keys = {p.key for p in spec.points}
+    done_before = len(store.done_keys() & keys)
+    store.fail_stale(grace_s)
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+    todo = _pending(store, keys)
+    bar = _bar(len(keys), done_before, spec.name, progress)
+    kw = dict(heartbeat_s=heartbeat_s, grace_s=grace_s)
+    try:
+        if backend == "ray":
+            from optuna.trial import TrialState
+
+            res = spec.resources
+            n_tasks = len(store.trials((TrialState.WAITING,)))  # one task per queued trial
+            ran = _run_ray(url, spec.name, objective, n_tasks, address, res.cpus if cpus is None else cpus,
+                           res.gpus if gpus is None else gpus, bar, kw)
+        elif workers == 1:
+            ran = worker_loop(url, spec.name, objective, on_trial=lambda c, o: bar.update(1), **kw)
+        else:
+            ran = _run_processes(store, url, spec.name, objective, workers, todo, bar, kw)
+    finally:
+        bar.close()
+    return SweepResult(spec.name, url, len(keys), done_before, ran, store.counts(keys))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _run_processes(store, url, name, objective, workers, todo, bar, kw) -> int:
+    import multiprocessing as mp
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ctx = mp.get_context("spawn")  # fork after torch/optuna threads have started is unsafe
+    procs = [ctx.Process(target=worker_loop, args=(url, name, objective),
+                         kwargs=dict(threads=max(1, cores // workers), **kw), daemon=False) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    shown = 0
+
+    def show() -> int:
+        nonlocal shown
+        finished = len(todo) - len(_pending(store, todo))
+        bar.update(finished - shown)
+        shown = finished
+        return finished
+
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            show()
+    except KeyboardInterrupt:  # the workers got the same SIGINT: they record "interrupted" and stop
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        print(f"lorascale sweep: {len(bad)} worker(s) exited with codes {bad}; re-run to resume", file=sys.stderr)
+    return show()
+
+
+def _ray_trial(url, name, objective, threads, kw) -> int:
+    """One Ray task: claim one queued trial from storage and run it."""
+    return worker_loop(url, name, objective, threads=threads, max_trials=1, **kw)
+
+
+def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int:
+    ray = _import_ray()
+    owned = not ray.is_initialized()  # a caller's own ray session is left as it was
+    if owned:
+        ray.init(address=address)
+    try:
+        # max_retries=0: a task that dies leaves its trial RUNNING; stale detection re-queues it
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_ray_trial)
+        refs = [task.remote(url, name, objective, max(1, int(cpus)), kw) for _ in range(n_tasks)]
+        ran = 0
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1)
+            n = ray.get(done[0])
+            ran += n
+            bar.update(n)
+        return ran
+    finally:
+        if owned:
+            ray.shutdown()  # disconnects from a cluster; stops a local instance we started
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend", "ray is not installed; pip install 'lorascale[ray]'"
+                          " (or pip install 'ray[default]'), or use --backend local") from None
+    return ray
+
+
+def _pending(store: SweepStore, keys) -> set[str]:
+    from optuna.trial import TrialState
+
+    return {t.user_attrs["key"] for t in store.trials((TrialState.WAITING, TrialState.RUNNING))} & set(keys)
+
+
+def _bar(total: int, initial: int, name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"sweep {name}", unit="run", disable=not enabled, file=sys.stderr)
+
+
+def _as_outcome(x) -> Outcome:
+    return x if isinstance(x, Outcome) else Outcome.from_result(x)
+
+
+def resolve_objective(objective: Callable | str) -> Callable:
+    """A callable, or "package.module:function" (importable by worker processes and Ray tasks)."""
+    if callable(objective):
+        return objective
+    mod, _, fn = str(objective).partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _set_threads(n: int) -> None:
+    """Split the cores: torch reads OMP_NUM_THREADS at import; an already imported torch is set directly."""
+    global _THREADS
+    _THREADS = n
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)

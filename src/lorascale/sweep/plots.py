@@ -1,0 +1,245 @@
+"""The papers' figures from stored results: compute the numbers (pure NamedTuples), then render.
+
+* :func:`lr_sweep_info` — loss against log2 η per rank, optima marked, error bars over seeds, the
+  FFT curve in red with its optimum as a dashed line (μA Figs 2–5; the y-axis is clipped for
+  readability as in the paper, diverged points drawn as × on the clipped edge).
+* :func:`paths_info` — the η-path against the α-path of LoRA-α eq. (2) (Fig. 1b).
+* :func:`alpha_law_info` — α* against r with the fitted C·r^p and C·r^0.5 (Fig. 1c).
+* :func:`curves_info` — EMA loss curves (the trials' intermediate values) at each rank's optimum.
+
+Renderers use matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+from .fit import AlphaLaw, ConfigFit, FitReport, PathFit, Record
+from .stats import percentile
+
+__all__ = [
+    "Series", "LrSweepInfo", "PathsInfo", "AlphaLawInfo", "CurvesInfo",
+    "lr_sweep_info", "paths_info", "alpha_law_info", "curves_info",
+    "render_lr_sweep", "render_paths", "render_alpha_law", "render_curves",
+]
+
+FFT_COLOR = "tab:red"
+
+
+class Series(NamedTuple):
+    label: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]  # display units (accuracy as accuracy); finite points only
+    yerr: tuple[float, ...]  # std over seeds, 0 where unknown
+    diverged_x: tuple[float, ...]  # points where a seed diverged
+    opt_x: float | None  # refined optimum
+    opt_y: float | None
+
+
+class LrSweepInfo(NamedTuple):
+    title: str
+    xlabel: str
+    ylabel: str
+    series: tuple[Series, ...]  # one per rank
+    fft: Series | None
+    fft_opt_x: float | None  # the dashed line
+    ylim: tuple[float, float] | None
+
+
+class PathsInfo(NamedTuple):
+    title: str
+    rank: int
+    eta: Series | None
+    alpha: Series | None
+    ylabel: str
+
+
+class AlphaLawInfo(NamedTuple):
+    title: str
+    ranks: tuple[int, ...]
+    alpha_star: tuple[float, ...]
+    ci: tuple[tuple[float, float] | None, ...]  # in α units
+    fit_r: tuple[float, ...]
+    fit_free: tuple[float, ...]  # C·r^p
+    fit_half: tuple[float, ...]  # C½·r^0.5
+    label_free: str
+    label_half: str
+    ylabel: str
+
+
+class CurvesInfo(NamedTuple):
+    title: str
+    curves: tuple[tuple[str, tuple[int, ...], tuple[float, ...]], ...]  # (label, steps, EMA loss)
+
+
+def metric_label(rep: FitReport) -> str:
+    return {"ema": "final training loss (EMA 0.1)", "val_nll": "validation NLL",
+            "val_accuracy": "validation accuracy"}.get(rep.metric, rep.metric)
+
+
+def _series(rep: FitReport, label: str, points, opt_x: float | None, opt_value: float | None) -> Series:
+    fin = [p for p in points if math.isfinite(p.mean)]
+    return Series(label, tuple(p.x for p in fin), tuple(rep.show(p.mean) for p in fin),
+                  tuple(p.std or 0.0 for p in fin), tuple(p.x for p in points if not math.isfinite(p.mean)),
+                  opt_x, rep.show(opt_value) if opt_value is not None else None)
+
+
+def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) -> LrSweepInfo:
+    series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.value)
+                   for o in cfg.ranks)
+    # the y-range follows this configuration's own curves (clipped at the 90th percentile, as μA
+    # clips its axes); an FFT curve entirely outside it is labelled off scale
+    scores = sorted(p.mean for o in cfg.ranks for p in o.points if math.isfinite(p.mean))
+    ylim = lo = hi = None
+    if scores:
+        lo, hi = scores[0], percentile(scores, 0.9) if len(scores) >= 5 else scores[-1]
+        pad = 0.05 * (hi - lo) or 0.05 * abs(lo) or 0.05
+        lo, hi = lo - pad, hi + pad
+        a, b = rep.show(lo), rep.show(hi)
+        ylim = (min(a, b), max(a, b))
+    fft_s = fft_x = None
+    if fft is not None and fft is not cfg and fft.ranks:
+        o = fft.ranks[0]
+        off = lo is not None and all(not lo <= p.mean <= hi for p in o.points)
+        label = f"FFT (off scale, best {rep.show(o.value):.3g})" if off else "FFT"
+        fft_s, fft_x = _series(rep, label, o.points, o.x, o.value), o.x
+    n = cfg.n_seeds
+    title = f"{cfg.label}: η* per rank ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
+    return LrSweepInfo(title, "log2(η)", metric_label(rep), series, fft_s, fft_x, ylim)
+
+
+def paths_info(rep: FitReport) -> tuple[PathsInfo, ...]:
+    by_rank: dict[tuple[str, int], dict[str, PathFit]] = {}
+    for p in rep.paths:
+        by_rank.setdefault((p.config, p.rank), {})[p.path] = p
+    out = []
+    for (config, rank), d in sorted(by_rank.items()):
+        mk = {k: _series(rep, ("η-path: L(r, m·η_FFT, α₀)" if k == "eta" else "α-path: L(r, η_FFT, m·α₀)"),
+                         p.points, p.log2_m_star, min(x.mean for x in p.points)) for k, p in d.items()}
+        out.append(PathsInfo(f"{config}, r = {rank}", rank, mk.get("eta"), mk.get("alpha"), metric_label(rep)))
+    return tuple(out)
+
+
+def alpha_law_info(rep: FitReport, law: AlphaLaw) -> AlphaLawInfo:
+    ranks = tuple(o.rank for o in law.optima)
+    stars = tuple(2.0**o.x for o in law.optima)
+    ci = tuple((2.0 ** o.ci[0], 2.0 ** o.ci[1]) if o.ci else None for o in law.optima)
+    lo, hi = math.log2(min(ranks)), math.log2(max(ranks))
+    rs = tuple(2.0 ** (lo + (hi - lo) * i / 49) for i in range(50))
+    ci_p = f" [{law.p_ci[0]:.2f}, {law.p_ci[1]:.2f}]" if law.p_ci else ""
+    return AlphaLawInfo(
+        f"{law.config}: α*(r) at η = {2.0 ** law.log2_lr:.3g}" + (" (single seed, noisy)" if law.noisy else ""),
+        ranks, stars, ci, rs, tuple(law.c * r**law.p for r in rs), tuple(law.c_half * r**0.5 for r in rs),
+        f"C·r^p: C = {law.c:.3g}, p = {law.p:.2f}{ci_p}", f"C·√r: C = {law.c_half:.3g}",
+        "α* (PEFT lora_alpha)" if law.units == "lora_alpha" else "α* (multiplier)",
+    )
+
+
+def curves_info(records: list[Record], cfg: ConfigFit) -> CurvesInfo:
+    """EMA curves of the runs at each rank's best grid learning rate (one line per seed)."""
+    curves = []
+    for o in cfg.ranks:
+        for r in records:
+            if (r.config, r.alpha_mult, r.rank) == (cfg.config, cfg.alpha_mult, o.rank) and r.curve \
+                    and abs(r.log2_lr - o.x_grid) < 1e-9:
+                label = f"{'FFT' if o.rank is None else f'r = {o.rank}'}, η = 2^{o.x_grid:g}, seed {r.seed}"
+                curves.append((label, tuple(s for s, _ in r.curve), tuple(v for _, v in r.curve)))
+    return CurvesInfo(f"{cfg.label}: EMA training loss at η* per rank", tuple(curves))
+
+
+# --------------------------------------------------------------------------------------------
+# renderers
+
+
+def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.4):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _draw(ax, s: Series, color, marker: str = "o", ls: str = "-", ylim=None) -> None:
+    ax.errorbar(s.x, s.y, yerr=s.yerr if any(s.yerr) else None, color=color, marker=marker, ms=4, ls=ls,
+                capsize=2, label=s.label)
+    if s.opt_x is not None:
+        ax.plot([s.opt_x], [s.opt_y], marker="*", ms=15, color=color, mec="black", mew=0.6, ls="none")
+    if s.diverged_x:
+        top = ylim[1] if ylim else max(s.y, default=0.0)
+        ax.plot(s.diverged_x, [top] * len(s.diverged_x), marker="x", ms=7, color=color, ls="none", clip_on=False)
+
+
+def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
+    from matplotlib import colormaps
+
+    fig, (ax,) = _figure()
+    cmap = colormaps["viridis"]
+    for i, s in enumerate(info.series):
+        color = FFT_COLOR if s.label == "FFT" else cmap(i / max(1, len(info.series) - 1) * 0.9)
+        _draw(ax, s, color, ylim=info.ylim)
+    if info.fft is not None:
+        _draw(ax, info.fft, FFT_COLOR, marker="s", ylim=info.ylim)
+    if info.fft_opt_x is not None:
+        ax.axvline(info.fft_opt_x, color=FFT_COLOR, ls="--", lw=1.2, label="FFT η*")
+    if info.ylim:
+        ax.set_ylim(*info.ylim)
+    ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="★ optimum, × diverged", title_fontsize=8)
+    return _save(fig, path)
+
+
+def render_paths(infos: tuple[PathsInfo, ...], path: str | Path) -> Path:
+    fig, axes = _figure(ncols=max(1, len(infos)), width=5.0)
+    for ax, info in zip(axes, infos):
+        if info.eta:
+            _draw(ax, info.eta, "tab:orange")
+        if info.alpha:
+            _draw(ax, info.alpha, "tab:blue", marker="s")
+        ax.set(title=info.title, xlabel="log2(m)", ylabel=info.ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def render_alpha_law(info: AlphaLawInfo, path: str | Path) -> Path:
+    fig, (ax,) = _figure()
+    yerr = [[a - c[0] if c else 0.0 for a, c in zip(info.alpha_star, info.ci)],
+            [c[1] - a if c else 0.0 for a, c in zip(info.alpha_star, info.ci)]]
+    ax.errorbar(info.ranks, info.alpha_star, yerr=yerr, marker="o", ls="none", color="black", capsize=3, label="α* (refined)")
+    ax.plot(info.fit_r, info.fit_free, color="tab:blue", label=info.label_free)
+    ax.plot(info.fit_r, info.fit_half, color="tab:green", ls="--", label=info.label_half)
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(ScalarFormatter())  # 4, 16, 64 rather than 2^2, 2^4, 2^6
+    ax.set(title=info.title, xlabel="rank r", ylabel=info.ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def render_curves(info: CurvesInfo, path: str | Path) -> Path:
+    from matplotlib import colormaps
+
+    fig, (ax,) = _figure()
+    cmap = colormaps["viridis"]
+    for i, (label, steps, values) in enumerate(info.curves):
+        ax.plot(steps, values, lw=1.2, color=cmap(i / max(1, len(info.curves) - 1) * 0.9), label=label)
+    ax.set(title=info.title, xlabel="step", ylabel="EMA training loss")
+    ax.grid(alpha=0.3)
+    if info.curves:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=120)
+    return p

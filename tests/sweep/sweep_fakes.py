@@ -1,0 +1,133 @@
+"""A synthetic objective with known optima, standing in for `train` in machinery tests.
+
+Loss model (noise-free unless a seed offset is asked for), in log2 units:
+* learning-rate sweeps: L = 1 + 0.05·(x − x*(r))², x = log2 η, x*(r) = X0 + slope·log2 r with the
+  slope μA predicts for the configuration; the run diverges when x − x*(r) ≥ 3.
+* fixed-alpha runs (LoRA-α paths): L = 1 + 0.05·(log2 α − log2 α*(r))² + 0.08·(x − X_ETA)², with
+  α*(r) = C_TRUE·r^P_TRUE (PEFT lora_alpha units).
+Both are exact parabolas, so the three-point refinement recovers the optima exactly.
+
+Process-level hooks (environment variables, read per call so spawned workers see them):
+* SWEEP_FAKE_CALLS: file to append "<key> <pid>" to at the start of every call.
+* SWEEP_FAKE_SLEEP: seconds to sleep per call.
+* SWEEP_FAKE_DIE_AFTER: this process hard-exits (os._exit, no cleanup) at its (n+1)-th call.
+* SWEEP_FAKE_BARRIER: "FILE:N" — at its first call a process registers in FILE and waits until N
+  processes have, so concurrent workers are guaranteed to overlap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from lorascale.sweep.spec import point_key
+from lorascale.sweep.storage import Outcome
+
+X0 = -8.0  # log2 η* at rank 1 for the LoRA configurations
+X_FFT = -10.0  # full finetuning's optimum
+SLOPES = {("A", 0.0): -0.5, ("A", 1.0): 0.0, ("B", 0.0): 0.0}  # μA Cor. 4.4, 4.6
+C_TRUE, P_TRUE = 8.0, 0.75
+X_ETA = math.log2(2e-4) + 1.0  # the η-path optimum: m* = 2
+_calls = 0
+
+
+def true_x_star(cfg) -> float:
+    if cfg.finetune == "full":
+        return X_FFT
+    if cfg.init == "B" and cfg.gamma == 0.0:
+        return X_FFT  # μA §4.2: Init[B] with α = 1 shares full finetuning's optimum
+    return X0 + SLOPES[(cfg.init, float(cfg.gamma))] * math.log2(cfg.rank)
+
+
+def loss(cfg, seed_noise: float = 0.0) -> tuple[str, float]:
+    x = math.log2(cfg.lr)
+    if cfg.finetune == "lora" and cfg.rule == "fixed-alpha":
+        a_star = C_TRUE * cfg.rank**P_TRUE
+        return "complete", 1.0 + 0.05 * (math.log2(cfg.lora_alpha) - math.log2(a_star)) ** 2 + 0.08 * (x - X_ETA) ** 2
+    d = x - true_x_star(cfg)
+    if d >= 3.0:
+        return "diverged", 10.0
+    # seed noise that changes with x, so seeds disagree on the optimum a little
+    return "complete", 1.0 + 0.05 * d * d + seed_noise * math.sin(3.0 * x + 1.7 * cfg.seed)
+
+
+def objective(cfg, seed_noise: float = 0.0) -> Outcome:
+    global _calls
+    _calls += 1
+    die_after = os.environ.get("SWEEP_FAKE_DIE_AFTER")
+    if die_after is not None and _calls > int(die_after):
+        os._exit(3)  # a worker killed mid-trial: no cleanup, its trial stays RUNNING
+    barrier = os.environ.get("SWEEP_FAKE_BARRIER")
+    if barrier and _calls == 1:
+        _wait_for_peers(*barrier.rsplit(":", 1))
+    calls = os.environ.get("SWEEP_FAKE_CALLS")
+    if calls:
+        with open(calls, "a") as f:
+            f.write(f"{point_key(cfg)} {os.getpid()}\n")
+    time.sleep(float(os.environ.get("SWEEP_FAKE_SLEEP", "0")))
+    status, value = loss(cfg, seed_noise)
+    curve = tuple((s, value + 1.0 / s) for s in range(1, 6))
+    return Outcome(status, value, "val_nll", value + 0.1 if status == "complete" else None, value + 0.1, 0.01, curve, "")
+
+
+def _wait_for_peers(path: str, n: str, timeout: float = 60.0) -> None:
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        with open(path) as f:
+            if len(set(f.read().split())) >= int(n):
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"only some of {n} workers reached the barrier in {timeout} s")
+
+
+def noisy_objective(cfg) -> Outcome:
+    return objective(cfg, seed_noise=0.01)
+
+
+# ---- small specs for the tests ---------------------------------------------------------------
+
+BASE = {"model": "tiny-llama", "data": "shakespeare", "steps": 20, "batch_size": 4, "seq_len": 64, "max_examples": 200}
+MUA_CONFIGS = [
+    {"name": "A1", "rule": "mua", "init": "A", "gamma": 0},
+    {"name": "A1/r", "rule": "mua", "init": "A", "gamma": 1},
+    {"name": "B1", "rule": "mua", "init": "B", "gamma": 0},
+    {"name": "FFT", "finetune": "full"},
+]
+PATHS = {"ranks": [4, 16, 64], "lr_fft": 2e-4, "alpha0": 16, "multipliers": {"from": -2, "to": 5}}
+
+
+def small_spec(name="t", seeds=(0,), ranks=(4, 16), lrs=(-12, -11, -10), configs=None, paths=None):
+    from lorascale.sweep.spec import parse_spec
+
+    d = {"name": name, "base": dict(BASE),
+         "grid": {"configs": configs or MUA_CONFIGS[:1], "ranks": list(ranks), "log2_lr": list(lrs), "seeds": list(seeds)}}
+    if paths:
+        d["paths"] = paths
+    return parse_spec(d)
+
+
+def populate(url, spec, objective=objective):
+    """Run ``spec`` in-process with a synthetic objective into ``url``; returns the store."""
+    from lorascale.sweep.executors import run_sweep
+    from lorascale.sweep.storage import SweepStore
+
+    run_sweep(spec, url, objective=objective, progress=False)
+    return SweepStore.open(url, spec.name)
+
+
+def claim_all(url: str, study: str, out: str, start_at: float) -> None:
+    """A worker that only claims: start at ``start_at`` (so processes collide), claim until the
+    queue is empty, append the claimed trial numbers to ``out``."""
+    from lorascale.sweep.storage import SweepStore
+
+    store = SweepStore.open(url, study)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    got = []
+    while (c := store.claim()) is not None:
+        got.append(c.number)
+    with open(out, "a") as f:
+        f.write(" ".join(map(str, got)) + "\n")

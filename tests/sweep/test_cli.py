@@ -1,0 +1,121 @@
+"""`lorascale sweep | fit | report` through the command table: output values and exit codes.
+
+The end-to-end test runs the real `train` on a four-point tiny grid in about 7–13 s, nearly all of
+it the first run's imports and model build."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+from sweep_fakes import BASE
+
+from lorascale.cli import main
+from lorascale.sweep.storage import SweepStore
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+E2E_BUDGET = {"steps": 10, "batch_size": 2, "seq_len": 32, "max_examples": 100, "max_val_batches": 1}
+
+
+def tiny_spec(tmp_path):
+    """configs/sweep-tiny.yaml reduced to 4 points: Init[A] α=1 at r = 4 and FFT, two learning rates."""
+    d = yaml.safe_load((CONFIGS / "sweep-tiny.yaml").read_text())
+    d["name"] = "cli"
+    d["base"].update(E2E_BUDGET)
+    g = d["grid"]
+    g.update(configs=[g["configs"][0], g["configs"][3]], ranks=[4], log2_lr=[-8, -6], seeds=[0])
+    del d["paths"]
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump(d, allow_unicode=True))
+    return p
+
+
+def write_spec(tmp_path, **over):
+    d = {"name": "cli", "base": {**BASE, **E2E_BUDGET},
+         "grid": {"configs": [{"name": "A1", "rule": "mua", "init": "A", "gamma": 0}, {"name": "FFT", "finetune": "full"}],
+                  "ranks": [4], "log2_lr": [-8, -6], "seeds": [0]}}
+    d.update(over)
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump(d, allow_unicode=True))
+    return p
+
+
+def test_bad_spec_exits_2_listing_every_error_and_stores_nothing(tmp_path, capsys):
+    spec = write_spec(tmp_path, base={"model": "tiny-llama", "lr": 1e-3, "steps": 0},
+                      grid={"configs": [], "ranks": [4], "log2_lr": [-8]})
+    assert main(["sweep", str(spec), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[2] for line in err] == ["--workers", "base.lr", "grid.configs"]
+    assert not (tmp_path / "spec.db").exists()  # nothing stored, not even an empty database
+
+
+def test_dry_run_lists_points_without_storing(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    assert main(["sweep", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 points, 0 done, 0 queued or running, 4 to enqueue" in out
+    assert out.count("log2 η=") == 4
+    assert not (tmp_path / "spec.db").exists()
+
+
+def test_fit_and_report_from_a_stored_study(synthetic_study, tmp_path, capsys):
+    url, name, _ = synthetic_study
+    assert main(["fit", "--storage", url, "--json", "--bootstrap", "50"]) == 0  # the only study: no --study needed
+    d = json.loads(capsys.readouterr().out)
+    a1 = next(c for c in d["configs"] if c["config"] == "A1")
+    assert d["study"] == name and a1["slope"] == pytest.approx(-0.5, abs=1e-9) and a1["predicted_slope"] == -0.5
+    assert set(a1) >= {"eta_star", "slope", "slope_ci", "predicted_slope"}
+    assert main(["fit", "--storage", url, "--study", name, "--metric", "eval", "--bootstrap", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "slope of log η* against log r" in text and "val_nll" in text
+    assert main(["report", "--storage", url, "--study", name, "--out", str(tmp_path / "rep"), "--bootstrap", "0", "--no-html"]) == 0
+    assert (tmp_path / "rep" / "report.md").exists() and not (tmp_path / "rep" / "report.html").exists()
+
+
+def test_fit_errors_exit_2(tmp_path, synthetic_study, capsys):
+    assert main(["fit", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--study", "x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["fit", "--storage", synthetic_study[0], "--study", "nope", "--metric", "best"]) == 2
+    assert "--metric" in capsys.readouterr().err
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's spin-waiting threads made the
+    end-to-end test take 50–100 s instead of 7 s."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_sweep_runs_the_real_train_end_to_end_and_resumes(tmp_path, capsys, monkeypatch, one_torch_thread):
+    monkeypatch.chdir(tmp_path)  # run directories go under ./runs
+    spec = tiny_spec(tmp_path)
+    assert main(["sweep", str(spec), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "4 points; 0 were done, 4 ran now" in out
+    url = f"sqlite:///{tmp_path / 'spec.db'}"
+    store = SweepStore.open(url, "cli")
+    trials = store.trials()
+    assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
+    for t in trials:
+        a = t.user_attrs
+        assert a["status"] in ("complete", "diverged") and a["eval_metric"] == "val_nll"
+        if a["status"] == "complete":
+            assert t.value == a["final_ema_loss"] and math.isfinite(t.value)
+            assert sorted(t.intermediate_values) == list(range(1, E2E_BUDGET["steps"] + 1))  # the EMA curve, every step
+            assert t.intermediate_values[E2E_BUDGET["steps"]] == pytest.approx(t.value, rel=1e-12)  # it ends at the value
+            assert a["eval_value"] > 0 and a["wall_time"] > 0
+        assert (tmp_path / a["run_dir"] / "summary.json").exists()
+    assert main(["sweep", str(spec), "--quiet"]) == 0  # resume: nothing left to run
+    assert "4 were done, 0 ran now" in capsys.readouterr().out
+    assert main(["fit", "--storage", url, "--json", "--bootstrap", "0"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {c["config"] for c in d["configs"]} == {"Init[A] α=1", "FFT"}
+    assert all(len(c["eta_star"]) == 1 for c in d["configs"])  # one rank each: η* but no slope

@@ -1,0 +1,44 @@
+"""The Markdown/HTML report and the fit JSON, from a stored study."""
+
+import json
+
+import pytest
+
+from lorascale.sweep.fit import fit
+from lorascale.sweep.report import fit_to_dict, write_report
+from lorascale.sweep.storage import SweepStore
+
+
+@pytest.fixture(scope="module")
+def records(synthetic_study):
+    url, name, _ = synthetic_study
+    return SweepStore.open(url, name).records()
+
+
+def test_fit_json_carries_eta_star_slopes_and_predictions(records):
+    d = json.loads(json.dumps(fit_to_dict(fit(records, "ema", n_boot=50))))  # JSON-clean: no inf/nan objects
+    by = {c["config"]: c for c in d["configs"]}
+    a1 = by["A1"]
+    assert [e["rank"] for e in a1["eta_star"]] == [4, 16, 64]
+    assert a1["eta_star"][0]["lr"] == pytest.approx(2.0**-9, rel=1e-9)  # exact parabola around −9
+    assert a1["slope"] == pytest.approx(-0.5, abs=1e-9) and a1["predicted_slope"] == -0.5
+    assert a1["slope_ci"] == pytest.approx([-0.5, -0.5], abs=1e-9) and a1["slope_matches_prediction"] is True
+    assert by["FFT"]["eta_star"][0]["rank"] is None and by["FFT"]["slope"] is None
+    assert d["transfer_gaps"][0]["within_one_step"] is True
+    assert d["alpha_laws"][0]["p_free"]["p"] == pytest.approx(0.75, abs=1e-9)
+    assert d["alpha_laws"][0]["p_half"]["p"] == 0.5
+    assert d["counts"]["diverged"] > 0
+
+
+def test_report_writes_tables_and_figures(records, tmp_path):
+    md = write_report(records, tmp_path, "synthetic", n_boot=50)
+    text = md.read_text()
+    for heading in ("η* per configuration and rank", "slope of log η* against log r", "Init[B] with α = 1 against full",
+                    "LoRA-α scaling paths", "α*(r) = C·r^p"):
+        assert heading in text
+    assert "| A1 | 4 | 0.00195 | -9.00 |" in text  # η* = 2^-9 for A1 at r = 4
+    images = [line[line.rindex("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
+    assert len(images) == 2 * 5 + 2 * 2 + 5  # (lr sweeps + paths + law) per metric, plus loss curves
+    for name in images:
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert (tmp_path / "report.html").read_text().count("<img") == len(images)

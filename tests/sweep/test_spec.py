@@ -1,0 +1,115 @@
+"""Sweep specs: expansion into points, stable keys, the rules' predictions, and all errors at once."""
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from sweep_fakes import BASE, MUA_CONFIGS, PATHS
+
+from lorascale.errors import ConfigErrors
+from lorascale.sweep.spec import load_spec, parse_spec, point_key
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def spec_dict(**over):
+    d = {"name": "t", "base": dict(BASE),
+         "grid": {"configs": MUA_CONFIGS, "ranks": [4, 16], "log2_lr": {"from": -12, "to": -9}, "seeds": [0, 1]}}
+    d.update(over)
+    return d
+
+
+def test_grid_expands_configs_ranks_lrs_seeds_with_fft_rankless():
+    spec = parse_spec(spec_dict())
+    # 3 LoRA configs × 2 ranks × 4 lrs × 2 seeds, plus FFT: 4 lrs × 2 seeds (no rank axis)
+    assert len(spec.points) == 3 * 2 * 4 * 2 + 4 * 2
+    fft = [p for p in spec.points if p.config == "FFT"]
+    assert {p.rank for p in fft} == {None} and {p.train.finetune for p in fft} == {"full"}
+    assert sorted({p.log2_lr for p in spec.points}) == [-12.0, -11.0, -10.0, -9.0]
+    assert all(p.train.lr == 2.0**p.log2_lr for p in spec.points)
+    assert [p.seed for p in spec.points] == sorted(p.seed for p in spec.points)  # all of seed 0 first
+    assert all(p.train.save_model is False for p in spec.points)  # results go to storage, not adapters
+
+
+def test_points_carry_mua_predictions_from_the_rules():
+    by = {p.config: p for p in parse_spec(spec_dict()).points}
+    assert by["A1"].predicted_slope == -0.5 and by["A1"].gamma_eff == 0.0  # Cor. 4.4, α = 1
+    assert by["A1/r"].predicted_slope == 0.0 and by["A1/r"].gamma_eff == 1.0  # α = 1/r: rank-invariant
+    assert by["B1"].predicted_slope == 0.0  # Cor. 4.6
+    assert by["FFT"].predicted_slope is None
+    assert by["A1"].peft_alpha == by["A1"].rank  # s = 1 → lora_alpha = r (μA App. B.2)
+
+
+def test_keys_are_stable_and_distinct():
+    a, b = parse_spec(spec_dict()), parse_spec(spec_dict())
+    assert [p.key for p in a.points] == [p.key for p in b.points]
+    assert len({p.key for p in a.points}) == len(a.points)
+    p = a.points[0]
+    assert point_key(p.train.replace(out_dir="/elsewhere")) == p.key  # where outputs go is not the run
+    assert point_key(p.train.replace(lr=p.train.lr * 2)) != p.key
+
+
+def test_paths_follow_eq2_and_share_the_m1_point():
+    spec = parse_spec(spec_dict(grid=None, paths=dict(PATHS, ranks=[4])))
+    # η-path and α-path over 8 multipliers each, the m = 1 run shared: 15 points at one rank
+    assert len(spec.points) == 15
+    eta = {m: p for p in spec.points for k, m in p.paths if k == "eta"}
+    alpha = {m: p for p in spec.points for k, m in p.paths if k == "alpha"}
+    assert eta[1.0].key == alpha[1.0].key
+    assert eta[4.0].train.lr == pytest.approx(4 * 2e-4, rel=1e-15) and eta[4.0].train.lora_alpha == 16
+    assert alpha[4.0].train.lr == pytest.approx(2e-4, rel=1e-15) and alpha[4.0].train.lora_alpha == 64
+    assert alpha[4.0].peft_alpha == 64 and alpha[4.0].alpha_mult == 4.0  # fixed-alpha: s·r = lora_alpha
+    assert {p.train.rule for p in spec.points} == {"fixed-alpha"}
+
+
+def test_alpha_multipliers_scale_the_rules_knob():
+    d = spec_dict(grid={"configs": [{"name": "la", "rule": "lora-alpha"}], "ranks": [4], "log2_lr": [-10],
+                        "alpha_multipliers": [0.5, 2]})
+    pts = parse_spec(d).points
+    assert sorted(p.train.alpha for p in pts) == [0.5, 2.0]
+    assert sorted(p.peft_alpha for p in pts) == [0.5 * 256 * 2, 2 * 256 * 2]  # α·C·√r (LoRA-α eq. (5))
+
+
+def test_bad_spec_lists_every_error_at_once():
+    bad = {
+        "name": "bad name", "extra": 1,
+        "base": {"model": "tiny-llama", "lr": 1e-3, "colour": "red", "steps": 0},
+        "grid": {"configs": [{"finetune": "full", "init": "B"}, {"rule": "mua", "init": "A", "rank": 4},
+                             {"rule": "mua", "init": "B", "gamma": 0, "alpha_multipliers": [2]}, {"rule": "nope"}],
+                 "ranks": [], "log2_lr": {"from": -3, "to": -5}, "seeds": [0, 0]},
+        "paths": {"ranks": [4], "lr_fft": -1, "alpha0": 16, "multipliers": [0], "rule": "mua"},
+    }
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(bad)
+    fields = [err.field for err in e.value.errors]
+    assert fields == [
+        "extra", "name", "base.lr", "base.colour", "grid.ranks", "grid.log2_lr", "grid.seeds",
+        "grid.configs[0]", "grid.configs[1].rank", "base.steps", "grid.configs[2].alpha_multipliers",
+        "grid.configs[3].rule", "paths.lr_fft", "paths.rule",
+    ]
+    text = str(e.value)
+    assert "empty grid" in text and "conflicting options" in text and "unknown" in text
+
+
+def test_empty_sweep_and_identical_configs_are_errors():
+    with pytest.raises(ConfigErrors, match="sweeps nothing"):
+        parse_spec({"base": dict(BASE)})
+    twin = spec_dict(grid={"configs": [{"name": "x", "rule": "mua", "init": "A"}, {"name": "y", "rule": "mua", "init": "A"}],
+                           "ranks": [4], "log2_lr": [-10]})
+    with pytest.raises(ConfigErrors, match="repeats runs"):
+        parse_spec(twin)
+
+
+@pytest.mark.parametrize("name", ["sweep-tiny", "mua-minilm-classification", "mua-smollm2-lm", "lora-alpha-paths"])
+def test_shipped_specs_validate(name):
+    spec = load_spec(CONFIGS / f"{name}.yaml")
+    assert spec.name == name and spec.points
+    raw = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    assert spec.raw == raw
+
+
+def test_log2_range_is_inclusive_integer_grid():
+    spec = parse_spec(spec_dict(grid={"configs": MUA_CONFIGS[:1], "ranks": [4], "log2_lr": {"from": -17, "to": -9}}))
+    assert [p.log2_lr for p in spec.points] == [float(x) for x in range(-17, -8)]  # μA Table 6: [−17, −9]
+    assert all(math.isclose(p.train.lr, 2.0**p.log2_lr) for p in spec.points)
