@@ -66,7 +66,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
-    writer.start(cfg.to_dict() | {"peak_lr_resolved": cfg.peak_lr()})
+    writer.start(cfg.to_dict())
 
     steps = total_steps(cfg, len(built.train_loader))
     groups = param_groups(built.model, cfg)
@@ -124,8 +124,10 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
                 last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
                 logs.update(last_eval)
                 cbs.on_evaluate(ctx, logs)
+            n_base = len(logs)
             cbs.on_step_end(ctx, logs)
-            if ctx.step % cfg.log_every == 0 or ctx.step == steps:
+            # a step a monitor measured is always written, whatever log_every says
+            if ctx.step % cfg.log_every == 0 or ctx.step == steps or len(logs) > n_base:
                 writer.log(logs)
                 curve.append((ctx.step, ctx.ema_loss))
             bar.update(1)

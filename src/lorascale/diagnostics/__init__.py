@@ -1,0 +1,64 @@
+"""Diagnostics for LoRA training: signal/drift traces, μA feature-update terms, Hessian spectra.
+
+* :class:`SignalDriftMonitor` — LoRA-α Prop. 1–2: ‖ΔW_signal‖, ‖ΔW_drift‖, their ratio and their
+  alignment with −∂L/∂W, per layer type, every k steps.
+* :class:`FeatureUpdateMonitor` — μA eq. (1): δ¹, δ², δ³ and Z_A on a fixed probe batch.
+* :mod:`.hessian` (exact, torch.func) and :mod:`.spectral` (Lanczos / Hutchinson by Hessian-vector
+  products) — LoRA-α Prop. 1, 3, 4: H_LoRA = H_signal + H_drift.
+* :mod:`.hf` — the monitors as a ``transformers.TrainerCallback``; :mod:`.plots` — Fig. 2-style figures.
+
+Heavy modules (torch, matplotlib) load on first use of a name, so ``import lorascale.diagnostics``
+is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import ConfigError
+
+__all__ = [
+    "SignalDriftMonitor",
+    "FeatureUpdateMonitor",
+    "make_callbacks",
+    "CALLBACK_NAMES",
+    "trainer_callback",
+]
+
+CALLBACK_NAMES = ("signal-drift", "feature-updates")
+
+_LAZY = {
+    "SignalDriftMonitor": ".signal_drift",
+    "FeatureUpdateMonitor": ".feature_updates",
+    "trainer_callback": ".hf",
+}
+
+
+def make_callbacks(names: list[str], every: int = 1, probe_batch=None) -> list:
+    """Callbacks for ``train --diagnostics NAME ...``: "signal-drift" and/or "feature-updates".
+
+    ``every``: measure every k-th optimizer step. ``probe_batch``: the feature-update monitor's fixed
+    batch (None: the first training batch).
+    """
+    unknown = [n for n in names if n not in CALLBACK_NAMES]
+    if unknown:
+        raise ConfigError("diagnostics", f"unknown diagnostic {unknown[0]!r}; choose from {', '.join(CALLBACK_NAMES)}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError("diagnostics_every", f"must be a positive integer, got {every!r}")
+    out = []
+    for name in dict.fromkeys(names):  # de-duplicated, in the order given
+        if name == "signal-drift":
+            from .signal_drift import SignalDriftMonitor
+
+            out.append(SignalDriftMonitor(every=every))
+        else:
+            from .feature_updates import FeatureUpdateMonitor
+
+            out.append(FeatureUpdateMonitor(probe_batch=probe_batch, every=every))
+    return out
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

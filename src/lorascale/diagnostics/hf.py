@@ -1,0 +1,84 @@
+"""Use the diagnostic callbacks with Hugging Face ``Trainer`` (and TRL's trainers built on it).
+
+>>> from lorascale.diagnostics import SignalDriftMonitor, FeatureUpdateMonitor
+>>> from lorascale.diagnostics.hf import trainer_callback
+>>> trainer = Trainer(model=peft_model, ..., callbacks=[trainer_callback(SignalDriftMonitor(every=10))])
+
+HF's events map onto ours: ``on_pre_optimizer_step`` (gradients clipped, parameters not yet
+updated) → ``on_before_optimizer_step``; ``on_step_end`` (``state.global_step`` counts the step) →
+``on_step_end``. Each monitored step's numbers are kept in ``callback.history`` (dicts with
+``step``), appended to ``<output_dir>/metrics.jsonl`` (so ``lorascale diagnose OUTPUT_DIR`` plots
+them) and merged into the next ``on_log`` so logging integrations after this callback see them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..train.callbacks import CallbackList, TrainContext
+
+__all__ = ["trainer_callback"]
+
+
+def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
+    """A ``transformers.TrainerCallback`` running ``monitors`` (lorascale callbacks) inside HF Trainer.
+
+    ``metrics_path``: "auto" writes ``<args.output_dir>/metrics.jsonl``; None writes nothing.
+    """
+    try:
+        from transformers import TrainerCallback
+    except ImportError as e:  # pragma: no cover - transformers is a core dependency
+        raise ImportError("lorascale.diagnostics.hf needs transformers: pip install transformers") from e
+
+    class LorascaleMonitors(TrainerCallback):
+        def __init__(self):
+            self.callbacks = CallbackList(monitors)
+            self.history: list[dict] = []
+            self.ctx: TrainContext | None = None
+            self._pending: dict = {}
+            self._path: Path | None = None
+
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+            out_dir = Path(args.output_dir) if getattr(args, "output_dir", None) else None
+            if metrics_path == "auto":
+                self._path = out_dir / "metrics.jsonl" if out_dir else None
+            else:
+                self._path = Path(metrics_path) if metrics_path else None
+            self.ctx = TrainContext(
+                model=model, optimizer=optimizer, config=args, run_dir=out_dir, total_steps=state.max_steps, step=state.global_step
+            )
+            self.callbacks.on_train_begin(self.ctx)
+
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            self.ctx.step = state.global_step  # steps completed before this one
+            self.callbacks.on_before_optimizer_step(self.ctx)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ctx.step = state.global_step
+            logs: dict = {}
+            self.callbacks.on_step_end(self.ctx, logs)
+            if logs:
+                record = {"step": state.global_step, **logs}
+                self.history.append(record)
+                self._pending.update(logs)
+                if self._path is not None:
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+                    with self._path.open("a") as f:
+                        f.write(json.dumps(_finite(record)) + "\n")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs is not None and self._pending:
+                logs.update(self._pending)
+                self._pending = {}
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.callbacks.on_train_end(self.ctx, {})
+
+    return LorascaleMonitors()
+
+
+def _finite(record: dict) -> dict:
+    """JSON has no inf/NaN: write them as null."""
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()}

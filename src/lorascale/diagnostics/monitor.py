@@ -1,0 +1,59 @@
+"""What both diagnostic callbacks share: finding LoRA layers, the every-k schedule, factor snapshots."""
+
+from __future__ import annotations
+
+import torch
+
+from ..adapters import lora_modules
+from ..errors import ConfigError
+from ..train.callbacks import Callback
+from .aggregate import layer_types
+
+__all__ = ["LoraMonitor", "Factors", "call_model"]
+
+
+class Factors:
+    """A float32 copy of one layer's (A, B) and its scale s: the θ of LoRA-α Prop. 1."""
+
+    __slots__ = ("A", "B", "scale")
+
+    def __init__(self, module, adapter: str):
+        self.A = module.lora_A[adapter].weight.detach().float().clone()  # (r, d_in)
+        self.B = module.lora_B[adapter].weight.detach().float().clone()  # (d_out, r)
+        self.scale = float(module.scaling[adapter])
+
+
+class LoraMonitor(Callback):
+    """Base for callbacks that measure optimizer step t when t % every == 0 (t counts from 1)."""
+
+    def __init__(self, every: int = 1, adapter: str = "default"):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError("every", f"must be a positive integer (monitor every k-th step), got {every!r}")
+        self.every = every
+        self.adapter = adapter
+        self.modules: dict = {}
+        self.kinds: dict[str, str] = {}
+
+    def monitored(self, step: int) -> bool:
+        """Is optimizer step ``step`` (1-based) measured?"""
+        return step % self.every == 0
+
+    def _find_layers(self, model) -> None:
+        self.modules = dict(lora_modules(model, self.adapter))
+        if not self.modules:
+            raise ConfigError("model", f"has no PEFT LoRA layers with adapter {self.adapter!r}; wrap it with lorascale.apply first")
+        self.kinds = layer_types(list(self.modules))
+
+    def _snapshot(self) -> dict[str, Factors]:
+        with torch.no_grad():
+            return {name: Factors(m, self.adapter) for name, m in self.modules.items()}
+
+
+def call_model(model, batch, labels: bool = False):
+    """Run ``model`` on a batch given as a dict (kwargs; ``labels`` dropped unless ``labels``), a tuple
+    (args) or a tensor."""
+    if isinstance(batch, dict):
+        return model(**{k: v for k, v in batch.items() if labels or k != "labels"})
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)

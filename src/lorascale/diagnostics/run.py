@@ -1,0 +1,90 @@
+"""Curvature of a finished run's adapter: rebuild the run, load its adapter, Lanczos + Hutchinson.
+
+A run directory holds ``config.json`` (``TrainConfig.to_dict()``), ``metrics.jsonl`` and
+``adapter/`` (the saved PEFT adapter). The model and validation data are rebuilt with
+``lorascale.train.build.build_run`` from the config, the trained factors are loaded into it, and
+:func:`lorascale.diagnostics.spectral.curvature_report` runs on the first validation batch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+__all__ = ["read_metrics", "run_curvature"]
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``RUN_DIR/metrics.jsonl``; a malformed line is an error naming its number."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not Path(run_dir).is_dir():
+        raise ConfigError("RUN_DIR", f"{run_dir} is not a directory; pass a run folder written by `lorascale train`")
+    if not path.exists():
+        raise ConfigError("RUN_DIR", f"{path} does not exist; train with `lorascale train --diagnostics signal-drift ...` first")
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ConfigError("RUN_DIR", f"{path}:{i} is not valid JSON ({e.msg})") from None
+    return records
+
+
+def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch_size: int = 4, seed: int = 0, progress: bool = True) -> dict:
+    """Top/bottom eigenvalues and trace of H_LoRA and H_signal of the run's trained adapter."""
+    run_dir = Path(run_dir)
+    cfg = _load_config(run_dir)
+    try:
+        from ..train.build import build_run
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("lorascale.train"):
+            raise ConfigError("--lanczos", "needs lorascale.train.build.build_run (the training pipeline), not in this install") from None
+        raise
+    built = build_run(cfg, quiet=not progress)
+    _load_adapter(built.model, run_dir / "adapter")
+    batch = next(iter(built.val_loader), None)
+    if batch is None:
+        raise ConfigError("--lanczos", "the run's validation split is empty; cannot estimate curvature without a batch")
+    batch = {k: v[:batch_size] for k, v in batch.items()} if isinstance(batch, dict) else batch
+    from .spectral import AdapterHessian, curvature_report
+
+    op = AdapterHessian(built.model, batch)
+    report = curvature_report(op, steps=steps, samples=samples, seed=seed, progress=progress)
+    return {"batch_size": batch_size, **report}
+
+
+def _load_config(run_dir: Path):
+    from ..train.config import TrainConfig, config_from_mapping
+
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise ConfigError("--lanczos", f"{path} does not exist; --lanczos needs a run folder written by `lorascale train`")
+    try:
+        mapping = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError("--lanczos", f"{path} is not valid JSON ({e.msg})") from None
+    return config_from_mapping(mapping, TrainConfig()).validate()  # config.json holds exactly TrainConfig's fields
+
+
+def _load_adapter(model, adapter_dir: Path) -> None:
+    from peft.utils import set_peft_model_state_dict
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    if weights.exists():
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    elif (adapter_dir / "adapter_model.bin").exists():
+        import torch
+
+        state = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise ConfigError("--lanczos", f"no adapter_model.safetensors in {adapter_dir}; train with save_model: true")
+    result = set_peft_model_state_dict(model, state)
+    unexpected = getattr(result, "unexpected_keys", []) or []
+    if unexpected:
+        raise ConfigError("--lanczos", f"{adapter_dir} does not match the rebuilt model (unexpected keys, e.g. {unexpected[0]})")

@@ -1,0 +1,44 @@
+"""Both monitors inside Hugging Face Trainer through the TrainerCallback adapter."""
+
+import json
+
+import torch
+
+from lorascale import apply
+from lorascale.diagnostics import FeatureUpdateMonitor, SignalDriftMonitor, trainer_callback
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, n=8, t=16):
+        g = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(3, 250, (n, t), generator=g)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": torch.ones_like(self.ids[i]), "labels": self.ids[i]}
+
+
+def test_monitors_run_inside_hf_trainer_and_write_metrics(tiny_llama, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    model = apply(tiny_llama.model, rank=4, rule="alpha-r", init="A", targets=["q_proj", "down_proj"], seed=0)
+    cb = trainer_callback(SignalDriftMonitor(), FeatureUpdateMonitor(every=2))  # no probe: HF's first batch
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-2, weight_decay=0.0,
+        lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+    )
+    Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[cb]).train()
+
+    assert [r["step"] for r in cb.history] == [1, 2, 3, 4]
+    first, second = cb.history[0], cb.history[1]
+    # HF's AdamW without weight decay from B = 0: ΔA = 0 at step 1, so the drift is exactly zero there
+    assert first["sd/all/drift_norm"] == 0.0 and first["sd/all/signal_norm"] > 0
+    assert second["sd/all/drift_norm"] > 0 and second["sd/all/ratio"] > 1
+    assert {"sd/q_proj/signal_align", "sd/down_proj/signal_align"} <= set(second)
+    # the feature-update monitor measures steps 2 and 4 on the batch it grabbed from the first forward
+    assert [r["step"] for r in cb.history if "fu/all/delta2" in r] == [2, 4]
+    assert second["fu/all/delta1"] > 0 and second["fu/all/delta2"] > 0
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4] and lines[1]["sd/all/ratio"] == second["sd/all/ratio"]
