@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from .adapters import AdapterSpec, apply_init, plan_lora
-from .models import BERT_TARGETS, LLAMA_TARGETS
+from .models import default_targets_for
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleSpec, ScaleRule, recommended_lr
 
 __all__ = ["apply", "recommend_lr", "default_targets"]
@@ -15,8 +15,7 @@ __all__ = ["apply", "recommend_lr", "default_targets"]
 
 def default_targets(model) -> tuple[str, ...]:
     """μA Table 3 placement: BERT-style encoders get all attention/FFN projections, decoders their MLPs."""
-    model_type = getattr(getattr(model, "config", None), "model_type", "")
-    return BERT_TARGETS if model_type in ("bert", "roberta", "xlm-roberta") else LLAMA_TARGETS
+    return default_targets_for(model)
 
 
 def apply(
@@ -48,6 +47,8 @@ def apply(
     return peft_model
 
 
-def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT) -> float:
-    """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself)."""
-    return recommended_lr(RuleSpec(rule=rule), lr_fft)
+def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
+                 init: str | Init = Init.KAIMING, gamma: float = 0.0) -> float:
+    """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
+    μA Init[B] with α = 1: η_FFT too). Other μA configurations raise: use ``lorascale transfer``."""
+    return recommended_lr(RuleSpec(rule=rule, gamma=gamma), lr_fft, Init(init))

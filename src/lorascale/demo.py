@@ -32,7 +32,8 @@ class DemoArm:
     results: list[RunResult] = field(default_factory=list)
 
     def stat(self, attr: str) -> tuple[float, float]:
-        xs = [getattr(r, attr) for r in self.results if getattr(r, attr) is not None]
+        """Mean and std over the seeds that completed; a diverged run's pre-divergence loss is no result."""
+        xs = [getattr(r, attr) for r in self.results if r.status == "complete" and getattr(r, attr) is not None]
         if not xs:
             return float("nan"), float("nan")
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)

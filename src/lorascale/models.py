@@ -201,8 +201,13 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    is_bert = model.config.model_type in ("bert", "roberta")
-    return LoadedModel(str(path), model, tok, task, BERT_TARGETS if is_bert else LLAMA_TARGETS, model.config.hidden_size)
+    return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size)
+
+
+def default_targets_for(model) -> tuple[str, ...]:
+    """μA Table 3 placement: BERT-style encoders get all attention/FFN projections, decoders their MLPs."""
+    model_type = getattr(getattr(model, "config", None), "model_type", "")
+    return BERT_TARGETS if model_type in ("bert", "roberta", "xlm-roberta") else LLAMA_TARGETS
 
 
 def byte_tokenizer():

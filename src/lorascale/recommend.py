@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from .adapters import AdapterSpec, LoraPlan, layer_type, plan_lora
 from .models import load_model
-from .rules import DEFAULT_LR_FFT, Init, RuleError, ScaleRule, recommended_lr
+from .rules import DEFAULT_LR_FFT, Init, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
 
 __all__ = ["Recommendation", "recommend"]
 
@@ -26,7 +26,8 @@ class Recommendation:
         for ly in self.plan.layers:
             out[(layer_type(ly.name), ly.d_in, ly.d_out, ly.scale)].append(ly.name)
         return [
-            {"type": t, "d_in": di, "d_out": do, "scale": s, "lora_alpha": s * self.spec.rank, "count": len(names)}
+            {"type": t, "d_in": di, "d_out": do, "scale": s, "count": len(names),
+             "lora_alpha": peft_lora_alpha(s, self.spec.rank, self.plan.config.use_rslora)}
             for (t, di, do, s), names in out.items()
         ]
 
@@ -50,19 +51,17 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
     loaded = load_model(model_name, quiet=quiet)
     plan = plan_lora(loaded.model, spec, loaded.default_targets)
     try:
-        lr = recommended_lr(spec.rule, lr_fft)
-        note = _lr_note(spec, lr_fft)
+        lr = recommended_lr(spec.rule, lr_fft, spec.init)
     except RuleError:
-        lr = lr_fft if (spec.init is Init.B and spec.rule.gamma == 0.0) else None
-        note = (
-            "μA Init[B] with α = 1: the optimal learning rate is rank-invariant and equal to full finetuning's (Cor. 4.6)"
-            if lr is not None
-            else "μA: tune once at one rank, then `lorascale transfer` predicts other ranks and widths"
-        )
-    return Recommendation(loaded.name, spec, plan, lr, note)
+        lr = None
+    return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr))
 
 
-def _lr_note(spec: AdapterSpec, lr_fft: float) -> str:
+def _lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:
+    if lr is None:
+        return "μA: tune once at one rank, then `lorascale transfer` predicts other ranks and widths"
     if spec.rule.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):
         return f"LoRA-α trains at the full-finetuning learning rate η_FFT = {lr_fft:g} (eq. 5)"
+    if spec.rule.rule is ScaleRule.MUA:
+        return "μA Init[B] with α = 1: the optimal learning rate is rank-invariant and equal to full finetuning's (Cor. 4.6)"
     return f"conventional heuristic: 10 × η_FFT = 10 × {lr_fft:g}"

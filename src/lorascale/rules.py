@@ -172,19 +172,22 @@ def scale_from_peft(lora_alpha: float, r: int, use_rslora: bool = False) -> floa
     return lora_alpha / (math.sqrt(r) if use_rslora else r)
 
 
-def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT) -> float:
+def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = Init.KAIMING) -> float:
     """The learning rate each rule prescribes, from the full-finetuning learning rate.
 
-    LoRA-α trains at η_FFT (eq. 5). The conventional rules come with the "10× η_FFT" heuristic.
-    μA rules need a tuned reference point instead: use :func:`transfer_lr`.
+    LoRA-α trains at η_FFT (eq. 5). μA's Init[B] with α = 1 shares full finetuning's optimum
+    (Cor. 4.6, Thm A.23). The conventional rules come with the "10× η_FFT" heuristic. Other μA
+    configurations need a tuned reference point instead: use :func:`transfer_lr`.
     """
     _check_positive_float("lr_fft", lr_fft, "typical full-finetuning learning rates are 1e-5 to 1e-4")
     if spec.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):
         return lr_fft
+    if spec.rule is ScaleRule.MUA and Init(init) is Init.B and float(spec.gamma) == 0.0:
+        return lr_fft
     if spec.rule is ScaleRule.MUA:
         raise RuleError(
-            "rule: μA learning rates transfer from a tuned reference point; use transfer_lr "
-            "(CLI: lorascale transfer) or Init[B] with γ = 0, whose learning rate equals full finetuning's"
+            "lr: this μA configuration's learning rate transfers from a tuned reference point; tune one and use"
+            " `lorascale transfer` (or Init[B] with γ = 0, whose learning rate equals full finetuning's)"
         )
     return CONVENTIONAL_LR_FACTOR * lr_fft
 
@@ -230,10 +233,10 @@ def mua_lr_shape(n: int, r: int | None, cfg: MuAConfig) -> float:
     if cfg.finetune is Finetune.FULL:
         return 1.0 / n
     if r is None:
-        raise RuleError("rank: a LoRA configuration needs a rank; pass --rank")
+        raise RuleError("rank: a LoRA configuration needs a rank; pass --from-rank/--to-rank")
     _check_positive_int("rank", r)
     if r > n:
-        raise RuleError(f"rank: r = {r} exceeds the width n = {n}; μA's rules assume r ≤ n")
+        raise RuleError(f"rank: r = {r} exceeds the width n = {n}; μA's rules assume r ≤ n (check --to-rank/--to-width)")
     g = float(cfg.gamma)
     if cfg.init in (Init.A, Init.KAIMING):
         return n ** -0.5 * r ** (-(1.0 - g) / 2.0)

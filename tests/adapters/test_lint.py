@@ -59,3 +59,22 @@ def test_missing_files_name_the_argument(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     with pytest.raises(ConfigError, match="safetensors"):
         lint_adapter(tmp_path)
+
+
+@pytest.mark.parametrize("config, match", [
+    ("{not json", "not valid JSON"),
+    ('{"peft_type": "LORA", "lora_alpha": 0, "r": 4, "target_modules": ["q_proj"]}', "switched off"),
+])
+def test_broken_configs_are_clear_errors(tmp_path, tiny_llama, config, match):
+    get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    (tmp_path / "adapter_config.json").write_text(config)
+    with pytest.raises(ConfigError, match=match):
+        lint_adapter(tmp_path)
+
+
+def test_rslora_verdict_names_the_rslora_target(tmp_path, tiny_llama):
+    # rsLoRA: s = lora_alpha/√r, so LoRA-α's s = C·√r/r is lora_alpha = C; with C = 512 and lora_alpha = 8 that is 64×
+    get_peft_model(tiny_llama.model, LoraConfig(r=16, lora_alpha=8, use_rslora=True, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    rep = lint_adapter(tmp_path, c=512)
+    assert all(ly.ratio_vs_lora_alpha == pytest.approx(64.0) for ly in rep.layers)
+    assert "lora_alpha = 512" in rep.verdict and "√r" not in rep.verdict.split("LoRA-α:")[1].split(")")[0]

@@ -37,7 +37,8 @@ def test_recommend_readable_table(capsys):
     assert main(["recommend", "--model", "tiny-bert", "--rank", "4", "--rule", "alpha-r"]) == 0
     text = capsys.readouterr().out
     assert "LoraConfig(" in text and "learning rate: 0.0002" in text  # 10 × η_FFT for the conventional rule
-    assert "output.dense" in text  # both BERT output projections get their own row
+    rows = [line.split()[0] for line in text.split("LoraConfig(")[0].splitlines() if line.strip()]
+    assert "attention.output.dense" in rows and "output.dense" in rows  # two separate rows, not one "dense"
 
 
 @pytest.mark.parametrize(
@@ -82,3 +83,10 @@ def test_check_on_conventional_adapter(tmp_path, capsys, tiny_llama):
     assert all(ly["ratio_vs_lora_alpha"] == pytest.approx(128.0) for ly in out["layers"])
     assert main(["check", str(tmp_path)]) == 0
     assert "under-scaled 128×" in capsys.readouterr().out
+
+
+def test_recommend_rslora_table_matches_config(capsys):
+    out = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "16", "--rule", "rslora", "--lora-alpha", "16", "--json"])
+    assert out["peft_config"]["use_rslora"] is True and out["peft_config"]["lora_alpha"] == 16
+    assert {g["lora_alpha"] for g in out["groups"]} == {16.0}  # s = 16/√16 = 4, written back as lora_alpha = 4·√16
+    assert {g["scale"] for g in out["groups"]} == {4.0}

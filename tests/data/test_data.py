@@ -5,6 +5,7 @@ import json
 import pytest
 
 from lorascale.data import IGNORE_INDEX, Kind, load_examples, make_loaders, split_indices, tokenise
+from lorascale.data.batches import capped_order
 from lorascale.errors import ConfigError
 from lorascale.models import byte_tokenizer
 
@@ -33,8 +34,10 @@ def test_completion_only_loss_mask():
     tok = byte_tokenizer()
     ex = load_examples("dialogues")
     data = tokenise(ex, tok, seq_len=64, max_items=20)
+    first = capped_order(len(ex), 20)[0]  # a capped run uses a fixed sample of the records
     item = data.items[0]
-    n_prompt = len(tok(ex.prompts[0], add_special_tokens=False)["input_ids"])
+    n_prompt = len(tok(ex.prompts[first], add_special_tokens=False)["input_ids"])
+    assert 0 < n_prompt < 64
     assert item["labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
     assert item["labels"][n_prompt:] == item["input_ids"][n_prompt:]
 
@@ -74,6 +77,24 @@ def test_bad_files_fail_before_training(tmp_path, content, match):
     with pytest.raises(ConfigError, match=match) as e:
         load_examples(str(p))
     assert e.value.field == "data"
+
+
+def test_capped_classification_keeps_every_class():
+    # builtin sets are ordered by class: a prefix of shakespeare-genre would be comedies only
+    data = tokenise(load_examples("shakespeare-genre"), byte_tokenizer(), seq_len=32, max_items=120)
+    assert len(data.items) == 120 and {i["labels"] for i in data.items} == set(range(6))
+
+
+@pytest.mark.parametrize("content, match", [
+    ('{"text": "a", "label": 0}\n{"text": "b"}\n', "record 1"),
+    ('{"text": "a", "label": 0}\n{"text": "b", "label": ""}\n', "empty label"),
+    ('{"text": "a", "label": 0}\n{"text": "b", "label": 2}\n', "never occur"),
+])
+def test_every_record_is_checked(tmp_path, content, match):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_examples(str(p))
 
 
 def test_unknown_dataset_names_choices():

@@ -60,7 +60,8 @@ def test_dynamics_records_divergence_and_picks_the_best_finite_multiplier():
     assert res.path("base")[0].mean_final > res.best("alpha").mean_final  # scaling α up speeds up fitting
     findings = dynamics_findings(res)
     # the paper's multipliers (η×128, α×256, ...) are off this grid, so only the optimum claim is judged
-    assert [f["verdict"] for f in findings] in (["agrees"], ["differs"], ["within seed noise"])
+    # best η×4 0.431 ± 0.089 vs best α×16 0.422 ± 0.084 over 2 seeds (seeded, one thread): the gap is noise
+    assert [f["verdict"] for f in findings] == ["within seed noise"]
     assert "best η×4" in findings[0]["measured"]
 
 
@@ -83,4 +84,6 @@ def test_spectra_tiny_traces_growth_and_purification():
     pur = res.purification()
     assert pur[-1]["lora_over_signal_lambda_max"] == pytest.approx(1.0, rel=0.05)  # α×16 purifies
     assert pur[0]["lora_negative_mass"] > pur[-1]["lora_negative_mass"]
-    assert {f["verdict"] for f in spectra_findings(res)} <= {"agrees", "differs", "partly", "premise not met"}
+    # seeded and single-threaded, so the verdicts are fixed; the trace one "differs" because 64 draws on a
+    # 6-wide layer scatter more than the report's agreement band, though within the 20% asserted above
+    assert [f["verdict"] for f in spectra_findings(res)] == ["agrees", "differs", "premise not met", "agrees", "agrees"]

@@ -48,3 +48,17 @@ def test_cli_bad_flags_exit_2(capsys):
     assert main(["train", "--model", "tiny-llama", "--rank", "0", "--batch-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "--rank" in err and "--batch-size" in err
+
+
+def test_yaml_numbers_as_strings_and_wrong_types(tmp_path, capsys):
+    from lorascale.train.config import config_from_mapping
+
+    # PyYAML reads 2e-5 (no dot) as a string: numeric strings are accepted for numeric fields
+    cfg = config_from_mapping({"lr": "2e-5", "warmup_frac": "0.05", "rank": "8"})
+    assert (cfg.lr, cfg.warmup_frac, cfg.rank) == (2e-5, 0.05, 8) and not cfg.errors()
+    errs = {e.field for e in config_from_mapping({"lr": "fast", "steps": 1.5, "batch_size": 0}).errors()}
+    assert errs == {"lr", "steps", "batch_size"}  # type errors and value errors, all at once
+    y = tmp_path / "c.yaml"
+    y.write_text("model: tiny-llama\nwarmup_frac: soon\n")
+    assert main(["train", "--config", str(y)]) == 2
+    assert "warmup_frac" in capsys.readouterr().err

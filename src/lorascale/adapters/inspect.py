@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..rules import Init, sigma_a
 from .init import lora_modules
+from .targets import strip_peft_prefix
 
 __all__ = ["LayerReport", "inspect_model", "classify_init"]
 
@@ -32,10 +34,9 @@ def classify_init(a_std: float, b_std: float, d_in: int, r: int) -> str:
     if b_std == 0.0 and a_std == 0.0:
         return "zero"
     if b_std == 0.0:
-        if math.isclose(a_std, 1 / math.sqrt(3 * d_in), rel_tol=INIT_STD_TOL):
-            return "kaiming"
-        if math.isclose(a_std, 1 / math.sqrt(d_in), rel_tol=INIT_STD_TOL):
-            return "A"
+        for init in (Init.KAIMING, Init.A):
+            if math.isclose(a_std, sigma_a(init, d_in), rel_tol=INIT_STD_TOL):
+                return init.value
         return "A-other"
     if a_std == 0.0:
         return "B" if math.isclose(b_std, 1 / math.sqrt(r), rel_tol=INIT_STD_TOL) else "B-other"
@@ -55,11 +56,6 @@ def inspect_model(model, adapter: str = "default") -> list[LayerReport]:
             a_std = float(a.float().pow(2).mean().sqrt())  # RMS: the std of a centred init
             b_std = float(b.float().pow(2).mean().sqrt())
             reports.append(
-                LayerReport(_strip_peft_prefix(name), d_in, d_out, r, float(m.scaling[adapter]), classify_init(a_std, b_std, d_in, r))
+                LayerReport(strip_peft_prefix(name), d_in, d_out, r, float(m.scaling[adapter]), classify_init(a_std, b_std, d_in, r))
             )
     return reports
-
-
-def _strip_peft_prefix(name: str) -> str:
-    prefix = "base_model.model."
-    return name[len(prefix) :] if name.startswith(prefix) else name

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..rules import DEFAULT_C, Init, RuleSpec, ScaleRule, effective_scale
+from ..rules import DEFAULT_C, Init, RuleSpec, ScaleRule, effective_scale, scale_from_peft
 
 __all__ = ["LintLayer", "LintReport", "lint_adapter", "name_rule"]
 
@@ -79,9 +79,12 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         raise ConfigError("ADAPTER_DIR", f"{root} has no adapter_config.json; pass a folder written by save_pretrained")
     if not weights.exists():
         raise ConfigError("ADAPTER_DIR", f"{root} has no adapter_model.safetensors; re-save with safe_serialization=True")
-    cfg = json.loads(cfg_path.read_text())
-    if cfg.get("peft_type", "LORA") != "LORA":
-        raise ConfigError("ADAPTER_DIR", f"peft_type is {cfg.get('peft_type')!r}; only LoRA adapters can be checked")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError("ADAPTER_DIR", f"{cfg_path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(cfg, dict) or cfg.get("peft_type", "LORA") != "LORA":
+        raise ConfigError("ADAPTER_DIR", f"{cfg_path} is not a LoRA adapter config; only LoRA adapters can be checked")
 
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}
     with safe_open(str(weights), framework="pt") as f:
@@ -109,7 +112,9 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         if key_a in alpha_pattern:
             used["alpha_pattern"].add(key_a)
         alpha = float(alpha_pattern.get(key_a, alpha0))
-        scale = alpha / (math.sqrt(r) if rslora else r)
+        if not alpha > 0:
+            raise ConfigError("ADAPTER_DIR", f"{module} has lora_alpha = {alpha:g}: its update is switched off (scale 0)")
+        scale = scale_from_peft(alpha, r, rslora)
         rec = effective_scale(RuleSpec(ScaleRule.LORA_ALPHA, c=c), r, d_in)
         analytic = effective_scale(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), r, d_in, Init.KAIMING)
         layers.append(
@@ -120,16 +125,20 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         for which, pattern in (("rank_pattern", rank_pattern), ("alpha_pattern", alpha_pattern))
         if set(pattern) - used[which]
     }
-    return LintReport(str(root), rslora, layers, unmatched, _verdict(layers, unmatched))
+    if not layers:
+        raise ConfigError("ADAPTER_DIR", f"{weights.name} holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
+    return LintReport(str(root), rslora, layers, unmatched, _verdict(layers, unmatched, c, rslora))
 
 
-def _verdict(layers: list[LintLayer], unmatched: dict) -> str:
+def _verdict(layers: list[LintLayer], unmatched: dict, c: float, rslora: bool) -> str:
     ratios = sorted(ly.ratio_vs_lora_alpha for ly in layers)
     mid = ratios[len(ratios) // 2]
+    # LoRA-α's s = C·√r/r is lora_alpha = C·√r under s = lora_alpha/r, and lora_alpha = C under rsLoRA's /√r
+    target = f"lora_alpha = {c:g}" if rslora else f"lora_alpha = {c:g}·√r"
     if mid > 1.5:
         msg = (
             f"under-scaled {mid:.0f}× vs LoRA-α (median over {len(layers)} layers): at the full-finetuning learning"
-            f" rate this adapter barely learns. Raise lora_alpha by {mid:.0f}× (LoRA-α: lora_alpha = {DEFAULT_C:g}·√r),"
+            f" rate this adapter barely learns. Raise lora_alpha by {mid:.0f}× (LoRA-α: {target}),"
             " or expect to need a much larger learning rate"
         )
     elif mid < 1 / 1.5:

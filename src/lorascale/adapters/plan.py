@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..rules import Init, RuleError, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha
+from ..rules import Init, RuleError, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
 from .targets import TargetLayer, find_target_layers, layer_type
 
 __all__ = ["AdapterSpec", "LayerPlan", "LoraPlan", "plan_lora", "plan_for_layers"]
@@ -154,7 +154,7 @@ def _verify_against_peft(plan: LoraPlan) -> None:
         if key in c.alpha_pattern:
             used.add(key)
         alpha = c.alpha_pattern.get(key, c.lora_alpha)
-        s = alpha / (math.sqrt(c.r) if c.use_rslora else c.r)
+        s = scale_from_peft(alpha, c.r, c.use_rslora)
         assert math.isclose(s, ly.scale, rel_tol=REL_TOL), f"alpha_pattern resolves {ly.name} to s={s}, planned {ly.scale}"
     unused = [k for k in keys if k not in used]
     assert not unused, f"alpha_pattern keys match no module: {unused}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["TargetLayer", "find_target_layers", "layer_type"]
+__all__ = ["TargetLayer", "find_target_layers", "layer_type", "strip_peft_prefix"]
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,25 @@ class TargetLayer:
     d_out: int
 
 
+PEFT_PREFIX = "base_model.model."
+
+
+def strip_peft_prefix(name: str) -> str:
+    return name[len(PEFT_PREFIX) :] if name.startswith(PEFT_PREFIX) else name
+
+
 def layer_type(name: str) -> str:
-    """The module path after the last block index: 'self_attn.q_proj', 'attention.output.dense'.
+    """The module path after its last block index: ``...layers.3.self_attn.q_proj`` → ``self_attn.q_proj``,
+    ``...layer.0.attention.output.dense`` → ``attention.output.dense``. A path ending in an index
+    (``layers.3`` of a plain MLP) is its own type. The PEFT wrapper prefix is ignored.
 
     This is the unit lorascale groups layers by (tables, alpha_pattern keys, diagnostics).
     """
+    name = strip_peft_prefix(name)
     parts = name.split(".")
-    digits = [i for i, p in enumerate(parts) if p.isdigit()]
-    return ".".join(parts[digits[-1] + 1 :]) if digits and digits[-1] < len(parts) - 1 else parts[-1]
+    last_index = max((i for i, p in enumerate(parts) if p.isdigit()), default=-1)
+    tail = parts[last_index + 1 :]
+    return ".".join(tail) if tail else name
 
 
 def _linear_shape(module) -> tuple[int, int] | None:

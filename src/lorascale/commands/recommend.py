@@ -29,7 +29,7 @@ def run(args) -> int:
         return 0
     print(f"model {rec.model}   rank {adapter.rank}   rule {spec.rule.value}   init {adapter.init.value}\n")
     rows = [[g["type"], g["count"], g["d_in"], g["d_out"], f"{g['scale']:.4g}", f"{g['lora_alpha']:.4g}"] for g in rec.groups()]
-    print(table(rows, ["layer type", "count", "d_in", "d_out", "scale s", "lora_alpha (=s·r)"]))
+    print(table(rows, ["layer type", "count", "d_in", "d_out", "scale s", "lora_alpha"]))
     kw = rec.plan.peft_kwargs()
     print("\nLoraConfig(")
     for k in ("r", "lora_alpha", "alpha_pattern", "use_rslora", "target_modules", "lora_dropout"):

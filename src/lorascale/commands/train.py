@@ -89,10 +89,11 @@ FIELD_TO_FLAG = {name: flag for flag, (name, _, _) in FLAGS.items()}
 
 
 def _as_flag(e):
-    """Name the flag a user typed (e.g. --batch-size) rather than the config key, where there is one."""
+    """Name both the flag and the YAML key (``--batch-size (batch_size)``): the value may come from either."""
     from ..errors import ConfigError
 
-    return ConfigError(FIELD_TO_FLAG.get(e.field, e.field), e.message)
+    flag = FIELD_TO_FLAG.get(e.field)
+    return ConfigError(f"{flag} ({e.field})" if flag else e.field, e.message)
 
 
 def make_diagnostics(args) -> list:

@@ -6,15 +6,17 @@ and machine: sweeps compare configurations on one fixed validation set.
 
 from __future__ import annotations
 
+import random
 import zlib
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .examples import Examples, Kind
 
-__all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "IGNORE_INDEX"]
+__all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "capped_order", "IGNORE_INDEX"]
 
 IGNORE_INDEX = -100  # labels PyTorch's cross-entropy ignores
+CAP_SEED = 0  # the data sample of capped runs is fixed, not tied to the training seed
 
 
 @dataclass
@@ -35,13 +37,25 @@ def split_indices(n: int, val_fraction: float, salt: str = "lorascale") -> tuple
     return train, val
 
 
+def capped_order(n: int, max_items: int | None) -> list[int]:
+    """Which items a capped run uses: all of them in order, or a fixed random sample (seed-independent,
+    so every run of a sweep sees the same data). Builtin sets are ordered (plays by genre), so a plain
+    prefix would be unrepresentative — e.g. a single class."""
+    if max_items is None or max_items >= n:
+        return list(range(n))
+    return sorted(random.Random(CAP_SEED).sample(range(n), max_items))
+
+
 def tokenise(ex: Examples, tokenizer, seq_len: int, max_items: int | None = None) -> TokenisedData:
     if ex.kind is Kind.TEXT:
-        return TokenisedData(Kind.TEXT, _blocks(ex.texts, tokenizer, seq_len, max_items))
+        # a capped LM run reads documents in a fixed shuffled order, not just the first plays/books
+        docs = ex.texts if max_items is None else random.Random(CAP_SEED).sample(ex.texts, len(ex.texts))
+        return TokenisedData(Kind.TEXT, _blocks(docs, tokenizer, seq_len, max_items))
+    keep = capped_order(len(ex), max_items)
     if ex.kind is Kind.PAIR:
-        return TokenisedData(Kind.PAIR, _pairs(ex, tokenizer, seq_len, max_items))
-    items = [{"input_ids": ids, "labels": y} for ids, y in zip(
-        tokenizer(ex.texts[:max_items], truncation=True, max_length=seq_len)["input_ids"], ex.labels[:max_items])]
+        return TokenisedData(Kind.PAIR, _pairs([ex.prompts[i] for i in keep], [ex.completions[i] for i in keep], tokenizer, seq_len))
+    ids = tokenizer([ex.texts[i] for i in keep], truncation=True, max_length=seq_len)["input_ids"]
+    items = [{"input_ids": x, "labels": ex.labels[i]} for x, i in zip(ids, keep)]
     return TokenisedData(Kind.LABELED, items, num_labels=len(ex.label_names))
 
 
@@ -69,12 +83,11 @@ def _lazy(texts, tokenizer):
         yield tokenizer(t, add_special_tokens=False)["input_ids"]
 
 
-def _pairs(ex: Examples, tokenizer, seq_len: int, max_items: int | None) -> list[dict]:
+def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int) -> list[dict]:
     eos = tokenizer.eos_token_id
     items = []
-    n = len(ex.prompts) if max_items is None else min(max_items, len(ex.prompts))
-    p_ids = tokenizer(ex.prompts[:n], add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(ex.completions[:n], add_special_tokens=False)["input_ids"]
+    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
     for p, c in zip(p_ids, c_ids):
         c = c + ([eos] if eos is not None else [])
         ids = (p + c)[:seq_len]

@@ -63,18 +63,28 @@ def _load_saved_dataset(p: Path) -> list[dict]:
 def examples_from_records(records: list[dict], source: str, task: str | None) -> Examples:
     if not records:
         raise ConfigError("data", f"{source} holds no records")
+    if not all(isinstance(r, dict) for r in records):
+        raise ConfigError("data", f"{source}: every record must be an object with named fields")
     cols = set(records[0])
     if task == "classification" or (task is None and {"text", "label"} <= cols):
-        _need(cols, {"text", "label"}, source, "classification")
+        _need_all(records, {"text", "label"}, source, "classification")
         raw = [r["label"] for r in records]
-        if all(isinstance(y, int) or (isinstance(y, str) and y.lstrip("-").isdigit()) for y in raw):
+        empty = [i for i, y in enumerate(raw) if y is None or (isinstance(y, str) and not y.strip())]
+        if empty:
+            raise ConfigError("data", f"{source}: record {empty[0]} has an empty label ({len(empty)} such records); label every example")
+        if all(isinstance(y, int) or (isinstance(y, str) and y.strip().lstrip("-").isdigit()) for y in raw):
             labels = [int(y) for y in raw]
             names = [str(i) for i in range(max(labels) + 1)]
+            unused = sorted(set(range(len(names))) - set(labels))
+            if unused and min(labels) >= 0:
+                raise ConfigError("data", f"{source}: integer labels must be 0..K-1 with every class present; "
+                                          f"class(es) {unused} never occur — renumber the labels or use string labels")
         else:
             names = sorted({str(y) for y in raw})
             labels = [names.index(str(y)) for y in raw]
         return Examples(source, Kind.LABELED, texts=[str(r["text"]) for r in records], labels=labels, label_names=names).check(source)
     if "messages" in cols:
+        _need_all(records, {"messages"}, source, "chat records")
         prompts, completions = [], []
         for i, r in enumerate(records):
             msgs = r["messages"]
@@ -84,16 +94,20 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
             completions.append(str(msgs[-1]["content"]))
         return Examples(source, Kind.PAIR, prompts=prompts, completions=completions).check(source)
     if {"prompt", "completion"} & cols:
-        _need(cols, {"prompt", "completion"}, source, "prompt/completion")
+        _need_all(records, {"prompt", "completion"}, source, "prompt/completion")
         return Examples(source, Kind.PAIR, prompts=[str(r["prompt"]) for r in records],
                         completions=[str(r["completion"]) for r in records]).check(source)
-    _need(cols, {"text"}, source, "language modelling")
+    _need_all(records, {"text"}, source, "language modelling")
     return Examples(source, Kind.TEXT, texts=[str(r["text"]) for r in records]).check(source)
 
 
-def _need(cols: set, required: set, source: str, what: str) -> None:
-    missing = sorted(required - cols)
-    if missing:
-        raise ConfigError(
-            "data", f"{source} lacks column(s) {', '.join(missing)} needed for {what}; found columns: {', '.join(sorted(cols))}"
-        )
+def _need_all(records: list[dict], required: set, source: str, what: str) -> None:
+    """Every record carries the columns (CSV readers and JSONL writers drop fields per row)."""
+    for i, r in enumerate(records):
+        missing = sorted(c for c in required if c not in r or r[c] is None)
+        if missing:
+            where = "" if i == 0 else f" (record {i})"
+            raise ConfigError(
+                "data", f"{source} lacks column(s) {', '.join(missing)}{where} needed for {what}; "
+                f"found columns: {', '.join(sorted(r))}"
+            )

@@ -11,22 +11,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from ..adapters.targets import layer_type  # the one definition of a layer's type; torch-free
+
 __all__ = ["ALL", "layer_type", "layer_types", "TypeSums", "metric_key", "parse_metric_key"]
 
 ALL = "all"
-PEFT_PREFIX = "base_model.model."
-
-
-def layer_type(name: str) -> str:
-    """The part of a module path after its last block index: ``...layers.3.mlp.down_proj`` → ``mlp.down_proj``.
-
-    A path that ends in an index (``layers.3`` in a plain MLP) is its own type, without the PEFT prefix.
-    """
-    name = name[len(PEFT_PREFIX) :] if name.startswith(PEFT_PREFIX) else name
-    parts = name.split(".")
-    last_index = max((i for i, p in enumerate(parts) if p.isdigit()), default=-1)
-    tail = parts[last_index + 1 :]
-    return ".".join(tail) if tail else name
 
 
 def layer_types(names: list[str]) -> dict[str, str]:

@@ -14,10 +14,10 @@ them) and merged into the next ``on_log`` so logging integrations after this cal
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from ..train.callbacks import CallbackList, TrainContext
+from ..train.records import json_safe
 
 __all__ = ["trainer_callback"]
 
@@ -46,6 +46,8 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
                 self._path = out_dir / "metrics.jsonl" if out_dir else None
             else:
                 self._path = Path(metrics_path) if metrics_path else None
+            if not getattr(state, "is_world_process_zero", True):
+                self._path = None  # under DDP every rank measures, only rank 0 writes the file
             self.ctx = TrainContext(
                 model=model, optimizer=optimizer, config=args, run_dir=out_dir, total_steps=state.max_steps, step=state.global_step
             )
@@ -66,7 +68,7 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
                 if self._path is not None:
                     self._path.parent.mkdir(parents=True, exist_ok=True)
                     with self._path.open("a") as f:
-                        f.write(json.dumps(_finite(record)) + "\n")
+                        f.write(json.dumps(json_safe(record)) + "\n")
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs is not None and self._pending:
@@ -77,8 +79,3 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
             self.callbacks.on_train_end(self.ctx, {})
 
     return LorascaleMonitors()
-
-
-def _finite(record: dict) -> dict:
-    """JSON has no inf/NaN: write them as null."""
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ..rules import Finetune, Init, MuAConfig, RuleError, ScaleRule, effective_scale, mua_lr_exponents
+from ..rules import Finetune, Init, MuAConfig, RuleError, ScaleRule, effective_scale, mua_lr_exponents, peft_lora_alpha
 from ..train.config import TrainConfig
 
 __all__ = ["ALPHA_KNOB", "default_label", "rule_facts"]
@@ -43,7 +43,8 @@ def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None
     if 0.0 <= gamma <= 1.0 and (init is not Init.B or gamma == 0.0):
         mua = MuAConfig(Finetune.LORA, Init.A if init is Init.KAIMING else init, gamma)
         slope = mua_lr_exponents(_PROBE_N, min(r, _PROBE_N), mua)[1] + 0.0  # −(1−1)/2 is −0.0
-    peft_alpha = None if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC else s1 * r
+    use_rslora = spec.rule is ScaleRule.RSLORA
+    peft_alpha = None if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC else peft_lora_alpha(s1, r, use_rslora)
     return init.value, gamma, slope, peft_alpha
 
 

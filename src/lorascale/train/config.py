@@ -73,6 +73,17 @@ class TrainConfig:
     def errors(self) -> list[ConfigError]:
         """Every problem with this config, each naming its field and the fix."""
         e: list[ConfigError] = []
+        bad_types = {}
+        for f in fields(self):  # a wrong type is reported once, instead of crashing a comparison below
+            v = getattr(self, f.name)
+            if f.name in _FLOAT_FIELDS and v is not None and not _is_number(v):
+                e.append(ConfigError(f.name, f"must be a number, got {v!r}"))
+                bad_types[f.name] = f.default
+            elif f.name in _INT_FIELDS and v is not None and not (isinstance(v, int) and not isinstance(v, bool)):
+                e.append(ConfigError(f.name, f"must be an integer, got {v!r}"))
+                bad_types[f.name] = f.default
+        if bad_types:  # check everything else too, with the mistyped fields at their defaults
+            return e + dataclasses.replace(self, **bad_types).errors()
 
         def need(cond: bool, name: str, msg: str) -> None:
             if not cond:
@@ -118,8 +129,12 @@ class TrainConfig:
             return [ConfigError(name, msg)]
         except ValueError:
             return [ConfigError("init", f"unknown init {self.init!r}; choose kaiming, A or B")]
-        if self.lr is None and spec.rule is ScaleRule.MUA and not (self.init == "B" and self.gamma == 0.0):
-            return [ConfigError("lr", "μA rules need an explicit learning rate (tune one, then `lorascale transfer`); pass --lr")]
+        if self.lr is None:
+            try:
+                recommended_lr(spec, self.lr_fft, Init(self.init))
+            except RuleError:
+                return [ConfigError("lr", "this μA configuration needs an explicit learning rate (tune one, then"
+                                          " `lorascale transfer`); pass --lr")]
         if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC and self.init == "B":
             return [ConfigError("init", "LoRA-α analytic needs σ_A > 0; use init kaiming or A")]
         return []
@@ -136,9 +151,9 @@ class TrainConfig:
         """The backbone/adapter learning rate: explicit ``lr``, else the rule's recommendation."""
         if self.lr is not None:
             return self.lr
-        if self.finetune == "full" or (self.rule == ScaleRule.MUA.value and self.init == "B" and self.gamma == 0.0):
-            return self.lr_fft  # μA Cor. 4.6: Init[B], α = 1 shares full finetuning's learning rate
-        return recommended_lr(self.rule_spec(), self.lr_fft)
+        if self.finetune == "full":
+            return self.lr_fft
+        return recommended_lr(self.rule_spec(), self.lr_fft, Init(self.init))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -155,10 +170,26 @@ def config_from_mapping(mapping: dict, base: TrainConfig | None = None) -> Train
     unknown = [k for k in mapping if k not in names]
     if unknown:
         raise ConfigErrors([ConfigError(k, f"unknown key; valid keys include {', '.join(sorted(names)[:8])}, ...") for k in unknown])
-    values = dict(mapping)
+    values = {k: _coerce(k, v) for k, v in mapping.items()}
     if "targets" in values and values["targets"] is not None:
-        values["targets"] = tuple(values["targets"])
+        values["targets"] = tuple(values["targets"]) if isinstance(values["targets"], (list, tuple)) else (values["targets"],)
     return dataclasses.replace(base or TrainConfig(), **values)
+
+
+_FLOAT_FIELDS = {f.name for f in fields(TrainConfig) if "float" in str(f.type)}
+_INT_FIELDS = {f.name for f in fields(TrainConfig) if str(f.type).startswith("int")}
+
+
+def _coerce(key: str, value):
+    """YAML 1.1 reads ``2e-5`` (no dot) as a string: accept numeric strings for numeric fields."""
+    if isinstance(value, str) and key in _FLOAT_FIELDS:
+        try:
+            return float(value)
+        except ValueError:
+            return value  # the validator names the field
+    if isinstance(value, str) and key in _INT_FIELDS and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -174,6 +205,10 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("--config", f"{p} must hold a mapping of config keys")
     return data
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _pos_int(v) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["RunWriter", "default_run_dir", "STATUSES"]
+__all__ = ["RunWriter", "default_run_dir", "json_safe", "STATUSES"]
 
 STATUSES = ("running", "complete", "diverged", "interrupted", "failed")
 
@@ -43,14 +43,14 @@ class RunWriter:
 
     def log(self, record: dict) -> None:
         if self._metrics is not None:
-            self._metrics.write(json.dumps(_finite(record)) + "\n")
+            self._metrics.write(json.dumps(json_safe(record)) + "\n")
 
     def summary(self, summary: dict) -> None:
         if not self.enabled:
             return
         assert summary.get("status") in STATUSES, f"bad status {summary.get('status')!r}"
         tmp = self.dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(_finite(summary), indent=2) + "\n")
+        tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
         tmp.replace(self.dir / "summary.json")
 
     def close(self) -> None:
@@ -59,6 +59,6 @@ class RunWriter:
             self._metrics = None
 
 
-def _finite(d: dict) -> dict:
-    """JSON has no NaN/inf: write them as strings so files stay standard JSON."""
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+def json_safe(d: dict) -> dict:
+    """JSON has no NaN/inf: write them as null so every file stays standard JSON (one rule for all writers)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
