@@ -79,6 +79,17 @@ def test_bad_files_fail_before_training(tmp_path, content, match):
     assert e.value.field == "data"
 
 
+def test_first_validation_batches_are_representative():
+    # evaluation reads only the first max_val_batches: with genre-ordered data they must still mix genres
+    ex = load_examples("shakespeare-genre")
+    data = tokenise(ex, byte_tokenizer(), seq_len=16)
+    _, val = make_loaders(data, 16, 0.05, seed=0, pad_id=0)
+    first = [int(y) for b, _ in zip(val, range(4)) for y in b["labels"]]
+    assert set(first) == set(range(6))
+    _, again = make_loaders(data, 16, 0.05, seed=1, pad_id=0)  # the held-out order ignores the training seed
+    assert [int(y) for b, _ in zip(again, range(4)) for y in b["labels"]] == first
+
+
 def test_capped_classification_keeps_every_class():
     # builtin sets are ordered by class: a prefix of shakespeare-genre would be comedies only
     data = tokenise(load_examples("shakespeare-genre"), byte_tokenizer(), seq_len=32, max_items=120)
