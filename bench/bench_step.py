@@ -30,8 +30,8 @@ from lorascale.train import Callback
 def rss_mb():  # current resident set size
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
 class Baseline(Callback):
-    """RSS when training starts, and the wall clock at the end of each step (so lorascale's per-step
-    work after the optimizer step — metrics, callbacks, progress bar — is inside the timed interval)."""
+    # RSS when training starts, and the wall clock at the end of each step (so lorascale's per-step
+    # work after the optimizer step, metrics and callbacks, is inside the timed interval)
     def __init__(self):
         self.ends = []
     def on_train_begin(self, ctx):
@@ -50,6 +50,7 @@ else:
     built = build_run(cfg, quiet=True)   # same model, adapter config and batches, but a bare PEFT loop
     base.mb = rss_mb()
     model = built.model
+    model.train()  # as lorascale's loop does (from_pretrained returns eval mode: no dropout)
     opt = torch.optim.AdamW(param_groups(model, cfg), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     it = iter(built.train_loader)
     times, tokens = [], []
