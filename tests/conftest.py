@@ -19,3 +19,15 @@ def tiny_bert():
     from lorascale.models import load_model
 
     return load_model("tiny-bert", seed=0, num_labels=3)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads: on a loaded 2-core machine two threads made the
+    diagnostics/repro tests up to 8× slower. Restored afterwards for other suites."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,12 +7,12 @@ LoRA-α's recommendation. Answers "what alpha should I use" and "why does my ada
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..config_files import read_mapping
 from ..errors import ConfigError
 from ..rules import DEFAULT_C, Init, RuleSpec, ScaleRule, effective_scale, scale_from_peft
 
@@ -75,15 +75,10 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
     root = Path(adapter_dir)
     cfg_path = root / "adapter_config.json"
     weights = root / "adapter_model.safetensors"
-    if not cfg_path.exists():
-        raise ConfigError("ADAPTER_DIR", f"{root} has no adapter_config.json; pass a folder written by save_pretrained")
+    cfg = read_mapping(cfg_path, "ADAPTER_DIR", "a folder written by PEFT's save_pretrained")
     if not weights.exists():
         raise ConfigError("ADAPTER_DIR", f"{root} has no adapter_model.safetensors; re-save with safe_serialization=True")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError("ADAPTER_DIR", f"{cfg_path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(cfg, dict) or cfg.get("peft_type", "LORA") != "LORA":
+    if cfg.get("peft_type", "LORA") != "LORA":
         raise ConfigError("ADAPTER_DIR", f"{cfg_path} is not a LoRA adapter config; only LoRA adapters can be checked")
 
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}

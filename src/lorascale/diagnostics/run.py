@@ -58,15 +58,10 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
 
 
 def _load_config(run_dir: Path):
+    from ..config_files import read_mapping
     from ..train.config import TrainConfig, config_from_mapping
 
-    path = run_dir / "config.json"
-    if not path.exists():
-        raise ConfigError("--lanczos", f"{path} does not exist; --lanczos needs a run folder written by `lorascale train`")
-    try:
-        mapping = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError("--lanczos", f"{path} is not valid JSON ({e.msg})") from None
+    mapping = read_mapping(run_dir / "config.json", "--lanczos", "a run folder written by `lorascale train`")
     return config_from_mapping(mapping, TrainConfig()).validate()  # config.json holds exactly TrainConfig's fields
 
 

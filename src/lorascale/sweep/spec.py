@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
 from ..train.config import TrainConfig, config_from_mapping
 from .axes import Collector, log2_axis, number_list, take_mapping
@@ -105,17 +106,8 @@ def point_key(cfg: TrainConfig) -> str:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec file; raises ConfigErrors listing every problem."""
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("SPEC", f"{p} does not exist; pass a sweep YAML such as configs/sweep-tiny.yaml")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError("SPEC", f"{p} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("SPEC", f"{p} must hold a mapping with keys {', '.join(TOP_KEYS)}")
+    data = read_mapping(p, "SPEC", f"a sweep YAML such as configs/sweep-tiny.yaml, with keys {', '.join(TOP_KEYS)}")
     return parse_spec(data, default_name=p.stem, source=p)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
 from ..rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleError, RuleSpec, ScaleRule, recommended_lr
 
@@ -193,18 +194,7 @@ def _coerce(key: str, value):
 
 
 def load_yaml(path: str | Path) -> dict:
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError("--config", f"{p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError("--config", f"{p} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("--config", f"{p} must hold a mapping of config keys")
-    return data
+    return read_mapping(path, "--config", "a YAML file of TrainConfig keys (model: ..., rank: ..., lr: ...)")
 
 
 def _is_number(v) -> bool:
