@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate for both arms (default η_FFT = 2e-5)")
     p.add_argument("--model", default=None, help="override the preset model (e.g. tiny-llama for a smoke run)")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-<time>; never overwritten)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
@@ -39,6 +40,8 @@ def run(args) -> int:
 
         raise ConfigErrors(errors)
     overrides = {k: v for k, v in (("steps", args.steps), ("model", args.model)) if v is not None}
+    if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
+        args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.out.exists() and any(args.out.iterdir()):
         raise ConfigError("--out", f"{args.out} is not empty; pass a new --out directory (runs are never overwritten)")
     result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
