@@ -41,3 +41,28 @@ def test_divergence_guard():
     assert not g.check(4, 4.0)
     assert g.check(5, 5.0) and "3×" in g.reason
     assert DivergenceGuard().check(1, math.nan)
+
+
+def test_accumulated_gradient_equals_one_big_batch(tiny_llama):
+    """Two micro-batches with different numbers of completion targets, weighted by accumulation_weights,
+    give the gradient of the concatenated batch (HF's loss is a per-batch mean)."""
+    import torch
+
+    from lorascale.train.evaluate import accumulation_weights
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 250, (4, 12), generator=g)
+    labels = ids.clone()
+    labels[:2, :9] = -100  # first micro-batch: short completions (targets at positions 9..11: 3 each)
+    labels[2:, :3] = -100  # second: long completions (positions 3..11: 9 each)
+    model = tiny_llama.model
+    micro = [{"input_ids": ids[:2], "labels": labels[:2]}, {"input_ids": ids[2:], "labels": labels[2:]}]
+    weights = accumulation_weights(micro)
+    assert weights == [6 / 24, 18 / 24]
+    for b, w in zip(micro, weights):
+        (model(**b).loss * w).backward()
+    accumulated = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(input_ids=ids, labels=labels).loss.backward()
+    for a, b in zip(accumulated, (p.grad for p in model.parameters())):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)  # float32 sums in a different order

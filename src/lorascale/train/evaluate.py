@@ -6,7 +6,27 @@ import math
 
 from ..models import Task
 
-__all__ = ["evaluate", "eval_metric_name"]
+__all__ = ["evaluate", "eval_metric_name", "count_targets", "accumulation_weights"]
+
+
+def count_targets(batch: dict) -> int:
+    """How many loss terms a batch contributes: one per example (classification), or one per
+    non-ignored next-token target (LM; HF shifts labels by one, and −100 marks prompt/padding)."""
+    labels = batch["labels"]
+    if labels.dim() == 1:
+        return labels.numel()
+    return int((labels[:, 1:] != -100).sum())
+
+
+def accumulation_weights(batches: list[dict]) -> list[float]:
+    """Weights w_i with Σ w_i·mean_loss_i = the mean over all targets of the step's micro-batches.
+
+    HF models return each micro-batch's *mean* loss; averaging those would over-weight micro-batches
+    with few targets (short completions). w_i = n_i / Σ n_j makes accumulation equal one big batch.
+    """
+    counts = [count_targets(b) for b in batches]
+    total = sum(counts)
+    return [c / total for c in counts] if total else [1.0 / len(batches)] * len(batches)
 
 
 def eval_metric_name(task: Task) -> str:
@@ -25,11 +45,9 @@ def evaluate(model, loader, task: Task, max_batches: int, accelerator=None) -> d
             if i >= max_batches:
                 break
             out = model(**batch)
+            n = count_targets(batch)  # HF's loss is the mean over these
             if task is Task.CLASSIFICATION:
-                n = batch["labels"].numel()
                 correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
-            else:
-                n = int((batch["labels"][:, 1:] != -100).sum())  # HF's loss is the mean over shifted targets
             total_loss += float(out.loss) * n
             count += n
     if was_training:

@@ -18,7 +18,7 @@ from ..adapters import AdapterMetadata, save_adapter
 from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
 from .config import TrainConfig
-from .evaluate import eval_metric_name, evaluate
+from .evaluate import accumulation_weights, eval_metric_name, evaluate
 from .monitor import DivergenceGuard, Ema
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
@@ -98,11 +98,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             ctx.lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
             loss_sum, tokens = torch.zeros((), device=accelerator.device), 0
-            for _ in range(cfg.grad_accum):
-                batch = next(batches)
+            micro = [next(batches) for _ in range(cfg.grad_accum)]
+            for batch, weight in zip(micro, accumulation_weights(micro)):  # = one batch of all the targets
                 out = model(**batch)
-                accelerator.backward(out.loss / cfg.grad_accum)
-                loss_sum += out.loss.detach().float() / cfg.grad_accum
+                accelerator.backward(out.loss * weight)
+                loss_sum += out.loss.detach().float() * weight
                 tokens += int(batch["attention_mask"].sum())
             ctx.batch = batch
             loss = float(accelerator.reduce(loss_sum, "mean"))
