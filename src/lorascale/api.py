@@ -7,15 +7,10 @@
 from __future__ import annotations
 
 from .adapters import AdapterSpec, apply_init, plan_lora
-from .models import default_targets_for
+from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleSpec, ScaleRule, recommended_lr
 
 __all__ = ["apply", "recommend_lr", "default_targets"]
-
-
-def default_targets(model) -> tuple[str, ...]:
-    """μA Table 3 placement: BERT-style encoders get all attention/FFN projections, decoders their MLPs."""
-    return default_targets_for(model)
 
 
 def apply(
