@@ -1,26 +1,49 @@
-"""User-facing errors: each names the field and the fix. The CLI turns them into exit code 2."""
+"""User-facing errors. Each carries the config ``field`` it is about, what is wrong (``message``) and,
+where one exists, the ``fix``. Library code speaks in config field names (``batch_size``,
+``grid.ranks``); only ``lorascale.commands`` turns fields into flag names and exit code 2."""
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConfigErrors"]
+__all__ = ["ConfigError", "ConfigErrors", "StorageMissing"]
 
 
 class ConfigError(ValueError):
-    """One bad input: ``field`` is the flag/config key, ``message`` what is wrong and how to fix it."""
+    """One bad input: ``field`` is the config key, ``message`` what is wrong, ``fix`` what to do instead."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, fix: str | None = None):
         self.field = field
         self.message = message
-        super().__init__(f"{field}: {message}")
+        self.fix = fix
+        super().__init__(self.text())
+
+    def text(self, field: str | None = None) -> str:
+        """``field: message; fix`` (``field`` replaced by the caller's name for it, e.g. a flag)."""
+        body = self.message if not self.fix else f"{self.message}; {self.fix}"
+        return f"{self.field if field is None else field}: {body}"
+
+    def renamed(self, field: str) -> "ConfigError":
+        """The same error about ``field`` (e.g. ``grid.configs[0].rank`` for a spec's ``rank``)."""
+        return type(self)(field, self.message, self.fix)
+
+    def __reduce__(self):  # picklable across worker processes with its attributes
+        return (type(self), (self.field, self.message, self.fix))
+
+
+class StorageMissing(ConfigError):
+    """A read-only command was pointed at sweep storage (a file, or a study in it) that does not exist."""
 
 
 class ConfigErrors(ValueError):
     """Several bad inputs, reported at once before anything runs."""
 
     def __init__(self, errors: list[ConfigError]):
-        assert errors, "ConfigErrors needs at least one error"
+        if not errors:
+            raise ValueError("ConfigErrors needs at least one error")
         self.errors = list(errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __reduce__(self):
+        return (type(self), (self.errors,))
 
     @classmethod
     def raise_if_any(cls, errors: list[ConfigError]) -> None:
