@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from lorascale.errors import ConfigErrors
+
 from lorascale.rules import (
     Finetune, Init, MuAConfig, RuleError, RuleSpec, ScaleRule, alpha_base, effective_scale, mua_lr_exponents,
     mua_lr_shape, peft_lora_alpha, recommended_lr, scale_from_peft, sigma_a, transfer_lr,
@@ -12,37 +14,37 @@ from lorascale.rules import (
 
 def test_variant_i_hand_numbers():
     # r = 16: α_base = 256·4 = 1024, s = 1024/16 = 64.
-    assert alpha_base(RuleSpec(ScaleRule.LORA_ALPHA), 16, 576) == 1024.0
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA), 16, 576) == 64.0
+    assert alpha_base(RuleSpec(rule=ScaleRule.LORA_ALPHA), 16, 576) == 1024.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA), 16, 576) == 64.0
     # α knob multiplies; C = 512 (paper's 8B setting) doubles.
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA, alpha=0.5), 16, 576) == 32.0
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA, c=512), 16, 576) == 128.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, alpha=0.5), 16, 576) == 32.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, c=512), 16, 576) == 128.0
     # LoRA-α App. F: 256·√8 / 8 ≈ 90.5× the α = r heuristic at r = 8, and 16× at r = 256.
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA), 8, 4096) == pytest.approx(90.5097, rel=1e-5)
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA), 256, 4096) == 16.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA), 8, 4096) == pytest.approx(90.5097, rel=1e-5)
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA), 256, 4096) == 16.0
 
 
 def test_variant_ii_issue_example():
     # d_in = 576, r = 16, kaiming: α_base = √(3·576·16) = √27648 ≈ 166.28.
-    assert alpha_base(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.KAIMING) == pytest.approx(166.2769, abs=1e-4)
+    assert alpha_base(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.KAIMING) == pytest.approx(166.2769, abs=1e-4)
     # Gaussian Init[A]: σ_A = 1/√576 = 1/24, α_base = 24·4 = 96, s = 6.
-    assert effective_scale(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.A) == pytest.approx(6.0)
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.A) == pytest.approx(6.0)
     # App. F: 1/σ_A ≈ 111 at d_in = 4096.
     assert 1 / sigma_a(Init.KAIMING, 4096) == pytest.approx(110.85, abs=0.01)
     with pytest.raises(RuleError, match="init"):
-        effective_scale(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.B)
+        effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.B)
 
 
 def test_conventional_rules():
     r = 16
-    assert effective_scale(RuleSpec(ScaleRule.ALPHA_EQ_R), r, 64) == 1.0
-    assert effective_scale(RuleSpec(ScaleRule.ALPHA_2R), r, 64) == 2.0
-    assert effective_scale(RuleSpec(ScaleRule.FIXED_ALPHA, lora_alpha=32), r, 64) == 2.0
-    assert effective_scale(RuleSpec(ScaleRule.RSLORA, lora_alpha=16), r, 64) == 4.0
-    assert effective_scale(RuleSpec(ScaleRule.MUA, gamma=1.0), r, 64) == 1 / 16
-    assert effective_scale(RuleSpec(ScaleRule.MUA, gamma=0.5), r, 64) == 0.25
-    assert recommended_lr(RuleSpec(ScaleRule.ALPHA_EQ_R), 2e-5) == pytest.approx(2e-4)
-    assert recommended_lr(RuleSpec(ScaleRule.LORA_ALPHA), 3e-5) == 3e-5
+    assert effective_scale(RuleSpec(rule=ScaleRule.ALPHA_EQ_R), r, 64) == 1.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.ALPHA_2R), r, 64) == 2.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.FIXED_ALPHA, lora_alpha=32), r, 64) == 2.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.RSLORA, lora_alpha=16), r, 64) == 4.0
+    assert effective_scale(RuleSpec(rule=ScaleRule.MUA, gamma=1.0), r, 64) == 1 / 16
+    assert effective_scale(RuleSpec(rule=ScaleRule.MUA, gamma=0.5), r, 64) == 0.25
+    assert recommended_lr(RuleSpec(rule=ScaleRule.ALPHA_EQ_R), 2e-5) == pytest.approx(2e-4)
+    assert recommended_lr(RuleSpec(rule=ScaleRule.LORA_ALPHA), 3e-5) == 3e-5
 
 
 def test_peft_mapping_round_trip():
@@ -54,13 +56,30 @@ def test_peft_mapping_round_trip():
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_alpha_names_field(bad):
-    with pytest.raises(RuleError, match="^alpha"):
+    with pytest.raises(ConfigErrors) as e:
         RuleSpec(alpha=bad)
+    assert [x.field for x in e.value.errors] == ["alpha"]
+    assert e.value.errors[0].fix == "the LoRA-α knob α defaults to 1; try a value in [0.1, 10]"
 
 
 def test_unknown_rule_lists_choices():
-    with pytest.raises(RuleError, match="lora-alpha-analytic"):
+    with pytest.raises(ConfigErrors, match="lora-alpha-analytic"):
         RuleSpec(rule="lora-beta")
+
+
+@pytest.mark.parametrize("bad", [True, "abc", None])
+def test_booleans_and_junk_are_not_numbers(bad):
+    with pytest.raises(ConfigErrors) as e:
+        RuleSpec(c=bad)
+    assert e.value.errors[0].field == "c"
+
+
+def test_init_b_alpha_one_gets_fft_lr_whichever_rule_spells_it():
+    # μA Cor. 4.6: Init[B] with α = 1 trains at η_FFT; lora_alpha = r is the same α = 1 (issue #13 item 3)
+    assert recommended_lr(RuleSpec(rule="alpha-r"), 3e-5, Init.B) == 3e-5
+    assert recommended_lr(RuleSpec(rule="mua", gamma=0), 3e-5, Init.B) == 3e-5
+    assert recommended_lr(RuleSpec(rule="alpha-r"), 3e-5, Init.KAIMING) == pytest.approx(3e-4)  # 10× heuristic
+    assert recommended_lr(RuleSpec(rule="alpha-2r"), 3e-5, Init.B) == pytest.approx(3e-4)  # s = 2, not α = 1
 
 
 def test_mua_shapes_hand_numbers():
@@ -73,7 +92,7 @@ def test_mua_shapes_hand_numbers():
     assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=1)) == pytest.approx(1 / 32)
     # Init[B], α = 1 and FFT: 1/n.
     assert mua_lr_shape(n, r, MuAConfig(init=Init.B, gamma=0)) == 1 / n
-    assert mua_lr_shape(n, None, MuAConfig(Finetune.FULL)) == 1 / n
+    assert mua_lr_shape(n, None, MuAConfig(finetune=Finetune.FULL)) == 1 / n
     # Init[B], α = 1/r: min(r/n, n^-1/2): r = 16 ≤ √n = 32 → r/n; r = 64 > 32 → n^-1/2.
     assert mua_lr_shape(n, 16, MuAConfig(init=Init.B, gamma=1)) == 16 / 1024
     assert mua_lr_shape(n, 64, MuAConfig(init=Init.B, gamma=1)) == 1 / 32
@@ -97,7 +116,7 @@ def test_transfer_round_trips():
 
 def test_transfer_init_b_to_fft_is_identity_and_width_scales_inverse():
     b = MuAConfig(init=Init.B, gamma=0)
-    fft = MuAConfig(Finetune.FULL)
+    fft = MuAConfig(finetune=Finetune.FULL)
     assert transfer_lr(2e-5, n0=576, r0=16, n1=576, r1=None, src=b, dst=fft) == pytest.approx(2e-5)
     # Doubling width halves the rate (η ∝ 1/n).
     assert transfer_lr(2e-5, n0=576, r0=16, n1=1152, r1=256, src=b, dst=fft) == pytest.approx(1e-5)
@@ -105,9 +124,10 @@ def test_transfer_init_b_to_fft_is_identity_and_width_scales_inverse():
 
 def test_transfer_across_unrelated_configs_is_refused():
     with pytest.raises(RuleError, match="^to"):
-        transfer_lr(1e-3, n0=64, r0=4, n1=64, r1=4, src=MuAConfig(init=Init.A), dst=MuAConfig(Finetune.FULL))
+        transfer_lr(1e-3, n0=64, r0=4, n1=64, r1=4, src=MuAConfig(init=Init.A), dst=MuAConfig(finetune=Finetune.FULL))
 
 
 def test_init_b_gamma_half_refused():
-    with pytest.raises(RuleError, match="gamma"):
+    with pytest.raises(ConfigErrors) as e:
         MuAConfig(init=Init.B, gamma=0.5)
+    assert e.value.errors[0].field == "gamma"

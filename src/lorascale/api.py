@@ -32,7 +32,7 @@ def apply(
 
     spec = AdapterSpec(
         rank=rank,
-        rule=RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma),
+        scaling=RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma),
         init=init,
         targets=tuple(targets) if targets else None,
     )
@@ -46,4 +46,4 @@ def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = D
                  init: str | Init = Init.KAIMING, gamma: float = 0.0) -> float:
     """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
     μA Init[B] with α = 1: η_FFT too). Other μA configurations raise: use ``lorascale transfer``."""
-    return recommended_lr(RuleSpec(rule=rule, gamma=gamma), lr_fft, Init(init))
+    return recommended_lr(RuleSpec(rule=rule, gamma=gamma), lr_fft, init)

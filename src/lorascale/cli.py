@@ -32,21 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lorascale {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(f"{__package__}.commands."):
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
+        sub.choices[name].set_defaults(parser=sub.choices[name])  # errors name this command's flags
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .models import ModelError
-    from .rules import RuleError
+    from .commands.flags import describe
 
     _quiet_libraries()
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -54,18 +49,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args) or 0)
-    except ConfigErrors as e:
-        for err in e.errors:
-            print(f"lorascale {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ConfigError, RuleError, ModelError) as e:
-        print(f"lorascale {args.command}: error: {e}", file=sys.stderr)
+    except (ConfigErrors, ConfigError) as e:
+        from_file = bool(getattr(args, "config", None))
+        for err in getattr(e, "errors", [e]):
+            print(f"lorascale {args.command}: error: {describe(err, args.parser, from_file)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `lorascale ... | head`: the reader left; not an error of ours
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _log_to_stderr() -> None:
+    """Library code logs to the "lorascale" logger; the CLI shows its warnings and info on stderr."""
+    import logging
+
+    logger = logging.getLogger("lorascale")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lorascale: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _quiet_libraries() -> None:

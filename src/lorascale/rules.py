@@ -25,8 +25,12 @@ Sources
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
+
+from pydantic import model_validator
+
+from .errors import ConfigError
+from .schema import PositiveFloat, Settings, setting
 
 __all__ = [
     "ScaleRule",
@@ -59,11 +63,11 @@ CONVENTIONAL_LR_FACTOR = 10.0
 """The folk rule "LoRA needs 10× the full-finetuning learning rate" (LoRA-α §2, Finding I)."""
 
 
-class RuleError(ValueError):
-    """A rule was asked for something it cannot give; the message names the field and the fix."""
+class RuleError(ConfigError):
+    """A rule was asked for something it cannot give: ``field``, ``message`` and ``fix`` say what and how."""
 
 
-class ScaleRule(str, Enum):
+class ScaleRule(StrEnum):
     """How the effective multiplier s of ΔW = s·B·A is chosen."""
 
     LORA_ALPHA = "lora-alpha"  # Variant I: s = α·C·√r / r
@@ -75,7 +79,7 @@ class ScaleRule(str, Enum):
     MUA = "mua"  # μA multiplier α = r^-γ: s = r^-γ
 
 
-class Init(str, Enum):
+class Init(StrEnum):
     """Initialisation of the adapter factors; all make ΔW = 0 at step 0."""
 
     KAIMING = "kaiming"  # PEFT default: A ~ U(-1/√d_in, 1/√d_in), B = 0
@@ -83,7 +87,9 @@ class Init(str, Enum):
     B = "B"  # μA Init[B]: B ~ N(0, 1/r), A = 0
 
 
-class Finetune(str, Enum):
+class Finetune(StrEnum):
+    """Train low-rank adapters on a frozen base, or every weight."""
+
     LORA = "lora"
     FULL = "full"
 
@@ -100,34 +106,21 @@ def sigma_a(init: Init, d_in: int) -> float:
     if init is Init.A:
         return 1.0 / math.sqrt(d_in)
     raise RuleError(
-        "init: Init[B] starts with A = 0, so σ_A = 0 and LoRA-α's analytic α_base = √r/σ_A is undefined;"
-        " use --init kaiming or --init A with rule lora-alpha-analytic, or pick rule lora-alpha"
+        "init", "Init[B] starts with A = 0, so σ_A = 0 and LoRA-α's analytic α_base = √r/σ_A is undefined",
+        "use init kaiming or A with rule lora-alpha-analytic, or pick rule lora-alpha",
     )
 
 
-@dataclass(frozen=True)
-class RuleSpec:
-    """A scaling rule with its knobs. Validates itself on construction.
+class RuleSpec(Settings):
+    """A scaling rule with its knobs: the one definition of these settings (CLI, YAML, sweeps, metadata)."""
 
-    alpha: LoRA-α's tuning knob α (default 1; the paper searches [0.1, 10]).
-    c: LoRA-α Variant I constant C.
-    lora_alpha: the fixed PEFT ``lora_alpha`` for ``fixed-alpha`` and ``rslora``.
-    gamma: μA exponent, multiplier α = r^-γ, γ ∈ [0, 1].
-    """
-
-    rule: ScaleRule = ScaleRule.LORA_ALPHA
-    alpha: float = 1.0
-    c: float = DEFAULT_C
-    lora_alpha: float = 16.0
-    gamma: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule", _coerce_enum(ScaleRule, self.rule, "rule"))
-        _check_positive_float("alpha", self.alpha, "the LoRA-α knob α defaults to 1; try a value in [0.1, 10]")
-        _check_positive_float("c", self.c, "LoRA-α Variant I uses C = 256")
-        _check_positive_float("lora_alpha", self.lora_alpha, "typical fixed values are 16 or 32")
-        if not (isinstance(self.gamma, (int, float)) and 0.0 <= float(self.gamma) <= 1.0):
-            raise RuleError(f"gamma: must be in [0, 1] (μA multiplier α = r^-γ), got {self.gamma!r}")
+    rule: ScaleRule = setting(ScaleRule.LORA_ALPHA, "scaling rule: how the multiplier s of ΔW = s·B·A is chosen")
+    alpha: PositiveFloat = setting(1.0, "LoRA-α knob α", fix="the LoRA-α knob α defaults to 1; try a value in [0.1, 10]")
+    c: PositiveFloat = setting(DEFAULT_C, "LoRA-α Variant I constant C", fix="LoRA-α Variant I uses C = 256")
+    lora_alpha: PositiveFloat = setting(16.0, "PEFT lora_alpha for rules fixed-alpha and rslora",
+                                        fix="typical fixed values are 16 or 32")
+    gamma: float = setting(0.0, "μA multiplier exponent γ of α = r^-γ (rule mua)", ge=0.0, le=1.0,
+                           fix="μA uses γ = 0 (α = 1), 0.5 or 1 (α = 1/r)")
 
 
 def alpha_base(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> float:
@@ -137,7 +130,7 @@ def alpha_base(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> 
         return spec.c * math.sqrt(r)
     if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC:
         return math.sqrt(r) / sigma_a(init, d_in)
-    raise RuleError(f"rule: α_base is defined for lora-alpha and lora-alpha-analytic only, not {spec.rule.value}")
+    raise RuleError("rule", f"α_base is defined for lora-alpha and lora-alpha-analytic only, not {spec.rule.value}")
 
 
 def effective_scale(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> float:
@@ -180,16 +173,22 @@ def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = 
     configurations need a tuned reference point instead: use :func:`transfer_lr`.
     """
     _check_positive_float("lr_fft", lr_fft, "typical full-finetuning learning rates are 1e-5 to 1e-4")
+    init = Init(init)
     if spec.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):
         return lr_fft
-    if spec.rule is ScaleRule.MUA and Init(init) is Init.B and float(spec.gamma) == 0.0:
-        return lr_fft
+    if init is Init.B and _rank_free(spec) and effective_scale(spec, 1, 1, init) == 1.0:
+        return lr_fft  # μA Init[B] with α = 1, whichever rule spells it (mua γ = 0, alpha-r)
     if spec.rule is ScaleRule.MUA:
         raise RuleError(
-            "lr: this μA configuration's learning rate transfers from a tuned reference point; tune one and use"
-            " `lorascale transfer` (or Init[B] with γ = 0, whose learning rate equals full finetuning's)"
+            "lr", "this μA configuration's learning rate transfers from a tuned reference point",
+            "tune one and use `lorascale transfer` (or Init[B] with γ = 0, whose learning rate equals full finetuning's)",
         )
     return CONVENTIONAL_LR_FACTOR * lr_fft
+
+
+def _rank_free(spec: RuleSpec) -> bool:
+    """The multiplier does not change with rank (s(r) = s(1) for every r): μA's α = 1 when s = 1."""
+    return spec.rule in (ScaleRule.ALPHA_EQ_R, ScaleRule.ALPHA_2R) or (spec.rule is ScaleRule.MUA and spec.gamma == 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,24 +196,21 @@ def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = 
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MuAConfig:
+class MuAConfig(Settings):
     """A μA configuration: fine-tuning mode, init and multiplier exponent γ (α = r^-γ)."""
 
-    finetune: Finetune = Finetune.LORA
-    init: Init = Init.B
-    gamma: float = 0.0
+    finetune: Finetune = setting(Finetune.LORA, "lora or full")
+    init: Init = setting(Init.B, "adapter init")
+    gamma: float = setting(0.0, "μA multiplier exponent γ of α = r^-γ", ge=0.0, le=1.0)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "finetune", _coerce_enum(Finetune, self.finetune, "finetune"))
-        object.__setattr__(self, "init", _coerce_enum(Init, self.init, "init"))
-        if not (0.0 <= float(self.gamma) <= 1.0):
-            raise RuleError(f"gamma: must be in [0, 1] (α = r^-γ), got {self.gamma!r}")
+    @model_validator(mode="after")
+    def _derived_rules_only(self) -> "MuAConfig":
         if self.finetune is Finetune.LORA and self.init is Init.B and float(self.gamma) not in (0.0, 1.0):
             raise RuleError(
-                "gamma: μA derives Init[B] rules for γ = 0 (α = 1, Cor. 4.6) and γ = 1 (α = 1/r, Cor. A.22) only;"
-                " use --gamma 0 or --gamma 1"
+                "gamma", "μA derives Init[B] rules for γ = 0 (α = 1, Cor. 4.6) and γ = 1 (α = 1/r, Cor. A.22) only",
+                "use gamma 0 or 1",
             )
+        return self
 
     @property
     def label(self) -> str:
@@ -233,10 +229,10 @@ def mua_lr_shape(n: int, r: int | None, cfg: MuAConfig) -> float:
     if cfg.finetune is Finetune.FULL:
         return 1.0 / n
     if r is None:
-        raise RuleError("rank: a LoRA configuration needs a rank; pass --from-rank/--to-rank")
+        raise RuleError("rank", "a LoRA configuration needs a rank", "give the rank of each side of the transfer")
     _check_positive_int("rank", r)
     if r > n:
-        raise RuleError(f"rank: r = {r} exceeds the width n = {n}; μA's rules assume r ≤ n (check --to-rank/--to-width)")
+        raise RuleError("rank", f"r = {r} exceeds the width n = {n}", "μA's rules assume r ≤ n; check the ranks and widths")
     g = float(cfg.gamma)
     if cfg.init in (Init.A, Init.KAIMING):
         return n ** -0.5 * r ** (-(1.0 - g) / 2.0)
@@ -279,12 +275,12 @@ def transfer_lr(
     η1 = η0 · shape(n1, r1, dst) / shape(n0, r0, src). Transfer across configurations is only
     predicted where μA shows a shared scaling: Init[B] with α = 1 and full finetuning (both Θ(1/n)).
     """
-    _check_positive_float("lr", lr0, "pass the learning rate you tuned, e.g. --lr 2e-4")
+    _check_positive_float("lr", lr0, "pass the learning rate you tuned, e.g. 2e-4")
     dst = src if dst is None else dst
     if _transfer_family(src) != _transfer_family(dst):
         raise RuleError(
-            f"to: μA predicts no transfer from {src.label} to {dst.label}; learning rates transfer within one"
-            " configuration, and between Init[B] with α = 1 and full finetuning"
+            "to", f"μA predicts no transfer from {src.label} to {dst.label}",
+            "learning rates transfer within one configuration, and between Init[B] with α = 1 and full finetuning",
         )
     return lr0 * mua_lr_shape(n1, r1, dst) / mua_lr_shape(n0, r0, src)
 
@@ -292,22 +288,11 @@ def transfer_lr(
 # --------------------------------------------------------------------------------------------
 
 
-def _coerce_enum(enum_cls, value, field: str):
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in enum_cls)
-        raise RuleError(f"{field}: unknown value {value!r}; choose one of {choices}") from None
-
-
 def _check_positive_int(field: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise RuleError(f"{field}: must be a positive integer, got {value!r}")
+    if not (type(value) is int and value > 0):  # bool is a subclass of int: type() excludes it
+        raise RuleError(field, f"must be a positive integer, got {value!r}")
 
 
 def _check_positive_float(field: str, value, hint: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if not ok:
-        raise RuleError(f"{field}: must be a finite number > 0, got {value!r}; {hint}")
+    if not (type(value) in (int, float) and math.isfinite(value) and value > 0):
+        raise RuleError(field, f"must be a finite number > 0, got {value!r}", hint)

@@ -55,7 +55,7 @@ def test_name_rule_fixed_and_custom():
 def test_missing_files_name_the_argument(tmp_path):
     with pytest.raises(ConfigError) as e:
         lint_adapter(tmp_path)
-    assert e.value.field == "ADAPTER_DIR"
+    assert e.value.field == "adapter_dir"
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     with pytest.raises(ConfigError, match="safetensors"):
         lint_adapter(tmp_path)

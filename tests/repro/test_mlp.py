@@ -45,7 +45,7 @@ def test_training_lowers_the_loss_and_divergence_is_recorded_not_raised():
 def test_setup_validation_reports_every_bad_field():
     with pytest.raises(ConfigErrors) as e:
         MLPSetup(d=0, steps=-1, lr0=float("nan"))
-    assert {err.field for err in e.value.errors} == {"--d", "--steps", "--lr"}
+    assert {err.field for err in e.value.errors} == {"d", "steps", "lr0"}  # library errors name fields, not flags
     with pytest.raises(ConfigErrors, match="exceeds the width"):
         MLPSetup(d=4, rank=16)
 

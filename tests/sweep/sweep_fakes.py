@@ -35,16 +35,17 @@ _calls = 0
 def true_x_star(cfg) -> float:
     if cfg.finetune == "full":
         return X_FFT
-    if cfg.init == "B" and cfg.gamma == 0.0:
+    a = cfg.adapter
+    if a.init == "B" and a.scaling.gamma == 0.0:
         return X_FFT  # μA §4.2: Init[B] with α = 1 shares full finetuning's optimum
-    return X0 + SLOPES[(cfg.init, float(cfg.gamma))] * math.log2(cfg.rank)
+    return X0 + SLOPES[(a.init.value, float(a.scaling.gamma))] * math.log2(a.rank)
 
 
 def loss(cfg, seed_noise: float = 0.0) -> tuple[str, float]:
     x = math.log2(cfg.lr)
-    if cfg.finetune == "lora" and cfg.rule == "fixed-alpha":
-        a_star = C_TRUE * cfg.rank**P_TRUE
-        return "complete", 1.0 + 0.05 * (math.log2(cfg.lora_alpha) - math.log2(a_star)) ** 2 + 0.08 * (x - X_ETA) ** 2
+    if cfg.finetune == "lora" and cfg.adapter.scaling.rule == "fixed-alpha":
+        a_star = C_TRUE * cfg.adapter.rank**P_TRUE
+        return "complete", 1.0 + 0.05 * (math.log2(cfg.adapter.scaling.lora_alpha) - math.log2(a_star)) ** 2 + 0.08 * (x - X_ETA) ** 2
     d = x - true_x_star(cfg)
     if d >= 3.0:
         return "diverged", 10.0

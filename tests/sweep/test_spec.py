@@ -57,17 +57,17 @@ def test_paths_follow_eq2_and_share_the_m1_point():
     eta = {m: p for p in spec.points for k, m in p.paths if k == "eta"}
     alpha = {m: p for p in spec.points for k, m in p.paths if k == "alpha"}
     assert eta[1.0].key == alpha[1.0].key
-    assert eta[4.0].train.lr == pytest.approx(4 * 2e-4, rel=1e-15) and eta[4.0].train.lora_alpha == 16
-    assert alpha[4.0].train.lr == pytest.approx(2e-4, rel=1e-15) and alpha[4.0].train.lora_alpha == 64
+    assert eta[4.0].train.lr == pytest.approx(4 * 2e-4, rel=1e-15) and eta[4.0].train.adapter.scaling.lora_alpha == 16
+    assert alpha[4.0].train.lr == pytest.approx(2e-4, rel=1e-15) and alpha[4.0].train.adapter.scaling.lora_alpha == 64
     assert alpha[4.0].peft_alpha == 64 and alpha[4.0].alpha_mult == 4.0  # fixed-alpha: s·r = lora_alpha
-    assert {p.train.rule for p in spec.points} == {"fixed-alpha"}
+    assert {p.train.adapter.scaling.rule for p in spec.points} == {"fixed-alpha"}
 
 
 def test_alpha_multipliers_scale_the_rules_knob():
     d = spec_dict(grid={"configs": [{"name": "la", "rule": "lora-alpha"}], "ranks": [4], "log2_lr": [-10],
                         "alpha_multipliers": [0.5, 2]})
     pts = parse_spec(d).points
-    assert sorted(p.train.alpha for p in pts) == [0.5, 2.0]
+    assert sorted(p.train.adapter.scaling.alpha for p in pts) == [0.5, 2.0]
     assert sorted(p.peft_alpha for p in pts) == [0.5 * 256 * 2, 2 * 256 * 2]  # α·C·√r (LoRA-α eq. (5))
 
 

@@ -8,9 +8,14 @@ from lorascale.errors import ConfigErrors
 from lorascale.train.config import TrainConfig
 
 
+def fields_of(**flat) -> set[str]:
+    with pytest.raises(ConfigErrors) as e:
+        TrainConfig(**flat)
+    return {x.field for x in e.value.errors}
+
+
 def test_all_errors_at_once():
-    errs = TrainConfig(rank=0, batch_size=0, lr=-1.0, warmup_frac=2.0, steps=10, epochs=1.0).errors()
-    fields = {e.field for e in errs}
+    fields = fields_of(rank=0, batch_size=0, lr=-1.0, warmup_frac=2.0, steps=10, epochs=1.0)
     assert {"rank", "batch_size", "lr", "warmup_frac", "steps/epochs"} <= fields
 
 
@@ -18,7 +23,7 @@ def test_peak_lr_follows_rule():
     assert TrainConfig(rule="lora-alpha", lr_fft=3e-5).peak_lr() == 3e-5
     assert TrainConfig(rule="alpha-r", lr_fft=3e-5).peak_lr() == pytest.approx(3e-4)
     assert TrainConfig(rule="mua", init="B", gamma=0.0).peak_lr() == 2e-5  # Init[B], α=1 ↔ FFT
-    assert any(e.field == "lr" for e in TrainConfig(rule="mua", init="A").errors())
+    assert fields_of(rule="mua", init="A") == {"lr"}
 
 
 def test_yaml_then_flags_override(tmp_path):
@@ -31,7 +36,7 @@ def test_yaml_then_flags_override(tmp_path):
     p = argparse.ArgumentParser()
     add_train_args(p)
     cfg = config_from_args(p.parse_args(["--config", str(y), "--rank", "8"]))
-    assert (cfg.model, cfg.rank, cfg.steps, cfg.lr) == ("tiny-llama", 8, 7, 0.01)
+    assert (cfg.model, cfg.adapter.rank, cfg.steps, cfg.lr) == ("tiny-llama", 8, 7, 0.01)
     cfg = config_from_args(p.parse_args(["--config", str(y), "--epochs", "2"]))
     assert cfg.steps is None and cfg.epochs == 2.0
 
@@ -55,10 +60,30 @@ def test_yaml_numbers_as_strings_and_wrong_types(tmp_path, capsys):
 
     # PyYAML reads 2e-5 (no dot) as a string: numeric strings are accepted for numeric fields
     cfg = config_from_mapping({"lr": "2e-5", "warmup_frac": "0.05", "rank": "8"})
-    assert (cfg.lr, cfg.warmup_frac, cfg.rank) == (2e-5, 0.05, 8) and not cfg.errors()
-    errs = {e.field for e in config_from_mapping({"lr": "fast", "steps": 1.5, "batch_size": 0}).errors()}
+    assert (cfg.lr, cfg.warmup_frac, cfg.adapter.rank) == (2e-5, 0.05, 8)
+    errs = fields_of(lr="fast", steps=1.5, batch_size=0)
     assert errs == {"lr", "steps", "batch_size"}  # type errors and value errors, all at once
     y = tmp_path / "c.yaml"
     y.write_text("model: tiny-llama\nwarmup_frac: soon\n")
     assert main(["train", "--config", str(y)]) == 2
     assert "warmup_frac" in capsys.readouterr().err
+
+
+def test_flat_round_trip_and_composition():
+    cfg = TrainConfig(model="tiny-llama", rank=8, rule="mua", init="B", alpha=2.0, targets=["q_proj"])
+    assert cfg.adapter.rank == 8 and cfg.adapter.scaling.alpha == 2.0 and cfg.adapter.targets == ("q_proj",)
+    assert TrainConfig.from_flat(cfg.to_flat()) == cfg  # saved config.json == loaded
+    assert cfg.replace(rank=4).adapter.rank == 4 and cfg.adapter.rank == 8  # frozen: replace copies
+
+
+def test_full_finetuning_refuses_adapter_settings():
+    assert fields_of(finetune="full", rank=8, rule="mua") == {"rank"}  # one error naming what conflicts
+    assert TrainConfig(finetune="full").peak_lr() == 2e-5
+
+
+@pytest.mark.parametrize("flat, field", [
+    ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"), ({"model": 5}, "model"), ({"out_dir": 7}, "out_dir"),
+    ({"targets": {"a": 1}}, "targets"), ({"save_model": "no"}, "save_model"), ({"seq_len": 1}, "seq_len"),
+])
+def test_bad_values_found_by_issue_14(flat, field):
+    assert fields_of(**flat) == {field}

@@ -3,7 +3,8 @@
 from .init import apply_init, lora_modules
 from .inspect import LayerReport, classify_init, inspect_model
 from .io import AdapterMetadata, read_metadata, save_adapter
-from .plan import AdapterSpec, LayerPlan, LoraPlan, plan_for_layers, plan_lora
+from .plan import LayerPlan, LoraPlan, plan_for_layers, plan_lora
+from .spec import AdapterSpec
 from .targets import TargetLayer, find_target_layers, layer_type
 
 __all__ = [

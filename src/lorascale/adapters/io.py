@@ -1,46 +1,40 @@
 """Save adapters in the standard PEFT format, plus a small ``lorascale.json`` beside them.
 
 The PEFT files (``adapter_config.json``, ``adapter_model.safetensors``) load with plain
-``PeftModel.from_pretrained``; ``lorascale.json`` is extra information PEFT ignores.
+``PeftModel.from_pretrained``; ``lorascale.json`` is extra information PEFT ignores: the
+:class:`~lorascale.adapters.AdapterSpec` as flat keys (``rank``, ``rule``, ``alpha``, ...), the
+learning rate, the model and the lorascale version.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..schema import Settings, flatten, setting
+from .spec import AdapterSpec
 
 __all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "METADATA_FILE"]
 
 METADATA_FILE = "lorascale.json"
 
 
-@dataclass(frozen=True)
-class AdapterMetadata:
-    rule: str
-    alpha: float
-    c: float
-    init: str
-    rank: int
-    lr: float | None
-    gamma: float = 0.0
-    lora_alpha: float | None = None
-    model: str | None = None
-    lorascale_version: str = ""
+class AdapterMetadata(Settings):
+    adapter: AdapterSpec = setting(AdapterSpec(), "the adapter as planned")
+    lr: float | None = setting(None, "the peak learning rate it was trained with")
+    model: str | None = setting(None, "the base model's name")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        from .. import __version__
+
+        return {**flatten(self), "lorascale_version": __version__}
 
 
 def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata) -> Path:
-    from .. import __version__
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out)
-    meta = metadata.to_dict()
-    meta["lorascale_version"] = __version__
-    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (out / METADATA_FILE).write_text(json.dumps(metadata.to_dict(), indent=2) + "\n")
     return out
 
 

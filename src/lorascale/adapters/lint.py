@@ -55,8 +55,8 @@ def name_rule(scale: float, r: int, d_in: int, use_rslora: bool, lora_alpha: flo
     candidates = [
         ("alpha = r", 1.0),
         ("alpha = 2r", 2.0),
-        ("LoRA-α (C=256)", effective_scale(RuleSpec(ScaleRule.LORA_ALPHA), r, d_in)),
-        ("LoRA-α analytic", effective_scale(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), r, d_in, Init.KAIMING)),
+        ("LoRA-α (C=256)", effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA), r, d_in)),
+        ("LoRA-α analytic", effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), r, d_in, Init.KAIMING)),
         ("μA α = 1/√r", r**-0.5),
         ("μA α = 1/r", 1.0 / r),
     ]
@@ -75,11 +75,11 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
     root = Path(adapter_dir)
     cfg_path = root / "adapter_config.json"
     weights = root / "adapter_model.safetensors"
-    cfg = read_mapping(cfg_path, "ADAPTER_DIR", "a folder written by PEFT's save_pretrained")
+    cfg = read_mapping(cfg_path, "adapter_dir", "a folder written by PEFT's save_pretrained")
     if not weights.exists():
-        raise ConfigError("ADAPTER_DIR", f"{root} has no adapter_model.safetensors; re-save with safe_serialization=True")
+        raise ConfigError("adapter_dir", f"{root} has no adapter_model.safetensors; re-save with safe_serialization=True")
     if cfg.get("peft_type", "LORA") != "LORA":
-        raise ConfigError("ADAPTER_DIR", f"{cfg_path} is not a LoRA adapter config; only LoRA adapters can be checked")
+        raise ConfigError("adapter_dir", f"{cfg_path} is not a LoRA adapter config; only LoRA adapters can be checked")
 
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}
     with safe_open(str(weights), framework="pt") as f:
@@ -88,7 +88,7 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
             if m:
                 shapes.setdefault(m["module"], {})[m["which"]] = tuple(f.get_slice(key).get_shape())
     if not shapes:
-        raise ConfigError("ADAPTER_DIR", f"{weights.name} holds no lora_A/lora_B weights")
+        raise ConfigError("adapter_dir", f"{weights.name} holds no lora_A/lora_B weights")
 
     alpha0 = float(cfg.get("lora_alpha", 8))  # ranks come from the tensors themselves, as PEFT loads them
     rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
@@ -108,10 +108,10 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
             used["alpha_pattern"].add(key_a)
         alpha = float(alpha_pattern.get(key_a, alpha0))
         if not alpha > 0:
-            raise ConfigError("ADAPTER_DIR", f"{module} has lora_alpha = {alpha:g}: its update is switched off (scale 0)")
+            raise ConfigError("adapter_dir", f"{module} has lora_alpha = {alpha:g}: its update is switched off (scale 0)")
         scale = scale_from_peft(alpha, r, rslora)
-        rec = effective_scale(RuleSpec(ScaleRule.LORA_ALPHA, c=c), r, d_in)
-        analytic = effective_scale(RuleSpec(ScaleRule.LORA_ALPHA_ANALYTIC), r, d_in, Init.KAIMING)
+        rec = effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, c=c), r, d_in)
+        analytic = effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), r, d_in, Init.KAIMING)
         layers.append(
             LintLayer(module, d_in, d_out, r, alpha, scale, name_rule(scale, r, d_in, rslora, alpha), rec, analytic, rec / scale)
         )
@@ -121,7 +121,7 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         if set(pattern) - used[which]
     }
     if not layers:
-        raise ConfigError("ADAPTER_DIR", f"{weights.name} holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
+        raise ConfigError("adapter_dir", f"{weights.name} holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
     return LintReport(str(root), rslora, layers, unmatched, _verdict(layers, unmatched, c, rslora))
 
 

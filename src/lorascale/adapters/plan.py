@@ -11,40 +11,16 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..rules import Init, RuleError, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
+from ..rules import ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
+from .spec import AdapterSpec
 from .targets import TargetLayer, find_target_layers, layer_type
 
-__all__ = ["AdapterSpec", "LayerPlan", "LoraPlan", "plan_lora", "plan_for_layers"]
+__all__ = ["AdapterSpec", "LayerPlan", "LoraPlan", "PlanMismatch", "plan_lora", "plan_for_layers"]
 
 REL_TOL = 1e-9  # plans are exact arithmetic on floats; anything above rounding is a bug
-
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    """What a user asks for: rank, scaling rule, init, and (optionally) target modules."""
-
-    rank: int = 16
-    rule: RuleSpec = field(default_factory=RuleSpec)
-    init: Init = Init.KAIMING
-    targets: tuple[str, ...] | None = None
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank <= 0:
-            raise ConfigError("rank", f"must be a positive integer, got {self.rank!r}; typical ranks are 8 to 256")
-        try:
-            object.__setattr__(self, "init", Init(self.init))
-        except ValueError:
-            raise ConfigError("init", f"unknown init {self.init!r}; choose kaiming, A or B") from None
-        if not isinstance(self.rule, RuleSpec):
-            raise ConfigError("rule", f"expected a RuleSpec, got {type(self.rule).__name__}")
-        if self.targets is not None:
-            object.__setattr__(self, "targets", tuple(self.targets))
-        if not (0.0 <= self.dropout < 1.0):
-            raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout!r}; μA uses 0")
 
 
 @dataclass(frozen=True)
@@ -89,19 +65,13 @@ def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_
     too_big = [ly for ly in layers if r > min(ly.d_in, ly.d_out)]
     if too_big:
         worst = min(min(ly.d_in, ly.d_out) for ly in too_big)
-        raise ConfigError(
-            "rank",
-            f"r = {r} exceeds min(d_in, d_out) = {worst} of {too_big[0].name}; use --rank {worst} or less",
-        )
-    try:
-        scales = {ly.name: effective_scale(spec.rule, r, ly.d_in, spec.init) for ly in layers}
-    except RuleError as e:
-        field_name, _, msg = str(e).partition(": ")
-        raise ConfigError(field_name, msg) from None
+        raise ConfigError("rank", f"r = {r} exceeds min(d_in, d_out) = {worst} of {too_big[0].name}",
+                          f"use rank {worst} or less")
+    scales = {ly.name: effective_scale(spec.scaling, r, ly.d_in, spec.init) for ly in layers}
 
-    use_rslora = spec.rule.rule is ScaleRule.RSLORA
+    use_rslora = spec.scaling.rule is ScaleRule.RSLORA
     if use_rslora:
-        lora_alpha, pattern = spec.rule.lora_alpha, {}
+        lora_alpha, pattern = spec.scaling.lora_alpha, {}
     else:
         alphas = {name: peft_lora_alpha(s, r) for name, s in scales.items()}
         lora_alpha, pattern = _alpha_pattern(alphas)
@@ -111,7 +81,7 @@ def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_
         alpha_pattern=pattern,
         use_rslora=use_rslora,
         target_modules=list(targets),
-        lora_dropout=spec.dropout,
+        lora_dropout=spec.lora_dropout,
         bias="none",
         task_type=task_type,
     )
@@ -155,6 +125,12 @@ def _verify_against_peft(plan: LoraPlan) -> None:
             used.add(key)
         alpha = c.alpha_pattern.get(key, c.lora_alpha)
         s = scale_from_peft(alpha, c.r, c.use_rslora)
-        assert math.isclose(s, ly.scale, rel_tol=REL_TOL), f"alpha_pattern resolves {ly.name} to s={s}, planned {ly.scale}"
+        if not math.isclose(s, ly.scale, rel_tol=REL_TOL):  # a planning bug: never train with a wrong scale
+            raise PlanMismatch(f"alpha_pattern resolves {ly.name} to s={s}, planned {ly.scale}")
     unused = [k for k in keys if k not in used]
-    assert not unused, f"alpha_pattern keys match no module: {unused}"
+    if unused:
+        raise PlanMismatch(f"alpha_pattern keys match no module: {unused}")
+
+
+class PlanMismatch(RuntimeError):
+    """lorascale's plan and PEFT's resolution of it disagree: a bug in lorascale, raised even under ``python -O``."""

@@ -30,11 +30,11 @@ def run(args) -> int:
 
     errors = []
     if args.seeds < 1:
-        errors.append(ConfigError("--seeds", "must be ≥ 1"))
+        errors.append(ConfigError("seeds", "must be ≥ 1"))
     if args.steps is not None and args.steps < 1:
-        errors.append(ConfigError("--steps", "must be ≥ 1"))
+        errors.append(ConfigError("steps", "must be ≥ 1"))
     if not args.lr > 0:
-        errors.append(ConfigError("--lr", "must be > 0; LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
+        errors.append(ConfigError("lr", "must be > 0; LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
     if errors:
         from ..errors import ConfigErrors
 
@@ -43,7 +43,7 @@ def run(args) -> int:
     if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.out.exists() and any(args.out.iterdir()):
-        raise ConfigError("--out", f"{args.out} is not empty; pass a new --out directory (runs are never overwritten)")
+        raise ConfigError("out", f"{args.out} is not empty; pass a new --out directory (runs are never overwritten)")
     result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
     png = render_demo(result, args.out / "loss_curves.png")
     rows = result.rows()

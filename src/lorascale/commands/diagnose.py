@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
-from .common import finish, print_json, table
+from ..errors import ConfigError, ConfigErrors
+from .common import print_json, table
 
 PREFIXES = {"sd": "signal/drift (LoRA-α Prop. 1–2)", "fu": "feature updates (μA eq. 1)"}
 
@@ -28,8 +28,8 @@ def run(args) -> int:
     for flag, value, least in (("--lanczos-steps", args.lanczos_steps, 1), ("--hutchinson-samples", args.hutchinson_samples, 2),
                                ("--batch-size", args.batch_size, 1)):
         if value < least:
-            errors.append(ConfigError(flag, f"must be an integer ≥ {least}, got {value}"))
-    finish(errors)
+            errors.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be an integer ≥ {least}, got {value}"))
+    ConfigErrors.raise_if_any(errors)
 
     from ..diagnostics.plots import render_traces, trace_info, trace_summary
     from ..diagnostics.run import read_metrics, run_curvature

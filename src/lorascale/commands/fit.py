@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .common import finish, print_json, table
+from ..errors import ConfigError, ConfigErrors
+from .common import print_json, table
 
 
 def register(sub) -> None:
@@ -30,7 +30,7 @@ def load_records(args):
     if name is None:
         names = optuna.study.get_all_study_names(open_storage(args.storage, must_exist=True))
         if len(names) != 1:
-            raise ConfigError("--study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study NAME")
+            raise ConfigError("study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study NAME")
         name = names[0]
     return name, SweepStore.open(args.storage, name).records()
 
@@ -41,13 +41,13 @@ def run(args) -> int:
 
     errors = []
     if args.metric not in ("ema", "eval"):
-        errors.append(ConfigError("--metric", f"must be ema or eval, got {args.metric!r}"))
+        errors.append(ConfigError("metric", f"must be ema or eval, got {args.metric!r}"))
     if args.bootstrap < 0:
-        errors.append(ConfigError("--bootstrap", f"must be ≥ 0, got {args.bootstrap}"))
-    finish(errors)
+        errors.append(ConfigError("bootstrap", f"must be ≥ 0, got {args.bootstrap}"))
+    ConfigErrors.raise_if_any(errors)
     name, records = load_records(args)
     if not records:
-        raise ConfigError("--study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+        raise ConfigError("study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
     rep = fit(records, args.metric, n_boot=args.bootstrap)
     if args.json:
         print_json({"study": name, **fit_to_dict(rep)})

@@ -19,10 +19,10 @@ def run(args) -> int:
     from ..sweep.report import write_report
 
     if args.bootstrap < 0:
-        raise ConfigError("--bootstrap", f"must be ≥ 0, got {args.bootstrap}")
+        raise ConfigError("bootstrap", f"must be ≥ 0, got {args.bootstrap}")
     name, records = load_records(args)
     if not records:
-        raise ConfigError("--study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+        raise ConfigError("study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
     md = write_report(records, args.out, name, n_boot=args.bootstrap, html_too=not args.no_html)
     print(f"wrote {md}" + ("" if args.no_html else f" and {md.with_suffix('.html')}"))
     return 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .common import finish, print_json, table
+from ..errors import ConfigError, ConfigErrors
+from ..repro.mlp import MLPSetup
+from .common import print_json, table
+from .flags import add_settings_args, given
 
 EXPERIMENTS = ("mlp-dynamics", "mlp-spectra")
 DEFAULT_D = {"mlp-dynamics": 256, "mlp-spectra": 32}  # App. E: d = 256 for dynamics, 32 for exact spectra
@@ -14,30 +16,24 @@ def register(sub) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help=" or ".join(EXPERIMENTS))
     p.add_argument("--seeds", type=int, default=3, help="number of seeds to average (default 3)")
     p.add_argument("--out", default=None, help="output folder for figures and tables (default repro-<experiment>)")
-    p.add_argument("--d", type=int, default=None, help="MLP width (default 256 for dynamics, 32 for spectra)")
-    p.add_argument("--steps", type=int, default=100, help="Adam steps (default 100, App. E)")
-    p.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16, App. E)")
-    p.add_argument("--n", type=int, default=100, help="training examples (default 100, App. E)")
+    add_settings_args(p, MLPSetup, title="App. E setup", only=("d", "n", "rank", "steps"))
     p.add_argument("--no-extend", action="store_true", help="mlp-dynamics: do not extend the grids past their edge")
     p.add_argument("--json", action="store_true", help="print the measured numbers as JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..errors import ConfigErrors
-    from ..repro.mlp import MLPSetup
-
     errors = []
     if args.experiment not in EXPERIMENTS:
-        errors.append(ConfigError("EXPERIMENT", f"unknown experiment {args.experiment!r}; choose {' or '.join(EXPERIMENTS)}"))
+        errors.append(ConfigError("experiment", f"unknown experiment {args.experiment!r}", f"choose {' or '.join(EXPERIMENTS)}"))
     if args.seeds < 1:
-        errors.append(ConfigError("--seeds", f"must be ≥ 1, got {args.seeds}; the paper-style average uses 3"))
+        errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "the paper-style average uses 3"))
     setup = None
     try:  # report the setup's problems together with the flags' (one error list)
-        setup = MLPSetup(d=args.d or DEFAULT_D.get(args.experiment, 32), n=args.n, rank=args.rank, steps=args.steps)
+        setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
     except ConfigErrors as e:
         errors.extend(e.errors)
-    finish(errors)
+    ConfigErrors.raise_if_any(errors)
 
     from ..repro import mlp_dynamics, mlp_spectra
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..vocabulary import Task
 from .batches import IGNORE_INDEX, TokenisedData, make_loaders, split_indices, tokenise
 from .builtin import BUILTIN, load_builtin
 from .examples import Examples, Kind
@@ -12,7 +13,7 @@ __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loa
            "TokenisedData", "IGNORE_INDEX", "examples_from_records"]
 
 
-def load_examples(data: str, task: str | None = None) -> Examples:
+def load_examples(data: str, task: Task | str | None = None) -> Examples:
     """A builtin dataset name or a path; checked (columns, emptiness, labels) before any model loads."""
     if data in BUILTIN:
         ex = load_builtin(data)
@@ -20,8 +21,8 @@ def load_examples(data: str, task: str | None = None) -> Examples:
         ex = load_file(data, task)
     else:
         raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)} or pass a file path")
-    if task == "classification" and ex.kind is not Kind.LABELED:
-        raise ConfigError("task", f"{data} is not a labelled dataset; use --task lm or a dataset with text/label columns")
-    if task == "lm" and ex.kind is Kind.LABELED:
-        raise ConfigError("task", f"{data} is a classification dataset; use --task classification")
+    if task is not None and Task(task) is not ex.kind.task:
+        fix = ("use task classification" if ex.kind.task is Task.CLASSIFICATION
+               else "use task lm, or a dataset with text/label columns")
+        raise ConfigError("task", f"{data} is a {ex.kind.task} dataset, not {Task(task)}", fix)
     return ex

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from ..errors import ConfigError
+from ..vocabulary import Task
 
 __all__ = ["Kind", "Examples"]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
+    """The data's layout. It decides the task (:class:`~lorascale.vocabulary.Task`, defined once there)."""
+
     TEXT = "text"  # causal LM on plain text, chunked into blocks
     PAIR = "pair"  # prompt/completion (or chat turns): loss on the completion only
     LABELED = "labeled"  # sequence classification (text, label)
+
+    @property
+    def task(self) -> Task:
+        return Task.CLASSIFICATION if self is Kind.LABELED else Task.LM
 
 
 @dataclass

@@ -20,9 +20,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """The records of ``RUN_DIR/metrics.jsonl``; a malformed line is an error naming its number."""
     path = Path(run_dir) / "metrics.jsonl"
     if not Path(run_dir).is_dir():
-        raise ConfigError("RUN_DIR", f"{run_dir} is not a directory; pass a run folder written by `lorascale train`")
+        raise ConfigError("run_dir", f"{run_dir} is not a directory; pass a run folder written by `lorascale train`")
     if not path.exists():
-        raise ConfigError("RUN_DIR", f"{path} does not exist; train with `lorascale train --diagnostics signal-drift ...` first")
+        raise ConfigError("run_dir", f"{path} does not exist; train with `lorascale train --diagnostics signal-drift ...` first")
     records = []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -30,7 +30,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ConfigError("RUN_DIR", f"{path}:{i} is not valid JSON ({e.msg})") from None
+            raise ConfigError("run_dir", f"{path}:{i} is not valid JSON ({e.msg})") from None
     return records
 
 
@@ -62,7 +62,7 @@ def _load_config(run_dir: Path):
     from ..train.config import TrainConfig, config_from_mapping
 
     mapping = read_mapping(run_dir / "config.json", "--lanczos", "a run folder written by `lorascale train`")
-    return config_from_mapping(mapping, TrainConfig()).validate()  # config.json holds exactly TrainConfig's fields
+    return config_from_mapping(mapping, TrainConfig())  # config.json holds exactly TrainConfig's fields
 
 
 def _load_adapter(model, adapter_dir: Path) -> None:

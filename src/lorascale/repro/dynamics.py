@@ -76,7 +76,7 @@ class DynamicsResult:
 
     def to_dict(self) -> dict:
         return {
-            "setup": asdict(self.setup),
+            "setup": self.setup.model_dump(),
             "seeds": self.seeds,
             "paths": {
                 p: {"best_multiplier": self.best(p).multiplier, "best_loss": self.best(p).mean_final,

@@ -17,37 +17,33 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ConfigErrors
+from pydantic import model_validator
+
+from ..errors import ConfigError
 from ..rules import Init
+from ..schema import PositiveFloat, PositiveInt, Settings, setting
 from ..train.callbacks import CallbackList, TrainContext
 from ..train.monitor import DivergenceGuard
 
 __all__ = ["MLPSetup", "SiLUMLP", "make_data", "build_model", "train", "RunTrace", "weight_loss", "single_thread"]
 
 
-@dataclass(frozen=True)
-class MLPSetup:
-    d: int = 256
-    n: int = 100
-    depth: int = 5
-    rank: int = 16
-    steps: int = 100
-    lr0: float = 1e-4  # η₀
-    alpha0: float = 1.0  # α₀
+class MLPSetup(Settings):
+    """App. E's sizes: width d, examples n, depth, LoRA rank, Adam steps, base learning rate and α."""
 
-    def __post_init__(self) -> None:
-        errors = []
-        for name in ("d", "n", "depth", "rank", "steps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                errors.append(ConfigError(f"--{name}", f"must be a positive integer, got {v!r}"))
-        if not errors and self.rank > self.d:
-            errors.append(ConfigError("--rank", f"r = {self.rank} exceeds the width d = {self.d}; use --rank {self.d} or less"))
-        for name in ("lr0", "alpha0"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                errors.append(ConfigError(f"--{name.replace('0', '')}", f"must be a finite number > 0, got {v!r}"))
-        ConfigErrors.raise_if_any(errors)
+    d: PositiveInt = setting(256, "MLP width (App. E: 256 for the dynamics, 32 for exact spectra)")
+    n: PositiveInt = setting(100, "training examples (App. E: 100)")
+    depth: PositiveInt = setting(5, "linear layers (App. E: 5)")
+    rank: PositiveInt = setting(16, "LoRA rank on every layer (App. E: 16)")
+    steps: PositiveInt = setting(100, "full-batch Adam steps (App. E: 100)")
+    lr0: PositiveFloat = setting(1e-4, "base learning rate η₀")
+    alpha0: PositiveFloat = setting(1.0, "base multiplier α₀ (PEFT lora_alpha)")
+
+    @model_validator(mode="after")
+    def _rank_fits(self) -> "MLPSetup":
+        if self.rank > self.d:
+            raise ConfigError("rank", f"r = {self.rank} exceeds the width d = {self.d}", f"use rank {self.d} or less")
+        return self
 
 
 class SiLUMLP(nn.Module):

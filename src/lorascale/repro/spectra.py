@@ -84,7 +84,7 @@ class SpectraResult:
 
     def to_dict(self) -> dict:
         return {
-            "setup": asdict(self.setup), "seeds": self.seeds, "layer": self.layer,
+            "setup": self.setup.model_dump(), "seeds": self.seeds, "layer": self.layer,
             "compression": self.compression, "trace_pairs": self.trace_pairs(),
             "growth_exponents": self.growth(), "purification": self.purification(),
         }

@@ -17,12 +17,12 @@ from ..train.config import TrainConfig
 __all__ = ["ALPHA_KNOB", "default_label", "rule_facts"]
 
 ALPHA_KNOB = {
-    ScaleRule.LORA_ALPHA.value: "alpha",
-    ScaleRule.LORA_ALPHA_ANALYTIC.value: "alpha",
-    ScaleRule.FIXED_ALPHA.value: "lora_alpha",
-    ScaleRule.RSLORA.value: "lora_alpha",
+    ScaleRule.LORA_ALPHA: "alpha",
+    ScaleRule.LORA_ALPHA_ANALYTIC: "alpha",
+    ScaleRule.FIXED_ALPHA: "lora_alpha",
+    ScaleRule.RSLORA: "lora_alpha",
 }
-"""The TrainConfig field an α multiplier scales, per rule; rules without one have a fixed s(r)."""
+"""The RuleSpec field an α multiplier scales, per rule; rules without one have a fixed s(r)."""
 
 _PROBE_WIDTH = 1024  # only lora-alpha-analytic depends on d_in, and not in its rank exponent
 _PROBE_N = 4096  # μA's rank exponents for Init[A] and Init[B], α = 1 do not depend on the width
@@ -30,9 +30,9 @@ _PROBE_N = 4096  # μA's rank exponents for Init[A] and Init[B], α = 1 do not d
 
 def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None, float | None]:
     """(init, γ_eff, μA's predicted slope of log η* vs log r, PEFT lora_alpha = s·r) for a config."""
-    if cfg.finetune == "full":
+    if cfg.finetune is Finetune.FULL:
         return None, None, None, None
-    spec, init, r = cfg.rule_spec(), Init(cfg.init), cfg.rank
+    spec, init, r = cfg.adapter.scaling, cfg.adapter.init, cfg.adapter.rank
     try:
         s1 = effective_scale(spec, r, _PROBE_WIDTH, init)
         s2 = effective_scale(spec, 2 * r, _PROBE_WIDTH, init)
@@ -41,7 +41,7 @@ def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None
     gamma = round(-math.log2(s2 / s1), 9) + 0.0  # + 0.0: no negative zero
     slope = None
     if 0.0 <= gamma <= 1.0 and (init is not Init.B or gamma == 0.0):
-        mua = MuAConfig(Finetune.LORA, Init.A if init is Init.KAIMING else init, gamma)
+        mua = MuAConfig(finetune=Finetune.LORA, init=Init.A if init is Init.KAIMING else init, gamma=gamma)
         slope = mua_lr_exponents(_PROBE_N, min(r, _PROBE_N), mua)[1] + 0.0  # −(1−1)/2 is −0.0
     use_rslora = spec.rule is ScaleRule.RSLORA
     peft_alpha = None if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC else peft_lora_alpha(s1, r, use_rslora)
@@ -50,14 +50,15 @@ def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None
 
 def default_label(cfg: TrainConfig) -> str:
     """A readable configuration name: "FFT", "Init[A] α=1/r", "lora-alpha Init[kaiming]", ..."""
-    if cfg.finetune == "full":
+    if cfg.finetune is Finetune.FULL:
         return "FFT"
-    init = f"Init[{cfg.init}]"
-    if cfg.rule == ScaleRule.MUA.value:
-        g = float(cfg.gamma)
+    scaling = cfg.adapter.scaling
+    init = f"Init[{cfg.adapter.init}]"
+    if scaling.rule is ScaleRule.MUA:
+        g = float(scaling.gamma)
         return f"{init} α={'1' if g == 0 else '1/r' if g == 1 else f'r^-{g:g}'}"
-    if cfg.rule == ScaleRule.ALPHA_EQ_R.value:
+    if scaling.rule is ScaleRule.ALPHA_EQ_R:
         return f"{init} α=1 (lora_alpha=r)"
-    knob = ALPHA_KNOB.get(cfg.rule)
-    suffix = f" {knob}={getattr(cfg, knob):g}" if knob else ""
-    return f"{cfg.rule} {init}{suffix}"
+    knob = ALPHA_KNOB.get(scaling.rule)
+    suffix = f" {knob}={getattr(scaling, knob):g}" if knob else ""
+    return f"{scaling.rule} {init}{suffix}"

@@ -29,12 +29,15 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
-from ..train.config import TrainConfig, config_from_mapping
+from ..rules import Finetune, ScaleRule
+from ..schema import leaf_fields
+from ..train.config import FLAT_KEYS, TrainConfig
 from .axes import Collector, log2_axis, number_list, take_mapping
 from .configs import ALPHA_KNOB, default_label, rule_facts
 
@@ -45,10 +48,10 @@ GRID_KEYS = ("configs", "ranks", "log2_lr", "alpha_multipliers", "seeds")
 CONFIG_AXES = ("ranks", "log2_lr", "alpha_multipliers")
 PATH_KEYS = ("name", "ranks", "lr_fft", "alpha0", "multipliers", "which", "seeds")
 AXIS_FIELDS = {"lr": "log2_lr", "rank": "ranks", "seed": "seeds"}  # set per point, never in base/configs
-ADAPTER_FIELDS = ("rule", "init", "gamma", "alpha", "lora_alpha", "c", "targets")
+ADAPTER_FIELDS = tuple(k for k in leaf_fields(AdapterSpec) if k != "rank")  # rank is an axis
 SPEC_DEFAULTS = {"save_model": False}  # a sweep keeps results in storage, not one adapter per point
 KEY_IGNORES = ("out_dir", "save_model")  # where outputs go does not change the run
-TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
+TRAIN_FIELDS = FLAT_KEYS
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Point:
         """The point's coordinates as JSON values (stored with its trial; the fit reads them back)."""
         return {
             "key": self.key, "config": self.config, "rank": self.rank, "log2_lr": self.log2_lr,
-            "alpha_mult": self.alpha_mult, "seed": self.seed, "finetune": self.train.finetune,
+            "alpha_mult": self.alpha_mult, "seed": self.seed, "finetune": self.train.finetune.value,
             "paths": [list(p) for p in self.paths], "init": self.init, "gamma_eff": self.gamma_eff,
             "predicted_slope": self.predicted_slope, "peft_alpha": self.peft_alpha,
         }
@@ -99,15 +102,18 @@ def point_key(cfg: TrainConfig) -> str:
 
     Only non-default fields enter, so a field added to TrainConfig later keeps old keys valid.
     """
-    default = TrainConfig().to_dict()
-    diff = {k: v for k, v in cfg.to_dict().items() if k not in KEY_IGNORES and v != default[k]}
+    default = _DEFAULT_FLAT
+    diff = {k: v for k, v in cfg.to_flat().items() if k not in KEY_IGNORES and v != default.get(k)}
     return hashlib.sha1(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_DEFAULT_FLAT = TrainConfig().to_flat()
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec file; raises ConfigErrors listing every problem."""
     p = Path(path)
-    data = read_mapping(p, "SPEC", f"a sweep YAML such as configs/sweep-tiny.yaml, with keys {', '.join(TOP_KEYS)}")
+    data = read_mapping(p, "spec", f"a sweep YAML such as configs/sweep-tiny.yaml, with keys {', '.join(TOP_KEYS)}")
     return parse_spec(data, default_name=p.stem, source=p)
 
 
@@ -203,7 +209,7 @@ def _expand_grid(grid: dict, base: dict, c: Collector, points: dict) -> None:
                    if "alpha_multipliers" in entry else mults)
         if full:
             c_ranks, c_mults = (None,), (1.0,)
-        rule = str({**base, **over}.get("rule", TrainConfig.rule))
+        rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
         if knob is None and any(m != 1.0 for m in c_mults):
             c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply;"
@@ -222,7 +228,7 @@ def _expand_grid(grid: dict, base: dict, c: Collector, points: dict) -> None:
             for r in c_ranks:
                 for x in c_lrs:
                     for m in c_mults:
-                        knob_value = None if knob is None else m * getattr(probe, knob)
+                        knob_value = None if knob is None else m * getattr(probe.adapter.scaling, knob)
                         cfg = _train(base, over, x, r, seed, knob, knob_value, where, c)
                         if cfg is not None:
                             _add(points, _point(cfg, label, r, x, m, seed, ()), where, c)
@@ -246,7 +252,7 @@ def _expand_paths(paths: dict, base: dict, c: Collector, points: dict) -> None:
     for k, v in (("lr_fft", lr_fft), ("alpha0", alpha0)):
         if not _number(v) or not v > 0:
             c.add(f"paths.{k}", f"must be a number > 0 (LoRA-α uses η_FFT = 2e-5, α₀ = 16), got {v!r}")
-    knob = ALPHA_KNOB.get(str(over["rule"]))
+    knob = ALPHA_KNOB.get(str(over["rule"]))  # noqa: the rule's value string keys ALPHA_KNOB (a StrEnum)
     if knob is None:
         c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob; use one of {', '.join(ALPHA_KNOB)}")
     if len(c.errors) > n_errors or not (ranks and mults and seeds):
@@ -267,21 +273,20 @@ def _expand_paths(paths: dict, base: dict, c: Collector, points: dict) -> None:
 
 
 def _train(base, over, log2_lr, rank, seed, knob, knob_value, where, c: Collector) -> TrainConfig | None:
+    if {**base, **over}.get("finetune") == Finetune.FULL:  # the base's adapter settings are for the LoRA configs
+        base = {k: v for k, v in base.items() if k not in ADAPTER_FIELDS}
     values = {**SPEC_DEFAULTS, **base, **over, "lr": 2.0**log2_lr, "seed": seed}
     if rank is not None:
         values["rank"] = rank
     if knob is not None:
         values[knob] = knob_value
     try:
-        cfg = config_from_mapping(values)
-        errs = cfg.errors()
-    except (ConfigErrors, TypeError, ValueError) as e:
-        c.add_once(where, f"invalid values: {e}")
-        return None
-    for e in errs:  # name the section that set the bad value
-        owner = where if e.field in over or e.field not in base else "base"
-        c.add_once(f"{owner}.{e.field}", e.message)
-    return None if errs else cfg
+        return TrainConfig.from_flat(values)
+    except ConfigErrors as errs:
+        for e in errs.errors:  # name the section that set the bad value
+            owner = where if e.field in over or e.field not in base else "base"
+            c.add_once(f"{owner}.{e.field}", e.message if not e.fix else f"{e.message}; {e.fix}")
+    return None
 
 
 def _point(cfg: TrainConfig, label, rank, log2_lr, alpha_mult, seed, paths) -> Point:

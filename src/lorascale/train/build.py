@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..adapters import AdapterSpec, LoraPlan, apply_init, plan_lora
-from ..data import Kind, load_examples, make_loaders, tokenise
-from ..models import LoadedModel, Task, load_model
-from ..rules import Init
+from ..adapters import LoraPlan, apply_init, plan_lora
+from ..data import load_examples, make_loaders, tokenise
+from ..errors import ConfigError
+from ..models import LoadedModel, load_model
+from ..rules import Finetune
+from ..vocabulary import Task
 from .config import TrainConfig
 
 __all__ = ["BuiltRun", "build_run", "param_groups", "HEAD_NAMES"]
@@ -33,27 +35,24 @@ def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
     import torch
 
     examples = load_examples(cfg.data, cfg.task)  # bad data fails here, before any model loads
-    task = Task.CLASSIFICATION if examples.kind is Kind.LABELED else Task.CAUSAL_LM
+    task = examples.kind.task
     loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), seed=cfg.seed, quiet=quiet)
     if loaded.task is not task:
-        from ..errors import ConfigError
-
-        raise ConfigError("data", f"{cfg.data} is a {task.value} dataset but {cfg.model} is a {loaded.task.value} model")
+        raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
+                          "pick data and a model for the same task")
     cap = None if cfg.max_examples is None else math.ceil(cfg.max_examples / (1 - cfg.val_fraction)) + 8
     data = tokenise(examples, loaded.tokenizer, cfg.seq_len, cap)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     train_loader, val_loader = make_loaders(data, cfg.batch_size, cfg.val_fraction, cfg.seed, pad, cfg.max_examples)
 
     model, plan = loaded.model, None
-    if cfg.finetune == "lora":
+    if cfg.finetune is Finetune.LORA:
         from peft import get_peft_model
 
-        spec = AdapterSpec(rank=cfg.rank, rule=cfg.rule_spec(), init=Init(cfg.init), targets=cfg.targets)
-        task_type = "SEQ_CLS" if task is Task.CLASSIFICATION else "CAUSAL_LM"
-        plan = plan_lora(loaded.model, spec, loaded.default_targets, task_type=task_type)
+        plan = plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
         torch.manual_seed(cfg.seed)  # PEFT's kaiming init of A draws from the global generator
         model = get_peft_model(loaded.model, plan.config)
-        apply_init(model, spec.init, seed=cfg.seed)
+        apply_init(model, cfg.adapter.init, seed=cfg.seed)
     return BuiltRun(model, loaded.tokenizer, train_loader, val_loader, task, loaded, plan, examples.label_names)
 
 
@@ -67,7 +66,8 @@ def param_groups(model, cfg: TrainConfig) -> list[dict]:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (head if any(f".{h}." in f".{name}." for h in HEAD_NAMES) else body).append(p)
-    assert body, "no trainable backbone/adapter parameters: the adapter was not applied"
+    if not body:
+        raise RuntimeError("no trainable backbone/adapter parameters: the adapter was not applied")
     groups = [{"params": body, "lr": cfg.peak_lr(), "peak_lr": cfg.peak_lr(), "name": "body"}]
     if head:
         groups.append({"params": head, "lr": cfg.head_lr, "peak_lr": cfg.head_lr, "name": "head"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..models import Task
+from ..vocabulary import Task
 
-__all__ = ["evaluate", "eval_metric_name", "count_targets", "accumulation_weights"]
+__all__ = ["evaluate", "count_targets", "accumulation_weights"]
 
 
 def count_targets(batch: dict) -> int:
@@ -27,10 +27,6 @@ def accumulation_weights(batches: list[dict]) -> list[float]:
     counts = [count_targets(b) for b in batches]
     total = sum(counts)
     return [c / total for c in counts] if total else [1.0 / len(batches)] * len(batches)
-
-
-def eval_metric_name(task: Task) -> str:
-    return "val_accuracy" if task is Task.CLASSIFICATION else "val_nll"
 
 
 def evaluate(model, loader, task: Task, max_batches: int, accelerator=None) -> dict:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
+from ..rules import Finetune
+from ..vocabulary import RunStatus
 from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
 from .config import TrainConfig
-from .evaluate import accumulation_weights, eval_metric_name, evaluate
+from .evaluate import accumulation_weights, evaluate
 from .monitor import DivergenceGuard, Ema
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
@@ -28,7 +30,7 @@ __all__ = ["train", "RunResult", "total_steps"]
 
 @dataclass
 class RunResult:
-    status: str
+    status: RunStatus
     final_ema_loss: float
     eval_metric: str
     eval_value: float | None
@@ -57,7 +59,6 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    cfg.validate()
     started = time.time()
     set_seed(cfg.seed)
     use_cuda = torch.cuda.is_available()
@@ -66,7 +67,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
-    writer.start(cfg.to_dict())
+    writer.start(cfg.to_flat())
 
     steps = total_steps(cfg, len(built.train_loader))
     groups = param_groups(built.model, cfg)
@@ -76,11 +77,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     cbs = CallbackList(callbacks)
     ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
-    metric = eval_metric_name(built.task)
-    status, message, last_eval, curve = "complete", "", {}, []
+    metric = built.task.eval_metric
+    status, message, last_eval, curve = RunStatus.COMPLETE, "", {}, []
     bar = tqdm(total=steps, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
 
-    def summary_dict(st: str) -> dict:
+    def summary_dict(st: RunStatus) -> dict:
         return {
             "status": st, "message": message, "steps_done": ctx.step, "total_steps": steps,
             "final_ema_loss": _finite_or_inf(ema.value), "final_loss": ctx.loss,
@@ -108,7 +109,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             loss = float(accelerator.reduce(loss_sum, "mean"))
             ctx.loss = loss
             if guard.check(step + 1, loss):
-                status, message = "diverged", guard.reason
+                status, message = RunStatus.DIVERGED, guard.reason
                 optimizer.zero_grad(set_to_none=True)
                 writer.log({"step": step + 1, "loss": loss, "lr": ctx.lr, "diverged": True})
                 break
@@ -135,7 +136,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             if ctx.stop_reason:
                 message = ctx.stop_reason
                 break
-        if status == "complete":
+        if status is RunStatus.COMPLETE:
             last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
             logs = {"step": ctx.step, **last_eval}
             cbs.on_evaluate(ctx, logs)
@@ -147,11 +148,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         writer.summary(summary)
     except KeyboardInterrupt:
         message = f"interrupted by the user after {ctx.step} steps"
-        writer.summary(summary_dict("interrupted"))
+        writer.summary(summary_dict(RunStatus.INTERRUPTED))
         raise
     except BaseException as e:
         message = f"{type(e).__name__}: {e}"
-        writer.summary(summary_dict("failed"))
+        writer.summary(summary_dict(RunStatus.FAILED))
         raise
     finally:
         bar.close()
@@ -161,13 +162,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
 
 
 def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
-    if cfg.finetune == "full":
+    if cfg.finetune is Finetune.FULL:
         model.save_pretrained(run_dir / "model")
         built.tokenizer.save_pretrained(run_dir / "model")
         return
-    meta = AdapterMetadata(rule=cfg.rule, alpha=cfg.alpha, c=cfg.c, init=cfg.init, rank=cfg.rank, lr=cfg.peak_lr(),
-                           gamma=cfg.gamma, lora_alpha=cfg.lora_alpha, model=cfg.model)
-    save_adapter(model, run_dir / "adapter", meta)
+    save_adapter(model, run_dir / "adapter", AdapterMetadata(adapter=cfg.adapter, lr=cfg.peak_lr(), model=cfg.model))
 
 
 def _finite_or_inf(x: float) -> float:

@@ -12,17 +12,18 @@ import uuid
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..rules import Finetune
+from ..vocabulary import RunStatus
 
-__all__ = ["RunWriter", "default_run_dir", "json_safe", "STATUSES"]
-
-STATUSES = ("running", "complete", "diverged", "interrupted", "failed")
+__all__ = ["RunWriter", "default_run_dir", "json_safe"]
 
 
 def default_run_dir(cfg) -> Path:
-    tag = cfg.rule if cfg.finetune == "lora" else "full"
+    lora = cfg.finetune is Finetune.LORA
+    tag = f"{cfg.adapter.scaling.rule}-r{cfg.adapter.rank}" if lora else "full"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     unique = uuid.uuid4().hex[:6]  # two runs started in the same second by one process must not collide
-    return Path("runs") / f"{stamp}-{cfg.model.replace('/', '_')}-{tag}-r{cfg.rank}-s{cfg.seed}-{unique}"
+    return Path("runs") / f"{stamp}-{cfg.model.replace('/', '_')}-{tag}-s{cfg.seed}-{unique}"
 
 
 class RunWriter:
@@ -39,7 +40,7 @@ class RunWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands
-        self.summary({"status": "running"})
+        self.summary({"status": RunStatus.RUNNING})
 
     def log(self, record: dict) -> None:
         if self._metrics is not None:
@@ -48,7 +49,7 @@ class RunWriter:
     def summary(self, summary: dict) -> None:
         if not self.enabled:
             return
-        assert summary.get("status") in STATUSES, f"bad status {summary.get('status')!r}"
+        RunStatus(summary.get("status"))  # an unknown status is a bug: ValueError names it
         tmp = self.dir / "summary.json.tmp"
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
         tmp.replace(self.dir / "summary.json")

@@ -1,0 +1,100 @@
+"""Flags derived from settings models, and the one place fields become flag names.
+
+Every ``--flag`` of a settings-backed command comes from a field of a :mod:`lorascale.schema` model:
+its name (``batch_size`` → ``--batch-size``), its help text and default. Values arrive as strings and
+are validated by the model, so a bad value is reported with every other problem at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from ..errors import ConfigError
+from ..schema import leaf_fields
+
+__all__ = ["add_settings_args", "given", "flag_for", "FLAG_NAMES", "SHORT"]
+
+FLAG_NAMES = {"out_dir": "--out"}  # fields whose flag is not --field-name
+SHORT = {"rank": "-r", "model": "-m"}
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, title: str | None = None,
+                      only: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
+                      defaults: dict | None = None) -> None:
+    """One flag per leaf setting of ``model`` (``only``/``exclude`` pick them). Unset flags are absent
+    from the namespace, so the model's defaults (or a config file) apply."""
+    group = p.add_argument_group(title) if title else p
+    defaults = defaults or {}
+    for name, (_, info) in leaf_fields(model).items():
+        if (only is not None and name not in only) or name in exclude:
+            continue
+        default = defaults.get(name, info.default)
+        shown = "" if default in (None, PydanticUndefined) else f" (default {_show(default)})"
+        names = [flag_name(name)] + ([SHORT[name]] if name in SHORT else [])
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=(info.description or "") + shown)
+        if _is_bool(info.annotation):
+            group.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
+        elif _is_sequence(info.annotation):
+            group.add_argument(*names, nargs="+", metavar=name.upper(), **kw)
+        else:
+            group.add_argument(*names, metavar=_metavar(info.annotation, name), **kw)
+
+
+def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
+    """The leaf settings of ``model`` given on the command line."""
+    return {name: getattr(args, name) for name in leaf_fields(model) if name in vars(args)}
+
+
+def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
+    """The flag that sets ``field`` in ``parser`` (``batch_size`` → ``--batch-size``), if one does."""
+    if parser is None:
+        return None
+    for action in parser._actions:  # argparse has no public lookup by dest; _actions is its documented table
+        if action.dest == field:
+            return max(action.option_strings, key=len) if action.option_strings else (action.metavar or field.upper())
+    return None
+
+
+def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:
+    """``--batch-size: must be > 0, got 0`` (with the YAML key too when a config file is in play)."""
+    flag = flag_for(parser, error.field)
+    if flag is None:
+        return error.text()
+    return error.text(f"{flag} ({error.field})" if from_file else flag)
+
+
+def _show(v) -> str:
+    if hasattr(v, "value"):
+        return str(v.value)
+    if isinstance(v, BaseModel):
+        return "see below"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _is_bool(annotation) -> bool:
+    return annotation is bool or bool in get_args(annotation) and type(None) in get_args(annotation) and len(get_args(annotation)) == 2
+
+
+def _is_sequence(annotation) -> bool:
+    for a in (annotation, *get_args(annotation)):
+        if get_origin(a) in (tuple, list):
+            return True
+    return False
+
+
+def _metavar(annotation, name: str) -> str:
+    args = [a for a in (annotation, *get_args(annotation)) if a is not type(None)]
+    for a in args:
+        if isinstance(a, type) and hasattr(a, "__members__"):  # an enum: show its choices
+            return "{" + ",".join(m.value for m in a) + "}"
+        if get_origin(a) is not None and str(get_origin(a)).endswith("Literal"):
+            return "{" + ",".join(map(str, get_args(a))) + "}"
+    return name.upper()

@@ -1,0 +1,297 @@
+"""The one way lorascale defines and validates settings: pydantic v2 models, frozen and strict about keys.
+
+Every setting is a field of exactly one model (``RuleSpec``, ``AdapterSpec``, ``TrainConfig``, ...),
+with its constraint, its help text (``description``) and, where one exists, the fix a user should
+apply (``fix=``). Everything else derives from the fields: flat YAML/JSON keys (:func:`leaf_fields`,
+:func:`flatten`, :func:`nest`), CLI flags and their help (``lorascale.commands.flags``), sweep-spec
+keys, adapter metadata and run configs.
+
+Validation reports every problem at once as :class:`~lorascale.errors.ConfigErrors`, each error
+naming its field (dotted for nested models) with pydantic's check turned into lorascale's
+"field: problem; fix" wording. Numbers are coerced laxly (YAML 1.1 reads ``2e-5`` as a string) but
+booleans are never numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from contextvars import ContextVar
+from typing import Annotated, Any, Iterator
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import ConfigError, ConfigErrors
+
+__all__ = [
+    "Settings", "Int", "Float", "PositiveInt", "PositiveFloat", "NonNegativeFloat", "NonNegativeInt", "Seed",
+    "setting", "validate", "leaf_fields", "flatten", "nest", "errors_from_validation",
+]
+
+_COLLECTING: ContextVar[bool] = ContextVar("lorascale_schema_collecting", default=False)
+SEED_MAX = 2**32 - 1  # numpy/torch seeds: an unsigned 32-bit integer
+
+
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # pydantic's lax mode reads True as 1; a setting never means that
+        raise PydanticCustomError("bool_number", "must be a number, not true/false")
+    return v
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+NonNegativeInt = Annotated[Int, Field(ge=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0)]
+Seed = Annotated[Int, Field(ge=0, le=SEED_MAX)]
+
+
+def setting(default: Any, description: str, *, fix: str | None = None, **constraints: Any) -> Any:
+    """A field with its help text and the fix shown when a value is rejected."""
+    extra = {"fix": fix} if fix else None
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+class Settings(BaseModel):
+    """Base of every lorascale settings model: immutable, unknown keys rejected, enums kept as members."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, use_enum_values=False)
+
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values`` (nested mappings allowed); raises ConfigErrors listing every problem."""
+        try:
+            super().__init__(**values)
+        except ValidationError:
+            if _COLLECTING.get():  # inside validate(): let it read pydantic's errors
+                raise
+            validate(type(self), values)  # collects every problem and raises ConfigErrors
+            raise AssertionError(f"{type(self).__name__}: validation failed once and passed on retry") from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        """Accept flat keys for nested settings: ``TrainConfig(rank=8)`` sets ``adapter.rank``."""
+        return nest(cls, data) if isinstance(data, dict) else data
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` (nested models may be given as mappings), validated again."""
+        return type(self)(**{**{k: getattr(self, k) for k in type(self).model_fields}, **changes})
+
+
+# --------------------------------------------------------------------------------------------
+# validation with every problem at once
+
+
+def validate(cls: type[BaseModel], data: dict, prefix: str = ""):
+    """``cls.model_validate(data)``, with pydantic's errors turned into ConfigErrors.
+
+    Cross-field checks (model validators) only run once every field is valid, so after field errors
+    the offending keys are dropped and validation re-runs to find the cross-field problems too.
+    """
+    if not isinstance(data, dict):
+        raise ConfigErrors([ConfigError(prefix.rstrip(".") or "config", f"must be a mapping of keys, got {data!r}")])
+    token = _COLLECTING.set(True)  # pydantic calls a custom __init__ for every model it validates
+    try:
+        return _validate(cls, data, prefix)
+    finally:
+        _COLLECTING.reset(token)
+
+
+def _validate(cls: type[BaseModel], data: dict, prefix: str):
+    found: list[ConfigError] = []
+    current = nest(cls, data)  # error locations are nested paths: drop offending keys where they are
+    for _ in range(8):  # each round removes at least one offending key; a few rounds suffice
+        try:
+            obj = cls.model_validate(current)
+        except ValidationError as e:
+            errs = errors_from_validation(e, cls, prefix)
+            new = [x for x in errs if (x.field, x.message) not in {(f.field, f.message) for f in found}]
+            found += new
+            if not _drop_offending(current, e) or not new:
+                break
+            continue
+        if found:
+            break
+        return obj
+    raise ConfigErrors(found)
+
+
+def _drop_offending(data: dict, e: ValidationError) -> bool:
+    """Remove the keys field errors point at; False when the errors are model-level only."""
+    dropped = False
+    for err in e.errors():
+        loc = [p for p in err["loc"] if isinstance(p, str)]
+        if not loc:
+            continue
+        node = data
+        for part in loc[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                break
+        else:
+            if isinstance(node, dict) and loc[-1] in node:
+                node.pop(loc[-1])
+                dropped = True
+                continue
+        if loc[0] in data:  # the error is inside a value we cannot edit: drop the whole top-level key
+            data.pop(loc[0])
+            dropped = True
+    return dropped
+
+
+def errors_from_validation(e: ValidationError, cls: type[BaseModel], prefix: str = "") -> list[ConfigError]:
+    out: list[ConfigError] = []
+    for err in e.errors():
+        ctx = err.get("ctx") or {}
+        original = ctx.get("error")
+        if isinstance(original, ConfigErrors):  # raised by a model validator: already in our words
+            out += [x.renamed(prefix + x.field) for x in original.errors]
+            continue
+        if isinstance(original, ConfigError):
+            out.append(original.renamed(prefix + original.field))
+            continue
+        loc = [p for p in err["loc"] if isinstance(p, str)]
+        name = prefix + ".".join(_flat_name(cls, loc))
+        out.append(ConfigError(name or "config", _message(err, cls, loc), _fix(cls, loc)))
+    return out
+
+
+def _flat_name(cls: type[BaseModel], loc: list[str]) -> list[str]:
+    """A nested location (adapter.scaling.alpha) is reported by its flat key (alpha)."""
+    if len(loc) > 1 and _field_model(cls, loc[:-1]) is not None:
+        return [loc[-1]]
+    return loc
+
+
+def _field_model(cls, path: list[str]):
+    model = cls
+    for part in path:
+        info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if info is None:
+            return None
+        model = _model_type(info.annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _fix(cls, loc: list[str]) -> str | None:
+    model = _field_model(cls, loc[:-1]) if loc else None
+    info = model.model_fields.get(loc[-1]) if model is not None else None
+    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+    return extra.get("fix")
+
+
+def _message(err: dict, cls, loc: list[str]) -> str:
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
+    shown = f", got {got!r}" if kind not in ("missing", "extra_forbidden") else ""
+    if kind == "extra_forbidden":
+        model = _field_model(cls, loc[:-1]) if len(loc) > 1 else cls
+        names = ", ".join(sorted(leaf_fields(model))) if model is not None else ""
+        return f"unknown key; valid keys: {names}"
+    if kind == "enum":
+        return f"unknown value {got!r}; choose one of {ctx.get('expected', '').replace(chr(39), '')}"
+    if kind == "literal_error":
+        return f"unknown value {got!r}; choose one of {ctx.get('expected', '').replace(chr(39), '')}"
+    words = {
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "greater_than_equal": f"must be ≥ {ctx.get('ge')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+        "less_than_equal": f"must be ≤ {ctx.get('le')}",
+        "finite_number": "must be a finite number",
+        "bool_number": "must be a number, not true/false",
+        "int_parsing": "must be an integer", "int_type": "must be an integer", "int_from_float": "must be an integer",
+        "float_parsing": "must be a number", "float_type": "must be a number",
+        "string_type": "must be a string", "tuple_type": "must be a list", "list_type": "must be a list",
+        "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+        "dict_type": "must be a mapping", "model_type": "must be a mapping of keys",
+        "missing": "missing",
+    }
+    text = words.get(kind)
+    if text is None:
+        text = err["msg"].removeprefix("Value error, ")
+        return text[0].lower() + text[1:] if text else kind
+    return text + shown
+
+
+# --------------------------------------------------------------------------------------------
+# the flat vocabulary: every leaf setting of a (nested) model by its one name
+
+
+def _model_type(annotation) -> type[BaseModel] | None:
+    """The settings model inside ``annotation`` (``AdapterSpec``, ``AdapterSpec | None``), if any."""
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for a in candidates:
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
+def _walk(cls: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    for name, info in cls.model_fields.items():
+        sub = _model_type(info.annotation)
+        if sub is not None:
+            yield from _walk(sub, path + (name,))
+        else:
+            yield name, path + (name,), info
+
+
+def leaf_fields(cls: type[BaseModel]) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """Flat key → (path in the nested model, FieldInfo). Flat keys are unique by construction."""
+    out: dict[str, tuple[tuple[str, ...], Any]] = {}
+    for name, path, info in _walk(cls):
+        if name in out:
+            raise TypeError(f"{cls.__name__}: setting {name!r} is defined at {out[name][0]} and {path}")
+        out[name] = (path, info)
+    return out
+
+
+def nest(cls: type[BaseModel], flat: dict) -> dict:
+    """Flat keys → the nested mapping ``cls`` validates. Nested values already given (a mapping or a
+    model) are kept and flat keys override inside them; unknown keys stay (validation names them)."""
+    leaves = leaf_fields(cls)
+    out: dict = {}
+    for key, value in flat.items():
+        if key in leaves and len(leaves[key][0]) > 1:
+            continue  # placed below, after nested values, so the flat key wins
+        out[key] = value.model_dump() if isinstance(value, BaseModel) and key in cls.model_fields else value
+    for key, value in flat.items():
+        path = leaves[key][0] if key in leaves else (key,)
+        if len(path) == 1:
+            continue
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if isinstance(child, BaseModel):
+                child = child.model_dump()
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def flatten(obj: BaseModel) -> dict:
+    """The model as flat JSON values (enum members as their values, tuples as lists)."""
+    out: dict = {}
+
+    def visit(node: BaseModel) -> None:
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if isinstance(value, BaseModel):
+                visit(value)
+            else:
+                out[name] = _json_value(value)
+
+    visit(obj)
+    return out
+
+
+def _json_value(v: Any) -> Any:
+    if hasattr(v, "value") and not isinstance(v, (int, float, str)) or isinstance(v, str) and hasattr(v, "value"):
+        return v.value
+    if isinstance(v, tuple):
+        return [_json_value(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
