@@ -3,19 +3,27 @@ the full-finetuning learning rate, same budget, same seeds, same held-out set.
 
 LoRA-α's claim (§4–5): with α at its principled scale, LoRA trains well at η_FFT, where the
 conventional α = r barely moves. This command measures that on an embedded model.
+
+The figure is computed by :func:`demo_plot_info` (numbers only) and drawn by :func:`render_demo`.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from .figures import new_figure, save_figure
 from .train import RunResult, TrainConfig, train
+from .vocabulary import RunStatus
 
-__all__ = ["DemoArm", "DemoResult", "demo_configs", "run_demo", "render_demo"]
+__all__ = ["DemoArm", "DemoResult", "demo_configs", "run_demo", "Curve", "ArmCurves", "DemoPlotInfo",
+           "mean_curve", "demo_plot_info", "render_demo"]
 
 ARMS = (("standard LoRA (α = r)", "alpha-r"), ("LoRA-α (C = 256)", "lora-alpha"))
+ARM_COLORS = ("tab:gray", "tab:red")
 
 PRESETS = {
     # ~3.4 s/step on 2 CPU cores at 4×128 tokens: 2 arms × 24 steps ≈ 3 minutes with evaluation
@@ -72,26 +80,63 @@ def run_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5,
     return DemoResult(task, arms, lr, rank)
 
 
-def render_demo(result: DemoResult, path: Path) -> Path:
-    """EMA training-loss curves per arm (each seed a thin line, their mean thick)."""
-    import matplotlib
+class Curve(NamedTuple):
+    steps: tuple[int, ...]
+    values: tuple[float, ...]  # EMA training loss
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for arm, color in zip(result.arms, ("tab:gray", "tab:red")):
-        for i, r in enumerate(arm.results):
-            steps, ema = zip(*r.ema_curve) if r.ema_curve else ((), ())
-            ax.plot(steps, ema, color=color, lw=2 if i == 0 else 1, alpha=1 if i == 0 else 0.5,
-                    label=arm.label if i == 0 else None)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (EMA, β = 0.1)")
-    ax.set_title(f"{result.task}: rank {result.rank}, both at η = {result.lr:g} (full-finetuning LR)")
+class ArmCurves(NamedTuple):
+    label: str  # the legend entry, on the mean
+    seeds: tuple[Curve, ...]  # every seed, drawn thin
+    mean: Curve  # across the completed seeds, drawn thick
+
+
+class DemoPlotInfo(NamedTuple):
+    title: str
+    xlabel: str
+    ylabel: str
+    arms: tuple[ArmCurves, ...]
+
+
+def mean_curve(curves: list[Curve]) -> Curve:
+    """The step-wise mean of ``curves`` at the steps all of them logged (the same schedule for
+    runs of one configuration); empty for no curves."""
+    if not curves:
+        return Curve((), ())
+    common = set(curves[0].steps).intersection(*(c.steps for c in curves[1:]))
+    steps = tuple(s for s in curves[0].steps if s in common)
+    at = [dict(zip(c.steps, c.values)) for c in curves]
+    return Curve(steps, tuple(math.fsum(d[s] for d in at) / len(at) for s in steps))
+
+
+def demo_plot_info(result: DemoResult) -> DemoPlotInfo:
+    """Each arm's EMA curve per seed and their mean. The mean is over the seeds that completed, as in
+    the table (:meth:`DemoArm.stat`): a diverged run's pre-divergence curve is no result."""
+    arms = []
+    for arm in result.arms:
+        seeds = [Curve(tuple(s for s, _ in r.ema_curve), tuple(float(v) for _, v in r.ema_curve)) for r in arm.results]
+        done = [c for c, r in zip(seeds, arm.results) if r.status == RunStatus.COMPLETE]
+        arms.append(ArmCurves(_mean_label(arm.label, len(done), len(seeds)), tuple(seeds), mean_curve(done)))
+    return DemoPlotInfo(f"{result.task}: rank {result.rank}, both at η = {result.lr:g} (full-finetuning LR)",
+                        "optimizer step", "training loss (EMA, β = 0.1)", tuple(arms))
+
+
+def _mean_label(label: str, done: int, seeds: int) -> str:
+    if done == seeds == 1:
+        return label
+    if done == 0:
+        return f"{label} (no seed completed)"
+    return f"{label} (mean of {done} seeds)" if done == seeds else f"{label} (mean of the {done} completed of {seeds} seeds)"
+
+
+def render_demo(info: DemoPlotInfo, path: Path) -> Path:
+    """EMA training-loss curves per arm: each seed a thin line, their mean thick."""
+    fig, ((ax,),) = new_figure(width=7.0, height=4.2)
+    for arm, color in zip(info.arms, ARM_COLORS):
+        for seed in arm.seeds:
+            ax.plot(seed.steps, seed.values, color=color, lw=1, alpha=0.5)
+        ax.plot(arm.mean.steps, arm.mean.values, color=color, lw=2, label=arm.label)
+    ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -6,10 +6,12 @@ import pytest
 import sweep_fakes as F
 
 from lorascale.sweep import plots
-from lorascale.sweep.fit import fit
+from lorascale.sweep.fit import PathFit, PointStat, fit
 from lorascale.sweep.storage import SweepStore
 
 EXACT = 1e-9  # exact parabolas in the synthetic objective
+ARITH = 1e-12  # hand-derived limits: a few float additions and one multiplication
+INF = math.inf
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,64 @@ def test_lr_sweep_info_matches_mua_figure(stored):
     assert info.fft.label == "FFT" and info.ylim[0] < 1.0 < info.ylim[1]
     assert info.ylim[1] < 1.25  # clipped at the 90th percentile of this configuration's curves, not at 1.45
     assert info.xlabel == "log2(η)" and "EMA" in info.ylabel
+
+
+def test_ylim_covers_every_error_bar_with_a_margin():
+    # bars 1 ± 0.5 and 2 ± 0.25: from 0.5 to 2.25, span 1.75, 5% margin 0.0875 each side
+    assert plots.ylim_covering([1.0, 2.0], [0.5, 0.25]) == pytest.approx((0.4125, 2.3375), abs=ARITH)
+    # a diverged point (+inf) is left out; an unknown (None) or non-finite bar counts as 0
+    assert plots.ylim_covering([1.0, INF, 2.0], [None, 3.0, INF]) == pytest.approx((0.95, 2.05), abs=ARITH)
+    assert plots.ylim_covering([INF, INF], [None, None]) is None
+    # one point without a bar: the span is 0, so the margin is 5% of |lo|
+    assert plots.ylim_covering([2.0], [0.0]) == pytest.approx((1.9, 2.1), abs=ARITH)
+    assert plots.ylim_covering([0.0], [0.0]) == pytest.approx((-0.05, 0.05), abs=ARITH)
+
+
+def test_ylim_clips_the_top_at_the_90th_percentile_of_the_bar_tops():
+    # tops 1, 2, 3, 4, 6 (the last mean 5 has a bar of 1): 90th percentile at position 3.6 is
+    # 4 + 0.6·(6 − 4) = 5.2; bottoms from 1; span 4.2, margin 0.21
+    means, errs = [1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert plots.ylim_covering(means, errs) == pytest.approx((0.79, 5.41), abs=ARITH)
+    assert plots.ylim_covering(means, errs, clip=None) == pytest.approx((0.75, 6.25), abs=ARITH)  # span 5
+    assert plots.ylim_covering(means[:4], errs[:4]) == pytest.approx((0.85, 4.15), abs=ARITH)  # < 5 points: no clip
+
+
+def test_lr_sweep_ylim_keeps_the_error_bars_on_the_axis(stored):
+    """A noisy sweep: the range follows mean ± std, not the means alone."""
+    _, rep = stored
+    cfg = config(rep, "A1")
+    points = (PointStat(-10.0, 1.0, 0.2, 2, 0), PointStat(-9.0, 1.1, 0.5, 2, 0), PointStat(-8.0, INF, None, 2, 1))
+    cfg = cfg._replace(ranks=(cfg.ranks[0]._replace(points=points),))
+    info = plots.lr_sweep_info(rep, cfg)
+    # bars 0.8–1.2 and 0.6–1.6: span 1.0, margin 0.05 (the means alone would give 0.995–1.105)
+    assert info.ylim == pytest.approx((0.55, 1.65), abs=ARITH)
+    assert info.diverged_y == pytest.approx(1.65, abs=ARITH)  # × on the top edge for a loss
+    s = info.series[0]
+    assert s.x == (-10.0, -9.0) and s.y == (1.0, 1.1) and s.yerr == (0.2, 0.5) and s.diverged_x == (-8.0,)
+
+
+def test_lr_sweep_marks_divergence_on_the_worse_edge_for_accuracy(stored):
+    _, rep = stored
+    acc = rep._replace(metric="val_accuracy", higher_is_better=True)  # scores are −accuracy
+    cfg = config(rep, "A1")
+    points = (PointStat(-10.0, -0.8, 0.1, 2, 0), PointStat(-9.0, -0.7, 0.0, 2, 0), PointStat(-8.0, INF, None, 2, 1))
+    info = plots.lr_sweep_info(acc, cfg._replace(ranks=(cfg.ranks[0]._replace(points=points),)))
+    # scores from −0.9 to −0.7, margin 0.01: accuracy 0.69–0.91, and diverged at 0.69, the bottom
+    assert info.ylim == pytest.approx((0.69, 0.91), abs=ARITH)
+    assert info.diverged_y == pytest.approx(0.69, abs=ARITH)
+    assert info.series[0].y == pytest.approx((0.8, 0.7), abs=ARITH) and info.ylabel == "validation accuracy"
+
+
+def test_paths_ylim_covers_both_paths_error_bars_unclipped(stored):
+    _, rep = stored
+    eta = PathFit("A1", 16, "eta", (PointStat(0.0, 1.2, 0.1, 2, 0), PointStat(1.0, 1.0, 0.3, 2, 0),
+                                    PointStat(2.0, INF, None, 2, 2)), 1.0, 1.0, 0.3, False)
+    alpha = PathFit("A1", 16, "alpha", (PointStat(0.0, 1.1, None, 1, 0), PointStat(1.0, 0.9, 0.05, 2, 0)),
+                    1.0, 0.9, 0.05, False)
+    (info,) = plots.paths_info(rep._replace(paths=(eta, alpha)))
+    # bottoms 1.1, 0.7, 1.1, 0.85 and tops 1.3, 1.3, 1.1, 0.95: 0.7–1.3, margin 0.03
+    assert info.ylim == pytest.approx((0.67, 1.33), abs=ARITH) and info.diverged_y == pytest.approx(1.33, abs=ARITH)
+    assert info.eta.diverged_x == (2.0,) and info.eta.yerr == (0.1, 0.3) and info.alpha.yerr == (0.0, 0.05)
 
 
 def test_paths_and_alpha_law_info(stored):

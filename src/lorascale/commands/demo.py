@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..demo import render_demo, run_demo
+    from ..demo import demo_plot_info, render_demo, run_demo
 
     errors = []
     if args.seeds < 1:
@@ -45,7 +45,7 @@ def run(args) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         raise ConfigError("out", f"{args.out} is not empty; pass a new --out directory (runs are never overwritten)")
     result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
-    png = render_demo(result, args.out / "loss_curves.png")
+    png = render_demo(demo_plot_info(result), args.out / "loss_curves.png")
     rows = result.rows()
     if args.json:
         print_json({"task": result.task, "lr": result.lr, "rank": result.rank, "rows": rows, "figure": str(png)})

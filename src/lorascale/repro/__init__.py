@@ -16,9 +16,9 @@ __all__ = ["mlp_dynamics", "mlp_spectra"]
 
 
 def mlp_dynamics(out: str | Path, seeds=(0, 1, 2), setup=None, eta_grid=None, alpha_grid=None, extend: bool = True, progress: bool = True) -> dict:
-    from ..diagnostics.plots import fig2_info, render_fig2, render_sweep, sweep_info
-    from .dynamics import ALPHA_GRID, ETA_GRID, run_dynamics
+    from .dynamics import ALPHA_GRID, ETA_GRID, PAPER_ALPHA, PAPER_ETA, run_dynamics
     from .mlp import MLPSetup
+    from .plots import fig2_info, render_fig2, render_sweep, sweep_info
     from .report import dynamics_findings, jsonable, write_dynamics
 
     setup = setup or MLPSetup()
@@ -28,8 +28,8 @@ def mlp_dynamics(out: str | Path, seeds=(0, 1, 2), setup=None, eta_grid=None, al
     seconds = time.perf_counter() - t0
     findings = dynamics_findings(res)
     files = write_dynamics(res, out, findings, seconds)
-    files["fig2"] = render_fig2(fig2_info(res.configs), out / "fig2_dynamics.png")
-    files["sweep"] = render_sweep(sweep_info(res.configs), out / "sweep.png", res.path("base")[0].mean_final)
+    files["fig2"] = render_fig2(fig2_info(res.configs, PAPER_ETA, PAPER_ALPHA), out / "fig2_dynamics.png")
+    files["sweep"] = render_sweep(sweep_info(res.configs, res.path("base")[0].mean_final), out / "sweep.png")
     summary = res.to_dict()
     return jsonable({
         "eta": {k: summary["paths"]["eta"][k] for k in ("best_loss", "best_multiplier")},
@@ -43,8 +43,8 @@ def mlp_dynamics(out: str | Path, seeds=(0, 1, 2), setup=None, eta_grid=None, al
 
 
 def mlp_spectra(out: str | Path, seeds=(0, 1, 2), setup=None, ranks=None, alphas=None, progress: bool = True) -> dict:
-    from ..diagnostics.plots import fig8_info, render_fig8
     from .mlp import MLPSetup
+    from .plots import fig8_info, render_fig8
     from .report import jsonable, spectra_findings, write_spectra
     from .spectra import ALPHAS, RANKS, run_spectra
 

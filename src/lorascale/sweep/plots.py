@@ -2,12 +2,13 @@
 
 * :func:`lr_sweep_info` — loss against log2 η per rank, optima marked, error bars over seeds, the
   FFT curve in red with its optimum as a dashed line (μA Figs 2–5; the y-axis is clipped for
-  readability as in the paper, diverged points drawn as × on the clipped edge).
+  readability as in the paper, diverged points drawn as × on the worse edge).
 * :func:`paths_info` — the η-path against the α-path of LoRA-α eq. (2) (Fig. 1b).
+* :func:`ylim_covering` — the y-range both use: every finite mean ± its error bar, plus a margin.
 * :func:`alpha_law_info` — α* against r with the fitted C·r^p and C·r^0.5 (Fig. 1c).
 * :func:`curves_info` — EMA loss curves (the trials' intermediate values) at each rank's optimum.
 
-Renderers use matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
+Renderers draw on :func:`lorascale.figures.new_figure` (object API, own Agg canvas, no display needed).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
+from ..figures import colormap, new_figure, save_figure
 from .fit import AlphaLaw, ConfigFit, FitReport, PathFit, Record
 from .stats import percentile
 
 __all__ = [
     "Series", "LrSweepInfo", "PathsInfo", "AlphaLawInfo", "CurvesInfo",
-    "lr_sweep_info", "paths_info", "alpha_law_info", "curves_info",
+    "ylim_covering", "lr_sweep_info", "paths_info", "alpha_law_info", "curves_info",
     "render_lr_sweep", "render_paths", "render_alpha_law", "render_curves",
 ]
 
 FFT_COLOR = "tab:red"
+CLIP_QUANTILE = 0.9  # μA clips its axes: the worst 10% of a sweep's points may leave the plot
+MARGIN = 0.05  # of the y-span, on each side
 
 
 class Series(NamedTuple):
@@ -45,7 +49,8 @@ class LrSweepInfo(NamedTuple):
     series: tuple[Series, ...]  # one per rank
     fft: Series | None
     fft_opt_x: float | None  # the dashed line
-    ylim: tuple[float, float] | None
+    ylim: tuple[float, float] | None  # display units; None when every point diverged
+    diverged_y: float  # where × marks sit: the worse edge of ylim (the top for a loss, the bottom for accuracy)
 
 
 class PathsInfo(NamedTuple):
@@ -54,6 +59,8 @@ class PathsInfo(NamedTuple):
     eta: Series | None
     alpha: Series | None
     ylabel: str
+    ylim: tuple[float, float] | None  # both paths' means ± error bars, unclipped
+    diverged_y: float
 
 
 class AlphaLawInfo(NamedTuple):
@@ -82,23 +89,51 @@ def metric_label(rep: FitReport) -> str:
 def _series(rep: FitReport, label: str, points, opt_x: float | None, opt_value: float | None) -> Series:
     fin = [p for p in points if math.isfinite(p.mean)]
     return Series(label, tuple(p.x for p in fin), tuple(rep.show(p.mean) for p in fin),
-                  tuple(p.std or 0.0 for p in fin), tuple(p.x for p in points if not math.isfinite(p.mean)),
+                  tuple(_bar(p.std) for p in fin), tuple(p.x for p in points if not math.isfinite(p.mean)),
                   opt_x, rep.show(opt_value) if opt_value is not None else None)
+
+
+def _bar(err: float | None) -> float:
+    """An error bar's half-height: 0 where unknown (one seed) or not finite."""
+    return err if err is not None and math.isfinite(err) else 0.0
+
+
+def ylim_covering(means, errs, clip: float | None = CLIP_QUANTILE, margin: float = MARGIN) -> tuple[float, float] | None:
+    """(lo, hi) in score units (lower is better) covering each finite mean ± its error bar.
+
+    lo is the lowest bar bottom; hi the highest bar top, or with ``clip`` and at least 5 points the
+    ``clip`` quantile of the bar tops (as μA clips its axes, so a few very bad learning rates do not
+    flatten the valley). Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A +inf
+    mean (a diverged point, drawn as × on the edge) is left out; an unknown or non-finite error bar
+    counts as 0. None when no mean is finite.
+    """
+    bars = [(m, _bar(e)) for m, e in zip(means, errs) if math.isfinite(m)]
+    if not bars:
+        return None
+    lo = min(m - e for m, e in bars)
+    tops = sorted(m + e for m, e in bars)
+    hi = percentile(tops, clip) if clip is not None and len(tops) >= 5 else tops[-1]
+    pad = margin * (hi - lo) or margin * abs(lo) or margin
+    return lo - pad, hi + pad
+
+
+def _display_range(rep: FitReport, lim: tuple[float, float] | None) -> tuple[tuple[float, float] | None, float]:
+    """Score-unit limits to display units, and the worse edge (where diverged points are marked)."""
+    if lim is None:
+        return None, 0.0
+    a, b = rep.show(lim[0]), rep.show(lim[1])
+    return (min(a, b), max(a, b)), b
 
 
 def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) -> LrSweepInfo:
     series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.value)
                    for o in cfg.ranks)
-    # the y-range follows this configuration's own curves (clipped at the 90th percentile, as μA
-    # clips its axes); an FFT curve entirely outside it is labelled off scale
-    scores = sorted(p.mean for o in cfg.ranks for p in o.points if math.isfinite(p.mean))
-    ylim = lo = hi = None
-    if scores:
-        lo, hi = scores[0], percentile(scores, 0.9) if len(scores) >= 5 else scores[-1]
-        pad = 0.05 * (hi - lo) or 0.05 * abs(lo) or 0.05
-        lo, hi = lo - pad, hi + pad
-        a, b = rep.show(lo), rep.show(hi)
-        ylim = (min(a, b), max(a, b))
+    # the y-range follows this configuration's own curves and their error bars; an FFT curve entirely
+    # outside it is labelled off scale
+    pts = [p for o in cfg.ranks for p in o.points]
+    lim = ylim_covering([p.mean for p in pts], [p.std for p in pts])
+    lo, hi = lim if lim else (None, None)
+    ylim, diverged_y = _display_range(rep, lim)
     fft_s = fft_x = None
     if fft is not None and fft is not cfg and fft.ranks:
         o = fft.ranks[0]
@@ -107,7 +142,7 @@ def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) 
         fft_s, fft_x = _series(rep, label, o.points, o.x, o.value), o.x
     n = cfg.n_seeds
     title = f"{cfg.label}: η* per rank ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
-    return LrSweepInfo(title, "log2(η)", metric_label(rep), series, fft_s, fft_x, ylim)
+    return LrSweepInfo(title, "log2(η)", metric_label(rep), series, fft_s, fft_x, ylim, diverged_y)
 
 
 def paths_info(rep: FitReport) -> tuple[PathsInfo, ...]:
@@ -118,7 +153,10 @@ def paths_info(rep: FitReport) -> tuple[PathsInfo, ...]:
     for (config, rank), d in sorted(by_rank.items()):
         mk = {k: _series(rep, ("η-path: L(r, m·η_FFT, α₀)" if k == "eta" else "α-path: L(r, η_FFT, m·α₀)"),
                          p.points, p.log2_m_star, min(x.mean for x in p.points)) for k, p in d.items()}
-        out.append(PathsInfo(f"{config}, r = {rank}", rank, mk.get("eta"), mk.get("alpha"), metric_label(rep)))
+        pts = [x for p in d.values() for x in p.points]
+        ylim, diverged_y = _display_range(rep, ylim_covering([x.mean for x in pts], [x.std for x in pts], clip=None))
+        out.append(PathsInfo(f"{config}, r = {rank}", rank, mk.get("eta"), mk.get("alpha"), metric_label(rep),
+                             ylim, diverged_y))
     return tuple(out)
 
 
@@ -153,35 +191,23 @@ def curves_info(records: list[Record], cfg: ConfigFit) -> CurvesInfo:
 # renderers
 
 
-def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.4):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
-def _draw(ax, s: Series, color, marker: str = "o", ls: str = "-", ylim=None) -> None:
+def _draw(ax, s: Series, color, diverged_y: float, marker: str = "o", ls: str = "-") -> None:
     ax.errorbar(s.x, s.y, yerr=s.yerr if any(s.yerr) else None, color=color, marker=marker, ms=4, ls=ls,
                 capsize=2, label=s.label)
     if s.opt_x is not None:
         ax.plot([s.opt_x], [s.opt_y], marker="*", ms=15, color=color, mec="black", mew=0.6, ls="none")
     if s.diverged_x:
-        top = ylim[1] if ylim else max(s.y, default=0.0)
-        ax.plot(s.diverged_x, [top] * len(s.diverged_x), marker="x", ms=7, color=color, ls="none", clip_on=False)
+        ax.plot(s.diverged_x, [diverged_y] * len(s.diverged_x), marker="x", ms=7, color=color, ls="none", clip_on=False)
 
 
 def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
-    from matplotlib import colormaps
-
-    fig, (ax,) = _figure()
-    cmap = colormaps["viridis"]
+    fig, ((ax,),) = new_figure()
+    cmap = colormap("viridis")
     for i, s in enumerate(info.series):
         color = FFT_COLOR if s.label == "FFT" else cmap(i / max(1, len(info.series) - 1) * 0.9)
-        _draw(ax, s, color, ylim=info.ylim)
+        _draw(ax, s, color, info.diverged_y)
     if info.fft is not None:
-        _draw(ax, info.fft, FFT_COLOR, marker="s", ylim=info.ylim)
+        _draw(ax, info.fft, FFT_COLOR, info.diverged_y, marker="s")
     if info.fft_opt_x is not None:
         ax.axvline(info.fft_opt_x, color=FFT_COLOR, ls="--", lw=1.2, label="FFT η*")
     if info.ylim:
@@ -189,24 +215,26 @@ def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
     ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="★ optimum, × diverged", title_fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_paths(infos: tuple[PathsInfo, ...], path: str | Path) -> Path:
-    fig, axes = _figure(ncols=max(1, len(infos)), width=5.0)
+    fig, (axes,) = new_figure(ncols=max(1, len(infos)), width=5.0)
     for ax, info in zip(axes, infos):
         if info.eta:
-            _draw(ax, info.eta, "tab:orange")
+            _draw(ax, info.eta, "tab:orange", info.diverged_y)
         if info.alpha:
-            _draw(ax, info.alpha, "tab:blue", marker="s")
+            _draw(ax, info.alpha, "tab:blue", info.diverged_y, marker="s")
+        if info.ylim:
+            ax.set_ylim(*info.ylim)
         ax.set(title=info.title, xlabel="log2(m)", ylabel=info.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_alpha_law(info: AlphaLawInfo, path: str | Path) -> Path:
-    fig, (ax,) = _figure()
+    fig, ((ax,),) = new_figure()
     yerr = [[a - c[0] if c else 0.0 for a, c in zip(info.alpha_star, info.ci)],
             [c[1] - a if c else 0.0 for a, c in zip(info.alpha_star, info.ci)]]
     ax.errorbar(info.ranks, info.alpha_star, yerr=yerr, marker="o", ls="none", color="black", capsize=3, label="α* (refined)")
@@ -221,25 +249,16 @@ def render_alpha_law(info: AlphaLawInfo, path: str | Path) -> Path:
     ax.set(title=info.title, xlabel="rank r", ylabel=info.ylabel)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_curves(info: CurvesInfo, path: str | Path) -> Path:
-    from matplotlib import colormaps
-
-    fig, (ax,) = _figure()
-    cmap = colormaps["viridis"]
+    fig, ((ax,),) = new_figure()
+    cmap = colormap("viridis")
     for i, (label, steps, values) in enumerate(info.curves):
         ax.plot(steps, values, lw=1.2, color=cmap(i / max(1, len(info.curves) - 1) * 0.9), label=label)
     ax.set(title=info.title, xlabel="step", ylabel="EMA training loss")
     ax.grid(alpha=0.3)
     if info.curves:
         ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def _save(fig, path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    return p
+    return save_figure(fig, path)
