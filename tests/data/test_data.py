@@ -10,11 +10,21 @@ from lorascale.errors import ConfigError
 from lorascale.models import byte_tokenizer
 
 
-@pytest.mark.parametrize("name, kind", [("shakespeare", Kind.TEXT), ("shakespeare-genre", Kind.LABELED),
-                                        ("kjv", Kind.TEXT), ("dialogues", Kind.PAIR)])
-def test_builtin_datasets(name, kind):
+@pytest.mark.parametrize("name, kind, size, first", [
+    ("shakespeare", Kind.TEXT, 38, "A Midsummer Night's Dream\n\nACT I"),  # one document per play
+    ("shakespeare-genre", Kind.LABELED, 14592, "Now, fair Hippolyta, our nuptial hour"),  # 8-line passages
+    ("kjv", Kind.TEXT, 1189, "Genesis 1\nIn the beginning God created the heaven and the earth."),  # chapters
+    ("dialogues", Kind.PAIR, 2393, "What is AI?"),
+])
+def test_builtin_datasets(name, kind, size, first):
     ex = load_examples(name)
-    assert ex.kind is kind and len(ex) > 30
+    assert ex.kind is kind and len(ex) == size
+    assert (ex.prompts or ex.texts)[0].startswith(first)
+    assert ex.kind.task == ("classification" if kind is Kind.LABELED else "lm")
+
+
+def test_hamlet_is_in_the_shakespeare_text():
+    assert sum("To be, or not to be" in t for t in load_examples("shakespeare").texts) == 1
 
 
 def test_shakespeare_genre_labels_are_the_six_folders():

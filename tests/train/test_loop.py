@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from lorascale.train import Callback, TrainConfig, train
 
@@ -67,9 +68,24 @@ def test_head_lr_stays_separate(tmp_path):
     assert spy.seen[0]["head"] == pytest.approx(1e-3 / 1)  # W = ceil(0.05·20) = 1: the first step is at the peak
 
 
+class Snapshot(Callback):
+    """The model's parameters before the first and after the last step."""
+
+    def on_train_begin(self, ctx):
+        self.before = {n: p.detach().clone() for n, p in ctx.model.named_parameters()}
+        self.trainable = {n for n, p in ctx.model.named_parameters() if p.requires_grad}
+
+    def on_train_end(self, ctx, summary):
+        self.after = {n: p.detach().clone() for n, p in ctx.model.named_parameters()}
+
+
 def test_full_finetuning_trains_every_parameter(tmp_path):
-    r = train(cfg(tmp_path, steps=5, lr=1e-3, finetune="full"), progress=False)
+    snap = Snapshot()
+    r = train(cfg(tmp_path, steps=5, lr=1e-3, finetune="full"), [snap], progress=False)
     assert r.status == "complete" and (tmp_path / "run" / "model" / "config.json").exists()
+    assert snap.trainable == set(snap.before)  # nothing frozen, no adapter
+    unchanged = [n for n in snap.before if torch.equal(snap.before[n], snap.after[n])]
+    assert not unchanged, unchanged  # AdamW's decoupled decay moves even rows without gradient
 
 
 class Interrupt(Callback):

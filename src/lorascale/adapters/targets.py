@@ -51,7 +51,7 @@ def _linear_shape(module) -> tuple[int, int] | None:
     return None
 
 
-def find_target_layers(model, targets: tuple[str, ...] | list[str], exclude: tuple[str, ...] = ()) -> list[TargetLayer]:
+def find_target_layers(model, targets: tuple[str, ...] | list[str]) -> list[TargetLayer]:
     """Linear layers whose names PEFT would match with ``target_modules=targets``.
 
     Raises ConfigError naming ``targets`` when a target matches no linear layer (PEFT would either
@@ -62,14 +62,13 @@ def find_target_layers(model, targets: tuple[str, ...] | list[str], exclude: tup
 
     targets = list(targets)
     if not targets:
-        raise ConfigError("targets", "no target modules given; pass e.g. --targets q_proj v_proj")
+        raise ConfigError("targets", "no target modules given", "e.g. targets: [q_proj, v_proj]")
     linears = {name: shape for name, m in model.named_modules() if (shape := _linear_shape(m)) is not None}
-    exclude = tuple(exclude)
     layers: list[TargetLayer] = []
     unmatched = []
     for t in targets:
         cfg = LoraConfig(target_modules=[t], r=1)
-        hits = [n for n in linears if check_target_module_exists(cfg, n) and not n.endswith(exclude or ("\0",))]
+        hits = [n for n in linears if check_target_module_exists(cfg, n)]
         if not hits:
             unmatched.append(t)
     if unmatched:
@@ -80,6 +79,6 @@ def find_target_layers(model, targets: tuple[str, ...] | list[str], exclude: tup
         )
     cfg = LoraConfig(target_modules=targets, r=1)
     for name, (d_in, d_out) in linears.items():
-        if check_target_module_exists(cfg, name) and not (exclude and name.endswith(exclude)):
+        if check_target_module_exists(cfg, name):
             layers.append(TargetLayer(name, d_in, d_out))
     return layers

@@ -5,7 +5,7 @@
 * :class:`FeatureUpdateMonitor` — μA eq. (1): δ¹, δ², δ³ and Z_A on a fixed probe batch.
 * :mod:`.hessian` (exact, torch.func) and :mod:`.spectral` (Lanczos / Hutchinson by Hessian-vector
   products) — LoRA-α Prop. 1, 3, 4: H_LoRA = H_signal + H_drift.
-* :mod:`.hf` — the monitors as a ``transformers.TrainerCallback``; :mod:`.plots` — Fig. 2-style figures.
+* :mod:`.hf` — the monitors as a ``transformers.TrainerCallback``; :mod:`.plots` — figures of a run's traces (LoRA-α's Fig. 2/8 live in :mod:`lorascale.repro.plots`).
 
 Heavy modules (torch, matplotlib) load on first use of a name, so ``import lorascale.diagnostics``
 is cheap.

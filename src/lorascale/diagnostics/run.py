@@ -38,17 +38,13 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
     """Top/bottom eigenvalues and trace of H_LoRA and H_signal of the run's trained adapter."""
     run_dir = Path(run_dir)
     cfg = _load_config(run_dir)
-    try:
-        from ..train.build import build_run
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("lorascale.train"):
-            raise ConfigError("--lanczos", "needs lorascale.train.build.build_run (the training pipeline), not in this install") from None
-        raise
+    from ..train.build import build_run
+
     built = build_run(cfg, quiet=not progress)
     _load_adapter(built.model, run_dir / "adapter")
     batch = next(iter(built.val_loader), None)
     if batch is None:
-        raise ConfigError("--lanczos", "the run's validation split is empty; cannot estimate curvature without a batch")
+        raise ConfigError("lanczos", "the run's validation split is empty; cannot estimate curvature without a batch")
     batch = {k: v[:batch_size] for k, v in batch.items()} if isinstance(batch, dict) else batch
     from .spectral import AdapterHessian, curvature_report
 
@@ -78,8 +74,8 @@ def _load_adapter(model, adapter_dir: Path) -> None:
 
         state = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
     else:
-        raise ConfigError("--lanczos", f"no adapter_model.safetensors in {adapter_dir}; train with save_model: true")
+        raise ConfigError("lanczos", f"no adapter_model.safetensors in {adapter_dir}; train with save_model: true")
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", []) or []
     if unexpected:
-        raise ConfigError("--lanczos", f"{adapter_dir} does not match the rebuilt model (unexpected keys, e.g. {unexpected[0]})")
+        raise ConfigError("lanczos", f"{adapter_dir} does not match the rebuilt model (unexpected keys, e.g. {unexpected[0]})")

@@ -1,0 +1,47 @@
+"""Flags come from the settings' fields; errors name the flag; every problem of every command at once."""
+
+import argparse
+
+import pytest
+
+from lorascale.cli import build_parser, main
+from lorascale.commands.flags import add_settings_args, given
+from lorascale.schema import leaf_fields
+from lorascale.train.config import TrainConfig
+
+
+def test_every_train_setting_has_exactly_one_flag():
+    p = argparse.ArgumentParser()
+    add_settings_args(p, TrainConfig)
+    dests = [a.dest for a in p._actions if a.option_strings and a.dest != "help"]
+    assert sorted(dests) == sorted(leaf_fields(TrainConfig))
+    args = p.parse_args(["--rank", "8", "--out", "x", "--targets", "q_proj", "v_proj", "--no-save-model"])
+    assert given(args, TrainConfig) == {"rank": "8", "out_dir": "x", "targets": ["q_proj", "v_proj"], "save_model": False}
+    assert TrainConfig(**given(args, TrainConfig)).adapter.targets == ("q_proj", "v_proj")
+
+
+def test_help_comes_from_the_field_description():
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "AdamW weight decay (default 0.01)" in text and "LoRA-α knob α (default 1)" in text
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["train", "--rank", "0", "--batch-size", "x", "--seed", "-1", "--lr", "nan", "--rule", "nope"],
+     ["--rank", "--batch-size", "--seed", "--lr", "--rule"]),
+    (["recommend", "--model", "tiny-llama", "--rank", "0", "--alpha", "-1", "--rule", "x", "--lr-fft", "0"],
+     ["--rank", "--alpha", "--rule", "--lr-fft"]),
+    (["transfer", "--lr", "-1", "--from-width", "0", "--init", "C"], ["--lr", "--from-width", "--init"]),
+    (["repro", "nope", "--seeds", "0", "--d", "0", "--steps", "-1"], ["EXPERIMENT", "--seeds", "--d", "--steps"]),
+    (["sweep", "missing.yaml", "--workers", "0", "--backend", "x"], ["SPEC.yaml", "--workers", "--backend"]),
+    (["fit", "--storage", "sqlite:///nope.db", "--metric", "x", "--bootstrap", "-1"], ["--metric", "--bootstrap"]),
+    (["diagnose", "nope", "--lanczos-steps", "0", "--hutchinson-samples", "1"], ["--lanczos-steps", "--hutchinson-samples"]),
+    (["demo", "--seeds", "0", "--steps", "0", "--lr", "0"], ["--seeds", "--steps", "--lr"]),
+])
+def test_each_command_reports_every_bad_flag_at_once(argv, flags, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for flag in flags:
+        assert f"error: {flag}" in err, (flag, err)
+    assert list(tmp_path.iterdir()) == []  # a refusal writes nothing
