@@ -14,9 +14,10 @@ booleans are never numbers.
 
 from __future__ import annotations
 
+import copy
 import math
 from contextvars import ContextVar
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any, ClassVar, Iterator
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -25,7 +26,7 @@ from .errors import ConfigError, ConfigErrors
 
 __all__ = [
     "Settings", "Int", "Float", "PositiveInt", "PositiveFloat", "NonNegativeFloat", "NonNegativeInt", "Seed",
-    "setting", "validate", "leaf_fields", "flatten", "nest", "errors_from_validation",
+    "setting", "validate", "validate_partial", "leaf_fields", "flatten", "nest", "errors_from_validation",
 ]
 
 _COLLECTING: ContextVar[bool] = ContextVar("lorascale_schema_collecting", default=False)
@@ -57,6 +58,9 @@ class Settings(BaseModel):
     """Base of every lorascale settings model: immutable, unknown keys rejected, enums kept as members."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, use_enum_values=False)
+    flat_keys: ClassVar[bool] = True
+    """Nested settings are named by their flat key (``rank``, not ``adapter.rank``); False for documents
+    such as sweep specs, whose errors name the full path (``grid.configs[0].ranks``)."""
 
     def __init__(self, **values: Any) -> None:
         """Validate ``values`` (nested mappings allowed); raises ConfigErrors listing every problem."""
@@ -72,7 +76,7 @@ class Settings(BaseModel):
     @classmethod
     def _nest_flat_keys(cls, data: Any) -> Any:
         """Accept flat keys for nested settings: ``TrainConfig(rank=8)`` sets ``adapter.rank``."""
-        return nest(cls, data) if isinstance(data, dict) else data
+        return nest(cls, data) if isinstance(data, dict) and cls.flat_keys else data
 
     def replace(self, **changes: Any):
         """A copy with ``changes`` (nested models may be given as mappings), validated again."""
@@ -98,17 +102,47 @@ def validate(cls: type[BaseModel], data: dict, prefix: str = ""):
         _COLLECTING.reset(token)
 
 
+def validate_partial(cls: type[BaseModel], data: dict) -> tuple[Any, list[ConfigError]]:
+    """Every problem, and the model validated without the offending keys (None if even that fails),
+    so a caller can go on checking what depends on the valid part."""
+    try:
+        return validate(cls, data), []
+    except ConfigErrors as e:
+        errors = e.errors
+    token = _COLLECTING.set(True)
+    try:
+        current = _working_copy(cls, data)
+        for _ in range(8):
+            try:
+                return cls.model_validate(current), errors
+            except ValidationError as e:
+                if not _drop_offending(current, e):
+                    return None, errors
+        return None, errors
+    finally:
+        _COLLECTING.reset(token)
+
+
+def _working_copy(cls, data: dict) -> dict:
+    return copy.deepcopy(nest(cls, data) if getattr(cls, "flat_keys", True) else data)
+
+
 def _validate(cls: type[BaseModel], data: dict, prefix: str):
     found: list[ConfigError] = []
-    current = nest(cls, data)  # error locations are nested paths: drop offending keys where they are
+    current = _working_copy(cls, data)  # offending keys are dropped from it, never from the caller's data
+    dropped: list[tuple] = []
     for _ in range(8):  # each round removes at least one offending key; a few rounds suffice
         try:
             obj = cls.model_validate(current)
         except ValidationError as e:
-            errs = errors_from_validation(e, cls, prefix)
+            # a key we dropped is now "missing": that is our doing, not the user's
+            fresh = [err for err in e.errors() if not any(tuple(err["loc"][:len(d)]) == d for d in dropped)]
+            errs = _errors_from_dicts(fresh, cls, prefix)
             new = [x for x in errs if (x.field, x.message) not in {(f.field, f.message) for f in found}]
             found += new
-            if not _drop_offending(current, e) or not new:
+            newly = _drop_offending(current, e)
+            dropped += newly
+            if not newly or not new:
                 break
             continue
         if found:
@@ -117,32 +151,35 @@ def _validate(cls: type[BaseModel], data: dict, prefix: str):
     raise ConfigErrors(found)
 
 
-def _drop_offending(data: dict, e: ValidationError) -> bool:
-    """Remove the keys field errors point at; False when the errors are model-level only."""
-    dropped = False
+def _drop_offending(data: dict, e: ValidationError) -> list[tuple]:
+    """Remove what field errors point at (the innermost mapping key on the path); the locations removed
+    (empty when the errors are model-level only)."""
+    dropped = []
     for err in e.errors():
-        loc = [p for p in err["loc"] if isinstance(p, str)]
-        if not loc:
-            continue
-        node = data
-        for part in loc[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(node, dict):
+        node, owner, path = data, None, ()  # owner: (mapping, key, its location) of the innermost mapping entry
+        for part in err["loc"]:
+            if isinstance(node, dict) and part in node:
+                path += (part,)
+                owner, node = (node, part, path), node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                path += (part,)
+                node = node[part]
+            else:
                 break
-        else:
-            if isinstance(node, dict) and loc[-1] in node:
-                node.pop(loc[-1])
-                dropped = True
-                continue
-        if loc[0] in data:  # the error is inside a value we cannot edit: drop the whole top-level key
-            data.pop(loc[0])
-            dropped = True
+        if owner is not None and owner[1] in owner[0]:
+            owner[0].pop(owner[1])
+            dropped.append(owner[2])
     return dropped
 
 
 def errors_from_validation(e: ValidationError, cls: type[BaseModel], prefix: str = "") -> list[ConfigError]:
+    """pydantic's errors in lorascale's words: field (flat key, or dotted path for documents), message, fix."""
+    return _errors_from_dicts(e.errors(), cls, prefix)
+
+
+def _errors_from_dicts(errors: list[dict], cls: type[BaseModel], prefix: str) -> list[ConfigError]:
     out: list[ConfigError] = []
-    for err in e.errors():
+    for err in errors:
         ctx = err.get("ctx") or {}
         original = ctx.get("error")
         if isinstance(original, ConfigErrors):  # raised by a model validator: already in our words
@@ -152,7 +189,10 @@ def errors_from_validation(e: ValidationError, cls: type[BaseModel], prefix: str
             out.append(original.renamed(prefix + original.field))
             continue
         loc = [p for p in err["loc"] if isinstance(p, str)]
-        name = prefix + ".".join(_flat_name(cls, loc))
+        if getattr(cls, "flat_keys", True):
+            name = prefix + ".".join(_flat_name(cls, loc))
+        else:
+            name = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         out.append(ConfigError(name or "config", _message(err, cls, loc), _fix(cls, loc)))
     return out
 
@@ -188,7 +228,9 @@ def _message(err: dict, cls, loc: list[str]) -> str:
     shown = f", got {got!r}" if kind not in ("missing", "extra_forbidden") else ""
     if kind == "extra_forbidden":
         model = _field_model(cls, loc[:-1]) if len(loc) > 1 else cls
-        names = ", ".join(sorted(leaf_fields(model))) if model is not None else ""
+        keys = leaf_fields(model) if getattr(model, "flat_keys", False) else getattr(model, "model_fields", {})
+        names = ", ".join(sorted(k if not keys[k].alias else keys[k].alias for k in keys)
+                          if not getattr(model, "flat_keys", False) else keys)
         return f"unknown key; valid keys: {names}"
     if kind == "enum":
         return f"unknown value {got!r}; choose one of {ctx.get('expected', '').replace(chr(39), '')}"

@@ -33,7 +33,7 @@ def test_eta_star_per_rank_and_slopes_match_the_truth(stored):
     assert set(cfgs) == {"A1", "A1/r", "B1", "FFT", "LoRA-α paths"}
     for label, slope in (("A1", -0.5), ("A1/r", 0.0), ("B1", 0.0)):
         c = cfgs[label]
-        truth = {r: F.true_x_star(next(p.train for p in spec.points if p.config == label and p.rank == r)) for r in (4, 16, 64)}
+        truth = {r: F.true_x_star(next(p.train for p in spec.points if p.label == label and p.rank == r)) for r in (4, 16, 64)}
         assert {o.rank: o.x for o in c.ranks} == pytest.approx(truth, abs=EXACT)
         assert c.slope == pytest.approx(slope, abs=EXACT)
         assert c.predicted_slope == slope and c.slope_matches  # both seeds agree: the CI is the point itself

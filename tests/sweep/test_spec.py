@@ -1,5 +1,6 @@
 """Sweep specs: expansion into points, stable keys, the rules' predictions, and all errors at once."""
 
+import copy
 import math
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def test_grid_expands_configs_ranks_lrs_seeds_with_fft_rankless():
     spec = parse_spec(spec_dict())
     # 3 LoRA configs × 2 ranks × 4 lrs × 2 seeds, plus FFT: 4 lrs × 2 seeds (no rank axis)
     assert len(spec.points) == 3 * 2 * 4 * 2 + 4 * 2
-    fft = [p for p in spec.points if p.config == "FFT"]
+    fft = [p for p in spec.points if p.label == "FFT"]
     assert {p.rank for p in fft} == {None} and {p.train.finetune for p in fft} == {"full"}
     assert sorted({p.log2_lr for p in spec.points}) == [-12.0, -11.0, -10.0, -9.0]
     assert all(p.train.lr == 2.0**p.log2_lr for p in spec.points)
@@ -33,7 +34,7 @@ def test_grid_expands_configs_ranks_lrs_seeds_with_fft_rankless():
 
 
 def test_points_carry_mua_predictions_from_the_rules():
-    by = {p.config: p for p in parse_spec(spec_dict()).points}
+    by = {p.label: p for p in parse_spec(spec_dict()).points}
     assert by["A1"].predicted_slope == -0.5 and by["A1"].gamma_eff == 0.0  # Cor. 4.4, α = 1
     assert by["A1/r"].predicted_slope == 0.0 and by["A1/r"].gamma_eff == 1.0  # α = 1/r: rank-invariant
     assert by["B1"].predicted_slope == 0.0  # Cor. 4.6
@@ -83,11 +84,11 @@ def test_bad_spec_lists_every_error_at_once():
     with pytest.raises(ConfigErrors) as e:
         parse_spec(bad)
     fields = [err.field for err in e.value.errors]
-    assert fields == [
+    assert sorted(fields) == sorted([  # every problem once; the file's shape is checked before its points
         "extra", "name", "base.lr", "base.colour", "grid.ranks", "grid.log2_lr", "grid.seeds",
         "grid.configs[0]", "grid.configs[1].rank", "base.steps", "grid.configs[2].alpha_multipliers",
         "grid.configs[3].rule", "paths.lr_fft", "paths.rule",
-    ]
+    ])
     text = str(e.value)
     assert "empty grid" in text and "conflicting options" in text and "unknown" in text
 
@@ -113,3 +114,26 @@ def test_log2_range_is_inclusive_integer_grid():
     spec = parse_spec(spec_dict(grid={"configs": MUA_CONFIGS[:1], "ranks": [4], "log2_lr": {"from": -17, "to": -9}}))
     assert [p.log2_lr for p in spec.points] == [float(x) for x in range(-17, -8)]  # μA Table 6: [−17, −9]
     assert all(math.isclose(p.train.lr, 2.0**p.log2_lr) for p in spec.points)
+
+
+@pytest.mark.parametrize("grid, field", [
+    ({"log2_lr": [-10, 100]}, "grid.log2_lr[1]"),  # η = 2^100: Optuna cannot store it (issue #14)
+    ({"log2_lr": {"from": -10, "to": float("inf")}}, "grid.log2_lr"),
+    ({"log2_lr": [2000]}, "grid.log2_lr[0]"),
+    ({"seeds": [0, 5_000_000_000]}, "grid.seeds[1]"),
+    ({"seeds": [-1]}, "grid.seeds[0]"),
+    ({"log2_lr": {"from": -20, "to": 0, "step": 0.001}}, "grid.log2_lr"),  # 20,001 points
+])
+def test_values_storage_cannot_hold_are_refused_before_anything_is_stored(grid, field):
+    g = {"configs": MUA_CONFIGS[:1], "ranks": [4], "log2_lr": [-10], **grid}
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(spec_dict(grid=g))
+    assert [x.field for x in e.value.errors] == [field]
+
+
+def test_parse_never_edits_the_callers_mapping():
+    raw = spec_dict(grid={"configs": [{"rule": "nope"}], "ranks": [0], "log2_lr": [-10]})
+    before = copy.deepcopy(raw)
+    with pytest.raises(ConfigErrors):
+        parse_spec(raw)
+    assert raw == before

@@ -46,7 +46,7 @@ def run(args) -> int:
         for p in spec.points[:20]:
             rank = "FFT" if p.rank is None else f"r={p.rank}"
             path = " ".join(f"{k}-path m={m:g}" for k, m in p.paths)
-            print(f"  {p.key}  {p.config:<24} {rank:<6} log2 η={p.log2_lr:+.2f}  α×{p.alpha_mult:g}  seed {p.seed}  {path}")
+            print(f"  {p.key}  {p.label:<24} {rank:<6} log2 η={p.log2_lr:+.2f}  α×{p.alpha_mult:g}  seed {p.seed}  {path}")
         if len(spec.points) > 20:
             print(f"  ... {len(spec.points) - 20} more")
         return 0

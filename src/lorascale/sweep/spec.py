@@ -38,15 +38,14 @@ from ..errors import ConfigError, ConfigErrors
 from ..rules import Finetune, ScaleRule
 from ..schema import leaf_fields
 from ..train.config import FLAT_KEYS, TrainConfig
-from .axes import Collector, log2_axis, number_list, take_mapping
-from .configs import ALPHA_KNOB, default_label, rule_facts
+from ..schema import validate_partial
+from .collector import Collector
+from .spec_schema import GridSpec, PathsSpec, SweepFile
+from .rule_facts import ALPHA_KNOB, default_label, rule_facts
 
 __all__ = ["Point", "Resources", "SweepSpec", "load_spec", "parse_spec", "point_key"]
 
-TOP_KEYS = ("name", "description", "base", "grid", "paths", "resources")
-GRID_KEYS = ("configs", "ranks", "log2_lr", "alpha_multipliers", "seeds")
-CONFIG_AXES = ("ranks", "log2_lr", "alpha_multipliers")
-PATH_KEYS = ("name", "ranks", "lr_fft", "alpha0", "multipliers", "which", "seeds")
+TOP_KEYS = tuple(SweepFile.model_fields)
 AXIS_FIELDS = {"lr": "log2_lr", "rank": "ranks", "seed": "seeds"}  # set per point, never in base/configs
 ADAPTER_FIELDS = tuple(k for k in leaf_fields(AdapterSpec) if k != "rank")  # rank is an axis
 SPEC_DEFAULTS = {"save_model": False}  # a sweep keeps results in storage, not one adapter per point
@@ -59,7 +58,7 @@ class Point:
     """One training run of the sweep. ``paths``: its LoRA-α path memberships ("eta"|"alpha", m)."""
 
     key: str
-    config: str
+    label: str  # the configuration's name, e.g. "Init[A] α=1" (stored under the key "config")
     rank: int | None  # None for full finetuning
     log2_lr: float
     alpha_mult: float
@@ -74,7 +73,7 @@ class Point:
     def attrs(self) -> dict:
         """The point's coordinates as JSON values (stored with its trial; the fit reads them back)."""
         return {
-            "key": self.key, "config": self.config, "rank": self.rank, "log2_lr": self.log2_lr,
+            "key": self.key, "config": self.label, "rank": self.rank, "log2_lr": self.log2_lr,
             "alpha_mult": self.alpha_mult, "seed": self.seed, "finetune": self.train.finetune.value,
             "paths": [list(p) for p in self.paths], "init": self.init, "gamma_eff": self.gamma_eff,
             "predicted_slope": self.predicted_slope, "peft_alpha": self.peft_alpha,
@@ -118,33 +117,38 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = None) -> SweepSpec:
-    """Validate a spec mapping and expand it into points; raises ConfigErrors listing every problem."""
+    """Validate a spec mapping and expand it into points; raises ConfigErrors listing every problem.
+
+    The file's shape is checked by :class:`~lorascale.sweep.spec_schema.SweepFile`; each point's run
+    settings by TrainConfig as the points are expanded. Both kinds of problem are reported together.
+    """
     c = Collector()
-    c.unknown(data, TOP_KEYS, "")
-    name = str(data.get("name", default_name))
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        c.add("name", f"{name!r} is not a valid study name; use letters, digits, '.', '_' and '-'")
-    base = _base(take_mapping(data, "base", c), c)
-    grid = take_mapping(data, "grid", c, required=False)
-    paths = take_mapping(data, "paths", c, required=False)
-    res = _resources(take_mapping(data, "resources", c, required=False) or {}, c)
-    if not grid and not paths:
+    spec, shape_errors = validate_partial(SweepFile, data)
+    c.errors += shape_errors
+    if spec is None:
+        c.raise_if_any()
+    name = spec.name or default_name
+    base = _base(spec.base, c)
+    if not spec.grid and not spec.paths and "grid" not in data and "paths" not in data:
         c.add("grid/paths", "the spec sweeps nothing; declare a grid:, a paths: section, or both")
     points: dict[str, Point] = {}
-    if grid:
-        _expand_grid(grid, base, c, points)
-    if paths:
-        _expand_paths(paths, base, c, points)
+    if spec.grid:
+        _expand_grid(spec.grid, base, c, points)
+    if spec.paths:
+        _expand_paths(spec.paths, base, c, points)
+    elif isinstance(data.get("paths"), dict):  # its own keys were refused; still check its run settings
+        _path_settings({k: v for k, v in data["paths"].items() if k not in PathsSpec.model_fields}, c)
     c.raise_if_any()
     ordered = sorted(points.values(), key=lambda p: p.seed)  # stable: all of seed 0 first, then seed 1, ...
-    return SweepSpec(name, tuple(ordered), res, data, source, str(data.get("description", "")))
+    res = Resources(cpus=spec.resources.cpus, gpus=spec.resources.gpus)
+    return SweepSpec(name, tuple(ordered), res, data, source, spec.description)
 
 
 # --------------------------------------------------------------------------------------------
 
 
-def _base(base: dict | None, c: Collector) -> dict:
-    base = dict(base or {})
+def _base(base: dict, c: Collector) -> dict:
+    base = dict(base)
     for k in list(base):
         if k in AXIS_FIELDS:
             c.add(f"base.{k}", f"conflicts with the sweep, which sets {k} per point; declare it as {AXIS_FIELDS[k]} instead")
@@ -155,60 +159,39 @@ def _base(base: dict | None, c: Collector) -> dict:
     return base
 
 
-def _resources(res: dict, c: Collector) -> Resources:
-    n_errors = len(c.errors)
-    c.unknown(res, ("cpus", "gpus"), "resources")
-    cpus, gpus = res.get("cpus", 1.0), res.get("gpus", 0.0)
-    if not _number(cpus) or cpus <= 0:
-        c.add("resources.cpus", f"must be a number > 0, got {cpus!r}")
-    if not _number(gpus) or gpus < 0:
-        c.add("resources.gpus", f"must be a number ≥ 0, got {gpus!r}")
-    return Resources(float(cpus), float(gpus)) if len(c.errors) == n_errors else Resources()
-
-
-def _overrides(entry: dict, where: str, extra: tuple, c: Collector) -> dict:
+def _overrides(entry: dict, where: str, c: Collector) -> dict:
     out = {}
     for k, v in entry.items():
-        if k in extra:
-            continue
         if k in AXIS_FIELDS:
             c.add(f"{where}.{k}", f"conflicts with the sweep, which sets {k} per point; use {AXIS_FIELDS[k]}")
         elif k not in TRAIN_FIELDS:
-            c.add(f"{where}.{k}", f"unknown key; use TrainConfig keys or {', '.join(extra)}")
+            c.add(f"{where}.{k}", "unknown key; use TrainConfig keys or the section's own keys")
         else:
             out[k] = v
     return out
 
 
-def _expand_grid(grid: dict, base: dict, c: Collector, points: dict) -> None:
-    c.unknown(grid, GRID_KEYS, "grid")
-    ranks = number_list(grid.get("ranks"), "grid.ranks", c, kind=int)
-    lrs = log2_axis(grid.get("log2_lr"), "grid.log2_lr", c)
-    mults = number_list(grid.get("alpha_multipliers", [1.0]), "grid.alpha_multipliers", c, kind=float)
-    seeds = number_list(grid.get("seeds", [0]), "grid.seeds", c, kind=int, positive=False)
-    entries = grid.get("configs")
-    if not isinstance(entries, list) or not entries:
-        c.add("grid.configs", "empty grid: list at least one configuration, e.g. - {rule: mua, init: B, gamma: 0}")
-        return
+def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> None:
+    seeds = grid.seeds
     labels: dict[str, int] = {}
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(grid.configs):
         where = f"grid.configs[{i}]"
-        if not isinstance(entry, dict):
-            c.add(where, f"must be a mapping of TrainConfig keys, got {entry!r}")
-            continue
-        over = _overrides(entry, where, ("name", *CONFIG_AXES), c)
-        full = {**SPEC_DEFAULTS, **base, **over}.get("finetune") == "full"
+        over = _overrides(entry.settings(), where, c)
+        full = {**SPEC_DEFAULTS, **base, **over}.get("finetune") == Finetune.FULL
         if full:
-            clash = [k for k in (*ADAPTER_FIELDS, "ranks", "alpha_multipliers") if k in entry]
+            clash = [k for k in (*ADAPTER_FIELDS, "ranks", "alpha_multipliers") if k in over or getattr(entry, k, None)]
             if clash:
                 c.add(where, f"conflicting options: full finetuning has no adapter, drop {', '.join(clash)}")
                 continue
-        c_ranks = number_list(entry["ranks"], f"{where}.ranks", c, kind=int) if "ranks" in entry else ranks
-        c_lrs = log2_axis(entry["log2_lr"], f"{where}.log2_lr", c) if "log2_lr" in entry else lrs
-        c_mults = (number_list(entry["alpha_multipliers"], f"{where}.alpha_multipliers", c, kind=float)
-                   if "alpha_multipliers" in entry else mults)
+        c_ranks = entry.ranks or grid.ranks
+        c_lrs = entry.log2_lr or grid.log2_lr
+        c_mults = entry.alpha_multipliers or grid.alpha_multipliers
         if full:
-            c_ranks, c_mults = (None,), (1.0,)
+            c_ranks, c_mults = [None], [1.0]
+        missing = [k for k, v in (("ranks", c_ranks), ("log2_lr", c_lrs)) if not v]
+        for k in missing:
+            if not any(e.field.startswith(f"grid.{k}") for e in c.errors):  # not already refused as written
+                c.add_once(f"grid.{k}", "empty grid: list at least one value, here or in each configuration")
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
         if knob is None and any(m != 1.0 for m in c_mults):
@@ -216,10 +199,10 @@ def _expand_grid(grid: dict, base: dict, c: Collector, points: dict) -> None:
                   f" use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
             continue
         # validate the configuration even when an axis is empty, so every error shows at once
-        probe = _train(base, over, (c_lrs or (-10.0,))[0], (c_ranks or (8,))[0], 0, None, None, where, c)
-        if probe is None or not (c_ranks and c_lrs and c_mults and seeds):
+        probe = _train(base, over, (c_lrs or [-10.0])[0], (c_ranks or [8])[0], 0, None, None, where, c)
+        if probe is None or missing:
             continue  # already reported
-        label = str(entry.get("name") or default_label(probe))
+        label = str(entry.name or default_label(probe))
         if label in labels:
             c.add(f"{where}.name", f"{label!r} is also configs[{labels[label]}]; give each configuration a distinct name")
             continue
@@ -234,42 +217,37 @@ def _expand_grid(grid: dict, base: dict, c: Collector, points: dict) -> None:
                             _add(points, _point(cfg, label, r, x, m, seed, ()), where, c)
 
 
-def _expand_paths(paths: dict, base: dict, c: Collector, points: dict) -> None:
+def _expand_paths(paths: PathsSpec, base: dict, c: Collector, points: dict) -> None:
     """LoRA-α eq. (2) from the base (η_FFT, α₀): the η-path scales η by m, the α-path scales α by m."""
     n_errors = len(c.errors)
-    over = _overrides(paths, "paths", PATH_KEYS, c)
-    over.setdefault("rule", "fixed-alpha")
-    if over.get("finetune", "lora") != "lora":
-        c.add("paths.finetune", "conflicting options: scaling paths vary LoRA's α; full finetuning has none")
+    over, knob = _path_settings(paths.settings(), c)
+    if len(c.errors) > n_errors:
         return
-    ranks = number_list(paths.get("ranks"), "paths.ranks", c, kind=int)
-    mults = log2_axis(paths.get("multipliers"), "paths.multipliers", c)
-    seeds = number_list(paths.get("seeds", [0]), "paths.seeds", c, kind=int, positive=False)
-    which = paths.get("which", ["eta", "alpha"])
-    if not isinstance(which, list) or not which or any(w not in ("eta", "alpha") for w in which):
-        c.add("paths.which", f"must list eta and/or alpha, got {which!r}")
-    lr_fft, alpha0 = paths.get("lr_fft"), paths.get("alpha0")
-    for k, v in (("lr_fft", lr_fft), ("alpha0", alpha0)):
-        if not _number(v) or not v > 0:
-            c.add(f"paths.{k}", f"must be a number > 0 (LoRA-α uses η_FFT = 2e-5, α₀ = 16), got {v!r}")
-    knob = ALPHA_KNOB.get(str(over["rule"]))  # noqa: the rule's value string keys ALPHA_KNOB (a StrEnum)
-    if knob is None:
-        c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob; use one of {', '.join(ALPHA_KNOB)}")
-    if len(c.errors) > n_errors or not (ranks and mults and seeds):
-        return
-    label = str(paths.get("name") or "LoRA-α paths")
-    over["lr_fft"] = float(lr_fft)
-    for seed in seeds:
-        for r in ranks:
-            for path in which:
-                for x in mults:
+    over["lr_fft"] = paths.lr_fft
+    for seed in paths.seeds:
+        for r in paths.ranks:
+            for path in paths.which:
+                for x in paths.multipliers:
                     m = 2.0**x
-                    lr = m * lr_fft if path == "eta" else float(lr_fft)
-                    a = float(alpha0) if path == "eta" else m * alpha0
+                    lr = m * paths.lr_fft if path == "eta" else paths.lr_fft
+                    a = paths.alpha0 if path == "eta" else m * paths.alpha0
                     cfg = _train(base, over, math.log2(lr), r, seed, knob, a, "paths", c)
                     if cfg is not None:
                         am = 1.0 if path == "eta" else m
-                        _add(points, _point(cfg, label, r, math.log2(lr), am, seed, ((path, m),)), "paths", c)
+                        _add(points, _point(cfg, paths.name, r, math.log2(lr), am, seed, ((path, m),)), "paths", c)
+
+
+def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
+    """The paths' TrainConfig overrides (rule fixed-alpha by default) and the α knob they scale."""
+    over = _overrides(settings, "paths", c)
+    over.setdefault("rule", ScaleRule.FIXED_ALPHA.value)
+    if over.get("finetune", "lora") != "lora":
+        c.add("paths.finetune", "conflicting options: scaling paths vary LoRA's α; full finetuning has none")
+        return over, None
+    knob = ALPHA_KNOB.get(str(over["rule"]))
+    if knob is None:
+        c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob; use one of {', '.join(ALPHA_KNOB)}")
+    return over, knob
 
 
 def _train(base, over, log2_lr, rank, seed, knob, knob_value, where, c: Collector) -> TrainConfig | None:
@@ -302,8 +280,4 @@ def _add(points: dict, p: Point, where: str, c: Collector) -> None:
     elif p.paths:  # the m = 1 point of both paths, or a path point equal to a grid point: run it once
         points[p.key] = Point(**{**old.__dict__, "paths": old.paths + p.paths})
     else:
-        c.add_once(where, f"configuration {p.config!r} repeats runs of {old.config!r}; make them differ or drop one")
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        c.add_once(where, f"configuration {p.label!r} repeats runs of {old.label!r}; make them differ or drop one")
