@@ -30,7 +30,7 @@ from enum import StrEnum
 from pydantic import model_validator
 
 from .errors import ConfigError
-from .schema import PositiveFloat, Settings, setting
+from .schema import PositiveFloat, Settings, StrictPositiveInt, checked, setting
 
 __all__ = [
     "ScaleRule",
@@ -289,10 +289,8 @@ def transfer_lr(
 
 
 def _check_positive_int(field: str, value) -> None:
-    if not (type(value) is int and value > 0):  # bool is a subclass of int: type() excludes it
-        raise RuleError(field, f"must be a positive integer, got {value!r}")
+    checked(StrictPositiveInt, field, value, error=RuleError)
 
 
 def _check_positive_float(field: str, value, hint: str) -> None:
-    if not (type(value) in (int, float) and math.isfinite(value) and value > 0):
-        raise RuleError(field, f"must be a finite number > 0, got {value!r}", hint)
+    checked(PositiveFloat, field, value, hint, error=RuleError)

@@ -19,14 +19,14 @@ import math
 from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Iterator
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError, ConfigErrors
 
 __all__ = [
-    "Settings", "Int", "Float", "PositiveInt", "PositiveFloat", "NonNegativeFloat", "NonNegativeInt", "Seed",
-    "setting", "validate", "validate_partial", "leaf_fields", "flatten", "nest", "errors_from_validation",
+    "Settings", "StrictPositiveInt", "Int", "Float", "PositiveInt", "PositiveFloat", "NonNegativeFloat", "NonNegativeInt", "Seed",
+    "setting", "checked", "validate", "validate_partial", "leaf_fields", "flatten", "nest", "errors_from_validation",
 ]
 
 _COLLECTING: ContextVar[bool] = ContextVar("lorascale_schema_collecting", default=False)
@@ -46,6 +46,7 @@ NonNegativeInt = Annotated[Int, Field(ge=0)]
 PositiveFloat = Annotated[Float, Field(gt=0)]
 NonNegativeFloat = Annotated[Float, Field(ge=0)]
 Seed = Annotated[Int, Field(ge=0, le=SEED_MAX)]
+StrictPositiveInt = Annotated[int, Field(gt=0, strict=True)]  # function arguments: 2.0 is not a rank
 
 
 def setting(default: Any, description: str, *, fix: str | None = None, **constraints: Any) -> Any:
@@ -81,6 +82,21 @@ class Settings(BaseModel):
     def replace(self, **changes: Any):
         """A copy with ``changes`` (nested models may be given as mappings), validated again."""
         return type(self)(**{**{k: getattr(self, k) for k in type(self).model_fields}, **changes})
+
+
+def checked(annotation: Any, field: str, value: Any, fix: str | None = None, error=ConfigError) -> Any:
+    """One value against one of the types above, outside a model (function arguments): the value, or
+    ``error(field, problem, fix)``."""
+    adapter = _ADAPTERS.get(annotation)
+    if adapter is None:
+        adapter = _ADAPTERS[annotation] = TypeAdapter(annotation)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as e:
+        raise error(field, _message(e.errors()[0], None, [field]), fix) from None
+
+
+_ADAPTERS: dict = {}
 
 
 # --------------------------------------------------------------------------------------------

@@ -184,5 +184,8 @@ def test_make_callbacks_builds_named_monitors_and_rejects_bad_input():
     assert all(c.every == 3 for c in cbs) and set(CALLBACK_NAMES) == {"signal-drift", "feature-updates"}
     with pytest.raises(ConfigError, match="unknown diagnostic 'hessian'"):
         make_callbacks(["hessian"])
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(ConfigError, match="must be > 0, got 0") as e:
         make_callbacks(["signal-drift"], every=0)
+    assert e.value.field == "diag_every"  # the flag `train --diag-every` sets
+    with pytest.raises(ConfigError, match="must be an integer"):
+        make_callbacks(["signal-drift"], every=True)

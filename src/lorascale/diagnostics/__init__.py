@@ -43,8 +43,9 @@ def make_callbacks(names: list[str], every: int = 1, probe_batch=None) -> list:
     unknown = [n for n in names if n not in CALLBACK_NAMES]
     if unknown:
         raise ConfigError("diagnostics", f"unknown diagnostic {unknown[0]!r}; choose from {', '.join(CALLBACK_NAMES)}")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ConfigError("diagnostics_every", f"must be a positive integer, got {every!r}")
+    from ..schema import StrictPositiveInt, checked
+
+    checked(StrictPositiveInt, "diag_every", every, "monitor every k-th optimizer step")
     out = []
     for name in dict.fromkeys(names):  # de-duplicated, in the order given
         if name == "signal-drift":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..schema import StrictPositiveInt, checked
 from .aggregate import TypeSums, metric_key
 from .decomposition import feature_terms_sq_norms
 from .monitor import Factors, LoraMonitor, call_model
@@ -49,8 +50,7 @@ class FeatureUpdateMonitor(LoraMonitor):
         adapter: str = "default",
     ):
         super().__init__(every, adapter)
-        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
-            raise ConfigError("refresh_every", f"must be a positive integer number of steps, got {refresh_every!r}")
+        checked(StrictPositiveInt, "refresh_every", refresh_every, "a number of optimizer steps")
         self.probe = _detached(probe_batch) if probe_batch is not None else None
         self.refresh_every = refresh_every
         self.max_tokens = max_tokens

@@ -6,6 +6,7 @@ import torch
 
 from ..adapters import lora_modules
 from ..errors import ConfigError
+from ..schema import StrictPositiveInt, checked
 from ..train.callbacks import Callback
 from .aggregate import layer_types
 
@@ -27,8 +28,7 @@ class LoraMonitor(Callback):
     """Base for callbacks that measure optimizer step t when t % every == 0 (t counts from 1)."""
 
     def __init__(self, every: int = 1, adapter: str = "default"):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ConfigError("every", f"must be a positive integer (monitor every k-th step), got {every!r}")
+        checked(StrictPositiveInt, "every", every, "monitor every k-th optimizer step, e.g. 1 or 10")
         self.every = every
         self.adapter = adapter
         self.modules: dict = {}
