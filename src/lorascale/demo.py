@@ -41,7 +41,7 @@ class DemoArm:
 
     def stat(self, attr: str) -> tuple[float, float]:
         """Mean and std over the seeds that completed; a diverged run's pre-divergence loss is no result."""
-        xs = [getattr(r, attr) for r in self.results if r.status == "complete" and getattr(r, attr) is not None]
+        xs = [getattr(r, attr) for r in self.results if r.status is RunStatus.COMPLETE and getattr(r, attr) is not None]
         if not xs:
             return float("nan"), float("nan")
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
