@@ -36,6 +36,10 @@ def test_help_comes_from_the_field_description():
     (["fit", "--storage", "sqlite:///nope.db", "--metric", "x", "--bootstrap", "-1"], ["--metric", "--bootstrap"]),
     (["diagnose", "nope", "--lanczos-steps", "0", "--hutchinson-samples", "1"], ["--lanczos-steps", "--hutchinson-samples"]),
     (["demo", "--seeds", "0", "--steps", "0", "--lr", "0"], ["--seeds", "--steps", "--lr"]),
+    (["check", "nope", "--c", "0"], ["--c"]),
+    (["check", "nope"], ["ADAPTER_DIR"]),
+    (["report", "--storage", "sqlite:///nope.db", "--out", "r", "--bootstrap", "-1"], ["--bootstrap", "--storage"]),
+    (["fit", "--storage", "sqlite:///nope.db", "--bootstrap", "100000000"], ["--bootstrap"]),
 ])
 def test_each_command_reports_every_bad_flag_at_once(argv, flags, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .common import print_json, table
 
 
@@ -16,7 +17,19 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..adapters.lint import lint_adapter
 
-    report = lint_adapter(args.adapter_dir, c=args.c)
+    from ..errors import ConfigErrors
+    from ..schema import PositiveFloat, checked
+
+    errors = []
+    try:
+        checked(PositiveFloat, "c", args.c, "LoRA-α Variant I uses C = 256")
+    except ConfigError as e:
+        errors.append(e)
+    try:
+        report = lint_adapter(args.adapter_dir, c=args.c) if not errors else None
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
     if args.json:
         print_json(report.to_dict())
         return 0

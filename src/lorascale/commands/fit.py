@@ -15,6 +15,15 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+MAX_BOOTSTRAP = 100_000  # a CI's Monte Carlo error is ~1/√B: 1e5 resamples is far past useful
+
+
+def bootstrap_errors(n: int) -> list[ConfigError]:
+    if 0 <= n <= MAX_BOOTSTRAP:
+        return []
+    return [ConfigError("bootstrap", f"must be in [0, {MAX_BOOTSTRAP}], got {n}", "1000 resamples give CIs to ~3%")]
+
+
 def add_study_args(p) -> None:
     p.add_argument("--storage", required=True, help="Optuna storage URL: sqlite:///FILE.db, journal:FILE.log, ...")
     p.add_argument("--study", help="study name, i.e. the spec's name (default: the only study in the storage)")
@@ -42,8 +51,7 @@ def run(args) -> int:
     errors = []
     if args.metric not in ("ema", "eval"):
         errors.append(ConfigError("metric", f"must be ema or eval, got {args.metric!r}"))
-    if args.bootstrap < 0:
-        errors.append(ConfigError("bootstrap", f"must be ≥ 0, got {args.bootstrap}"))
+    errors += bootstrap_errors(args.bootstrap)
     ConfigErrors.raise_if_any(errors)
     name, records = load_records(args)
     if not records:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .fit import add_study_args, load_records
+from ..errors import ConfigError, ConfigErrors
+from .fit import add_study_args, bootstrap_errors, load_records
 
 
 def register(sub) -> None:
@@ -18,9 +18,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..sweep.report import write_report
 
-    if args.bootstrap < 0:
-        raise ConfigError("bootstrap", f"must be ≥ 0, got {args.bootstrap}")
-    name, records = load_records(args)
+    errors = bootstrap_errors(args.bootstrap)
+    try:
+        name, records = load_records(args)
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
     md = write_report(records, args.out, name, n_boot=args.bootstrap, html_too=not args.no_html)
