@@ -20,19 +20,24 @@ def add_study_args(p) -> None:
     p.add_argument("--study", help="study name, i.e. the spec's name (default: the only study in the storage)")
 
 
+STUDY_FLAGS = {"storage": "--storage", "study": "--study"}  # library config fields -> this command's flags
+
+
 def load_records(args):
-    """The stored records of ``--study`` (the storage's only study when not given)."""
-    import optuna
+    """The stored records of ``--study`` (the storage's only study when not given), read-only."""
+    from ..sweep.storage import SweepStore, study_names
 
-    from ..sweep.storage import SweepStore, open_storage
-
-    name = args.study
-    if name is None:
-        names = optuna.study.get_all_study_names(open_storage(args.storage, must_exist=True))
-        if len(names) != 1:
-            raise ConfigError("--study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study NAME")
-        name = names[0]
-    return name, SweepStore.open(args.storage, name).records()
+    try:
+        name = args.study
+        if name is None:
+            names = study_names(args.storage)
+            if len(names) != 1:
+                raise ConfigError("study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'});"
+                                  " pass --study NAME")
+            name = names[0]
+        return name, SweepStore.open(args.storage, name).records()
+    except ConfigError as e:
+        raise e.renamed(STUDY_FLAGS.get(e.field, e.field)) from None
 
 
 def run(args) -> int:

@@ -7,6 +7,7 @@ import sys
 from ..errors import ConfigError, ConfigErrors
 
 BACKENDS = ("local", "ray")
+FLAGS = {"storage": "--storage", "workers": "--workers", "backend": "--backend"}  # library config field -> flag
 
 
 def register(sub) -> None:
@@ -40,7 +41,7 @@ def run(args) -> int:
     ConfigErrors.raise_if_any(errors)
     url = args.storage or default_storage_url(args.spec)
     if args.dry_run:
-        plan = plan_sweep(spec, url)
+        plan = _flagged(plan_sweep, spec, url)
         print(f"study {spec.name} in {url}: {plan.points} points, {plan.done} done, {plan.queued} queued or running,"
               f" {plan.to_run} to enqueue")
         for p in spec.points[:20]:
@@ -51,7 +52,7 @@ def run(args) -> int:
             print(f"  ... {len(spec.points) - 20} more")
         return 0
     try:
-        res = run_sweep(spec, url, workers=args.workers, backend=args.backend, address=args.address,
+        res = _flagged(run_sweep, spec, url, workers=args.workers, backend=args.backend, address=args.address,
                         progress=not args.quiet, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
     except KeyboardInterrupt:
         print(f"\nlorascale sweep: interrupted; finished points are stored in {url}. Run the same command to resume.",
@@ -63,6 +64,14 @@ def run(args) -> int:
           f" {c.get('waiting', 0) + c.get('running', 0)} still queued or running")
     print(f"next: lorascale fit --storage {res.storage} --study {res.study}")
     return 0
+
+
+def _flagged(fn, *args, **kwargs):
+    """Call a sweep library function, naming its errors' config fields by this command's flags."""
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError as e:
+        raise e.renamed(FLAGS.get(e.field, e.field)) from None
 
 
 def _flag_errors(args) -> list[ConfigError]:
