@@ -21,8 +21,8 @@ import math
 import os
 import time
 
+from lorascale.sweep.records import Outcome
 from lorascale.sweep.spec import point_key
-from lorascale.sweep.storage import Outcome
 
 X0 = -8.0  # log2 η* at rank 1 for the LoRA configurations
 X_FFT = -10.0  # full finetuning's optimum
@@ -124,7 +124,7 @@ def claim_all(url: str, study: str, out: str, start_at: float) -> None:
     queue is empty, append the claimed trial numbers to ``out``."""
     from lorascale.sweep.storage import SweepStore
 
-    store = SweepStore.open(url, study)
+    store = SweepStore.open(url, study, "write")
     while time.time() < start_at:
         time.sleep(0.001)
     got = []
@@ -132,3 +132,19 @@ def claim_all(url: str, study: str, out: str, start_at: float) -> None:
         got.append(c.number)
     with open(out, "a") as f:
         f.write(" ".join(map(str, got)) + "\n")
+
+
+def open_at(url: str, study: str, out: str, start_at: float) -> None:
+    """A `lorascale sweep` that only opens (creates) its storage, starting at ``start_at`` so that
+    several processes collide on a file that does not exist yet; appends "ok" or the error to ``out``."""
+    from lorascale.sweep.storage import SweepStore
+
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    try:
+        SweepStore.open(url, study, "create").close()
+        result = "ok"
+    except Exception as e:  # the test reports whatever went wrong
+        result = f"{type(e).__name__}: {e}".replace("\n", " ")
+    with open(out, "a") as f:
+        f.write(result + "\n")

@@ -24,7 +24,7 @@ def test_resume_after_a_killed_worker_runs_exactly_the_missing_points(storage_ur
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv("SWEEP_FAKE_CALLS", str(calls))
     # First sweep: enqueue everything, then a worker process that dies hard at its 4th run.
-    store = SweepStore.open(storage_url, spec.name, create=True)
+    store = SweepStore.open(storage_url, spec.name, "create")
     store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
     monkeypatch.setenv("SWEEP_FAKE_DIE_AFTER", "3")
     proc = mp.get_context("spawn").Process(target=worker_loop, args=(storage_url, spec.name, F.objective))
@@ -65,7 +65,7 @@ def test_two_concurrent_workers_never_run_the_same_point(storage_url, tmp_path, 
 def test_two_sweep_commands_at_once_share_the_work(storage_url, tmp_path, monkeypatch):
     """Two `lorascale sweep` processes on one study (two machines): each point still runs once."""
     spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11, -10, -9))
-    SweepStore.open(storage_url, spec.name, create=True)  # the tables exist before two creators race
+    SweepStore.open(storage_url, spec.name, "create").close()  # the study exists before two sweeps share it
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv("SWEEP_FAKE_CALLS", str(calls))
     monkeypatch.setenv("SWEEP_FAKE_BARRIER", f"{tmp_path / 'barrier.txt'}:2")
@@ -94,7 +94,7 @@ def test_a_crashing_run_is_recorded_failed_and_the_sweep_goes_on(storage_url):
     res = run_sweep(spec, storage_url, objective=flaky, progress=False)
     assert res.counts == {"complete": 2, "fail": 1}
     store = SweepStore.open(storage_url, spec.name)
-    (failed,) = [r for r in store.records() if r.status == "failed"]
+    (failed,) = [r for r in store.records() if r.outcome.status == "failed"]
     assert failed.log2_lr == -11.0
     res = run_sweep(spec, storage_url, objective=F.objective, progress=False)  # retried on resume
     assert res.ran == 1 and res.counts == {"complete": 3, "fail": 1}

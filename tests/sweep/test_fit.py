@@ -6,11 +6,13 @@ optima, so the three-point refinement recovers them to float precision: those to
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import sweep_fakes as F
 
-from lorascale.sweep.fit import Record, fit, score
+from lorascale.sweep.fit import fit, score
+from lorascale.sweep.records import Outcome, PointCoords, Record
 from lorascale.sweep.storage import SweepStore
 
 EXACT = 1e-9  # exact parabolas: only float rounding separates the fit from the truth
@@ -88,6 +90,11 @@ def test_eval_metric_is_fitted_separately(stored):
 # ---- pure: records in memory ----------------------------------------------------------------
 
 
+def rec(key, config, rank, log2_lr, seed, status, ema_loss=None, eval_metric=None, eval_value=None, predicted_slope=None):
+    return Record(PointCoords(key=key, config=config, rank=rank, log2_lr=log2_lr, seed=seed, predicted_slope=predicted_slope),
+                  Outcome(status, ema_loss, eval_metric, eval_value))
+
+
 def records(config="A", seeds=(0,), noise=0.0, slope=-0.5, ranks=(4, 16, 64), xs=range(-14, -5), metric=None, rng_seed=7):
     rng = random.Random(rng_seed)
     out = []
@@ -96,9 +103,9 @@ def records(config="A", seeds=(0,), noise=0.0, slope=-0.5, ranks=(4, 16, 64), xs
             x_star = -8 + slope * math.log2(r)
             for x in xs:
                 v = 1.0 + 0.05 * (x - x_star) ** 2 + noise * rng.gauss(0, 1)
-                out.append(Record(key=f"{s}{r}{x}", config=config, rank=r, log2_lr=float(x), seed=s, status="complete",
-                                  ema_loss=v, eval_metric=metric, eval_value=None if metric is None else 1 - v,
-                                  predicted_slope=slope))
+                out.append(rec(key=f"{s}{r}{x}", config=config, rank=r, log2_lr=float(x), seed=s, status="complete",
+                               ema_loss=v, eval_metric=metric, eval_value=None if metric is None else 1 - v,
+                               predicted_slope=slope))
     return out
 
 
@@ -132,7 +139,7 @@ def test_accuracy_is_maximised():
 
 def test_failed_runs_are_excluded_with_a_count_and_edges_are_flagged():
     recs = records(xs=range(-9, -5))  # r = 64's optimum −11 lies left of the grid
-    recs.append(Record("f", "A", 4, -20.0, 0, "failed"))
+    recs.append(rec("f", "A", 4, -20.0, 0, "failed"))
     rep = fit(recs, n_boot=0)
     assert rep.counts["failed"] == 1
     assert any("1 failed" in n for n in rep.notes) and any("edge" in n for n in rep.notes)
@@ -141,8 +148,10 @@ def test_failed_runs_are_excluded_with_a_count_and_edges_are_flagged():
 
 
 def test_score_conventions():
-    r = Record("k", "A", 4, -10.0, 0, "complete", ema_loss=2.0, eval_metric="val_accuracy", eval_value=0.8)
+    r = rec("k", "A", 4, -10.0, 0, "complete", ema_loss=2.0, eval_metric="val_accuracy", eval_value=0.8)
     assert score(r, "ema") == 2.0 and score(r, "eval") == -0.8
-    assert score(Record(**{**r.__dict__, "status": "diverged"}), "ema") == math.inf
-    assert score(Record(**{**r.__dict__, "ema_loss": math.nan}), "ema") == math.inf  # a "complete" NaN diverged
-    assert score(Record(**{**r.__dict__, "status": "interrupted"}), "ema") is None
+    assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "ema") == math.inf
+    nan = replace(r, outcome=replace(r.outcome, final_ema_loss=math.nan))
+    assert score(nan, "ema") == math.inf  # a "complete" NaN diverged
+    assert score(replace(r, outcome=replace(r.outcome, final_ema_loss=None)), "ema") == math.inf  # stored non-finite: null
+    assert score(replace(r, outcome=replace(r.outcome, status="interrupted")), "ema") is None

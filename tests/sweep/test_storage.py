@@ -1,14 +1,21 @@
 """SweepStore on every backend: queue, atomic claims, what a trial keeps, duplicates and stale workers."""
 
+import json
 import math
+import shutil
+import sqlite3
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 from sweep_fakes import claim_all, objective, small_spec
 
-from lorascale.errors import ConfigError
+from lorascale.errors import ConfigError, ConfigErrors, StorageMissing
+from lorascale.sweep.fit import fit
+from lorascale.sweep.report import fit_to_dict
 from lorascale.sweep.storage import CURVE_POINTS, Outcome, SweepStore, default_storage_url
 
 
@@ -16,18 +23,32 @@ def entries(spec):
     return [(p.key, p.attrs(), p.train.to_dict()) for p in spec.points]
 
 
+def silence(store, claim, seconds):
+    """Make a claim's last heartbeat ``seconds`` old: Optuna's heartbeat row (SQLite) or our attr (journal)."""
+    if store.backend.kind == "journal":
+        claim.trial.set_user_attr("heartbeat", time.time() - seconds)
+        return
+    con = sqlite3.connect(store.backend.path)
+    with con:
+        n = con.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', ?) WHERE trial_id ="
+                        " (SELECT trial_id FROM trials WHERE number = ?)", (f"-{seconds} seconds", claim.number)).rowcount
+    con.close()
+    assert n == 1, "the claim recorded no Optuna heartbeat"
+
+
 def test_enqueue_is_idempotent_and_claims_pop_each_point_once(storage_url):
     spec = small_spec()
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create")
     assert store.enqueue(entries(spec)) == len(spec.points) == 6
     assert store.enqueue(entries(spec)) == 0  # every key already has a live trial
-    other = SweepStore.open(storage_url, "t")  # a second handle, as a second worker would hold
+    other = SweepStore.open(storage_url, "t", "write")  # a second handle, as a second worker would hold
     claims = []
     for s in (store, other) * 3:
         claims.append(s.claim("w"))
     assert store.claim("w") is None and other.claim("w") is None
     assert sorted(c.key for c in claims) == sorted(p.key for p in spec.points)
     assert {t.state for t in store.trials()} == {TrialState.RUNNING}
+    assert sorted(c.number for c in claims) == list(range(6))  # ask() popped the queue in order, made no trial
 
 
 def test_processes_claiming_at_once_never_share_a_trial(storage_url, tmp_path):
@@ -37,7 +58,7 @@ def test_processes_claiming_at_once_never_share_a_trial(storage_url, tmp_path):
     from collections import Counter
 
     spec = small_spec(ranks=(4, 16, 64, 256), lrs=list(range(-20, -5)))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
     out, start = tmp_path / "claims.txt", time.time() + 4.0  # after every process has imported
     procs = [mp.get_context("spawn").Process(target=claim_all, args=(storage_url, "t", str(out), start)) for _ in range(4)]
@@ -51,7 +72,7 @@ def test_processes_claiming_at_once_never_share_a_trial(storage_url, tmp_path):
 
 def test_a_trial_keeps_config_curve_value_and_status(storage_url):
     spec = small_spec(ranks=(4,), lrs=(-10,))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
     claim = store.claim("host:1")
     curve = tuple((s, 3.0 - s / 1000) for s in range(1, 501))  # 500 logged steps
@@ -63,14 +84,17 @@ def test_a_trial_keeps_config_curve_value_and_status(storage_url):
     assert (a["status"], a["eval_metric"], a["eval_value"], a["wall_time"], a["run_dir"]) == ("complete", "val_nll", 2.7, 1.5, "/runs/x")
     iv = t.intermediate_values
     assert len(iv) == CURVE_POINTS and iv[500] == curve[-1][1] and iv[1] == curve[0][1]  # thinned, ends exact
-    assert t.params == {"log2_lr": -10.0, "rank": 4, "alpha_mult": 1.0, "seed": 0}
+    assert t.params == {"lr": 2.0**-10, "rank": 4, "alpha_mult": 1.0, "seed": 0}  # the rate itself, on a log scale
+    assert t.distributions["lr"].log and a["label"] == "A1" and a["val_loss"] == 2.7
     (rec,) = store.records()
-    assert (rec.status, rec.ema_loss, rec.eval_value, rec.rank, rec.config) == ("complete", 2.5, 2.7, 4, "A1")
+    out = rec.outcome
+    assert (out.status, out.final_ema_loss, out.eval_value, out.val_loss) == ("complete", 2.5, 2.7, 2.7)
+    assert (rec.rank, rec.config) == (4, "A1")
 
 
 def test_diverged_is_finished_with_inf_and_failed_goes_back_in_the_queue(storage_url):
     spec = small_spec(ranks=(4,), lrs=(-10, -9))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
     c1, c2 = store.claim(), store.claim()
     store.finish(c1, Outcome("diverged", math.inf, "val_nll", None, None, 0.3, ((1, 4.0),), "loss exploded"))
@@ -78,16 +102,16 @@ def test_diverged_is_finished_with_inf_and_failed_goes_back_in_the_queue(storage
     by_key = {t.user_attrs["key"]: t for t in store.trials()}
     d, f = by_key[c1.key], by_key[c2.key]
     assert d.state == TrialState.COMPLETE and d.value == math.inf and d.user_attrs["status"] == "diverged"
-    assert d.user_attrs["final_ema_loss"] == "inf"  # JSON has no inf; the record reads it back as a float
+    assert d.user_attrs["final_ema_loss"] is None  # JSON has no inf: null, and the status says why
     assert f.state == TrialState.FAIL and f.user_attrs["message"] == "RuntimeError: boom"
     assert store.done_keys() == {c1.key}
     assert store.enqueue(entries(spec)) == 1  # only the failed point is queued again
     recs = {r.key: r for r in store.records()}
-    assert recs[c1.key].status == "diverged" and recs[c1.key].ema_loss == math.inf
-    assert recs[c2.key].status == "failed"
+    assert recs[c1.key].outcome.status == "diverged" and recs[c1.key].outcome.final_ema_loss is None
+    assert recs[c2.key].outcome.status == "failed"
     c3 = store.claim()
     store.finish(c3, objective_outcome(spec, c3.key))
-    assert {r.key: r.status for r in store.records()} == {c1.key: "diverged", c2.key: "complete"}  # retry wins
+    assert {r.key: r.outcome.status for r in store.records()} == {c1.key: "diverged", c2.key: "complete"}  # retry wins
 
 
 def objective_outcome(spec, key):
@@ -98,7 +122,7 @@ def objective_outcome(spec, key):
 def test_duplicate_trials_of_one_point_run_once(storage_url, monkeypatch):
     """Two sweeps enqueueing at the same moment both create a trial per key; the lower number wins."""
     spec = small_spec(ranks=(4,), lrs=(-10, -9))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
     monkeypatch.setattr(store, "live_keys", lambda: set())  # the race: the second enqueuer saw nothing
     assert store.enqueue(entries(spec)) == 2
@@ -112,10 +136,10 @@ def test_duplicate_trials_of_one_point_run_once(storage_url, monkeypatch):
 
 def test_stale_trials_fail_and_requeue(storage_url):
     spec = small_spec(ranks=(4,), lrs=(-10, -9, -8))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create", grace_s=120)
     store.enqueue(entries(spec))
     dead = store.claim("localhost-but-not-really:1")  # another host, silent past the grace period
-    store._storage.set_trial_user_attr(dead.trial_id, "heartbeat", time.time() - 600)
+    silence(store, dead, 600)
     alive = store.claim("elsewhere:2")  # another host, recent heartbeat: left alone
     import socket
     import subprocess
@@ -123,7 +147,7 @@ def test_stale_trials_fail_and_requeue(storage_url):
     p = subprocess.Popen(["true"])
     p.wait()  # a pid on this host that no longer runs
     gone = store.claim(f"{socket.gethostname()}:{p.pid}")
-    failed = store.fail_stale(grace_s=120)
+    failed = store.fail_stale()
     assert sorted(failed) == sorted([dead.number, gone.number])
     states = {t.number: t.state for t in store.trials()}
     assert states[alive.number] == TrialState.RUNNING
@@ -131,6 +155,11 @@ def test_stale_trials_fail_and_requeue(storage_url):
     requeued = [t for t in store.trials((TrialState.WAITING,))]
     assert sorted(t.user_attrs["key"] for t in requeued) == sorted([dead.key, gone.key])
     assert all(t.user_attrs["config"] == store_config(spec, t.user_attrs["key"]) for t in requeued)
+    assert {t.user_attrs.get("status") for t in requeued} == {None}  # a retry keeps the point, not the last run
+    assert sorted(t.system_attrs["failed_trial"] for t in requeued) == sorted([dead.number, gone.number])  # Optuna's link
+    recs = {r.key: r.outcome for r in store.records()}
+    assert recs[dead.key].status == recs[gone.key].status == "interrupted"  # Optuna's heartbeat sets no status: read so
+    assert "died" in recs[gone.key].message
 
 
 def store_config(spec, key):
@@ -139,25 +168,28 @@ def store_config(spec, key):
 
 def test_heartbeat_keeps_a_long_trial_alive(storage_url):
     spec = small_spec(ranks=(4,), lrs=(-10,))
-    store = SweepStore.open(storage_url, "t", create=True)
+    store = SweepStore.open(storage_url, "t", "create", grace_s=60)
     store.enqueue(entries(spec))
     c = store.claim("elsewhere:7")
-    store._storage.set_trial_user_attr(c.trial_id, "heartbeat", time.time() - 600)
+    silence(store, c, 600)
     with store.heartbeat(c, interval=0.05):
         time.sleep(0.3)
-    assert store.fail_stale(grace_s=60) == []  # beats of the last 0.3 s refreshed it
+    assert store.fail_stale() == []  # beats of the last 0.3 s refreshed it
+    silence(store, c, 600)
+    assert store.fail_stale() == [c.number]  # the same silence without beats: failed (the test can fail)
 
 
 def test_open_missing_storage_or_study_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(StorageMissing, match="does not exist") as e:
         SweepStore.open(f"sqlite:///{tmp_path / 'none.db'}", "t")
-    assert not (tmp_path / "none.db").exists()
+    assert e.value.field == "storage" and not (tmp_path / "none.db").exists()
     url = f"sqlite:///{tmp_path / 's.db'}"
-    SweepStore.open(url, "a", create=True)
-    with pytest.raises(ConfigError, match="holds: a"):
+    SweepStore.open(url, "a", "create")
+    with pytest.raises(StorageMissing, match="holds: a") as e:
         SweepStore.open(url, "b")
+    assert e.value.field == "study"
     with pytest.raises(ConfigError, match="not a storage URL"):
-        SweepStore.open("results.db", "a", create=True)
+        SweepStore.open("results.db", "a", "create")
 
 
 def test_default_storage_is_sqlite_next_to_the_spec(tmp_path):
@@ -171,6 +203,118 @@ def test_study_opens_in_plain_optuna(storage_url):
 
     populate(storage_url, spec)
     store = SweepStore.open(storage_url, "t")
-    study = optuna.load_study(study_name="t", storage=store._storage)
-    assert study.best_trial.params["log2_lr"] == -10.0  # the synthetic optimum of A1 at r = 4: −8 − 0.5·2
+    study = optuna.load_study(study_name="t", storage=store.backend.storage)
+    assert study.best_trial.params["lr"] == 2.0**-10  # the synthetic optimum of A1 at r = 4: −8 − 0.5·2
+    assert study.best_trial.user_attrs["label"] == "A1" and study.metric_names == ["final_ema_loss"]
     assert study.user_attrs["spec"]["name"] == "t"
+
+
+# ---- old studies, the schema, the queue -------------------------------------------------------
+
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "mua-minilm-cpu"
+ROUNDING = dict(rel=1e-12, abs=1e-12)  # numpy's least squares vs the former closed form: float rounding only
+
+
+def test_an_old_study_gives_the_same_fit_numbers(tmp_path):
+    """docs/results/mua-minilm-cpu/study.db was written before the records module (params log2_lr,
+    wide placeholder distributions, left in WAL mode). The JSON beside this test is `lorascale fit
+    --json` of it with n_boot=200, seed=0, computed by the code before this change (commit a8ab14a)."""
+    db = tmp_path / "study.db"
+    shutil.copy(RESULTS / "study.db", db)
+    before = db.read_bytes()
+    records = SweepStore.open(f"sqlite:///{db}", "mua-minilm-cpu").records()
+    assert len(records) == 50 and {r.outcome.status for r in records} == {"complete"}
+    expected = json.loads((Path(__file__).parent / "data" / "mua-minilm-cpu-fit.json").read_text())
+    for metric in ("ema", "eval"):
+        got = json.loads(json.dumps(fit_to_dict(fit(records, metric, n_boot=200, seed=0))))
+        assert_same(got, expected[metric], metric)
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["study.db"]  # read-only
+
+
+def assert_same(got, want, where):
+    if isinstance(want, dict):
+        assert set(got) == set(want), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, **ROUNDING), where
+    else:
+        assert got == want, where
+
+
+def test_old_inf_strings_read_as_missing_numbers(storage_url):
+    """Studies written before null-for-non-finite stored "inf"/"nan" strings; they read as None."""
+    spec = small_spec(ranks=(4,), lrs=(-10, -9))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    c1, c2 = store.claim(), store.claim()
+    for c, status, value in ((c1, "diverged", math.inf), (c2, "complete", 1.5)):
+        for k, v in {"status": status, "final_ema_loss": "inf" if status == "diverged" else value,
+                     "eval_metric": "val_nll", "eval_value": "nan", "val_loss": "-inf", "wall_time": 1.0}.items():
+            c.trial.set_user_attr(k, v)  # the old writer, attr by attr
+        store.study.tell(c.trial, value)
+    recs = {r.key: r.outcome for r in store.records()}
+    assert (recs[c1.key].status, recs[c1.key].final_ema_loss, recs[c1.key].val_loss) == ("diverged", None, None)
+    assert (recs[c2.key].final_ema_loss, recs[c2.key].eval_value) == (1.5, None)
+    rep = fit(list(store.records()), "ema", n_boot=0)
+    assert rep.counts["diverged"] == 1 and rep.counts["complete"] == 1
+
+
+def test_values_beyond_the_old_placeholder_ranges_are_stored(storage_url):
+    """log2 η = −70 and seed 2^31 + 5 passed spec validation, then crashed enqueueing against the
+    old fixed ranges (−64, 64) and (−2^31, 2^31) with the first points already WAITING."""
+    spec = small_spec(ranks=(4,), lrs=(-10, -70), seeds=(0, 2**31 + 5))
+    store = SweepStore.open(storage_url, "t", "create")
+    assert store.enqueue(entries(spec)) == 4
+    (t,) = [t for t in store.trials() if t.params["lr"] == 2.0**-70 and t.params["seed"] == 2**31 + 5]
+    d = t.distributions
+    span = (d["lr"].low, d["lr"].high, d["seed"].low, d["seed"].high)
+    assert span == (2.0**-70, 2.0**-10, 0, 2**31 + 5)  # the spec's own span
+
+
+def test_enqueue_is_all_or_nothing(storage_url):
+    spec = small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    bad = entries(spec)
+    bad[2] = (bad[2][0], bad[2][1], {**bad[2][2], "note": math.nan})  # a value JSON cannot hold
+    bad[1] = (bad[1][0], bad[1][1], {**bad[1][2], "where": Path("/tmp")})  # one it cannot hold at all
+    store = SweepStore.open(storage_url, "t", "create")
+    with pytest.raises(ConfigErrors) as e:
+        store.enqueue(bad)
+    assert [err.field for err in e.value.errors] == ["spec", "spec"]
+    assert {bad[1][0], bad[2][0]} == {err.message.split()[1] for err in e.value.errors}  # each names its point
+    assert store.trials() == []  # not one trial added
+    assert store.enqueue(entries(spec)) == 3
+
+
+def test_a_claim_that_loses_the_last_trial_closes_the_fresh_one(storage_url, monkeypatch):
+    """study.ask() makes a new trial when another worker popped the last WAITING one in between."""
+    spec = small_spec(ranks=(4,), lrs=(-10,))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    assert store.claim("w") is not None  # the queue is now empty
+    real, looks = store.trials, []
+
+    def racing_look(states=None):  # the first look still sees the trial another worker pops before ask()
+        looks.append(states)
+        return [SimpleNamespace(state=TrialState.WAITING, number=0, user_attrs={"key": "k"})] if len(looks) == 1 \
+            else real(states)
+
+    monkeypatch.setattr(store, "trials", racing_look)
+    assert store.claim("w") is None
+    (blank,) = [t for t in store.study.get_trials() if "key" not in t.user_attrs]
+    assert blank.state == TrialState.FAIL and blank.user_attrs["status"] == "duplicate"
+    assert len(store.records()) == 0 and len(store.trials()) == 1  # invisible to the sweep
+
+
+def test_storage_ids_are_optunas_own(storage_url):
+    """The one lookup of a trial's storage id (by number, through BaseStorage's public methods) must
+    agree with the id Optuna's Trial keeps privately; this fails loudly if Optuna changes either."""
+    spec = small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    claims = [store.claim("w") for _ in range(3)]
+    assert [store._id_of(c.number) for c in claims] == [c.trial._trial_id for c in claims]

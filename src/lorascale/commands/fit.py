@@ -30,16 +30,15 @@ def add_study_args(p) -> None:
 
 
 def load_records(args):
-    """The stored records of ``--study`` (the storage's only study when not given)."""
-    import optuna
-
-    from ..sweep.storage import SweepStore, open_storage
+    """The stored records of ``--study`` (the storage's only study when not given), read-only."""
+    from ..sweep.storage import SweepStore, study_names
 
     name = args.study
     if name is None:
-        names = optuna.study.get_all_study_names(open_storage(args.storage, must_exist=True))
+        names = study_names(args.storage)
         if len(names) != 1:
-            raise ConfigError("study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study NAME")
+            raise ConfigError("study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'})",
+                              "name one with --study")
         name = names[0]
     return name, SweepStore.open(args.storage, name).records()
 

@@ -30,7 +30,7 @@ A LoRA layer's effective weight is W(θ) = W₀ + s·B·A with A: r×d_in, B: d_
   with ‖Z·Mᵀ‖²_F = Σ_n z_nᵀ(MᵀM)z_n, again through an r×r Gram.
 
 Everything here uses only tensor methods (``@``, ``.T``, ``.sum()``), so it runs on torch tensors
-and numpy arrays alike and imports nothing.
+and numpy arrays alike; the one import is the package's least-squares line for :func:`loglog_slope`.
 """
 
 from __future__ import annotations
@@ -176,12 +176,10 @@ def spectrum_summary(eigs) -> dict[str, float]:
 
 
 def loglog_slope(xs, ys) -> float:
-    """Least-squares slope of log y against log x: the growth exponent k in y = Θ(x^k) (Prop. 4)."""
-    lx = [math.log(float(x)) for x in xs]
-    ly = [math.log(float(y)) for y in ys]
-    n = len(lx)
-    assert n >= 2 and n == len(ly), f"need ≥ 2 matching points, got {len(lx)} and {len(ly)}"
-    mx, my = sum(lx) / n, sum(ly) / n
-    sxx = sum((a - mx) ** 2 for a in lx)
-    assert sxx > 0, "x values must not all be equal"
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sxx
+    """Least-squares slope of log y against log x: the growth exponent k in y = Θ(x^k) (Prop. 4).
+
+    The line is the package's one least-squares fit, :func:`lorascale.sweep.stats.ols` (numpy).
+    """
+    from ..sweep.stats import ols  # torch-free and light: numpy only
+
+    return ols([math.log(float(x)) for x in xs], [math.log(float(y)) for y in ys])[0]

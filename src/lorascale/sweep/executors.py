@@ -18,6 +18,7 @@ its run ends, so a worker killed mid-trial loses only that trial.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 import sys
@@ -25,14 +26,18 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StorageMissing
+from ..vocabulary import RunStatus
+from .backends import local_path
+from .liveness import GRACE_S, HEARTBEAT_S
+from .records import Outcome
 from .spec import SweepSpec
-from .storage import Claim, Outcome, SweepStore
+from .storage import Claim, SweepStore
 
 __all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop", "run_claim", "train_objective"]
 
-HEARTBEAT_S = 30.0  # a running worker writes a heartbeat this often
-GRACE_S = 120.0  # a RUNNING trial silent this long is presumed dead (Optuna's usual 60 s / 120 s)
+log = logging.getLogger(__name__)
+
 _THREADS: int | None = None
 
 
@@ -78,15 +83,15 @@ def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s:
         try:
             out = _as_outcome(objective(cfg))
         except KeyboardInterrupt:
-            store.finish(claim, Outcome("interrupted", math.nan, wall_time=time.perf_counter() - t0, message="KeyboardInterrupt"))
+            store.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                        message="KeyboardInterrupt"))
             raise
         except Exception as e:  # a crash of one run must not end the sweep; it is stored and retried later
-            out = Outcome("failed", math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
+            out = Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
     try:
         store.finish(claim, out)
     except UpdateFinishedTrialError:
-        print(f"lorascale sweep: trial {claim.number} was presumed dead and re-queued; its result is dropped",
-              file=sys.stderr)
+        log.warning("trial %d was presumed dead and re-queued; its result is dropped", claim.number)
     return out
 
 
@@ -97,18 +102,21 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
     if threads:
         _set_threads(threads)
     objective = resolve_objective(objective)
-    store = SweepStore.open(url, study)
+    store = SweepStore.open(url, study, "write", heartbeat_s=heartbeat_s, grace_s=grace_s)
     n = 0
-    while max_trials is None or n < max_trials:
-        claim = store.claim()
-        if claim is None:
-            if store.fail_stale(grace_s):  # a dead worker's points go back into the queue
-                continue
-            break
-        out = run_claim(store, claim, objective, heartbeat_s)
-        n += 1
-        if on_trial is not None:
-            on_trial(claim, out)
+    try:
+        while max_trials is None or n < max_trials:
+            claim = store.claim()
+            if claim is None:
+                if store.fail_stale():  # a dead worker's points go back into the queue
+                    continue
+                break
+            out = run_claim(store, claim, objective, heartbeat_s)
+            n += 1
+            if on_trial is not None:
+                on_trial(claim, out)
+    finally:
+        store.close()
     return n
 
 
@@ -117,8 +125,9 @@ def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
     keys = {p.key for p in spec.points}
     try:
         store = SweepStore.open(url, spec.name)
-    except ConfigError as e:
-        if e.field == "--study" or "does not exist" in e.message:
+    except StorageMissing as e:
+        _, path = local_path(url)
+        if e.field == "study" or (path is not None and not path.exists()):
             return SweepPlan(len(keys), 0, 0, len(keys))  # nothing stored yet
         raise
     done = store.done_keys() & keys
@@ -135,33 +144,36 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     Ray it must be importable by name (a module-level function), since it is sent to other processes.
     """
     if backend not in ("local", "ray"):
-        raise ConfigError("--backend", f"unknown backend {backend!r}; choose local or ray")
+        raise ConfigError("backend", f"unknown backend {backend!r}; choose local or ray")
     if workers < 1:
-        raise ConfigError("--workers", f"must be ≥ 1, got {workers}")
-    store = SweepStore.open(url, spec.name, create=True)
-    store.save_spec(spec.raw)
-    keys = {p.key for p in spec.points}
-    done_before = len(store.done_keys() & keys)
-    store.fail_stale(grace_s)
-    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
-    todo = _pending(store, keys)
-    bar = _bar(len(keys), done_before, spec.name, progress)
-    kw = dict(heartbeat_s=heartbeat_s, grace_s=grace_s)
+        raise ConfigError("workers", f"must be ≥ 1, got {workers}")
+    store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
-        if backend == "ray":
-            from optuna.trial import TrialState
+        store.save_spec(spec.raw)
+        keys = {p.key for p in spec.points}
+        done_before = len(store.done_keys() & keys)
+        store.fail_stale()
+        store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+        todo = _pending(store, keys)
+        bar = _bar(len(keys), done_before, spec.name, progress)
+        kw = dict(heartbeat_s=heartbeat_s, grace_s=grace_s)
+        try:
+            if backend == "ray":
+                from optuna.trial import TrialState
 
-            res = spec.resources
-            n_tasks = len(store.trials((TrialState.WAITING,)))  # one task per queued trial
-            ran = _run_ray(url, spec.name, objective, n_tasks, address, res.cpus if cpus is None else cpus,
-                           res.gpus if gpus is None else gpus, bar, kw)
-        elif workers == 1:
-            ran = worker_loop(url, spec.name, objective, on_trial=lambda c, o: bar.update(1), **kw)
-        else:
-            ran = _run_processes(store, url, spec.name, objective, workers, todo, bar, kw)
+                res = spec.resources
+                n_tasks = len(store.trials((TrialState.WAITING,)))  # one task per queued trial
+                ran = _run_ray(url, spec.name, objective, n_tasks, address, res.cpus if cpus is None else cpus,
+                               res.gpus if gpus is None else gpus, bar, kw)
+            elif workers == 1:
+                ran = worker_loop(url, spec.name, objective, on_trial=lambda c, o: bar.update(1), **kw)
+            else:
+                ran = _run_processes(store, url, spec.name, objective, workers, todo, bar, kw)
+        finally:
+            bar.close()
+        return SweepResult(spec.name, url, len(keys), done_before, ran, store.counts(keys))
     finally:
-        bar.close()
-    return SweepResult(spec.name, url, len(keys), done_before, ran, store.counts(keys))
+        store.close()  # the last one out leaves a SQLite file out of WAL mode, readable from read-only media
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +210,7 @@ def _run_processes(store, url, name, objective, workers, todo, bar, kw) -> int:
             p.join()
     bad = [p.exitcode for p in procs if p.exitcode]
     if bad:
-        print(f"lorascale sweep: {len(bad)} worker(s) exited with codes {bad}; re-run to resume", file=sys.stderr)
+        log.warning("%d worker(s) exited with codes %s; re-run to resume", len(bad), bad)
     return show()
 
 
@@ -232,8 +244,8 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("--backend", "ray is not installed; pip install 'lorascale[ray]'"
-                          " (or pip install 'ray[default]'), or use --backend local") from None
+        raise ConfigError("backend", "ray is not installed; pip install 'lorascale[ray]'"
+                          " (or pip install 'ray[default]'), or use the local backend") from None
     return ray
 
 

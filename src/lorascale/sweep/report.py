@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .fit import FitReport, Record, fit
+from .fit import FitReport, fit
+from .records import Record
 
 __all__ = ["fit_to_dict", "fit_tables", "write_report"]
 
@@ -92,7 +93,7 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reps = [fit(records, "ema", n_boot)]
-    if any(r.eval_value is not None for r in records):
+    if any(r.outcome.eval_value is not None for r in records):
         reps.append(fit(records, "eval", n_boot))
     parts: list[tuple[str, object]] = [("h1", f"Sweep {study}"), ("p", _counts_line(reps[0]))]
     for rep in reps:

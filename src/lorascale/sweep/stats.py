@@ -1,11 +1,14 @@
 """Small numerics for the sweep fits: grid optima refined by a parabola, least squares, a power law,
-percentiles and a seed bootstrap. Pure Python, no imports from the rest of the package."""
+percentiles and a seed bootstrap. numpy where it has the function; no imports from the rest of the
+package. :func:`ols` is also the growth-exponent fit of ``lorascale.diagnostics.decomposition``."""
 
 from __future__ import annotations
 
 import math
 import random
 from typing import Callable, NamedTuple, Sequence, TypeVar
+
+import numpy as np
 
 __all__ = [
     "Optimum", "refine_optimum", "ols", "power_law", "percentile", "t_quantile_975", "mean_std", "bootstrap",
@@ -49,17 +52,18 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
 
 
 def ols(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float | None]:
-    """Least squares y = a·x + b: (a, b, standard error of a, None with fewer than 3 points)."""
-    n = len(xs)
-    assert n >= 2 and len(set(xs)) >= 2, f"ols needs two distinct x values, got {list(xs)}"
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    a = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    b = my - a * mx
-    if n < 3:
-        return a, b, None
-    ssr = sum((y - a * x - b) ** 2 for x, y in zip(xs, ys))
-    return a, b, math.sqrt(ssr / (n - 2) / sxx)
+    """Least squares y = a·x + b: (a, b, standard error of a, None with fewer than 3 points).
+
+    SE(a) = √(SSR/(n−2) · [(XᵀX)⁻¹]₀₀), with numpy's unscaled covariance [(XᵀX)⁻¹]₀₀ = 1/Σ(x − x̄)².
+    """
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    assert len(x) >= 2 and len(np.unique(x)) >= 2 and len(y) == len(x), \
+        f"ols needs two distinct x values and one y per x, got {list(xs)} and {list(ys)}"
+    (a, b), cov = np.polyfit(x, y, 1, cov="unscaled")
+    if len(x) < 3:
+        return float(a), float(b), None
+    resid = y - (a * x + b)
+    return float(a), float(b), math.sqrt(float(resid @ resid) / (len(x) - 2) * cov[0, 0])
 
 
 def power_law(xs: Sequence[float], ys: Sequence[float], p: float | None = None) -> tuple[float, float, float]:
@@ -68,34 +72,30 @@ def power_law(xs: Sequence[float], ys: Sequence[float], p: float | None = None) 
     Returns (C, p, rms residual in log2 units). With ``p`` given only log C is fitted, as the mean
     of log y − p·log x.
     """
-    lx = [math.log2(x) for x in xs]
-    ly = [math.log2(y) for y in ys]
+    lx, ly = np.log2(np.asarray(xs, dtype=float)), np.log2(np.asarray(ys, dtype=float))
     if p is None:
         p, b, _ = ols(lx, ly)
     else:
-        b = sum(y - p * x for x, y in zip(lx, ly)) / len(lx)
-    rms = math.sqrt(sum((y - p * x - b) ** 2 for x, y in zip(lx, ly)) / len(lx))
+        b = float(np.mean(ly - p * lx))
+    rms = float(np.sqrt(np.mean((ly - p * lx - b) ** 2)))
     return 2.0**b, p, rms
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None, int]:
     """(mean, sample std, number of +inf values). Any +inf makes the mean +inf and the std None."""
-    n_inf = sum(1 for v in values if math.isinf(v))
+    v = np.asarray(values, dtype=float)
+    n_inf = int(np.isinf(v).sum())
     if n_inf:
         return math.inf, None, n_inf
-    m = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return m, None, 0
-    return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1)), 0
+    if len(v) < 2:
+        return float(v.mean()), None, 0
+    return float(v.mean()), float(v.std(ddof=1)), 0
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default) of already sorted values, q in [0, 1]."""
-    assert sorted_values, "percentile of no values"
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default method) of values, q in [0, 1]."""
+    assert len(values), "percentile of no values"
+    return float(np.quantile(values, q))
 
 
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -130,7 +130,6 @@ def seed_interval(center: float, samples: list[float], n_seeds: int) -> tuple[fl
     """
     if n_seeds < 2 or len(samples) < 20:
         return None
-    m = math.fsum(samples) / len(samples)
-    se = math.sqrt(math.fsum((v - m) ** 2 for v in samples) / (len(samples) - 1))
+    se = float(np.std(samples, ddof=1))
     half = t_quantile_975(n_seeds - 1) * se * math.sqrt(n_seeds / (n_seeds - 1))
     return center - half, center + half

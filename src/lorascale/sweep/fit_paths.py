@@ -1,0 +1,98 @@
+"""LoRA-α fits (§2): the scaling paths of eq. (2) and the optimal α*(r) = C·r^p (pure math on records).
+
+The paths, L_η(m) = L(r, m·η_FFT, α₀) and L_α(m) = L(r, η_FFT, m·α₀) (Fig. 1b): per rank, the score
+against log2 m and its refined optimum m*. The law: at each learning rate, the optimal α* per rank
+(in PEFT lora_alpha units s·r when every run has one, else as the rule's multiplier) fitted as
+C·r^p by least squares in log space (footnote 1, Fig. 1c), once with p free and once with p = 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import NamedTuple
+
+from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_of, with_ci
+from .stats import ols, power_law, seed_interval
+
+__all__ = ["PathFit", "AlphaLaw", "path_fits", "alpha_laws"]
+
+
+class PathFit(NamedTuple):
+    """One LoRA-α scaling path (eq. (2)) at one rank: score against log2 m, the best score and m*."""
+
+    config: str
+    rank: int
+    path: str  # "eta": L(r, m·η_FFT, α₀) | "alpha": L(r, η_FFT, m·α₀)
+    points: tuple[PointStat, ...]
+    log2_m_star: float  # refined
+    best_value: float  # best observed mean
+    best_std: float | None
+    at_edge: bool
+
+    @property
+    def m_star(self) -> float:
+        return 2.0**self.log2_m_star
+
+
+class AlphaLaw(NamedTuple):
+    """α*(r) = C·r^p at one learning rate (LoRA-α Fig. 1c); α in PEFT lora_alpha units (s·r)."""
+
+    config: str
+    log2_lr: float
+    units: str  # "lora_alpha" or "multiplier" (rules whose α depends on the layer width)
+    optima: tuple[RankOptimum, ...]  # x = log2 α*
+    c: float | None
+    p: float | None
+    p_ci: tuple[float, float] | None
+    rms: float | None  # log2 residual, p free
+    c_half: float
+    rms_half: float
+    noisy: bool
+
+
+def path_fits(records, metric) -> list[PathFit]:
+    members = defaultdict(list)  # (config, rank, path) -> [(log2 m, record)]
+    for r in records:
+        for path, m in r.point.paths:
+            members[(r.point.config, r.point.rank, path)].append((math.log2(m), r))
+    out = []
+    for (config, rank, path), items in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
+        xm = {id(r): x for x, r in items}
+        opts = optima(cells([r for _, r in items], metric, lambda r: xm[id(r)]))
+        if rank not in opts:
+            continue
+        opt, pts = opts[rank]
+        best = min(pts, key=lambda p: p.mean)  # finite: refine_optimum found one
+        out.append(PathFit(config, rank, path, pts, opt.x, best.mean, best.std, opt.at_edge))
+    return out
+
+
+def alpha_laws(records, metric, n_boot, rng) -> list[AlphaLaw]:
+    groups = defaultdict(list)
+    for r in records:
+        if r.point.finetune == "lora":
+            groups[(r.point.config, round(r.point.log2_lr, 9))].append(r)
+    laws = []
+    for (config, log2_lr), recs in sorted(groups.items()):
+        units = "lora_alpha" if all(r.point.peft_alpha for r in recs) else "multiplier"
+        x_of = ((lambda r: math.log2(r.point.peft_alpha)) if units == "lora_alpha"
+                else (lambda r: math.log2(r.point.alpha_mult)))
+        c = cells(recs, metric, x_of)
+        opts = optima(c)
+        ranks = sorted(r for r in opts if r is not None)
+        if len(ranks) < 2:
+            continue  # α*(r) needs an α sweep at two ranks or more
+        seeds = seeds_of(c)
+        opt_samples, _ = seed_ci(c, seeds, n_boot, rng)
+        alphas = [2.0 ** opts[r][0].x for r in ranks]
+        c_free, p, rms = power_law(ranks, alphas)
+        c_half, _, rms_half = power_law(ranks, alphas, p=0.5)
+        p_ci = None
+        if len(seeds) >= 2:
+            p_samples = [ols([math.log2(r) for r in ranks], [s[r] for r in ranks])[0]
+                         for s in opt_samples if all(r in s for r in ranks)]
+            p_ci = seed_interval(p, p_samples, len(seeds))
+        laws.append(AlphaLaw(config, log2_lr, units, with_ci({r: opts[r] for r in ranks}, opt_samples, len(seeds)),
+                             c_free, p, p_ci, rms, c_half, rms_half, len(seeds) < 2))
+    return laws
