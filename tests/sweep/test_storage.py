@@ -265,15 +265,16 @@ def test_old_inf_strings_read_as_missing_numbers(storage_url):
 
 
 def test_values_beyond_the_old_placeholder_ranges_are_stored(storage_url):
-    """log2 η = −70 and seed 2^31 + 5 passed spec validation, then crashed enqueueing against the
-    old fixed ranges (−64, 64) and (−2^31, 2^31) with the first points already WAITING."""
-    spec = small_spec(ranks=(4,), lrs=(-10, -70), seeds=(0, 2**31 + 5))
+    """Seed 2^31 + 5 passed spec validation, then crashed enqueueing against the old fixed range
+    (−2^31, 2^31) with the first points already WAITING. (log2 η beyond [−40, 10] is now refused by
+    the spec itself: tests/sweep/test_spec.py.)"""
+    spec = small_spec(ranks=(4,), lrs=(-10, -40), seeds=(0, 2**31 + 5))
     store = SweepStore.open(storage_url, "t", "create")
     assert store.enqueue(entries(spec)) == 4
-    (t,) = [t for t in store.trials() if t.params["lr"] == 2.0**-70 and t.params["seed"] == 2**31 + 5]
+    (t,) = [t for t in store.trials() if t.params["lr"] == 2.0**-40 and t.params["seed"] == 2**31 + 5]
     d = t.distributions
     span = (d["lr"].low, d["lr"].high, d["seed"].low, d["seed"].high)
-    assert span == (2.0**-70, 2.0**-10, 0, 2**31 + 5)  # the spec's own span
+    assert span == (2.0**-40, 2.0**-10, 0, 2**31 + 5)  # the spec's own span
 
 
 def test_enqueue_is_all_or_nothing(storage_url):

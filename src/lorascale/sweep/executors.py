@@ -74,7 +74,7 @@ def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s:
 
     from ..train.config import config_from_mapping
 
-    cfg = config_from_mapping(claim.config)
+    cfg = config_from_mapping(claim.train_config)
     # one run directory per attempt: train refuses to overwrite a finished run's directory
     root = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / f"sweep-{store.name}"
     cfg = cfg.replace(out_dir=str(root / f"{claim.key}-t{claim.number}"))

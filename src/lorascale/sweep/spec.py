@@ -40,6 +40,7 @@ from ..schema import leaf_fields
 from ..train.config import FLAT_KEYS, TrainConfig
 from ..schema import validate_partial
 from .collector import Collector
+from .records import PointCoords
 from .spec_schema import GridSpec, PathsSpec, SweepFile
 from .rule_facts import ALPHA_KNOB, default_label, rule_facts
 
@@ -70,14 +71,16 @@ class Point:
     predicted_slope: float | None = None
     peft_alpha: float | None = None
 
+    def coords(self) -> PointCoords:
+        """The point's coordinates as stored with its trial (the records module defines the keys)."""
+        return PointCoords(
+            key=self.key, config=self.label, rank=self.rank, log2_lr=self.log2_lr, alpha_mult=self.alpha_mult,
+            seed=self.seed, finetune=self.train.finetune.value, paths=self.paths, init=self.init,
+            gamma_eff=self.gamma_eff, predicted_slope=self.predicted_slope, peft_alpha=self.peft_alpha,
+        )
+
     def attrs(self) -> dict:
-        """The point's coordinates as JSON values (stored with its trial; the fit reads them back)."""
-        return {
-            "key": self.key, "config": self.label, "rank": self.rank, "log2_lr": self.log2_lr,
-            "alpha_mult": self.alpha_mult, "seed": self.seed, "finetune": self.train.finetune.value,
-            "paths": [list(p) for p in self.paths], "init": self.init, "gamma_eff": self.gamma_eff,
-            "predicted_slope": self.predicted_slope, "peft_alpha": self.peft_alpha,
-        }
+        return self.coords().to_dict()
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Claim(NamedTuple):
     trial: object  # the optuna.Trial that study.ask() returned
     number: int
     key: str
-    config: dict
+    train_config: dict  # the point's flat TrainConfig (stored as the trial's "config" attr)
     point: dict
 
 
