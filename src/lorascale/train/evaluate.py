@@ -6,7 +6,7 @@ import math
 
 from ..vocabulary import Task
 
-__all__ = ["evaluate", "count_targets", "accumulation_weights"]
+__all__ = ["evaluate", "eval_record", "count_targets", "accumulation_weights"]
 
 
 def count_targets(batch: dict) -> int:
@@ -51,6 +51,11 @@ def evaluate(model, loader, task: Task, max_batches: int, accelerator=None) -> d
     if accelerator is not None and accelerator.num_processes > 1:
         t = accelerator.reduce(torch.tensor([total_loss, count, correct], dtype=torch.float64, device=accelerator.device), "sum")
         total_loss, count, correct = float(t[0]), int(t[1]), int(t[2])
+    return eval_record(task, total_loss, count, correct)
+
+
+def eval_record(task: Task, total_loss: float, count: int, correct: int) -> dict:
+    """The logged metrics from sums over validation targets: Σ loss, how many, how many correct."""
     nll = total_loss / count if count else math.nan
     if task is Task.CLASSIFICATION:
         return {"val_loss": nll, "val_accuracy": correct / count if count else math.nan}

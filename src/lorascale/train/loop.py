@@ -25,7 +25,7 @@ from .monitor import DivergenceGuard, Ema
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
-__all__ = ["train", "RunResult", "total_steps"]
+__all__ = ["train", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata"]
 
 
 @dataclass
@@ -41,11 +41,49 @@ class RunResult:
     message: str = ""
     summary: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_summary(cls, summary: dict, curve: list, run_dir: Path | None, message: str) -> "RunResult":
+        metric = summary["eval_metric"]
+        return cls(summary["status"], summary["final_ema_loss"], metric, summary[metric], summary["val_loss"],
+                   summary["wall_time"], curve, run_dir, message, summary)
+
 
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     if cfg.steps is not None:
         return cfg.steps
     return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
+
+
+def make_accelerator(cfg: TrainConfig):
+    """bf16 autocast on a GPU unless ``precision`` says fp32; the CPU when there is no GPU."""
+    import torch
+    from accelerate import Accelerator
+
+    use_cuda = torch.cuda.is_available()
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+
+
+def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,
+                started: float) -> dict:
+    """summary.json of a run (and of a member of a pack, :mod:`.members`)."""
+    return {
+        "status": status, "message": message, "steps_done": ctx.step, "total_steps": ctx.total_steps,
+        "final_ema_loss": _finite_or_inf(ema.value), "final_loss": ctx.loss,
+        "eval_metric": metric, metric: last_eval.get(metric), "val_loss": last_eval.get("val_loss"),
+        "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "peak_memory_mb": _peak_memory_mb(),
+    }
+
+
+def step_logs(ctx: TrainContext, grad_norm: float, step_time: float, tokens_per_s: float) -> dict:
+    """One optimizer step's line of metrics.jsonl (after ``ctx`` counts the step)."""
+    return {"step": ctx.step, "loss": ctx.loss, "ema_loss": ctx.ema_loss, "lr": ctx.lr, "grad_norm": grad_norm,
+            "step_time": step_time, "tokens_per_s": tokens_per_s}
+
+
+def should_log(cfg: TrainConfig, step: int, steps: int, measured: bool) -> bool:
+    # a step a monitor measured is always written, whatever log_every says
+    return step % cfg.log_every == 0 or step == steps or measured
 
 
 def _batches(loader):
@@ -55,15 +93,12 @@ def _batches(loader):
 
 def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None) -> RunResult:
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
     started = time.time()
     set_seed(cfg.seed)
-    use_cuda = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
-    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+    accelerator = make_accelerator(cfg)
     built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
@@ -82,12 +117,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     bar = tqdm(total=steps, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
 
     def summary_dict(st: RunStatus) -> dict:
-        return {
-            "status": st, "message": message, "steps_done": ctx.step, "total_steps": steps,
-            "final_ema_loss": _finite_or_inf(ema.value), "final_loss": ctx.loss,
-            "eval_metric": metric, metric: last_eval.get(metric), "val_loss": last_eval.get("val_loss"),
-            "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "peak_memory_mb": _peak_memory_mb(),
-        }
+        return run_summary(st, message, ctx, ema, metric, last_eval, cfg, started)
 
     try:
         cbs.on_train_begin(ctx)
@@ -119,16 +149,14 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             optimizer.zero_grad(set_to_none=True)
             dt = time.perf_counter() - t0
             ctx.step, ctx.ema_loss = step + 1, ema.update(loss)
-            logs = {"step": ctx.step, "loss": loss, "ema_loss": ctx.ema_loss, "lr": ctx.lr, "grad_norm": grad_norm,
-                    "step_time": dt, "tokens_per_s": tokens * accelerator.num_processes / dt}
+            logs = step_logs(ctx, grad_norm, dt, tokens * accelerator.num_processes / dt)
             if cfg.eval_every and ctx.step % cfg.eval_every == 0 and ctx.step < steps:
                 last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
                 logs.update(last_eval)
                 cbs.on_evaluate(ctx, logs)
             n_base = len(logs)
             cbs.on_step_end(ctx, logs)
-            # a step a monitor measured is always written, whatever log_every says
-            if ctx.step % cfg.log_every == 0 or ctx.step == steps or len(logs) > n_base:
+            if should_log(cfg, ctx.step, steps, len(logs) > n_base):
                 writer.log(logs)
                 curve.append((ctx.step, ctx.ema_loss))
             bar.update(1)
@@ -157,8 +185,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     finally:
         bar.close()
         writer.close()
-    return RunResult(status, summary["final_ema_loss"], metric, summary[metric], summary["val_loss"], summary["wall_time"],
-                     curve, run_dir if writer.enabled else None, message, summary)
+    return RunResult.from_summary(summary, curve, run_dir if writer.enabled else None, message)
 
 
 def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
@@ -166,7 +193,11 @@ def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
         model.save_pretrained(run_dir / "model")
         built.tokenizer.save_pretrained(run_dir / "model")
         return
-    save_adapter(model, run_dir / "adapter", AdapterMetadata(adapter=cfg.adapter, lr=cfg.peak_lr(), model=cfg.model))
+    save_adapter(model, run_dir / "adapter", adapter_metadata(cfg))
+
+
+def adapter_metadata(cfg: TrainConfig) -> AdapterMetadata:
+    return AdapterMetadata(adapter=cfg.adapter, lr=cfg.peak_lr(), model=cfg.model)
 
 
 def _finite_or_inf(x: float) -> float:

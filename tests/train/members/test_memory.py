@@ -1,0 +1,36 @@
+"""The pack memory estimate: the formula by hand, and members_that_fit's arithmetic."""
+
+import pytest
+
+from lorascale.train import TrainConfig
+from lorascale.train.members import MemoryEstimate, estimate_memory, members_that_fit
+from lorascale.train.members.memory import estimate_for
+
+
+def test_estimate_by_hand():
+    e = estimate_memory(n_base_params=1000, n_trainable=10, batch_size=2, seq_len=4, hidden=8, n_layers=3, n_heads=2,
+                        vocab=5)
+    tokens = 8
+    per_layer = tokens * (17 * 8 + 2.5 * 2 * 4) * 4  # 17 hidden vectors + 2.5 score values per head and key, fp32
+    assert e.base_bytes == 4000
+    assert e.member_bytes == 16 * 10 + 3 * per_layer + 3 * tokens * 5 * 4
+    assert e.total(3) == 4000 + 3 * e.member_bytes
+
+
+def test_members_that_fit():
+    e = MemoryEstimate(base_bytes=100, member_bytes=30)
+    assert members_that_fit(1000, e, headroom=1.0) == 30  # (1000 - 100) / 30
+    assert members_that_fit(1000, e, headroom=0.5) == 13  # (500 - 100) / 30 = 13.3
+    assert members_that_fit(1000, e, headroom=1.0, max_members=8) == 8
+    assert members_that_fit(90, e, headroom=1.0) == 0  # not even the base fits
+    with pytest.raises(AssertionError):
+        members_that_fit(1000, e, headroom=1.5)
+
+
+def test_estimate_reads_model_shapes(tiny_llama, tiny_bert):
+    cfg = TrainConfig(batch_size=2, seq_len=16)
+    lm = estimate_for(tiny_llama.model, 1000, cfg)
+    cls = estimate_for(tiny_bert.model, 1000, cfg)
+    assert lm.base_bytes == 4 * sum(p.numel() for p in tiny_llama.model.parameters())
+    # the LM pays for its per-token logits (vocab 259), the classifier does not
+    assert lm.member_bytes - cls.member_bytes == pytest.approx(3 * 32 * 259 * 4, rel=0.2)

@@ -1,0 +1,251 @@
+"""Members of a pack equal separate runs: curves, outcomes, evaluations, saved adapters and heads.
+
+The reference is :func:`lorascale.train.train` itself, run once per config.
+
+Tolerances. On this CPU a member whose rank is the pack's largest is bitwise equal to its separate
+run (same GEMMs in the same orientation, so the same reduction order; the batched LoRA backward is
+written in F.linear's orientation for that). A member zero-padded to a larger rank runs its LoRA
+GEMMs at the padded shape, where the BLAS may block the sum over rows differently. Measured here:
+the padded LM member's records (losses, EMA, grad norms, val NLL) within 6e-7 relative, its saved
+factors within 1.4e-6 normwise-relative (the padded classification member: 2e-8 and 0). Factors move
+more than losses because AdamW normalises each entry's update (m̂/√v̂): an entry whose gradient
+is a near-cancelling sum carries a large relative rounding error into an O(lr) step. A 1e-7 relative
+perturbation of these non-chaotic configs' initial factors moves their 10-step loss curves by < 1e-7
+(measured), so rounding does not compound here. REL = 1e-5 on records and ADAPTER_REL = 1e-4 on
+factors leave ≥ 15× margin for another CPU's GEMM blocking while catching any real difference: a
+wrong seed, scale, learning rate or data order changes losses by > 1e-3 and factors by O(1).
+"""
+
+import json
+import math
+
+import pytest
+
+from lorascale.errors import ConfigError, ConfigErrors
+from lorascale.train import Callback, TrainConfig, train, train_members
+
+REL = 1e-5  # records; see the module docstring
+ADAPTER_REL = 1e-4  # saved factors and heads, normwise; see the module docstring
+TIMINGS = {"step_time", "tokens_per_s", "wall_time", "peak_memory_mb"}
+
+LM = dict(model="tiny-llama", data="shakespeare", batch_size=4, seq_len=64, max_examples=256, max_val_batches=2, steps=10,
+          eval_every=4)
+# ranks 4/8/2/8, inits kaiming/A/B/A, four rules, four seeds and learning rates; the μA member's lr 1e4 diverges
+# (a NaN loss at step 5 as a separate run); the rank-2 member targets only q/v (others all linears)
+LM_MEMBERS = [
+    dict(rank=4, init="kaiming", rule="lora-alpha", seed=0, lr=1e-3),
+    dict(rank=8, init="A", rule="alpha-r", seed=1, lr=1e-3),
+    dict(rank=2, init="B", rule="rslora", seed=2, lr=2e-3, targets=("q_proj", "v_proj")),
+    dict(rank=8, init="A", rule="mua", gamma=1.0, seed=3, lr=1e4),
+]
+CLS = dict(model="tiny-bert", data="shakespeare-genre", batch_size=4, seq_len=48, max_examples=96, max_val_batches=2, steps=8,
+           eval_every=3)  # tiny-bert is dropout-free: a run is a deterministic function of its seed
+CLS_MEMBERS = [
+    dict(rank=4, init="kaiming", rule="lora-alpha", seed=0, lr=2e-3, head_lr=1e-3),
+    dict(rank=8, init="A", rule="alpha-r", seed=1, lr=1e-3, head_lr=3e-3),
+    dict(rank=8, init="B", rule="rslora", seed=2, lr=2e-3, head_lr=1e-3, targets=("query", "value")),
+]
+
+
+def _pair(tmp, base, specs):
+    """(separate results, member results, separate dirs, member dirs) of the same configs."""
+    seps = [TrainConfig(**base, **s, out_dir=str(tmp / f"sep{i}")) for i, s in enumerate(specs)]
+    mems = [c.replace(out_dir=str(tmp / f"mem{i}")) for i, c in enumerate(seps)]
+    return [train(c, progress=False) for c in seps], train_members(mems, progress=False), seps, mems
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory, one_thread):
+    return _pair(tmp_path_factory.mktemp("lm"), LM, LM_MEMBERS)
+
+
+@pytest.fixture(scope="module")
+def cls(tmp_path_factory, one_thread):
+    return _pair(tmp_path_factory.mktemp("cls"), CLS, CLS_MEMBERS)
+
+
+def _close(a, b) -> bool:
+    """Equal within REL; None (JSON's NaN/inf) and NaN (a diverged run's evaluation) equal themselves."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=REL, abs_tol=0.0) or a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def _lines(cfg) -> list[dict]:
+    return [json.loads(x) for x in open(f"{cfg.out_dir}/metrics.jsonl")]
+
+
+def assert_same_run(sep_cfg, mem_cfg, a, b):
+    """Same outcome, same records line by line (timings aside), same summary."""
+    assert (a.status, a.message, a.eval_metric) == (b.status, b.message, b.eval_metric)
+    assert _close(a.final_ema_loss, b.final_ema_loss) and _close(a.eval_value, b.eval_value) and _close(a.val_loss, b.val_loss)
+    assert [s for s, _ in a.ema_curve] == [s for s, _ in b.ema_curve]
+    assert all(_close(x, y) for (_, x), (_, y) in zip(a.ema_curve, b.ema_curve))
+    la, lb = _lines(sep_cfg), _lines(mem_cfg)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        assert x.keys() == y.keys()
+        assert all(_close(x[k], y[k]) for k in x if k not in TIMINGS), (x, y)
+    assert a.summary.keys() == b.summary.keys()
+    assert all(_close(a.summary[k], b.summary[k]) for k in a.summary if k not in TIMINGS)
+    assert json.loads(open(f"{mem_cfg.out_dir}/config.json").read()) == mem_cfg.to_dict()
+
+
+def _tensors(cfg) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(f"{cfg.out_dir}/adapter/adapter_model.safetensors")
+
+
+def assert_same_adapter(sep_cfg, mem_cfg):
+    from pathlib import Path
+
+    sep, mem = Path(sep_cfg.out_dir) / "adapter", Path(mem_cfg.out_dir) / "adapter"
+    assert sorted(p.name for p in sep.iterdir()) == sorted(p.name for p in mem.iterdir())
+    for name in ("adapter_config.json", "lorascale.json"):
+        assert json.loads((sep / name).read_text()) == json.loads((mem / name).read_text())
+    ta, tb = _tensors(sep_cfg), _tensors(mem_cfg)
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        scale = float(ta[key].abs().max()) or 1.0
+        assert float((ta[key] - tb[key]).abs().max()) <= ADAPTER_REL * scale, key  # normwise: entries may be ~0
+
+
+def test_lm_pack_equals_separate_runs(lm):
+    seps_r, mems_r, seps, mems = lm
+    assert [r.status for r in mems_r] == ["complete", "complete", "complete", "diverged"]
+    assert [r.status for r in seps_r] == [r.status for r in mems_r]
+    for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
+        assert_same_run(sc, mc, a, b)
+
+
+def test_lm_pack_saves_the_separate_runs_adapters(lm):
+    _, mems_r, seps, mems = lm
+    for sc, mc, r in zip(seps, mems, mems_r):
+        if r.status == "complete":
+            assert_same_adapter(sc, mc)
+        else:  # a diverged run saves nothing, in a pack as alone
+            assert not (r.run_dir / "adapter").exists()
+
+
+def test_diverged_member_leaves_the_pack_and_the_others_go_on(lm):
+    _, mems_r, _, mems = lm
+    stopped = mems_r[3].summary["steps_done"]
+    assert 0 < stopped < LM["steps"] and "nan" in mems_r[3].message
+    assert all(r.summary["steps_done"] == LM["steps"] for r in mems_r[:3])
+    assert _lines(mems[3])[-1]["diverged"] is True
+
+
+def test_classification_pack_equals_separate_runs_heads_included(cls):
+    seps_r, mems_r, seps, mems = cls
+    assert all(r.status == "complete" and r.eval_metric == "val_accuracy" for r in seps_r + mems_r)
+    for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
+        assert_same_run(sc, mc, a, b)
+        assert_same_adapter(sc, mc)
+        assert any("classifier" in k for k in _tensors(mc))  # each member saved its own head
+    heads = [_tensors(mc)["base_model.model.classifier.weight"] for mc in mems]
+    assert not heads[0].equal(heads[1])  # seeds 0 and 1 drew different heads, and trained them apart
+
+
+def test_grad_accumulation_with_ragged_prompt_completion_batches(tmp_path, one_thread):
+    # dialogues: prompt/completion pairs of varying length, loss on completions only; members' batches are padded
+    # to the widest in the stack and accumulation weights differ per member (their own micro-batches' targets)
+    base = dict(model="tiny-llama", data="dialogues", batch_size=2, grad_accum=2, seq_len=48, max_examples=64,
+                max_val_batches=2, steps=4)
+    seps_r, mems_r, seps, mems = _pair(tmp_path, base, [dict(rank=4, seed=0, lr=2e-3), dict(rank=4, init="A", seed=5, lr=1e-3)])
+    for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
+        assert a.status == "complete"
+        assert_same_run(sc, mc, a, b)
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, ctx, logs):
+        if ctx.step == self.step:
+            ctx.stop_reason = f"stopped at {self.step}"
+
+
+def test_a_callback_stops_one_member_as_it_would_stop_its_run(tmp_path, one_thread):
+    base = dict(LM, steps=6, eval_every=0)
+    sep = TrainConfig(**base, **LM_MEMBERS[0], out_dir=str(tmp_path / "sep"))
+    alone = train(sep, [StopAt(2)], progress=False)
+    mems = [sep.replace(out_dir=str(tmp_path / "m0")), TrainConfig(**base, **LM_MEMBERS[1], out_dir=str(tmp_path / "m1"))]
+    a, b = train_members(mems, [[StopAt(2)], []], progress=False)
+    assert a.message == "stopped at 2" and a.summary["steps_done"] == 2 and b.summary["steps_done"] == 6
+    assert_same_run(sep, mems[0], alone, a)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state: a process that trained in fp32 cannot make a bf16 Accelerator."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_autocast_pack_equals_separate_runs(tmp_path, one_thread, fresh_accelerate_state):
+    # precision bf16 autocasts on the CPU too: the batched LoRA's explicit casts must be autocast's (measured
+    # bitwise); 4e-3 is one bf16 ulp (8 mantissa bits), what a single flipped rounding would move a loss by
+    base = dict(LM, steps=5, eval_every=0, precision="bf16")
+    seps_r, mems_r, seps, mems = _pair(tmp_path, base, LM_MEMBERS[:2])
+    for sc, mc in zip(seps, mems):
+        for x, y in zip(_lines(sc), _lines(mc)):
+            assert all(math.isclose(x[k], y[k], rel_tol=4e-3) for k in ("loss", "ema_loss", "val_nll") if x.get(k) is not None)
+
+
+class InterruptAt(Callback):
+    def on_step_end(self, ctx, logs):
+        if ctx.step == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_leaves_every_running_member_interrupted(tmp_path, one_thread):
+    cfgs = [TrainConfig(**dict(LM, steps=6), **s, out_dir=str(tmp_path / f"m{i}")) for i, s in enumerate(LM_MEMBERS[:2])]
+    with pytest.raises(KeyboardInterrupt):
+        train_members(cfgs, [[], [InterruptAt()]], progress=False)
+    for c in cfgs:
+        summary = json.loads(open(f"{c.out_dir}/summary.json").read())
+        assert summary["status"] == "interrupted" and summary["steps_done"] == 2
+        assert all(json.loads(x) for x in open(f"{c.out_dir}/metrics.jsonl"))  # every line complete JSON
+
+
+def test_bad_packs_name_the_field(tmp_path):
+    ok = TrainConfig(**LM, **LM_MEMBERS[0])
+    with pytest.raises(ConfigErrors) as e:
+        train_members([ok, TrainConfig(**LM, finetune="full", seed=1)], progress=False)  # no adapter settings
+    assert [x.field for x in e.value.errors] == ["finetune"]
+    with pytest.raises(ConfigErrors) as e:
+        train_members([ok, ok.replace(batch_size=8), ok.replace(seq_len=32, grad_accum=2)], progress=False)
+    assert [x.field for x in e.value.errors] == ["batch_size", "grad_accum", "seq_len"]
+    with pytest.raises(ConfigErrors) as e:
+        train_members([ok.replace(out_dir=str(tmp_path / "x")), ok.replace(out_dir=str(tmp_path / "x"), seed=1)], progress=False)
+    assert [x.field for x in e.value.errors] == ["out_dir"]
+    assert not (tmp_path / "x").exists()  # refused before anything ran
+    with pytest.raises(ConfigError, match="callbacks"):
+        train_members([ok, ok.replace(seed=1)], [Callback(), Callback()], progress=False)  # a flat list, not one per member
+
+
+def test_saved_member_loads_in_plain_peft_with_the_in_memory_logits(tmp_path, one_thread):
+    import torch
+    from peft import PeftModel
+
+    from lorascale.models import load_model
+    from lorascale.train.members import build_pack
+
+    cfgs = [TrainConfig(**dict(LM, steps=3), **s, out_dir=str(tmp_path / f"m{i}")) for i, s in enumerate(LM_MEMBERS[:3])]
+    pack = build_pack(cfgs, quiet=True)
+    results = train_members(cfgs, progress=False, pack=pack)
+    ids = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(0))
+    pack.model.eval()
+    for name, r in zip(pack.names, results):
+        pack.model.set_adapter(name)  # plain PEFT forward of this member, outside the stacked forward
+        with torch.no_grad():
+            mine = pack.model(input_ids=ids).logits
+            loaded = PeftModel.from_pretrained(load_model("tiny-llama").model, r.run_dir / "adapter").eval()
+            theirs = loaded(input_ids=ids).logits
+        assert list(loaded.peft_config) == ["default"]
+        assert torch.equal(mine, theirs)  # same tensors, same PEFT forward: bitwise
