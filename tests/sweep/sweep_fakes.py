@@ -148,3 +148,22 @@ def open_at(url: str, study: str, out: str, start_at: float) -> None:
         result = f"{type(e).__name__}: {e}".replace("\n", " ")
     with open(out, "a") as f:
         f.write(result + "\n")
+
+
+def pack_objective(cfgs) -> list:
+    """A pack of fakes: records each key with the pack's size; SWEEP_FAKE_DIE_AT_PACK=n kills the worker at
+    its n-th pack, before any of that pack's results is written (kill -9 mid-pack)."""
+    global _packs
+    _packs += 1
+    die_at = os.environ.get("SWEEP_FAKE_DIE_AT_PACK")
+    if die_at is not None and _packs >= int(die_at):
+        os._exit(3)
+    calls = os.environ.get("SWEEP_FAKE_PACKS")
+    if calls:
+        with open(calls, "a") as f:
+            for cfg in cfgs:
+                f.write(f"{point_key(cfg)} {os.getpid()} {len(cfgs)} {cfg.finetune.value}\n")
+    return [objective(cfg) for cfg in cfgs]
+
+
+_packs = 0

@@ -131,3 +131,60 @@ def test_ray_backend_runs_each_point_once_as_a_task(tmp_path, monkeypatch):
     keys = Counter(k for k, _ in read_calls(calls))
     assert set(keys) == {p.key for p in spec.points} and max(keys.values()) == 1
     assert res.ran == 6 and res.counts == {"complete": 6}
+
+
+def test_packs_under_four_workers_run_every_point_once(storage_url, tmp_path, monkeypatch):
+    spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11, -10), configs=F.MUA_CONFIGS, seeds=(0, 1))  # 3·2·3·2 + FFT 3·2
+    packs, calls = tmp_path / "packs.txt", tmp_path / "calls.txt"
+    monkeypatch.setenv("SWEEP_FAKE_PACKS", str(packs))
+    monkeypatch.setenv("SWEEP_FAKE_CALLS", str(calls))  # every run, packed or alone
+    res = run_sweep(spec, storage_url, workers=4, members=3, objective=F.objective, pack_objective=F.pack_objective,
+                    progress=False)
+    runs = Counter(k for k, _ in read_calls(calls))
+    assert set(runs) == {p.key for p in spec.points} and max(runs.values()) == 1  # each point ran once, none twice
+    packed = read_calls(packs)
+    assert {k for k, *_ in packed} <= {p.key for p in spec.points if p.rank is not None}  # FFT never in a pack
+    assert max(int(size) for _, _, size, _ in packed) == 3 and len({pid for _, pid, *_ in packed}) >= 2
+    assert res.ran == len(spec.points) and res.counts == {"complete": len(spec.points)}
+
+
+def test_a_worker_killed_mid_pack_leaves_its_points_to_the_next_sweep(storage_url, tmp_path, monkeypatch):
+    spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11, -10, -9))  # 8 LoRA points
+    packs = tmp_path / "packs.txt"
+    monkeypatch.setenv("SWEEP_FAKE_PACKS", str(packs))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+    monkeypatch.setenv("SWEEP_FAKE_DIE_AT_PACK", "2")  # the first pack of 3 finishes, the second dies (kill -9)
+    proc = mp.get_context("spawn").Process(target=worker_loop, args=(storage_url, spec.name, F.objective),
+                                           kwargs=dict(members=3, pack_objective=F.pack_objective))
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == 3
+    first = {k for k, *_ in read_calls(packs)}
+    assert len(first) == 3 and len(store.trials((TrialState.RUNNING,))) == 3  # the whole dead pack is left RUNNING
+    monkeypatch.delenv("SWEEP_FAKE_DIE_AT_PACK")
+    res = run_sweep(spec, storage_url, members=3, objective=F.objective, pack_objective=F.pack_objective, progress=False)
+    second = [k for k, *_ in read_calls(packs)[3:]]
+    assert sorted(second) == sorted({p.key for p in spec.points} - first)  # each missing point exactly once
+    assert res.counts == {"complete": 8, "fail": 3}  # the dead pack's three trials, failed as interrupted
+    assert {t.user_attrs["status"] for t in store.trials((TrialState.FAIL,))} == {"interrupted"}
+
+
+def test_a_sweep_with_members_stores_what_separate_runs_store(tmp_path, one_thread, monkeypatch):
+    """The real objective: the same four LoRA points as packs of 4 and as separate runs."""
+    monkeypatch.chdir(tmp_path)  # run directories go under ./runs
+    spec = F.small_spec(ranks=(4, 8), lrs=(-10, -9), configs=F.MUA_CONFIGS[:1])
+    spec = type(spec)(spec.name, tuple(p.__class__(**{**p.__dict__, "train": p.train.replace(steps=6, max_examples=64)})
+                                       for p in spec.points), spec.resources, spec.raw)
+    got = {}
+    for k in (1, 4):
+        url = f"sqlite:///{tmp_path / f'k{k}.db'}"
+        res = run_sweep(spec, url, members=k, progress=False)
+        assert res.counts == {"complete": 4}
+        got[k] = {r.point.key: r for r in SweepStore.open(url, spec.name).records()}
+    assert set(got[1]) == set(got[4]) == {p.key for p in spec.points}
+    for key, sep in got[1].items():
+        pack = got[4][key]
+        # members equal separate runs up to float reduction order (tests/train/test_members.py): rel 1e-5
+        assert pack.outcome.final_ema_loss == pytest.approx(sep.outcome.final_ema_loss, rel=1e-5)
+        assert pack.outcome.eval_value == pytest.approx(sep.outcome.eval_value, rel=1e-5)

@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL: sqlite:///FILE.db, journal:FILE.log, postgresql://... "
                    "(default: SQLite next to the spec)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes; they split the CPU cores (default 1)")
+    p.add_argument("--members", default="1", metavar="K|auto",
+                   help="train up to K compatible points at once on one frozen base (auto: as many as fit in memory;"
+                        " default 1). Results equal separate runs")
     p.add_argument("--backend", default="local", help="local (default) or ray")
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, help="Ray: CPUs per trial (default: the spec's resources.cpus)")
@@ -29,7 +32,13 @@ def run(args) -> int:
     from ..sweep.spec import load_spec
     from ..sweep.storage import default_storage_url
 
+    from ..sweep.packs import parse_members
+
     errors = _flag_errors(args)
+    try:
+        args.members = parse_members(args.members)
+    except ConfigError as e:
+        errors.append(e)
     spec = None
     try:
         spec = load_spec(args.spec)
@@ -51,7 +60,7 @@ def run(args) -> int:
             print(f"  ... {len(spec.points) - 20} more")
         return 0
     try:
-        res = run_sweep(spec, url, workers=args.workers, backend=args.backend, address=args.address,
+        res = run_sweep(spec, url, workers=args.workers, backend=args.backend, address=args.address, members=args.members,
                         progress=not args.quiet, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
     except KeyboardInterrupt:
         print(f"\nlorascale sweep: interrupted; finished points are stored in {url}. Run the same command to resume.",

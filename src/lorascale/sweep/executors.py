@@ -5,7 +5,9 @@ processes, Ray tasks on other machines and a second ``lorascale sweep`` started 
 on one study at once without running a point twice (see :mod:`lorascale.sweep.storage`).
 
 * ``local``: N worker processes (spawned, so torch starts clean), each with cores // N threads.
-* ``ray``: one Ray task per queued trial, each with its own resources (``num_gpus=1``…), on an
+* ``members`` K > 1: a worker claims up to K points and trains the compatible ones as members of one
+  frozen base (:mod:`.packs`); results equal separate runs (:mod:`lorascale.train.members`).
+* ``ray``: one Ray task per pack (per queued trial when K = 1), each with its own resources (``num_gpus=1``…), on an
   existing cluster (``address``) or a local one. Ray only schedules; the task claims its trial from
   the same storage, which must therefore be reachable from every node (a database URL, or a file
   on a shared filesystem).
@@ -32,6 +34,7 @@ from .backends import local_path
 from .liveness import GRACE_S, HEARTBEAT_S
 from .records import Outcome
 from .spec import SweepSpec
+from .packs import auto_members, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective, train_pack_objective
 from .storage import Claim, SweepStore
 
 __all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop", "run_claim", "train_objective"]
@@ -72,12 +75,7 @@ def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s:
     """Run one claimed point and record it; an exception in the run is recorded as "failed"."""
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from ..train.config import config_from_mapping
-
-    cfg = config_from_mapping(claim.train_config)
-    # one run directory per attempt: train refuses to overwrite a finished run's directory
-    root = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / f"sweep-{store.name}"
-    cfg = cfg.replace(out_dir=str(root / f"{claim.key}-t{claim.number}"))
+    cfg = claim_config(store, claim)  # one run directory per attempt: train never overwrites a run
     with store.heartbeat(claim, heartbeat_s):
         t0 = time.perf_counter()
         try:
@@ -97,24 +95,39 @@ def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s:
 
 def worker_loop(url: str, study: str, objective: Callable | str = train_objective, *, threads: int | None = None,
                 heartbeat_s: float = HEARTBEAT_S, grace_s: float = GRACE_S, max_trials: int | None = None,
-                on_trial: Callable[[Claim, Outcome], None] | None = None) -> int:
-    """Claim and run points until the queue is empty (or ``max_trials``); returns how many it ran."""
+                on_trial: Callable[[Claim, Outcome], None] | None = None, members: int = 1,
+                pack_objective: Callable | str | None = None) -> int:
+    """Claim and run points until the queue is empty (or ``max_trials``); returns how many it ran.
+
+    ``members`` > 1: claim up to that many points at a time and train the compatible ones as members of
+    one frozen base (:mod:`lorascale.sweep.packs`); ``pack_objective(cfgs) -> [Outcome]`` trains a group
+    (default: ``train_members`` for the real objective, else ``objective`` on each config in turn).
+    """
     if threads:
         _set_threads(threads)
     objective = resolve_objective(objective)
+    if pack_objective is None:
+        pack_objective = train_pack_objective if objective is train_objective else sequential_pack_objective(objective)
+    pack_objective = resolve_objective(pack_objective)
     store = SweepStore.open(url, study, "write", heartbeat_s=heartbeat_s, grace_s=grace_s)
     n = 0
     try:
         while max_trials is None or n < max_trials:
-            claim = store.claim()
-            if claim is None:
+            want = members if max_trials is None else min(members, max_trials - n)
+            claims = claim_pack(store, want) if want > 1 else [c for c in [store.claim()] if c is not None]
+            if not claims:
                 if store.fail_stale():  # a dead worker's points go back into the queue
                     continue
                 break
-            out = run_claim(store, claim, objective, heartbeat_s)
-            n += 1
-            if on_trial is not None:
-                on_trial(claim, out)
+            for group in group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]:
+                if len(group) == 1:
+                    outs = [run_claim(store, group[0][0], objective, heartbeat_s)]
+                else:
+                    outs = run_pack(store, group, pack_objective, heartbeat_s)
+                for (claim, _), out in zip(group, outs):
+                    n += 1
+                    if on_trial is not None:
+                        on_trial(claim, out)
     finally:
         store.close()
     return n
@@ -137,16 +150,23 @@ def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
 
 def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "local", address: str | None = None,
               objective: Callable | str = train_objective, progress: bool = True, heartbeat_s: float = HEARTBEAT_S,
-              grace_s: float = GRACE_S, cpus: float | None = None, gpus: float | None = None) -> SweepResult:
+              grace_s: float = GRACE_S, cpus: float | None = None, gpus: float | None = None,
+              members: int | str = 1, pack_objective: Callable | str | None = None) -> SweepResult:
     """Run every point of ``spec`` not finished in ``url`` and return what happened.
 
     ``objective(cfg) -> Outcome | RunResult`` defaults to the real ``train``; with several workers or
     Ray it must be importable by name (a module-level function), since it is sent to other processes.
+    ``members``: up to K compatible points train at once on one frozen base ("auto": as many as fit in
+    memory, :func:`~lorascale.sweep.packs.auto_members`).
     """
     if backend not in ("local", "ray"):
         raise ConfigError("backend", f"unknown backend {backend!r}; choose local or ray")
     if workers < 1:
         raise ConfigError("workers", f"must be ≥ 1, got {workers}")
+    if members == "auto":
+        lora = [p.train for p in spec.points if p.rank is not None]
+        members = auto_members(lora[0]) if lora else 1
+        log.info("--members auto: %d members per pack", members)
     store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
         store.save_spec(spec.raw)
@@ -156,13 +176,13 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
         store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
         todo = _pending(store, keys)
         bar = _bar(len(keys), done_before, spec.name, progress)
-        kw = dict(heartbeat_s=heartbeat_s, grace_s=grace_s)
+        kw = dict(heartbeat_s=heartbeat_s, grace_s=grace_s, members=members, pack_objective=pack_objective)
         try:
             if backend == "ray":
                 from optuna.trial import TrialState
 
                 res = spec.resources
-                n_tasks = len(store.trials((TrialState.WAITING,)))  # one task per queued trial
+                n_tasks = math.ceil(len(store.trials((TrialState.WAITING,))) / members)  # one task per pack
                 ran = _run_ray(url, spec.name, objective, n_tasks, address, res.cpus if cpus is None else cpus,
                                res.gpus if gpus is None else gpus, bar, kw)
             elif workers == 1:
@@ -215,8 +235,8 @@ def _run_processes(store, url, name, objective, workers, todo, bar, kw) -> int:
 
 
 def _ray_trial(url, name, objective, threads, kw) -> int:
-    """One Ray task: claim one queued trial from storage and run it."""
-    return worker_loop(url, name, objective, threads=threads, max_trials=1, **kw)
+    """One Ray task: claim one pack of queued trials (one trial when members = 1) from storage and run it."""
+    return worker_loop(url, name, objective, threads=threads, max_trials=kw["members"], **kw)
 
 
 def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int:

@@ -72,8 +72,8 @@ def study_names(url: str) -> list[str]:
 class SweepStore:
     """One sweep's Optuna study, through a handful of operations the executors and the fit need."""
 
-    def __init__(self, study, backend, requeue: RequeueStale, grace_s: float) -> None:
-        self.study, self.backend, self._requeue, self.grace_s = study, backend, requeue, grace_s
+    def __init__(self, study, backend, requeue: RequeueStale, grace_s: float, url: str = "") -> None:
+        self.study, self.backend, self._requeue, self.grace_s, self.url = study, backend, requeue, grace_s, url
         self._ids: dict[int, int] = {}
 
     @classmethod
@@ -100,7 +100,7 @@ class SweepStore:
                     names = optuna.study.get_all_study_names(backend.storage)
                     raise StorageMissing("study", f"no study {name!r} in {url}; it holds: {', '.join(names) or 'none'}",
                                          "pass one of those names, or run `lorascale sweep` first") from None
-        return cls(study, backend, requeue, grace_s)
+        return cls(study, backend, requeue, grace_s, url)
 
     @property
     def name(self) -> str:

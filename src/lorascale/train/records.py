@@ -36,7 +36,7 @@ class RunWriter:
         if not self.enabled:
             return
         if (self.dir / "summary.json").exists():
-            raise ConfigError("out_dir", f"{self.dir} already holds a run; pass a new --out directory")
+            raise ConfigError("out_dir", f"{self.dir} already holds a run", "pass a new out_dir (runs are never overwritten)")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands

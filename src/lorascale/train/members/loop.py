@@ -85,7 +85,7 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                for name, cfg, loader, cbs in zip(pack.names, cfgs, loaders, member_callbacks)]
     for m in members:  # refuse before any member writes
         if m.writer.enabled and (m.run_dir / "summary.json").exists():
-            raise ConfigError("out_dir", f"{m.run_dir} already holds a run; pass a new --out directory")
+            raise ConfigError("out_dir", f"{m.run_dir} already holds a run", "pass a new out_dir (runs are never overwritten)")
     for m in members:
         m.writer.start(m.cfg.to_dict())
 

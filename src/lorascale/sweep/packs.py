@@ -1,0 +1,165 @@
+"""A sweep worker's packs: up to K claimed points trained as members of one frozen base.
+
+A worker claims its points one by one, each atomically (:meth:`SweepStore.claim`), so no point is
+ever held by two workers; it then groups what it holds by :func:`~lorascale.train.members.pack_key`
+(same model, data, task, budget and batch shape) and trains each group as one pack. Points that fit
+no group (full finetuning, a lone budget) run on their own. Each claimed trial keeps its own
+heartbeat, so a worker killed with ``kill -9`` leaves every one of its points to the stale check,
+which queues them again; each result is committed as its member ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import ConfigError
+from ..vocabulary import RunStatus
+from .liveness import HEARTBEAT_S
+from .records import Outcome
+from .storage import Claim, SweepStore
+
+__all__ = ["claim_pack", "group_claims", "run_pack", "train_pack_objective", "sequential_pack_objective",
+           "auto_members", "MAX_AUTO_MEMBERS", "claim_config"]
+
+log = logging.getLogger(__name__)
+
+MAX_AUTO_MEMBERS = 16  # past this a pack's stacked batch stops paying on one device (bench/bench_members.py)
+
+
+def claim_pack(store: SweepStore, k: int) -> list[Claim]:
+    """Claim up to ``k`` queued points (fewer when the queue runs out)."""
+    claims: list[Claim] = []
+    while len(claims) < k:
+        c = store.claim()
+        if c is None:
+            break
+        claims.append(c)
+    return claims
+
+
+def claim_config(store: SweepStore, claim: Claim):
+    """The claim's TrainConfig with its own run directory for this attempt (train never overwrites a run)."""
+    from ..train.config import TrainConfig
+
+    cfg = TrainConfig.from_flat(claim.train_config)
+    # the storage's own tag: two storages holding a study of the same name never share run directories
+    tag = hashlib.sha1(store.url.encode()).hexdigest()[:6]
+    root = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / f"sweep-{store.name}-{tag}"
+    return cfg.replace(out_dir=str(root / f"{claim.key}-t{claim.number}"))
+
+
+def group_claims(store: SweepStore, claims: Sequence[Claim]) -> list[list[tuple[Claim, object]]]:
+    """Claims with their configs, grouped by pack key in claim order; full finetuning alone."""
+    from ..rules import Finetune
+    from ..train.members import pack_key
+
+    groups: dict[tuple, list] = {}
+    for c in claims:
+        cfg = claim_config(store, c)
+        key = ("alone", c.number) if cfg.finetune is Finetune.FULL else pack_key(cfg)
+        groups.setdefault(key, []).append((c, cfg))
+    return list(groups.values())
+
+
+def train_pack_objective(cfgs: Sequence) -> list[Outcome]:
+    """The real pack objective: :func:`lorascale.train.members.train_members`."""
+    from ..train.members import train_members
+
+    return [Outcome.from_result(r) for r in train_members(list(cfgs), progress=False)]
+
+
+def sequential_pack_objective(objective: Callable) -> Callable:
+    """A pack objective that runs a single-run objective on each config in turn (fakes, full finetuning)."""
+
+    def run(cfgs: Sequence) -> list[Outcome]:
+        return [_as_outcome(objective(cfg)) for cfg in cfgs]
+
+    return run
+
+
+def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objective: Callable,
+             heartbeat_s: float = HEARTBEAT_S) -> list[Outcome]:
+    """Train one group and record each member's trial; a crash of the pack fails each of its trials."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    claims = [c for c, _ in group]
+    with ExitStack() as beats:
+        for c in claims:
+            beats.enter_context(store.heartbeat(c, heartbeat_s))
+        t0 = time.perf_counter()
+        try:
+            outs = list(pack_objective([cfg for _, cfg in group]))
+            if len(outs) != len(claims):
+                raise RuntimeError(f"the pack objective returned {len(outs)} outcomes for {len(claims)} configs")
+        except KeyboardInterrupt:
+            for c in claims:
+                store.finish(c, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                        message="KeyboardInterrupt"))
+            raise
+        except Exception as e:  # a crash must not end the sweep: stored as failed, retried by the next sweep
+            msg = f"{type(e).__name__}: {e}"
+            outs = [Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=msg)] * len(claims)
+    for c, out in zip(claims, outs):
+        try:
+            store.finish(c, _as_outcome(out))
+        except UpdateFinishedTrialError:
+            log.warning("trial %d was presumed dead and re-queued; its result is dropped", c.number)
+    return [_as_outcome(o) for o in outs]
+
+
+def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
+    """K for ``--members auto``: as many members as the device's free memory holds (at most ``cap``).
+
+    Memory per member from :func:`~lorascale.train.members.estimate_for`; free memory is CUDA's free
+    bytes on a GPU, else the machine's available memory (Linux ``MemAvailable``).
+    """
+    import torch
+
+    from ..models import load_model
+    from ..rules import Finetune
+    from ..train.members import estimate_for, members_that_fit
+
+    if cfg.finetune is Finetune.FULL:
+        return 1
+    loaded = load_model(cfg.model, quiet=True)
+    n_lora = sum(p.numel() for n, p in loaded.model.named_parameters() if "proj" in n or "dense" in n)
+    n_trainable = max(1, int(n_lora * cfg.adapter.rank / max(1, loaded.width)))  # r·(d_in + d_out) per d×d weight
+    use_cuda = torch.cuda.is_available()
+    est = estimate_for(loaded.model, n_trainable, cfg, bf16=use_cuda and cfg.precision != "fp32")
+    budget = torch.cuda.mem_get_info()[0] if use_cuda else _available_memory()
+    return max(1, members_that_fit(budget, est, max_members=cap))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _as_outcome(x) -> Outcome:
+    return x if isinstance(x, Outcome) else Outcome.from_result(x)
+
+
+def parse_members(value: str | int) -> int | str:
+    """``--members``: a positive integer, or ``auto``."""
+    if value == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1:
+        raise ConfigError("members", f"must be a positive integer or auto, got {value!r}", "e.g. 8, or auto")
+    return k
