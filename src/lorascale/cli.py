@@ -14,6 +14,7 @@ COMMANDS = (
     "transfer",
     "check",
     "train",
+    "tune",
     "demo",
     "diagnose",
     "repro",

@@ -188,3 +188,14 @@ def test_a_sweep_with_members_stores_what_separate_runs_store(tmp_path, one_thre
         # members equal separate runs up to float reduction order (tests/train/test_members.py): rel 1e-5
         assert pack.outcome.final_ema_loss == pytest.approx(sep.outcome.final_ema_loss, rel=1e-5)
         assert pack.outcome.eval_value == pytest.approx(sep.outcome.eval_value, rel=1e-5)
+
+
+def test_auto_members_fits_the_memory_it_is_given(monkeypatch):
+    from lorascale.sweep import packs
+    from lorascale.train.config import TrainConfig
+
+    cfg = TrainConfig(model="tiny-llama", data="shakespeare", rank=4, batch_size=4, seq_len=64)
+    assert packs.auto_members(cfg) == packs.MAX_AUTO_MEMBERS  # a tiny model: memory is no limit, the cap is
+    monkeypatch.setattr(packs, "_available_memory", lambda: 0)
+    assert packs.auto_members(cfg) == 1  # nothing fits: still one member (a pack of one is a separate run)
+    assert packs.auto_members(TrainConfig(model="tiny-llama", finetune="full")) == 1

@@ -39,7 +39,7 @@ def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, tit
         default = defaults.get(name, info.default)
         shown = "" if default in (None, PydanticUndefined) else f" (default {_show(default)})"
         names = [flag_name(name)] + ([SHORT[name]] if name in SHORT else [])
-        kw = dict(dest=name, default=argparse.SUPPRESS, help=(info.description or "") + shown)
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=((info.description or "") + shown).replace("%", "%%"))
         if _is_bool(info.annotation):
             group.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
         elif _is_sequence(info.annotation):

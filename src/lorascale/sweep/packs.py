@@ -122,15 +122,16 @@ def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
     """
     import torch
 
+    from ..adapters import plan_lora
     from ..models import load_model
     from ..rules import Finetune
-    from ..train.members import estimate_for, members_that_fit
+    from ..train.members.memory import estimate_for, members_that_fit
 
     if cfg.finetune is Finetune.FULL:
         return 1
     loaded = load_model(cfg.model, quiet=True)
-    n_lora = sum(p.numel() for n, p in loaded.model.named_parameters() if "proj" in n or "dense" in n)
-    n_trainable = max(1, int(n_lora * cfg.adapter.rank / max(1, loaded.width)))  # r·(d_in + d_out) per d×d weight
+    plan = plan_lora(loaded.model, cfg.adapter, loaded.default_targets)
+    n_trainable = sum(ly.rank * (ly.d_in + ly.d_out) for ly in plan.layers)  # A: r×d_in, B: d_out×r per layer
     use_cuda = torch.cuda.is_available()
     est = estimate_for(loaded.model, n_trainable, cfg, bf16=use_cuda and cfg.precision != "fp32")
     budget = torch.cuda.mem_get_info()[0] if use_cuda else _available_memory()

@@ -1,0 +1,38 @@
+"""lorascale tune: the best α and learning rate for your model, rank and data, at a fraction of a grid's cost."""
+
+from __future__ import annotations
+
+from ..tune.request import TuneRequest
+from .common import print_json, table
+from .flags import add_settings_args, given
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tune", help="find α and η for a model/data/rank: LoRA-α's prior, μA's η_FFT transfer, successive"
+                                    " halving over members; resumable")
+    add_settings_args(p, TuneRequest, exclude=("lr", "out_dir", "save_model"))
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (peft_config, lr, recipe, compute)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..tune import tune
+
+    req = TuneRequest(**given(args, TuneRequest))
+    res = tune(req, progress=not (args.quiet or args.json))
+    d = res.to_dict()
+    if args.json:
+        print_json(d)
+        return 0
+    c = d["compute"]
+    print(f"η_FFT = {res.lr_fft:.3g} ({res.lr_fft_source})")
+    rows = [[f"{x.lr:.3g}", f"{x.alpha:.3g}", x.steps_done, x.pruned_at or "", x.status,
+             "" if x.final_ema_loss is None else f"{x.final_ema_loss:.4f}", "←" if i == res.search.best else ""]
+            for i, x in enumerate(res.search.candidates)]
+    print(table(rows, ["lr", "α knob", "steps", "cut at", "status", "EMA loss", ""]))
+    print(f"\nchosen: lr = {d['lr']:.3g}, {d['rule']} α = {d['alpha']:.3g}; LoraConfig {d['peft_config']}")
+    print(f"compute: {c['member_steps']} member-steps = {c['runs_equivalent']:.2f} full runs"
+          f" ({d['compute_fraction']:.0%} of running every candidate to the end)")
+    print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")
+    return 0

@@ -1,0 +1,103 @@
+"""Successive halving over the members of one pack: pure rung arithmetic, and the callback that applies it.
+
+Synchronous successive halving (Jamieson & Talwalkar 2016; the rungs of Li et al.'s ASHA): n candidates
+start; at rung i (step ``rungs[i]``) only the best ⌈n_i/η⌉ by EMA(0.1) training loss go on, until the
+survivors reach the full budget. In a pack every member reaches a rung at the same step, so all of a
+rung's values are known before anyone is stopped. Optuna's ``SuccessiveHalvingPruner`` decides one
+trial at a time as it reports (the first trials at a rung are promoted against nothing), which suits
+asynchronous workers, not a pack; the decision here is the same rule taken with every value at hand.
+A stopped member ends early with its evaluation, and its Optuna trial is recorded PRUNED.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from ..train.callbacks import Callback
+
+__all__ = ["rung_steps", "survivors", "planned_member_steps", "HalvingCoordinator"]
+
+
+def rung_steps(total_steps: int, n_candidates: int, reduction: int) -> tuple[int, ...]:
+    """Steps at which candidates are cut, before the full budget: ..., T/η², T/η (as many as halving can
+    use: a rung that would keep everyone, or fall below 1 step, is dropped)."""
+    if n_candidates <= 1 or reduction < 2:
+        return ()
+    n_cuts = max(0, math.ceil(math.log(n_candidates, reduction)) - 1)
+    steps = sorted({max(1, round(total_steps / reduction**i)) for i in range(1, n_cuts + 1)})
+    return tuple(s for s in steps if s < total_steps)
+
+
+def survivors(values: dict[str, float], reduction: int) -> set[str]:
+    """The ⌈n/η⌉ names with the lowest values (non-finite values never survive unless all are)."""
+    keep = max(1, math.ceil(len(values) / reduction))
+    ranked = sorted(values, key=lambda k: (not math.isfinite(values[k]), values[k], k))
+    return set(ranked[:keep])
+
+
+def planned_member_steps(total_steps: int, n_candidates: int, reduction: int) -> int:
+    """Member-steps the schedule spends if nobody diverges: Σ_i n_i·(s_i − s_{i−1})."""
+    alive, done, spent = n_candidates, 0, 0
+    for s in (*rung_steps(total_steps, n_candidates, reduction), total_steps):
+        spent += alive * (s - done)
+        done = s
+        alive = max(1, math.ceil(alive / reduction))
+    return spent
+
+
+class HalvingCoordinator:
+    """Shared by one callback per member: collects each rung's EMA losses, then stops the worst members.
+
+    ``on_cut(name, step, value, kept)`` is told every rung decision (to record it in Optuna).
+    """
+
+    def __init__(self, names: Sequence[str], rungs: Sequence[int], reduction: int,
+                 on_cut: Callable[[str, int, float, bool], None] | None = None):
+        self.alive = set(names)
+        self.rungs, self.reduction, self.on_cut = set(rungs), reduction, on_cut
+        self.pending: dict[int, dict[str, float]] = {}
+        self.contexts: dict[str, object] = {}
+        self.cut_at: dict[str, int] = {}
+
+    def callback(self, name: str) -> Callback:
+        return _MemberRung(self, name)
+
+    def report(self, name: str, ctx, step: int, value: float) -> None:
+        self.contexts[name] = ctx
+        if step in self.rungs and name in self.alive:
+            self.pending.setdefault(step, {})[name] = value
+            self._decide_ready()
+
+    def ended(self, name: str) -> None:
+        """A member stopped for another reason (diverged, finished): the rungs no longer wait for it."""
+        self.alive.discard(name)
+        for values in self.pending.values():
+            values.pop(name, None)
+        self._decide_ready()
+
+    def _decide_ready(self) -> None:
+        for step in sorted(self.pending):
+            values = self.pending[step]
+            if not values or not set(values) >= self.alive:
+                continue  # some running member has not reached this rung yet
+            kept = survivors(values, self.reduction)
+            for n, v in values.items():
+                if self.on_cut is not None:
+                    self.on_cut(n, step, v, n in kept)
+                if n not in kept:
+                    self.contexts[n].stop_reason = f"pruned by successive halving at step {step}"
+                    self.cut_at[n] = step
+                    self.alive.discard(n)
+            del self.pending[step]
+
+
+class _MemberRung(Callback):
+    def __init__(self, coordinator: HalvingCoordinator, name: str):
+        self.c, self.name = coordinator, name
+
+    def on_step_end(self, ctx, logs: dict) -> None:
+        self.c.report(self.name, ctx, ctx.step, ctx.ema_loss)
+
+    def on_train_end(self, ctx, summary: dict) -> None:
+        self.c.ended(self.name)

@@ -1,0 +1,62 @@
+"""The search's figure: every candidate's EMA loss against the steps it was given, the chosen one marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from ..figures import new_figure, save_figure
+
+__all__ = ["CandidateLine", "SearchInfo", "search_info", "render_search"]
+
+
+class CandidateLine(NamedTuple):
+    label: str
+    steps: tuple[int, ...]
+    ema: tuple[float, ...]
+    pruned_at: int | None
+    chosen: bool
+    diverged: bool
+
+
+class SearchInfo(NamedTuple):
+    title: str
+    lines: tuple[CandidateLine, ...]
+    rungs: tuple[int, ...]
+    member_steps: int
+    full_member_steps: int
+
+
+def search_info(result) -> SearchInfo:
+    from .halving import rung_steps
+
+    st = result.search
+    lines = []
+    for i, c in enumerate(st.candidates):
+        steps = tuple(int(s) for s, _ in c.curve)
+        ema = tuple(float(v) for _, v in c.curve)
+        lines.append(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}", steps, ema, c.pruned_at, i == st.best,
+                                   c.status == "diverged"))
+    cfg = result.config
+    title = (f"tune {cfg.model} r={cfg.adapter.rank}: {len(st.candidates)} candidates, "
+             f"{st.member_steps} of {st.full_member_steps} member-steps")
+    return SearchInfo(title, tuple(lines), rung_steps(st.total_steps, len(st.candidates), st.reduction), st.member_steps,
+                      st.full_member_steps)
+
+
+def render_search(info: SearchInfo, path: str | Path) -> Path:
+    fig, axes = new_figure(width=7.5, height=4.8)
+    ax = axes[0, 0]
+    for line in info.lines:
+        if not line.steps:
+            continue
+        style = dict(color="tab:red", lw=2.4, zorder=3, label=f"chosen: {line.label}") if line.chosen else \
+            dict(color="tab:gray", lw=0.9, alpha=0.6)
+        ax.plot(line.steps, line.ema, **style)
+        if line.pruned_at is not None:
+            ax.plot(line.steps[-1], line.ema[-1], "x", color="tab:gray", ms=5)
+    for r in info.rungs:
+        ax.axvline(r, color="k", ls=":", lw=0.8)
+    ax.set(title=info.title, xlabel="training step (each candidate's compute)", ylabel="EMA(0.1) training loss")
+    ax.legend(loc="upper right", fontsize=8)
+    return save_figure(fig, path)

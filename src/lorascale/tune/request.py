@@ -1,0 +1,61 @@
+"""What ``lorascale tune`` is asked: a run to tune (every TrainConfig setting) and the search around it."""
+
+from __future__ import annotations
+
+from pydantic import StrictStr, model_validator
+
+from ..errors import ConfigError, ConfigErrors
+from ..rules import Finetune
+from ..schema import Int, PositiveFloat, PositiveInt, Settings, setting
+from ..sweep.rule_facts import ALPHA_KNOB
+from ..train.config import TrainConfig
+
+__all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR"]
+
+FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7))
+"""The η grid of the η_FFT probe (2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3): μA Table 6's Init[B] α = 1 ranges."""
+
+
+class TuneRequest(Settings):
+    """``run`` is the training run to tune (its ``lr`` is what tune finds); the rest shapes the search.
+
+    The search: LoRA-α's prior (η = η_FFT, α = 1) and ``candidates − 1`` Sobol points around it in
+    (log α, log η), α ∈ [alpha_min, alpha_max] and η ∈ η_FFT·2^[−lr_span, lr_span], trained as members
+    with successive halving (keep the best 1/``reduction`` at each rung). Without an explicit
+    ``lr_fft``, η_FFT is estimated first through μA's LoRA → FFT transfer (Init[B], α = 1 at rank
+    ``fft_probe_rank`` shares full finetuning's optimal η: μA §4.2, Cor. 4.6).
+    """
+
+    run: TrainConfig = setting(TrainConfig(rule="lora-alpha"), "the run to tune")
+    candidates: PositiveInt = setting(18, "configurations that start the search", ge=2)
+    reduction: Int = setting(3, "successive halving keeps the best 1/reduction at each rung", ge=2, le=16)
+    alpha_min: PositiveFloat = setting(0.1, "smallest α knob searched (LoRA-α searches [0.1, 10])")
+    alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
+    lr_span: PositiveFloat = setting(2.0, "octaves of η searched on each side of η_FFT", le=10.0)
+    fft_probe_rank: PositiveInt = setting(8, "rank of the Init[B] α = 1 probe that estimates η_FFT")
+    compute: PositiveFloat | None = setting(None, "cap on the search's cost in full training runs (member-steps ÷ steps;"
+                                            " 3.2 = 40% of an 8-point LR sweep): fewer candidates start when needed")
+    members: PositiveInt | None = setting(None, "members per pack (default: as many as fit in memory, at most 32)")
+    storage: StrictStr | None = setting(None, "Optuna storage URL (default: sqlite in the tune folder)")
+    tune_dir: StrictStr | None = setting(None, "output folder (default runs/tune-<model>-r<rank>)")
+
+    @model_validator(mode="after")
+    def _searchable(self) -> "TuneRequest":
+        errors = []
+        if self.alpha_min >= self.alpha_max:
+            errors.append(ConfigError("alpha_min", f"must be below alpha_max ({self.alpha_max:g})", "e.g. 0.1 and 10"))
+        if self.run.finetune is not Finetune.LORA:
+            errors.append(ConfigError("finetune", "tune searches LoRA's α and η", "use finetune: lora"))
+        elif self.run.adapter.scaling.rule not in ALPHA_KNOB:
+            errors.append(ConfigError("rule", f"rule {self.run.adapter.scaling.rule} has no α knob to search",
+                                      f"use one of {', '.join(ALPHA_KNOB)}"))
+        if self.run.lr is not None:
+            errors.append(ConfigError("lr", "tune searches the learning rate", "drop lr (give lr_fft to skip its estimate)"))
+        if self.run.steps is None:
+            errors.append(ConfigError("steps", "tune needs a step budget for its rungs", "give steps instead of epochs"))
+        ConfigErrors.raise_if_any(errors)
+        return self
+
+    @property
+    def lr_fft_given(self) -> bool:
+        return "lr_fft" in self.run.model_fields_set

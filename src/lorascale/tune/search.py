@@ -1,0 +1,265 @@
+"""``lorascale tune``: the best α and learning rate for a model, rank and data, at a fraction of a grid.
+
+1. η_FFT: given, or estimated by an Init[B] α = 1 probe (μA Cor. 4.6: its optimal η is full finetuning's),
+   an 11-point log2 grid trained as members with successive halving.
+2. The search: LoRA-α's prior (η_FFT, α = 1) plus Sobol points around it (Optuna's ``QMCSampler``),
+   trained as members with successive halving (:mod:`.halving`).
+3. The answer: the candidate with the lowest final EMA(0.1) training loss among those that ran the whole
+   budget (μA's selection rule), its ``LoraConfig``, learning rate and recipe, and what the search cost.
+
+Each stage is an Optuna study (``<name>-lr-fft``, ``<name>-search``): every candidate a trial with its
+EMA losses at the rungs as intermediate values, cut candidates PRUNED. A stage whose study holds its
+result is not run again, so an interrupted ``tune`` resumes at the stage it was in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..rules import ScaleRule
+from ..sweep.rule_facts import ALPHA_KNOB
+from ..train.config import TrainConfig
+from .halving import HalvingCoordinator, planned_member_steps, rung_steps
+from .request import FFT_PROBE_LOG2_LR, TuneRequest
+
+__all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "search_space"]
+
+log = logging.getLogger(__name__)
+MAX_MEMBERS = 32
+
+
+@dataclass
+class Candidate:
+    number: int  # the Optuna trial number
+    lr: float
+    alpha: float  # the α knob (LoRA-α's α, or lora_alpha for fixed-alpha/rslora)
+    status: str = ""
+    steps_done: int = 0
+    pruned_at: int | None = None
+    final_ema_loss: float | None = None
+    val_loss: float | None = None
+    eval_metric: str | None = None
+    eval_value: float | None = None
+    curve: list = field(default_factory=list)  # (step, EMA loss)
+
+
+@dataclass
+class StageResult:
+    name: str
+    total_steps: int
+    reduction: int
+    candidates: list[Candidate]
+    member_steps: int  # what the stage spent
+    full_member_steps: int  # every candidate run to the end
+    best: int  # index into candidates
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[self.best]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "chosen": asdict(self.chosen)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageResult":
+        d = {k: v for k, v in d.items() if k != "chosen"}
+        return cls(**{**d, "candidates": [Candidate(**c) for c in d["candidates"]]})
+
+
+@dataclass
+class TuneResult:
+    lr_fft: float
+    lr_fft_source: str
+    probe: StageResult | None
+    search: StageResult
+    config: TrainConfig  # the chosen run
+    peft_config: dict
+    storage: str
+    out_dir: Path
+    figure: Path | None = None
+
+    @property
+    def member_steps(self) -> int:
+        return self.search.member_steps + (self.probe.member_steps if self.probe else 0)
+
+    def to_dict(self) -> dict:
+        cfg = self.config
+        chosen = self.search.chosen
+        return {
+            "model": cfg.model, "data": cfg.data, "rank": cfg.adapter.rank, "rule": cfg.adapter.scaling.rule.value,
+            "peft_config": self.peft_config, "lr": cfg.lr, "alpha": chosen.alpha,
+            "recipe": {"optimizer": "AdamW", "betas": [cfg.beta1, cfg.beta2], "eps": cfg.eps,
+                       "weight_decay": cfg.weight_decay, "grad_clip": cfg.grad_clip, "warmup_frac": cfg.warmup_frac,
+                       "schedule": "cosine", "min_lr_ratio": cfg.min_lr_ratio, "steps": cfg.steps,
+                       "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
+            "lr_fft": self.lr_fft, "lr_fft_source": self.lr_fft_source,
+            "chosen": {"final_ema_loss": chosen.final_ema_loss, "val_loss": chosen.val_loss,
+                       chosen.eval_metric or "eval": chosen.eval_value},
+            "compute": {"member_steps": self.member_steps, "search_member_steps": self.search.member_steps,
+                        "probe_member_steps": self.probe.member_steps if self.probe else 0,
+                        "full_grid_member_steps": self.search.full_member_steps,
+                        "runs_equivalent": self.member_steps / cfg.steps},
+            "compute_fraction": self.member_steps / self.search.full_member_steps,
+            "storage": self.storage, "out_dir": str(self.out_dir), "figure": str(self.figure) if self.figure else None,
+            "search": self.search.to_dict(), "probe": self.probe.to_dict() if self.probe else None,
+        }
+
+
+def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
+    """(lr, α) of every candidate: LoRA-α's prior first, then Sobol points in (log α, log η)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    n = _n_candidates(req)
+    space = {"alpha": FloatDistribution(req.alpha_min, req.alpha_max, log=True),
+             "lr": FloatDistribution(lr_fft * 2.0**-req.lr_span, lr_fft * 2.0**req.lr_span, log=True)}
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.0; its Sobol points are what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=req.run.seed,
+                                             warn_independent_sampling=False)
+    probe = optuna.create_study(sampler=sampler)  # in memory: only the sampler's points are kept
+    prior_alpha = 1.0 if _knob(req.run) == "alpha" else req.run.adapter.scaling.lora_alpha
+    points = [(lr_fft, min(max(prior_alpha, req.alpha_min), req.alpha_max))]
+    while len(points) < n:
+        t = probe.ask(space)
+        probe.tell(t, 0.0)
+        points.append((t.params["lr"], t.params["alpha"]))
+    return points
+
+
+def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
+    from ..adapters import plan_lora
+    from ..models import load_model
+
+    cfg = req.run
+    out = Path(req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}")
+    out.mkdir(parents=True, exist_ok=True)
+    url = req.storage or f"sqlite:///{(out / 'tune.db').resolve()}"
+    probe = None
+    if req.lr_fft_given:
+        lr_fft, source = cfg.lr_fft, "given"
+    else:
+        probe_cfg = cfg.replace(rule="mua", init="B", gamma=0.0, rank=min(req.fft_probe_rank, cfg.adapter.rank),
+                                alpha=1.0, save_model=False)
+        grid = [(2.0**x, 1.0) for x in FFT_PROBE_LOG2_LR]
+        probe = run_stage("lr-fft", probe_cfg, grid, req, url, out, knob=None, progress=progress)
+        lr_fft, source = probe.chosen.lr, f"Init[B] α=1 probe at rank {probe_cfg.adapter.rank} (μA Cor. 4.6)"
+    search = run_stage("search", cfg.replace(lr_fft=lr_fft, save_model=False), search_space(req, lr_fft), req, url, out,
+                       knob=_knob(cfg), progress=progress)
+    chosen = search.chosen
+    best = cfg.replace(lr=chosen.lr, lr_fft=lr_fft, **{_knob(cfg): chosen.alpha})
+    loaded = load_model(best.model, quiet=True)
+    plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=loaded.task.peft_task_type)
+    result = TuneResult(lr_fft, source, probe, search, best, plan.peft_kwargs(), url, out)
+    from .plots import render_search, search_info
+
+    result.figure = render_search(search_info(result), out / "search.png")
+    (out / "tune.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    return result
+
+
+def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], req: TuneRequest, url: str,
+              out: Path, knob: str | None, progress: bool = True) -> StageResult:
+    """Train ``points`` (lr, α) from ``base`` as members with successive halving; resume a finished stage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", load_if_exists=True)
+    if "result" in study.user_attrs:
+        log.info("tune: stage %s already finished in %s; reusing it", name, url)
+        return StageResult.from_dict(study.user_attrs["result"])
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
+    steps = base.steps
+    k = min(len(points), req.members or _auto_members(base))
+    candidates, spent = [], 0
+    for start in range(0, len(points), k):
+        chunk = points[start:start + k]
+        cands, used = _train_pack(study, base, chunk, req.reduction, knob, out / name / f"pack{start // k}", progress)
+        candidates += cands
+        spent += used
+    full = [i for i, c in enumerate(candidates) if c.steps_done == steps and c.status == "complete"]
+    if not full:
+        raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
+    best = min(full, key=lambda i: (candidates[i].final_ema_loss, i))
+    result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best)
+    study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
+    return result
+
+
+def _train_pack(study, base: TrainConfig, chunk, reduction: int, knob: str | None, out: Path, progress: bool):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from ..train.members import member_names, train_members
+
+    lrs = [lr for lr, _ in chunk]
+    alphas = [a for _, a in chunk]
+    dists = {"lr": FloatDistribution(min(lrs), max(lrs) * (1 + 1e-12), log=True)}
+    if knob:
+        dists["alpha"] = FloatDistribution(min(alphas), max(alphas) * (1 + 1e-12), log=True)
+    trials, cfgs = [], []
+    for i, (lr, a) in enumerate(chunk):
+        study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
+        trials.append(study.ask(dists))
+        changes = {"lr": lr, "out_dir": str(out / f"candidate{i:02d}")}
+        if knob:
+            changes[knob] = a
+        cfgs.append(base.replace(**changes))
+    names = member_names(len(cfgs))
+    by_name = dict(zip(names, trials))
+
+    def on_cut(name: str, step: int, value: float, kept: bool) -> None:
+        if math.isfinite(value):
+            by_name[name].report(value, step)
+
+    rungs = rung_steps(base.steps, len(cfgs), reduction)
+    coord = HalvingCoordinator(names, rungs, reduction, on_cut)
+    results = train_members(cfgs, [[coord.callback(n)] for n in names], progress=progress)
+    cands, used = [], 0
+    for name, trial, (lr, a), res in zip(names, trials, chunk, results):
+        s = res.summary
+        pruned = coord.cut_at.get(name)
+        c = Candidate(trial.number, lr, a, str(res.status), int(s.get("steps_done") or 0), pruned,
+                      _finite(res.final_ema_loss), _finite(res.val_loss), res.eval_metric, _finite(res.eval_value),
+                      [list(p) for p in res.ema_curve])
+        used += c.steps_done
+        if pruned is not None:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif c.status == "complete" and c.final_ema_loss is not None:
+            study.tell(trial, c.final_ema_loss)
+        else:
+            study.tell(trial, math.inf)  # diverged: finished, and never the best
+        cands.append(c)
+    return cands, used
+
+
+def _knob(cfg: TrainConfig) -> str:
+    return ALPHA_KNOB[ScaleRule(cfg.adapter.scaling.rule)]
+
+
+def _n_candidates(req: TuneRequest) -> int:
+    """``candidates``, or fewer when ``compute`` caps the planned member-steps (in full runs)."""
+    n = req.candidates
+    while req.compute is not None and n > 2 and planned_member_steps(req.run.steps, n, req.reduction) > req.compute * req.run.steps:
+        n -= 1
+    return n
+
+
+def _auto_members(cfg: TrainConfig) -> int:
+    from ..sweep.packs import auto_members
+
+    return auto_members(cfg, cap=MAX_MEMBERS)
+
+
+def _finite(x) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _json_num(o):
+    return str(o)

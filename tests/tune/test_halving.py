@@ -1,0 +1,48 @@
+"""Successive halving's rung arithmetic by hand, and the coordinator on fake member contexts."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from lorascale.tune.halving import HalvingCoordinator, planned_member_steps, rung_steps, survivors
+
+
+@pytest.mark.parametrize("steps, n, eta, rungs", [
+    (150, 27, 3, (17, 50)),  # 27 → 9 at 150/9 ≈ 17, 9 → 3 at 50, 3 run to 150
+    (150, 18, 3, (17, 50)),  # ⌈log3 18⌉ − 1 = 2 cuts
+    (9, 6, 3, (3,)),  # ⌈log3 6⌉ − 1 = 1 cut
+    (100, 8, 2, (25, 50)),  # 8 → 4 → 2, and the last two run the whole budget
+    (100, 1, 3, ()),  # nothing to cut
+    (2, 27, 3, (1,)),  # rungs below one step collapse
+])
+def test_rung_steps(steps, n, eta, rungs):
+    assert rung_steps(steps, n, eta) == rungs
+
+
+def test_planned_member_steps_by_hand():
+    assert planned_member_steps(150, 27, 3) == 27 * 17 + 9 * (50 - 17) + 3 * (150 - 50)  # 459 + 297 + 300
+    assert planned_member_steps(9, 6, 3) == 6 * 3 + 2 * 6
+    assert planned_member_steps(100, 1, 3) == 100
+
+
+def test_survivors_keep_the_best_third_and_never_a_nan():
+    v = {"a": 3.0, "b": 1.0, "c": 2.0, "d": math.nan, "e": 0.5, "f": 9.0, "g": math.inf}
+    assert survivors(v, 3) == {"e", "b", "c"}  # ⌈7/3⌉ = 3 lowest; NaN and inf last
+    assert survivors({"a": math.nan, "b": math.nan}, 2) == {"a"}  # someone always goes on (ties by name)
+
+
+def test_coordinator_waits_for_every_running_member_then_cuts():
+    names = ["m0", "m1", "m2", "m3", "m4", "m5"]
+    cut_log = []
+    c = HalvingCoordinator(names, rungs=[3], reduction=3, on_cut=lambda n, s, v, kept: cut_log.append((n, kept)))
+    ctx = {n: SimpleNamespace(stop_reason=None) for n in names}
+    values = {"m0": 5.0, "m1": 1.0, "m2": 4.0, "m3": 2.0, "m4": 6.0, "m5": 3.0}
+    for n in names[:5]:
+        c.report(n, ctx[n], 3, values[n])
+    assert all(x.stop_reason is None for x in ctx.values()) and cut_log == []  # m5 has not reported yet
+    c.ended("m5")  # m5 diverges instead: the rung no longer waits for it
+    assert {n for n in names if ctx[n].stop_reason} == {"m0", "m2", "m4"}  # ⌈5/3⌉ = 2 kept: m1, m3
+    assert sorted(n for n, kept in cut_log if kept) == ["m1", "m3"] and c.cut_at == {"m0": 3, "m2": 3, "m4": 3}
+    c.report("m1", ctx["m1"], 4, 0.1)  # not a rung: nothing happens
+    assert ctx["m1"].stop_reason is None
