@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import ConfigError, ConfigErrors
+from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
 from .common import print_json, table
 from .flags import add_settings_args, given
 
-EXPERIMENTS = ("mlp-dynamics", "mlp-spectra")
+EXPERIMENTS = ("mlp-dynamics", "mlp-spectra", "headline")
 DEFAULT_D = {"mlp-dynamics": 256, "mlp-spectra": 32}  # App. E: d = 256 for dynamics, 32 for exact spectra
 
 
@@ -16,7 +19,10 @@ def register(sub) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help=" or ".join(EXPERIMENTS))
     p.add_argument("--seeds", type=int, default=3, help="number of seeds to average (default 3)")
     p.add_argument("--out", default=None, help="output folder for figures and tables (default repro-<experiment>)")
-    add_settings_args(p, MLPSetup, title="App. E setup", only=("d", "n", "rank", "steps"))
+    add_settings_args(p, MLPSetup, title="App. E setup (rank and steps also set the headline's budget)",
+                      only=("d", "n", "rank", "steps"))
+    add_settings_args(p, HeadlineRequest, title="headline: every TrainConfig setting, and the sweeps",
+                      exclude=("rank", "steps", "seeds", "out", "lr", "out_dir", "save_model"))
     p.add_argument("--no-extend", action="store_true", help="mlp-dynamics: do not extend the grids past their edge")
     p.add_argument("--json", action="store_true", help="print the measured numbers as JSON")
     p.set_defaults(run=run)
@@ -30,10 +36,19 @@ def run(args) -> int:
         errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "the paper-style average uses 3"))
     setup = None
     try:  # report the setup's problems together with the flags' (one error list)
-        setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
+        if args.experiment == "headline":
+            setup = HeadlineRequest(**given(args, HeadlineRequest))  # --seeds and --out are its fields too
+        else:
+            setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
     except ConfigErrors as e:
         errors.extend(e.errors)
     ConfigErrors.raise_if_any(errors)
+    if args.experiment == "headline":
+        from ..repro.headline import run_headline
+
+        result = run_headline(setup, progress=not args.json)
+        print_json(result) if args.json else print((Path(result["figure"]).parent / "headline.md").read_text())
+        return 0
 
     from ..repro import mlp_dynamics, mlp_spectra
 

@@ -1,0 +1,166 @@
+"""The headline benchmark: LoRA-α's default and ``tune``'s answer against tuned baselines, with their compute.
+
+One model, data, rank, step budget and held-out set for every arm, ``seeds`` seeds each:
+
+(a) LoRA-α (Variant I, α = 1) at η_FFT — one run per seed, no search.
+(b) standard LoRA (lora_alpha = r) — the best of an 8-point log2 learning-rate sweep.
+(c) rsLoRA (lora_alpha = 16, s = α/√r) — the best of the same sweep.
+(d) ``tune``'s choice (it estimates η_FFT itself), and the member-steps its search spent.
+(e) full finetuning — the best of its own 8-point sweep; its optimum is the η_FFT that (a) uses.
+
+A sweep's best learning rate is chosen on the mean final EMA(0.1) training loss over seeds (μA's rule),
+then reported on the held-out set. Compute is counted in member-steps (one LoRA or FFT step of one
+configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as members of one pack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pydantic import StrictStr
+
+from ..adapters.spec import AdapterSpec
+from ..schema import Float, PositiveInt, Settings, flatten, setting
+from ..train.config import TrainConfig
+
+__all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
+
+LORA_LOG2_LR = tuple(float(x) for x in range(-15, -7))  # 3.1e-5 … 3.9e-3: around 10 × η_FFT (the folk rule)
+FFT_LOG2_LR = tuple(float(x) for x in range(-18, -10))  # 3.8e-6 … 4.9e-4
+
+
+class HeadlineRequest(Settings):
+    run: TrainConfig = setting(TrainConfig(model="minilm-l6", data="shakespeare-genre", steps=150, batch_size=16,
+                                           seq_len=64, max_val_batches=16, rank=16, save_model=False),
+                               "the shared budget, data and held-out set")
+    seeds: PositiveInt = setting(3, "seeds per arm")
+    lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2)
+    fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
+    candidates: PositiveInt = setting(18, "tune's starting candidates", ge=2)
+    out: StrictStr | None = setting(None, "output folder (default repro-headline)")
+
+
+@dataclass
+class Arm:
+    key: str
+    label: str
+    lr: float
+    member_steps: int  # what finding this setting cost (search included)
+    eval_member_steps: int  # the seeds reported (for (a), (b), (c) and (e) part of the search)
+    val_loss: list[float] = field(default_factory=list)
+    eval_metric: str = ""
+    eval_value: list[float] = field(default_factory=list)
+    ema_loss: list[float] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    sweep: list[dict] = field(default_factory=list)  # per lr: mean EMA over seeds
+
+    def stat(self, name: str) -> tuple[float, float]:
+        xs = [x for x in getattr(self, name) if x is not None and math.isfinite(x)]
+        if not xs:
+            return math.nan, math.nan
+        return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
+    from ..train import train
+
+    out = Path(req.out or "repro-headline")
+    out.mkdir(parents=True, exist_ok=True)
+    base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
+    started = time.time()
+    arms: dict[str, Arm] = {}
+
+    # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
+    fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
+    fft_runs = {x: train(fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0")), progress=progress)
+                for x in req.fft_log2_lr}
+    x_fft = min(fft_runs, key=lambda x: _ema(fft_runs[x]))
+    lr_fft = 2.0**x_fft
+    rest = [train(fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")), progress=progress)
+            for s in seeds[1:]]
+    arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [fft_runs[x_fft], *rest],
+                     (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in fft_runs.items()])
+
+    # (b), (c): LoRA sweeps, every rate × seed as members
+    for key, label, changes in (("b", "(b) standard LoRA (α = r), best of sweep", {"rule": "alpha-r"}),
+                                ("c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0})):
+        arms[key] = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, progress)
+
+    # (a) LoRA-α at η_FFT, no search
+    cfg_a = base.replace(rule="lora-alpha", alpha=1.0, lr=lr_fft)
+    runs_a = _members([cfg_a.replace(seed=s, out_dir=str(out / "a" / f"s{s}")) for s in seeds], progress)
+    arms["a"] = _arm("a", "(a) LoRA-α at η_FFT, α = 1", lr_fft, runs_a, 0, [])
+    arms["a"].eval_member_steps = len(seeds) * T
+
+    # (d) tune, then its answer at every seed
+    from ..tune import TuneRequest, tune
+
+    tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates,
+                          tune_dir=str(out / "d-tune")), progress=progress)
+    runs_d = _members([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds],
+                      progress)
+    arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
+    arms["d"].eval_member_steps = len(seeds) * T
+
+    result = {"request": json.loads(req.model_dump_json()), "lr_fft": lr_fft, "steps": T, "seeds": seeds,
+              "arms": {k: {**asdict(a), "val_loss_mean_std": a.stat("val_loss"), "eval_mean_std": a.stat("eval_value"),
+                           "ema_mean_std": a.stat("ema_loss")} for k, a in arms.items()},
+              "targets": _targets(arms), "seconds": round(time.time() - started), "tune": tr.to_dict()["compute"]}
+    (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    from .headline_report import render_headline, write_headline_md
+
+    result["figure"] = str(render_headline(result, out / "headline.png"))
+    write_headline_md(result, out / "headline.md")
+    return result
+
+
+def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, progress) -> Arm:
+    cfgs = [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+.0f}-s{s}")) for x in log2_lrs for s in seeds]
+    runs = _members(cfgs, progress)
+    by_lr = {x: [r for c, r in zip(cfgs, runs) if c.lr == 2.0**x] for x in log2_lrs}
+    mean_ema = {x: statistics.fmean(_ema(r) for r in rs) for x, rs in by_lr.items()}
+    best = min(mean_ema, key=lambda x: (mean_ema[x], x))
+    return _arm(key, label, 2.0**best, by_lr[best], len(cfgs) * cfg.steps, [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
+
+
+def _members(cfgs, progress):
+    from ..train.members import train_members
+
+    return train_members(cfgs, progress=progress)
+
+
+def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
+    a = Arm(key, label, lr, member_steps, len(runs) * (runs[0].summary.get("total_steps") or 0) if runs else 0)
+    a.sweep = sweep
+    for r in runs:
+        a.val_loss.append(_finite(r.val_loss))
+        a.eval_metric = r.eval_metric
+        a.eval_value.append(_finite(r.eval_value))
+        a.ema_loss.append(_finite(r.final_ema_loss))
+        a.statuses.append(str(r.status))
+    return a
+
+
+def _targets(arms: dict[str, Arm]) -> dict:
+    """The issue's targets: (a) within one seed-std of (b) at 1/8 of its compute; (d) ≤ (b) at ≤ 40% of it."""
+    b_mean, b_std = arms["b"].stat("val_loss")
+    out = {}
+    for k in ("a", "d"):
+        m, s = arms[k].stat("val_loss")
+        out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
+                  "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
+    return out
+
+
+def _ema(r) -> float:
+    x = r.final_ema_loss
+    return x if r.status == "complete" and x is not None and math.isfinite(x) else math.inf
+
+
+def _finite(x):
+    return float(x) if x is not None and math.isfinite(float(x)) else None

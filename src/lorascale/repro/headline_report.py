@@ -1,0 +1,80 @@
+"""The headline table (Markdown) and figure (held-out loss against compute), from ``run_headline``'s result."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+from ..figures import new_figure, save_figure
+
+__all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
+
+ORDER = ("a", "b", "c", "d", "e")
+
+
+class HeadlinePoint(NamedTuple):
+    label: str
+    compute: int  # member-steps spent finding the setting (the reported seeds for a no-search arm)
+    mean: float
+    std: float
+
+
+def headline_points(result: dict) -> tuple[HeadlinePoint, ...]:
+    pts = []
+    for k in ORDER:
+        a = result["arms"][k]
+        m, s = a["val_loss_mean_std"]
+        pts.append(HeadlinePoint(a["label"], a["member_steps"] or a["eval_member_steps"], m, s))
+    return tuple(pts)
+
+
+def render_headline(result: dict, path: str | Path) -> Path:
+    fig, axes = new_figure(width=7.0, height=4.4)
+    ax = axes[0, 0]
+    for p, color in zip(headline_points(result), ("tab:red", "tab:gray", "tab:blue", "tab:green", "k")):
+        if math.isfinite(p.mean):
+            ax.errorbar([p.compute], [p.mean], yerr=[p.std], fmt="o", color=color, capsize=3, label=p.label)
+    ax.set_xscale("log")
+    ax.set(xlabel="compute to find the setting (member-steps, log)", ylabel="held-out loss (mean ± std over seeds)",
+           title=f"{result['request']['run']['model']} on {result['request']['run']['data']}: {result['steps']} steps,"
+                 f" {len(result['seeds'])} seeds")
+    ax.legend(fontsize=7, loc="best")
+    return save_figure(fig, path)
+
+
+def write_headline_md(result: dict, path: str | Path) -> Path:
+    run = result["request"]["run"]
+    lines = [f"### {run['model']} on {run['data']}", "",
+             f"{result['steps']} steps × {run['batch_size']}×{run['seq_len']}, rank {run['adapter']['rank']},"
+             f" seeds {result['seeds']}, η_FFT = {result['lr_fft']:.3g} (the FFT arm's optimum); {result['seconds']} s.", "",
+             "| arm | learning rate | held-out loss | " + _metric(result) + " | EMA train loss | compute (member-steps) | statuses |",
+             "|---|---|---|---|---|---|---|"]
+    for k in ORDER:
+        a = result["arms"][k]
+        lines.append(f"| {a['label']} | {a['lr']:.3g} | {_pm(a['val_loss_mean_std'])} | {_pm(a['eval_mean_std'])} |"
+                     f" {_pm(a['ema_mean_std'])} | {a['member_steps'] or a['eval_member_steps']} |"
+                     f" {', '.join(sorted(set(a['statuses'])))} |")
+    t = result["targets"]
+    lines += ["", "Targets (issue #10):", "",
+              f"* (a) within one seed-std of (b), or better: **{_yes(t['a']['within_one_std_or_better'])}**"
+              f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}, (b)'s std {t['a']['b_std']:.4f}), at"
+              f" {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%).",
+              f"* (d) equals or beats (b): **{_yes(t['d']['within_one_std_or_better'])}** (gap"
+              f" {t['d']['val_loss_gap_vs_b']:+.4f}), at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).",
+              ""]
+    Path(path).write_text("\n".join(lines))
+    return Path(path)
+
+
+def _metric(result: dict) -> str:
+    return next(iter(result["arms"].values()))["eval_metric"] or "metric"
+
+
+def _pm(ms) -> str:
+    m, s = ms
+    return "—" if m is None or not math.isfinite(m) else f"{m:.4f} ± {s:.4f}"
+
+
+def _yes(b: bool) -> str:
+    return "yes" if b else "no"

@@ -1,0 +1,41 @@
+"""`lorascale repro headline` end to end on tiny-bert: every arm, its compute, the table and the figure."""
+
+import json
+
+import pytest
+
+from lorascale.cli import main
+from lorascale.repro.headline import HeadlineRequest, run_headline
+from lorascale.repro.headline_report import headline_points
+
+
+def test_headline_arms_compute_and_targets(tmp_path, one_thread):
+    run = dict(model="tiny-bert", data="shakespeare-genre", steps=6, batch_size=4, seq_len=32, max_examples=48,
+               max_val_batches=2, rank=4, save_model=False)
+    req = HeadlineRequest(run=run, seeds=2, lora_log2_lr=[-10, -8, -6], fft_log2_lr=[-12, -10], candidates=3,
+                          out=str(tmp_path / "h"))
+    res = run_headline(req, progress=False)
+    arms, T = res["arms"], 6
+    assert arms["b"]["member_steps"] == 3 * 2 * T  # 3 rates × 2 seeds × 6 steps
+    assert arms["c"]["member_steps"] == 3 * 2 * T
+    assert arms["e"]["member_steps"] == (2 + 1) * T  # the FFT sweep at seed 0, then the best rate at seed 1
+    assert arms["a"]["member_steps"] == 0 and arms["a"]["eval_member_steps"] == 2 * T  # no search at all
+    assert arms["a"]["lr"] == res["lr_fft"] == arms["e"]["lr"]  # LoRA-α trains at the FFT optimum
+    assert res["targets"]["a"]["compute_fraction_of_b"] == pytest.approx(2 * T / (3 * 2 * T))
+    assert arms["d"]["member_steps"] == res["tune"]["member_steps"] > 0
+    b_sweep = {round(x["lr"], 12): x["ema"] for x in arms["b"]["sweep"]}
+    assert arms["b"]["lr"] == min(b_sweep, key=b_sweep.get)  # the best of the sweep on mean EMA loss
+    for k in "abcde":
+        assert len(arms[k]["val_loss"]) == 2 and arms[k]["eval_metric"] == "val_accuracy"
+    assert [p.compute for p in headline_points(res)] == [2 * T, 36, 36, res["tune"]["member_steps"], 18]
+    md = (tmp_path / "h" / "headline.md").read_text()
+    assert md.count("\n| (") == 5 and "Targets" in md
+    assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
+
+
+def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["repro", "headline", "--seeds", "0", "--candidates", "1", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "--candidates" in err and "--batch-size" in err
