@@ -14,6 +14,7 @@ COMMANDS = (
     "transfer",
     "check",
     "train",
+    "export",
     "demo",
     "diagnose",
     "repro",
