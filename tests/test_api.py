@@ -1,9 +1,14 @@
-"""The one-call API: apply() plans through PEFT; recommend_lr() agrees with the rules."""
+"""The one-call API: apply() plans through PEFT (and rescales existing adapters), lora_config() and
+rescale() give PEFT configs, init_after_wrap() re-draws factors; recommend_lr() agrees with the rules."""
+
+import math
 
 import pytest
+import torch
 
 import lorascale
-from lorascale.errors import ConfigErrors
+from lorascale.errors import ConfigError, ConfigErrors
+from lorascale.models import load_model
 from lorascale.rules import RuleError
 
 
@@ -23,8 +28,187 @@ def test_recommend_lr_follows_each_rule():
 
 
 def test_apply_sets_the_planned_scale():
-    from lorascale.models import load_model
-
     pm = lorascale.apply(load_model("tiny-llama").model, rank=4, rule="lora-alpha")  # a fresh model: PEFT edits it
     layer = next(m for n, m in pm.named_modules() if n.endswith("gate_proj") and hasattr(m, "scaling"))
     assert layer.scaling["default"] == pytest.approx(256 * 4**0.5 / 4)  # Variant I: C·√r / r = 128
+
+
+# ---------------------------------------------------------------------------------------------
+# apply() on a model that already has adapters: rescaled in place, never nested (issue #13 item 1)
+
+def _ids(n=2, t=10, seed=0):
+    return torch.randint(3, 250, (n, t), generator=torch.Generator().manual_seed(seed))
+
+
+def _trained(peft_model, seed=1):
+    """Non-zero A and B everywhere, as after training, so equal outputs are a real check."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, m in lorascale.adapters.lora_modules(peft_model):
+            for f in (m.lora_A["default"].weight, m.lora_B["default"].weight):
+                f.copy_(0.02 * torch.randn(f.shape, generator=g))
+    return peft_model
+
+
+def _lora_state(peft_model):
+    return {k: v.clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
+
+
+@pytest.mark.parametrize("rule", ["lora-alpha", "lora-alpha-analytic", "mua"])
+def test_apply_on_peft_model_rescales_in_place_like_a_fresh_apply(rule, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    # someone's adapter: PEFT's default α = 8 at r = 4, and r = 8 on down_proj through rank_pattern
+    theirs = get_peft_model(load_model("tiny-llama", seed=0).model,
+                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], rank_pattern={"down_proj": 8}))
+    _trained(theirs)
+    out = lorascale.apply(theirs, rule=rule, gamma=0.5)
+    assert out is theirs  # the same object: no second wrapper
+    assert not any(k.startswith("base_model.model.base_model") for k in theirs.state_dict())
+
+    fresh = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4, rule=rule, gamma=0.5,
+                            targets=["q_proj", "down_proj"], rank_pattern={"down_proj": 8})
+    fresh.load_state_dict(_lora_state(theirs), strict=False)
+    ids = _ids()
+    with torch.no_grad():
+        expected = fresh(ids).logits
+        assert torch.equal(theirs(ids).logits, expected)  # same factors, same s = lora_alpha/r computed by the same formula
+    for (n, m), (_, f) in zip(lorascale.adapters.lora_modules(theirs), lorascale.adapters.lora_modules(fresh)):
+        assert m.scaling["default"] == f.scaling["default"] and m.r["default"] == f.r["default"], n
+
+    theirs.save_pretrained(tmp_path)  # the rescaled config reloads to the rescaled s
+    reloaded = PeftModel.from_pretrained(load_model("tiny-llama", seed=0).model, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, expected)
+
+
+def test_rescale_follows_the_rule_at_each_layers_own_rank():
+    from peft import LoraConfig, get_peft_model
+
+    pm = get_peft_model(load_model("tiny-llama", seed=0).model,
+                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], rank_pattern={"down_proj": 16}))
+    lorascale.apply(pm, rule="lora-alpha")
+    scales = {(n.rsplit(".", 1)[-1], m.r["default"]): m.scaling["default"] for n, m in lorascale.adapters.lora_modules(pm)}
+    assert scales == {("q_proj", 4): 128.0, ("down_proj", 16): 64.0}  # C·√r/r = 256/√r at r = 4 and r = 16
+
+
+def test_apply_on_peft_model_refuses_options_for_new_adapters_all_at_once():
+    from lorascale.errors import ConfigErrors
+
+    pm = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4)
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.apply(pm, rank=8, targets=["q_proj"], use_dora=True)
+    assert [x.field for x in e.value.errors] == ["rank", "targets", "use_dora"]
+    assert "unload()" in e.value.errors[0].fix
+    assert lorascale.apply(pm, rank=4) is pm  # its own rank is no conflict
+
+
+def test_apply_refuses_to_redraw_trained_adapters_and_lora_layers_outside_peft_model():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    pm = _trained(lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4))
+    with pytest.raises(ConfigError) as e:
+        lorascale.apply(pm, rule="alpha-r", init="B")
+    assert e.value.field == "init" and "trained" in e.value.message
+    assert {s for _, s in _scales(pm).values()} == {128.0} and pm.peft_config["default"].lora_alpha == 512  # refused before any change
+    bare = inject_adapter_in_model(LoraConfig(r=2, target_modules=["q_proj"]), load_model("tiny-llama").model)
+    with pytest.raises(ConfigError) as e:
+        lorascale.apply(bare)
+    assert e.value.field == "model" and "not a PeftModel" in e.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# lora_config / rescale / init_after_wrap (issue #13 item 4)
+
+def _scales(peft_model):
+    return {n.removeprefix("base_model.model."): (m.r["default"], m.scaling["default"])
+            for n, m in lorascale.adapters.lora_modules(peft_model)}
+
+
+def test_lora_config_wrapped_by_peft_gives_the_planned_scales():
+    from peft import get_peft_model
+
+    base = load_model("tiny-llama", seed=0).model
+    cfg = lorascale.lora_config(base, rank=4, rule="lora-alpha-analytic", targets="all-linear", rank_pattern={"o_proj": 8})
+    assert cfg.target_modules == "all-linear" and cfg.task_type == "CAUSAL_LM"  # inferred from LlamaForCausalLM
+    got = _scales(get_peft_model(base, cfg))
+    assert len(got) == 2 * 7  # all-linear: every projection of both blocks, not lm_head
+    for name, (r, s) in got.items():
+        d_in = 128 if name.endswith("down_proj") else 64
+        assert r == (8 if name.endswith("o_proj") else 4)
+        assert s == pytest.approx(math.sqrt(3 * d_in * r) / r, rel=1e-12), name  # analytic at each layer's own rank
+
+
+def test_peft_options_pass_through():
+    from peft import get_peft_model
+
+    base = load_model("tiny-llama", seed=0).model
+    cfg = lorascale.lora_config(base, rank=4, lora_dropout=0.1, use_dora=True, init_lora_weights="gaussian",
+                                modules_to_save=["lm_head"], targets=["q_proj"])
+    assert (cfg.lora_dropout, cfg.use_dora, cfg.init_lora_weights, list(cfg.modules_to_save)) == (0.1, True, "gaussian", ["lm_head"])
+    pm = get_peft_model(base, cfg)
+    assert any("lora_magnitude_vector" in n for n, _ in pm.named_parameters())  # DoRA layers
+    assert all(s == 128.0 for _, s in _scales(pm).values())
+
+
+def test_sequence_classification_head_trains_without_task_type():
+    pm = lorascale.apply(load_model("tiny-bert", num_labels=3).model, rank=4)
+    trainable = {n for n, p in pm.named_parameters() if p.requires_grad and "lora_" not in n}
+    assert trainable == {"base_model.model.classifier.modules_to_save.default.weight",
+                         "base_model.model.classifier.modules_to_save.default.bias"}
+
+
+def test_lora_config_errors_name_each_option_at_once():
+    from lorascale.errors import ConfigErrors
+
+    base = load_model("tiny-llama").model
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.lora_config(base, rank=0, use_dora="yes", fan_in_fan_out=True)
+    assert {x.field for x in e.value.errors} == {"rank", "use_dora", "fan_in_fan_out"}
+    with pytest.raises(ConfigError) as e:
+        lorascale.lora_config(base, rank=4, rule="lora-alpha-analytic", init_lora_weights="gaussian")
+    assert e.value.field == "init_lora_weights"
+    with pytest.raises(ConfigError) as e:
+        lorascale.lora_config(base, rank=4, targets=["q_proj"], rank_pattern={"nope_proj": 8})
+    assert e.value.field == "rank_pattern" and "nope_proj" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        lorascale.lora_config(lorascale.apply(base, rank=4), rank=4)
+    assert e.value.field == "model" and "rescale" in e.value.fix
+
+
+def test_rescale_a_lora_config_without_the_model():
+    from peft import LoraConfig
+
+    mine = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "down_proj"], rank_pattern={"down_proj": 4})
+    new = lorascale.rescale(mine, "lora-alpha")
+    assert new is not mine and mine.lora_alpha == 32  # the user's config is left alone
+    assert new.lora_alpha == 256 * 4  # C·√16: s = 64 at r = 16
+    assert new.alpha_pattern == {"down_proj": 256 * 2}  # C·√4 at the rank_pattern's r = 4: s = 128
+    rs = lorascale.rescale(mine, "rslora", lora_alpha=8)
+    assert (rs.use_rslora, rs.lora_alpha, rs.alpha_pattern) == (True, 8, {})
+    with pytest.raises(ConfigError) as e:
+        lorascale.rescale(mine, "lora-alpha-analytic")
+    assert e.value.field == "model" and "model=model" in e.value.fix
+
+
+def test_rescale_a_lora_config_with_the_model_equals_lora_config():
+    from peft import LoraConfig
+
+    base = load_model("tiny-bert", num_labels=2).model
+    mine = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "output.dense"], task_type="SEQ_CLS")
+    new = lorascale.rescale(mine, "lora-alpha-analytic", model=base)
+    planned = lorascale.lora_config(base, rank=4, rule="lora-alpha-analytic", targets=["query", "output.dense"])
+    assert (new.lora_alpha, new.alpha_pattern) == (planned.lora_alpha, planned.alpha_pattern)
+
+
+def test_init_after_wrap_redraws_fresh_factors_only():
+    from peft import get_peft_model
+
+    base = load_model("tiny-llama", seed=0).model
+    pm = get_peft_model(base, lorascale.lora_config(base, rank=4, rule="alpha-r", init="B"))
+    assert lorascale.init_after_wrap(pm, "B", seed=0) == 2 * 3
+    assert {r.init for r in lorascale.adapters.inspect_model(pm)} == {"B"}
+    _trained(pm)
+    with pytest.raises(ConfigError) as e:
+        lorascale.init_after_wrap(pm, "A")
+    assert e.value.field == "init"

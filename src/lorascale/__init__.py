@@ -2,11 +2,24 @@
 
 __version__ = "0.1.0"
 
-from .api import apply, default_targets, recommend_lr  # noqa: E402
+from .api import apply, default_targets, init_after_wrap, lora_config, recommend_lr, rescale  # noqa: E402
+from .integrations.hf import attach, metadata_callback, schedule_callback  # noqa: E402
+from .recipe import trainer_kwargs  # noqa: E402
 from .rules import Init, RuleSpec, ScaleRule  # noqa: E402
 
-__all__ = ["__version__", "apply", "recommend_lr", "default_targets", "Init", "RuleSpec", "ScaleRule",
-           "TrainConfig", "train_members"]
+__all__ = [
+    "__version__",
+    # adapters
+    "apply", "lora_config", "rescale", "init_after_wrap", "default_targets",
+    # the recipe
+    "recommend_lr", "trainer_kwargs",
+    # Hugging Face Trainer / TRL
+    "schedule_callback", "metadata_callback", "attach",
+    # settings
+    "Init", "RuleSpec", "ScaleRule",
+    # training (loaded on first use)
+    "TrainConfig", "train_members",
+]
 
 _TRAINING = {"TrainConfig": "config", "train_members": "members"}  # lorascale.train is the package: lorascale.train.train
 

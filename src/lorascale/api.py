@@ -1,19 +1,74 @@
 """One-call API for people with their own trainer (HF Trainer, TRL, a custom loop).
 
->>> peft_model = lorascale.apply(model, rank=16, rule="lora-alpha")
+>>> peft_model = lorascale.apply(model, rank=16, rule="lora-alpha")          # wrap (or rescale a PeftModel)
+>>> config = lorascale.lora_config(model, rank=16, rule="lora-alpha")       # for TRL's peft_config=
+>>> config = lorascale.rescale(my_lora_config, "lora-alpha")                # a LoraConfig you already have
 >>> lr = lorascale.recommend_lr("lora-alpha", lr_fft=2e-5)
+
+PEFT's own options (``use_dora``, ``init_lora_weights``, ``modules_to_save``, ``rank_pattern``, ``bias``)
+pass through ``apply`` and ``lora_config`` as keywords; ``targets="all-linear"`` is PEFT's shorthand.
 """
 
 from __future__ import annotations
 
-from .adapters import AdapterSpec, apply_init, plan_lora
+import logging
+
+from .adapters import AdapterSpec, apply_init, lora_modules, plan_lora
+from .adapters.rescale import active_adapter, has_lora_layers, rescale_config, rescale_model
+from .adapters.spec import PeftOptions
+from .errors import ConfigError, ConfigErrors
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleSpec, ScaleRule, recommended_lr
 
-__all__ = ["apply", "recommend_lr", "default_targets"]
+__all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "default_targets"]
+
+log = logging.getLogger(__name__)
 
 
 def apply(
+    model,
+    rank: int | None = None,
+    rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
+    *,
+    alpha: float = 1.0,
+    c: float = DEFAULT_C,
+    lora_alpha: float = 16.0,
+    gamma: float = 0.0,
+    init: str | Init = Init.KAIMING,
+    targets: str | tuple[str, ...] | list[str] | None = None,
+    task_type: str | None = None,
+    lora_dropout: float | None = None,
+    seed: int = 0,
+    **peft_options,
+):
+    """Wrap ``model`` with LoRA adapters whose scale follows ``rule`` (rank 16 unless given); returns the PEFT model.
+
+    Given a ``PeftModel``, its LoRA adapters are rescaled in place to the rule (each layer at its own
+    rank) instead of being wrapped a second time; options that would need new adapters (another rank,
+    targets, PEFT options) are refused, all at once. ``init`` A or B re-draws the factors (μA Def. 3.2),
+    which is refused for adapters that have been trained.
+    """
+    scaling = _rule(rule, alpha, c, lora_alpha, gamma)
+    if has_lora_layers(model):
+        given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options}
+        _refuse_new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
+        init = AdapterSpec(scaling=scaling, init=init).init  # validated (analytic needs σ_A > 0)
+        if init is not Init.KAIMING:
+            _check_redraw(model, None)  # refuse before anything changes
+        rescale_model(model, scaling, init)
+        if init is not Init.KAIMING:
+            init_after_wrap(model, init, seed=seed)
+        return model
+    from peft import get_peft_model
+
+    spec, options = _spec(rank, scaling, init, targets, lora_dropout, peft_options)
+    plan = plan_lora(model, spec, default_targets(model), task_type=task_type, options=options)
+    peft_model = get_peft_model(model, plan.config)
+    apply_init(peft_model, spec.init, seed=seed)
+    return peft_model
+
+
+def lora_config(
     model,
     rank: int = 16,
     rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
@@ -23,23 +78,89 @@ def apply(
     lora_alpha: float = 16.0,
     gamma: float = 0.0,
     init: str | Init = Init.KAIMING,
-    targets: tuple[str, ...] | list[str] | None = None,
+    targets: str | tuple[str, ...] | list[str] | None = None,
     task_type: str | None = None,
-    seed: int = 0,
+    lora_dropout: float | None = None,
+    **peft_options,
 ):
-    """Wrap ``model`` with LoRA adapters whose scale follows ``rule``; returns the PEFT model."""
-    from peft import get_peft_model
+    """The ``peft.LoraConfig`` that makes ``model``'s adapters follow ``rule`` (for TRL's ``peft_config=``,
+    ``get_peft_model`` or ``model.add_adapter``), planned and checked against PEFT's resolver.
 
-    spec = AdapterSpec(
-        rank=rank,
-        scaling=RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma),
-        init=init,
-        targets=tuple(targets) if targets else None,
-    )
-    plan = plan_lora(model, spec, default_targets(model), task_type=task_type)
-    peft_model = get_peft_model(model, plan.config)
-    apply_init(peft_model, spec.init, seed=seed)
-    return peft_model
+    μA's Init[A]/Init[B] cannot be written in a LoraConfig: pass ``init`` here (LoRA-α analytic's s
+    depends on it) and re-draw the factors after wrapping with :func:`init_after_wrap`.
+    """
+    if has_lora_layers(model):
+        raise ConfigError("model", "already carries LoRA adapters; a config for it would nest a second set",
+                          "rescale them with lorascale.rescale(model, rule), or pass the base model")
+    spec, options = _spec(rank, _rule(rule, alpha, c, lora_alpha, gamma), init, targets, lora_dropout, peft_options)
+    if spec.init is not Init.KAIMING:
+        log.info("init %s cannot be written in a LoraConfig: after wrapping, call lorascale.init_after_wrap(trainer_or_model,"
+                 " %r, seed=...)", spec.init.value, spec.init.value)
+    return plan_lora(model, spec, default_targets(model), task_type=task_type, options=options).config
+
+
+def rescale(
+    config_or_model,
+    rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
+    *,
+    model=None,
+    alpha: float = 1.0,
+    c: float = DEFAULT_C,
+    lora_alpha: float = 16.0,
+    gamma: float = 0.0,
+    init: str | Init = Init.KAIMING,
+    adapter: str | None = None,
+):
+    """Bring adapters you already have to ``rule``, each layer at its own rank.
+
+    A ``LoraConfig``: returns a new config (``model=`` the base model checks it layer by layer and is
+    needed for LoRA-α analytic). A ``PeftModel``: rescales its adapter in place and returns the model.
+    """
+    from peft import LoraConfig
+
+    scaling = _rule(rule, alpha, c, lora_alpha, gamma)
+    init = AdapterSpec(scaling=scaling, init=init).init
+    if isinstance(config_or_model, LoraConfig):
+        return rescale_config(config_or_model, scaling, init, model=model)
+    if has_lora_layers(config_or_model):
+        rescale_model(config_or_model, scaling, init, adapter=adapter)
+        return config_or_model
+    raise ConfigError("config_or_model", f"got a {type(config_or_model).__name__} without LoRA adapters",
+                      "pass a peft.LoraConfig or a PeftModel; to add adapters use lorascale.apply or lora_config")
+
+
+def init_after_wrap(trainer_or_model, init: str | Init, seed: int = 0, adapter: str | None = None) -> int:
+    """Re-draw the LoRA factors with μA's Init[A] or Init[B] after PEFT (or TRL) wrapped the model.
+
+    >>> trainer = SFTTrainer(model=model, peft_config=lorascale.lora_config(model, 16, "mua", init="B"), ...)
+    >>> lorascale.init_after_wrap(trainer, "B", seed=0)   # before trainer.train()
+
+    Returns the number of layers re-drawn. Refused when the adapters have been trained or when PEFT's
+    init already folded them into the base weights (PiSSA, OLoRA, ...).
+    """
+    model = trainer_or_model.model if hasattr(trainer_or_model, "callback_handler") else trainer_or_model
+    name = _check_redraw(model, adapter)
+    return apply_init(model, Init(init), seed=seed, adapter=name)
+
+
+def _check_redraw(model, adapter: str | None) -> str:
+    """The adapter whose factors may be re-drawn; refuses trained adapters and base-changing inits."""
+    from peft import PeftModel
+
+    if not has_lora_layers(model):
+        raise ConfigError("model", "has no LoRA layers yet", "wrap it first (get_peft_model, or construct the trainer)")
+    is_peft = isinstance(model, PeftModel)
+    name = active_adapter(model, adapter) if is_peft else (adapter or "default")
+    config = model.peft_config.get(name) if is_peft else None
+    if config is not None and PeftOptions(init_lora_weights=config.init_lora_weights).changes_base_weights():
+        raise ConfigError("init", f"init_lora_weights={config.init_lora_weights!r} folded the factors into the base"
+                          " weights (W_res = W₀ − s·B·A); re-drawing them would change the model", "use one of the two inits")
+    trained = [n for n, m in lora_modules(model, name)
+               if m.lora_A[name].weight.count_nonzero() and m.lora_B[name].weight.count_nonzero()]
+    if trained:
+        raise ConfigError("init", f"{len(trained)} layers (e.g. {trained[0]}) have A ≠ 0 and B ≠ 0: the adapter has been"
+                          " trained, and re-drawing it would discard that", "re-initialise only freshly created adapters")
+    return name
 
 
 def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
@@ -47,3 +168,36 @@ def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = D
     """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
     μA Init[B] with α = 1: η_FFT too). Other μA configurations raise: use ``lorascale transfer``."""
     return recommended_lr(RuleSpec(rule=rule, gamma=gamma), lr_fft, init)
+
+
+def _rule(rule, alpha, c, lora_alpha, gamma) -> RuleSpec:
+    return RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma)
+
+
+def _spec(rank, scaling, init, targets, lora_dropout, peft_options) -> tuple[AdapterSpec, PeftOptions]:
+    """AdapterSpec and PeftOptions from keyword arguments; every bad value of both at once."""
+    errors, spec, options = [], None, None
+    try:
+        spec = AdapterSpec(rank=16 if rank is None else rank, scaling=scaling, init=init,
+                           targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout)
+    except ConfigErrors as e:
+        errors += e.errors
+    try:
+        options = PeftOptions(**peft_options)
+    except ConfigErrors as e:
+        errors += e.errors
+    ConfigErrors.raise_if_any(errors)
+    return spec, options
+
+
+def _refuse_new_adapter_options(model, given: dict) -> None:
+    """apply() on a model with adapters rescales them; options that describe other adapters are refused."""
+    from peft import PeftModel
+
+    config = model.peft_config[active_adapter(model)] if isinstance(model, PeftModel) else None
+    same = {"rank": getattr(config, "r", None), "task_type": getattr(config, "task_type", None),
+            "lora_dropout": getattr(config, "lora_dropout", None)}
+    fix = "drop it to rescale the existing adapters, or pass the base model (peft_model.unload()) for new ones"
+    errors = [ConfigError(k, f"the model already has LoRA adapters (r = {same['rank']}); {k}={v!r} describes new ones", fix)
+              for k, v in given.items() if not (k in same and same[k] == v)]
+    ConfigErrors.raise_if_any(errors)

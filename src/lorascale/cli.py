@@ -15,6 +15,7 @@ COMMANDS = (
     "check",
     "train",
     "tune",
+    "export",
     "demo",
     "diagnose",
     "repro",

@@ -1,50 +1,120 @@
-"""`check` reads any PEFT adapter from its files and reports scale, rule and distance from LoRA-α."""
+"""`check` reads any PEFT adapter from its files and judges each layer type's scale against its reference rule."""
 
 import json
+import math
 
 import pytest
 from peft import LoraConfig, get_peft_model
 
 import lorascale
+from lorascale.adapters import AdapterMetadata, AdapterSpec, save_adapter
 from lorascale.adapters.lint import lint_adapter, name_rule
 from lorascale.errors import ConfigError
+from lorascale.models import load_model
 
 
-def test_standard_alpha_equals_r_is_under_scaled_by_c_over_sqrt_r(tmp_path, tiny_llama):
-    pm = get_peft_model(tiny_llama.model, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    pm.save_pretrained(tmp_path)
-    rep = lint_adapter(tmp_path)
-    assert len(rep.layers) == 4
+def _save(tmp_path, config, name="ad"):
+    get_peft_model(load_model("tiny-llama", seed=0).model, config).save_pretrained(tmp_path / name)
+    return tmp_path / name
+
+
+def lora_alpha_scale(r, c=256):
+    return c * math.sqrt(r) / r  # LoRA-α Variant I, eq. (3)+(5)
+
+
+def test_standard_alpha_equals_r_is_under_scaled_by_c_over_sqrt_r(tmp_path):
+    rep = lint_adapter(_save(tmp_path, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"])))
+    assert len(rep.layers) == 4 and [(g.layer_type, g.count) for g in rep.groups] == [("self_attn.q_proj", 2), ("self_attn.v_proj", 2)]
     for ly in rep.layers:
         assert ly.scale == 1.0 and ly.rule == "alpha = r"
-        assert ly.ratio_vs_lora_alpha == pytest.approx(256 * 4 / 16)  # LoRA-α s = 64 at r = 16
-    assert "under-scaled 64×" in rep.verdict
+        assert ly.ratio == pytest.approx(256 * 4 / 16)  # LoRA-α s = 64 at r = 16
+    assert "under-scaled 64×" in rep.verdict and "lora_alpha 16 → 1024" in rep.verdict
+    assert rep.fix == {"lora_alpha": 1024.0, "alpha_pattern": {}}
 
 
 def test_lorascale_adapter_matches_lora_alpha(tmp_path, tiny_llama):
-    pm = lorascale.apply(tiny_llama.model, rank=8, rule="lora-alpha")
-    pm.save_pretrained(tmp_path)
+    lorascale.apply(tiny_llama.model, rank=8, rule="lora-alpha").save_pretrained(tmp_path)
     rep = lint_adapter(tmp_path)
     assert {ly.rule for ly in rep.layers} == {"LoRA-α (C=256)"}
-    assert all(ly.ratio_vs_lora_alpha == pytest.approx(1.0) for ly in rep.layers)
+    assert all(ly.ratio == pytest.approx(1.0) for ly in rep.layers) and rep.fix == {}
 
 
-def test_analytic_pattern_is_read_per_layer(tmp_path, tiny_llama):
+@pytest.mark.parametrize("with_metadata", [False, True])
+def test_analytic_adapter_is_judged_against_the_analytic_rule(tmp_path, tiny_llama, with_metadata):
+    # Against Variant I this adapter looks under-scaled by C/√(3·d_in) = 256/√192 ≈ 18× (the old verdict's
+    # "barely learns"); it is lorascale's own Variant II and every layer matches it.
     pm = lorascale.apply(tiny_llama.model, rank=4, rule="lora-alpha-analytic")
-    pm.save_pretrained(tmp_path)
+    if with_metadata:
+        save_adapter(pm, tmp_path, AdapterMetadata(adapter=AdapterSpec(rank=4, rule="lora-alpha-analytic")))
+    else:
+        pm.save_pretrained(tmp_path)
     rep = lint_adapter(tmp_path)
     assert {ly.rule for ly in rep.layers} == {"LoRA-α analytic"}
-    assert not rep.unmatched_pattern_keys
+    for ly in rep.layers:
+        assert ly.reference_scale == pytest.approx(math.sqrt(3 * ly.d_in * 4) / 4, rel=1e-12) and ly.ratio == pytest.approx(1.0)
+    assert "under-scaled" not in rep.verdict and rep.fix == {} and not rep.unmatched_pattern_keys
+    assert ("as lorascale.json declares" in rep.reference) == with_metadata
 
 
-def test_dead_pattern_key_and_rslora_flag(tmp_path, tiny_llama):
-    cfg = LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=["q_proj"], alpha_pattern={"k_proj": 99})
-    get_peft_model(tiny_llama.model, cfg).save_pretrained(tmp_path)
+def test_mua_adapter_is_judged_by_its_lorascale_json(tmp_path, tiny_llama):
+    pm = lorascale.apply(tiny_llama.model, rank=8, rule="mua", gamma=1.0, init="B")  # s = 1/r
+    save_adapter(pm, tmp_path, AdapterMetadata(adapter=AdapterSpec(rank=8, rule="mua", gamma=1.0, init="B")))
     rep = lint_adapter(tmp_path)
+    assert all(ly.reference_scale == pytest.approx(1 / 8) and ly.ratio == pytest.approx(1.0) for ly in rep.layers)
+    assert rep.reference == "mua (γ = 1), as lorascale.json declares" and "within 1.5×" in rep.verdict
+
+
+def test_rank_pattern_layers_are_judged_at_their_own_rank_and_the_fix_round_trips(tmp_path):
+    # lora_alpha 512 = C·√4 is LoRA-α at r = 4; down_proj's rank_pattern r = 16 then gets s = 32 where 64 is due.
+    cfg = LoraConfig(r=4, lora_alpha=512, target_modules=["q_proj", "down_proj"], rank_pattern={"down_proj": 16})
+    rep = lint_adapter(_save(tmp_path, cfg))
+    by_type = {g.layer_type: g for g in rep.groups}
+    assert (by_type["self_attn.q_proj"].rank, by_type["self_attn.q_proj"].ratio) == (4, 1.0)
+    down = by_type["mlp.down_proj"]
+    assert (down.rank, down.scale, down.reference_scale, down.ratio, down.fix_lora_alpha) == (16, 32.0, 64.0, 2.0, 1024.0)
+    assert "mlp.down_proj (r = 16, 2 layers): s = 32 where 64 is due, under-scaled 2×: lora_alpha 512 → 1024" in rep.verdict
+    assert "q_proj" not in rep.verdict
+    fixed = lint_adapter(_save(tmp_path, LoraConfig(**{**cfg.to_dict(), **rep.fix}), name="fixed"))
+    assert all(ly.ratio == pytest.approx(1.0, rel=1e-12) for ly in fixed.layers) and fixed.fix == {}
+
+
+@pytest.mark.parametrize("r, alpha, preset", [
+    (8, 8, "PEFT's default (r = 8, α = 8)"),
+    (16, 16, "α = r (Unsloth's setting)"),
+    (8, 16, "α = 2r (LLaMA-Factory's default)"),
+    (32, 16, "axolotl's example config (r = 32, α = 16)"),
+])
+def test_framework_presets_get_their_scale_and_the_exact_change(tmp_path, r, alpha, preset):
+    rep = lint_adapter(_save(tmp_path, LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear")))
+    assert rep.preset == preset
+    assert len(rep.groups) == 7 and all(g.count == 2 for g in rep.groups)  # 14 layers in 7 layer types, one row each
+    for g in rep.groups:
+        assert g.scale == alpha / r and g.ratio == pytest.approx(lora_alpha_scale(r) * r / alpha, rel=1e-12)
+        assert g.fix_lora_alpha == pytest.approx(256 * math.sqrt(r), rel=1e-12)  # LoRA-α: lora_alpha = C·√r
+    assert rep.fix["lora_alpha"] == pytest.approx(256 * math.sqrt(r)) and rep.verdict.count("→") == 1  # said once for all
+
+
+def test_dora_is_judged_with_a_note_and_pissa_is_not_judged(tmp_path):
+    dora = lint_adapter(_save(tmp_path, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_dora=True), "dora"))
+    assert dora.judged and any(n.startswith("DoRA") for n in dora.notes) and dora.fix["lora_alpha"] == 512.0
+    pissa = lint_adapter(_save(tmp_path, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights="pissa"), "pissa"))
+    assert not pissa.judged and pissa.fix == {} and "not judged" in pissa.verdict
+    assert any(n.startswith("PiSSA") and "√s" in n for n in pissa.notes)
+
+
+def test_dead_pattern_key_and_rslora_flag(tmp_path):
+    rep = lint_adapter(_save(tmp_path, LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=["q_proj"], alpha_pattern={"k_proj": 99})))
     assert rep.use_rslora
     assert rep.unmatched_pattern_keys == {"alpha_pattern": ["k_proj"]}
     assert all(ly.scale == pytest.approx(8 / 2) for ly in rep.layers)  # 8/√4
     assert "k_proj" in rep.verdict
+
+
+def test_rslora_fix_is_lora_alpha_c(tmp_path):
+    # rsLoRA: s = lora_alpha/√r, so LoRA-α's s = C·√r/r is lora_alpha = C; with C = 512 and lora_alpha = 8 that is 64×
+    rep = lint_adapter(_save(tmp_path, LoraConfig(r=16, lora_alpha=8, use_rslora=True, target_modules=["q_proj"])), c=512)
+    assert all(ly.ratio == pytest.approx(64.0) for ly in rep.layers)
+    assert "lora_alpha 8 → 512" in rep.verdict and rep.fix["lora_alpha"] == pytest.approx(512.0)
 
 
 def test_name_rule_fixed_and_custom():
@@ -65,16 +135,8 @@ def test_missing_files_name_the_argument(tmp_path):
     ("{not json", "not valid JSON"),
     ('{"peft_type": "LORA", "lora_alpha": 0, "r": 4, "target_modules": ["q_proj"]}', "switched off"),
 ])
-def test_broken_configs_are_clear_errors(tmp_path, tiny_llama, config, match):
-    get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
-    (tmp_path / "adapter_config.json").write_text(config)
+def test_broken_configs_are_clear_errors(tmp_path, config, match):
+    path = _save(tmp_path, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"]))
+    (path / "adapter_config.json").write_text(config)
     with pytest.raises(ConfigError, match=match):
-        lint_adapter(tmp_path)
-
-
-def test_rslora_verdict_names_the_rslora_target(tmp_path, tiny_llama):
-    # rsLoRA: s = lora_alpha/√r, so LoRA-α's s = C·√r/r is lora_alpha = C; with C = 512 and lora_alpha = 8 that is 64×
-    get_peft_model(tiny_llama.model, LoraConfig(r=16, lora_alpha=8, use_rslora=True, target_modules=["q_proj"])).save_pretrained(tmp_path)
-    rep = lint_adapter(tmp_path, c=512)
-    assert all(ly.ratio_vs_lora_alpha == pytest.approx(64.0) for ly in rep.layers)
-    assert "lora_alpha = 512" in rep.verdict and "√r" not in rep.verdict.split("LoRA-α:")[1].split(")")[0]
+        lint_adapter(path)

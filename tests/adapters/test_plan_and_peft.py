@@ -148,3 +148,37 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_rank_pattern_plans_alpha_per_actual_rank_and_is_checked_against_peft(tiny_llama):
+    import dataclasses
+
+    from lorascale.adapters import PeftOptions
+    from lorascale.adapters.plan import PlanMismatch, verify_against_peft
+
+    spec = AdapterSpec(rank=4, rule="lora-alpha", targets=("q_proj", "down_proj"))
+    plan = plan_lora(tiny_llama.model, spec, options=PeftOptions(rank_pattern={"layers.1.mlp.down_proj": 16}))
+    by_name = {ly.name: (ly.rank, ly.scale) for ly in plan.layers}
+    assert by_name["model.layers.1.mlp.down_proj"] == (16, 64.0) and by_name["model.layers.0.mlp.down_proj"] == (4, 128.0)
+    # PEFT's resolver reads the plan back: a rank_pattern edited after planning is caught, not trained with
+    tampered = dataclasses.replace(plan.config, rank_pattern={"layers.1.mlp.down_proj": 8})
+    with pytest.raises(PlanMismatch, match="rank_pattern resolves model.layers.1.mlp.down_proj to r=8"):
+        verify_against_peft(tampered, plan.layers)
+    with pytest.raises(ConfigError) as e:  # a per-layer rank above the layer's width names rank_pattern
+        plan_lora(tiny_llama.model, spec, options=PeftOptions(rank_pattern={"q_proj": 65}))
+    assert e.value.field == "rank_pattern" and e.value.fix == "use rank 64 or less"
+
+
+def test_all_linear_stands_alone(tiny_llama):
+    with pytest.raises(ConfigError) as e:
+        plan_lora(tiny_llama.model, AdapterSpec(rank=4, targets=("all-linear", "q_proj")))
+    assert e.value.field == "targets" and "alone" in e.value.fix
+
+
+def test_init_a_with_a_base_changing_peft_init_is_refused(tiny_llama):
+    from lorascale.adapters import PeftOptions
+
+    with pytest.raises(ConfigError) as e:
+        plan_lora(tiny_llama.model, AdapterSpec(rank=4, init="A"), tiny_llama.default_targets,
+                  options=PeftOptions(init_lora_weights="pissa_niter_4"))
+    assert e.value.field == "init" and "W_res" in e.value.message

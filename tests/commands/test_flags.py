@@ -38,6 +38,7 @@ def test_help_comes_from_the_field_description():
     (["demo", "--seeds", "0", "--steps", "0", "--lr", "0"], ["--seeds", "--steps", "--lr"]),
     (["check", "nope", "--c", "0"], ["--c"]),
     (["check", "nope"], ["ADAPTER_DIR"]),
+    (["export", "nope"], ["RUN"]),
     (["report", "--storage", "sqlite:///nope.db", "--out", "r", "--bootstrap", "-1"], ["--bootstrap", "--storage"]),
     (["fit", "--storage", "sqlite:///nope.db", "--bootstrap", "100000000"], ["--bootstrap"]),
 ])

@@ -54,6 +54,7 @@ def test_recommend_readable_table(capsys):
         (["transfer", "--lr", "1e-3", "--from-width", "64", "--init", "A", "--to", "fft", "--from-rank", "4"], "--to"),
         (["transfer", "--lr", "-1", "--from-width", "64", "--from-rank", "4"], "--lr"),
         (["check", "/nonexistent/adapter"], "ADAPTER_DIR"),
+        (["export", "/nonexistent/run"], "RUN"),
     ],
 )
 def test_bad_input_exits_2_naming_the_field(argv, flag, capsys):
@@ -78,11 +79,14 @@ def test_transfer_rank_and_fft(capsys):
 def test_check_on_conventional_adapter(tmp_path, capsys, tiny_llama):
     from peft import LoraConfig, get_peft_model
 
-    get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "down_proj"])).save_pretrained(tmp_path)
     out = run_json(capsys, ["check", str(tmp_path), "--json"])
-    assert all(ly["ratio_vs_lora_alpha"] == pytest.approx(128.0) for ly in out["layers"])
+    assert all(ly["ratio"] == pytest.approx(128.0) for ly in out["layers"])
     assert main(["check", str(tmp_path)]) == 0
-    assert "under-scaled 128×" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    rows = [line.split()[0] for line in text.split("reference:")[0].splitlines()[2:] if line.strip()]
+    assert rows == ["mlp.down_proj", "self_attn.q_proj"]  # one row per layer type, not one per layer
+    assert "under-scaled 128×" in text and "preset: α = r" in text and '"lora_alpha": 512.0' in text
 
 
 def test_recommend_rslora_table_matches_config(capsys):

@@ -4,19 +4,33 @@ The PEFT files (``adapter_config.json``, ``adapter_model.safetensors``) load wit
 ``PeftModel.from_pretrained``; ``lorascale.json`` is extra information PEFT ignores: the
 :class:`~lorascale.adapters.AdapterSpec` as flat keys (``rank``, ``rule``, ``alpha``, ...), the
 learning rate, the model and the lorascale version.
+
+``base_model_name_or_path`` (and the model card's ``base_model``) name the Hub model for the embedded
+models, not the folder this machine loaded them from, so the adapter loads elsewhere with
+``AutoPeftModelForCausalLM.from_pretrained(adapter_dir)``.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..schema import Settings, flatten, setting
 from .spec import AdapterSpec
 
-__all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "METADATA_FILE"]
+__all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "write_metadata", "hub_id", "METADATA_FILE", "HUB_IDS"]
 
 METADATA_FILE = "lorascale.json"
+
+# lorascale model name → the Hugging Face Hub model it was built from. The embedded SmolLM2 is a
+# dequantised Q4_1 GGUF of the Instruct model, so on the Hub's float weights an adapter's outputs
+# differ slightly from this machine's. (Belongs beside models.model_names(); kept here while models.py
+# is being changed by others.)
+HUB_IDS = {
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+}
 
 
 class AdapterMetadata(Settings):
@@ -30,25 +44,63 @@ class AdapterMetadata(Settings):
         return {**flatten(self), "lorascale_version": __version__}
 
 
-def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, adapter: str = "default") -> Path:
-    """Write ``adapter`` of ``peft_model`` to ``out_dir`` as a one-adapter PEFT folder (it loads as "default")."""
+def hub_id(model_name: str | None) -> str | None:
+    """The Hub ID of a lorascale model name (``smollm2-135m``), or None for tiny and local models."""
+    return HUB_IDS.get(model_name) if model_name else None
+
+
+def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, hub: str | None = None,
+                 adapter: str = "default") -> Path:
+    """Write ``adapter`` of ``peft_model`` and ``lorascale.json`` to ``out_dir`` as a one-adapter PEFT folder
+    (it loads as "default"). ``hub`` (default: the Hub ID of ``metadata.model``) is recorded as the base
+    model; the in-memory model is left as it was."""
     out = Path(out_dir)
-    if adapter == "default":
-        out.mkdir(parents=True, exist_ok=True)
-        peft_model.save_pretrained(out)
-    else:
-        # PEFT writes any other adapter to <dir>/<name>/ (tensor names without the adapter name) and its model
-        # card to <dir>/: move both into the layout of a one-adapter model.
-        tmp = out.with_name(out.name + ".partial")
-        peft_model.save_pretrained(tmp, selected_adapters=[adapter])
-        (tmp / adapter).rename(out)
-        for f in tmp.iterdir():
-            f.rename(out / f.name)
-        tmp.rmdir()
-    (out / METADATA_FILE).write_text(json.dumps(metadata.to_dict(), indent=2) + "\n")
+    with _base_model_named(peft_model, hub or hub_id(metadata.model)):
+        if adapter == "default":
+            out.mkdir(parents=True, exist_ok=True)
+            peft_model.save_pretrained(out)
+        else:
+            # PEFT writes any other adapter to <dir>/<name>/ (tensor names without the adapter name) and its
+            # model card to <dir>/: move both into the layout of a one-adapter model.
+            tmp = out.with_name(out.name + ".partial")
+            peft_model.save_pretrained(tmp, selected_adapters=[adapter])
+            (tmp / adapter).rename(out)
+            for f in tmp.iterdir():
+                f.rename(out / f.name)
+            tmp.rmdir()
+    write_metadata(out, metadata)
     return out
+
+
+def write_metadata(out_dir: str | Path, metadata: AdapterMetadata) -> Path:
+    path = Path(out_dir) / METADATA_FILE
+    path.write_text(json.dumps(metadata.to_dict(), indent=2) + "\n")
+    return path
 
 
 def read_metadata(adapter_dir: str | Path) -> dict | None:
     path = Path(adapter_dir) / METADATA_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+@contextmanager
+def _base_model_named(peft_model, name: str | None):
+    """PEFT writes ``base_model_name_or_path`` from the adapter configs and the card's ``base_model`` from
+    the base model's ``config._name_or_path``: name both ``name`` while saving, then restore them."""
+    if name is None:
+        yield
+        return
+    configs = list(peft_model.peft_config.values())
+    model_config = getattr(peft_model.get_base_model(), "config", None)
+    before = [c.base_model_name_or_path for c in configs], getattr(model_config, "_name_or_path", None)
+    for c in configs:
+        c.base_model_name_or_path = name
+    if model_config is not None:
+        model_config._name_or_path = name
+    try:
+        yield
+    finally:
+        for c, value in zip(configs, before[0]):
+            c.base_model_name_or_path = value
+        if model_config is not None:
+            model_config._name_or_path = before[1]

@@ -1,9 +1,11 @@
 """Turn a scaling rule into a ``peft.LoraConfig``: ``lora_alpha`` plus, per layer, ``alpha_pattern``.
 
-PEFT applies s = lora_alpha / r (or lora_alpha / √r with ``use_rslora``). LoRA-α Variant II gives
-each layer its own s, which we express with ``alpha_pattern``. PEFT silently ignores pattern keys
-that match no module and resolves overlapping keys by dict order, so the plan is checked against
-PEFT's own resolver (``peft.utils.other.get_pattern_key``) before it is returned.
+PEFT applies s = lora_alpha / r (or lora_alpha / √r with ``use_rslora``), with r from ``rank_pattern``
+where one of its keys matches the module. LoRA-α Variant II gives each layer its own s, and a
+``rank_pattern`` gives layers their own r; both are expressed with ``alpha_pattern`` so that each
+layer's s follows the rule at its own d_in and its own rank. PEFT silently ignores pattern keys that
+match no module and resolves overlapping keys by dict order, so the plan is checked against PEFT's own
+resolver (``peft.utils.other.get_pattern_key``) for ranks and alphas before it is returned.
 """
 
 from __future__ import annotations
@@ -13,14 +15,26 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-from ..rules import ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
-from .spec import AdapterSpec
-from .targets import TargetLayer, find_target_layers, layer_type
+from ..errors import ConfigError, ConfigErrors
+from ..rules import Init, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
+from .spec import AdapterSpec, PeftOptions
+from .targets import TargetLayer, _linear_shape, find_target_layers, layer_type
 
-__all__ = ["AdapterSpec", "LayerPlan", "LoraPlan", "PlanMismatch", "plan_lora", "plan_for_layers"]
+__all__ = ["AdapterSpec", "PeftOptions", "LayerPlan", "LoraPlan", "PlanMismatch", "plan_lora", "plan_for_layers",
+           "verify_against_peft", "infer_task_type", "ALL_LINEAR"]
 
 REL_TOL = 1e-9  # plans are exact arithmetic on floats; anything above rounding is a bug
+ALL_LINEAR = "all-linear"  # PEFT's shorthand for every linear layer but the output head
+
+# transformers class-name suffix → PEFT task_type. The task type decides PEFT's wrapper class, and
+# SEQ_CLS makes PEFT train and save a classification model's freshly initialised head.
+_TASK_SUFFIXES = (
+    ("ForSequenceClassification", "SEQ_CLS"),
+    ("ForCausalLM", "CAUSAL_LM"),
+    ("ForConditionalGeneration", None),  # seq2seq or vision-language: PEFT's generic wrapper is the safe choice
+    ("ForTokenClassification", "TOKEN_CLS"),
+    ("ForQuestionAnswering", "QUESTION_ANS"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,50 +58,130 @@ class LoraPlan:
             "r": c.r,
             "lora_alpha": c.lora_alpha,
             "alpha_pattern": dict(c.alpha_pattern),
+            "rank_pattern": dict(c.rank_pattern),
             "use_rslora": c.use_rslora,
             "target_modules": sorted(c.target_modules) if not isinstance(c.target_modules, str) else c.target_modules,
             "lora_dropout": c.lora_dropout,
             "bias": c.bias,
+            "use_dora": c.use_dora,
+            "init_lora_weights": c.init_lora_weights,
         }
 
 
-def plan_lora(model, spec: AdapterSpec, default_targets: tuple[str, ...] = (), task_type: str | None = None) -> LoraPlan:
-    """Plan the LoRA adapters of ``model`` under ``spec``, without touching the model."""
-    targets = spec.targets or default_targets
-    layers = find_target_layers(model, targets)
-    return plan_for_layers(layers, spec, targets, task_type)
+def infer_task_type(model) -> str | None:
+    """PEFT's ``task_type`` for a transformers model, from its class name (None: PEFT's generic wrapper)."""
+    name = type(model).__name__
+    return next((task for suffix, task in _TASK_SUFFIXES if name.endswith(suffix)), None)
 
 
-def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_type: str | None = None) -> LoraPlan:
-    from peft import LoraConfig
+def plan_lora(model, spec: AdapterSpec, default_targets: tuple[str, ...] = (), task_type: str | None = None,
+              options: PeftOptions | None = None) -> LoraPlan:
+    """Plan the LoRA adapters of ``model`` under ``spec``, without touching the model.
 
-    r = spec.rank
-    too_big = [ly for ly in layers if r > min(ly.d_in, ly.d_out)]
+    ``task_type`` defaults to the one the model's class implies (a ``...ForSequenceClassification``
+    model gets SEQ_CLS, so PEFT trains its new head). ``targets = ("all-linear",)`` is PEFT's shorthand,
+    expanded by PEFT's own code so the plan covers exactly the layers PEFT will wrap.
+    """
+    task_type = task_type or infer_task_type(model)
+    targets = tuple(spec.targets or default_targets)
+    if any(t.lower() == ALL_LINEAR for t in targets):
+        if len(targets) > 1:
+            raise ConfigError("targets", f"{ALL_LINEAR!r} stands for every linear layer and cannot be combined with"
+                              f" other names: {list(targets)}", f"pass targets={ALL_LINEAR!r} alone, or list module names")
+        return plan_for_layers(_all_linear_layers(model, task_type), spec, ALL_LINEAR, task_type, options)
+    return plan_for_layers(find_target_layers(model, targets), spec, list(targets), task_type, options)
+
+
+def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_type: str | None = None,
+                    options: PeftOptions | None = None) -> LoraPlan:
+    """The plan for ``layers`` (as PEFT will see them): each layer's rank from ``options.rank_pattern``
+    through PEFT's resolver, its s from the rule at that rank, and the LoraConfig that yields them."""
+    options = options or PeftOptions()
+    errors = _check_options(spec, options)
+    ranks = _layer_ranks(layers, spec.rank, options.rank_pattern, errors)
+    too_big = [ly for ly in layers if ranks[ly.name] > min(ly.d_in, ly.d_out)]
     if too_big:
-        worst = min(min(ly.d_in, ly.d_out) for ly in too_big)
-        raise ConfigError("rank", f"r = {r} exceeds min(d_in, d_out) = {worst} of {too_big[0].name}",
-                          f"use rank {worst} or less")
-    scales = {ly.name: effective_scale(spec.scaling, r, ly.d_in, spec.init) for ly in layers}
+        worst = min(too_big, key=lambda ly: min(ly.d_in, ly.d_out))
+        r, cap = ranks[worst.name], min(worst.d_in, worst.d_out)
+        field = "rank" if r == spec.rank else "rank_pattern"
+        errors.append(ConfigError(field, f"r = {r} exceeds min(d_in, d_out) = {cap} of {worst.name}", f"use rank {cap} or less"))
+    _raise_all(errors)
 
+    scales = {ly.name: effective_scale(spec.scaling, ranks[ly.name], ly.d_in, spec.init) for ly in layers}
     use_rslora = spec.scaling.rule is ScaleRule.RSLORA
-    if use_rslora:
+    if use_rslora:  # s = lora_alpha/√r at every rank: PEFT's own formula, no pattern needed
         lora_alpha, pattern = spec.scaling.lora_alpha, {}
     else:
-        alphas = {name: peft_lora_alpha(s, r) for name, s in scales.items()}
-        lora_alpha, pattern = _alpha_pattern(alphas)
-    config = LoraConfig(
-        r=r,
-        lora_alpha=lora_alpha,
-        alpha_pattern=pattern,
-        use_rslora=use_rslora,
-        target_modules=list(targets),
-        lora_dropout=spec.lora_dropout,
-        bias="none",
-        task_type=task_type,
+        lora_alpha, pattern = _alpha_pattern({n: peft_lora_alpha(s, ranks[n]) for n, s in scales.items()})
+    config = _lora_config(
+        r=spec.rank, lora_alpha=lora_alpha, alpha_pattern=pattern, rank_pattern=dict(options.rank_pattern),
+        use_rslora=use_rslora, target_modules=targets, lora_dropout=spec.lora_dropout, bias=options.bias,
+        task_type=task_type, use_dora=options.use_dora, init_lora_weights=options.init_lora_weights,
+        modules_to_save=list(options.modules_to_save) if options.modules_to_save else None,
     )
-    plan = LoraPlan(config, [LayerPlan(ly.name, ly.d_in, ly.d_out, r, scales[ly.name]) for ly in layers])
-    _verify_against_peft(plan)
+    plan = LoraPlan(config, [LayerPlan(ly.name, ly.d_in, ly.d_out, ranks[ly.name], scales[ly.name]) for ly in layers])
+    verify_against_peft(plan.config, plan.layers)
     return plan
+
+
+def _check_options(spec: AdapterSpec, options: PeftOptions) -> list[ConfigError]:
+    errors = []
+    if spec.scaling.rule is ScaleRule.LORA_ALPHA_ANALYTIC and options.init_lora_weights is not True:
+        errors.append(ConfigError(
+            "init_lora_weights", f"LoRA-α analytic takes σ_A from PEFT's kaiming init of A (init_lora_weights=True);"
+            f" {options.init_lora_weights!r} draws A differently", "keep init_lora_weights=True, or use rule lora-alpha"))
+    if spec.init is not Init.KAIMING and options.changes_base_weights():
+        errors.append(ConfigError(
+            "init", f"init {spec.init.value} re-draws the factors, but init_lora_weights={options.init_lora_weights!r}"
+            " has already folded them into the base weights (W_res = W₀ − s·B·A)", "use one of the two inits"))
+    return errors
+
+
+def _layer_ranks(layers: list[TargetLayer], rank: int, rank_pattern: dict, errors: list) -> dict[str, int]:
+    """Each layer's rank as PEFT resolves ``rank_pattern``; a key that matches no target layer is an error
+    (PEFT would ignore it silently)."""
+    from peft.utils.other import get_pattern_key
+
+    keys = list(rank_pattern)
+    ranks, used = {}, set()
+    for ly in layers:
+        key = get_pattern_key(keys, ly.name)
+        if key in rank_pattern:
+            used.add(key)
+        ranks[ly.name] = rank_pattern.get(key, rank)
+    dead = [k for k in keys if k not in used]
+    if dead:
+        errors.append(ConfigError("rank_pattern", f"keys {dead} match no target layer (PEFT would ignore them)",
+                                  "use module names or suffixes of the target layers, e.g. 'mlp.down_proj'"))
+    return ranks
+
+
+def _all_linear_layers(model, task_type: str | None) -> list[TargetLayer]:
+    """The layers PEFT's ``target_modules="all-linear"`` selects, expanded by PEFT itself."""
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
+
+    names = _maybe_include_all_linear_layers(LoraConfig(target_modules=ALL_LINEAR, task_type=task_type, r=1), model).target_modules
+    layers = [TargetLayer(n, *shape) for n, m in model.named_modules() if n in names and (shape := _linear_shape(m))]
+    if not layers:
+        raise ConfigError("targets", f"{ALL_LINEAR!r} selects no linear layer of this model", "list module names instead")
+    return layers
+
+
+def _lora_config(**kwargs):
+    """A ``peft.LoraConfig``; PEFT's own validation errors name what to change."""
+    from peft import LoraConfig
+
+    try:
+        return LoraConfig(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("lora_config", f"PEFT rejects these LoRA options: {e}", "see peft.LoraConfig's documentation") from None
+
+
+def _raise_all(errors: list[ConfigError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    ConfigErrors.raise_if_any(errors)
 
 
 def _alpha_pattern(alphas: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -112,22 +206,24 @@ def _alpha_pattern(alphas: dict[str, float]) -> tuple[float, dict[str, float]]:
     return lora_alpha, pattern
 
 
-def _verify_against_peft(plan: LoraPlan) -> None:
-    """Every pattern key matches a module, and PEFT's resolver gives each layer the planned scale."""
+def verify_against_peft(config, layers: list[LayerPlan]) -> None:
+    """PEFT's resolver gives each layer the planned rank and scale, and every alpha_pattern key is used."""
     from peft.utils.other import get_pattern_key
 
-    c = plan.config
-    keys = list(c.alpha_pattern)
+    alpha_keys, rank_keys = list(config.alpha_pattern), list(config.rank_pattern)
     used = set()
-    for ly in plan.layers:
-        key = get_pattern_key(keys, ly.name)
-        if key in c.alpha_pattern:
+    for ly in layers:
+        r = config.rank_pattern.get(get_pattern_key(rank_keys, ly.name), config.r)
+        if r != ly.rank:
+            raise PlanMismatch(f"rank_pattern resolves {ly.name} to r={r}, planned {ly.rank}")
+        key = get_pattern_key(alpha_keys, ly.name)
+        if key in config.alpha_pattern:
             used.add(key)
-        alpha = c.alpha_pattern.get(key, c.lora_alpha)
-        s = scale_from_peft(alpha, c.r, c.use_rslora)
+        alpha = config.alpha_pattern.get(key, config.lora_alpha)
+        s = scale_from_peft(alpha, r, config.use_rslora)
         if not math.isclose(s, ly.scale, rel_tol=REL_TOL):  # a planning bug: never train with a wrong scale
             raise PlanMismatch(f"alpha_pattern resolves {ly.name} to s={s}, planned {ly.scale}")
-    unused = [k for k in keys if k not in used]
+    unused = [k for k in alpha_keys if k not in used]
     if unused:
         raise PlanMismatch(f"alpha_pattern keys match no module: {unused}")
 

@@ -1,13 +1,15 @@
-"""lorascale check ADAPTER_DIR: lint a saved PEFT LoRA adapter's scale against LoRA-α."""
+"""lorascale check ADAPTER_DIR: lint a saved PEFT LoRA adapter's scale, per layer type, against its reference rule."""
 
 from __future__ import annotations
+
+import json
 
 from ..errors import ConfigError
 from .common import print_json, table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check", help="lint a PEFT adapter: per-layer scale, the rule it matches, distance from LoRA-α")
+    p = sub.add_parser("check", help="lint a PEFT adapter: scale per layer type, the rule it matches, distance from LoRA-α")
     p.add_argument("adapter_dir", metavar="ADAPTER_DIR")
     p.add_argument("--c", type=float, default=256.0, help="LoRA-α constant C to compare against (default 256)")
     p.add_argument("--json", action="store_true")
@@ -16,7 +18,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..adapters.lint import lint_adapter
-
     from ..errors import ConfigErrors
     from ..schema import PositiveFloat, checked
 
@@ -34,13 +35,20 @@ def run(args) -> int:
         print_json(report.to_dict())
         return 0
     rows = [
-        [ly.name, ly.d_in, ly.d_out, ly.rank, f"{ly.lora_alpha:g}", f"{ly.scale:.4g}", ly.rule,
-         f"{ly.lora_alpha_scale:.4g}", _ratio(ly.ratio_vs_lora_alpha)]
-        for ly in report.layers
+        [g.layer_type, g.count, g.d_in, g.d_out, g.rank, f"{g.lora_alpha:g}", f"{g.scale:.4g}", g.rule,
+         f"{g.reference_scale:.4g}", _ratio(g.ratio) if report.judged else "not judged"]
+        for g in report.groups
     ]
-    print(table(rows, ["module", "d_in", "d_out", "r", "lora_alpha", "scale", "matches", "LoRA-α scale", "vs LoRA-α"]))
-    print(f"\nuse_rslora: {report.use_rslora}")
+    print(table(rows, ["layer type", "layers", "d_in", "d_out", "r", "lora_alpha", "scale", "matches", "reference s", "vs reference"]))
+    print(f"\nreference: {report.reference}")
+    print(f"use_rslora: {report.use_rslora}")
+    if report.preset:
+        print(f"preset: {report.preset}")
+    for note in report.notes:
+        print(f"note: {note}")
     print(f"verdict: {report.verdict}")
+    if report.fix:
+        print(f"fix (adapter_config.json / LoraConfig fields): {json.dumps(report.fix)}")
     return 0
 
 

@@ -8,13 +8,21 @@ HF's events map onto ours: ``on_pre_optimizer_step`` (gradients clipped, paramet
 updated) → ``on_before_optimizer_step``; ``on_step_end`` (``state.global_step`` counts the step) →
 ``on_step_end``. Each monitored step's numbers are kept in ``callback.history`` (dicts with
 ``step``), appended to ``<output_dir>/metrics.jsonl`` (so ``lorascale diagnose OUTPUT_DIR`` plots
-them) and merged into the next ``on_log`` so logging integrations after this callback see them.
+them) and handed to the trainer's logging:
+
+* with ``log=`` (what :func:`lorascale.attach` passes: ``Trainer.log`` bound to the trainer) each
+  monitored step is logged through the trainer, so it lands in ``state.log_history`` and reaches every
+  ``report_to`` integration (TensorBoard, W&B, ...) at the step it was measured;
+* without it, merged into the next ``on_log``. That reaches only integrations placed after this
+  callback, and Trainer places its integrations before user callbacks; ``log_history`` is appended
+  before ``on_log`` runs, so it never sees them. Prefer ``lorascale.attach(trainer, *monitors)``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from ..train.callbacks import CallbackList, TrainContext
 from ..train.records import json_safe
@@ -22,10 +30,11 @@ from ..train.records import json_safe
 __all__ = ["trainer_callback"]
 
 
-def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
+def trainer_callback(*monitors, metrics_path: str | Path | None = "auto", log: Callable[[dict], None] | None = None):
     """A ``transformers.TrainerCallback`` running ``monitors`` (lorascale callbacks) inside HF Trainer.
 
     ``metrics_path``: "auto" writes ``<args.output_dir>/metrics.jsonl``; None writes nothing.
+    ``log``: called with each monitored step's numbers (see the module docs); None merges them into ``on_log``.
     """
     try:
         from transformers import TrainerCallback
@@ -33,6 +42,8 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
         raise ImportError("lorascale.diagnostics.hf needs transformers: pip install transformers") from e
 
     class LorascaleMonitors(TrainerCallback):
+        lorascale_monitors = True  # lets lorascale.attach find (and replace) this callback in a trainer
+
         def __init__(self):
             self.callbacks = CallbackList(monitors)
             self.history: list[dict] = []
@@ -64,7 +75,12 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto"):
             if logs:
                 record = {"step": state.global_step, **logs}
                 self.history.append(record)
-                self._pending.update(logs)
+                if log is not None:
+                    keep = control.should_log  # Trainer's on_log clears it: the trainer must still log this step's loss
+                    log(dict(logs))  # a copy: Trainer.log adds "epoch" to the dict it is given
+                    control.should_log = keep
+                else:
+                    self._pending.update(logs)
                 if self._path is not None:
                     self._path.parent.mkdir(parents=True, exist_ok=True)
                     with self._path.open("a") as f:

@@ -1,0 +1,168 @@
+"""lorascale inside Hugging Face ``Trainer`` and TRL's trainers built on it.
+
+>>> trainer = SFTTrainer(model=model, peft_config=lorascale.lora_config(model, 16, "lora-alpha"),
+...                      args=SFTConfig(output_dir="out", **lorascale.trainer_kwargs(rule="lora-alpha")),
+...                      callbacks=[lorascale.schedule_callback(), lorascale.metadata_callback("lora-alpha")], ...)
+>>> lorascale.attach(trainer, SignalDriftMonitor(every=10))   # diagnostics logged through the trainer
+>>> trainer.train()
+
+* :func:`schedule_callback`: the trainer's learning rate follows :func:`lorascale.train.schedule.lr_at`
+  exactly (see :mod:`lorascale.recipe` for how HF's built-in schedule differs).
+* :func:`metadata_callback`: ``lorascale.json`` beside every checkpoint and in ``output_dir``, after
+  checking at the start that the adapters' scales follow the declared rule.
+* :func:`attach`: the diagnostics monitors, their numbers logged through ``Trainer.log``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..rules import DEFAULT_C, Init, RuleSpec, ScaleRule, effective_scale
+
+__all__ = ["attach", "schedule_callback", "metadata_callback"]
+
+SCALE_TOL = 1e-9  # a PEFT scaling is lora_alpha/r computed once: only rounding separates it from the rule's s
+
+
+def attach(trainer, *monitors, metrics_path: str | Path | None = "auto"):
+    """Run lorascale ``monitors`` (e.g. ``SignalDriftMonitor()``) in ``trainer``, their numbers logged
+    through the trainer: into ``trainer.state.log_history`` and every ``report_to`` integration.
+
+    A callback cannot do this through ``on_log``: Trainer appends ``log_history`` before calling
+    ``on_log``, and calls its integrations, which it places before user callbacks, first. So the
+    monitors' callback calls ``Trainer.log`` itself at each measured step. Monitors passed to the
+    trainer earlier as ``callbacks=[trainer_callback(...)]`` are taken out (``pop_callback``) and run
+    here too, so nothing is measured twice. Returns the callback (its ``history`` holds every record).
+    """
+    from transformers import Trainer
+
+    from ..diagnostics.hf import trainer_callback
+
+    earlier = [cb for cb in trainer.callback_handler.callbacks if getattr(cb, "lorascale_monitors", False)]
+    for cb in earlier:
+        trainer.pop_callback(cb)
+    monitors = [m for cb in earlier for m in cb.callbacks.callbacks] + list(monitors)
+    if not monitors:
+        raise ConfigError("monitors", "nothing to attach", "pass monitors, e.g. attach(trainer, SignalDriftMonitor(every=10))")
+    # Trainer.log itself, not a subclass's: TRL's SFTTrainer.log also flushes its running token metrics
+    callback = trainer_callback(*monitors, metrics_path=metrics_path, log=functools.partial(Trainer.log, trainer))
+    trainer.add_callback(callback)
+    return callback
+
+
+def schedule_callback():
+    """A ``TrainerCallback`` that makes the trainer's learning rate follow lorascale's μA schedule exactly.
+
+    At ``on_train_begin`` it gives the trainer's ``LambdaLR`` the factor ``lr_at(k, T, 1, w, m)``, with
+    T the trainer's total steps, w its warm-up fraction and m the ``min_lr_rate`` of
+    ``lr_scheduler_kwargs``: the arguments :func:`lorascale.trainer_kwargs` wrote, read back from the
+    trainer so the two cannot disagree. Steps already taken (a resumed run) keep their place.
+    """
+    from transformers import TrainerCallback
+
+    class MuASchedule(TrainerCallback):
+        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+            from torch.optim.lr_scheduler import LambdaLR
+
+            from ..recipe import SCHEDULER
+
+            sched = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate may wrap it
+            if args.lr_scheduler_type != SCHEDULER or not isinstance(sched, LambdaLR):  # SchedulerType is a str enum
+                raise ConfigError("lr_scheduler_type", f"the μA schedule replaces {SCHEDULER}'s factor; the trainer uses"
+                                  f" {args.lr_scheduler_type}", "build the arguments with lorascale.trainer_kwargs(...)")
+            min_ratio = (args.lr_scheduler_kwargs or {}).get("min_lr_rate")
+            factor = functools.partial(_factor, total=state.max_steps, warmup_frac=_warmup_fraction(args), min_ratio=min_ratio)
+            sched.lr_lambdas = [factor] * len(sched.optimizer.param_groups)
+            sched.last_epoch -= 1
+            with warnings.catch_warnings():  # torch warns that no optimizer step came first: none should, yet
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                sched.step()  # the current learning rates again, from the new factor at the same step
+
+    return MuASchedule()
+
+
+def _factor(step: int, *, total: int, warmup_frac: float, min_ratio: float) -> float:
+    """lr_at's multiplier of the peak. LambdaLR also evaluates step T after the last optimizer step
+    (Trainer steps the scheduler once more); no optimizer step uses that value, so it is clamped."""
+    from ..train.schedule import lr_at
+
+    return lr_at(min(step, total - 1), total, 1.0, warmup_frac, min_ratio)
+
+
+def _warmup_fraction(args) -> float:
+    """The warm-up fraction in ``args``: ``warmup_ratio`` (transformers 4.x) or a ``warmup_steps`` below 1 (5.x)."""
+    ratio = getattr(args, "warmup_ratio", None)
+    if ratio:
+        return float(ratio)
+    steps = float(args.warmup_steps)
+    if steps < 1:
+        return steps
+    raise ConfigError("warmup_steps", f"the μA schedule warms up over a fraction of the steps; got {steps:g} steps",
+                      "use the warm-up of lorascale.trainer_kwargs(...)")
+
+
+def metadata_callback(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, *, alpha: float = 1.0, c: float = DEFAULT_C,
+                      lora_alpha: float = 16.0, gamma: float = 0.0, init: str | Init = Init.KAIMING,
+                      model_name: str | None = None):
+    """A ``TrainerCallback`` writing ``lorascale.json`` (the rule the adapters were planned with, the peak
+    learning rate, the model) into each checkpoint folder (``on_save``) and ``output_dir`` at the end
+    (``trainer.save_model`` calls no callback). Give it the rule ``lora_config``/``apply`` used: at the
+    start it checks every LoRA layer's s against that rule, so the file cannot claim another one."""
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    scaling = RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma)
+    init = Init(init)
+
+    class LorascaleMetadata(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            _check_scales(model, scaling, init)
+
+        def on_save(self, args, state, control, model=None, **kwargs):
+            if state.is_world_process_zero:
+                _write(model, args, Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}", scaling, init, model_name)
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            if state.is_world_process_zero:
+                _write(model, args, Path(args.output_dir), scaling, init, model_name)
+
+    return LorascaleMetadata()
+
+
+def _check_scales(model, scaling: RuleSpec, init: Init) -> None:
+    from ..adapters import lora_modules
+
+    if not hasattr(model, "peft_config"):
+        raise ConfigError("model", "the trainer's model has no PEFT adapters", "metadata_callback is for LoRA training")
+    wrong = []
+    for name, m in lora_modules(model, _adapter(model)):
+        r = m.r[_adapter(model)]
+        due = effective_scale(scaling, r, m.in_features, init)
+        if not math.isclose(m.scaling[_adapter(model)], due, rel_tol=SCALE_TOL):
+            wrong.append(f"{name} has s = {m.scaling[_adapter(model)]:.6g}, {scaling.rule.value} gives {due:.6g} at r = {r}")
+    if wrong:
+        raise ConfigError("rule", f"the adapters do not follow rule {scaling.rule.value}: {wrong[0]}"
+                          f"{f' (and {len(wrong) - 1} more)' if len(wrong) > 1 else ''}",
+                          "pass metadata_callback the rule (and knobs) the adapters were planned with")
+
+
+def _adapter(model) -> str:
+    active = getattr(model, "active_adapter", "default")
+    return active if isinstance(active, str) else "default"
+
+
+def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name: str | None) -> None:
+    from ..adapters.io import AdapterMetadata, write_metadata
+    from ..adapters.spec import AdapterSpec
+
+    config = model.peft_config[_adapter(model)]
+    targets = config.target_modules
+    spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout,
+                       targets=(targets,) if isinstance(targets, str) else tuple(sorted(targets)))
+    base = getattr(getattr(model.get_base_model(), "config", None), "_name_or_path", None)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate, model=model_name or base or None))

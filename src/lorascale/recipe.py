@@ -1,0 +1,64 @@
+"""The μA recipe as keyword arguments of Hugging Face ``TrainingArguments`` (and TRL's ``SFTConfig``,
+which extends them): the peak learning rate the rule prescribes, AdamW with μA's β, ε and weight decay,
+the global grad-norm clip, 5% warm-up and cosine decay to 0.1× the peak, bf16 on a GPU.
+
+The numbers are :class:`~lorascale.train.config.TrainConfig`'s defaults, read from it, not copied. HF's
+``cosine_with_min_lr`` differs from lorascale's schedule (:func:`lorascale.train.schedule.lr_at`) by
+its step conventions, which no HF argument changes: its warm-up runs step k at k/W of the peak (the first
+step at 0) where lorascale runs (k+1)/W, and its cosine reaches the floor one step after the last.
+:func:`lorascale.schedule_callback` makes the trainer follow ``lr_at`` exactly.
+"""
+
+from __future__ import annotations
+
+from .rules import DEFAULT_LR_FFT, Init, ScaleRule
+
+__all__ = ["trainer_kwargs", "SCHEDULER"]
+
+SCHEDULER = "cosine_with_min_lr"
+
+
+def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
+                   init: str | Init = Init.KAIMING, gamma: float = 0.0, lr: float | None = None) -> dict:
+    """``TrainingArguments``/``SFTConfig`` keywords for the μA recipe under ``rule``.
+
+    >>> SFTConfig(output_dir="out", **lorascale.trainer_kwargs(rule="lora-alpha", lr_fft=2e-5))
+
+    ``lr`` overrides the rule's learning rate (μA configurations other than Init[B] with α = 1 need
+    one: their rate transfers from a tuned point, see ``lorascale transfer``).
+    """
+    from .train.config import TrainConfig
+
+    cfg = TrainConfig(rule=rule, lr_fft=lr_fft, init=init, gamma=gamma, lr=lr)  # validated, every problem at once
+    return {
+        "learning_rate": cfg.peak_lr(),
+        **_warmup(cfg.warmup_frac),
+        "lr_scheduler_type": SCHEDULER,
+        "lr_scheduler_kwargs": {"min_lr_rate": cfg.min_lr_ratio},
+        "optim": "adamw_torch",
+        "weight_decay": cfg.weight_decay,
+        "adam_beta1": cfg.beta1,
+        "adam_beta2": cfg.beta2,
+        "adam_epsilon": cfg.eps,
+        "max_grad_norm": cfg.grad_clip,
+        "bf16": _bf16(cfg.precision),
+    }
+
+
+def _bf16(precision: str) -> bool:
+    """lorascale's precision: "auto" trains in bf16 on a GPU and fp32 on a CPU (TRL's configs default
+    to bf16 everywhere, which a CPU-only machine refuses)."""
+    import torch
+
+    return precision == "bf16" or (precision == "auto" and torch.cuda.is_available())
+
+
+def _warmup(fraction: float) -> dict:
+    """transformers 4.x takes ``warmup_ratio``; 5.x removed it and reads a ``warmup_steps`` below 1 as
+    that fraction of the steps. Both give ⌈fraction·T⌉ warm-up steps, as lorascale's schedule does."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"warmup_ratio": fraction} if "warmup_ratio" in names else {"warmup_steps": fraction}

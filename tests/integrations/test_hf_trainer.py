@@ -1,0 +1,88 @@
+"""lorascale inside HF Trainer: monitors logged through the trainer (TensorBoard, log_history), lorascale.json on save."""
+
+import json
+
+import pytest
+import torch
+
+import lorascale
+from lorascale.diagnostics import SignalDriftMonitor, trainer_callback
+from lorascale.errors import ConfigError
+from lorascale.models import load_model
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, n=8, t=12):
+        self.ids = torch.randint(3, 250, (n, t), generator=torch.Generator().manual_seed(0))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def _trainer(tmp_path, steps=3, report_to=(), callbacks=(), rule="alpha-r", **extra):
+    from transformers import Trainer, TrainingArguments
+
+    model = lorascale.apply(load_model("tiny-llama").model, rank=4, rule=rule, init="A", targets=["q_proj", "down_proj"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=2, learning_rate=1e-2,
+                             logging_steps=1, report_to=list(report_to), use_cpu=True, disable_tqdm=True, **extra)
+    return Trainer(model=model, args=args, train_dataset=Rows(), callbacks=list(callbacks))
+
+
+def test_attached_monitors_reach_tensorboard_and_log_history(tmp_path, one_thread):
+    pytest.importorskip("tensorboard", reason="install lorascale[integrations] for the TensorBoard check")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = _trainer(tmp_path, report_to=["tensorboard"], save_strategy="no")
+    cb = lorascale.attach(trainer, SignalDriftMonitor())
+    trainer.train()
+
+    assert [r["step"] for r in cb.history] == [1, 2, 3]
+    logged = {e["step"]: e["sd/all/signal_norm"] for e in trainer.state.log_history if "sd/all/signal_norm" in e}
+    assert logged == {r["step"]: r["sd/all/signal_norm"] for r in cb.history}  # the same numbers, at the measured steps
+
+    (events,) = (tmp_path / "runs").glob("*")  # TensorBoardCallback's default folder: output_dir/runs/<time_host>
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert "train/sd/all/signal_norm" in acc.Tags()["scalars"] and "train/loss" in acc.Tags()["scalars"]
+    tb = {e.step: e.value for e in acc.Scalars("train/sd/all/signal_norm")}
+    assert set(tb) == {1, 2, 3}
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]  # the trainer's own logging is untouched
+    for step, value in tb.items():  # TensorBoard stores float32: 2⁻²⁴ ≈ 6e-8 relative rounding
+        assert value == pytest.approx(logged[step], rel=1e-6)
+
+
+def test_callback_passed_at_construction_misses_log_history_until_attached(tmp_path, one_thread):
+    early = trainer_callback(SignalDriftMonitor())
+    trainer = _trainer(tmp_path / "a", callbacks=[early], save_strategy="no")
+    trainer.train()
+    assert early.history and not any("sd/all/signal_norm" in e for e in trainer.state.log_history)  # the bug attach fixes
+
+    early = trainer_callback(SignalDriftMonitor())
+    trainer = _trainer(tmp_path / "b", callbacks=[early], save_strategy="no")
+    cb = lorascale.attach(trainer)  # takes the monitors over, so nothing runs twice
+    assert [c for c in trainer.callback_handler.callbacks if getattr(c, "lorascale_monitors", False)] == [cb]
+    trainer.train()
+    assert early.history == [] and sum("sd/all/signal_norm" in e for e in trainer.state.log_history) == 3
+
+
+def test_metadata_callback_writes_lorascale_json_on_save(tmp_path, one_thread):
+    from lorascale.adapters.lint import lint_adapter
+
+    meta = lorascale.metadata_callback("alpha-r", init="A")
+    trainer = _trainer(tmp_path, steps=2, callbacks=[meta], save_strategy="steps", save_steps=2)
+    trainer.train()
+    for folder in (tmp_path / "checkpoint-2", tmp_path):
+        saved = json.loads((folder / "lorascale.json").read_text())
+        assert (saved["rule"], saved["init"], saved["rank"], saved["lr"]) == ("alpha-r", "A", 4, 1e-2)
+        assert saved["targets"] == ["down_proj", "q_proj"]
+    assert "lorascale.json: planned with rule alpha-r" in lint_adapter(tmp_path / "checkpoint-2").notes[0]
+
+
+def test_metadata_callback_refuses_a_rule_the_adapters_do_not_follow(tmp_path):
+    trainer = _trainer(tmp_path, callbacks=[lorascale.metadata_callback("lora-alpha")], save_strategy="no")
+    with pytest.raises(ConfigError) as e:
+        trainer.train()
+    assert e.value.field == "rule" and "s = 1," in e.value.message and "128" in e.value.message
