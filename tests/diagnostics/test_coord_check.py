@@ -180,3 +180,22 @@ def test_ranks_beyond_a_models_width_are_refused_before_training(constant_text):
     with pytest.raises(ConfigErrors) as e:
         coord_check(CoordCheckSettings(model=("tiny-llama@64", "tiny-llama@128"), ranks=(4, 96), data=constant_text))
     assert [x.field for x in e.value.errors] == ["ranks"] and "tiny-llama@64" in str(e.value)
+
+
+@pytest.mark.parametrize("rows, rank", [(16, 4), (4, 16)])  # both routes: r×r Grams and the N×d_out product
+def test_update_size_metrics_against_dense(rows, rank):
+    from types import SimpleNamespace
+
+    from lorascale.diagnostics.coord_monitor import update_size_metrics
+
+    gen = torch.Generator().manual_seed(0)
+    f = lambda a, b, s: SimpleNamespace(A=a, B=b, scale=s)  # noqa: E731  (a Factors snapshot)
+    a0, b0 = torch.randn(rank, 8, generator=gen, dtype=torch.float64), torch.randn(12, rank, generator=gen, dtype=torch.float64)
+    a1, b1 = a0 + torch.randn(rank, 8, generator=gen, dtype=torch.float64), b0 + torch.randn(12, rank, generator=gen, dtype=torch.float64)
+    x = torch.randn(rows, 8, generator=gen, dtype=torch.float64)
+    out = update_size_metrics({"m": "q_proj"}, {"m": f(a0, b0, 0.5)}, {"m": f(a1, b1, 0.5)}, {"m": x @ a1.T})
+    rms = lambda t: float(t.square().mean().sqrt())  # noqa: E731
+    assert out["fu/q_proj/z_b"] == pytest.approx(rms(0.5 * x @ a1.T @ b1.T), rel=1e-12)  # float64: rounding only
+    assert out["fu/q_proj/update_a"] == pytest.approx(rms(a1 - a0), rel=1e-12)
+    assert out["fu/q_proj/update_b"] == pytest.approx(rms(b1 - b0), rel=1e-12)
+    assert out["fu/all/z_b"] == out["fu/q_proj/z_b"]
