@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, ConfigErrors
 from ..schema import flatten
+from ..vocabulary import Task
+from .aggregate import parse_metric_key
 from .coord_fit import Measurement, TermFit, fit_axis
 from .coord_monitor import CoordMonitor, train_steps
 from .coord_spec import TERMS, CoordCheckSettings, CoordConfig, learning_rate
@@ -35,7 +37,7 @@ __all__ = ["CoordCheckResult", "coord_check"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = {"lm": "shakespeare", "classification": "shakespeare-genre"}
+DEFAULT_DATA = {Task.LM: "shakespeare", Task.CLASSIFICATION: "shakespeare-genre"}
 MAX_TOKENIZED = 256  # blocks/examples tokenised to draw the seeds' batches from
 
 
@@ -75,18 +77,18 @@ def _load_all(s: CoordCheckSettings) -> list[_Model]:
     return sorted(out, key=lambda m: m.loaded.width)
 
 
-def _task_of(name: str) -> str:
-    """lm or classification, from the name alone (for the default dataset)."""
+def _task_of(name: str) -> Task:
+    """The task of a model, from its name (or its folder's config.json) alone: picks the default dataset."""
     import json
     from pathlib import Path
 
     base = name.split("@")[0]
     if base in ("minilm-l6", "tiny-bert"):
-        return "classification"
+        return Task.CLASSIFICATION
     cfg = Path(name) / "config.json"
     if cfg.exists() and json.loads(cfg.read_text()).get("model_type") in ("bert", "roberta", "xlm-roberta"):
-        return "classification"
-    return "lm"
+        return Task.CLASSIFICATION
+    return Task.LM
 
 
 def _run_point(m: _Model, config: CoordConfig, rank: int, seed: int, lr: float, s: CoordCheckSettings) -> list[dict]:
@@ -113,9 +115,10 @@ def _measurements(logs: list[dict], config: CoordConfig, width: int, rank: int, 
     out = []
     for rec in logs:
         for key, value in rec.items():
-            parts = key.split("/")
-            if len(parts) == 3 and parts[0] == PREFIX and parts[2] in TERMS:
-                out.append(Measurement(config.value, width, rank, seed, rec["step"], parts[1], parts[2], float(value), lr, eta_scale))
+            parsed = parse_metric_key(key)  # fu/<layer type>/<term>
+            if parsed is not None and parsed[0] == PREFIX and parsed[2] in TERMS:
+                out.append(Measurement(config.value, width, rank, seed, rec["step"], parsed[1], parsed[2], float(value), lr,
+                                       eta_scale))
     return out
 
 
@@ -140,9 +143,8 @@ class CoordCheckResult:
         s = self.settings
         configs = {}
         for config in s.configs:
-            entry = {"label": config.label, "lrs": sorted(
-                {(m.width, m.rank, m.lr) for m in self.measurements if m.config == config.value and m.eta_scale == 1.0})}
-            entry["lrs"] = [{"width": w, "rank": r, "lr": lr} for w, r, lr in entry["lrs"]]
+            points = {(m.width, m.rank, m.lr) for m in self.measurements if m.config == config.value and m.eta_scale == 1.0}
+            entry = {"label": config.label, "lrs": [{"width": w, "rank": r, "lr": lr} for w, r, lr in sorted(points)]}
             for axis in ("rank", "width"):
                 fits = self.fits_for(config.value, axis)
                 if fits:
