@@ -8,7 +8,7 @@ import sys
 
 from .errors import ConfigError, ConfigErrors
 
-# name -> module in lorascale.commands; order is the order of `lorascale --help`.
+# name -> module in lorascale.commands (hyphens become underscores); order is the order of `lorascale --help`.
 COMMANDS = (
     "recommend",
     "transfer",
@@ -18,6 +18,7 @@ COMMANDS = (
     "export",
     "demo",
     "diagnose",
+    "coord-check",
     "repro",
     "sweep",
     "fit",
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lorascale {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f".commands.{name}", __package__).register(sub)
+        importlib.import_module(f".commands.{name.replace('-', '_')}", __package__).register(sub)
         sub.choices[name].set_defaults(parser=sub.choices[name])  # errors name this command's flags
     return parser
 
