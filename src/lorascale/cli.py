@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from .errors import ConfigError, ConfigErrors
@@ -64,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a redirected stream, a test's capture)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _log_to_stderr() -> None:
     """Library code logs to the "lorascale" logger; the CLI shows its warnings and info on stderr."""
-    import logging
-
     logger = logging.getLogger("lorascale")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr(sys.stderr)
         handler.setFormatter(logging.Formatter("lorascale: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

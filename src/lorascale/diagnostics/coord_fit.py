@@ -157,9 +157,10 @@ def verdict_of(slope: float | None, ci: tuple[float, float] | None) -> Verdict:
     """flat / drift / inconclusive by the thresholds :data:`FLAT_SLOPE` and :data:`FLAT_CI` (module docs)."""
     if slope is None:
         return Verdict.INCONCLUSIVE
-    if abs(slope) > FLAT_SLOPE:
+    eps = 1e-12  # a slope fitted from an exact power law is the exponent up to float rounding (~1e-16)
+    if abs(slope) > FLAT_SLOPE + eps:
         return Verdict.DRIFT
-    if ci is not None and -FLAT_CI <= ci[0] and ci[1] <= FLAT_CI:
+    if ci is not None and -FLAT_CI - eps <= ci[0] and ci[1] <= FLAT_CI + eps:
         return Verdict.FLAT
     return Verdict.INCONCLUSIVE
 
