@@ -318,9 +318,13 @@ def nest(cls: type[BaseModel], flat: dict) -> dict:
         path = leaves[key][0] if key in leaves else (key,)
         if len(path) == 1:
             continue
-        node = out
+        node, node_cls = out, cls
         for part in path[:-1]:
             child = node.get(part)
+            info = node_cls.model_fields.get(part) if node_cls is not None else None
+            if child is None and info is not None and isinstance(info.default, BaseModel):
+                child = info.default.model_dump(exclude_unset=True)  # a model-valued default keeps what it set
+            node_cls = _model_type(info.annotation) if info is not None else None
             if isinstance(child, BaseModel):
                 child = child.model_dump()
             node[part] = child = dict(child) if isinstance(child, dict) else {}

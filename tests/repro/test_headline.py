@@ -39,3 +39,13 @@ def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):
     assert main(["repro", "headline", "--seeds", "0", "--candidates", "1", "--batch-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "--seeds" in err and "--candidates" in err and "--batch-size" in err
+
+
+def test_headline_flags_keep_the_default_budget():
+    """Giving --model/--data must not reset the headline's budget to TrainConfig's defaults (a found bug:
+    `--model minilm-l6` silently ran 100 steps × 8 × 128 with saved models instead of 150 × 16 × 64)."""
+    req = HeadlineRequest(model="minilm-l6", data="shakespeare-genre")
+    assert (req.run.steps, req.run.batch_size, req.run.seq_len, req.run.max_val_batches) == (150, 16, 64, 16)
+    assert req.run.save_model is False and req.run.adapter.rank == 16
+    req = HeadlineRequest(steps=7, rank=4)  # flat keys still win inside the default
+    assert (req.run.steps, req.run.batch_size, req.run.adapter.rank) == (7, 16, 4)
