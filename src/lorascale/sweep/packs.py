@@ -56,14 +56,13 @@ def claim_config(store: SweepStore, claim: Claim):
 
 
 def group_claims(store: SweepStore, claims: Sequence[Claim]) -> list[list[tuple[Claim, object]]]:
-    """Claims with their configs, grouped by pack key in claim order; full finetuning alone."""
-    from ..rules import Finetune
-    from ..train.members import pack_key
+    """Claims with their configs, grouped by pack key in claim order; what cannot be a member alone."""
+    from ..train.members.pack import pack_key, packable
 
     groups: dict[tuple, list] = {}
     for c in claims:
         cfg = claim_config(store, c)
-        key = ("alone", c.number) if cfg.finetune is Finetune.FULL else pack_key(cfg)
+        key = pack_key(cfg) if packable(cfg) else ("alone", c.number)
         groups.setdefault(key, []).append((c, cfg))
     return list(groups.values())
 
@@ -124,10 +123,10 @@ def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
 
     from ..adapters import plan_lora
     from ..models import load_model
-    from ..rules import Finetune
     from ..train.members.memory import estimate_for, members_that_fit
+    from ..train.members.pack import packable
 
-    if cfg.finetune is Finetune.FULL:
+    if not packable(cfg):
         return 1
     loaded = load_model(cfg.model, quiet=True)
     plan = plan_lora(loaded.model, cfg.adapter, loaded.default_targets)

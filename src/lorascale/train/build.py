@@ -14,7 +14,7 @@ from ..rules import Finetune
 from ..vocabulary import Task
 from .config import TrainConfig
 
-__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "param_groups", "HEAD_NAMES"]
+__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter", "param_groups", "HEAD_NAMES"]
 
 
 @dataclass
@@ -63,21 +63,26 @@ def plan_adapter(cfg: TrainConfig, base: Base) -> LoraPlan:
 
 
 def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
-    import torch
-
     base = load_base(cfg, quiet)
     train_loader, val_loader = run_loaders(cfg, base)
     model, plan = base.loaded.model, None
     if base.task is Task.CLASSIFICATION:
         init_head(model, cfg.seed)
     if cfg.finetune is Finetune.LORA:
-        from peft import get_peft_model
-
-        plan = plan_adapter(cfg, base)
-        torch.manual_seed(cfg.seed)  # PEFT's kaiming init of A draws from the global generator
-        model = get_peft_model(model, plan.config)
-        apply_init(model, cfg.adapter.init, seed=cfg.seed)
+        model, plan = attach_adapter(model, cfg, base.loaded.default_targets, base.task)
     return BuiltRun(model, base.loaded.tokenizer, train_loader, val_loader, base.task, base.loaded, plan, base.label_names)
+
+
+def attach_adapter(model, cfg: TrainConfig, default_targets, task: Task):
+    """``model`` wrapped by PEFT with the planned adapter, initialised by the config's init and seed."""
+    import torch
+    from peft import get_peft_model
+
+    plan = plan_lora(model, cfg.adapter, default_targets, task_type=task.peft_task_type)
+    torch.manual_seed(cfg.seed)  # PEFT's kaiming init of A draws from the global generator
+    model = get_peft_model(model, plan.config)
+    apply_init(model, cfg.adapter.init, seed=cfg.seed)
+    return model, plan
 
 
 def param_groups(model, cfg: TrainConfig, adapter: str | None = None) -> list[dict]:

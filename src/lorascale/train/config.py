@@ -19,6 +19,7 @@ from pydantic import StrictBool, StrictStr, model_validator
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
+from ..rlvr.spec import RLSpec
 from ..rules import DEFAULT_LR_FFT, Finetune, RuleError, recommended_lr
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
@@ -35,7 +36,7 @@ class TrainConfig(Settings):
     model: StrictStr = setting("smollm2-135m", "smollm2-135m, minilm-l6, tiny-llama[@W], tiny-bert[@W] or a local HF folder")
     data: StrictStr = setting("shakespeare", "shakespeare, shakespeare-genre, kjv, dialogues, fine-foods, or a"
                               " .jsonl/.csv/.txt/saved-dataset path")
-    task: Task | None = setting(None, "lm or classification (default: from the data)")
+    task: Task | None = setting(None, "lm, classification or rlvr (default: from the data)")
     finetune: Finetune = setting(Finetune.LORA, "lora, or full finetuning")
     adapter: AdapterSpec = setting(AdapterSpec(), "the LoRA adapters (unused for full finetuning)")
     # optimisation (μA recipe)
@@ -72,6 +73,7 @@ class TrainConfig(Settings):
     diverge_patience: PositiveInt = setting(5, "consecutive steps above the factor that make a run diverged")
     out_dir: StrictStr | None = setting(None, "run directory (default runs/<time>-<model>-<rule>-...)")
     save_model: StrictBool = setting(True, "save the adapter (or model) at the end")
+    rl: RLSpec = setting(RLSpec(), "task rlvr: GRPO sampling and the generated problems")
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

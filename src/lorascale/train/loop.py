@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
 from ..rules import Finetune
-from ..vocabulary import RunStatus
+from ..vocabulary import RunStatus, Task
 from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
 from .config import TrainConfig
@@ -25,7 +25,7 @@ from .monitor import DivergenceGuard, Ema
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
-__all__ = ["train", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata"]
+__all__ = ["train", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata", "is_rlvr"]
 
 
 @dataclass
@@ -92,6 +92,10 @@ def _batches(loader):
 
 
 def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None) -> RunResult:
+    if is_rlvr(cfg):
+        from ..rlvr.train import train_rlvr
+
+        return train_rlvr(cfg, callbacks, progress)
     import torch
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -186,6 +190,13 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         bar.close()
         writer.close()
     return RunResult.from_summary(summary, curve, run_dir if writer.enabled else None, message)
+
+
+def is_rlvr(cfg: TrainConfig) -> bool:
+    """RL with verifiable rewards: asked for, or implied by a problem set as the data."""
+    from ..rlvr.problems import is_problem_set
+
+    return cfg.task is Task.RLVR or (cfg.task is None and is_problem_set(cfg.data))
 
 
 def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:

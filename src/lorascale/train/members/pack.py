@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ...errors import ConfigError, ConfigErrors
 from ...rules import Finetune
 
-__all__ = ["PACK_FIELDS", "pack_key", "pack_errors", "check_pack", "member_names"]
+__all__ = ["PACK_FIELDS", "packable", "pack_key", "pack_errors", "check_pack", "member_names"]
 
 # What members must share. model/data/task: one base and one tokenised data set; steps/epochs: one
 # loop; batch_size/grad_accum/seq_len: one stacked batch shape; max_examples/val_fraction: the same
@@ -24,6 +24,14 @@ PACK_FIELDS = (
     "model", "data", "task", "steps", "epochs", "batch_size", "grad_accum", "seq_len", "max_examples",
     "val_fraction", "max_val_batches", "eval_every", "precision",
 )
+
+
+def packable(cfg) -> bool:
+    """Whether ``cfg`` can be a member at all: LoRA on a frozen base, with lorascale's own loop (rlvr
+    trains inside TRL's GRPOTrainer, which generates with one model at a time)."""
+    from ...train.loop import is_rlvr
+
+    return cfg.finetune is Finetune.LORA and not is_rlvr(cfg)
 
 
 def pack_key(cfg) -> tuple:
@@ -48,6 +56,9 @@ def pack_errors(cfgs: Sequence) -> list[ConfigError]:
         if cfg.finetune is not Finetune.LORA:
             errors.append(ConfigError("finetune", f"member {i} is full finetuning, which trains the base itself; a pack"
                                                   " shares one frozen base", fix="train it on its own with train()"))
+        elif not packable(cfg):
+            errors.append(ConfigError("task", f"member {i} is an rlvr run, which trains inside TRL's GRPOTrainer",
+                                      fix="train it on its own with train()"))
     first = cfgs[0]
     for name in PACK_FIELDS:
         odd = [i for i, cfg in enumerate(cfgs) if getattr(cfg, name) != getattr(first, name)]

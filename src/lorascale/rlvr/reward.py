@@ -1,0 +1,67 @@
+"""The verifiable reward of μA App. B.4: +1 for the right final answer, +0.1 for the format.
+
+A completion is well formatted when it is reasoning inside ``<think>...</think>`` followed by the final
+answer inside ``<answer>...</answer>``. The answer is the last ``<answer>`` block, read as a number
+(commas and surrounding text ignored). Pure Python; :func:`trl_reward_functions` adapts these to TRL's
+reward-function signature.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["extract_answer", "is_correct", "is_formatted", "total_reward", "trl_reward_functions", "CORRECT", "FORMAT"]
+
+CORRECT = 1.0  # μA: accuracy reward
+FORMAT = 0.1  # μA: format reward
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_FORMAT = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.S)
+
+
+def extract_answer(text: str) -> float | None:
+    """The number in the last ``<answer>`` block, or None."""
+    blocks = _ANSWER.findall(text)
+    if not blocks:
+        return None
+    numbers = _NUMBER.findall(blocks[-1])
+    if not numbers:
+        return None
+    try:
+        return float(numbers[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def is_correct(text: str, answer: int | float) -> bool:
+    got = extract_answer(text)
+    return got is not None and math.isclose(got, float(answer), rel_tol=0.0, abs_tol=1e-9)
+
+
+def is_formatted(text: str) -> bool:
+    return _FORMAT.match(text) is not None
+
+
+def total_reward(text: str, answer: int | float, correct: float = CORRECT, fmt: float = FORMAT) -> float:
+    return correct * is_correct(text, answer) + fmt * is_formatted(text)
+
+
+def _text(completion) -> str:
+    """TRL passes plain strings, or for conversational data a list of messages."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+
+
+def trl_reward_functions(correct: float = CORRECT, fmt: float = FORMAT) -> list:
+    """Two TRL reward functions, ``correctness`` and ``format``, summed by GRPOTrainer (weights 1, 1)."""
+
+    def correctness(completions, answer, **_):
+        return [correct * is_correct(_text(c), a) for c, a in zip(completions, answer)]
+
+    def format_(completions, **_):
+        return [fmt * is_formatted(_text(c)) for c in completions]
+
+    format_.__name__ = "format"
+    return [correctness, format_]

@@ -1,0 +1,36 @@
+import pytest
+
+from lorascale.rlvr.reward import extract_answer, is_formatted, total_reward, trl_reward_functions
+
+
+@pytest.mark.parametrize("text, answer, expected", [
+    ("<think>2 + 3 = 5</think><answer>5</answer>", 5, 1.1),  # right and formatted: 1 + 0.1
+    ("<think>2 + 3 = 5</think>\n<answer> 5 </answer>\n", 5, 1.1),  # whitespace between and around the tags
+    ("<answer>5</answer>", 5, 1.0),  # right, but no reasoning block
+    ("<think>x</think><answer>6</answer>", 5, 0.1),  # wrong, formatted
+    ("<think>x</think><answer>1,234</answer>", 1234, 1.1),  # thousands separators are read
+    ("<think>x</think><answer>-12</answer>", -12, 1.1),
+    ("<think>x</think><answer>The answer is 42.</answer>", 42, 1.1),  # the number inside the block
+    ("The answer is 5", 5, 0.0),  # no answer block: no credit
+    ("<answer>4</answer> wait <answer>5</answer>", 5, 1.0),  # the last block counts; text after it breaks format
+    ("<think>x</think><answer>5.5</answer>", 5, 0.1),
+])
+def test_reward_hand_values(text, answer, expected):
+    assert total_reward(text, answer) == pytest.approx(expected, abs=1e-12)  # sums of 1 and 0.1: only float rounding
+
+
+def test_extract_answer_edge_cases():
+    assert extract_answer("<answer></answer>") is None
+    assert extract_answer("<answer>seven</answer>") is None
+    assert extract_answer("<think>a</think>") is None
+    assert not is_formatted("<think>a</think><answer>1</answer><think>b</think>")
+
+
+def test_trl_functions_take_plain_and_conversational_completions():
+    correctness, fmt = trl_reward_functions(fmt=0.25)
+    plain = ["<think>a</think><answer>7</answer>", "<answer>8</answer>"]
+    chat = [[{"role": "assistant", "content": c}] for c in plain]
+    for completions in (plain, chat):
+        assert correctness(prompts=["p", "p"], completions=completions, answer=[7, 7]) == [1.0, 0.0]
+        assert fmt(prompts=["p", "p"], completions=completions, answer=[7, 7]) == [0.25, 0.0]
+    assert fmt.__name__ == "format"  # TRL logs rewards/<name>/mean

@@ -1,0 +1,99 @@
+"""GRPO runs end to end on tiny-llama through TRL (a few CPU steps); the real runs are opt-in."""
+
+import json
+
+import pytest
+import torch
+
+from lorascale.cli import main
+from lorascale.errors import ConfigError, ConfigErrors
+from lorascale.train import TrainConfig, lr_at, train
+from lorascale.train.members.pack import check_pack, packable
+
+pytest.importorskip("trl")
+
+TINY = dict(model="tiny-llama", data="arithmetic", steps=4, batch_size=2, num_generations=2, max_completion_length=6,
+            train_problems=8, val_problems=3, eval_generations=2, lr=1e-3)
+
+
+def _lines(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread):
+    out = tmp_path / "run"
+    flags = ["train", "--task", "rlvr", "--model", "tiny-llama", "--data", "arithmetic", "--steps", "4", "--batch-size", "2",
+             "--num-generations", "2", "--max-completion-length", "6", "--train-problems", "8", "--val-problems", "3",
+             "--eval-generations", "2", "--lr", "1e-3", "--out", str(out)]
+    assert main(flags) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["steps_done"] == 4 and summary["eval_metric"] == "val_reward"
+    assert 0.0 <= summary["val_reward"] <= 1.1 and 0.0 <= summary["val_accuracy"] <= 1.0
+    assert 1.0 <= summary["val_completion_length"] <= 6.0  # at least one token, at most max_completion_length
+    steps = [x for x in _lines(out) if "reward" in x]
+    assert [x["step"] for x in steps] == [1, 2, 3, 4]
+    for x in steps:  # TRL's trainer follows lorascale's schedule through schedule_callback
+        assert x["lr"] == pytest.approx(1e-3 * lr_at(x["step"] - 1, 4, 1.0, 0.05, 0.1), rel=1e-9)  # rounding only
+        assert x["loss"] == -x["reward"]  # the loss an rlvr sweep selects on is the negative reward
+    assert (out / "adapter" / "adapter_config.json").exists() and (out / "adapter" / "lorascale.json").exists()
+
+
+def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
+    """With a reward that varies within a group, GRPO's advantage is non-zero, so the adapter's B
+    (zero at init under PEFT's default) must move; with the constant reward of an untrained model it cannot."""
+    import lorascale.rlvr.reward as reward
+
+    def by_length(fmt=0.1, correct=1.0):  # reward = completion length: varies across sampled completions
+        def length(completions, **_):
+            return [float(len(c)) for c in completions]
+
+        return [length]
+
+    monkeypatch.setattr(reward, "trl_reward_functions", by_length)
+    res = train(TrainConfig(**TINY, out_dir=str(tmp_path / "r")), progress=False)
+    assert res.status == "complete"
+    lines = [x for x in _lines(tmp_path / "r") if "reward" in x]
+    assert any(x["reward_std"] > 0 for x in lines) and any(x["grad_norm"] > 0 for x in lines)
+    from safetensors.torch import load_file
+
+    tensors = load_file(tmp_path / "r" / "adapter" / "adapter_model.safetensors")
+    b = [t for k, t in tensors.items() if "lora_B" in k]
+    assert b and max(float(t.abs().max()) for t in b) > 0  # PEFT initialises B = 0: only a gradient step moves it
+    assert res.final_ema_loss < 0  # negative reward: lengths are positive
+
+
+def test_rlvr_bad_input_before_any_model_loads(tmp_path):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"question": "1+1?"}\n')
+    with pytest.raises(ConfigErrors) as e:
+        train(TrainConfig(**{**TINY, "data": str(bad), "task": "rlvr"}, out_dir=str(tmp_path / "x")), progress=False)
+    assert [x.field for x in e.value.errors] == ["data"] and "missing column 'answer'" in e.value.errors[0].message
+    assert not (tmp_path / "x").exists()  # refused before the run directory is made
+    with pytest.raises(ConfigErrors) as e:
+        train(TrainConfig(**{**TINY, "batch_size": 16}, out_dir=str(tmp_path / "y")), progress=False)
+    assert [x.field for x in e.value.errors] == ["batch_size"]
+    with pytest.raises(ConfigError) as e:
+        train(TrainConfig(**{**TINY, "task": "lm"}), progress=False)  # a problem set is not text
+    assert e.value.field == "task" and "rlvr" in e.value.fix
+    with pytest.raises(ConfigErrors) as e:
+        TrainConfig(**{**TINY, "num_generations": 1})
+    assert e.value.errors[0].field == "num_generations"
+
+
+def test_rlvr_runs_are_never_members():
+    rl = TrainConfig(**TINY)
+    assert not packable(rl) and packable(TrainConfig(model="tiny-llama", data="shakespeare"))
+    with pytest.raises(ConfigErrors) as e:
+        check_pack([rl, rl.replace(seed=1)])
+    assert {x.field for x in e.value.errors} == {"task"}
+
+
+@pytest.mark.slow
+def test_smollm2_grpo_few_steps(tmp_path):
+    """SmolLM2-135M-Instruct with its chat template: 3 GRPO steps, then the held-out evaluation."""
+    cfg = TrainConfig(model="smollm2-135m", data="arithmetic", steps=3, batch_size=2, num_generations=4,
+                      max_completion_length=48, train_problems=16, val_problems=4, eval_generations=2,
+                      out_dir=str(tmp_path / "s"))
+    res = train(cfg, progress=False)
+    assert res.status == "complete" and res.summary["val_completion_length"] > 1
+    assert torch.isfinite(torch.tensor(res.final_ema_loss))
