@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
@@ -12,7 +13,7 @@ from .models import load_model
 from .rules import DEFAULT_LR_FFT, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
 from .schema import PositiveFloat, Settings, setting
 
-__all__ = ["Recommendation", "RecommendRequest", "recommend"]
+__all__ = ["Recommendation", "RecommendRequest", "recommend", "scale_note"]
 
 
 class RecommendRequest(Settings):
@@ -31,6 +32,7 @@ class Recommendation:
     plan: LoraPlan
     lr: float | None
     lr_note: str
+    scale_note: str = ""
 
     def groups(self) -> list[dict]:
         """Layers grouped by type (module suffix) and shape, for the readable table."""
@@ -53,6 +55,7 @@ class Recommendation:
             "init": self.spec.init.value,
             "lr": self.lr,
             "lr_note": self.lr_note,
+            "scale_note": self.scale_note,
             "peft_config": self.plan.peft_kwargs(),
             "groups": self.groups(),
             "layers": [asdict(ly) for ly in self.plan.layers],
@@ -66,7 +69,26 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
         lr = recommended_lr(spec.scaling, lr_fft, spec.init)
     except RuleError:
         lr = None
-    return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr))
+    return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr), scale_note(spec, [ly.d_in for ly in plan.layers]))
+
+
+def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
+    """Which LoRA-α default the plan used and why, with the other variant's scale at this model's widths.
+
+    Variant I's C = 256 was fitted on Llama-3-8B (d = 4096); Variant II's α_base = √(3·d_in·r) is C = √(3·d_in)
+    per layer, so at a small width the two differ by 256/√(3·d_in) (≈ 6× at d_in = 576).
+    """
+    rule = spec.scaling.rule
+    if rule not in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC) or not d_ins:
+        return ""
+    d = sorted(d_ins)[len(d_ins) // 2]  # the median layer's input width
+    c_width = math.sqrt(3.0 * d)
+    if rule is ScaleRule.LORA_ALPHA:
+        return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width 4096). "
+                f"Variant II (--rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
+                f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller")
+    return (f"Variant II: α_base = √(3·d_in·r) per layer (PEFT's kaiming-uniform A has σ_A = 1/√(3·d_in)); at the median"
+            f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of 256")
 
 
 def _lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:

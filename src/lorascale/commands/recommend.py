@@ -36,4 +36,6 @@ def run(args) -> int:
         print(f"# then re-initialise: lorascale.adapters.apply_init(peft_model, '{adapter.init}')")
     lr = f"{rec.lr:.3g}" if rec.lr is not None else "(needs a tuned reference point)"
     print(f"\nlearning rate: {lr}   # {rec.lr_note}")
+    if rec.scale_note:
+        print(f"scale: {rec.scale_note}")
     return 0
