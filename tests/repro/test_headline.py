@@ -9,7 +9,7 @@ from lorascale.repro.headline import HeadlineRequest, run_headline
 from lorascale.repro.headline_report import headline_points
 
 
-def test_headline_arms_compute_and_targets(tmp_path, one_thread):
+def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     run = dict(model="tiny-bert", data="shakespeare-genre", steps=6, batch_size=4, seq_len=32, max_examples=48,
                max_val_batches=2, rank=4, save_model=False)
     req = HeadlineRequest(run=run, seeds=2, lora_log2_lr=[-10, -8, -6], fft_log2_lr=[-12, -10], candidates=3,
@@ -32,6 +32,22 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread):
     assert md.count("\n| (") == 5 and "Targets" in md
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
+
+    # resumable: a second call reads every finished run back; an unfinished one is trained afresh
+    import lorascale.train as train_mod
+    import lorascale.train.members as members_mod
+
+    summary = tmp_path / "h" / "b" / "lr-6-s1" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "interrupted"}))
+    calls = []
+    real = members_mod.train_members
+    monkeypatch.setattr(members_mod, "train_members", lambda cfgs, **kw: calls.append([c.out_dir for c in cfgs]) or real(cfgs, **kw))
+    monkeypatch.setattr(train_mod, "train", lambda *a, **kw: pytest.fail("a finished FFT run was trained again"))
+    again = run_headline(req, progress=False)
+    assert calls == [[str(summary.parent)]]  # only the interrupted member of (b) trains; tune resumes from its study
+    for k in "abce":
+        assert again["arms"][k]["lr"] == arms[k]["lr"]
+    assert again["arms"]["b"]["val_loss"] == pytest.approx(arms["b"]["val_loss"], abs=1e-6)  # retrained: CPU-deterministic
 
 
 def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):

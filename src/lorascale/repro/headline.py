@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import StrictStr
 
 from ..adapters.spec import AdapterSpec
+from ..errors import ConfigError
 from ..schema import Float, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
 
@@ -67,8 +68,8 @@ class Arm:
 
 
 def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
-    from ..train import train
-
+    """Every arm, resumable: a run whose folder already holds a finished run of the same config is read
+    back, not trained again (an unfinished one is trained afresh)."""
     out = Path(req.out or "repro-headline")
     out.mkdir(parents=True, exist_ok=True)
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
@@ -77,12 +78,11 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
     fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
-    fft_runs = {x: train(fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0")), progress=progress)
+    fft_runs = {x: _train(fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0")), progress)
                 for x in req.fft_log2_lr}
     x_fft = min(fft_runs, key=lambda x: _ema(fft_runs[x]))
     lr_fft = 2.0**x_fft
-    rest = [train(fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")), progress=progress)
-            for s in seeds[1:]]
+    rest = [_train(fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")), progress) for s in seeds[1:]]
     arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [fft_runs[x_fft], *rest],
                      (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in fft_runs.items()])
 
@@ -128,10 +128,41 @@ def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, progress) -> Arm:
     return _arm(key, label, 2.0**best, by_lr[best], len(cfgs) * cfg.steps, [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
 
 
+def _train(cfg, progress):
+    from ..train import train
+
+    return _finished(cfg) or train(cfg, progress=progress)
+
+
 def _members(cfgs, progress):
     from ..train.members import train_members
 
-    return train_members(cfgs, progress=progress)
+    done = [_finished(c) for c in cfgs]
+    todo = [c for c, d in zip(cfgs, done) if d is None]
+    fresh = iter(train_members(todo, progress=progress) if todo else [])
+    return [d if d is not None else next(fresh) for d in done]
+
+
+def _finished(cfg):
+    """The finished run of ``cfg`` in its out_dir, or None (an unfinished run's folder is cleared)."""
+    import shutil
+
+    from ..train.loop import RunResult
+    from ..vocabulary import FINISHED
+
+    d = Path(cfg.out_dir)
+    try:
+        summary = json.loads((d / "summary.json").read_text())
+        same = json.loads((d / "config.json").read_text()) == json.loads(json.dumps(cfg.to_flat()))
+    except (OSError, ValueError):
+        summary, same = None, False
+    if summary is not None and same and summary.get("status") in FINISHED:
+        return RunResult.from_summary(summary, [], d, "read back from an earlier headline run")
+    if summary is not None and not same:
+        raise ConfigError("out", f"{d} holds a run of another configuration", "use a new --out for a changed budget")
+    if d.exists():
+        shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
+    return None
 
 
 def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
