@@ -153,8 +153,8 @@ def _finished(cfg):
     d = Path(cfg.out_dir)
     try:
         summary = json.loads((d / "summary.json").read_text())
-        same = json.loads((d / "config.json").read_text()) == json.loads(json.dumps(cfg.to_flat()))
-    except (OSError, ValueError):
+        same = TrainConfig.from_flat(json.loads((d / "config.json").read_text())) == cfg  # settings added since: defaults
+    except (OSError, ValueError, ConfigError):
         summary, same = None, False
     if summary is not None and same and summary.get("status") in FINISHED:
         return RunResult.from_summary(summary, [], d, "read back from an earlier headline run")
