@@ -1,4 +1,5 @@
-"""User data: JSONL, CSV, plain text, or a `datasets` dataset saved to disk.
+"""User data: JSONL, CSV, plain text, a `datasets` dataset saved to disk, or a Hub dataset in the local
+Hugging Face cache (its files read by ``datasets.load_dataset``, offline).
 
 Columns decide the shape: ``text`` (+ ``label`` for classification), ``prompt``/``completion``,
 or chat ``messages`` (list of {role, content}; the last assistant turn is the completion).
@@ -13,7 +14,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .examples import Examples, Kind
 
-__all__ = ["load_file", "examples_from_records"]
+__all__ = ["load_file", "load_hub_dataset", "examples_from_records"]
 
 
 def load_file(path: str | Path, task: str | None) -> Examples:
@@ -58,6 +59,21 @@ def _load_saved_dataset(p: Path) -> list[dict]:
     if hasattr(ds, "keys") and "train" in ds:
         ds = ds["train"]
     return [dict(r) for r in ds]
+
+
+def load_hub_dataset(repo_id: str, task: str | None) -> Examples:
+    """The ``train`` split (else the first) of a Hub dataset's cached snapshot."""
+    from ..hub import cached_snapshot
+
+    folder = cached_snapshot(repo_id, "dataset", field="data")
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise ConfigError("data", f"{repo_id} is a Hub dataset; reading it needs the `datasets` package",
+                          "pip install datasets") from None
+    splits = load_dataset(str(folder))
+    split = splits["train"] if "train" in splits else next(iter(splits.values()))
+    return examples_from_records([dict(r) for r in split], repo_id, task)
 
 
 def examples_from_records(records: list[dict], source: str, task: str | None) -> Examples:
