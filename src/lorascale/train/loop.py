@@ -22,6 +22,7 @@ from .callbacks import Callback, CallbackList, TrainContext
 from .config import TrainConfig
 from .evaluate import accumulation_weights, evaluate
 from .monitor import DivergenceGuard, Ema
+from .precision import mixed_precision
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
@@ -55,13 +56,12 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
 
 
 def make_accelerator(cfg: TrainConfig):
-    """bf16 autocast on a GPU unless ``precision`` says fp32; the CPU when there is no GPU."""
+    """The GPU if there is one, else the CPU, at the run's precision (:func:`.precision.mixed_precision`)."""
     import torch
     from accelerate import Accelerator
 
     use_cuda = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
-    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+    return Accelerator(mixed_precision=mixed_precision(cfg.precision, use_cuda), cpu=not use_cuda)
 
 
 def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,

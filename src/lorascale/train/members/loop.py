@@ -70,6 +70,8 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     accelerator = make_accelerator(cfgs[0])
     if accelerator.num_processes > 1:
         raise ConfigError("members", "a pack trains in one process", fix="run one pack per process, or separate runs under accelerate launch")
+    if accelerator.mixed_precision == "fp16":  # one loss scale would skip every member's step when one overflows
+        raise ConfigError("precision", "a pack of members does not train in fp16", fix="use bf16, or separate runs")
     if pack is None:
         pack = build_pack(cfgs, quiet=not progress)
     assert pack.cfgs == cfgs, "the prebuilt pack was built from other configs"
