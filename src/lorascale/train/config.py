@@ -72,6 +72,7 @@ class TrainConfig(Settings):
     diverge_factor: Float = setting(3.0, "a loss above this × the first loss counts towards divergence", gt=1.0)
     diverge_patience: PositiveInt = setting(5, "consecutive steps above the factor that make a run diverged")
     out_dir: StrictStr | None = setting(None, "run directory (default runs/<time>-<model>-<rule>-...)")
+    save_every: NonNegativeInt = setting(0, "write a checkpoint every k steps, to resume an interrupted run (0: never)")
     save_model: StrictBool = setting(True, "save the adapter (or model) at the end")
 
     @model_validator(mode="after")

@@ -1,6 +1,9 @@
 """A lean training loop with callbacks, on 🤗 accelerate (so `accelerate launch`/`torchrun` run it on
 several GPUs unchanged). The recipe is μA's: AdamW, global grad-norm clip, warm-up + cosine.
 
+With ``save_every``, a checkpoint every k steps lets an interrupted run continue where it stopped
+(``train(..., resume=True)``, :func:`resume_run`; :mod:`.checkpoint`), as if it had never stopped.
+
 Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C leaves a
 consistent run directory marked ``interrupted`` (and re-raises, so sweeps stop); any other error
 marks the run ``failed`` before propagating.
@@ -19,6 +22,7 @@ from ..rules import Finetune
 from ..vocabulary import RunStatus
 from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
+from .checkpoint import load_checkpoint, resume_config, save_checkpoint, skip_batches
 from .config import TrainConfig
 from .evaluate import accumulation_weights, evaluate
 from .monitor import DivergenceGuard, Ema
@@ -26,7 +30,7 @@ from .precision import mixed_precision
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
-__all__ = ["train", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata"]
+__all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata"]
 
 
 @dataclass
@@ -91,7 +95,14 @@ def _batches(loader):
         yield from loader
 
 
-def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None) -> RunResult:
+def resume_run(run_dir: str | Path, callbacks: list[Callback] | tuple = (), progress: bool = True) -> RunResult:
+    """Continue an interrupted (or failed) run from its last checkpoint, with its own config."""
+    return train(resume_config(run_dir), callbacks, progress, resume=True)
+
+
+def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None,
+          resume: bool = False) -> RunResult:
+    """One run of ``cfg``; ``resume``: continue the run in ``cfg.out_dir`` from its last checkpoint."""
     import torch
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -101,8 +112,9 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     accelerator = make_accelerator(cfg)
     built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
+    ckpt = load_checkpoint(run_dir) if resume else None
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
-    writer.start(cfg.to_flat())
+    kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
 
     steps = total_steps(cfg, len(built.train_loader))
     groups = param_groups(built.model, cfg)
@@ -113,16 +125,23 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
     metric = built.task.eval_metric
-    status, message, last_eval, curve = RunStatus.COMPLETE, "", {}, []
-    bar = tqdm(total=steps, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
+    status, message, last_eval = RunStatus.COMPLETE, "", {}
+    curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]
+    batches = _batches(train_loader)
+    if ckpt is not None:
+        skip_batches(batches, ckpt.step * cfg.grad_accum)  # the data position; draws from the loader's generator only
+        ckpt.restore(accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
+        ctx.step, ctx.ema_loss = ckpt.step, ema.value
+    first_step = ctx.step
+    bar = tqdm(total=steps, initial=first_step, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process),
+               dynamic_ncols=True)
 
     def summary_dict(st: RunStatus) -> dict:
         return run_summary(st, message, ctx, ema, metric, last_eval, cfg, started)
 
     try:
         cbs.on_train_begin(ctx)
-        batches = _batches(train_loader)
-        for step in range(steps):
+        for step in range(first_step, steps):
             factor = lr_at(step, steps, 1.0, cfg.warmup_frac, cfg.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = g["peak_lr"] * factor
@@ -159,6 +178,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             if should_log(cfg, ctx.step, steps, len(logs) > n_base):
                 writer.log(logs)
                 curve.append((ctx.step, ctx.ema_loss))
+            if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < steps and writer.enabled:
+                save_checkpoint(run_dir, ctx.step, accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", ema=f"{ctx.ema_loss:.3f}")
             if ctx.stop_reason:
