@@ -46,4 +46,4 @@ def cached_snapshot(repo_id: str, repo_type: Literal["model", "dataset"], field:
         raise ConfigError(field, f"the {repo_type} {repo_id} is not in the local Hugging Face cache ({hub_cache()});"
                           " lorascale never downloads",
                           f"download it once with a network: `hf download {repo_id}{flag}` (set HF_HOME to use another"
-                          f" cache){also}") from None
+                          f" cache){also}; for a local folder, check the path") from None

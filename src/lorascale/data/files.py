@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from .chat import plain_chat
 from .examples import Examples, Kind
 
 __all__ = ["load_file", "load_hub_dataset", "examples_from_records"]
@@ -101,14 +102,16 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         return Examples(source, Kind.LABELED, texts=[str(r["text"]) for r in records], labels=labels, label_names=names).check(source)
     if "messages" in cols:
         _need_all(records, {"messages"}, source, "chat records")
-        prompts, completions = [], []
+        prompts, completions, chats = [], [], []
         for i, r in enumerate(records):
             msgs = r["messages"]
             if not msgs or msgs[-1].get("role") != "assistant":
                 raise ConfigError("data", f"{source}: record {i} must end with an assistant message")
-            prompts.append("\n".join(f"{m['role']}: {m['content']}" for m in msgs[:-1]) + "\nassistant: ")
-            completions.append(str(msgs[-1]["content"]))
-        return Examples(source, Kind.PAIR, prompts=prompts, completions=completions).check(source)
+            chats.append([{"role": str(m["role"]), "content": str(m["content"])} for m in msgs])
+            prompt, completion = plain_chat(chats[-1])  # the format without a chat template (see data.chat)
+            prompts.append(prompt)
+            completions.append(completion)
+        return Examples(source, Kind.PAIR, prompts=prompts, completions=completions, chats=chats).check(source)
     if {"prompt", "completion"} & cols:
         _need_all(records, {"prompt", "completion"}, source, "prompt/completion")
         return Examples(source, Kind.PAIR, prompts=[str(r["prompt"]) for r in records],
