@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .hub import cached_snapshot, is_hub_id
 from .vocabulary import Task
 
 __all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer", "HEAD_NAMES",
@@ -79,9 +80,7 @@ def hub_id(model_name: str | None) -> str | None:
         return None
     if model_name in HUB_IDS:
         return HUB_IDS[model_name]
-    from .hub import is_hub_id
-
-    return model_name if is_hub_id(model_name) and not os.path.isdir(model_name) else None
+    return model_name if is_hub_id(model_name) else None  # a local folder is never a Hub ID
 
 
 def cache_dir() -> Path:
@@ -123,8 +122,6 @@ def load_model(
         return _tiny_bert(width or TINY_WIDTH, num_labels, seed)
     if os.path.isdir(name):
         return _load_local(Path(name), task or Task.LM, num_labels)
-    from .hub import cached_snapshot, is_hub_id
-
     if is_hub_id(name):
         embedded = next((k for k, v in HUB_IDS.items() if v == name), None)
         also = f", or use the embedded model {embedded} (no download needed)" if embedded else ""

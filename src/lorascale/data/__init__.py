@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..hub import is_hub_id
 from ..vocabulary import Task
 from .batches import IGNORE_INDEX, TokenisedData, make_loaders, split_indices, tokenise
 from .builtin import BUILTIN, load_builtin
@@ -16,8 +17,6 @@ __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loa
 def load_examples(data: str, task: Task | str | None = None) -> Examples:
     """A builtin dataset name, a path, or a Hub dataset ID in the local Hugging Face cache; checked
     (columns, emptiness, labels) before any model loads."""
-    from ..hub import is_hub_id
-
     if data in BUILTIN:
         ex = load_builtin(data)
     elif is_hub_id(data):
