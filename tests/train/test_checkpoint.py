@@ -74,3 +74,14 @@ def test_only_unfinished_runs_with_a_checkpoint_resume(tmp_path):
     with pytest.raises(ConfigError) as e:
         resume_run(bare, progress=False)
     assert e.value.field == "resume" and "save_every" in e.value.fix
+
+
+def test_a_diverged_run_is_not_resumed(tmp_path):
+    run = tmp_path / "d"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(run)), [StopAt(5)], progress=False)  # a checkpoint at 4
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps(summary | {"status": "diverged"}))
+    with pytest.raises(ConfigError) as e:
+        resume_run(run, progress=False)
+    assert e.value.field == "resume" and "diverged" in e.value.message

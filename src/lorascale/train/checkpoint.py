@@ -89,8 +89,8 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint:
     folder = run_dir / CHECKPOINT_DIR
     summary = run_dir / "summary.json"
     status = json.loads(summary.read_text()).get("status") if summary.exists() else None
-    if status == RunStatus.COMPLETE:
-        raise ConfigError("resume", f"{run_dir} is a complete run; there is nothing to resume",
+    if status in (RunStatus.COMPLETE, RunStatus.DIVERGED):  # a diverged run would diverge again from its checkpoint
+        raise ConfigError("resume", f"{run_dir} is a {status} run; there is nothing to resume",
                           "start a new run in another out_dir")
     if not (folder / "state.pt").exists():
         raise ConfigError("resume", f"{run_dir} has no checkpoint", "train with save_every > 0 to be able to resume")
