@@ -110,9 +110,9 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     started = time.time()
     set_seed(cfg.seed)
     accelerator = make_accelerator(cfg)
-    built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
-    ckpt = load_checkpoint(run_dir) if resume else None
+    ckpt = load_checkpoint(run_dir) if resume else None  # before the model loads: a run that cannot resume fails fast
+    built = built or build_run(cfg, quiet=not progress)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
     kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
 
@@ -125,8 +125,9 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
     metric = built.task.eval_metric
-    status, message, last_eval = RunStatus.COMPLETE, "", {}
-    curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]
+    status, message = RunStatus.COMPLETE, ""
+    curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]  # a resumed run's records so far
+    last_eval = next(({k: v for k, v in r.items() if k.startswith("val_")} for r in reversed(kept) if "val_loss" in r), {})
     batches = _batches(train_loader)
     if ckpt is not None:
         skip_batches(batches, ckpt.step * cfg.grad_accum)  # the data position; draws from the loader's generator only
