@@ -45,7 +45,8 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path):
     drop = ("step_time", "tokens_per_s")  # wall-clock measurements, the only fields allowed to differ
     assert [{k: v for k, v in r.items() if k not in drop} for r in step_records(cut)] == \
            [{k: v for k, v in r.items() if k not in drop} for r in step_records(tmp_path / "whole")]
-    a, b = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"), load_file(cut / "adapter" / "adapter_model.safetensors")
+    a = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
+    b = load_file(cut / "adapter" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -30,7 +30,8 @@ from .precision import mixed_precision
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
-__all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata"]
+__all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log",
+           "adapter_metadata"]
 
 
 @dataclass

@@ -63,7 +63,8 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     cfgs = list(cfgs)
     check_pack(cfgs)
     if any(c.save_every for c in cfgs):
-        raise ConfigError("save_every", "a pack of members writes no checkpoints", fix="train separate runs to checkpoint and resume")
+        raise ConfigError("save_every", "a pack of members writes no checkpoints",
+                          fix="train separate runs to checkpoint and resume")
     if callbacks is not None and (len(callbacks) != len(cfgs) or not all(isinstance(c, (list, tuple)) for c in callbacks)):
         raise ConfigError("callbacks", f"expected one list of callbacks per member ({len(cfgs)} lists)",
                           fix="pass [[...], [...], ...], an empty list for a member without callbacks")
