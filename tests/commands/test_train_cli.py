@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 from lorascale.cli import main
 
 
@@ -58,3 +60,16 @@ def test_train_cli_resume_continues_and_refuses_changed_settings(tmp_path, capsy
     assert summary["status"] == "complete" and summary["steps_done"] == 5
     steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     assert steps == [1, 2, 3, 4, 5]  # the first run's step 3 came after its checkpoint at 2: replaced, not repeated
+
+
+def test_train_cli_refuses_a_precision_the_launcher_contradicts(tmp_path, capsys, monkeypatch):
+    argv = ["train", "--model", "tiny-llama", "--data", "kjv", "--steps", "2", "--quiet", "--out", str(tmp_path / "r")]
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")  # as `accelerate launch --mixed_precision fp16` sets it
+    assert main(argv + ["--precision", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "--precision: the launcher set --mixed_precision fp16" in err and "Traceback" not in err
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    if not torch.cuda.is_available():
+        assert main(argv + ["--precision", "fp16"]) == 2
+        assert "--precision: fp16 needs a GPU" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
