@@ -13,7 +13,7 @@
 * a Hub ID (``HuggingFaceTB/SmolLM2-135M-Instruct``): the snapshot in the local Hugging Face cache,
   offline (:mod:`lorascale.hub`); never downloaded.
 
-The embedded models carry their Hub ID as ``config._name_or_path`` (not this machine's cache folder),
+The embedded models carry their Hub ID as ``name_or_path`` (not this machine's cache folder),
 so PEFT records it as an adapter's ``base_model_name_or_path`` however the adapter is saved: by
 lorascale, ``PeftModel.save_pretrained`` or ``Trainer.save_model``.
 """
