@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 
-from lorascale.models import ModelError, load_model
+from lorascale.models import HUB_IDS, ModelError, hub_id, load_model, model_names
 
 
 def test_tiny_widths_and_vocab():
@@ -59,6 +59,8 @@ def test_unknown_model_lists_names():
 def test_minilm_loads_offline():
     m = load_model("minilm-l6", num_labels=3)
     assert m.width == 384 and m.model.config.num_labels == 3
+    # named by its Hub ID, not the package folder: PEFT records this as an adapter's base model
+    assert m.model.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.mark.slow
@@ -76,3 +78,10 @@ def test_smollm2_float_cache_matches_gguf_model():
     with torch.no_grad():
         # the same dequantised float32 weights: differences come only from summation order in the kernels
         assert torch.allclose(ours.model(ids).logits, ref(ids).logits, atol=1e-4)
+
+
+def test_every_hub_id_is_for_a_lorascale_model():
+    assert set(HUB_IDS) <= set(model_names())
+    assert hub_id("smollm2-135m") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_id("minilm-l6") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_id("tiny-llama@64") is None and hub_id(None) is None  # random test models have no Hub ID

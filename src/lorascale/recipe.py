@@ -46,16 +46,20 @@ def recipe_args(cfg) -> dict:
         "adam_beta2": cfg.beta2,
         "adam_epsilon": cfg.eps,
         "max_grad_norm": cfg.grad_clip,
-        "bf16": _bf16(cfg.precision),
+        **_precision(cfg.precision),
     }
 
 
-def _bf16(precision: str) -> bool:
-    """lorascale's precision: "auto" trains in bf16 on a GPU and fp32 on a CPU (TRL's configs default
-    to bf16 everywhere, which a CPU-only machine refuses)."""
+def _precision(precision: str) -> dict:
+    """``bf16``/``fp16`` flags from lorascale's precision, reconciled with the device and the launcher as a
+    lorascale run does (:func:`lorascale.train.precision.mixed_precision`): "auto" trains in bf16 on a GPU
+    and fp32 on a CPU (TRL's configs default to bf16 everywhere, which a CPU-only machine refuses)."""
     import torch
 
-    return precision == "bf16" or (precision == "auto" and torch.cuda.is_available())
+    from .train.precision import mixed_precision
+
+    chosen = mixed_precision(precision, torch.cuda.is_available())
+    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
 
 
 def _warmup(fraction: float) -> dict:

@@ -42,3 +42,25 @@ def test_monitors_run_inside_hf_trainer_and_write_metrics(tiny_llama, tmp_path):
     assert second["fu/all/delta1"] > 0 and second["fu/all/delta2"] > 0
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4] and lines[1]["sd/all/ratio"] == second["sd/all/ratio"]
+
+
+def test_metrics_file_holds_one_run_rerun_or_resumed(tmp_path):
+    """Re-running into an output_dir replaces its metrics.jsonl (not 1..4, 1..4); resuming from a checkpoint
+    keeps the records through the checkpoint's step and drops those the first run wrote after it."""
+    from transformers import Trainer, TrainingArguments
+
+    from lorascale.models import load_model
+
+    def run(**resume):
+        model = apply(load_model("tiny-llama").model, rank=4, rule="alpha-r", targets=["q_proj"], seed=0)
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-2,
+                                 save_strategy="steps", save_steps=2, report_to=[], use_cpu=True, disable_tqdm=True)
+        Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[trainer_callback(SignalDriftMonitor())]).train(**resume)
+        return [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+
+    assert [r["step"] for r in run()] == [1, 2, 3, 4]
+    second = run()  # a fresh run into the same folder
+    assert [r["step"] for r in second] == [1, 2, 3, 4]
+    resumed = run(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    assert resumed[:2] == second[:2]  # the records through the checkpoint are the second run's, kept as written

@@ -86,3 +86,27 @@ def test_metadata_callback_refuses_a_rule_the_adapters_do_not_follow(tmp_path):
     with pytest.raises(ConfigError) as e:
         trainer.train()
     assert e.value.field == "rule" and "s = 1," in e.value.message and "128" in e.value.message
+
+
+class Labeled(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return {"input_ids": torch.tensor([101, 2000 + i, 102]), "labels": torch.tensor(i % 2)}
+
+
+def test_trainer_saves_record_the_hub_id_not_a_local_path(tmp_path, one_thread):
+    from transformers import Trainer, TrainingArguments
+
+    model = lorascale.apply(load_model("minilm-l6", num_labels=2).model, rank=4, rule="alpha-r")
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to=[],
+                             use_cpu=True, disable_tqdm=True, save_strategy="steps", save_steps=1)
+    trainer = Trainer(model=model, args=args, train_dataset=Labeled(),
+                      callbacks=[lorascale.metadata_callback("alpha-r", model_name="minilm-l6")])
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))  # calls no callback: the model itself must carry the name
+    for folder in (tmp_path / "checkpoint-1", tmp_path / "final"):
+        saved = json.loads((folder / "adapter_config.json").read_text())
+        assert saved["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2", folder
+    assert json.loads((tmp_path / "checkpoint-1" / "lorascale.json").read_text())["model"] == "minilm-l6"

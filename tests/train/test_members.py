@@ -177,16 +177,6 @@ def test_a_callback_stops_one_member_as_it_would_stop_its_run(tmp_path, one_thre
     assert_same_run(sep, mems[0], alone, a)
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps one process-wide state: a process that trained in fp32 cannot make a bf16 Accelerator."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def test_bf16_autocast_pack_equals_separate_runs(tmp_path, one_thread, fresh_accelerate_state):
     # precision bf16 autocasts on the CPU too: the batched LoRA's explicit casts must be autocast's (measured
     # bitwise); 4e-3 is one bf16 ulp (8 mantissa bits), what a single flipped rounding would move a loss by

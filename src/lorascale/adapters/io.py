@@ -16,22 +16,13 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..models import HUB_IDS, hub_id  # noqa: F401  (re-exported: adapters.io.hub_id predates models.hub_id)
 from ..schema import Settings, flatten, setting
 from .spec import AdapterSpec
 
 __all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "write_metadata", "hub_id", "METADATA_FILE", "HUB_IDS"]
 
 METADATA_FILE = "lorascale.json"
-
-# lorascale model name → the Hugging Face Hub model it was built from. The embedded SmolLM2 is a
-# dequantised Q4_1 GGUF of the Instruct model, so on the Hub's float weights an adapter's outputs
-# differ slightly from this machine's. (Belongs beside models.model_names(); kept here while models.py
-# is being changed by others.)
-HUB_IDS = {
-    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
-}
-
 
 class AdapterMetadata(Settings):
     adapter: AdapterSpec = setting(AdapterSpec(), "the adapter as planned")
@@ -42,11 +33,6 @@ class AdapterMetadata(Settings):
         from .. import __version__
 
         return {**flatten(self), "lorascale_version": __version__}
-
-
-def hub_id(model_name: str | None) -> str | None:
-    """The Hub ID of a lorascale model name (``smollm2-135m``), or None for tiny and local models."""
-    return HUB_IDS.get(model_name) if model_name else None
 
 
 def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, hub: str | None = None,

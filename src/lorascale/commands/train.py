@@ -23,6 +23,8 @@ def register(sub) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig keys; flags override it")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint (see --save-every),"
+                   " with the settings in its config.json")
     add_settings_args(p, TrainConfig, title="run settings (YAML keys: the flag names with _)")
     p.add_argument("--no-save", dest="save_model", action="store_false", default=argparse.SUPPRESS,
                    help="don't save the adapter/model (same as --no-save-model)")
@@ -32,6 +34,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> TrainConfig:
+    if getattr(args, "resume", None):
+        from ..errors import ConfigError, ConfigErrors
+        from ..train.checkpoint import resume_config
+
+        changed = ["config"] * bool(args.config) + sorted(given(args, TrainConfig))
+        ConfigErrors.raise_if_any([ConfigError(k, "a resumed run keeps the settings in its config.json", "drop it, or start"
+                                               " a new run") for k in changed])
+        return resume_config(args.resume)
     return TrainConfig.from_sources(getattr(args, "config", None), given(args, TrainConfig))
 
 
@@ -50,7 +60,7 @@ def run(args) -> int:
     cfg = config_from_args(args)
     callbacks = make_diagnostics(args)
     try:
-        result = train(cfg, callbacks, progress=not args.quiet)
+        result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))
     except KeyboardInterrupt:
         log.warning("train: interrupted; the run directory is marked interrupted")
         return 130

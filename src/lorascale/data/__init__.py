@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..hub import is_hub_id
 from ..vocabulary import Task
 from .batches import IGNORE_INDEX, TokenisedData, make_loaders, split_indices, tokenise
 from .builtin import BUILTIN, load_builtin
 from .examples import Examples, Kind
-from .files import examples_from_records, load_file
+from .files import examples_from_records, load_file, load_hub_dataset
 
 __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loaders", "split_indices",
            "TokenisedData", "IGNORE_INDEX", "examples_from_records"]
 
 
 def load_examples(data: str, task: Task | str | None = None) -> Examples:
-    """A builtin dataset name or a path; checked (columns, emptiness, labels) before any model loads."""
+    """A builtin dataset name, a path, or a Hub dataset ID in the local Hugging Face cache; checked
+    (columns, emptiness, labels) before any model loads."""
     from ..rlvr.problems import is_problem_set
 
     if is_problem_set(data) or (task is not None and Task(task) is Task.RLVR):
@@ -22,10 +24,13 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
                           "use task rlvr (GRPO); lm and classification train on text")
     if data in BUILTIN:
         ex = load_builtin(data)
+    elif is_hub_id(data):
+        ex = load_hub_dataset(data, task)
     elif "/" in data or "." in data:
         ex = load_file(data, task)
     else:
-        raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)} or pass a file path")
+        raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)}, pass a file path,"
+                          " or a Hub dataset ID (org/name) in the local Hugging Face cache")
     if task is not None and Task(task) is not ex.kind.task:
         fix = ("use task classification" if ex.kind.task is Task.CLASSIFICATION
                else "use task lm, or a dataset with text/label columns")

@@ -6,17 +6,20 @@ and machine: sweeps compare configurations on one fixed validation set.
 
 from __future__ import annotations
 
+import logging
 import random
 import zlib
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .chat import has_chat_template, templated_chat
 from .examples import Examples, Kind
 
 __all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "capped_order", "IGNORE_INDEX"]
 
 IGNORE_INDEX = -100  # labels PyTorch's cross-entropy ignores
 CAP_SEED = 0  # the data sample of capped runs is fixed, not tied to the training seed
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +56,13 @@ def tokenise(ex: Examples, tokenizer, seq_len: int, max_items: int | None = None
         return TokenisedData(Kind.TEXT, _blocks(docs, tokenizer, seq_len, max_items))
     keep = capped_order(len(ex), max_items)
     if ex.kind is Kind.PAIR:
-        return TokenisedData(Kind.PAIR, _pairs([ex.prompts[i] for i in keep], [ex.completions[i] for i in keep], tokenizer, seq_len))
+        prompts, completions = [ex.prompts[i] for i in keep], [ex.completions[i] for i in keep]
+        templated = bool(ex.chats) and has_chat_template(tokenizer)
+        if templated:  # the template's end-of-turn tokens close each answer: no EOS appended
+            prompts, completions = map(list, zip(*(templated_chat(ex.chats[i], tokenizer) for i in keep)))
+        elif ex.chats:
+            log.info("%s: the tokenizer has no chat template; chat turns are written as 'role: content' lines", ex.name)
+        return TokenisedData(Kind.PAIR, _pairs(prompts, completions, tokenizer, seq_len, append_eos=not templated))
     ids = tokenizer([ex.texts[i] for i in keep], truncation=True, max_length=seq_len)["input_ids"]
     items = [{"input_ids": x, "labels": ex.labels[i]} for x, i in zip(ids, keep)]
     return TokenisedData(Kind.LABELED, items, num_labels=len(ex.label_names))
@@ -83,8 +92,8 @@ def _lazy(texts, tokenizer):
         yield tokenizer(t, add_special_tokens=False)["input_ids"]
 
 
-def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int) -> list[dict]:
-    eos = tokenizer.eos_token_id
+def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int, append_eos: bool = True) -> list[dict]:
+    eos = tokenizer.eos_token_id if append_eos else None
     items = []
     p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     c_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]

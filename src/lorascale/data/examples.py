@@ -30,6 +30,7 @@ class Examples:
     texts: list[str] = field(default_factory=list)  # TEXT and LABELED
     prompts: list[str] = field(default_factory=list)  # PAIR
     completions: list[str] = field(default_factory=list)  # PAIR
+    chats: list[list[dict]] = field(default_factory=list)  # PAIR from chat records: each whole conversation
     labels: list[int] = field(default_factory=list)  # LABELED, each in [0, len(label_names))
     label_names: list[str] = field(default_factory=list)
 
@@ -42,6 +43,7 @@ class Examples:
             raise ConfigError("data", f"{source} holds no examples; check the file or pick another dataset")
         if self.kind is Kind.PAIR and len(self.prompts) != len(self.completions):
             raise ConfigError("data", f"{source}: {len(self.prompts)} prompts but {len(self.completions)} completions")
+        assert not self.chats or len(self.chats) == len(self.prompts), "chats and their plain prompts differ in number"
         if self.kind is Kind.LABELED:
             if len(self.labels) != len(self.texts):
                 raise ConfigError("data", f"{source}: {len(self.texts)} texts but {len(self.labels)} labels")

@@ -1,4 +1,5 @@
-"""User data: JSONL, CSV, plain text, or a `datasets` dataset saved to disk.
+"""User data: JSONL, CSV, plain text, a `datasets` dataset saved to disk, or a Hub dataset in the local
+Hugging Face cache (its files read by ``datasets.load_dataset``, offline).
 
 Columns decide the shape: ``text`` (+ ``label`` for classification), ``prompt``/``completion``,
 or chat ``messages`` (list of {role, content}; the last assistant turn is the completion).
@@ -11,9 +12,10 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from .chat import plain_chat
 from .examples import Examples, Kind
 
-__all__ = ["load_file", "examples_from_records"]
+__all__ = ["load_file", "load_hub_dataset", "examples_from_records"]
 
 
 def load_file(path: str | Path, task: str | None) -> Examples:
@@ -60,6 +62,21 @@ def _load_saved_dataset(p: Path) -> list[dict]:
     return [dict(r) for r in ds]
 
 
+def load_hub_dataset(repo_id: str, task: str | None) -> Examples:
+    """The ``train`` split (else the first) of a Hub dataset's cached snapshot."""
+    from ..hub import cached_snapshot
+
+    folder = cached_snapshot(repo_id, "dataset", field="data")
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise ConfigError("data", f"{repo_id} is a Hub dataset; reading it needs the `datasets` package",
+                          "pip install datasets") from None
+    splits = load_dataset(str(folder))
+    split = splits["train"] if "train" in splits else next(iter(splits.values()))
+    return examples_from_records([dict(r) for r in split], repo_id, task)
+
+
 def examples_from_records(records: list[dict], source: str, task: str | None) -> Examples:
     if not records:
         raise ConfigError("data", f"{source} holds no records")
@@ -85,14 +102,16 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         return Examples(source, Kind.LABELED, texts=[str(r["text"]) for r in records], labels=labels, label_names=names).check(source)
     if "messages" in cols:
         _need_all(records, {"messages"}, source, "chat records")
-        prompts, completions = [], []
+        prompts, completions, chats = [], [], []
         for i, r in enumerate(records):
             msgs = r["messages"]
             if not msgs or msgs[-1].get("role") != "assistant":
                 raise ConfigError("data", f"{source}: record {i} must end with an assistant message")
-            prompts.append("\n".join(f"{m['role']}: {m['content']}" for m in msgs[:-1]) + "\nassistant: ")
-            completions.append(str(msgs[-1]["content"]))
-        return Examples(source, Kind.PAIR, prompts=prompts, completions=completions).check(source)
+            chats.append([{"role": str(m["role"]), "content": str(m["content"])} for m in msgs])
+            prompt, completion = plain_chat(chats[-1])  # the format without a chat template (see data.chat)
+            prompts.append(prompt)
+            completions.append(completion)
+        return Examples(source, Kind.PAIR, prompts=prompts, completions=completions, chats=chats).check(source)
     if {"prompt", "completion"} & cols:
         _need_all(records, {"prompt", "completion"}, source, "prompt/completion")
         return Examples(source, Kind.PAIR, prompts=[str(r["prompt"]) for r in records],

@@ -7,7 +7,8 @@
 HF's events map onto ours: ``on_pre_optimizer_step`` (gradients clipped, parameters not yet
 updated) → ``on_before_optimizer_step``; ``on_step_end`` (``state.global_step`` counts the step) →
 ``on_step_end``. Each monitored step's numbers are kept in ``callback.history`` (dicts with
-``step``), appended to ``<output_dir>/metrics.jsonl`` (so ``lorascale diagnose OUTPUT_DIR`` plots
+``step``), written to ``<output_dir>/metrics.jsonl`` (one training run's records: a new run replaces
+them, a run resumed from a checkpoint continues them; so ``lorascale diagnose OUTPUT_DIR`` plots
 them) and handed to the trainer's logging:
 
 * with ``log=`` (what :func:`lorascale.attach` passes: ``Trainer.log`` bound to the trainer) each
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..train.callbacks import CallbackList, TrainContext
-from ..train.records import json_safe
+from ..train.records import json_safe, keep_records_through
 
 __all__ = ["trainer_callback"]
 
@@ -59,6 +60,10 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto", log: C
                 self._path = Path(metrics_path) if metrics_path else None
             if not getattr(state, "is_world_process_zero", True):
                 self._path = None  # under DDP every rank measures, only rank 0 writes the file
+            if self._path is not None and self._path.exists():
+                # one run's records only: a fresh run (step 0) replaces an earlier run's; a run resumed from a
+                # checkpoint keeps the records through its step and drops those written past it
+                keep_records_through(self._path, state.global_step)
             self.ctx = TrainContext(
                 model=model, optimizer=optimizer, config=args, run_dir=out_dir, total_steps=state.max_steps, step=state.global_step
             )

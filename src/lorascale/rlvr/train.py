@@ -46,6 +46,9 @@ def check_rlvr(cfg) -> tuple[list, list]:
     except ConfigError as e:
         errors.append(e)
         train_p, val_p = [], []
+    if cfg.save_every:
+        errors.append(ConfigError("save_every", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not"
+                                  " checkpoint", "leave save_every at 0"))
     if train_p and len(train_p) < cfg.batch_size:
         errors.append(ConfigError("batch_size", f"{len(train_p)} training problems cannot fill a batch of {cfg.batch_size}",
                                   "lower batch_size or raise train_problems"))
@@ -107,7 +110,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
         num_generations=G, max_completion_length=rl.max_completion_length, temperature=rl.generation_temperature,
         top_p=1.0, top_k=0, repetition_penalty=1.0, loss_type="dapo", beta=0.0, scale_rewards="group",
         logging_steps=1, save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda,
-        disable_tqdm=True, remove_unused_columns=False)  # its bar prints every log dict; the recorder has its own
+        disable_tqdm=True, remove_unused_columns=False, gradient_checkpointing=cfg.gradient_checkpointing)  # its bar prints every log dict; the recorder has its own
     args.learning_rate = cfg.peak_lr()
     recorder = _Recorder(writer, Ema(cfg.ema_beta), tqdm(total=cfg.steps, desc=f"grpo {cfg.model}", disable=not progress,
                                                           dynamic_ncols=True))

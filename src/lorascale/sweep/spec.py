@@ -50,7 +50,8 @@ TOP_KEYS = tuple(SweepFile.model_fields)
 AXIS_FIELDS = {"lr": "log2_lr", "rank": "ranks", "seed": "seeds"}  # set per point, never in base/configs
 ADAPTER_FIELDS = tuple(k for k in leaf_fields(AdapterSpec) if k != "rank")  # rank is an axis
 SPEC_DEFAULTS = {"save_model": False}  # a sweep keeps results in storage, not one adapter per point
-KEY_IGNORES = ("out_dir", "save_model")  # where outputs go does not change the run
+# where outputs go, checkpoints and recomputed activations (bitwise the same numbers) do not change the run
+KEY_IGNORES = ("out_dir", "save_model", "save_every", "gradient_checkpointing")
 TRAIN_FIELDS = FLAT_KEYS
 
 

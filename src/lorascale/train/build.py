@@ -14,7 +14,8 @@ from ..rules import Finetune
 from ..vocabulary import Task
 from .config import TrainConfig
 
-__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter", "param_groups", "HEAD_NAMES"]
+__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter", "param_groups",
+           "HEAD_NAMES", "enable_activation_checkpointing"]
 
 
 @dataclass
@@ -68,6 +69,8 @@ def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
     model, plan = base.loaded.model, None
     if base.task is Task.CLASSIFICATION:
         init_head(model, cfg.seed)
+    if cfg.gradient_checkpointing:
+        enable_activation_checkpointing(model, frozen_base=cfg.finetune is Finetune.LORA)
     if cfg.finetune is Finetune.LORA:
         model, plan = attach_adapter(model, cfg, base.loaded.default_targets, base.task)
     return BuiltRun(model, base.loaded.tokenizer, train_loader, val_loader, base.task, base.loaded, plan, base.label_names)
@@ -83,6 +86,21 @@ def attach_adapter(model, cfg: TrainConfig, default_targets, task: Task):
     model = get_peft_model(model, plan.config)
     apply_init(model, cfg.adapter.init, seed=cfg.seed)
     return model, plan
+
+
+def enable_activation_checkpointing(model, frozen_base: bool) -> None:
+    """The model's own activation (gradient) checkpointing: each layer's forward runs again in the
+    backward pass instead of keeping its activations. Non-reentrant ``torch.utils.checkpoint``, as torch
+    recommends. With a frozen base (LoRA) the embeddings' output must require grad, or a checkpointed
+    segment whose inputs need no grad would return none (``enable_input_require_grads``, as PEFT's
+    ``prepare_model_for_kbit_training`` does); transformers 5 already does that, 4.x does not."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5 renamed it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if frozen_base and getattr(model, "_require_grads_hook", None) is None:
+        model.enable_input_require_grads()
 
 
 def param_groups(model, cfg: TrainConfig, adapter: str | None = None) -> list[dict]:

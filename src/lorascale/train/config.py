@@ -12,8 +12,6 @@ The adapter settings are an :class:`~lorascale.adapters.AdapterSpec` (rank, init
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 from pydantic import StrictBool, StrictStr, model_validator
 
 from ..adapters.spec import AdapterSpec
@@ -24,10 +22,10 @@ from ..rules import DEFAULT_LR_FFT, Finetune, RuleError, recommended_lr
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
+from .precision import Precision
 
 __all__ = ["TrainConfig", "Precision", "load_yaml", "config_from_mapping"]
 
-Precision = Literal["auto", "fp32", "bf16"]
 BUDGET_KEYS = ("steps", "epochs")
 
 
@@ -65,13 +63,17 @@ class TrainConfig(Settings):
     eval_every: NonNegativeInt = setting(0, "evaluate every k steps (0: at the end only)")
     log_every: PositiveInt = setting(1, "write metrics every k steps")
     seed: Seed = setting(0, "random seed: adapter init and data order", fix="use an integer in [0, 2³²)")
-    precision: Precision = setting("auto", "auto (bf16 on GPU, fp32 on CPU), fp32 or bf16")
+    precision: Precision = setting("auto", "auto (the launcher's --mixed_precision, else bf16 on GPU, fp32 on CPU),"
+                                   " fp32, bf16, or fp16 (GPU only, loss-scaled)")
+    gradient_checkpointing: StrictBool = setting(False, "recompute each layer's activations in the backward pass:"
+                                                 " less memory, about one more forward pass of compute")
     ema_beta: Float = setting(0.1, "EMA smoothing of the training loss: ema ← (1-β)·ema + β·loss", gt=0.0, le=1.0,
                               fix="μA smooths with 0.1")
     # divergence: non-finite loss, or loss > factor × the first loss for `patience` consecutive steps
     diverge_factor: Float = setting(3.0, "a loss above this × the first loss counts towards divergence", gt=1.0)
     diverge_patience: PositiveInt = setting(5, "consecutive steps above the factor that make a run diverged")
     out_dir: StrictStr | None = setting(None, "run directory (default runs/<time>-<model>-<rule>-...)")
+    save_every: NonNegativeInt = setting(0, "write a checkpoint every k steps, to resume an interrupted run (0: never)")
     save_model: StrictBool = setting(True, "save the adapter (or model) at the end")
     rl: RLSpec = setting(RLSpec(), "task rlvr: GRPO sampling and the generated problems")
 

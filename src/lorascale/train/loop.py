@@ -1,6 +1,9 @@
 """A lean training loop with callbacks, on 🤗 accelerate (so `accelerate launch`/`torchrun` run it on
 several GPUs unchanged). The recipe is μA's: AdamW, global grad-norm clip, warm-up + cosine.
 
+With ``save_every``, a checkpoint every k steps lets an interrupted run continue where it stopped
+(``train(..., resume=True)``, :func:`resume_run`; :mod:`.checkpoint`), as if it had never stopped.
+
 Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C leaves a
 consistent run directory marked ``interrupted`` (and re-raises, so sweeps stop); any other error
 marks the run ``failed`` before propagating.
@@ -15,17 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
+from ..errors import ConfigError
 from ..rules import Finetune
 from ..vocabulary import RunStatus, Task
 from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
+from .checkpoint import load_checkpoint, resume_config, save_checkpoint, skip_batches
 from .config import TrainConfig
 from .evaluate import accumulation_weights, evaluate
 from .monitor import DivergenceGuard, Ema
+from .precision import mixed_precision
 from .records import RunWriter, default_run_dir
 from .schedule import lr_at
 
-__all__ = ["train", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log", "adapter_metadata", "is_rlvr"]
+__all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log",
+           "adapter_metadata", "is_rlvr"]
 
 
 @dataclass
@@ -55,13 +62,12 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
 
 
 def make_accelerator(cfg: TrainConfig):
-    """bf16 autocast on a GPU unless ``precision`` says fp32; the CPU when there is no GPU."""
+    """The GPU if there is one, else the CPU, at the run's precision (:func:`.precision.mixed_precision`)."""
     import torch
     from accelerate import Accelerator
 
     use_cuda = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
-    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+    return Accelerator(mixed_precision=mixed_precision(cfg.precision, use_cuda), cpu=not use_cuda)
 
 
 def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,
@@ -91,8 +97,18 @@ def _batches(loader):
         yield from loader
 
 
-def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None) -> RunResult:
+def resume_run(run_dir: str | Path, callbacks: list[Callback] | tuple = (), progress: bool = True) -> RunResult:
+    """Continue an interrupted (or failed) run from its last checkpoint, with its own config."""
+    return train(resume_config(run_dir), callbacks, progress, resume=True)
+
+
+def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bool = True, built: BuiltRun | None = None,
+          resume: bool = False) -> RunResult:
+    """One run of ``cfg``; ``resume``: continue the run in ``cfg.out_dir`` from its last checkpoint."""
     if is_rlvr(cfg):
+        if resume:
+            raise ConfigError("resume", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not checkpoint",
+                              "start the run again")
         from ..rlvr.train import train_rlvr
 
         return train_rlvr(cfg, callbacks, progress)
@@ -103,10 +119,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     started = time.time()
     set_seed(cfg.seed)
     accelerator = make_accelerator(cfg)
-    built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
+    ckpt = load_checkpoint(run_dir) if resume else None  # before the model loads: a run that cannot resume fails fast
+    built = built or build_run(cfg, quiet=not progress)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
-    writer.start(cfg.to_flat())
+    kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
 
     steps = total_steps(cfg, len(built.train_loader))
     groups = param_groups(built.model, cfg)
@@ -117,16 +134,24 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
     metric = built.task.eval_metric
-    status, message, last_eval, curve = RunStatus.COMPLETE, "", {}, []
-    bar = tqdm(total=steps, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
+    status, message = RunStatus.COMPLETE, ""
+    curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]  # a resumed run's records so far
+    last_eval = next(({k: v for k, v in r.items() if k.startswith("val_")} for r in reversed(kept) if "val_loss" in r), {})
+    batches = _batches(train_loader)
+    if ckpt is not None:
+        skip_batches(batches, ckpt.step * cfg.grad_accum)  # the data position; draws from the loader's generator only
+        ckpt.restore(accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
+        ctx.step, ctx.ema_loss = ckpt.step, ema.value
+    first_step = ctx.step
+    bar = tqdm(total=steps, initial=first_step, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process),
+               dynamic_ncols=True)
 
     def summary_dict(st: RunStatus) -> dict:
         return run_summary(st, message, ctx, ema, metric, last_eval, cfg, started)
 
     try:
         cbs.on_train_begin(ctx)
-        batches = _batches(train_loader)
-        for step in range(steps):
+        for step in range(first_step, steps):
             factor = lr_at(step, steps, 1.0, cfg.warmup_frac, cfg.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = g["peak_lr"] * factor
@@ -163,6 +188,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             if should_log(cfg, ctx.step, steps, len(logs) > n_base):
                 writer.log(logs)
                 curve.append((ctx.step, ctx.ema_loss))
+            if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < steps and writer.enabled:
+                save_checkpoint(run_dir, ctx.step, accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", ema=f"{ctx.ema_loss:.3f}")
             if ctx.stop_reason:

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..rules import Finetune
 from ..vocabulary import RunStatus
 
-__all__ = ["RunWriter", "default_run_dir", "json_safe"]
+__all__ = ["RunWriter", "default_run_dir", "json_safe", "keep_records_through"]
 
 
 def default_run_dir(cfg) -> Path:
@@ -32,15 +32,25 @@ class RunWriter:
         self.enabled = enabled and self.dir is not None
         self._metrics = None
 
-    def start(self, config: dict) -> None:
+    def start(self, config: dict, resume_step: int | None = None) -> list[dict]:
+        """Begin the run's files; the metrics records kept from before (a resumed run's, through
+        ``resume_step``; the lines an interrupted run wrote past its checkpoint are dropped)."""
         if not self.enabled:
-            return
-        if (self.dir / "summary.json").exists():
-            raise ConfigError("out_dir", f"{self.dir} already holds a run", "pass a new out_dir (runs are never overwritten)")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands
+            return []
+        kept = []
+        if resume_step is None:
+            if (self.dir / "summary.json").exists():
+                raise ConfigError("out_dir", f"{self.dir} already holds a run",
+                                  "pass a new out_dir (runs are never overwritten), or resume it")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        else:
+            kept = keep_records_through(self.dir / "metrics.jsonl", resume_step)
+        # a run's metrics file holds that run's records only: a new run starts it afresh, never appends;
+        # line-buffered, so each step lands
+        self._metrics = (self.dir / "metrics.jsonl").open("w" if resume_step is None else "a", buffering=1)
         self.summary({"status": RunStatus.RUNNING})
+        return kept
 
     def log(self, record: dict) -> None:
         if self._metrics is not None:
@@ -58,6 +68,23 @@ class RunWriter:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+
+
+def keep_records_through(path: Path, step: int) -> list[dict]:
+    """Rewrite a metrics.jsonl with only its records of steps ≤ ``step`` (atomically); returns them."""
+    lines = [x for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:  # only the last line may be torn (a process killed mid-write)
+                raise
+    kept = [r for r in records if r.get("step", 0) <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    tmp.replace(path)
+    return kept
 
 
 def json_safe(d: dict) -> dict:

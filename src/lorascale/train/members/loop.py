@@ -62,6 +62,9 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
 
     cfgs = list(cfgs)
     check_pack(cfgs)
+    if any(c.save_every for c in cfgs):
+        raise ConfigError("save_every", "a pack of members writes no checkpoints",
+                          fix="train separate runs to checkpoint and resume")
     if callbacks is not None and (len(callbacks) != len(cfgs) or not all(isinstance(c, (list, tuple)) for c in callbacks)):
         raise ConfigError("callbacks", f"expected one list of callbacks per member ({len(cfgs)} lists)",
                           fix="pass [[...], [...], ...], an empty list for a member without callbacks")
@@ -70,6 +73,8 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     accelerator = make_accelerator(cfgs[0])
     if accelerator.num_processes > 1:
         raise ConfigError("members", "a pack trains in one process", fix="run one pack per process, or separate runs under accelerate launch")
+    if accelerator.mixed_precision == "fp16":  # one loss scale would skip every member's step when one overflows
+        raise ConfigError("precision", "a pack of members does not train in fp16", fix="use bf16, or separate runs")
     if pack is None:
         pack = build_pack(cfgs, quiet=not progress)
     assert pack.cfgs == cfgs, "the prebuilt pack was built from other configs"

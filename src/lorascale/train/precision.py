@@ -1,0 +1,45 @@
+"""A run's numeric precision: the ``precision`` setting, the launcher's choice and the device, reconciled.
+
+``accelerate launch --mixed_precision X`` exports ``ACCELERATE_MIXED_PRECISION=X``; an explicit
+``Accelerator(mixed_precision=...)`` would override it silently, so a run that states another
+precision is refused, and ``auto`` follows the launcher. fp16 autocast needs a loss scale (accelerate
+creates a ``GradScaler``, unscaled before clipping, steps skipped on overflow) and a GPU: on the CPU
+it is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from ..errors import ConfigError
+
+__all__ = ["Precision", "mixed_precision", "LAUNCHER_ENV"]
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+LAUNCHER_ENV = "ACCELERATE_MIXED_PRECISION"
+ACCELERATE_NAME = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # accelerate's names for our precisions
+
+
+def mixed_precision(precision: Precision, cuda: bool, launcher: str | None = None) -> str:
+    """accelerate's ``mixed_precision`` ("no", "bf16", "fp16", or the launcher's) for a run.
+
+    ``launcher``: the launcher's choice (default: ``$ACCELERATE_MIXED_PRECISION``, None when unset).
+    ``auto`` is the launcher's choice, else bf16 on a GPU and fp32 on the CPU.
+    """
+    launcher = (os.environ.get(LAUNCHER_ENV, "") if launcher is None else launcher).strip().lower()
+    if launcher:
+        if precision != "auto" and ACCELERATE_NAME[precision] != launcher:
+            raise ConfigError("precision", f"the launcher set --mixed_precision {launcher} ({LAUNCHER_ENV}) but"
+                              f" precision is {precision}; lorascale does not override the launcher silently",
+                              f"use precision auto (follows the launcher), or launch with --mixed_precision"
+                              f" {ACCELERATE_NAME[precision]}")
+        chosen = launcher
+    elif precision == "auto":
+        chosen = "bf16" if cuda else "no"
+    else:
+        chosen = ACCELERATE_NAME[precision]
+    if chosen == "fp16" and not cuda:
+        raise ConfigError("precision", "fp16 needs a GPU (loss-scaled fp16 autocast); this run is on the CPU",
+                          "use precision fp32 or bf16 on the CPU (auto picks fp32)")
+    return chosen

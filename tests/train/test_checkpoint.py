@@ -1,0 +1,88 @@
+"""Checkpoints and resume: an interrupted run resumed from its last checkpoint is the uninterrupted run."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lorascale.errors import ConfigError
+from lorascale.train import Callback, TrainConfig, resume_run, train
+
+# lora_dropout draws from the global RNG every step and grad_accum = 2 moves the data position by two
+# micro-batches a step: a resume that restored either wrongly would train on other masks or batches
+RUN = dict(model="tiny-llama", data="shakespeare", batch_size=4, seq_len=32, max_examples=48, max_val_batches=1,
+           steps=10, lr=3e-3, rule="alpha-r", rank=4, lora_dropout=0.2, grad_accum=2, save_every=4, seed=3)
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, ctx, logs):
+        if ctx.step == self.step:
+            raise KeyboardInterrupt  # like Ctrl-C: the run is marked interrupted
+
+
+def step_records(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if "loss" in r]
+
+
+def test_resumed_run_equals_the_uninterrupted_run(tmp_path):
+    whole = train(TrainConfig(**RUN, out_dir=str(tmp_path / "whole")), progress=False)
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**RUN, out_dir=str(cut)), [StopAt(7)], progress=False)
+    assert [r["step"] for r in step_records(cut)] == [1, 2, 3, 4, 5, 6]  # steps 5, 6 were past the checkpoint at 4
+    resumed = resume_run(cut, progress=False)
+
+    assert resumed.status == whole.status == "complete"
+    # bitwise on the CPU: the same kernels on the same batches, dropout masks and optimizer state
+    assert resumed.ema_curve == whole.ema_curve and resumed.final_ema_loss == whole.final_ema_loss
+    assert resumed.val_loss == whole.val_loss
+    drop = ("step_time", "tokens_per_s")  # wall-clock measurements, the only fields allowed to differ
+    assert [{k: v for k, v in r.items() if k not in drop} for r in step_records(cut)] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in step_records(tmp_path / "whole")]
+    a = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
+    b = load_file(cut / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resume_without_the_rng_state_would_differ(tmp_path, monkeypatch):
+    """The test above can fail: dropping the RNG restore changes the resumed run's dropout masks."""
+    from lorascale.train import checkpoint
+
+    whole = train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(tmp_path / "whole")), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(tmp_path / "cut")), [StopAt(5)], progress=False)
+    monkeypatch.setattr(checkpoint, "_set_rng", lambda rng: torch.manual_seed(0))
+    resumed = resume_run(tmp_path / "cut", progress=False)
+    assert resumed.ema_curve[:4] == whole.ema_curve[:4] and resumed.ema_curve[4:] != whole.ema_curve[4:]
+
+
+def test_only_unfinished_runs_with_a_checkpoint_resume(tmp_path):
+    done = tmp_path / "done"
+    train(TrainConfig(**(RUN | {"steps": 2}), out_dir=str(done)), progress=False)
+    with pytest.raises(ConfigError) as e:
+        resume_run(done, progress=False)
+    assert e.value.field == "resume" and "complete" in e.value.message
+
+    bare = tmp_path / "bare"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**(RUN | {"save_every": 0}), out_dir=str(bare)), [StopAt(2)], progress=False)
+    with pytest.raises(ConfigError) as e:
+        resume_run(bare, progress=False)
+    assert e.value.field == "resume" and "save_every" in e.value.fix
+
+
+def test_a_diverged_run_is_not_resumed(tmp_path):
+    run = tmp_path / "d"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(run)), [StopAt(5)], progress=False)  # a checkpoint at 4
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps(summary | {"status": "diverged"}))
+    with pytest.raises(ConfigError) as e:
+        resume_run(run, progress=False)
+    assert e.value.field == "resume" and "diverged" in e.value.message
