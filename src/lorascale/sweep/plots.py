@@ -83,7 +83,7 @@ class CurvesInfo(NamedTuple):
 
 def metric_label(rep: FitReport) -> str:
     return {"ema": "final training loss (EMA 0.1)", "val_nll": "validation NLL",
-            "val_accuracy": "validation accuracy"}.get(rep.metric, rep.metric)
+            "val_accuracy": "validation accuracy", "val_mrr": "validation MRR"}.get(rep.metric, rep.metric)
 
 
 def _series(rep: FitReport, label: str, points, opt_x: float | None, opt_value: float | None) -> Series:
