@@ -129,10 +129,11 @@ def test_bootstrap_interval_covers_the_true_slope_at_its_nominal_rate():
     assert hits >= 34
 
 
-def test_accuracy_is_maximised():
-    rep = fit(records(metric="val_accuracy"), "eval", n_boot=0)
+@pytest.mark.parametrize("metric", ["val_accuracy", "val_mrr"])  # classification; contrastive retrieval
+def test_accuracy_is_maximised(metric):
+    rep = fit(records(metric=metric), "eval", n_boot=0)
     (c,) = rep.configs
-    assert rep.higher_is_better and rep.metric == "val_accuracy"
+    assert rep.higher_is_better and rep.metric == metric
     assert c.slope == pytest.approx(-0.5, abs=EXACT)
     assert rep.show(c.ranks[0].value) == pytest.approx(0.0, abs=EXACT)  # accuracy 1 − loss at the optimum (loss 1)
 
@@ -150,6 +151,8 @@ def test_failed_runs_are_excluded_with_a_count_and_edges_are_flagged():
 def test_score_conventions():
     r = rec("k", "A", 4, -10.0, 0, "complete", ema_loss=2.0, eval_metric="val_accuracy", eval_value=0.8)
     assert score(r, "ema") == 2.0 and score(r, "eval") == -0.8
+    for metric, sign in (("val_mrr", -1), ("val_recall_at_1", -1), ("val_nll", 1)):
+        assert score(replace(r, outcome=replace(r.outcome, eval_metric=metric)), "eval") == sign * 0.8
     assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "ema") == math.inf
     nan = replace(r, outcome=replace(r.outcome, final_ema_loss=math.nan))
     assert score(nan, "ema") == math.inf  # a "complete" NaN diverged

@@ -132,7 +132,8 @@ def test_the_saved_adapter_reloads_in_plain_peft_with_identical_embeddings(tmp_p
     assert cfg_json["task_type"] == "FEATURE_EXTRACTION"
 
 
-def test_monitors_measure_a_contrastive_run(tmp_path):
+def test_monitors_and_curvature_measure_a_contrastive_run(tmp_path, capsys):
+    from lorascale.cli import main
     from lorascale.diagnostics import make_callbacks
 
     cfg = TrainConfig(**PAIRS, data=word_pairs(tmp_path / "p.jsonl"), steps=3, lr=3e-4, out_dir=str(tmp_path / "run"))
@@ -143,6 +144,13 @@ def test_monitors_measure_a_contrastive_run(tmp_path):
     fu = {k: v for k, v in step2.items() if k.startswith("fu/")}
     assert {"sd/all/signal_norm", "sd/all/drift_norm", "sd/all/signal_align"} <= sd.keys() and fu
     assert sd["sd/all/signal_norm"] > 0 and all(math.isfinite(v) for v in (*sd.values(), *fu.values()))
+    # the Hessian of InfoNCE on the first 2 held-out pairs, restricted to the adapter factors
+    assert main(["diagnose", str(tmp_path / "run"), "--lanczos", "--lanczos-steps", "6", "--hutchinson-samples", "2",
+                 "--batch-size", "2", "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)["curvature"]
+    # 2 layers × (query, key, value, attention output: 64→64; intermediate 64→128; output 128→64) at r = 16
+    assert c["dim"] == 2 * (4 * 16 * (64 + 64) + 2 * 16 * (64 + 128))
+    assert c["lora"]["lambda_max"] > 0 and math.isfinite(c["loss"]) and c["loss"] > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,3 +187,21 @@ def test_the_cli_exits_2_on_bad_contrastive_input(tmp_path, capsys):
                  "--batch-size", "1", "--out", str(tmp_path / "run")]) == 2
     assert "--batch-size" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_minilm_on_dialogue_pairs_improves_held_out_recall(tmp_path):
+    """all-MiniLM-L6-v2, LoRA-α at its default learning rate, 20 steps of 16 pairs: held-out recall@1 of
+    each turn's reply among 128 held-out replies rises (the measured values are in the report)."""
+    from lorascale.train.build import build_run
+    from lorascale.train.evaluate import evaluate
+
+    cfg = TrainConfig(model="minilm-l6", data="dialogue-pairs", batch_size=16, seq_len=64, steps=20, val_fraction=0.2,
+                      max_val_batches=8, out_dir=str(tmp_path / "run"))
+    built = build_run(cfg, quiet=True)
+    before = evaluate(built.model, built.val_loader, built.task, cfg.max_val_batches, temperature=cfg.temperature)
+    r = train(cfg, progress=False, built=built)
+    after = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    print(f"minilm dialogue-pairs: before {before}, after {after}")
+    assert r.status == "complete"
+    assert after["val_recall_at_1"] > before["val_recall_at_1"] and after["val_loss"] < before["val_loss"]

@@ -32,7 +32,7 @@ A batch (:mod:`lorascale.data.batches`) holds B pairs as 2B rows, queries then p
 from __future__ import annotations
 
 __all__ = ["DEFAULT_TEMPERATURE", "mean_pool", "embed", "split_pairs", "info_nce", "pair_loss", "retrieval_ranks",
-           "retrieval_record", "batch_embeddings", "evaluate_pairs"]
+           "retrieval_record", "batch_embeddings", "evaluate_pairs", "take_pairs"]
 
 DEFAULT_TEMPERATURE = 0.05  # SimCSE §3; sentence-transformers' MultipleNegativesRankingLoss scale 20 = 1/0.05
 
@@ -69,6 +69,16 @@ def info_nce(q, p, temperature: float):
 def pair_loss(hidden, mask, temperature: float):
     """InfoNCE of one batch from the encoder's (2B, T, d) last hidden states and (2B, T) mask."""
     return info_nce(*split_pairs(embed(hidden, mask)), temperature)
+
+
+def take_pairs(batch: dict, n: int) -> dict:
+    """The first ``n`` pairs of a pair batch, in the same layout: their query rows then their positive rows."""
+    import torch
+
+    b = len(batch["labels"])
+    n = min(n, b)
+    rows = torch.cat([torch.arange(n), b + torch.arange(n)])
+    return {"input_ids": batch["input_ids"][rows], "attention_mask": batch["attention_mask"][rows], "labels": torch.arange(n)}
 
 
 def retrieval_ranks(q, p):
