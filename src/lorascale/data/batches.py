@@ -137,7 +137,7 @@ def _collate(kind: Kind, pad_id: int):
         ids, mask = padded([b["input_ids"] for b in batch])
         if kind is Kind.LABELED:
             return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([b["labels"] for b in batch])}
-        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        labels = torch.full(ids.shape, IGNORE_INDEX)
         for i, b in enumerate(batch):
             labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
