@@ -65,7 +65,7 @@ def _locate(run: Path) -> tuple[Path, str, int]:
 
 def _task(adapter_dir: Path) -> Task:
     task_type = json.loads((adapter_dir / "adapter_config.json").read_text()).get("task_type")
-    return Task.CLASSIFICATION if task_type == "SEQ_CLS" else Task.LM
+    return {t.peft_task_type: t for t in Task}.get(task_type, Task.LM)
 
 
 def _num_labels(adapter_dir: Path) -> int:

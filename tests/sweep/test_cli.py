@@ -119,3 +119,26 @@ def test_sweep_runs_the_real_train_end_to_end_and_resumes(tmp_path, capsys, monk
     d = json.loads(capsys.readouterr().out)
     assert {c["config"] for c in d["configs"]} == {"Init[A] α=1", "FFT"}
     assert all(len(c["eta_star"]) == 1 for c in d["configs"])  # one rank each: η* but no slope
+
+
+def test_a_contrastive_sweep_trains_packs_then_fits_and_reports_the_retrieval_metric(tmp_path, capsys, monkeypatch,
+                                                                                   one_torch_thread):
+    monkeypatch.chdir(tmp_path)
+    pairs = tmp_path / "pairs.jsonl"  # "find the word w" -> "w": learnable by a random tiny encoder in a few steps
+    pairs.write_text("".join(json.dumps({"query": f"find the word {w}", "positive": w}) + "\n"
+                             for w in (f"{a}{b}{c}" for a in "abcd" for b in "efgh" for c in "ijkl")))
+    spec = write_spec(tmp_path, base={"model": "tiny-bert", "data": str(pairs), "task": "contrastive", "steps": 6,
+                                      "batch_size": 4, "seq_len": 24, "val_fraction": 0.25, "max_val_batches": 2},
+                      grid={"configs": [{"name": "A1", "rule": "mua", "init": "A", "gamma": 0}], "ranks": [4],
+                            "log2_lr": [-12, -10], "seeds": [0, 1]})
+    assert main(["sweep", str(spec), "--quiet", "--members", "4"]) == 0  # one pack of four members
+    url = f"sqlite:///{tmp_path / 'spec.db'}"
+    trials = SweepStore.open(url, "cli").trials()
+    assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
+    assert all(t.user_attrs["eval_metric"] == "val_mrr" and 0 < t.user_attrs["eval_value"] <= 1 for t in trials)
+    capsys.readouterr()
+    assert main(["fit", "--storage", url, "--metric", "eval", "--json", "--bootstrap", "0"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["metric"] == "val_mrr" and d["higher_is_better"] is True
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "rep"), "--bootstrap", "0", "--no-html"]) == 0
+    assert "Selected on validation MRR" in (tmp_path / "rep" / "report.md").read_text()

@@ -129,7 +129,7 @@ def test_bootstrap_interval_covers_the_true_slope_at_its_nominal_rate():
     assert hits >= 34
 
 
-@pytest.mark.parametrize("metric", ["val_accuracy", "val_reward"])
+@pytest.mark.parametrize("metric", ["val_accuracy", "val_mrr", "val_reward"])  # classification; retrieval; rlvr
 def test_accuracy_and_reward_are_maximised(metric):
     rep = fit(records(metric=metric), "eval", n_boot=0)
     (c,) = rep.configs
@@ -151,6 +151,8 @@ def test_failed_runs_are_excluded_with_a_count_and_edges_are_flagged():
 def test_score_conventions():
     r = rec("k", "A", 4, -10.0, 0, "complete", ema_loss=2.0, eval_metric="val_accuracy", eval_value=0.8)
     assert score(r, "ema") == 2.0 and score(r, "eval") == -0.8
+    for metric, sign in (("val_mrr", -1), ("val_recall_at_1", -1), ("val_nll", 1)):
+        assert score(replace(r, outcome=replace(r.outcome, eval_metric=metric)), "eval") == sign * 0.8
     assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "ema") == math.inf
     nan = replace(r, outcome=replace(r.outcome, final_ema_loss=math.nan))
     assert score(nan, "ema") == math.inf  # a "complete" NaN diverged

@@ -147,6 +147,23 @@ def test_classification_pack_equals_separate_runs_heads_included(cls):
     assert not heads[0].equal(heads[1])  # seeds 0 and 1 drew different heads, and trained them apart
 
 
+def test_contrastive_pack_equals_separate_runs(tmp_path, one_thread):
+    # InfoNCE per member over its own 2B-row block, at its own temperature; ranks 4/8/2 (padded), three inits,
+    # seeds, learning rates and two temperatures; held-out retrieval (val_mrr) compared like any eval metric
+    from test_contrastive import PAIRS, word_pairs
+
+    base = dict(PAIRS, data=word_pairs(tmp_path / "pairs.jsonl"), batch_size=4, steps=8, eval_every=3, max_val_batches=3)
+    specs = [dict(rank=4, init="kaiming", rule="lora-alpha", seed=0, lr=3e-4),
+             dict(rank=8, init="A", rule="alpha-r", seed=1, lr=1e-3, temperature=0.1),
+             dict(rank=2, init="B", rule="rslora", seed=2, lr=1e-3, targets=("query", "value"))]
+    seps_r, mems_r, seps, mems = _pair(tmp_path, base, specs)
+    assert all(r.status == "complete" and r.eval_metric == "val_mrr" for r in seps_r + mems_r)
+    for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
+        assert_same_run(sc, mc, a, b)
+        assert_same_adapter(sc, mc)
+    assert len({r.final_ema_loss for r in mems_r}) == 3  # the members trained apart: the equality is per member
+
+
 def test_grad_accumulation_with_ragged_prompt_completion_batches(tmp_path, one_thread):
     # dialogues: prompt/completion pairs of varying length, loss on completions only; members' batches are padded
     # to the widest in the stack and accumulation weights differ per member (their own micro-batches' targets)

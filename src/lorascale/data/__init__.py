@@ -32,7 +32,13 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
         raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)}, pass a file path,"
                           " or a Hub dataset ID (org/name) in the local Hugging Face cache")
     if task is not None and Task(task) is not ex.kind.task:
-        fix = ("use task classification" if ex.kind.task is Task.CLASSIFICATION
-               else "use task lm, or a dataset with text/label columns")
+        fix = f"use task {ex.kind.task}, or a dataset with {TASK_DATA[Task(task)]}"
         raise ConfigError("task", f"{data} is a {ex.kind.task} dataset, not {Task(task)}", fix)
     return ex
+
+
+TASK_DATA = {
+    Task.LM: "text, prompt/completion or messages columns (builtin: shakespeare, kjv, dialogues)",
+    Task.CLASSIFICATION: "text/label columns (builtin: shakespeare-genre, fine-foods)",
+    Task.CONTRASTIVE: "query/positive columns (builtin: dialogue-pairs)",
+}

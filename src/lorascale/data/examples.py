@@ -1,7 +1,9 @@
-"""Raw examples before tokenisation: three shapes, validated before any model is loaded."""
+"""Raw examples before tokenisation: four shapes, validated before any model is loaded."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -10,6 +12,8 @@ from ..vocabulary import Task
 
 __all__ = ["Kind", "Examples"]
 
+log = logging.getLogger(__name__)
+
 
 class Kind(StrEnum):
     """The data's layout. It decides the task (:class:`~lorascale.vocabulary.Task`, defined once there)."""
@@ -17,10 +21,11 @@ class Kind(StrEnum):
     TEXT = "text"  # causal LM on plain text, chunked into blocks
     PAIR = "pair"  # prompt/completion (or chat turns): loss on the completion only
     LABELED = "labeled"  # sequence classification (text, label)
+    QUERY_POSITIVE = "query-positive"  # contrastive pairs: each query's positive, the batch's others as negatives
 
     @property
     def task(self) -> Task:
-        return Task.CLASSIFICATION if self is Kind.LABELED else Task.LM
+        return {Kind.LABELED: Task.CLASSIFICATION, Kind.QUERY_POSITIVE: Task.CONTRASTIVE}.get(self, Task.LM)
 
 
 @dataclass
@@ -33,9 +38,11 @@ class Examples:
     chats: list[list[dict]] = field(default_factory=list)  # PAIR from chat records: each whole conversation
     labels: list[int] = field(default_factory=list)  # LABELED, each in [0, len(label_names))
     label_names: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)  # QUERY_POSITIVE
+    positives: list[str] = field(default_factory=list)  # QUERY_POSITIVE: positives[i] answers queries[i]
 
     def __len__(self) -> int:
-        return len(self.prompts) if self.kind is Kind.PAIR else len(self.texts)
+        return {Kind.PAIR: len(self.prompts), Kind.QUERY_POSITIVE: len(self.queries)}.get(self.kind, len(self.texts))
 
     def check(self, source: str) -> "Examples":
         """Empty data, mismatched columns and labels out of range are errors, before training starts."""
@@ -44,6 +51,8 @@ class Examples:
         if self.kind is Kind.PAIR and len(self.prompts) != len(self.completions):
             raise ConfigError("data", f"{source}: {len(self.prompts)} prompts but {len(self.completions)} completions")
         assert not self.chats or len(self.chats) == len(self.prompts), "chats and their plain prompts differ in number"
+        if self.kind is Kind.QUERY_POSITIVE:
+            self._check_pairs(source)
         if self.kind is Kind.LABELED:
             if len(self.labels) != len(self.texts):
                 raise ConfigError("data", f"{source}: {len(self.texts)} texts but {len(self.labels)} labels")
@@ -58,3 +67,22 @@ class Examples:
             if k < 2:
                 raise ConfigError("data", f"{source}: classification needs at least 2 classes, found {k}")
         return self
+
+    def _check_pairs(self, source: str) -> None:
+        """Contrastive pairs: equal columns, no blank text; repeated positives are warned about, because
+        another query's copy of a pair's positive is a false negative in its batch and a tie in retrieval."""
+        if len(self.queries) != len(self.positives):
+            raise ConfigError("data", f"{source}: {len(self.queries)} queries but {len(self.positives)} positives")
+        if len(self) < 2:
+            raise ConfigError("data", f"{source} holds {len(self)} pair; contrastive training needs at least 2 (the"
+                                      " other pairs of a batch are each query's negatives)", "add query/positive pairs")
+        for column, texts in (("query", self.queries), ("positive", self.positives)):
+            blank = [i for i, t in enumerate(texts) if not t.strip()]
+            if blank:
+                raise ConfigError("data", f"{source}: the {column} of pair {blank[0]} is blank ({len(blank)} such pairs)",
+                                  "drop those pairs or fill them in")
+        repeated = sum(n - 1 for n in Counter(self.positives).values() if n > 1)
+        if repeated:
+            log.warning("%s: %d pair(s) repeat another pair's positive; in a batch holding both, each is the other's"
+                        " negative, and held-out retrieval counts the copy as a tie against the query's own positive",
+                        source, repeated)

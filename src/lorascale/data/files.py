@@ -2,7 +2,8 @@
 Hugging Face cache (its files read by ``datasets.load_dataset``, offline).
 
 Columns decide the shape: ``text`` (+ ``label`` for classification), ``prompt``/``completion``,
-or chat ``messages`` (list of {role, content}; the last assistant turn is the completion).
+chat ``messages`` (list of {role, content}; the last assistant turn is the completion), or
+``query``/``positive`` (contrastive pairs).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
     if not all(isinstance(r, dict) for r in records):
         raise ConfigError("data", f"{source}: every record must be an object with named fields")
     cols = set(records[0])
+    if task == "contrastive" or (task is None and {"query", "positive"} & cols):
+        _need_all(records, {"query", "positive"}, source, "contrastive pairs")
+        return Examples(source, Kind.QUERY_POSITIVE, queries=[str(r["query"]) for r in records],
+                        positives=[str(r["positive"]) for r in records]).check(source)
     if task == "classification" or (task is None and {"text", "label"} <= cols):
         _need_all(records, {"text", "label"}, source, "classification")
         raw = [r["label"] for r in records]

@@ -45,12 +45,26 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
     batch = next(iter(built.val_loader), None)
     if batch is None:
         raise ConfigError("lanczos", "the run's validation split is empty; cannot estimate curvature without a batch")
-    batch = {k: v[:batch_size] for k, v in batch.items()} if isinstance(batch, dict) else batch
     from .spectral import AdapterHessian, curvature_report
 
-    op = AdapterHessian(built.model, batch)
+    op = AdapterHessian(built.model, *_probe(built, batch, batch_size, cfg))
     report = curvature_report(op, steps=steps, samples=samples, seed=seed, progress=progress)
     return {"batch_size": batch_size, **report}
+
+
+def _probe(built, batch: dict, batch_size: int, cfg) -> tuple:
+    """(batch, loss_from_output) of the curvature's fixed batch: its first ``batch_size`` examples, scored by
+    the model's own loss, or for a contrastive run its first ``batch_size`` pairs scored by InfoNCE."""
+    from ..train.contrastive import pair_loss, take_pairs
+    from ..vocabulary import Task
+
+    if built.task is not Task.CONTRASTIVE:
+        from .spectral import default_loss
+
+        return {k: v[:batch_size] for k, v in batch.items()}, default_loss
+    pairs = take_pairs(batch, batch_size)
+    mask = pairs["attention_mask"]
+    return {"input_ids": pairs["input_ids"], "attention_mask": mask}, lambda out: pair_loss(out.last_hidden_state, mask, cfg.temperature)
 
 
 def _load_config(run_dir: Path):

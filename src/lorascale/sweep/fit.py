@@ -23,7 +23,7 @@ import random
 from collections import defaultdict
 from typing import NamedTuple
 
-from ..vocabulary import HIGHER_IS_BETTER, RunStatus
+from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathFit, alpha_laws, path_fits
 from .optima import Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
 from .records import RECORD_STATUSES, Record
@@ -108,7 +108,7 @@ def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> F
     notes = _notes(metric, evals, counts, configs)
     return FitReport(
         metric=metric if metric == "ema" else "/".join(evals) or "eval",
-        higher_is_better=metric == "eval" and len(evals) == 1 and evals[0] in HIGHER_IS_BETTER,
+        higher_is_better=metric == "eval" and bool(evals) and all(higher_is_better(e) for e in evals),
         configs=tuple(configs),
         gaps=tuple(_transfer_gaps(configs)),
         paths=tuple(path_fits(records, metric)),

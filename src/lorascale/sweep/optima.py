@@ -15,7 +15,7 @@ import random
 from collections import defaultdict
 from typing import Callable, Literal, NamedTuple
 
-from ..vocabulary import HIGHER_IS_BETTER, RunStatus
+from ..vocabulary import RunStatus, higher_is_better
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
@@ -27,7 +27,7 @@ Metric = Literal["ema", "eval"]
 def score(rec: Record, metric: Metric) -> float | None:
     """Lower-is-better score: +inf for a diverged run, None for a run without this result.
 
-    Accuracy is negated so every metric is minimised; a "complete" run whose EMA loss is not finite
+    Accuracy and MRR (:data:`~lorascale.vocabulary.HIGHER_IS_BETTER`) are negated so every metric is minimised; a "complete" run whose EMA loss is not finite
     (stored as null) is treated as diverged.
     """
     out = rec.outcome
@@ -40,7 +40,7 @@ def score(rec: Record, metric: Metric) -> float | None:
     elif out.eval_value is None:
         return None
     else:
-        v = -out.eval_value if out.eval_metric in HIGHER_IS_BETTER else out.eval_value
+        v = -out.eval_value if higher_is_better(out.eval_metric) else out.eval_value
     return float(v) if v is not None and math.isfinite(v) else math.inf
 
 

@@ -83,7 +83,8 @@ class CurvesInfo(NamedTuple):
 
 def metric_label(rep: FitReport) -> str:
     return {"ema": "final training loss (EMA 0.1)", "val_nll": "validation NLL",
-            "val_accuracy": "validation accuracy", "val_reward": "held-out reward"}.get(rep.metric, rep.metric)
+            "val_accuracy": "validation accuracy", "val_mrr": "validation MRR",
+            "val_reward": "held-out reward"}.get(rep.metric, rep.metric)
 
 
 def _series(rep: FitReport, label: str, points, opt_x: float | None, opt_value: float | None) -> Series:

@@ -79,7 +79,7 @@ class Outcome:
 
     status: RunStatus
     final_ema_loss: float | None
-    eval_metric: str | None = None  # val_nll (lower is better) | val_accuracy (higher is better)
+    eval_metric: str | None = None  # val_nll (lower is better) | val_accuracy, val_mrr (higher)
     eval_value: float | None = None
     val_loss: float | None = None  # validation loss, beside the EMA training loss
     wall_time: float = 0.0

@@ -16,6 +16,7 @@ from pydantic import StrictBool, StrictStr, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
+from ..data.batches import check_pairs_per_batch
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.spec import RLSpec
 from ..rules import DEFAULT_LR_FFT, Finetune, RuleError, recommended_lr
@@ -23,6 +24,7 @@ from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, Po
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
 from .precision import Precision
+from .contrastive import DEFAULT_TEMPERATURE
 
 __all__ = ["TrainConfig", "Precision", "load_yaml", "config_from_mapping"]
 
@@ -32,9 +34,9 @@ BUDGET_KEYS = ("steps", "epochs")
 class TrainConfig(Settings):
     # what
     model: StrictStr = setting("smollm2-135m", "smollm2-135m, minilm-l6, tiny-llama[@W], tiny-bert[@W] or a local HF folder")
-    data: StrictStr = setting("shakespeare", "shakespeare, shakespeare-genre, kjv, dialogues, fine-foods, or a"
-                              " .jsonl/.csv/.txt/saved-dataset path")
-    task: Task | None = setting(None, "lm, classification or rlvr (default: from the data)")
+    data: StrictStr = setting("shakespeare", "shakespeare, shakespeare-genre, kjv, dialogues, dialogue-pairs, fine-foods,"
+                              " arithmetic, word-problems, math, or a .jsonl/.csv/.txt/saved-dataset path")
+    task: Task | None = setting(None, "lm, classification, contrastive or rlvr (default: from the data)")
     finetune: Finetune = setting(Finetune.LORA, "lora, or full finetuning")
     adapter: AdapterSpec = setting(AdapterSpec(), "the LoRA adapters (unused for full finetuning)")
     # optimisation (μA recipe)
@@ -43,6 +45,8 @@ class TrainConfig(Settings):
     lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "full-finetuning learning rate the rules start from",
                                     fix="typical full-finetuning learning rates are 1e-5 to 1e-4")
     head_lr: PositiveFloat = setting(1e-3, "classification head learning rate (μA App. B.1 fixes it at 1e-3)")
+    temperature: PositiveFloat = setting(DEFAULT_TEMPERATURE, "contrastive task: InfoNCE temperature τ on cosine"
+                                         " similarity (SimCSE and sentence-transformers use 0.05)")
     weight_decay: NonNegativeFloat = setting(0.01, "AdamW weight decay", fix="μA uses 0.01")
     beta1: Float = setting(0.9, "AdamW β1", ge=0.0, lt=1.0, fix="μA uses 0.9")
     beta2: Float = setting(0.999, "AdamW β2", ge=0.0, lt=1.0, fix="μA uses 0.999")
@@ -84,6 +88,11 @@ class TrainConfig(Settings):
             errors.append(ConfigError("steps/epochs", "both are set", "choose one (unset steps with steps: null in YAML)"))
         if self.steps is None and self.epochs is None:
             errors.append(ConfigError("steps/epochs", "neither is set", "give steps or epochs"))
+        if self.task is Task.CONTRASTIVE:  # data that only turns out contrastive is checked by load_base
+            try:
+                check_pairs_per_batch(self.batch_size)
+            except ConfigError as e:
+                errors.append(e)
         if self.finetune is Finetune.FULL:
             changed = sorted(k for k, v in flatten(self.adapter).items() if v != _DEFAULT_ADAPTER[k])
             if changed:

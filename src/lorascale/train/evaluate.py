@@ -1,17 +1,28 @@
-"""Held-out evaluation: validation NLL per token (LM) or accuracy and loss (classification)."""
+"""A micro-batch's training loss, and held-out evaluation: validation NLL per token (LM), accuracy and
+loss (classification), or retrieval recall@1/MRR and InfoNCE (contrastive, :mod:`.contrastive`)."""
 
 from __future__ import annotations
 
 import math
 
 from ..vocabulary import Task
+from .contrastive import batch_embeddings, evaluate_pairs, info_nce
 
-__all__ = ["evaluate", "eval_record", "count_targets", "accumulation_weights"]
+__all__ = ["batch_loss", "evaluate", "eval_record", "count_targets", "accumulation_weights"]
+
+
+def batch_loss(model, batch: dict, task: Task, temperature: float):
+    """The mean loss of one micro-batch: Hugging Face's own (over next-token targets or examples), or
+    InfoNCE over its pairs (contrastive: the encoder returns hidden states, not a loss)."""
+    if task is Task.CONTRASTIVE:
+        return info_nce(*batch_embeddings(model, batch), temperature)
+    return model(**batch).loss
 
 
 def count_targets(batch: dict) -> int:
-    """How many loss terms a batch contributes: one per example (classification), or one per
-    non-ignored next-token target (LM; HF shifts labels by one, and −100 marks prompt/padding)."""
+    """How many loss terms a batch contributes: one per example (classification) or query (contrastive:
+    ``labels`` = arange(B)), or one per non-ignored next-token target (LM; HF shifts labels by one, and
+    −100 marks prompt/padding)."""
     labels = batch["labels"]
     if labels.dim() == 1:
         return labels.numel()
@@ -29,9 +40,14 @@ def accumulation_weights(batches: list[dict]) -> list[float]:
     return [c / total for c in counts] if total else [1.0 / len(batches)] * len(batches)
 
 
-def evaluate(model, loader, task: Task, max_batches: int, accelerator=None) -> dict:
-    """Mean over at most ``max_batches`` validation batches (the same fixed batches every call)."""
+def evaluate(model, loader, task: Task, max_batches: int, accelerator=None, temperature: float | None = None) -> dict:
+    """Mean over at most ``max_batches`` validation batches (the same fixed batches every call);
+    contrastive: retrieval over the pairs of those batches, at the run's ``temperature``."""
     import torch
+
+    if task is Task.CONTRASTIVE:
+        assert temperature is not None, "contrastive evaluation needs the run's temperature"
+        return evaluate_pairs(model, loader, max_batches, temperature, accelerator)
 
     was_training = model.training
     model.eval()

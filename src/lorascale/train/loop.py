@@ -25,7 +25,7 @@ from .build import BuiltRun, build_run, param_groups
 from .callbacks import Callback, CallbackList, TrainContext
 from .checkpoint import load_checkpoint, resume_config, save_checkpoint, skip_batches
 from .config import TrainConfig
-from .evaluate import accumulation_weights, evaluate
+from .evaluate import accumulation_weights, batch_loss, evaluate
 from .monitor import DivergenceGuard, Ema
 from .precision import mixed_precision
 from .records import RunWriter, default_run_dir
@@ -160,9 +160,9 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             loss_sum, tokens = torch.zeros((), device=accelerator.device), 0
             micro = [next(batches) for _ in range(cfg.grad_accum)]
             for batch, weight in zip(micro, accumulation_weights(micro)):  # = one batch of all the targets
-                out = model(**batch)
-                accelerator.backward(out.loss * weight)
-                loss_sum += out.loss.detach().float() * weight
+                micro_loss = batch_loss(model, batch, built.task, cfg.temperature)
+                accelerator.backward(micro_loss * weight)
+                loss_sum += micro_loss.detach().float() * weight
                 tokens += int(batch["attention_mask"].sum())
             ctx.batch = batch
             loss = float(accelerator.reduce(loss_sum, "mean"))
@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             ctx.step, ctx.ema_loss = step + 1, ema.update(loss)
             logs = step_logs(ctx, grad_norm, dt, tokens * accelerator.num_processes / dt)
             if cfg.eval_every and ctx.step % cfg.eval_every == 0 and ctx.step < steps:
-                last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
+                last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator, cfg.temperature)
                 logs.update(last_eval)
                 cbs.on_evaluate(ctx, logs)
             n_base = len(logs)
@@ -196,7 +196,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
                 message = ctx.stop_reason
                 break
         if status is RunStatus.COMPLETE:
-            last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator)
+            last_eval = evaluate(model, val_loader, built.task, cfg.max_val_batches, accelerator, cfg.temperature)
             logs = {"step": ctx.step, **last_eval}
             cbs.on_evaluate(ctx, logs)
             writer.log(logs)

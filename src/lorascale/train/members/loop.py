@@ -38,7 +38,7 @@ from ..loop import RunResult, make_accelerator, total_steps
 from .batched_lora import StackedMembers
 from .build import Pack, build_pack
 from .evaluate import evaluate_members
-from .losses import member_losses, stack_batches
+from .losses import stack_batches, stacked_losses
 from .member import Member
 from .pack import check_pack
 
@@ -104,7 +104,8 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     bar = tqdm(total=steps, desc=f"train {k} members of {first.model}", disable=not progress, dynamic_ncols=True)
 
     def evaluate(ms: list[Member]) -> list[dict]:
-        return evaluate_members(model, hf_model, val_loader, pack.task, first.max_val_batches, stack, [m.name for m in ms])
+        return evaluate_members(model, hf_model, val_loader, pack.task, first.max_val_batches, stack, [m.name for m in ms],
+                                [m.cfg.temperature for m in ms])
 
     try:
         with stack:
@@ -174,8 +175,7 @@ def _accumulate(model, hf_model, accelerator, stack: StackedMembers, running: li
     tokens = [0] * len(running)
     for i in range(grad_accum):
         batch = stack_batches([mb[i] for mb in micro], pack.base.pad_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        losses = member_losses(hf_model, pack.task, logits, batch["labels"], len(running))
+        losses = stacked_losses(model, hf_model, pack.task, batch, [m.cfg.temperature for m in running])
         # disjoint parameters: member j's gradient is exactly w_j·∂loss_j/∂θ_j
         accelerator.backward(sum(loss * w[i] for loss, w in zip(losses, weights)))
         for j, loss in enumerate(losses):

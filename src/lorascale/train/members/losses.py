@@ -1,7 +1,9 @@
-"""Members' batches stacked into one, and each member's own loss from the stacked logits.
+"""Members' batches stacked into one, and each member's own loss from the stacked forward.
 
 Each member's loss is Hugging Face's own loss function on its rows (the mean over its non-ignored
-next-token targets, or over its examples), the number a separate run's ``model(**batch).loss`` is.
+next-token targets, or over its examples), the number a separate run's ``model(**batch).loss`` is;
+for the contrastive task, InfoNCE over its own 2B-row block of pairs at its own temperature (a
+member's negatives are its own batch's positives, as in a separate run).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Sequence
 
 from ...data.batches import IGNORE_INDEX
 from ...vocabulary import Task
+from ..contrastive import pair_loss
 
-__all__ = ["stack_batches", "member_losses"]
+__all__ = ["stack_batches", "member_losses", "stacked_losses"]
 
 _PAD = {"attention_mask": 0, "labels": IGNORE_INDEX}  # input_ids pad with the tokenizer's pad id
 
@@ -52,3 +55,12 @@ def member_losses(hf_model, task: Task, logits, labels, k: int) -> list:
         else:
             losses.append(hf_model.loss_function(logits=lg, labels=lb, vocab_size=hf_model.config.vocab_size))
     return losses
+
+
+def stacked_losses(model, hf_model, task: Task, batch: dict, temperatures: Sequence[float]) -> list:
+    """Forward of a member-major stacked ``batch`` and the loss of each member (one temperature per member)."""
+    k = len(temperatures)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    if task is Task.CONTRASTIVE:  # (K·2B, T, d): member k's block is its B queries then its B positives
+        return [pair_loss(h, m, t) for h, m, t in zip(out.last_hidden_state.chunk(k), batch["attention_mask"].chunk(k), temperatures)]
+    return member_losses(hf_model, task, out.logits, batch["labels"], k)

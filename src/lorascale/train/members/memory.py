@@ -50,10 +50,13 @@ def estimate_memory(n_base_params: int, n_trainable: int, batch_size: int, seq_l
 
 def estimate_for(hf_model, n_trainable: int, cfg, bf16: bool = False) -> MemoryEstimate:
     """:func:`estimate_memory` with the shapes read from a Hugging Face model's config."""
+    from ...vocabulary import Task
+
     c = hf_model.config
     is_lm = type(hf_model).__name__.endswith("ForCausalLM")  # a sequence classifier has no per-token logits
     n_base = sum(p.numel() for p in hf_model.parameters())
-    return estimate_memory(n_base, n_trainable, cfg.batch_size, cfg.seq_len, c.hidden_size, c.num_hidden_layers,
+    rows = cfg.batch_size * (2 if cfg.task is Task.CONTRASTIVE else 1)  # a contrastive pair is a query and a positive row
+    return estimate_memory(n_base, n_trainable, rows, cfg.seq_len, c.hidden_size, c.num_hidden_layers,
                            c.num_attention_heads, c.vocab_size if is_lm else 0, act_bytes=2 if bf16 else 4)
 
 
