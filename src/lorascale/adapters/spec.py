@@ -48,6 +48,15 @@ class AdapterSpec(Settings):
             ratio = None
         return data if (method, ratio) == given else {**data, "method": method, "loraplus_lr_ratio": ratio}
 
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        if isinstance(v, str):
+            return (v,)
+        if isinstance(v, (list, tuple)) and not all(isinstance(t, str) and t for t in v):
+            raise RuleError("targets", f"must be module names, got {v!r}", "e.g. targets: [q_proj, v_proj]")
+        return v
+
     @model_validator(mode="after")
     def _init_fits_rule(self) -> "AdapterSpec":
         errors = []
