@@ -4,7 +4,7 @@ import pytest
 
 from lorascale.adapters import AdapterSpec
 from lorascale.errors import ConfigErrors
-from lorascale.methods import LORAPLUS_LR_RATIO, Method, method_lr, peft_fields
+from lorascale.methods import LORAPLUS_LR_RATIO, Method, method_lr, method_of, peft_fields
 from lorascale.rules import RuleSpec, ScaleRule, recommended_lr
 from lorascale.train import TrainConfig
 
@@ -72,3 +72,19 @@ def test_bad_method_settings_are_reported_together():
 def test_every_scaling_rule_composes_with_dora():
     for rule in ScaleRule:
         assert AdapterSpec(rule=rule, method="dora").method is Method.DORA  # LoRA-α + DoRA is a valid point
+
+
+@pytest.mark.parametrize("method, niter", [(Method.LORA, None), (Method.DORA, None), (Method.PISSA, None), (Method.PISSA, 16),
+                                           (Method.OLORA, None)])
+def test_a_peft_config_names_its_method_back(method, niter):
+    from peft import LoraConfig
+
+    fields = peft_fields(method, niter)
+    config = LoraConfig(**fields)  # PEFT's defaults for the fields a method leaves alone
+    assert method_of(config.use_dora, config.init_lora_weights) == (method, niter)
+
+
+def test_options_that_are_no_single_method():
+    assert method_of(True, "pissa") is None and method_of(False, "gaussian") is None and method_of(False, "pissa_niter_x") is None
+    # as PEFT reads them: "pissa" case-sensitively (LoraLayer.update_layer's startswith), "olora" in any case
+    assert method_of(False, "PiSSA") is None and method_of(False, "OLoRA") == (Method.OLORA, None)

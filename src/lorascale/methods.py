@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Method", "LORAPLUS_LR_RATIO", "BASE_CHANGING_METHODS", "PACKABLE_METHODS", "peft_fields", "method_lr",
-           "METHOD_LR_NOTES"]
+__all__ = ["Method", "LORAPLUS_LR_RATIO", "BASE_CHANGING_METHODS", "PACKABLE_METHODS", "peft_fields", "method_of",
+           "method_lr", "METHOD_LR_NOTES"]
 
 LORAPLUS_LR_RATIO = 16.0
 """LoRA+'s η_B/η_A: λ = 2⁴ (Hayou et al. 2024, §5)."""
@@ -63,8 +63,7 @@ PACKABLE_METHODS = frozenset({Method.LORA, Method.LORAPLUS})
 
 _FFT_LR_METHODS = frozenset({Method.PISSA})
 
-METHOD_LR_NOTES = {
-    Method.LORAPLUS: "LoRA+ (Hayou et al. 2024): A at this rate, B at loraplus_lr_ratio × it (16 recommended)",
+METHOD_LR_NOTES = {  # why each method's default rate is what it is (LoRA+'s B rate: AdapterSpec.loraplus_ratio)
     Method.DORA: "DoRA (Liu et al. 2024) trains with LoRA's recipe: the rule's learning rate",
     Method.PISSA: "PiSSA (Meng et al. 2024, §5) trains at the full-finetuning learning rate η_FFT",
     Method.OLORA: "OLoRA (Büyükakyüz 2024) trains with LoRA's hyperparameters: the rule's learning rate",
@@ -81,6 +80,24 @@ def peft_fields(method: Method, pissa_niter: int | None = None) -> dict:
     if method is Method.OLORA:
         return {"init_lora_weights": "olora"}
     return {}
+
+
+def method_of(use_dora: bool, init_lora_weights) -> tuple[Method, int | None] | None:
+    """The inverse of :func:`peft_fields`: (method, pissa_niter) of a ``LoraConfig``'s options, or None when
+    they are no single method (DoRA with PiSSA, a Gaussian init, ...). LoRA+ is invisible here: an optimizer."""
+    init = init_lora_weights
+    if use_dora:
+        return (Method.DORA, None) if init is True else None
+    if init is True:
+        return Method.LORA, None
+    if not isinstance(init, str):
+        return None
+    # as PEFT's LoraLayer.update_layer reads them: "pissa…" case-sensitively, "olora" in any case
+    if init == "pissa":
+        return Method.PISSA, None
+    if init.startswith("pissa_niter_") and init.removeprefix("pissa_niter_").isdigit():
+        return Method.PISSA, int(init.removeprefix("pissa_niter_"))
+    return (Method.OLORA, None) if init.lower() == "olora" else None
 
 
 def method_lr(method: Method, rule_lr: float | None, lr_fft: float) -> float | None:

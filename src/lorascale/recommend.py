@@ -80,11 +80,13 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
 
 
 def _lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:
-    note = _rule_lr_note(spec, lr_fft, lr) if spec.method is not Method.PISSA else ""
-    method = METHOD_LR_NOTES.get(spec.method)
-    if spec.method is not Method.LORAPLUS and spec.loraplus_ratio() is not None:
-        method = f"{method}; with LoRA+, B at loraplus_lr_ratio = {spec.loraplus_ratio():g} × it"
-    return "; ".join(x for x in (note, method) if x)
+    """The rule's reason (unless the method brings its own rate), the method's, and LoRA+'s B rate."""
+    notes = [] if spec.method is Method.PISSA else [_rule_lr_note(spec, lr_fft, lr)]
+    if spec.method in METHOD_LR_NOTES:
+        notes.append(METHOD_LR_NOTES[spec.method])
+    if spec.loraplus_ratio() is not None:
+        notes.append(f"LoRA+ (Hayou et al. 2024, λ = 16 recommended): B factors at {spec.loraplus_ratio():g} × this rate")
+    return "; ".join(notes)
 
 
 def _rule_lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:

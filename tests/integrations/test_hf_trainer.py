@@ -86,3 +86,16 @@ def test_metadata_callback_refuses_a_rule_the_adapters_do_not_follow(tmp_path):
     with pytest.raises(ConfigError) as e:
         trainer.train()
     assert e.value.field == "rule" and "s = 1," in e.value.message and "128" in e.value.message
+
+
+def test_metadata_callback_records_the_method_peft_built(tmp_path, one_thread):
+    from transformers import Trainer, TrainingArguments
+
+    model = lorascale.apply(load_model("tiny-llama").model, rank=4, rule="alpha-r", method="dora", targets=["q_proj"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, learning_rate=1e-2,
+                             report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[lorascale.metadata_callback("alpha-r")])
+    trainer.train()
+    trainer.save_model()
+    saved = json.loads((tmp_path / "lorascale.json").read_text())
+    assert (saved["method"], saved["rule"], saved["pissa_niter"]) == ("dora", "alpha-r", None)  # read from use_dora=True
