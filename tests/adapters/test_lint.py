@@ -152,6 +152,8 @@ def test_converted_pissa_and_olora_adapters_are_recognised_from_lorascale_json(t
     rep = lint_adapter(tmp_path / "run" / "adapter")
     # saved as plain LoRA (init True, rank 2r): only lorascale.json still says PiSSA/OLoRA, and check says so
     assert {ly.rank for ly in rep.layers} == {8}
+    # its rule is named at the rank it trained at (4): LoRA-α's s = 256·√4/4 = 128, kept by the conversion
+    assert {(ly.scale, ly.rule, ly.reference_scale) for ly in rep.layers} == {(128.0, "LoRA-α (C=256)", 128.0)}
     assert not rep.judged and rep.fix == {} and rep.preset is None and "not judged" in rep.verdict
     assert any(f"method {method}" in n and "converted" in n for n in rep.notes)
 

@@ -124,8 +124,9 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         if not alpha > 0:
             raise ConfigError("adapter_dir", f"{module} has lora_alpha = {alpha:g}: its update is switched off (scale 0)")
         scale = scale_from_peft(alpha, r, rslora)
-        rule = name_rule(scale, r, d_in, rslora, alpha, c)
-        ref = reference(rule, r, d_in)
+        planned = r // 2 if converted else r  # a converted PiSSA/OLoRA adapter is [B | −B₀]·[A ; A₀]: trained at r/2
+        rule = name_rule(scale, planned, d_in, rslora, alpha * planned / r, c)
+        ref = reference(rule, planned, d_in)
         layers.append(LintLayer(module, layer_type(module), d_in, d_out, r, alpha, scale, rule, ref, ref / scale))
     if not layers:
         raise ConfigError("adapter_dir", "adapter_model.safetensors holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
