@@ -72,3 +72,25 @@ def test_pissa_niter_reaches_peft(tmp_path, one_thread):
     built = build_run(cfg, quiet=True)
     assert built.model.peft_config["default"].init_lora_weights == "pissa_niter_2"
     assert built.initial_adapter is not None and (built.initial_adapter.path / "adapter_model.safetensors").exists()
+
+
+def test_a_named_pissa_adapter_converts_too_and_plain_lora_needs_no_snapshot(tmp_path, one_thread):
+    import lorascale
+    from peft import get_peft_model
+
+    from lorascale.adapters import AdapterMetadata, AdapterSpec, save_adapter
+    from lorascale.adapters.convert import snapshot_initial
+
+    assert snapshot_initial(lorascale.apply(load_model("tiny-llama").model, rank=4)) is None  # nothing to convert
+    config = lorascale.lora_config(load_model("tiny-llama").model, rank=4, rule="alpha-r", method="pissa")
+    pm = get_peft_model(load_model("tiny-llama").model, config, adapter_name="x")
+    initial = snapshot_initial(pm, "x")
+    opt = torch.optim.SGD([p for p in pm.parameters() if p.requires_grad], lr=0.1)
+    pm(IDS, labels=IDS).loss.backward()
+    opt.step()
+    save_adapter(pm, tmp_path / "x", AdapterMetadata(adapter=AdapterSpec(rank=4, rule="alpha-r", method="pissa")),
+                 adapter="x", initial=initial)
+    assert json.loads((tmp_path / "x" / "adapter_config.json").read_text())["r"] == 8
+    with torch.no_grad():
+        # float32 rounding of W₀ + s·(B·A − B₀·A₀) vs W_res + s·B·A, as above
+        assert torch.allclose(pm.eval()(IDS).logits, _reloaded(tmp_path / "x")(IDS).logits, rtol=0, atol=2e-6)
