@@ -225,7 +225,7 @@ def test_apply_builds_each_method_through_peft_at_the_rules_scale():
     cfg = lorascale.lora_config(base, rank=4, rule="alpha-2r", method="pissa", pissa_niter=2)
     assert (cfg.init_lora_weights, cfg.lora_alpha, cfg.use_dora) == ("pissa_niter_2", 8.0, False)
     assert lorascale.lora_config(base, rank=4, method="olora").init_lora_weights == "olora"
-    assert lorascale.recommend_lr("alpha-r", 3e-5, method="pissa") == 3e-5  # PiSSA §5: η_FFT, not 10×
+    assert lorascale.recommend_lr("alpha-r", 3e-5, method="pissa") == 3e-5  # PiSSA (Meng et al. 2024): η_FFT, not 10×
     assert lorascale.recommend_lr("alpha-r", 3e-5, method="dora") == pytest.approx(3e-4)
 
 

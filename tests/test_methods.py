@@ -23,7 +23,7 @@ def test_default_learning_rates_compose_with_each_rule(rule, lora_lr):
     # η_FFT = 2e-5: LoRA-α trains at η_FFT (eq. 5), the conventional rules at 10 × η_FFT
     for method in (Method.LORA, Method.LORAPLUS, Method.DORA, Method.OLORA):
         assert recommended_lr(spec, 2e-5, method=method) == lora_lr
-    assert recommended_lr(spec, 2e-5, method=Method.PISSA) == 2e-5  # PiSSA §5: the full-finetuning rate
+    assert recommended_lr(spec, 2e-5, method=Method.PISSA) == 2e-5  # PiSSA (Meng et al. 2024): the full-finetuning rate
     assert method_lr(Method.PISSA, None, 3e-5) == 3e-5 and method_lr(Method.DORA, None, 3e-5) is None
 
 

@@ -19,14 +19,14 @@ olora      ``init_lora_weights="olora"``: B·A from W₀'s QR              the r
 Sources (each method's default learning rate is its own paper's recipe):
 
 * LoRA+ — Hayou, Ghosh & Yu, "LoRA+: Efficient Low Rank Adaptation of Large Models", ICML 2024
-  (arXiv:2402.12354), §4–5: set η_B = λ·η_A with λ ≫ 1; λ = 2⁴ = 16 is their recommended default. η_A
+  (arXiv:2402.12354): set η_B = λ·η_A with λ ≫ 1; λ = 2⁴ = 16 is their recommended default. η_A
   stays the LoRA learning rate (PEFT's docstring adds that a large λ may want η_A up to 2× smaller).
-* DoRA — Liu et al., "DoRA: Weight-Decomposed Low-Rank Adaptation", ICML 2024 (arXiv:2402.09353),
-  §5: DoRA is trained with LoRA's recipe and learning rates of the same order as LoRA's; it keeps the
-  scaling rule's learning rate here.
+* DoRA — Liu et al., "DoRA: Weight-Decomposed Low-Rank Adaptation", ICML 2024 (arXiv:2402.09353):
+  its experiments train DoRA with LoRA's recipe (learning rates of LoRA's order, no separate rule); it
+  keeps the scaling rule's learning rate here.
 * PiSSA — Meng, Wang & Zhang, "PiSSA: Principal Singular Values and Singular Vectors Adaptation of
-  Large Language Models", NeurIPS 2024 (arXiv:2404.02948), §5: LoRA, PiSSA and full finetuning share
-  the full-finetuning learning rate 2e-5. PiSSA trains W₀'s principal part itself, so it wants the
+  Large Language Models", NeurIPS 2024 (arXiv:2404.02948), NLG experiments (§5): LoRA, PiSSA and full
+  finetuning at one learning rate, 2e-5, full finetuning's. PiSSA trains W₀'s principal part itself, so it wants the
   full-finetuning rate, not LoRA's "10×" (Lee et al. 2026, arXiv:2602.04998, also find PiSSA's optimum
   below vanilla LoRA's, from a sharper loss).
 * OLoRA — Büyükakyüz, "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models", 2024
@@ -41,7 +41,7 @@ __all__ = ["Method", "LORAPLUS_LR_RATIO", "BASE_CHANGING_METHODS", "PACKABLE_MET
            "method_lr", "METHOD_LR_NOTES"]
 
 LORAPLUS_LR_RATIO = 16.0
-"""LoRA+'s η_B/η_A: λ = 2⁴ (Hayou et al. 2024, §5)."""
+"""LoRA+'s η_B/η_A: λ = 2⁴, Hayou et al. 2024's recommended default."""
 
 
 class Method(StrEnum):
@@ -65,7 +65,7 @@ _FFT_LR_METHODS = frozenset({Method.PISSA})
 
 METHOD_LR_NOTES = {  # why each method's default rate is what it is (LoRA+'s B rate: AdapterSpec.loraplus_ratio)
     Method.DORA: "DoRA (Liu et al. 2024) trains with LoRA's recipe: the rule's learning rate",
-    Method.PISSA: "PiSSA (Meng et al. 2024, §5) trains at the full-finetuning learning rate η_FFT",
+    Method.PISSA: "PiSSA (Meng et al. 2024) trains at the full-finetuning learning rate η_FFT",
     Method.OLORA: "OLoRA (Büyükakyüz 2024) trains with LoRA's hyperparameters: the rule's learning rate",
 }
 
