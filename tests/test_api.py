@@ -212,3 +212,46 @@ def test_init_after_wrap_redraws_fresh_factors_only():
     with pytest.raises(ConfigError) as e:
         lorascale.init_after_wrap(pm, "A")
     assert e.value.field == "init"
+
+
+def test_apply_builds_each_method_through_peft_at_the_rules_scale():
+    from peft.tuners.lora import LoraLayer
+
+    dora = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4, rule="lora-alpha", method="dora")
+    layers = [m for m in dora.modules() if isinstance(m, LoraLayer)]
+    assert dora.peft_config["default"].use_dora is True and layers
+    assert all(m.scaling["default"] == 128.0 and "default" in m.lora_magnitude_vector for m in layers)  # 256·√4/4
+    base = load_model("tiny-llama", seed=0).model
+    cfg = lorascale.lora_config(base, rank=4, rule="alpha-2r", method="pissa", pissa_niter=2)
+    assert (cfg.init_lora_weights, cfg.lora_alpha, cfg.use_dora) == ("pissa_niter_2", 8.0, False)
+    assert lorascale.lora_config(base, rank=4, method="olora").init_lora_weights == "olora"
+    assert lorascale.recommend_lr("alpha-r", 3e-5, method="pissa") == 3e-5  # PiSSA (Meng et al. 2024): η_FFT, not 10×
+    assert lorascale.recommend_lr("alpha-r", 3e-5, method="dora") == pytest.approx(3e-4)
+
+
+def test_method_and_a_contradicting_peft_option_are_refused():
+    base = load_model("tiny-llama", seed=0).model
+    with pytest.raises(ConfigError) as e:
+        lorascale.lora_config(base, rank=4, method="pissa", init_lora_weights="olora")
+    assert e.value.field == "init_lora_weights" and "method pissa sets" in e.value.message
+    pm = lorascale.apply(base, rank=4)
+    with pytest.raises(ConfigErrors) as es:  # DoRA needs new adapters; LoRA+ is only an optimizer and passes
+        lorascale.apply(pm, method="dora")
+    assert [x.field for x in es.value.errors] == ["method"]
+    assert lorascale.apply(pm, method="loraplus") is pm
+
+
+def test_loraplus_optimizer_is_peft_s_with_the_mua_recipe():
+    pm = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4)
+    opt = lorascale.loraplus_optimizer(pm, 1e-4)
+    names = {id(p): n for n, p in pm.named_parameters()}
+    seen = 0
+    for g in opt.param_groups:
+        for p in g["params"]:
+            assert g["lr"] == (1.6e-3 if "lora_B" in names[id(p)] else 1e-4)  # B at 16 × lr (Hayou et al. 2024)
+            assert g["weight_decay"] == 0.01 and g["betas"] == (0.9, 0.999)
+            seen += 1
+    assert seen == sum(p.requires_grad for p in pm.parameters()) == 12  # μA Table 3: gate/up/down × 2 blocks × (A, B)
+    with pytest.raises(ConfigError) as e:
+        lorascale.loraplus_optimizer(pm, 1e-4, loraplus_lr_ratio=0)
+    assert e.value.field == "loraplus_lr_ratio"

@@ -32,6 +32,9 @@ def test_kwargs_are_train_configs_recipe():
         lorascale.trainer_kwargs(rule="mua", init="A")
     assert [x.field for x in e.value.errors] == ["lr"]
     assert lorascale.trainer_kwargs(rule="mua", init="A", lr=1e-3)["learning_rate"] == 1e-3
+    # a baseline's own default: PiSSA trains at η_FFT, DoRA at the rule's (docs/baselines.md)
+    assert lorascale.trainer_kwargs(rule="alpha-r", lr_fft=3e-5, method="pissa")["learning_rate"] == 3e-5
+    assert lorascale.trainer_kwargs(rule="alpha-r", lr_fft=3e-5, method="dora")["learning_rate"] == pytest.approx(3e-4)
 
 
 def _lrs_in_trainer(tmp_path, callbacks, steps):

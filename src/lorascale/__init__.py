@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-from .api import apply, default_targets, init_after_wrap, lora_config, recommend_lr, rescale  # noqa: E402
+from .api import apply, default_targets, init_after_wrap, lora_config, loraplus_optimizer, recommend_lr, rescale  # noqa: E402
 from .integrations.hf import attach, metadata_callback, schedule_callback  # noqa: E402
 from .recipe import trainer_kwargs  # noqa: E402
+from .methods import Method  # noqa: E402
 from .rules import Init, RuleSpec, ScaleRule  # noqa: E402
 
 __all__ = [
@@ -12,11 +13,11 @@ __all__ = [
     # adapters
     "apply", "lora_config", "rescale", "init_after_wrap", "default_targets",
     # the recipe
-    "recommend_lr", "trainer_kwargs",
+    "recommend_lr", "loraplus_optimizer", "trainer_kwargs",
     # Hugging Face Trainer / TRL
     "schedule_callback", "metadata_callback", "attach",
     # settings
-    "Init", "RuleSpec", "ScaleRule",
+    "Init", "RuleSpec", "ScaleRule", "Method",
     # training (loaded on first use)
     "TrainConfig", "train_members",
 ]

@@ -5,8 +5,13 @@
 >>> config = lorascale.rescale(my_lora_config, "lora-alpha")                # a LoraConfig you already have
 >>> lr = lorascale.recommend_lr("lora-alpha", lr_fft=2e-5)
 
-PEFT's own options (``use_dora``, ``init_lora_weights``, ``modules_to_save``, ``rank_pattern``, ``bias``)
-pass through ``apply`` and ``lora_config`` as keywords; ``targets="all-linear"`` is PEFT's shorthand.
+>>> peft_model = lorascale.apply(model, rank=16, rule="lora-alpha", method="dora")   # LoRA-α + DoRA
+>>> opt = lorascale.loraplus_optimizer(peft_model, lr=2e-5)                     # LoRA+ (B at 16 × lr)
+
+``method`` (lora, loraplus, dora, pissa, olora) is lorascale's name for the baselines PEFT builds
+(docs/baselines.md). PEFT's own options (``use_dora``, ``init_lora_weights``, ``modules_to_save``,
+``rank_pattern``, ``bias``) pass through ``apply`` and ``lora_config`` as keywords; ``targets="all-linear"``
+is PEFT's shorthand.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from .adapters import AdapterSpec, apply_init, lora_modules, plan_lora
 from .adapters.rescale import active_adapter, has_lora_layers, rescale_config, rescale_model
 from .adapters.spec import PeftOptions
 from .errors import ConfigError, ConfigErrors
+from .methods import LORAPLUS_LR_RATIO, Method
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleSpec, ScaleRule, recommended_lr
+from .schema import PositiveFloat, checked
 
-__all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "default_targets"]
+__all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "loraplus_optimizer", "default_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +45,17 @@ def apply(
     targets: str | tuple[str, ...] | list[str] | None = None,
     task_type: str | None = None,
     lora_dropout: float | None = None,
+    method: str | Method = Method.LORA,
+    pissa_niter: int | None = None,
+    loraplus_lr_ratio: float | None = None,
     seed: int = 0,
     **peft_options,
 ):
     """Wrap ``model`` with LoRA adapters whose scale follows ``rule`` (rank 16 unless given); returns the PEFT model.
+
+    ``method`` picks the LoRA variant PEFT builds (``dora``, ``pissa``, ``olora``; docs/baselines.md), composed
+    with any rule. LoRA+ (``loraplus``) is an optimizer: the adapters are LoRA's, and
+    :func:`loraplus_optimizer` builds its AdamW.
 
     Given a ``PeftModel``, its LoRA adapters are rescaled in place to the rule (each layer at its own
     rank) instead of being wrapped a second time; options that would need new adapters (another rank,
@@ -49,8 +63,11 @@ def apply(
     which is refused for adapters that have been trained.
     """
     scaling = _rule(rule, alpha, c, lora_alpha, gamma)
+    method_given = {"method": method, "pissa_niter": pissa_niter, "loraplus_lr_ratio": loraplus_lr_ratio}
     if has_lora_layers(model):
-        given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options}
+        new_adapters = method not in (Method.LORA, Method.LORAPLUS)  # LoRA+ is an optimizer: nothing to rebuild
+        given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
+                 "method": method if new_adapters else None, "pissa_niter": pissa_niter}
         _refuse_new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
         init = AdapterSpec(scaling=scaling, init=init).init  # validated (analytic needs σ_A > 0)
         if init is not Init.KAIMING:
@@ -61,10 +78,13 @@ def apply(
         return model
     from peft import get_peft_model
 
-    spec, options = _spec(rank, scaling, init, targets, lora_dropout, peft_options)
+    spec, options = _spec(rank, scaling, init, targets, lora_dropout, peft_options, method_given)
     plan = plan_lora(model, spec, default_targets(model), task_type=task_type, options=options)
     peft_model = get_peft_model(model, plan.config)
     apply_init(peft_model, spec.init, seed=seed)
+    if spec.loraplus_ratio() is not None:
+        log.info("LoRA+ is an optimizer: train with lorascale.loraplus_optimizer(model, lr, loraplus_lr_ratio=%g)",
+                 spec.loraplus_ratio())
     return peft_model
 
 
@@ -81,6 +101,8 @@ def lora_config(
     targets: str | tuple[str, ...] | list[str] | None = None,
     task_type: str | None = None,
     lora_dropout: float | None = None,
+    method: str | Method = Method.LORA,
+    pissa_niter: int | None = None,
     **peft_options,
 ):
     """The ``peft.LoraConfig`` that makes ``model``'s adapters follow ``rule`` (for TRL's ``peft_config=``,
@@ -92,7 +114,8 @@ def lora_config(
     if has_lora_layers(model):
         raise ConfigError("model", "already carries LoRA adapters; a config for it would nest a second set",
                           "rescale them with lorascale.rescale(model, rule), or pass the base model")
-    spec, options = _spec(rank, _rule(rule, alpha, c, lora_alpha, gamma), init, targets, lora_dropout, peft_options)
+    spec, options = _spec(rank, _rule(rule, alpha, c, lora_alpha, gamma), init, targets, lora_dropout, peft_options,
+                          {"method": method, "pissa_niter": pissa_niter})
     if spec.init is not Init.KAIMING:
         log.info("init %s cannot be written in a LoraConfig: after wrapping, call lorascale.init_after_wrap(trainer_or_model,"
                  " %r, seed=...)", spec.init.value, spec.init.value)
@@ -164,22 +187,38 @@ def _check_redraw(model, adapter: str | None) -> str:
 
 
 def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
-                 init: str | Init = Init.KAIMING, gamma: float = 0.0) -> float:
+                 init: str | Init = Init.KAIMING, gamma: float = 0.0, method: str | Method = Method.LORA) -> float:
     """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
-    μA Init[B] with α = 1: η_FFT too). Other μA configurations raise: use ``lorascale transfer``."""
-    return recommended_lr(RuleSpec(rule=rule, gamma=gamma), lr_fft, init)
+    μA Init[B] with α = 1: η_FFT too), or the ``method``'s own (PiSSA: η_FFT). Other μA configurations
+    raise: use ``lorascale transfer``."""
+    spec = AdapterSpec(scaling=RuleSpec(rule=rule, gamma=gamma), init=init, method=method)
+    return recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
+
+
+def loraplus_optimizer(model, lr: float, loraplus_lr_ratio: float = LORAPLUS_LR_RATIO, *, weight_decay: float = 0.01,
+                       betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    """LoRA+'s AdamW (Hayou et al. 2024) for a PEFT model, built by PEFT's ``create_loraplus_optimizer``:
+    A at ``lr``, B factors and 1-D parameters at ``loraplus_lr_ratio`` × ``lr``, with the μA recipe's AdamW
+    settings (PEFT's own default weight decay is 0). For ``Trainer(optimizers=(opt, None))``."""
+    import torch
+    from peft.optimizers import create_loraplus_optimizer
+
+    checked(PositiveFloat, "lr", lr)
+    checked(PositiveFloat, "loraplus_lr_ratio", loraplus_lr_ratio, f"Hayou et al. 2024 recommend {LORAPLUS_LR_RATIO:g}")
+    return create_loraplus_optimizer(model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=loraplus_lr_ratio,
+                                     loraplus_weight_decay=weight_decay, betas=betas, eps=eps)
 
 
 def _rule(rule, alpha, c, lora_alpha, gamma) -> RuleSpec:
     return RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma)
 
 
-def _spec(rank, scaling, init, targets, lora_dropout, peft_options) -> tuple[AdapterSpec, PeftOptions]:
+def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict) -> tuple[AdapterSpec, PeftOptions]:
     """AdapterSpec and PeftOptions from keyword arguments; every bad value of both at once."""
     errors, spec, options = [], None, None
     try:
         spec = AdapterSpec(rank=16 if rank is None else rank, scaling=scaling, init=init,
-                           targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout)
+                           targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout, **method)
     except ConfigErrors as e:
         errors += e.errors
     try:

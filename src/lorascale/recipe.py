@@ -11,6 +11,7 @@ step at 0) where lorascale runs (k+1)/W, and its cosine reaches the floor one st
 
 from __future__ import annotations
 
+from .methods import Method
 from .rules import DEFAULT_LR_FFT, Init, ScaleRule
 
 __all__ = ["trainer_kwargs", "recipe_args", "SCHEDULER"]
@@ -19,17 +20,20 @@ SCHEDULER = "cosine_with_min_lr"
 
 
 def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
-                   init: str | Init = Init.KAIMING, gamma: float = 0.0, lr: float | None = None) -> dict:
+                   init: str | Init = Init.KAIMING, gamma: float = 0.0, lr: float | None = None,
+                   method: str | Method = Method.LORA) -> dict:
     """``TrainingArguments``/``SFTConfig`` keywords for the μA recipe under ``rule``.
 
     >>> SFTConfig(output_dir="out", **lorascale.trainer_kwargs(rule="lora-alpha", lr_fft=2e-5))
 
     ``lr`` overrides the rule's learning rate (μA configurations other than Init[B] with α = 1 need
-    one: their rate transfers from a tuned point, see ``lorascale transfer``).
+    one: their rate transfers from a tuned point, see ``lorascale transfer``). ``method`` gives a baseline
+    its own default rate (PiSSA: η_FFT; docs/baselines.md); LoRA+ needs its optimizer passed to the
+    trainer (``optimizers=(lorascale.loraplus_optimizer(model, lr), None)``), which no keyword sets.
     """
     from .train.config import TrainConfig
 
-    cfg = TrainConfig(rule=rule, lr_fft=lr_fft, init=init, gamma=gamma, lr=lr)  # validated, every problem at once
+    cfg = TrainConfig(rule=rule, lr_fft=lr_fft, init=init, gamma=gamma, lr=lr, method=method)  # every problem at once
     return recipe_args(cfg)
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pydantic import StrictStr
 
 from .adapters import AdapterSpec, LoraPlan, layer_type, plan_lora
+from .methods import METHOD_LR_NOTES, Method
 from .models import load_model
 from .rules import DEFAULT_LR_FFT, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
 from .schema import PositiveFloat, Settings, setting
@@ -45,6 +46,12 @@ class Recommendation:
             for (t, di, do, s), names in out.items()
         ]
 
+    @property
+    def lr_b(self) -> float | None:
+        """LoRA+'s learning rate of the B factors (ratio × ``lr``), None without LoRA+."""
+        ratio = self.spec.loraplus_ratio()
+        return None if ratio is None or self.lr is None else ratio * self.lr
+
     def to_dict(self) -> dict:
         return {
             "model": self.model,
@@ -53,7 +60,10 @@ class Recommendation:
             "alpha": self.spec.scaling.alpha,
             "c": self.spec.scaling.c,
             "init": self.spec.init.value,
+            "method": self.spec.method.value,
+            "loraplus_lr_ratio": self.spec.loraplus_ratio(),
             "lr": self.lr,
+            "lr_b": self.lr_b,
             "lr_note": self.lr_note,
             "scale_note": self.scale_note,
             "peft_config": self.plan.peft_kwargs(),
@@ -66,7 +76,7 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
     loaded = load_model(model_name, quiet=quiet)
     plan = plan_lora(loaded.model, spec, loaded.default_targets)
     try:
-        lr = recommended_lr(spec.scaling, lr_fft, spec.init)
+        lr = recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
     except RuleError:
         lr = None
     return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr), scale_note(spec, [ly.d_in for ly in plan.layers]))
@@ -92,6 +102,16 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
 
 
 def _lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:
+    """The rule's reason (unless the method brings its own rate), the method's, and LoRA+'s B rate."""
+    notes = [] if spec.method is Method.PISSA else [_rule_lr_note(spec, lr_fft, lr)]
+    if spec.method in METHOD_LR_NOTES:
+        notes.append(METHOD_LR_NOTES[spec.method])
+    if spec.loraplus_ratio() is not None:
+        notes.append(f"LoRA+ (Hayou et al. 2024, λ = 16 recommended): B factors at {spec.loraplus_ratio():g} × this rate")
+    return "; ".join(notes)
+
+
+def _rule_lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:
     if lr is None:
         return "μA: tune once at one rank, then `lorascale transfer` predicts other ranks and widths"
     if spec.scaling.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):

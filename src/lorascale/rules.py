@@ -30,6 +30,7 @@ from enum import StrEnum
 from pydantic import model_validator
 
 from .errors import ConfigError
+from .methods import Method, method_lr
 from .schema import PositiveFloat, Settings, StrictPositiveInt, checked, setting
 
 __all__ = [
@@ -165,14 +166,20 @@ def scale_from_peft(lora_alpha: float, r: int, use_rslora: bool = False) -> floa
     return lora_alpha / (math.sqrt(r) if use_rslora else r)
 
 
-def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = Init.KAIMING) -> float:
+def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = Init.KAIMING,
+                   method: Method = Method.LORA) -> float:
     """The learning rate each rule prescribes, from the full-finetuning learning rate.
 
     LoRA-α trains at η_FFT (eq. 5). μA's Init[B] with α = 1 shares full finetuning's optimum
     (Cor. 4.6, Thm A.23). The conventional rules come with the "10× η_FFT" heuristic. Other μA
-    configurations need a tuned reference point instead: use :func:`transfer_lr`.
+    configurations need a tuned reference point instead: use :func:`transfer_lr`. A ``method`` whose
+    paper prescribes its own rate overrides the rule's (:func:`lorascale.methods.method_lr`: PiSSA
+    trains at η_FFT).
     """
     _check_positive_float("lr_fft", lr_fft, "typical full-finetuning learning rates are 1e-5 to 1e-4")
+    own = method_lr(method, None, lr_fft)  # None: the method trains at the rule's rate
+    if own is not None:
+        return own
     init = Init(init)
     if spec.rule in (ScaleRule.LORA_ALPHA, ScaleRule.LORA_ALPHA_ANALYTIC):
         return lr_fft

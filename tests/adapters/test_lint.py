@@ -140,3 +140,35 @@ def test_broken_configs_are_clear_errors(tmp_path, config, match):
     (path / "adapter_config.json").write_text(config)
     with pytest.raises(ConfigError, match=match):
         lint_adapter(path)
+
+
+@pytest.mark.parametrize("method", ["pissa", "olora"])
+def test_converted_pissa_and_olora_adapters_are_recognised_from_lorascale_json(tmp_path, one_thread, method):
+    from lorascale.train import TrainConfig, train
+
+    cfg = TrainConfig(model="tiny-llama", data="shakespeare", batch_size=4, seq_len=32, max_examples=32, max_val_batches=1,
+                      steps=2, rank=4, method=method, out_dir=str(tmp_path / "run"))
+    train(cfg, progress=False)
+    rep = lint_adapter(tmp_path / "run" / "adapter")
+    # saved as plain LoRA (init True, rank 2r): only lorascale.json still says PiSSA/OLoRA, and check says so
+    assert {ly.rank for ly in rep.layers} == {8}
+    # its rule is named at the rank it trained at (4): LoRA-α's s = 256·√4/4 = 128, kept by the conversion
+    assert {(ly.scale, ly.rule, ly.reference_scale) for ly in rep.layers} == {(128.0, "LoRA-α (C=256)", 128.0)}
+    assert not rep.judged and rep.fix == {} and rep.preset is None and "not judged" in rep.verdict
+    assert any(f"method {method}" in n and "converted" in n for n in rep.notes)
+
+
+def test_dora_trained_by_lorascale_is_judged_against_its_rule_with_the_dora_note(tmp_path, one_thread):
+    from lorascale.train import TrainConfig, train
+
+    cfg = TrainConfig(model="tiny-llama", data="shakespeare", batch_size=4, seq_len=32, max_examples=32, max_val_batches=1,
+                      steps=2, rank=4, method="dora", out_dir=str(tmp_path / "run"))
+    train(cfg, progress=False)
+    rep = lint_adapter(tmp_path / "run" / "adapter")
+    assert rep.judged and any(n.startswith("DoRA") for n in rep.notes)
+    assert all(ly.ratio == pytest.approx(1.0, rel=1e-12) for ly in rep.layers) and rep.fix == {}  # planned by lora-alpha
+
+
+def test_olora_config_is_not_judged(tmp_path):
+    rep = lint_adapter(_save(tmp_path, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights="olora")))
+    assert not rep.judged and rep.fix == {} and any("'olora'" in n for n in rep.notes)

@@ -94,3 +94,26 @@ def test_recommend_rslora_table_matches_config(capsys):
     assert out["peft_config"]["use_rslora"] is True and out["peft_config"]["lora_alpha"] == 16
     assert {g["lora_alpha"] for g in out["groups"]} == {16.0}  # s = 16/√16 = 4, written back as lora_alpha = 4·√16
     assert {g["scale"] for g in out["groups"]} == {4.0}
+
+
+def test_recommend_each_method_with_its_default_learning_rate(capsys):
+    pissa = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "4", "--rule", "alpha-r", "--method", "pissa", "--json"])
+    assert pissa["method"] == "pissa" and pissa["peft_config"]["init_lora_weights"] == "pissa"
+    assert pissa["lr"] == 2e-5 and "PiSSA" in pissa["lr_note"]  # η_FFT, not the conventional 10 × η_FFT
+    plus = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "4", "--rule", "alpha-r", "--method", "loraplus", "--json"])
+    assert plus["lr"] == pytest.approx(2e-4) and plus["lr_b"] == pytest.approx(16 * 2e-4) and plus["loraplus_lr_ratio"] == 16
+    dora = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "4", "--method", "dora", "--loraplus-lr-ratio", "4",
+                             "--json"])
+    assert dora["peft_config"]["use_dora"] is True and dora["lr"] == 2e-5 and dora["lr_b"] == pytest.approx(8e-5)
+    assert all(ly["scale"] == 128.0 for ly in dora["layers"])  # LoRA-α's scale, DoRA or not
+    assert main(["recommend", "--model", "tiny-llama", "--rank", "4", "--method", "olora"]) == 0
+    text = capsys.readouterr().out
+    assert "init_lora_weights='olora'" in text and "method olora" in text
+
+
+def test_bad_method_exits_2_naming_the_flag(capsys):
+    assert main(["recommend", "--model", "tiny-llama", "--method", "vera"]) == 2
+    err = capsys.readouterr().err
+    assert "--method" in err and "loraplus" in err and "Traceback" not in err
+    assert main(["recommend", "--model", "tiny-llama", "--method", "olora", "--pissa-niter", "4"]) == 2
+    assert "--pissa-niter" in capsys.readouterr().err

@@ -110,3 +110,16 @@ def test_trainer_saves_record_the_hub_id_not_a_local_path(tmp_path, one_thread):
         saved = json.loads((folder / "adapter_config.json").read_text())
         assert saved["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2", folder
     assert json.loads((tmp_path / "checkpoint-1" / "lorascale.json").read_text())["model"] == "minilm-l6"
+
+
+def test_metadata_callback_records_the_method_peft_built(tmp_path, one_thread):
+    from transformers import Trainer, TrainingArguments
+
+    model = lorascale.apply(load_model("tiny-llama").model, rank=4, rule="alpha-r", method="dora", targets=["q_proj"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, learning_rate=1e-2,
+                             report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[lorascale.metadata_callback("alpha-r")])
+    trainer.train()
+    trainer.save_model()
+    saved = json.loads((tmp_path / "lorascale.json").read_text())
+    assert (saved["method"], saved["rule"], saved["pissa_niter"]) == ("dora", "alpha-r", None)  # read from use_dora=True

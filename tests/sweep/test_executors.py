@@ -148,6 +148,23 @@ def test_packs_under_four_workers_run_every_point_once(storage_url, tmp_path, mo
     assert res.ran == len(spec.points) and res.counts == {"complete": len(spec.points)}
 
 
+def test_dora_points_run_alone_next_to_packs(storage_url, tmp_path, monkeypatch):
+    # the batched engine computes plain LoRA only: a worker trains DoRA points (PiSSA, OLoRA: the same
+    # solo_reason, tests/train/members) as separate runs. (The fake objective knows μA's Init[A]/[B] only.)
+    configs = [F.MUA_CONFIGS[0], dict(F.MUA_CONFIGS[0], name="A1 dora", method="dora"),
+               dict(F.MUA_CONFIGS[2], name="B1 dora", method="dora")]
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11, -10), configs=configs)
+    packs, calls = tmp_path / "packs.txt", tmp_path / "calls.txt"
+    monkeypatch.setenv("SWEEP_FAKE_PACKS", str(packs))
+    monkeypatch.setenv("SWEEP_FAKE_CALLS", str(calls))
+    res = run_sweep(spec, storage_url, members=3, objective=F.objective, pack_objective=F.pack_objective, progress=False)
+    runs = Counter(k for k, _ in read_calls(calls))
+    assert set(runs) == {p.key for p in spec.points} and max(runs.values()) == 1
+    plain = {p.key for p in spec.points if p.train.adapter.method == "lora"}
+    assert {k for k, *_ in read_calls(packs)} == plain  # only plain LoRA points were packed
+    assert res.counts == {"complete": 9}
+
+
 def test_a_worker_killed_mid_pack_leaves_its_points_to_the_next_sweep(storage_url, tmp_path, monkeypatch):
     spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11, -10, -9))  # 8 LoRA points
     packs = tmp_path / "packs.txt"

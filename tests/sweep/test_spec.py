@@ -137,3 +137,23 @@ def test_parse_never_edits_the_callers_mapping():
     with pytest.raises(ConfigErrors):
         parse_spec(raw)
     assert raw == before
+
+
+def test_baseline_methods_are_grid_configurations_with_their_own_keys_and_labels():
+    configs = [{"rule": "lora-alpha"}, {"rule": "lora-alpha", "method": "dora"}, {"rule": "alpha-r", "method": "pissa"},
+               {"rule": "lora-alpha", "method": "loraplus"}, {"rule": "lora-alpha", "method": "olora", "loraplus_lr_ratio": 4}]
+    spec = parse_spec({"name": "t", "base": dict(BASE), "grid": {"configs": configs, "ranks": [4], "log2_lr": [-10]}})
+    by_label = {p.label: p for p in spec.points}
+    assert sorted(by_label) == sorted(["lora-alpha Init[kaiming] alpha=1", "lora-alpha Init[kaiming] alpha=1 + dora",
+                                       "Init[kaiming] α=1 (lora_alpha=r) + pissa",
+                                       "lora-alpha Init[kaiming] alpha=1 + loraplus ×16",
+                                       "lora-alpha Init[kaiming] alpha=1 + olora + loraplus ×4"])
+    assert len({p.key for p in spec.points}) == 5  # the method enters the point key
+    assert by_label["lora-alpha Init[kaiming] alpha=1 + dora"].train.adapter.method == "dora"
+    assert by_label["Init[kaiming] α=1 (lora_alpha=r) + pissa"].train.lr == 2.0**-10  # the grid's lr, not PiSSA's default
+
+
+def test_bad_method_in_a_spec_names_the_configuration():
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(spec_dict(grid={"configs": [{"rule": "lora-alpha", "method": "vera"}], "ranks": [4], "log2_lr": [-10]}))
+    assert any("method" in x.field and "configs[0]" in x.field for x in e.value.errors)

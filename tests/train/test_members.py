@@ -175,6 +175,20 @@ def test_grad_accumulation_with_ragged_prompt_completion_batches(tmp_path, one_t
         assert_same_run(sc, mc, a, b)
 
 
+def test_loraplus_members_equal_separate_runs(tmp_path, one_thread):
+    # LoRA+ only splits a member's optimizer groups (B at ratio × lr): a pack trains it as its own run would,
+    # at ratio 16 and at ratio 4 zero-padded to rank 8. (Before members clipped in the model's parameter order,
+    # LoRA+'s A-then-B groups summed the grad norm in another order and member 0 drifted 1e-7 → 1e-2 in 6 steps.)
+    base = dict(LM, steps=5, eval_every=2, max_examples=128)
+    specs = [dict(rank=8, method="loraplus", seed=0, lr=1e-3), dict(rank=4, method="loraplus", loraplus_lr_ratio=4,
+                                                                   init="A", seed=2, lr=2e-3)]
+    seps_r, mems_r, seps, mems = _pair(tmp_path, base, specs)
+    for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
+        assert a.status == "complete"
+        assert_same_run(sc, mc, a, b)
+        assert_same_adapter(sc, mc)
+
+
 class StopAt(Callback):
     def __init__(self, step):
         self.step = step
@@ -234,6 +248,10 @@ def test_bad_packs_name_the_field(tmp_path):
     assert not (tmp_path / "x").exists()  # refused before anything ran
     with pytest.raises(ConfigError, match="callbacks"):
         train_members([ok, ok.replace(seed=1)], [Callback(), Callback()], progress=False)  # a flat list, not one per member
+    with pytest.raises(ConfigErrors) as e:  # methods the batched engine cannot compute train alone
+        train_members([ok, ok.replace(method="dora", seed=1), ok.replace(method="pissa", rule="alpha-r", seed=2)], progress=False)
+    assert [x.field for x in e.value.errors] == ["method", "method"]
+    assert "member 1: method dora cannot be a member" in e.value.errors[0].message
 
 
 def test_saved_member_loads_in_plain_peft_with_the_in_memory_logits(tmp_path, one_thread):

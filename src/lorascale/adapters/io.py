@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..models import HUB_IDS, hub_id  # noqa: F401  (re-exported: adapters.io.hub_id predates models.hub_id)
 from ..schema import Settings, flatten, setting
+from .convert import InitialAdapter
 from .spec import AdapterSpec
 
 __all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "write_metadata", "hub_id", "METADATA_FILE", "HUB_IDS"]
@@ -36,20 +37,22 @@ class AdapterMetadata(Settings):
 
 
 def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, hub: str | None = None,
-                 adapter: str = "default") -> Path:
+                 adapter: str = "default", initial: InitialAdapter | None = None) -> Path:
     """Write ``adapter`` of ``peft_model`` and ``lorascale.json`` to ``out_dir`` as a one-adapter PEFT folder
     (it loads as "default"). ``hub`` (default: the Hub ID of ``metadata.model``) is recorded as the base
-    model; the in-memory model is left as it was."""
+    model; the in-memory model is left as it was. ``initial`` (:func:`~.convert.snapshot_initial`, for
+    PiSSA/OLoRA) makes PEFT save the adapter as plain LoRA on the original base weights."""
     out = Path(out_dir)
+    convert = {} if initial is None else {"path_initial_model_for_weight_conversion": str(initial.path)}
     with _base_model_named(peft_model, hub or hub_id(metadata.model)):
         if adapter == "default":
             out.mkdir(parents=True, exist_ok=True)
-            peft_model.save_pretrained(out)
+            peft_model.save_pretrained(out, selected_adapters=[adapter], **convert)
         else:
             # PEFT writes any other adapter to <dir>/<name>/ (tensor names without the adapter name) and its
             # model card to <dir>/: move both into the layout of a one-adapter model.
             tmp = out.with_name(out.name + ".partial")
-            peft_model.save_pretrained(tmp, selected_adapters=[adapter])
+            peft_model.save_pretrained(tmp, selected_adapters=[adapter], **convert)
             (tmp / adapter).rename(out)
             for f in tmp.iterdir():
                 f.rename(out / f.name)

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..rules import DEFAULT_C, Init, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
 from .io import read_metadata
 from .plan import _alpha_pattern
-from .presets import config_notes, judged_by_scale, preset_name
+from .presets import config_notes, converted_note, judged_by_scale, preset_name
 from .targets import layer_type
 
 __all__ = ["LintLayer", "LintGroup", "LintReport", "lint_adapter", "name_rule"]
@@ -110,7 +110,9 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
     alpha0 = float(cfg.get("lora_alpha", 8))  # ranks come from the tensors themselves, as PEFT loads them
     rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
     rslora = bool(cfg.get("use_rslora", False))
-    reference, notes = _reference(read_metadata(root), c)
+    meta = read_metadata(root)
+    reference, notes = _reference(meta, c)
+    converted = converted_note(cfg, meta)
     layers, used = [], {"rank_pattern": set(), "alpha_pattern": set()}
     for module in sorted(shapes):
         a_shape, b_shape = shapes[module].get("A"), shapes[module].get("B")
@@ -122,18 +124,19 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         if not alpha > 0:
             raise ConfigError("adapter_dir", f"{module} has lora_alpha = {alpha:g}: its update is switched off (scale 0)")
         scale = scale_from_peft(alpha, r, rslora)
-        rule = name_rule(scale, r, d_in, rslora, alpha, c)
-        ref = reference(rule, r, d_in)
+        planned = r // 2 if converted else r  # a converted PiSSA/OLoRA adapter is [B | −B₀]·[A ; A₀]: trained at r/2
+        rule = name_rule(scale, planned, d_in, rslora, alpha * planned / r, c)
+        ref = reference(rule, planned, d_in)
         layers.append(LintLayer(module, layer_type(module), d_in, d_out, r, alpha, scale, rule, ref, ref / scale))
     if not layers:
         raise ConfigError("adapter_dir", "adapter_model.safetensors holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
     unmatched = {which: sorted(set(p) - used[which]) for which, p in (("rank_pattern", rank_pattern), ("alpha_pattern", alpha_pattern))
                  if set(p) - used[which]}
-    judged = judged_by_scale(cfg)
+    judged = judged_by_scale(cfg) and converted is None
     groups = _groups(layers, rslora, judged)
     fix = _fix(layers, rslora) if judged else {}
-    report = LintReport(str(root), rslora, judged, reference.label, layers, groups, preset_name(cfg),
-                        notes + config_notes(cfg), unmatched, fix)
+    report = LintReport(str(root), rslora, judged, reference.label, layers, groups, None if converted else preset_name(cfg),
+                        notes + config_notes(cfg) + ([converted] if converted else []), unmatched, fix)
     report.verdict = _verdict(report)
     return report
 

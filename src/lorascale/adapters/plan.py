@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ..errors import ConfigError, ConfigErrors
+from ..methods import peft_fields
 from ..rules import Init, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
 from .spec import AdapterSpec, PeftOptions
 from .targets import TargetLayer, _linear_shape, find_target_layers, layer_type
@@ -96,8 +97,8 @@ def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_
                     options: PeftOptions | None = None) -> LoraPlan:
     """The plan for ``layers`` (as PEFT will see them): each layer's rank from ``options.rank_pattern``
     through PEFT's resolver, its s from the rule at that rank, and the LoraConfig that yields them."""
-    options = options or PeftOptions()
-    errors = _check_options(spec, options)
+    options, errors = _with_method(spec, options or PeftOptions())
+    errors += _check_options(spec, options)
     ranks = _layer_ranks(layers, spec.rank, options.rank_pattern, errors)
     too_big = [ly for ly in layers if ranks[ly.name] > min(ly.d_in, ly.d_out)]
     if too_big:
@@ -122,6 +123,16 @@ def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_
     plan = LoraPlan(config, [LayerPlan(ly.name, ly.d_in, ly.d_out, ranks[ly.name], scales[ly.name]) for ly in layers])
     verify_against_peft(plan.config, plan.layers)
     return plan
+
+
+def _with_method(spec: AdapterSpec, options: PeftOptions) -> tuple[PeftOptions, list[ConfigError]]:
+    """``options`` with the PEFT fields ``spec.method`` sets (DoRA: ``use_dora``; PiSSA, OLoRA:
+    ``init_lora_weights``); a pass-through option that says otherwise is an error, not overridden."""
+    fields = peft_fields(spec.method, spec.pissa_niter)
+    clash = [k for k, v in fields.items() if k in options.model_fields_set and getattr(options, k) != v]
+    errors = [ConfigError(k, f"method {spec.method.value} sets {k}={fields[k]!r}, but {k}={getattr(options, k)!r} is given",
+                          f"drop {k} (method {spec.method.value} sets it), or use method lora") for k in clash]
+    return (options.replace(**fields) if fields and not errors else options), errors
 
 
 def _check_options(spec: AdapterSpec, options: PeftOptions) -> list[ConfigError]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .spec import BASE_CHANGING_INITS
 
-__all__ = ["preset_name", "config_notes", "judged_by_scale"]
+__all__ = ["preset_name", "config_notes", "judged_by_scale", "converted_note"]
 
 
 def preset_name(cfg: dict) -> str | None:
@@ -62,3 +62,16 @@ def config_notes(cfg: dict) -> list[str]:
         notes.append("init_lora_weights = 'gaussian' draws A with std 1/r instead of kaiming's 1/√(3·d_in): LoRA-α"
                      " analytic's σ_A does not describe it")
     return notes
+
+
+def converted_note(cfg: dict, metadata: dict | None) -> str | None:
+    """The note for a PiSSA/OLoRA adapter that lorascale saved converted to plain LoRA (its config then reads
+    ``init_lora_weights = True`` at rank 2r; only ``lorascale.json`` still names the method), else None."""
+    method = (metadata or {}).get("method")
+    if method not in ("pissa", "olora") or _init(cfg) != "true":
+        return None
+    name = {"pissa": "PiSSA", "olora": "OLoRA"}[method]
+    return (f"{name} (lorascale.json: method {method}), saved converted to plain LoRA on the original base by PEFT"
+            f" (path_initial_model_for_weight_conversion): rank 2r with ΔW = s·(B·A − B₀·A₀), lora_alpha doubled so s is"
+            f" unchanged. The factors did not start from B = 0, so LoRA-α's comparison does not apply: no lora_alpha"
+            f" change is suggested")

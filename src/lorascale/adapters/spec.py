@@ -1,5 +1,5 @@
-"""What a user asks of an adapter: rank, scaling rule, init, targets (and PEFT options passed through).
-The one definition of these settings."""
+"""What a user asks of an adapter: rank, scaling rule, init, targets, the LoRA variant (``method``) and
+PEFT options passed through. The one definition of these settings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import StrictBool, StrictStr, field_validator, model_validator
 
+from ..errors import ConfigErrors
+from ..methods import BASE_CHANGING_METHODS, LORAPLUS_LR_RATIO, Method
 from ..rules import Init, RuleError, RuleSpec, ScaleRule
-from ..schema import PositiveInt, Settings, setting
+from ..schema import PositiveFloat, PositiveInt, Settings, setting
 
 __all__ = ["AdapterSpec", "PeftOptions", "BASE_CHANGING_INITS"]
 
@@ -22,6 +24,29 @@ class AdapterSpec(Settings):
     targets: tuple[str, ...] | None = setting(None, "target module names (default: μA Table 3 placement)")
     lora_dropout: float = setting(0.0, "dropout on the adapter input (PEFT lora_dropout)", ge=0.0, lt=1.0,
                                   fix="μA uses 0")
+    method: Method = setting(Method.LORA, "LoRA variant, built by PEFT: lora, loraplus, dora, pissa or olora"
+                             " (docs/baselines.md)")
+    pissa_niter: PositiveInt | None = setting(None, "PiSSA by randomized SVD with this many subspace iterations"
+                                              " (PEFT's 'pissa_niter_N'); unset: exact SVD",
+                                              fix="PEFT suggests 4 to 16 for large models")
+    loraplus_lr_ratio: PositiveFloat | None = setting(
+        None, f"LoRA+ η_B/η_A: B's learning rate is this × the learning rate (method loraplus: {LORAPLUS_LR_RATIO:g} unless"
+        " set; with dora, pissa or olora it adds LoRA+'s optimizer)", fix=f"Hayou et al. 2024 recommend {LORAPLUS_LR_RATIO:g}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling_of_loraplus(cls, data):
+        """LoRA+ on plain adapters has one spelling, so equal runs get equal configs (and sweep keys):
+        method loraplus, with loraplus_lr_ratio only when it is not the default 16. A ratio given with
+        method lora (the default) means loraplus."""
+        if not isinstance(data, dict):
+            return data
+        given = method, ratio = data.get("method", Method.LORA), data.get("loraplus_lr_ratio")
+        if method == Method.LORA and ratio is not None:
+            method = Method.LORAPLUS
+        if method == Method.LORAPLUS and _number(ratio) == LORAPLUS_LR_RATIO:
+            ratio = None
+        return data if (method, ratio) == given else {**data, "method": method, "loraplus_lr_ratio": ratio}
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -34,10 +59,38 @@ class AdapterSpec(Settings):
 
     @model_validator(mode="after")
     def _init_fits_rule(self) -> "AdapterSpec":
+        errors = []
         if self.scaling.rule is ScaleRule.LORA_ALPHA_ANALYTIC and self.init is Init.B:
-            raise RuleError("init", "LoRA-α analytic needs σ_A > 0, and Init[B] starts with A = 0",
-                            "use init kaiming or A, or rule lora-alpha")
+            errors.append(RuleError("init", "LoRA-α analytic needs σ_A > 0, and Init[B] starts with A = 0",
+                                    "use init kaiming or A, or rule lora-alpha"))
+        if self.pissa_niter is not None and self.method is not Method.PISSA:
+            errors.append(RuleError("pissa_niter", f"is PiSSA's SVD setting, but method is {self.method.value}",
+                                    "drop pissa_niter, or use method pissa"))
+        if self.method in BASE_CHANGING_METHODS and self.init is not Init.KAIMING:
+            errors.append(RuleError(
+                "init", f"init {self.init.value} re-draws the factors, but method {self.method.value} builds them from W₀"
+                " and folds them out of the base weights (W_res = W₀ − s·B·A)", "use init kaiming with this method, or method lora"))
+        if self.method in BASE_CHANGING_METHODS and self.scaling.rule is ScaleRule.LORA_ALPHA_ANALYTIC:
+            errors.append(RuleError("method", f"LoRA-α analytic takes σ_A from PEFT's kaiming init of A; {self.method.value}"
+                                    " builds A from W₀", "use rule lora-alpha (Variant I) with this method"))
+        ConfigErrors.raise_if_any(errors)
         return self
+
+    def loraplus_ratio(self) -> float | None:
+        """LoRA+'s η_B/η_A for this adapter (method loraplus: 16 unless set), or None for plain AdamW."""
+        if self.method is Method.LORAPLUS and self.loraplus_lr_ratio is None:
+            return LORAPLUS_LR_RATIO
+        return self.loraplus_lr_ratio
+
+
+def _number(v) -> float | None:
+    """``v`` as a float for comparison (YAML may give "16"), None when it is no number; validation judges it."""
+    if isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 # PEFT inits that change the base weights when the adapter is created (W_res = W₀ − s·B·A for PiSSA,

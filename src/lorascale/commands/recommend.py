@@ -24,18 +24,25 @@ def run(args) -> int:
     if args.json:
         print_json(rec.to_dict())
         return 0
-    print(f"model {rec.model}   rank {adapter.rank}   rule {adapter.scaling.rule}   init {adapter.init}\n")
+    print(f"model {rec.model}   rank {adapter.rank}   rule {adapter.scaling.rule}   init {adapter.init}"
+          f"   method {adapter.method}\n")
     rows = [[g["type"], g["count"], g["d_in"], g["d_out"], f"{g['scale']:.4g}", f"{g['lora_alpha']:.4g}"] for g in rec.groups()]
     print(table(rows, ["layer type", "count", "d_in", "d_out", "scale s", "lora_alpha"]))
     kw = rec.plan.peft_kwargs()
     print("\nLoraConfig(")
     for k in ("r", "lora_alpha", "alpha_pattern", "use_rslora", "target_modules", "lora_dropout"):
         print(f"    {k}={kw[k]!r},")
+    for k, default in (("use_dora", False), ("init_lora_weights", True)):  # what the method sets
+        if kw[k] != default:
+            print(f"    {k}={kw[k]!r},")
     print(")")
     if adapter.init != "kaiming":
         print(f"# then re-initialise: lorascale.adapters.apply_init(peft_model, '{adapter.init}')")
     lr = f"{rec.lr:.3g}" if rec.lr is not None else "(needs a tuned reference point)"
     print(f"\nlearning rate: {lr}   # {rec.lr_note}")
+    if rec.lr_b is not None:
+        print(f"B factors (LoRA+): {rec.lr_b:.3g}   # peft.optimizers.create_loraplus_optimizer(model, AdamW, lr={rec.lr:.3g},"
+              f" loraplus_lr_ratio={adapter.loraplus_ratio():g}), or lorascale.loraplus_optimizer(model, {rec.lr:.3g})")
     if rec.scale_note:
         print(f"scale: {rec.scale_note}")
     return 0

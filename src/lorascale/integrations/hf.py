@@ -158,11 +158,14 @@ def _adapter(model) -> str:
 def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name: str | None) -> None:
     from ..adapters.io import AdapterMetadata, write_metadata
     from ..adapters.spec import AdapterSpec
+    from ..methods import Method, method_of
 
     config = model.peft_config[_adapter(model)]
     targets = config.target_modules
+    method, niter = method_of(config.use_dora, config.init_lora_weights) or (Method.LORA, None)  # DoRA, PiSSA, OLoRA
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout,
-                       targets=(targets,) if isinstance(targets, str) else tuple(sorted(targets)))
+                       targets=(targets,) if isinstance(targets, str) else tuple(sorted(targets)),
+                       method=method, pissa_niter=niter)
     base = getattr(getattr(model.get_base_model(), "config", None), "_name_or_path", None)
     folder.mkdir(parents=True, exist_ok=True)
     write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate, model=model_name or base or None))

@@ -75,7 +75,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
 
     from ..integrations.hf import schedule_callback
     from ..recipe import recipe_args
-    from ..train.build import attach_adapter
+    from ..adapters.convert import snapshot_initial
+    from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
     from ..train.monitor import Ema
     from ..train.records import RunWriter, default_run_dir
@@ -89,10 +90,11 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     if loaded.task is not Task.LM:
         raise ConfigError("model", f"{cfg.model} is not a causal LM; rlvr generates text", "use e.g. smollm2-135m")
     tok = loaded.tokenizer
-    model, plan = loaded.model, None
+    model, initial = loaded.model, None
     torch.manual_seed(cfg.seed)
     if cfg.finetune is Finetune.LORA:
-        model, plan = attach_adapter(model, cfg, loaded.default_targets, Task.RLVR)
+        model, _ = attach_adapter(model, cfg, loaded.default_targets, Task.RLVR)
+        initial = snapshot_initial(model)  # PiSSA/OLoRA: saved as plain LoRA on the original base
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir)
     writer.start(cfg.to_flat())
@@ -114,9 +116,11 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     args.learning_rate = cfg.peak_lr()
     recorder = _Recorder(writer, Ema(cfg.ema_beta), tqdm(total=cfg.steps, desc=f"grpo {cfg.model}", disable=not progress,
                                                           dynamic_ncols=True))
+    optimizer = torch.optim.AdamW(param_groups(model, cfg))  # lorascale's groups: LoRA+'s B rate, the recipe's AdamW
     with _quiet_transformers():
         trainer = GRPOTrainer(model=model, reward_funcs=trl_reward_functions(fmt=rl.format_reward), args=args,
-                              train_dataset=data, processing_class=tok, callbacks=[schedule_callback(), recorder])
+                              train_dataset=data, processing_class=tok, callbacks=[schedule_callback(), recorder],
+                              optimizers=(optimizer, None))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; metrics.jsonl and the recorder's bar carry them
     status, message, last_eval = RunStatus.COMPLETE, "", {}
 
@@ -138,7 +142,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
                                       temperature=rl.generation_temperature, format_reward=rl.format_reward, seed=cfg.seed)
             writer.log({"step": recorder.step, **last_eval})
             if cfg.save_model:
-                _save(trainer.model, tok, run_dir, cfg)
+                _save(trainer.model, tok, run_dir, cfg, initial)
         result = summary(status)
         writer.summary(result)
     except KeyboardInterrupt:
@@ -164,7 +168,7 @@ class _quiet_transformers(warnings.catch_warnings):
         return out
 
 
-def _save(model, tok, run_dir: Path, cfg) -> None:
+def _save(model, tok, run_dir: Path, cfg, initial) -> None:
     from ..adapters import save_adapter
     from ..train.loop import adapter_metadata
 
@@ -172,7 +176,7 @@ def _save(model, tok, run_dir: Path, cfg) -> None:
         model.save_pretrained(run_dir / "model")
         tok.save_pretrained(run_dir / "model")
     else:
-        save_adapter(model, run_dir / "adapter", adapter_metadata(cfg))
+        save_adapter(model, run_dir / "adapter", adapter_metadata(cfg), initial=initial)
 
 
 def _recorder_base():

@@ -3,7 +3,7 @@
 A worker claims its points one by one, each atomically (:meth:`SweepStore.claim`), so no point is
 ever held by two workers; it then groups what it holds by :func:`~lorascale.train.members.pack_key`
 (same model, data, task, budget and batch shape) and trains each group as one pack. Points that fit
-no group (full finetuning, a lone budget) run on their own. Each claimed trial keeps its own
+no group (full finetuning, DoRA/PiSSA/OLoRA, a lone budget) run on their own. Each claimed trial keeps its own
 heartbeat, so a worker killed with ``kill -9`` leaves every one of its points to the stale check,
 which queues them again; each result is committed as its member ends.
 """
@@ -56,13 +56,14 @@ def claim_config(store: SweepStore, claim: Claim):
 
 
 def group_claims(store: SweepStore, claims: Sequence[Claim]) -> list[list[tuple[Claim, object]]]:
-    """Claims with their configs, grouped by pack key in claim order; what cannot be a member alone."""
-    from ..train.members.pack import pack_key, packable
+    """Claims with their configs, grouped by pack key in claim order; configs no pack can hold (full
+    finetuning, DoRA, PiSSA, OLoRA: :func:`~lorascale.train.members.solo_reason`) alone."""
+    from ..train.members import pack_key, solo_reason
 
     groups: dict[tuple, list] = {}
     for c in claims:
         cfg = claim_config(store, c)
-        key = pack_key(cfg) if packable(cfg) else ("alone", c.number)
+        key = ("alone", c.number) if solo_reason(cfg) is not None else pack_key(cfg)
         groups.setdefault(key, []).append((c, cfg))
     return list(groups.values())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from ..methods import Method
 from ..rules import Finetune, Init, MuAConfig, RuleError, ScaleRule, effective_scale, mua_lr_exponents, peft_lora_alpha
 from ..train.config import TrainConfig
 
@@ -49,9 +50,21 @@ def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None
 
 
 def default_label(cfg: TrainConfig) -> str:
-    """A readable configuration name: "FFT", "Init[A] α=1/r", "lora-alpha Init[kaiming]", ..."""
+    """A readable configuration name: "FFT", "Init[A] α=1/r", "lora-alpha Init[kaiming]",
+    "lora-alpha Init[kaiming] + dora", ... (a method other than plain LoRA is appended)."""
     if cfg.finetune is Finetune.FULL:
         return "FFT"
+    label = _rule_label(cfg)
+    adapter = cfg.adapter
+    if adapter.method is Method.LORA:
+        return label
+    ratio = adapter.loraplus_ratio()
+    plus = f" + loraplus ×{ratio:g}" if ratio is not None and adapter.method is not Method.LORAPLUS else ""
+    method = f"loraplus ×{ratio:g}" if adapter.method is Method.LORAPLUS else adapter.method.value
+    return f"{label} + {method}{plus}"
+
+
+def _rule_label(cfg: TrainConfig) -> str:
     scaling = cfg.adapter.scaling
     init = f"Init[{cfg.adapter.init}]"
     if scaling.rule is ScaleRule.MUA:

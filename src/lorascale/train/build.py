@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..adapters import LoraPlan, apply_init, plan_lora
+from ..adapters.convert import InitialAdapter, snapshot_initial
 from ..data import load_examples, make_loaders, tokenise
 from ..data.batches import TokenisedData, check_pairs_per_batch
 from ..errors import ConfigError
@@ -13,6 +14,7 @@ from ..models import HEAD_NAMES, LoadedModel, init_head, load_model
 from ..rules import Finetune
 from ..vocabulary import Task
 from .config import TrainConfig
+from .loraplus import loraplus_lrs
 
 __all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter", "param_groups",
            "HEAD_NAMES", "enable_activation_checkpointing"]
@@ -28,6 +30,7 @@ class BuiltRun:
     loaded: LoadedModel
     plan: LoraPlan | None
     label_names: list[str]
+    initial_adapter: InitialAdapter | None = None  # PiSSA/OLoRA's initial factors, for saving as plain LoRA
 
 
 @dataclass
@@ -68,14 +71,16 @@ def plan_adapter(cfg: TrainConfig, base: Base) -> LoraPlan:
 def build_run(cfg: TrainConfig, quiet: bool = False) -> BuiltRun:
     base = load_base(cfg, quiet)
     train_loader, val_loader = run_loaders(cfg, base)
-    model, plan = base.loaded.model, None
+    model, plan, initial = base.loaded.model, None, None
     if base.task is Task.CLASSIFICATION:
         init_head(model, cfg.seed)
     if cfg.gradient_checkpointing:
         enable_activation_checkpointing(model, frozen_base=cfg.finetune is Finetune.LORA)
     if cfg.finetune is Finetune.LORA:
         model, plan = attach_adapter(model, cfg, base.loaded.default_targets, base.task)
-    return BuiltRun(model, base.loaded.tokenizer, train_loader, val_loader, base.task, base.loaded, plan, base.label_names)
+        initial = snapshot_initial(model)
+    return BuiltRun(model, base.loaded.tokenizer, train_loader, val_loader, base.task, base.loaded, plan, base.label_names,
+                    initial)
 
 
 def attach_adapter(model, cfg: TrainConfig, default_targets, task: Task):
@@ -109,7 +114,9 @@ def param_groups(model, cfg: TrainConfig, adapter: str | None = None) -> list[di
     """AdamW groups: backbone/adapters at the peak lr, a fresh classification head at ``head_lr``.
 
     μA (App. B.1) fixes the head's learning rate at 1e-3 and sweeps only the adapter/backbone rate;
-    both groups follow the same warm-up/cosine shape. Weight decay 0.01 applies to every group.
+    both groups follow the same warm-up/cosine shape. Weight decay 0.01 applies to every group. Under
+    LoRA+ (``adapter.loraplus_ratio()``) the body splits as PEFT's ``create_loraplus_optimizer`` splits it
+    (:mod:`.loraplus`): B factors and 1-D parameters at ratio × the peak lr.
     Each group carries the config's AdamW settings, so one optimizer can hold several runs' groups.
     ``adapter`` keeps the parameters of one PEFT adapter (a member of a pack, :mod:`.members`);
     None keeps every trainable parameter (a separate run has one adapter).
@@ -122,7 +129,18 @@ def param_groups(model, cfg: TrainConfig, adapter: str | None = None) -> list[di
         raise RuntimeError(f"no trainable backbone/adapter parameters{f' of adapter {adapter}' if adapter else ''}:"
                            " the adapter was not applied")
     adamw = {"betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-    groups = [{"params": body, "lr": cfg.peak_lr(), "peak_lr": cfg.peak_lr(), "name": "body", **adamw}]
+    peak = cfg.peak_lr()
+    ratio = cfg.adapter.loraplus_ratio() if cfg.finetune is Finetune.LORA else None
+    if ratio is None:
+        groups = [{"params": body, "lr": peak, "peak_lr": peak, "name": "body", **adamw}]
+    else:  # LoRA+: PEFT's assignment of each parameter's rate; the first group is A's (at the peak lr)
+        lrs = loraplus_lrs(model, peak, ratio)
+        by_lr: dict[float, list] = {peak: []}
+        for p in body:
+            by_lr.setdefault(lrs[id(p)], []).append(p)
+        names = {peak: "body", peak * ratio: "body_B"}  # anything else: LoRA on embeddings, at PEFT's fixed rate
+        groups = [{"params": ps, "lr": lr, "peak_lr": lr, "name": names.get(lr, "body_embedding"), **adamw}
+                  for lr, ps in by_lr.items() if ps]
     if head:
         groups.append({"params": head, "lr": cfg.head_lr, "peak_lr": cfg.head_lr, "name": "head", **adamw})
     return groups

@@ -101,7 +101,7 @@ class TrainConfig(Settings):
                                           "drop them, or use finetune: lora"))
         elif self.lr is None:
             try:
-                recommended_lr(self.adapter.scaling, self.lr_fft, self.adapter.init)
+                recommended_lr(self.adapter.scaling, self.lr_fft, self.adapter.init, self.adapter.method)
             except RuleError as e:
                 errors.append(ConfigError("lr", "this μA configuration needs an explicit learning rate", e.fix))
         ConfigErrors.raise_if_any(errors)
@@ -134,12 +134,14 @@ class TrainConfig(Settings):
     to_dict = to_flat
 
     def peak_lr(self) -> float:
-        """The backbone/adapter learning rate: explicit ``lr``, else the rule's recommendation."""
+        """The backbone/adapter learning rate: explicit ``lr``, else the rule's recommendation (or the
+        method's own, :func:`lorascale.methods.method_lr`). Under LoRA+ it is A's; B's is
+        ``adapter.loraplus_ratio()`` times it."""
         if self.lr is not None:
             return self.lr
         if self.finetune is Finetune.FULL:
             return self.lr_fft
-        return recommended_lr(self.adapter.scaling, self.lr_fft, self.adapter.init)
+        return recommended_lr(self.adapter.scaling, self.lr_fft, self.adapter.init, self.adapter.method)
 
 
 _DEFAULT_ADAPTER = flatten(AdapterSpec())

@@ -231,7 +231,7 @@ def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
         model.save_pretrained(run_dir / "model")
         built.tokenizer.save_pretrained(run_dir / "model")
         return
-    save_adapter(model, run_dir / "adapter", adapter_metadata(cfg))
+    save_adapter(model, run_dir / "adapter", adapter_metadata(cfg), initial=built.initial_adapter)
 
 
 def adapter_metadata(cfg: TrainConfig) -> AdapterMetadata:

@@ -4,7 +4,7 @@ import pytest
 
 from lorascale.errors import ConfigErrors
 from lorascale.train import TrainConfig
-from lorascale.train.members import PACK_FIELDS, member_names, pack_errors, pack_key
+from lorascale.train.members import PACK_FIELDS, member_names, pack_errors, pack_key, solo_reason
 
 BASE = TrainConfig(model="tiny-llama", data="shakespeare", steps=10, lr=1e-3)
 
@@ -56,3 +56,18 @@ def test_member_names_never_contain_each_other():
         names = member_names(k)
         assert len(set(names)) == k
         assert not any(a != b and a in b for a in names for b in names)
+
+
+@pytest.mark.parametrize("method", ["dora", "pissa", "olora"])
+def test_methods_the_batched_engine_cannot_compute_train_alone(method):
+    other = BASE.replace(method=method)
+    field, why, fix = solo_reason(other)
+    assert field == "method" and method in why and "train()" in fix
+    assert [e.field for e in pack_errors([BASE, other])] == ["method"]
+
+
+def test_loraplus_and_plain_lora_share_a_pack():
+    plus = BASE.replace(method="loraplus", loraplus_lr_ratio=4)
+    assert solo_reason(plus) is None and solo_reason(BASE) is None
+    assert pack_key(plus) == pack_key(BASE) and pack_errors([BASE, plus]) == []
+    assert solo_reason(BASE.replace(finetune="full"))[0] == "finetune"

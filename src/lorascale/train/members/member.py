@@ -31,6 +31,7 @@ class Member:
         self.ema, self.guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
         self.status, self.message, self.last_eval, self.curve = RunStatus.RUNNING, "", {}, []
         self.groups: list[dict] = []
+        self._params: list = []
         self.ctx = TrainContext(model=None, optimizer=None, config=cfg, run_dir=self.run_dir, total_steps=total_steps)
         self.result: RunResult | None = None
 
@@ -40,10 +41,14 @@ class Member:
 
     @property
     def params(self) -> list:
-        return [p for g in self.groups for p in g["params"]]
+        """Its parameters in the model's order, as a separate run's ``model.parameters()`` lists them: the
+        grad-norm clip sums the squares in this order (LoRA+'s A/B groups would reorder them)."""
+        return self._params
 
     def begin(self, model, optimizer, groups: list[dict]) -> None:
         self.groups = groups
+        order = {id(p): i for i, p in enumerate(model.parameters())}
+        self._params = sorted((p for g in groups for p in g["params"]), key=lambda p: order[id(p)])
         self.ctx.model, self.ctx.optimizer = model, optimizer
         # callbacks see the pack's model and optimizer; these say which parts are this member's
         self.ctx.extra.update(adapter=self.name, param_groups=groups)

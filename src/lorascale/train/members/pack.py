@@ -2,8 +2,9 @@
 
 Members share the frozen base model, the tokenised data and one stacked batch per step, so what
 decides the model, the data, the batch shape and the step count must be equal; everything a LoRA
-run owns (rank, rule, init, targets, seed, learning rates and schedule, AdamW settings, clipping,
-EMA, divergence guard, output directory) may differ. Torch-free: a sweep worker groups its points
+run owns (rank, rule, init, targets, seed, learning rates and schedule, LoRA+'s ratio, AdamW settings,
+clipping, EMA, divergence guard, output directory) may differ. Configs the batched engine cannot compute
+(full finetuning, DoRA, PiSSA, OLoRA) train alone: :func:`solo_reason` says why. Torch-free: a sweep worker groups its points
 by :func:`pack_key` before it loads anything.
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...errors import ConfigError, ConfigErrors
+from ...methods import PACKABLE_METHODS, Method
 from ...rules import Finetune
 
-__all__ = ["PACK_FIELDS", "packable", "pack_key", "pack_errors", "check_pack", "member_names"]
+__all__ = ["PACK_FIELDS", "packable", "pack_key", "pack_errors", "check_pack", "member_names", "solo_reason"]
 
 # What members must share. model/data/task: one base and one tokenised data set; steps/epochs: one
 # loop; batch_size/grad_accum/seq_len: one stacked batch shape; max_examples/val_fraction: the same
@@ -26,12 +28,34 @@ PACK_FIELDS = (
 )
 
 
-def packable(cfg) -> bool:
-    """Whether ``cfg`` can be a member at all: LoRA on a frozen base, with lorascale's own loop (rlvr
-    trains inside TRL's GRPOTrainer, which generates with one model at a time)."""
+def solo_reason(cfg) -> tuple[str, str, str] | None:
+    """(field, why, fix) when ``cfg`` must train as a separate run, never as a member; None when it may.
+
+    Members share one frozen, unchanged base and compute plain LoRA's ΔY = s·B·A·x batched
+    (:mod:`.batched_lora`). Full finetuning trains the base; DoRA rescales each output column by its
+    magnitude over ‖W₀ + s·B·A‖; PiSSA and OLoRA rewrite the base weights per adapter (W₀ − s·B₀·A₀).
+    LoRA+ only changes the optimizer's groups and packs like plain LoRA.
+    """
+    if cfg.finetune is not Finetune.LORA:
+        return ("finetune", "full finetuning trains the base itself; a pack shares one frozen base",
+                "train it on its own with train()")
     from ...train.loop import is_rlvr
 
-    return cfg.finetune is Finetune.LORA and not is_rlvr(cfg)
+    if is_rlvr(cfg):
+        return ("task", "an rlvr run trains inside TRL's GRPOTrainer, which generates with one model at a time",
+                "train it on its own with train() (sweeps do so by themselves)")
+    method = cfg.adapter.method
+    if method not in PACKABLE_METHODS:
+        why = ("DoRA rescales each output column by its magnitude over ‖W₀ + s·B·A‖" if method is Method.DORA else
+               f"{method.value} rewrites the base weights for its adapter (W₀ − s·B₀·A₀)")
+        return ("method", f"method {method.value} cannot be a member: {why}, and members share one unchanged base"
+                          " with plain LoRA's ΔY = s·B·A·x", "train it on its own with train() (sweeps do so by themselves)")
+    return None
+
+
+def packable(cfg) -> bool:
+    """Whether ``cfg`` can be a member of a pack (:func:`solo_reason` says why not)."""
+    return solo_reason(cfg) is None
 
 
 def pack_key(cfg) -> tuple:
@@ -53,12 +77,10 @@ def pack_errors(cfgs: Sequence) -> list[ConfigError]:
         return [ConfigError("members", "no configs given; pass at least one TrainConfig")]
     errors: list[ConfigError] = []
     for i, cfg in enumerate(cfgs):
-        if cfg.finetune is not Finetune.LORA:
-            errors.append(ConfigError("finetune", f"member {i} is full finetuning, which trains the base itself; a pack"
-                                                  " shares one frozen base", fix="train it on its own with train()"))
-        elif not packable(cfg):
-            errors.append(ConfigError("task", f"member {i} is an rlvr run, which trains inside TRL's GRPOTrainer",
-                                      fix="train it on its own with train()"))
+        reason = solo_reason(cfg)
+        if reason is not None:
+            field, why, fix = reason
+            errors.append(ConfigError(field, f"member {i}: {why}", fix=fix))
     first = cfgs[0]
     for name in PACK_FIELDS:
         odd = [i for i, cfg in enumerate(cfgs) if getattr(cfg, name) != getattr(first, name)]
