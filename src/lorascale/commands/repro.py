@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
+from ..repro.compare import CompareRequest
 from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
 from .common import print_json, table
 from .flags import add_settings_args, given
 
-EXPERIMENTS = ("mlp-dynamics", "mlp-spectra", "headline")
+EXPERIMENTS = ("mlp-dynamics", "mlp-spectra", "headline", "compare")
 DEFAULT_D = {"mlp-dynamics": 256, "mlp-spectra": 32}  # App. E: d = 256 for dynamics, 32 for exact spectra
 
 
 def register(sub) -> None:
-    p = sub.add_parser("repro", help="reproduce LoRA-α App. E: η- vs α-scaling dynamics (Fig. 2), Hessian spectra (Fig. 8)")
+    p = sub.add_parser("repro", help="reproduce LoRA-α App. E (η- vs α-scaling dynamics, Hessian spectra), the headline"
+                                     " benchmark, and the methods × tasks comparison")
     p.add_argument("experiment", metavar="EXPERIMENT", help=" or ".join(EXPERIMENTS))
     p.add_argument("--seeds", type=int, default=3, help="number of seeds to average (default 3)")
     p.add_argument("--out", default=None, help="output folder for figures and tables (default repro-<experiment>)")
@@ -23,6 +25,8 @@ def register(sub) -> None:
                       only=("d", "n", "rank", "steps"))
     add_settings_args(p, HeadlineRequest, title="headline: every TrainConfig setting, and the sweeps",
                       exclude=("rank", "steps", "seeds", "out", "lr", "out_dir", "save_model"))
+    add_settings_args(p, CompareRequest, title="compare: methods × tasks (rank, steps, seeds and out also apply)",
+                      only=("tasks", "methods", "sweep_log2", "base_lr"))
     p.add_argument("--no-extend", action="store_true", help="mlp-dynamics: do not extend the grids past their edge")
     p.add_argument("--json", action="store_true", help="print the measured numbers as JSON")
     p.set_defaults(run=run)
@@ -38,6 +42,8 @@ def run(args) -> int:
     try:  # report the setup's problems together with the flags' (one error list)
         if args.experiment == "headline":
             setup = HeadlineRequest(**given(args, HeadlineRequest))  # --seeds and --out are its fields too
+        elif args.experiment == "compare":
+            setup = CompareRequest(**given(args, CompareRequest))
         else:
             setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
     except ConfigErrors as e:
@@ -48,6 +54,13 @@ def run(args) -> int:
 
         result = run_headline(setup, progress=not args.json)
         print_json(result) if args.json else print((Path(result["figure"]).parent / "headline.md").read_text())
+        return 0
+
+    if args.experiment == "compare":
+        from ..repro.compare import run_compare
+
+        result = run_compare(setup, progress=not args.json)
+        print_json(result) if args.json else print((Path(setup.out or "repro-compare") / "compare.md").read_text())
         return 0
 
     from ..repro import mlp_dynamics, mlp_spectra

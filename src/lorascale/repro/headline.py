@@ -25,9 +25,9 @@ from pathlib import Path
 from pydantic import StrictStr
 
 from ..adapters.spec import AdapterSpec
-from ..errors import ConfigError
 from ..schema import Float, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
+from .runs import ema_score, finite, train_all
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
 
@@ -129,40 +129,11 @@ def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, progress) -> Arm:
 
 
 def _train(cfg, progress):
-    from ..train import train
-
-    return _finished(cfg) or train(cfg, progress=progress)
+    return train_all([cfg], progress)[0]
 
 
 def _members(cfgs, progress):
-    from ..train.members import train_members
-
-    done = [_finished(c) for c in cfgs]
-    todo = [c for c, d in zip(cfgs, done) if d is None]
-    fresh = iter(train_members(todo, progress=progress) if todo else [])
-    return [d if d is not None else next(fresh) for d in done]
-
-
-def _finished(cfg):
-    """The finished run of ``cfg`` in its out_dir, or None (an unfinished run's folder is cleared)."""
-    import shutil
-
-    from ..train.loop import RunResult
-    from ..vocabulary import FINISHED
-
-    d = Path(cfg.out_dir)
-    try:
-        summary = json.loads((d / "summary.json").read_text())
-        same = TrainConfig.from_flat(json.loads((d / "config.json").read_text())) == cfg  # settings added since: defaults
-    except (OSError, ValueError, ConfigError):
-        summary, same = None, False
-    if summary is not None and same and summary.get("status") in FINISHED:
-        return RunResult.from_summary(summary, [], d, "read back from an earlier headline run")
-    if summary is not None and not same:
-        raise ConfigError("out", f"{d} holds a run of another configuration", "use a new --out for a changed budget")
-    if d.exists():
-        shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
-    return None
+    return train_all(cfgs, progress)
 
 
 def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
@@ -188,10 +159,4 @@ def _targets(arms: dict[str, Arm]) -> dict:
     return out
 
 
-def _ema(r) -> float:
-    x = r.final_ema_loss
-    return x if r.status == "complete" and x is not None and math.isfinite(x) else math.inf
-
-
-def _finite(x):
-    return float(x) if x is not None and math.isfinite(float(x)) else None
+_ema, _finite = ema_score, finite

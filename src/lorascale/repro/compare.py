@@ -1,0 +1,139 @@
+"""``lorascale repro compare``: LoRA-α's Table 1/2 protocol at our scale, methods × tasks.
+
+For every task (:data:`~.compare_setup.TASKS`) and method (:data:`~.compare_setup.METHODS`): the method at
+the task's base learning rate, and its sweep ×2⁻³ … ×2³ around it (over η, or over the knob α for
+LoRA-α), ``seeds`` seeds per point, on one fixed held-out split. A method's tuned point (the paper's
+asterisk) is the multiplier with the lowest mean final EMA(0.1) training loss over seeds (μA's rule);
+both points are reported on the held-out metric, mean ± std over seeds. Runs are resumable
+(:mod:`.runs`); LoRA, rsLoRA, LoRA+ and LoRA-α train as members of packs, DoRA, PiSSA and full
+finetuning (and every rlvr run) one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from pydantic import StrictStr, model_validator
+
+from ..adapters.spec import AdapterSpec
+from ..errors import ConfigError, ConfigErrors
+from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
+from ..train.config import TrainConfig
+from ..vocabulary import higher_is_better
+from .compare_setup import METHODS, SWEEP_LOG2, TASKS
+from .runs import ema_score, finite, train_all
+
+__all__ = ["CompareRequest", "run_compare", "method_configs"]
+
+
+class CompareRequest(Settings):
+    tasks: list[StrictStr] = setting(["minilm-genre"], "tasks to compare on: " + ", ".join(TASKS), min_length=1)
+    methods: list[StrictStr] = setting(list(METHODS), "methods: " + ", ".join(METHODS), min_length=1)
+    seeds: PositiveInt = setting(3, "seeds per point")
+    rank: PositiveInt = setting(8, "LoRA rank (LoRA-α Table 1 uses 8)")
+    sweep_log2: list[Float] = setting(list(SWEEP_LOG2), "log2 multipliers of each method's sweep (0 is the base point)",
+                                      min_length=1)
+    base_lr: PositiveFloat | None = setting(None, "one base learning rate for every task (default: each task's own)")
+    steps: PositiveInt | None = setting(None, "optimizer steps for every task (default: each task's budget)")
+    out: StrictStr | None = setting(None, "output folder (default repro-compare)")
+
+    @model_validator(mode="after")
+    def _known(self) -> "CompareRequest":
+        errors = [ConfigError("tasks", f"unknown task {t!r}", f"choose from {', '.join(TASKS)}") for t in self.tasks
+                  if t not in TASKS]
+        errors += [ConfigError("methods", f"unknown method {m!r}", f"choose from {', '.join(METHODS)}") for m in self.methods
+                   if m not in METHODS]
+        if 0.0 not in self.sweep_log2:
+            errors.append(ConfigError("sweep_log2", "the sweep must hold the base point 0", "e.g. -3 -2 -1 0 1 2 3"))
+        if any(abs(x) > 10 for x in self.sweep_log2):
+            errors.append(ConfigError("sweep_log2", "multipliers beyond 2^±10 are not a sweep around a base point",
+                                      "use values in [-10, 10]"))
+        ConfigErrors.raise_if_any(errors)
+        return self
+
+
+def method_configs(req: CompareRequest, task: str, method: str, root: Path) -> list[tuple[float, int, TrainConfig]]:
+    """(log2 multiplier, seed, config) of every run of ``method`` on ``task``."""
+    t, m = TASKS[task], METHODS[method]
+    flat = {**t.run, "rank": req.rank, "save_model": False, **({"steps": req.steps} if req.steps else {})}
+    base = TrainConfig.from_flat(flat)
+    lr0 = (req.base_lr or t.base_lr) * m.lr_factor
+    if m.changes.get("finetune") == "full":
+        base = base.replace(**flatten(AdapterSpec()), finetune="full")  # no adapter: its settings at their defaults
+    else:
+        base = base.replace(**m.changes)
+    out = []
+    for x in req.sweep_log2:
+        for s in range(req.seeds):
+            knob = {"alpha": m.changes.get("alpha", 1.0) * 2.0**x, "lr": lr0} if m.sweeps == "alpha" else {"lr": lr0 * 2.0**x}
+            out.append((x, s, base.replace(**knob, seed=s, out_dir=str(root / task / method / f"x{x:+g}-s{s}"))))
+    return out
+
+
+def run_compare(req: CompareRequest, progress: bool = True) -> dict:
+    root = Path(req.out or "repro-compare")
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    result = {"request": json.loads(req.model_dump_json()), "tasks": {}}
+    for task in req.tasks:
+        runs = [(m, x, s, c) for m in req.methods for x, s, c in method_configs(req, task, m, root)]
+        trained = train_all([c for *_, c in runs], progress=progress)
+        rows = {}
+        for m in req.methods:
+            mine = [(x, r) for (mm, x, _, _), r in zip(runs, trained) if mm == m]
+            rows[m] = _summarise(m, mine, req)
+        metric = next((r.eval_metric for r in trained if r.eval_metric), "")
+        result["tasks"][task] = {"label": TASKS[task].label, "metric": metric, "higher_is_better": higher_is_better(metric),
+                                 "base_lr": req.base_lr or TASKS[task].base_lr, "methods": rows,
+                                 "verdict": verdict(rows, higher_is_better(metric))}
+    result["seconds"] = round(time.time() - started)
+    (root / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+    from .compare_report import write_compare_md
+
+    write_compare_md(result, root / "compare.md")
+    return result
+
+
+def _summarise(method: str, runs: list, req: CompareRequest) -> dict:
+    by_x: dict[float, list] = {}
+    for x, r in runs:
+        by_x.setdefault(x, []).append(r)
+    mean_ema = {x: statistics.fmean(ema_score(r) for r in rs) for x, rs in by_x.items()}
+    best = min(mean_ema, key=lambda x: (mean_ema[x], abs(x)))  # ties: the point nearer the base
+    return {"label": METHODS[method].label, "sweeps": METHODS[method].sweeps,
+            "base": _point(0.0, by_x[0.0]), "tuned": _point(best, by_x[best]),
+            "sweep": [{"log2_mult": x, "mean_ema": _num(v)} for x, v in sorted(mean_ema.items())],
+            "runs": len(runs), "member_steps": sum(r.summary.get("steps_done") or 0 for _, r in runs)}
+
+
+def _point(x: float, rs: list) -> dict:
+    vals = [finite(r.eval_value) for r in rs]
+    vals = [v for v in vals if v is not None]
+    return {"log2_mult": x, "mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None), "n": len(vals),
+            "statuses": [str(r.status) for r in rs]}
+
+
+def verdict(rows: dict, higher: bool) -> dict:
+    """LoRA-α at the base rate against each baseline's tuned point: win / tie / lose on the held-out
+    metric, a tie meaning the means differ by less than the larger of the two seed-stds."""
+    if "lora-alpha" not in rows:
+        return {}
+    mine = rows["lora-alpha"]["base"]
+    out = {}
+    for m, row in rows.items():
+        other = row["tuned"]
+        if m == "lora-alpha" or mine["mean"] is None or other["mean"] is None:
+            continue
+        gap = (mine["mean"] - other["mean"]) * (1 if higher else -1)  # > 0: LoRA-α is better
+        noise = max(mine["std"] or 0.0, other["std"] or 0.0)
+        out[m] = {"gap": gap, "noise": noise, "verdict": "tie" if abs(gap) <= noise else ("win" if gap > 0 else "lose")}
+    return out
+
+
+def _num(v: float):
+    return v if math.isfinite(v) else None

@@ -1,0 +1,47 @@
+"""compare.md: methods × tasks, each cell the base point and the tuned point (mean ± std over seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["compare_rows", "write_compare_md"]
+
+
+def compare_rows(result: dict) -> list[list[str]]:
+    """The table's cells: one row per method, one column per task."""
+    tasks = list(result["tasks"])
+    methods = list(next(iter(result["tasks"].values()))["methods"]) if tasks else []
+    rows = []
+    for m in methods:
+        row = [result["tasks"][tasks[0]]["methods"][m]["label"]]
+        for t in tasks:
+            r = result["tasks"][t]["methods"][m]
+            tuned = r["tuned"]
+            knob = "α" if r["sweeps"] == "alpha" else "η"
+            row.append(f"{_pm(r['base'])} / {_pm(tuned)}* ({knob}×{2.0 ** tuned['log2_mult']:g})")
+        rows.append(row)
+    return rows
+
+
+def write_compare_md(result: dict, path: str | Path) -> Path:
+    req, tasks = result["request"], result["tasks"]
+    head = ["method"] + [f"{v['label']}: {v['metric']} {'↑' if v['higher_is_better'] else '↓'}" for v in tasks.values()]
+    lines = ["# LoRA-α's comparison (Table 1/2 protocol) at lorascale's scale", "",
+             f"Rank {req['rank']}, {req['seeds']} seeds, sweep ×2^{req['sweep_log2']} around each method's base point. "
+             "Each cell: the held-out metric at the base learning rate / at the tuned multiplier (*: the best mean "
+             "final EMA training loss over seeds), mean ± std over seeds.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
+    lines += ["", "## LoRA-α at the base rate against each tuned baseline", ""]
+    for t, v in tasks.items():
+        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())
+        lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
+    lines += ["", f"{result['seconds']} s in all.", ""]
+    Path(path).write_text("\n".join(lines))
+    return Path(path)
+
+
+def _pm(p: dict) -> str:
+    if p["mean"] is None:
+        return "—"
+    return f"{p['mean']:.4g} ± {p['std']:.2g}"

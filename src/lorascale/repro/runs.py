@@ -1,0 +1,73 @@
+"""Training many configs for a benchmark, resumably: finished runs are read back, the rest train as
+members of packs where they can (:mod:`lorascale.train.members`), else one by one.
+
+Every config carries its own ``out_dir``. A folder that holds a finished run of the same config (compared
+as validated :class:`~lorascale.train.config.TrainConfig`, so settings added since take their defaults) is
+read back; an unfinished run of it is cleared and trained again; a run of another config is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..train.config import TrainConfig
+
+__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK"]
+
+MAX_PACK = 32  # members per pack: bounds a pack's memory (K × the batch's activations) on a CPU or a small GPU
+
+
+def train_all(cfgs, progress: bool = True, max_pack: int = MAX_PACK) -> list:
+    """One :class:`~lorascale.train.RunResult` per config, in order."""
+    from ..train import train
+    from ..train.members import pack_key, train_members
+    from ..train.members.pack import packable
+
+    results: list = [finished_run(c) for c in cfgs]
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cfgs):
+        if results[i] is None:
+            groups.setdefault(pack_key(c) if packable(c) else ("alone", i), []).append(i)
+    for key, idx in groups.items():
+        if key[0] == "alone":
+            results[idx[0]] = train(cfgs[idx[0]], progress=progress)
+            continue
+        for start in range(0, len(idx), max_pack):
+            chunk = idx[start:start + max_pack]
+            for i, r in zip(chunk, train_members([cfgs[i] for i in chunk], progress=progress)):
+                results[i] = r
+    return results
+
+
+def finished_run(cfg: TrainConfig):
+    """The finished run of ``cfg`` in its out_dir, or None (an unfinished run's folder is cleared)."""
+    from ..train.loop import RunResult
+    from ..vocabulary import FINISHED
+
+    d = Path(cfg.out_dir)
+    try:
+        summary = json.loads((d / "summary.json").read_text())
+        same = TrainConfig.from_flat(json.loads((d / "config.json").read_text())) == cfg
+    except (OSError, ValueError, ConfigError):
+        summary, same = None, False
+    if summary is not None and same and summary.get("status") in FINISHED:
+        return RunResult.from_summary(summary, [], d, "read back from an earlier run of this benchmark")
+    if summary is not None and not same:
+        raise ConfigError("out", f"{d} holds a run of another configuration", "use a new --out for a changed budget")
+    if d.exists():
+        shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
+    return None
+
+
+def ema_score(r) -> float:
+    """μA's selection score: the final EMA(0.1) training loss of a complete run; +inf otherwise."""
+    x = r.final_ema_loss
+    return x if r.status == "complete" and x is not None and math.isfinite(x) else math.inf
+
+
+def finite(x):
+    return float(x) if x is not None and math.isfinite(float(x)) else None

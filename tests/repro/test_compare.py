@@ -1,0 +1,73 @@
+"""`lorascale repro compare`: LoRA-α's Table 1/2 protocol on tiny models, its configs, verdicts and resume."""
+
+import json
+
+import pytest
+
+from lorascale.cli import main
+from lorascale.repro.compare import CompareRequest, method_configs, run_compare, verdict
+from lorascale.repro.compare_report import compare_rows
+from lorascale.repro.compare_setup import TASKS
+
+
+def test_each_method_sweeps_its_own_knob(tmp_path):
+    req = CompareRequest(tasks=["tiny-lm"], seeds=2, rank=4, sweep_log2=[-1, 0, 1])
+    base = TASKS["tiny-lm"].base_lr
+    ten = {(x, s): c for x, s, c in method_configs(req, "tiny-lm", "lora-10x", tmp_path)}
+    assert len(ten) == 6 and ten[(1.0, 1)].lr == pytest.approx(base * 10 * 2)  # 10× LR, then ×2 by the sweep
+    assert ten[(1.0, 1)].seed == 1 and ten[(1.0, 1)].adapter.scaling.rule == "alpha-r" and ten[(1.0, 1)].adapter.rank == 4
+    la = {x: c for x, s, c in method_configs(req, "tiny-lm", "lora-alpha", tmp_path) if s == 0}
+    assert [la[x].adapter.scaling.alpha for x in (-1.0, 0.0, 1.0)] == [0.5, 1.0, 2.0]  # LoRA-α sweeps α ...
+    assert {la[x].lr for x in la} == {base}  # ... at the base learning rate
+    fft = method_configs(req, "tiny-lm", "fft", tmp_path)[0][2]
+    assert fft.finetune == "full" and fft.lr == pytest.approx(base / 2)
+    pissa = method_configs(req, "tiny-lm", "pissa", tmp_path)[2][2]
+    assert pissa.adapter.method == "pissa" and pissa.lr == base  # every method at the same base rate
+    dirs = {c.out_dir for m in ("lora", "fft", "pissa") for _, _, c in method_configs(req, "tiny-lm", m, tmp_path)}
+    assert len(dirs) == 18  # one folder per run
+
+
+def test_verdict_hand_values():
+    rows = {"lora-alpha": {"base": {"mean": 0.80, "std": 0.02}},
+            "lora": {"tuned": {"mean": 0.70, "std": 0.03}},  # LoRA-α ahead by 0.10 > 0.03: win
+            "dora": {"tuned": {"mean": 0.79, "std": 0.03}},  # 0.01 ≤ 0.03: tie
+            "fft": {"tuned": {"mean": 0.95, "std": 0.01}}}  # behind by 0.15: lose
+    rows["lora-alpha"]["tuned"] = rows["lora-alpha"]["base"]
+    v = verdict(rows, higher=True)
+    assert {m: d["verdict"] for m, d in v.items()} == {"lora": "win", "dora": "tie", "fft": "lose"}
+    assert v["lora"]["gap"] == pytest.approx(0.10) and v["dora"]["noise"] == pytest.approx(0.03)
+    assert verdict(rows, higher=False)["lora"]["verdict"] == "lose"  # for a loss, higher is worse
+
+
+def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):
+    req = CompareRequest(tasks=["tiny-lm"], methods=["lora", "pissa", "lora-alpha", "fft"], seeds=2, rank=4,
+                         sweep_log2=[-1, 0], out=str(tmp_path / "c"))
+    res = run_compare(req, progress=False)
+    task = res["tasks"]["tiny-lm"]
+    assert task["metric"] == "val_nll" and task["higher_is_better"] is False
+    for m, row in task["methods"].items():
+        assert row["runs"] == 4 and row["member_steps"] == 4 * 6  # 2 multipliers × 2 seeds × 6 steps
+        best = min(row["sweep"], key=lambda p: (p["mean_ema"], abs(p["log2_mult"])))
+        assert row["tuned"]["log2_mult"] == best["log2_mult"]  # the asterisk: the best mean EMA over seeds
+        assert row["base"]["n"] == 2 and row["base"]["statuses"] == ["complete", "complete"]
+    assert set(task["verdict"]) == {"lora", "pissa", "fft"}
+    assert len(compare_rows(res)) == 4
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert md.count("\n| ") == 5 and "LoRA-α (Variant I, α = 1)" in md  # header + 4 methods (the rule is "|---")
+    assert json.loads((tmp_path / "c" / "compare.json").read_text())["tasks"]["tiny-lm"]["methods"]["lora"]["runs"] == 4
+
+    import lorascale.train as train_mod
+    import lorascale.train.members as members_mod
+
+    monkeypatch.setattr(members_mod, "train_members", lambda *a, **k: pytest.fail("a finished member trained again"))
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a finished run trained again"))
+    again = run_compare(req, progress=False)
+    assert again["tasks"]["tiny-lm"]["methods"] == task["methods"]
+
+
+def test_compare_bad_input_names_the_flags(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["repro", "compare", "--tasks", "glue", "--methods", "lora", "loram", "--sweep-log2", "1", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--tasks" in err and "glue" in err and "--methods" in err and "loram" in err and "--sweep-log2" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())  # nothing written
