@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from ..errors import ConfigError, ConfigErrors, StorageMissing
+from ..interrupts import shielded
 from ..vocabulary import RunStatus
 from .backends import Access, open_storage, release_sqlite, storage_lock
 from .liveness import GRACE_S, HEARTBEAT_S, RequeueStale, beating, died_here, silent_for, worker_id
@@ -111,8 +112,25 @@ class SweepStore:
         release_sqlite(self.backend)
 
     # ---- writing --------------------------------------------------------------------------
-    def save_spec(self, raw: dict) -> None:
-        self.study.set_user_attr("spec", json.loads(json.dumps(raw, default=str)))
+    def save_spec(self, raw: dict, keys: set[str], extend: bool = False) -> None:
+        """Store the spec of points ``keys`` with the study; refuse a spec that would add points to a
+        study holding another spec's, unless ``extend`` says so (a fit would mix the two silently).
+
+        A spec whose points the study already holds (a re-run, or part of the spec) is welcome. The
+        first spec stays the study's ``spec`` attr; specs that extended it are kept in ``extended_by``.
+        """
+        held = {t.user_attrs["key"] for t in self.trials()}
+        new = keys - held
+        if held and new and not extend:
+            raise ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
+                              f" and this spec would add {len(new)} new points to it",
+                              "give this spec a name of its own (a new study), or extend that study on purpose"
+                              " (--extend-study)")
+        spec = json.loads(json.dumps(raw, default=str))
+        if not held:
+            self.study.set_user_attr("spec", spec)
+        elif new:
+            self.study.set_user_attr("extended_by", [*self.study.user_attrs.get("extended_by", []), spec])
 
     def enqueue(self, entries: Iterable[tuple[str, dict, dict]]) -> int:
         """Add a WAITING trial per (key, point attrs, config dict) whose key has no live trial.
@@ -144,7 +162,13 @@ class SweepStore:
         return len(trials)
 
     def claim(self, worker: str | None = None) -> Claim | None:
-        """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left."""
+        """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left.
+
+        A stop signal is held back until the claim is whole (its ``worker`` attr set)."""
+        with shielded():
+            return self._claim(worker)
+
+    def _claim(self, worker: str | None) -> Claim | None:
         from optuna.trial import TrialState
 
         while True:
@@ -171,7 +195,15 @@ class SweepStore:
         return beating(lambda: self._beat(claim.trial), interval, f"trial {claim.number}")
 
     def finish(self, claim: Claim, out: Outcome) -> None:
-        """Record a run. Diverged: COMPLETE with value +inf; failed/interrupted: FAIL (re-run later)."""
+        """Record a run. Diverged: COMPLETE with value +inf; failed/interrupted: FAIL (re-run later).
+
+        The outcome takes several writes (attrs one by one, then the state); a stop signal (Ctrl-C,
+        SIGTERM) is held back until they are all done, so a RUNNING trial never carries half an outcome.
+        """
+        with shielded():
+            self._finish(claim, out)
+
+    def _finish(self, claim: Claim, out: Outcome) -> None:
         from optuna.trial import TrialState
 
         trial = claim.trial
@@ -237,6 +269,27 @@ class SweepStore:
         for t in self.trials():
             if keys is None or t.user_attrs["key"] in keys:
                 out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        return out
+
+    def point_states(self, keys: set[str]) -> dict[str, int]:
+        """Each of ``keys`` counted once, by where it stands: ``finished`` (COMPLETE, diverged runs
+        included), ``queued`` (WAITING or RUNNING), ``failed`` (its latest run failed or was
+        interrupted) or ``missing`` (never enqueued). Retries and duplicates that never ran do not count."""
+        from optuna.trial import TrialState
+
+        states: dict[str, set] = defaultdict(set)
+        for t in self.trials():
+            if t.user_attrs["key"] in keys and _status(t) != RunStatus.DUPLICATE:
+                states[t.user_attrs["key"]].add(t.state)
+        out = {"finished": 0, "queued": 0, "failed": 0, "missing": 0}
+        for k in keys:
+            s = states.get(k, set())
+            if TrialState.COMPLETE in s:
+                out["finished"] += 1
+            elif s & {TrialState.WAITING, TrialState.RUNNING}:
+                out["queued"] += 1
+            else:
+                out["failed" if s else "missing"] += 1
         return out
 
     def done_keys(self) -> set[str]:

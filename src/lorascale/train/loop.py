@@ -1,20 +1,24 @@
 """A lean training loop with callbacks, on 🤗 accelerate (so `accelerate launch`/`torchrun` run it on
 several GPUs unchanged). The recipe is μA's: AdamW, global grad-norm clip, warm-up + cosine.
 
-Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C leaves a
-consistent run directory marked ``interrupted`` (and re-raises, so sweeps stop); any other error
-marks the run ``failed`` before propagating.
+Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C (and SIGTERM
+under the CLI, :mod:`lorascale.interrupts`) leaves a consistent run directory marked ``interrupted``
+(and re-raises, so sweeps stop); any other error marks the run ``failed`` before propagating.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import resource
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
+from ..interrupts import describe
 from ..rules import Finetune
 from ..vocabulary import RunStatus
 from .build import BuiltRun, build_run, param_groups
@@ -174,8 +178,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         summary = summary_dict(status)
         cbs.on_train_end(ctx, summary)
         writer.summary(summary)
-    except KeyboardInterrupt:
-        message = f"interrupted by the user after {ctx.step} steps"
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM under the CLI (lorascale.interrupts)
+        message = f"interrupted by {describe(e)} after {ctx.step} steps"
         writer.summary(summary_dict(RunStatus.INTERRUPTED))
         raise
     except BaseException as e:
@@ -189,11 +193,31 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
 
 
 def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
-    if cfg.finetune is Finetune.FULL:
-        model.save_pretrained(run_dir / "model")
-        built.tokenizer.save_pretrained(run_dir / "model")
-        return
-    save_adapter(model, run_dir / "adapter", adapter_metadata(cfg))
+    target = run_dir / ("model" if cfg.finetune is Finetune.FULL else "adapter")
+    try:
+        if cfg.finetune is Finetune.FULL:
+            model.save_pretrained(target)
+            built.tokenizer.save_pretrained(target)
+        else:
+            save_adapter(model, target, adapter_metadata(cfg))
+    except Exception as e:
+        # a half-written adapter is of no use, and on a full disk its space is what lets the run
+        # record that it failed
+        shutil.rmtree(target, ignore_errors=True)
+        os_error = _as_os_error(e, target)
+        if os_error is None:
+            raise
+        raise os_error from e
+
+
+def _as_os_error(e: Exception, path: Path) -> OSError | None:
+    """safetensors reports a failed write as ``SafetensorError("... I/O error: ... (os error 28)")``;
+    as an OSError it reads like every other full disk (the CLI reports those without a traceback)."""
+    m = None if isinstance(e, OSError) else re.search(r"\(os error (\d+)\)", str(e))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def adapter_metadata(cfg: TrainConfig) -> AdapterMetadata:

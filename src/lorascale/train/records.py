@@ -1,10 +1,13 @@
 """The run directory: config.json, metrics.jsonl (one line per logged step), summary.json, adapter/.
 
 summary.json is written atomically (temp file + rename) so a crash or Ctrl-C never leaves a torn file.
+When the disk is full the temp file cannot be written; the summary is then rewritten in place, so
+that a run that fails for lack of space is still recorded ``failed`` rather than left ``running``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -33,31 +36,71 @@ class RunWriter:
         self._metrics = None
 
     def start(self, config: dict) -> None:
+        """Create the run directory with config.json, metrics.jsonl and a "running" summary.
+
+        A disk that cannot take them (full, over quota, read-only) is a ConfigError naming
+        ``out_dir``, and what was written is removed again: no 0-byte files are left behind.
+        """
         if not self.enabled:
             return
         if (self.dir / "summary.json").exists():
             raise ConfigError("out_dir", f"{self.dir} already holds a run", "pass a new out_dir (runs are never overwritten)")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands
-        self.summary({"status": RunStatus.RUNNING})
+        made = not self.dir.exists()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            self._metrics = (self.dir / "metrics.jsonl").open("a", buffering=1)  # line-buffered: each step lands
+            self.summary({"status": RunStatus.RUNNING})
+        except OSError as e:
+            self._undo_start(made)
+            raise ConfigError("out_dir", f"cannot write the run directory {self.dir}: {e.strerror or e}",
+                              "free space on that disk, or choose a run directory elsewhere") from None
 
     def log(self, record: dict) -> None:
         if self._metrics is not None:
             self._metrics.write(json.dumps(json_safe(record)) + "\n")
 
     def summary(self, summary: dict) -> None:
+        """Write summary.json atomically; on a full disk, in place over the old one (see module doc)."""
         if not self.enabled:
             return
         RunStatus(summary.get("status"))  # an unknown status is a bug: ValueError names it
-        tmp = self.dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
-        tmp.replace(self.dir / "summary.json")
+        text = json.dumps(json_safe(summary), indent=2) + "\n"
+        final, tmp = self.dir / "summary.json", self.dir / "summary.json.tmp"
+        try:
+            tmp.write_text(text)
+            tmp.replace(final)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # never leave a torn or 0-byte temp file
+            if not final.exists():
+                raise
+            _overwrite(final, text)
 
     def close(self) -> None:
         if self._metrics is not None:
-            self._metrics.close()
+            try:
+                self._metrics.close()
+            except OSError:  # its last line could not be flushed (disk full): the run's status says why
+                pass
             self._metrics = None
+
+    def _undo_start(self, made: bool) -> None:
+        self.close()
+        for name in ("config.json", "metrics.jsonl", "summary.json", "summary.json.tmp"):
+            (self.dir / name).unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # only if empty, and only if this run made it
+
+
+def _overwrite(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place, without truncating it first: a summary (< 4 KiB) fits in the block the
+    old one already holds, so this works on a full disk where a new temp file cannot be created. If
+    the write fails, the old summary is left as it was."""
+    data = text.encode()
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate(len(data))
 
 
 def json_safe(d: dict) -> dict:
