@@ -84,11 +84,17 @@ def start_sweep(tmp_path, **env):
 
 
 def trials_by_state(spec) -> dict:
+    """{state: [(status, message) of each trial]} of the sweep's study."""
     store = SweepStore.open(f"sqlite:///{spec.with_suffix('.db')}", "proc")
     out = {}
     for t in store.trials():
-        out.setdefault(t.state.name, []).append(t.user_attrs.get("status"))
+        out.setdefault(t.state.name, []).append((t.user_attrs.get("status"), t.user_attrs.get("message")))
     return out
+
+
+# what every test leaves: each worker recorded its trial interrupted (by the SIGTERM the parent or the
+# kernel sent it, never by the terminal's Ctrl-C, which workers ignore); the two points nobody took wait
+STOPPED = {"FAIL": [("interrupted", "interrupted by SIGTERM")] * 2, "WAITING": [(None, None)] * 2}
 
 
 def test_ctrl_c_stops_the_workers_without_a_traceback_or_warnings(tmp_path):
@@ -100,8 +106,7 @@ def test_ctrl_c_stops_the_workers_without_a_traceback_or_warnings(tmp_path):
     assert "FutureWarning" not in err, err  # each worker call warned; the CLI's filters reach the workers
     assert "interrupted by Ctrl-C" in err and "Run the same command to resume" in err
     assert not any(alive(p) for p in workers)
-    # each worker recorded its trial interrupted; the two points nobody took are still queued
-    assert trials_by_state(spec) == {"FAIL": ["interrupted"] * 2, "WAITING": [None] * 2}
+    assert trials_by_state(spec) == STOPPED
 
 
 def test_sigterm_to_the_parent_stops_its_workers_and_exits_143(tmp_path):
@@ -111,7 +116,7 @@ def test_sigterm_to_the_parent_stops_its_workers_and_exits_143(tmp_path):
     err = (tmp_path / "stderr.txt").read_text()
     assert "Traceback" not in err and "interrupted by SIGTERM" in err, err
     assert not any(alive(p) for p in workers)
-    assert trials_by_state(spec) == {"FAIL": ["interrupted"] * 2, "WAITING": [None] * 2}
+    assert trials_by_state(spec) == STOPPED
 
 
 def test_kill_9_of_the_parent_leaves_no_orphan_and_the_sweep_resumes(tmp_path):
@@ -119,8 +124,7 @@ def test_kill_9_of_the_parent_leaves_no_orphan_and_the_sweep_resumes(tmp_path):
     proc.kill()  # SIGKILL: the parent can do nothing; its workers must notice on their own
     proc.wait()
     wait_for(lambda: not any(alive(p) for p in workers), STOP_S)
-    # on their way out the workers recorded their trials: none is left RUNNING for a stale check
-    assert trials_by_state(spec) == {"FAIL": ["interrupted"] * 2, "WAITING": [None] * 2}
+    assert trials_by_state(spec) == STOPPED  # none is left RUNNING for a stale check to find
 
     loaded = load_spec(spec)
     url = f"sqlite:///{spec.with_suffix('.db')}"

@@ -357,6 +357,33 @@ def test_a_signal_during_finish_never_leaves_half_an_outcome(storage_url, monkey
     assert set(written) == set(out.stored_attrs()) and set(out.stored_attrs()) <= set(OUTCOME_ATTRS)
 
 
+def test_a_signal_during_a_claim_hands_the_point_back(storage_url, monkeypatch):
+    import os
+    import signal
+
+    from lorascale.interrupts import Interrupted, stop_on_signals
+
+    spec = small_spec(ranks=(4,), lrs=(-10, -9))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue(entries(spec))
+    trial_type = optuna.trial.Trial  # what study.ask() returns
+    real = trial_type.set_user_attr
+
+    def signal_at_worker(self, key, value):
+        real(self, key, value)
+        if key == "worker":
+            os.kill(os.getpid(), signal.SIGTERM)  # stopped in the middle of taking a point
+
+    monkeypatch.setattr(trial_type, "set_user_attr", signal_at_worker)
+    with pytest.raises(Interrupted), stop_on_signals():
+        store.claim()
+    assert [(t.state, t.user_attrs.get("status"), t.user_attrs.get("message")) for t in store.trials()] == [
+        (TrialState.FAIL, "interrupted", "interrupted by SIGTERM before it ran"), (TrialState.WAITING, None, None)]
+    monkeypatch.undo()
+    store.enqueue(entries(spec))  # the next sweep queues the point again
+    assert sorted(t.user_attrs["key"] for t in store.trials((TrialState.WAITING,))) == sorted(p.key for p in spec.points)
+
+
 def test_another_spec_under_a_stored_name_is_refused_unless_extending(storage_url):
     from sweep_fakes import populate
 

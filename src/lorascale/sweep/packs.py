@@ -37,11 +37,16 @@ MAX_AUTO_MEMBERS = 16  # past this a pack's stacked batch stops paying on one de
 def claim_pack(store: SweepStore, k: int) -> list[Claim]:
     """Claim up to ``k`` queued points (fewer when the queue runs out)."""
     claims: list[Claim] = []
-    while len(claims) < k:
-        c = store.claim()
-        if c is None:
-            break
-        claims.append(c)
+    try:
+        while len(claims) < k:
+            c = store.claim()
+            if c is None:
+                break
+            claims.append(c)
+    except KeyboardInterrupt as e:  # stopped while claiming: the points held so far go back to the queue
+        for c in claims:
+            store.release(c, e)
+        raise
     return claims
 
 

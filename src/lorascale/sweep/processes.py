@@ -1,6 +1,6 @@
 """Local worker processes of a sweep (``--workers N``), and how they stop.
 
-* Workers are spawned (torch starts clean) with SIGINT blocked, so a Ctrl-C at the terminal, which
+* Workers are spawned (torch starts clean) with SIGINT ignored, so a Ctrl-C at the terminal, which
   reaches the whole process group, stops only the parent; the parent then sends each live worker
   SIGTERM. A worker stops on SIGTERM as a run stops on Ctrl-C: its trial is recorded
   ``interrupted`` (re-run by the next sweep) and it exits with 143, without a traceback.
@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -54,19 +55,20 @@ def run_processes(url: str, study: str, objective, workers: int, threads: int, k
     ctx = mp.get_context("spawn")  # fork after torch/optuna threads have started is unsafe
     procs = [ctx.Process(target=worker_process, args=(os.getpid(), url, study, objective, dict(threads=threads, **kw)),
                          daemon=False) for _ in range(workers)]
-    with _sigint_blocked():  # inherited: the workers never see the terminal's Ctrl-C
-        for p in procs:
-            p.start()
     try:
+        with _sigint_ignored_by_children():  # the workers never see the terminal's Ctrl-C
+            for p in procs:
+                p.start()
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
             progress()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also while starting them: the ones started are stopped
         _stop(procs)
         raise
     finally:
         for p in procs:
-            p.join()
+            if p.pid is not None:  # started
+                p.join()
     bad = [p.exitcode for p in procs if p.exitcode]
     if bad:
         log.warning("%d worker(s) exited with codes %s; re-run to resume", len(bad), bad)
@@ -74,6 +76,7 @@ def run_processes(url: str, study: str, objective, workers: int, threads: int, k
 
 def _stop(procs) -> None:
     """SIGTERM each live worker, wait for it to record its trial, kill one that does not stop."""
+    procs = [p for p in procs if p.pid is not None]  # started
     for p in procs:
         if p.is_alive():
             p.terminate()  # SIGTERM
@@ -86,14 +89,18 @@ def _stop(procs) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_blocked():
-    """Block SIGINT while child processes start: they inherit the mask (across exec, too), and a
-    Ctrl-C that comes meanwhile reaches this process as soon as the block ends, not never."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows
-        yield
+def _sigint_ignored_by_children():
+    """While child processes start, SIGINT is ignored, a disposition they inherit across exec (a
+    blocked mask is not: spawned children of Python 3.11 start with an empty one, we measured). It is blocked here as well, so a Ctrl-C
+    that comes meanwhile stays pending (Linux never discards a blocked signal) and reaches this
+    process's own handler as soon as the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # Windows, or a thread that may not set handlers: children see Ctrl-C as the parent does
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -7,7 +7,7 @@ A trial keeps, as user attrs: ``key`` (the point's stable key), ``point`` (its c
 TrainConfig), the outcome (``status``, ``final_ema_loss``, ``eval_metric``, ``eval_value``,
 ``val_loss``, ``wall_time``, ``message``, ``run_dir``; non-finite numbers are null) and ``worker``
 (who runs it; journal storages also keep a ``heartbeat`` time). The EMA loss curve is its
-intermediate values (``trial.report``). Params for the dashboard's plots: ``lr`` (log scale),
+intermediate values (``trial.report``). Params for the dashboard's plots (:mod:`.params`): ``lr`` (log scale),
 ``rank``, ``alpha_mult``, ``seed``, each ranging over the spec's own values. Studies written before
 kept ``log2_lr`` instead of ``lr``; records come from the ``point`` attr, so they read the same.
 
@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from ..errors import ConfigError, ConfigErrors, StorageMissing
-from ..interrupts import shielded
+from ..interrupts import describe, shielded
 from ..vocabulary import RunStatus
 from .backends import Access, open_storage, release_sqlite, storage_lock
+from .params import param_distributions, point_params
 from .liveness import GRACE_S, HEARTBEAT_S, RequeueStale, beating, died_here, silent_for, worker_id
 from .records import OUTCOME_ATTRS, RECORD_STATUSES, Outcome, PointCoords, Record
 
@@ -143,13 +144,13 @@ class SweepStore:
         from optuna.trial import TrialState, create_trial
 
         entries = [(key, PointCoords.from_dict(point), config) for key, point, config in entries]
-        dists = _distributions([c for _, c, _ in entries])
+        dists = param_distributions([c for _, c, _ in entries])
         live, trials, errors = self.live_keys(), [], []
         for key, c, config in entries:
             if key in live:
                 continue
             live.add(key)
-            params = _params(c)
+            params = point_params(c)
             attrs = {"key": key, "point": c.to_dict(), "label": c.config, "config": config}
             try:
                 json.dumps(attrs, allow_nan=False)
@@ -164,9 +165,21 @@ class SweepStore:
     def claim(self, worker: str | None = None) -> Claim | None:
         """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left.
 
-        A stop signal is held back until the claim is whole (its ``worker`` attr set)."""
-        with shielded():
-            return self._claim(worker)
+        A stop signal is held back until the claim is whole, then the claim is handed back (recorded
+        interrupted, so the next sweep runs it) and the signal raised."""
+        claim = None
+        try:
+            with shielded():
+                claim = self._claim(worker)
+        except KeyboardInterrupt as e:
+            if claim is not None:
+                self.release(claim, e)
+            raise
+        return claim
+
+    def release(self, claim: Claim, stop: BaseException) -> None:
+        """Hand back a claim that never ran because of ``stop`` (Ctrl-C, SIGTERM): FAIL, re-run next time."""
+        self.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, message=f"interrupted by {describe(stop)} before it ran"))
 
     def _claim(self, worker: str | None) -> Claim | None:
         from optuna.trial import TrialState
@@ -367,34 +380,6 @@ def _status(t) -> str | None:
     from optuna.trial import TrialState
 
     return t.user_attrs.get("status") or (RunStatus.INTERRUPTED if t.state == TrialState.FAIL else None)
-
-
-def _params(c: PointCoords) -> dict:
-    """The dashboard's params of a point: the learning rate itself (log scale), rank, α multiplier, seed."""
-    p = {"lr": 2.0**c.log2_lr, "rank": c.rank, "alpha_mult": c.alpha_mult, "seed": c.seed}
-    return {k: v for k, v in p.items() if v is not None}
-
-
-def _distributions(points: list[PointCoords]) -> dict:
-    """Each param's range over the points enqueued together (a spec's own span; Optuna only needs a
-    param's kind and log flag to agree across trials, so a spec grown later still fits)."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    values = defaultdict(list)
-    for c in points:
-        for k, v in _params(c).items():
-            values[k].append(v)
-    kinds = {"lr": (FloatDistribution, True), "alpha_mult": (FloatDistribution, True),
-             "rank": (IntDistribution, True), "seed": (IntDistribution, False)}
-    out = {}
-    for k, vs in values.items():
-        cls, log_scale = kinds[k]
-        try:
-            out[k] = cls(min(vs), max(vs), log=log_scale)
-        except ValueError as e:  # e.g. a learning rate that underflowed to 0 on a log scale
-            raise ConfigError("spec", f"param {k} spans {min(vs)!r}…{max(vs)!r}, which Optuna cannot store: {e}",
-                              "check the spec's axes") from None
-    return out
 
 
 def _thin(curve, n: int) -> list:
