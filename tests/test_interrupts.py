@@ -49,3 +49,41 @@ def test_shielded_leaves_an_ignored_signal_ignored():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_a_child_stops_when_its_parent_dies_by_polling_where_prctl_is_missing(tmp_path):
+    """The fallback of watch_parent (no PR_SET_PDEATHSIG, as on macOS): the child's poll sees the
+    parent gone, sends itself SIGTERM and stops through its handler, within a few poll intervals."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    child = f"""
+import os, sys, time
+from lorascale.interrupts import Interrupted, stop_on_signals, watch_parent
+platform, sys.platform = sys.platform, "darwin"  # no prctl: only the poll can notice
+watch_parent(os.getppid(), interval=0.05)
+sys.platform = platform
+try:
+    with stop_on_signals():
+        open({str(tmp_path / 'pid')!r}, "w").write(str(os.getpid()))
+        time.sleep(60)
+except Interrupted as e:
+    open({str(tmp_path / 'stopped')!r}, "w").write(str(e))
+"""
+    parent = f"""
+import os, subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", {child!r}], env=dict(os.environ, PYTHONPATH={str(src)!r}))
+while not os.path.exists({str(tmp_path / 'pid')!r}):
+    time.sleep(0.01)
+os._exit(0)  # gone without a word to its child, as after kill -9
+"""
+    subprocess.run([sys.executable, "-c", parent], timeout=60, check=True)
+    t0 = time.monotonic()
+    while not (tmp_path / "stopped").exists():
+        assert time.monotonic() - t0 < 10, "the orphan never noticed"
+        time.sleep(0.02)
+    time.sleep(0.1)  # the child writes the file as it stops: let the write land
+    assert (tmp_path / "stopped").read_text() == "SIGTERM"

