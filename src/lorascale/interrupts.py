@@ -11,8 +11,8 @@
   ``kill -9``. On Linux the kernel says so at once (``prctl(PR_SET_PDEATHSIG)``); everywhere a thread
   polls the parent's pid.
 
-Signal handlers can only be set from the main thread. Elsewhere these helpers do nothing, and
-Python's own behaviour applies.
+Signal handlers can only be set from the main thread: elsewhere :func:`stop_on_signals` and
+:func:`shielded` do nothing, and Python's own behaviour applies.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = ["Interrupted", "STOP_SIGNALS", "stop_on_signals", "shielded", "exit_c
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-PARENT_POLL_S = 0.5  # how often a worker checks that its parent is alive where the kernel cannot tell it
+PARENT_POLL_S = 0.5  # how often a worker checks its parent's pid (the only check where prctl is missing)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
