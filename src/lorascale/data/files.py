@@ -94,6 +94,12 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         empty = [i for i, y in enumerate(raw) if y is None or (isinstance(y, str) and not y.strip())]
         if empty:
             raise ConfigError("data", f"{source}: record {empty[0]} has an empty label ({len(empty)} such records); label every example")
+        fractional = [i for i, y in enumerate(raw) if _non_integer_number(y)]
+        if fractional:
+            i = fractional[0]
+            raise ConfigError("data", f"{_record_at(source, i)}: label {raw[i]!r} is a number but not an integer"
+                                      f" ({len(fractional)} such labels); a class label cannot be fractional",
+                              "labels must be integers 0..K-1 (write 1, not 1.0) or strings naming classes")
         if all(isinstance(y, int) or (isinstance(y, str) and y.strip().lstrip("-").isdigit()) for y in raw):
             labels = [int(y) for y in raw]
             names = [str(i) for i in range(max(labels) + 1)]
@@ -123,6 +129,42 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
                         completions=[str(r["completion"]) for r in records]).check(source)
     _need_all(records, {"text"}, source, "language modelling")
     return Examples(source, Kind.TEXT, texts=[str(r["text"]) for r in records]).check(source)
+
+
+def _non_integer_number(y) -> bool:
+    """A label written as a number that is not a whole one: 1.5, "1.5", "2e-3", even "1.0" (which a
+    string label would make a class apart from "1"). "nan" and "inf" are words here, not numbers."""
+    if isinstance(y, float):
+        return True
+    if not isinstance(y, str) or not any(ch.isdigit() for ch in y) or y.strip().lstrip("+-").isdigit():
+        return False
+    try:
+        float(y)
+    except ValueError:
+        return False
+    return True
+
+
+def _record_at(source: str, i: int) -> str:
+    """Where record ``i`` of ``source`` is: "file.csv:LINE" for CSV and JSONL files, else "source: record i"."""
+    p = Path(source)
+    try:
+        if p.suffix == ".csv":
+            with p.open(newline="") as f:
+                reader = csv.reader(f)
+                for n, _ in enumerate(reader):  # row 0 is the header; a quoted field may span lines
+                    if n == i + 1:
+                        return f"{source}:{reader.line_num}"
+        elif p.suffix == ".jsonl":
+            with p.open() as f:
+                seen = -1
+                for line_no, line in enumerate(f, 1):  # blank lines hold no record
+                    seen += bool(line.strip())
+                    if seen == i:
+                        return f"{source}:{line_no}"
+    except OSError:
+        pass
+    return f"{source}: record {i}"
 
 
 def _need_all(records: list[dict], required: set, source: str, what: str) -> None:

@@ -79,7 +79,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
     from ..train.monitor import Ema
-    from ..train.records import RunWriter, default_run_dir
+    from ..train.records import RunWriter, default_run_dir, outcome_of
     from .evaluate import evaluate_rlvr
     from .problems import prompt_text
     from .reward import trl_reward_functions
@@ -145,13 +145,9 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
                 _save(trainer.model, tok, run_dir, cfg, initial)
         result = summary(status)
         writer.summary(result)
-    except KeyboardInterrupt:
-        message = f"interrupted by the user after {recorder.step} steps"
-        writer.summary(summary(RunStatus.INTERRUPTED))
-        raise
-    except BaseException as e:
-        message = f"{type(e).__name__}: {e}"
-        writer.summary(summary(RunStatus.FAILED))
+    except BaseException as e:  # Ctrl-C, SIGTERM under the CLI, or an error: recorded, then raised
+        status, message = outcome_of(e, recorder.step)
+        writer.summary(summary(status))
         raise
     finally:
         recorder.bar.close()

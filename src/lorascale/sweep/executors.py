@@ -4,7 +4,8 @@ Optuna storage holds the queue and the results; it is the only thing workers sha
 processes, Ray tasks on other machines and a second ``lorascale sweep`` started elsewhere can work
 on one study at once without running a point twice (see :mod:`lorascale.sweep.storage`).
 
-* ``local``: N worker processes (spawned, so torch starts clean), each with cores // N threads.
+* ``local``: N worker processes (spawned, so torch starts clean), each with cores // N threads; how
+  they stop on Ctrl-C, SIGTERM or the death of their parent: :mod:`.processes`.
 * ``members`` K > 1: a worker claims up to K points and trains the compatible ones as members of one
   frozen base (:mod:`.packs`); results equal separate runs (:mod:`lorascale.train.members`).
 * ``ray``: one Ray task per pack (per queued trial when K = 1), each with its own resources (``num_gpus=1``…), on an
@@ -29,11 +30,14 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..errors import ConfigError, StorageMissing
+from ..interrupts import describe
 from ..vocabulary import RunStatus
 from .backends import local_path
 from .liveness import GRACE_S, HEARTBEAT_S
 from .records import Outcome
 from .spec import SweepSpec
+from .inputs import check_inputs
+from .processes import run_processes
 from .packs import auto_members, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective, train_pack_objective
 from .storage import Claim, SweepStore
 
@@ -58,6 +62,7 @@ class SweepResult(NamedTuple):
     done_before: int
     ran: int  # runs this command (or its workers) finished
     counts: dict  # trials of this spec's points per state
+    by_point: dict  # this spec's points per state, each once (SweepStore.point_states)
 
 
 def train_objective(cfg) -> Outcome:
@@ -80,9 +85,9 @@ def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s:
         t0 = time.perf_counter()
         try:
             out = _as_outcome(objective(cfg))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: recorded, then the worker stops
             store.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                        message="KeyboardInterrupt"))
+                                        message=f"interrupted by {describe(e)}"))
             raise
         except Exception as e:  # a crash of one run must not end the sweep; it is stored and retried later
             out = Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
@@ -151,8 +156,13 @@ def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
 def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "local", address: str | None = None,
               objective: Callable | str = train_objective, progress: bool = True, heartbeat_s: float = HEARTBEAT_S,
               grace_s: float = GRACE_S, cpus: float | None = None, gpus: float | None = None,
-              members: int | str = 1, pack_objective: Callable | str | None = None) -> SweepResult:
+              members: int | str = 1, pack_objective: Callable | str | None = None,
+              extend_study: bool = False) -> SweepResult:
     """Run every point of ``spec`` not finished in ``url`` and return what happened.
+
+    Refused before anything is stored: a model or dataset that does not resolve, the ray backend
+    without ray installed, and a spec that would add points to a study of the same name holding
+    another spec's points, unless ``extend_study``.
 
     ``objective(cfg) -> Outcome | RunResult`` defaults to the real ``train``; with several workers or
     Ray it must be importable by name (a module-level function), since it is sent to other processes.
@@ -163,14 +173,17 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
         raise ConfigError("backend", f"unknown backend {backend!r}; choose local or ray")
     if workers < 1:
         raise ConfigError("workers", f"must be ≥ 1, got {workers}")
+    if backend == "ray":
+        _import_ray()
+    check_inputs(spec)
     if members == "auto":
         lora = [p.train for p in spec.points if p.rank is not None]
         members = auto_members(lora[0]) if lora else 1
         log.info("--members auto: %d members per pack", members)
     store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
-        store.save_spec(spec.raw)
         keys = {p.key for p in spec.points}
+        store.save_spec(spec.raw, keys, extend=extend_study)
         done_before = len(store.done_keys() & keys)
         store.fail_stale()
         store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
@@ -191,7 +204,7 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
                 ran = _run_processes(store, url, spec.name, objective, workers, todo, bar, kw)
         finally:
             bar.close()
-        return SweepResult(spec.name, url, len(keys), done_before, ran, store.counts(keys))
+        return SweepResult(spec.name, url, len(keys), done_before, ran, store.counts(keys), store.point_states(keys))
     finally:
         store.close()  # the last one out leaves a SQLite file out of WAL mode, readable from read-only media
 
@@ -200,14 +213,7 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
 
 
 def _run_processes(store, url, name, objective, workers, todo, bar, kw) -> int:
-    import multiprocessing as mp
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ctx = mp.get_context("spawn")  # fork after torch/optuna threads have started is unsafe
-    procs = [ctx.Process(target=worker_loop, args=(url, name, objective),
-                         kwargs=dict(threads=max(1, cores // workers), **kw), daemon=False) for _ in range(workers)]
-    for p in procs:
-        p.start()
     shown = 0
 
     def show() -> int:
@@ -217,20 +223,7 @@ def _run_processes(store, url, name, objective, workers, todo, bar, kw) -> int:
         shown = finished
         return finished
 
-    try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
-            show()
-    except KeyboardInterrupt:  # the workers got the same SIGINT: they record "interrupted" and stop
-        for p in procs:
-            p.join(timeout=30)
-        raise
-    finally:
-        for p in procs:
-            p.join()
-    bad = [p.exitcode for p in procs if p.exitcode]
-    if bad:
-        log.warning("%d worker(s) exited with codes %s; re-run to resume", len(bad), bad)
+    run_processes(url, name, objective, workers, max(1, cores // workers), kw, show)
     return show()
 
 

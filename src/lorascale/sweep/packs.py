@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
+from ..interrupts import describe
 from ..vocabulary import RunStatus
 from .liveness import HEARTBEAT_S
 from .records import Outcome
@@ -36,11 +37,16 @@ MAX_AUTO_MEMBERS = 16  # past this a pack's stacked batch stops paying on one de
 def claim_pack(store: SweepStore, k: int) -> list[Claim]:
     """Claim up to ``k`` queued points (fewer when the queue runs out)."""
     claims: list[Claim] = []
-    while len(claims) < k:
-        c = store.claim()
-        if c is None:
-            break
-        claims.append(c)
+    try:
+        while len(claims) < k:
+            c = store.claim()
+            if c is None:
+                break
+            claims.append(c)
+    except KeyboardInterrupt as e:  # stopped while claiming: the points held so far go back to the queue
+        for c in claims:
+            store.release(c, e)
+        raise
     return claims
 
 
@@ -98,10 +104,10 @@ def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objectiv
             outs = list(pack_objective([cfg for _, cfg in group]))
             if len(outs) != len(claims):
                 raise RuntimeError(f"the pack objective returned {len(outs)} outcomes for {len(claims)} configs")
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: every member recorded, then the worker stops
             for c in claims:
                 store.finish(c, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                        message="KeyboardInterrupt"))
+                                        message=f"interrupted by {describe(e)}"))
             raise
         except Exception as e:  # a crash must not end the sweep: stored as failed, retried by the next sweep
             msg = f"{type(e).__name__}: {e}"

@@ -7,7 +7,7 @@ A trial keeps, as user attrs: ``key`` (the point's stable key), ``point`` (its c
 TrainConfig), the outcome (``status``, ``final_ema_loss``, ``eval_metric``, ``eval_value``,
 ``val_loss``, ``wall_time``, ``message``, ``run_dir``; non-finite numbers are null) and ``worker``
 (who runs it; journal storages also keep a ``heartbeat`` time). The EMA loss curve is its
-intermediate values (``trial.report``). Params for the dashboard's plots: ``lr`` (log scale),
+intermediate values (``trial.report``). Params for the dashboard's plots (:mod:`.params`): ``lr`` (log scale),
 ``rank``, ``alpha_mult``, ``seed``, each ranging over the spec's own values. Studies written before
 kept ``log2_lr`` instead of ``lr``; records come from the ``point`` attr, so they read the same.
 
@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from ..errors import ConfigError, ConfigErrors, StorageMissing
+from ..interrupts import describe, shielded
 from ..vocabulary import RunStatus
 from .backends import Access, open_storage, release_sqlite, storage_lock
+from .params import param_distributions, point_params
 from .liveness import GRACE_S, HEARTBEAT_S, RequeueStale, beating, died_here, silent_for, worker_id
 from .records import OUTCOME_ATTRS, RECORD_STATUSES, Outcome, PointCoords, Record
 
@@ -111,8 +113,25 @@ class SweepStore:
         release_sqlite(self.backend)
 
     # ---- writing --------------------------------------------------------------------------
-    def save_spec(self, raw: dict) -> None:
-        self.study.set_user_attr("spec", json.loads(json.dumps(raw, default=str)))
+    def save_spec(self, raw: dict, keys: set[str], extend: bool = False) -> None:
+        """Store the spec of points ``keys`` with the study; refuse a spec that would add points to a
+        study holding another spec's, unless ``extend`` says so (a fit would mix the two silently).
+
+        A spec whose points the study already holds (a re-run, or part of the spec) is welcome. The
+        first spec stays the study's ``spec`` attr; specs that extended it are kept in ``extended_by``.
+        """
+        held = {t.user_attrs["key"] for t in self.trials()}
+        new = keys - held
+        if held and new and not extend:
+            raise ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
+                              f" and this spec would add {len(new)} new points to it",
+                              "give this spec a name of its own (a new study), or extend that study on purpose"
+                              " (--extend-study)")
+        spec = json.loads(json.dumps(raw, default=str))
+        if not held:
+            self.study.set_user_attr("spec", spec)
+        elif new:
+            self.study.set_user_attr("extended_by", [*self.study.user_attrs.get("extended_by", []), spec])
 
     def enqueue(self, entries: Iterable[tuple[str, dict, dict]]) -> int:
         """Add a WAITING trial per (key, point attrs, config dict) whose key has no live trial.
@@ -125,13 +144,13 @@ class SweepStore:
         from optuna.trial import TrialState, create_trial
 
         entries = [(key, PointCoords.from_dict(point), config) for key, point, config in entries]
-        dists = _distributions([c for _, c, _ in entries])
+        dists = param_distributions([c for _, c, _ in entries])
         live, trials, errors = self.live_keys(), [], []
         for key, c, config in entries:
             if key in live:
                 continue
             live.add(key)
-            params = _params(c)
+            params = point_params(c)
             attrs = {"key": key, "point": c.to_dict(), "label": c.config, "config": config}
             try:
                 json.dumps(attrs, allow_nan=False)
@@ -144,7 +163,25 @@ class SweepStore:
         return len(trials)
 
     def claim(self, worker: str | None = None) -> Claim | None:
-        """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left."""
+        """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left.
+
+        A stop signal is held back until the claim is whole, then the claim is handed back (recorded
+        interrupted, so the next sweep runs it) and the signal raised."""
+        claim = None
+        try:
+            with shielded():
+                claim = self._claim(worker)
+        except KeyboardInterrupt as e:
+            if claim is not None:
+                self.release(claim, e)
+            raise
+        return claim
+
+    def release(self, claim: Claim, stop: BaseException) -> None:
+        """Hand back a claim that never ran because of ``stop`` (Ctrl-C, SIGTERM): FAIL, re-run next time."""
+        self.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, message=f"interrupted by {describe(stop)} before it ran"))
+
+    def _claim(self, worker: str | None) -> Claim | None:
         from optuna.trial import TrialState
 
         while True:
@@ -171,7 +208,15 @@ class SweepStore:
         return beating(lambda: self._beat(claim.trial), interval, f"trial {claim.number}")
 
     def finish(self, claim: Claim, out: Outcome) -> None:
-        """Record a run. Diverged: COMPLETE with value +inf; failed/interrupted: FAIL (re-run later)."""
+        """Record a run. Diverged: COMPLETE with value +inf; failed/interrupted: FAIL (re-run later).
+
+        The outcome takes several writes (attrs one by one, then the state); a stop signal (Ctrl-C,
+        SIGTERM) is held back until they are all done, so a RUNNING trial never carries half an outcome.
+        """
+        with shielded():
+            self._finish(claim, out)
+
+    def _finish(self, claim: Claim, out: Outcome) -> None:
         from optuna.trial import TrialState
 
         trial = claim.trial
@@ -237,6 +282,27 @@ class SweepStore:
         for t in self.trials():
             if keys is None or t.user_attrs["key"] in keys:
                 out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        return out
+
+    def point_states(self, keys: set[str]) -> dict[str, int]:
+        """Each of ``keys`` counted once, by where it stands: ``finished`` (COMPLETE, diverged runs
+        included), ``queued`` (WAITING or RUNNING), ``failed`` (its latest run failed or was
+        interrupted) or ``missing`` (never enqueued). Retries and duplicates that never ran do not count."""
+        from optuna.trial import TrialState
+
+        states: dict[str, set] = defaultdict(set)
+        for t in self.trials():
+            if t.user_attrs["key"] in keys and _status(t) != RunStatus.DUPLICATE:
+                states[t.user_attrs["key"]].add(t.state)
+        out = {"finished": 0, "queued": 0, "failed": 0, "missing": 0}
+        for k in keys:
+            s = states.get(k, set())
+            if TrialState.COMPLETE in s:
+                out["finished"] += 1
+            elif s & {TrialState.WAITING, TrialState.RUNNING}:
+                out["queued"] += 1
+            else:
+                out["failed" if s else "missing"] += 1
         return out
 
     def done_keys(self) -> set[str]:
@@ -314,34 +380,6 @@ def _status(t) -> str | None:
     from optuna.trial import TrialState
 
     return t.user_attrs.get("status") or (RunStatus.INTERRUPTED if t.state == TrialState.FAIL else None)
-
-
-def _params(c: PointCoords) -> dict:
-    """The dashboard's params of a point: the learning rate itself (log scale), rank, α multiplier, seed."""
-    p = {"lr": 2.0**c.log2_lr, "rank": c.rank, "alpha_mult": c.alpha_mult, "seed": c.seed}
-    return {k: v for k, v in p.items() if v is not None}
-
-
-def _distributions(points: list[PointCoords]) -> dict:
-    """Each param's range over the points enqueued together (a spec's own span; Optuna only needs a
-    param's kind and log flag to agree across trials, so a spec grown later still fits)."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    values = defaultdict(list)
-    for c in points:
-        for k, v in _params(c).items():
-            values[k].append(v)
-    kinds = {"lr": (FloatDistribution, True), "alpha_mult": (FloatDistribution, True),
-             "rank": (IntDistribution, True), "seed": (IntDistribution, False)}
-    out = {}
-    for k, vs in values.items():
-        cls, log_scale = kinds[k]
-        try:
-            out[k] = cls(min(vs), max(vs), log=log_scale)
-        except ValueError as e:  # e.g. a learning rate that underflowed to 0 on a log scale
-            raise ConfigError("spec", f"param {k} spans {min(vs)!r}…{max(vs)!r}, which Optuna cannot store: {e}",
-                              "check the spec's axes") from None
-    return out
 
 
 def _thin(curve, n: int) -> list:

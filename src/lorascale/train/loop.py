@@ -4,15 +4,18 @@ several GPUs unchanged). The recipe is μA's: AdamW, global grad-norm clip, warm
 With ``save_every``, a checkpoint every k steps lets an interrupted run continue where it stopped
 (``train(..., resume=True)``, :func:`resume_run`; :mod:`.checkpoint`), as if it had never stopped.
 
-Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C leaves a
-consistent run directory marked ``interrupted`` (and re-raises, so sweeps stop); any other error
-marks the run ``failed`` before propagating.
+Outcomes are recorded, not raised: a diverging run ends with status ``diverged``; Ctrl-C (and SIGTERM
+under the CLI, :mod:`lorascale.interrupts`) leaves a consistent run directory marked ``interrupted``
+(and re-raises, so sweeps stop); any other error marks the run ``failed`` before propagating.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import resource
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ from .config import TrainConfig
 from .evaluate import accumulation_weights, batch_loss, evaluate
 from .monitor import DivergenceGuard, Ema
 from .precision import mixed_precision
-from .records import RunWriter, default_run_dir
+from .records import RunWriter, default_run_dir, outcome_of
 from .schedule import lr_at
 
 __all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log",
@@ -205,13 +208,9 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         summary = summary_dict(status)
         cbs.on_train_end(ctx, summary)
         writer.summary(summary)
-    except KeyboardInterrupt:
-        message = f"interrupted by the user after {ctx.step} steps"
-        writer.summary(summary_dict(RunStatus.INTERRUPTED))
-        raise
-    except BaseException as e:
-        message = f"{type(e).__name__}: {e}"
-        writer.summary(summary_dict(RunStatus.FAILED))
+    except BaseException as e:  # Ctrl-C, SIGTERM under the CLI, or an error: recorded, then raised (sweeps stop)
+        status, message = outcome_of(e, ctx.step)
+        writer.summary(summary_dict(status))
         raise
     finally:
         bar.close()
@@ -227,11 +226,31 @@ def is_rlvr(cfg: TrainConfig) -> bool:
 
 
 def _save(model, run_dir: Path, cfg: TrainConfig, built: BuiltRun) -> None:
-    if cfg.finetune is Finetune.FULL:
-        model.save_pretrained(run_dir / "model")
-        built.tokenizer.save_pretrained(run_dir / "model")
-        return
-    save_adapter(model, run_dir / "adapter", adapter_metadata(cfg), initial=built.initial_adapter)
+    target = run_dir / ("model" if cfg.finetune is Finetune.FULL else "adapter")
+    try:
+        if cfg.finetune is Finetune.FULL:
+            model.save_pretrained(target)
+            built.tokenizer.save_pretrained(target)
+        else:
+            save_adapter(model, target, adapter_metadata(cfg), initial=built.initial_adapter)
+    except Exception as e:
+        # a half-written adapter is of no use, and on a full disk its space is what lets the run
+        # record that it failed
+        shutil.rmtree(target, ignore_errors=True)
+        os_error = _as_os_error(e, target)
+        if os_error is None:
+            raise
+        raise os_error from e
+
+
+def _as_os_error(e: Exception, path: Path) -> OSError | None:
+    """safetensors reports a failed write as ``SafetensorError("... I/O error: ... (os error 28)")``;
+    as an OSError it reads like every other full disk (the CLI reports those without a traceback)."""
+    m = None if isinstance(e, OSError) else re.search(r"\(os error (\d+)\)", str(e))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def adapter_metadata(cfg: TrainConfig) -> AdapterMetadata:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 
 from ...errors import ConfigError
+from ...interrupts import describe
 from ...vocabulary import RunStatus
 from ..build import param_groups
 from ..callbacks import Callback
@@ -145,10 +146,10 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                         m.complete(ev, peft_model)
                 bar.update(1)
                 bar.set_postfix(running=f"{sum(m.running for m in members)}/{k}", loss=f"{min(losses):.3f}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM under the CLI and in sweep workers
         for m in members:
             if m.running:
-                m.abort(RunStatus.INTERRUPTED, f"interrupted by the user after {m.ctx.step} steps")
+                m.abort(RunStatus.INTERRUPTED, f"interrupted by {describe(e)} after {m.ctx.step} steps")
         raise
     except BaseException as e:
         for m in members:

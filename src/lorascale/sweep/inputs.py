@@ -1,0 +1,74 @@
+"""What a sweep must establish before it stores anything: its models and datasets resolve.
+
+A spec that names a model or dataset that does not exist would otherwise be stored and run, and
+every one of its trials would fail. :func:`check_inputs` resolves each distinct name once (models
+without loading them; builtin datasets are loaded once per process, user files every time, so
+their columns and labels are checked too) and reports every problem at once, naming the section
+of the spec that set the value.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..errors import ConfigError, ConfigErrors
+
+__all__ = ["check_inputs"]
+
+
+def check_inputs(spec) -> None:
+    """Raise ConfigErrors for every model and dataset of ``spec`` (a SweepSpec) that cannot be resolved."""
+    from ..models import check_model
+
+    errors: list[ConfigError] = []
+    seen: set[tuple] = set()
+    for p in spec.points:
+        cfg = p.train
+        task = None if cfg.task is None else str(cfg.task)
+        for key, value, check in (("model", cfg.model, lambda: check_model(cfg.model)),
+                                  ("data", cfg.data, lambda: _check_data(cfg, task))):
+            if (key, value, task) in seen:
+                continue
+            seen.add((key, value, task))
+            try:
+                check()
+            except ConfigError as e:
+                errors.append(ConfigError(f"{_where(spec.raw, key, value)}.{key}", e.message, e.fix))
+    ConfigErrors.raise_if_any(errors)
+
+
+def _where(raw: dict, key: str, value) -> str:
+    """The section of a spec mapping that sets ``key`` to ``value``: ``base``, ``grid.configs[i]`` or
+    ``paths`` (``base`` when no section sets it: the default applies)."""
+    grid = raw.get("grid") or {}
+    sections = [("base", raw.get("base"))]
+    sections += [(f"grid.configs[{i}]", c) for i, c in enumerate(grid.get("configs") or [])]
+    sections += [("paths", raw.get("paths"))]
+    for name, section in sections:
+        if isinstance(section, dict) and section.get(key) == value:
+            return name
+    return "base"
+
+
+def _check_data(cfg, task: str | None) -> None:
+    from ..data import BUILTIN, load_examples
+    from ..train.loop import is_rlvr
+
+    data = cfg.data
+    if is_rlvr(cfg):  # problems, not examples: the same split the run will draw
+        from ..rlvr.problems import split_problems
+
+        split_problems(data, cfg.rl.train_problems, cfg.rl.val_problems)
+        return
+    if data in BUILTIN:
+        _check_builtin(data, task)
+    else:
+        load_examples(data, task)  # a user's file: its columns and labels, checked every time
+
+
+@functools.lru_cache(maxsize=None)
+def _check_builtin(name: str, task: str | None) -> None:
+    """A builtin dataset, loaded once per process: its package is installed and it fits ``task``."""
+    from ..data import load_examples
+
+    load_examples(name, task)
