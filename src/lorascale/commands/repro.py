@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
+from ..outputs import check_output_dir
 from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
 from .common import print_json, table
@@ -42,6 +43,11 @@ def run(args) -> int:
             setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
     except ConfigErrors as e:
         errors.extend(e.errors)
+    out = args.out or (setup.out if isinstance(setup, HeadlineRequest) else None) or f"repro-{args.experiment}"
+    try:  # before minutes of compute: the results must have somewhere to go
+        check_output_dir(out, "out", what="repro")
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if args.experiment == "headline":
         from ..repro.headline import run_headline
@@ -52,7 +58,6 @@ def run(args) -> int:
 
     from ..repro import mlp_dynamics, mlp_spectra
 
-    out = args.out or f"repro-{args.experiment}"
     seeds = list(range(args.seeds))
     if args.experiment == "mlp-dynamics":
         result = mlp_dynamics(out, seeds, setup, extend=not args.no_extend, progress=not args.json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..errors import ConfigError
 from ..vocabulary import Task
 from .batches import IGNORE_INDEX, TokenisedData, make_loaders, split_indices, tokenise
@@ -17,7 +19,7 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
     """A builtin dataset name or a path; checked (columns, emptiness, labels) before any model loads."""
     if data in BUILTIN:
         ex = load_builtin(data)
-    elif "/" in data or "." in data:
+    elif "/" in data or "." in data or os.path.exists(data):
         ex = load_file(data, task)
     else:
         raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)} or pass a file path")

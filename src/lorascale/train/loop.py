@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
+from ..outputs import check_output_dir
 from ..rules import Finetune
 from ..vocabulary import RunStatus
 from .build import BuiltRun, build_run, param_groups
@@ -99,9 +100,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     started = time.time()
     set_seed(cfg.seed)
     accelerator = make_accelerator(cfg)
-    built = built or build_run(cfg, quiet=not progress)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
+    if writer.enabled:  # before the model loads: a folder we may not write is refused at once
+        check_output_dir(run_dir, "out_dir", fresh=True, what="run")
+    built = built or build_run(cfg, quiet=not progress)
     writer.start(cfg.to_flat())
 
     steps = total_steps(cfg, len(built.train_loader))
