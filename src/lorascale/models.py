@@ -119,9 +119,10 @@ def tiny_heads(width: int) -> int:
     return max(1, width // HEAD_WIDTH)
 
 
-def tiny_width_ok(width: int) -> bool:
-    """Attention splits the hidden size evenly over the heads."""
-    return width % tiny_heads(width) == 0
+def tiny_width_ok(base: str, width: int) -> bool:
+    """Attention splits the hidden size into equal heads; Llama's rotary embedding needs an even head size."""
+    heads = tiny_heads(width)
+    return width % heads == 0 and (base != "tiny-llama" or width // heads % 2 == 0)
 
 
 def _parse_width(text: str, name: str) -> int:
@@ -132,12 +133,13 @@ def _parse_width(text: str, name: str) -> int:
     if width > MAX_TINY_WIDTH:
         raise ModelError("model", f"width {width} is past the widest real transformers ({MAX_TINY_WIDTH}); the tiny models"
                          " are for tests and width families", f"use a width up to {MAX_TINY_WIDTH}, e.g. {base}@1024")
-    if not tiny_width_ok(width):
-        lower = next(w for w in range(width, 0, -1) if tiny_width_ok(w))
-        upper = next(w for w in range(width, 2 * width + HEAD_WIDTH) if tiny_width_ok(w))
-        raise ModelError("model", f"hidden size {width} does not split over its {tiny_heads(width)} attention heads (one per"
-                         f" {HEAD_WIDTH} of width)", f"use a width below {2 * HEAD_WIDTH} or one its heads divide, e.g."
-                         f" {base}@{lower} or {base}@{upper} (every multiple of {HEAD_WIDTH} works)")
+    if not tiny_width_ok(base, width):
+        lower = next((w for w in range(width, 0, -1) if tiny_width_ok(base, w)), None)
+        upper = next(w for w in range(width, 2 * width + HEAD_WIDTH) if tiny_width_ok(base, w))
+        even = " even-sized (rotary embedding)" if base == "tiny-llama" else ""
+        raise ModelError("model", f"hidden size {width} does not split into {tiny_heads(width)} equal{even} attention heads"
+                         f" (one per {HEAD_WIDTH} of width)", (f"use e.g. {base}@{lower} or {base}@{upper}" if lower else
+                          f"use e.g. {base}@{upper}") + f" (every multiple of {HEAD_WIDTH} works)")
     return width
 
 
@@ -236,7 +238,10 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
 
     from .config_files import read_mapping
 
-    read_mapping(path / "config.json", "model", "a Hugging Face model directory (config.json, weights, tokenizer)")
+    try:
+        read_mapping(path / "config.json", "model", "a Hugging Face model directory (config.json, weights, tokenizer)")
+    except ConfigError as e:
+        raise ModelError(e.field, e.message, e.fix) from None
     auto = AutoModelForSequenceClassification if task is Task.CLASSIFICATION else AutoModelForCausalLM
     kwargs = {"num_labels": num_labels} if task is Task.CLASSIFICATION else {}
     try:
