@@ -35,6 +35,7 @@ def run(args) -> int:
         errors.append(ConfigError("experiment", f"unknown experiment {args.experiment!r}", f"choose {' or '.join(EXPERIMENTS)}"))
     if args.seeds < 1:
         errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "the paper-style average uses 3"))
+    errors += _flags_of_the_other_experiments(args)
     setup = None
     try:  # report the setup's problems together with the flags' (one error list)
         if args.experiment == "headline":
@@ -68,6 +69,18 @@ def run(args) -> int:
         return 0
     _print_readable(args.experiment, result)
     return 0
+
+
+def _flags_of_the_other_experiments(args) -> list[ConfigError]:
+    """A flag the chosen experiment does not read is refused rather than silently ignored."""
+    mlp, headline = set(given(args, MLPSetup)), set(given(args, HeadlineRequest))
+    if args.experiment == "headline":
+        unused, owner = mlp - headline, "mlp-dynamics and mlp-spectra"
+    elif args.experiment in EXPERIMENTS:
+        unused, owner = headline - mlp - {"seeds", "out"}, "headline"
+    else:
+        return []
+    return [ConfigError(f, f"applies to {owner} only, not to {args.experiment}", f"drop it, or run {owner}") for f in sorted(unused)]
 
 
 def _print_readable(experiment: str, result: dict) -> None:

@@ -68,7 +68,9 @@ class Arm:
 
 def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     from ..train import train
+    from ..train.build import check_run
 
+    check_run(req.run)  # data, model and the LoRA arms' targets, before the first folder or run
     out = Path(req.out or "repro-headline")
     out.mkdir(parents=True, exist_ok=True)
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
