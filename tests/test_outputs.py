@@ -4,7 +4,12 @@ import pytest
 
 from lorascale.cli import main
 from lorascale.errors import ConfigError
-from lorascale.outputs import check_output_dir
+
+
+def check_output_dir(*args, **kwargs):
+    from lorascale.outputs import check_output_dir
+
+    return check_output_dir(*args, **kwargs)
 
 
 def _files(root):

@@ -6,7 +6,6 @@ import math
 import pytest
 
 from lorascale.cli import main
-from lorascale.commands.common import dumps
 
 
 def _refused(argv, capsys, tmp_path, monkeypatch) -> str:
@@ -28,6 +27,8 @@ def test_transfer_overflow_is_refused_not_printed_as_inf(json_flag, capsys, tmp_
 
 
 def test_json_output_is_standard_json():
+    from lorascale.commands.common import dumps
+
     text = dumps({"lr": math.inf, "loss": [1.0, math.nan, -math.inf], "ok": 2.5})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}")) == \
         {"lr": None, "loss": [1.0, None, None], "ok": 2.5}
@@ -69,6 +70,7 @@ def test_yaml_errors_name_the_flag_and_each_once(capsys, tmp_path, monkeypatch):
     assert sum("gamma" in line for line in err.splitlines()) == 1  # the γ error once, in one wording
 
 
-def test_diag_every_names_its_flag(capsys, tmp_path, monkeypatch):
-    err = _refused(["train", "--diagnostics", "signal-drift", "--diag-every", "0", "--steps", "1"], capsys, tmp_path, monkeypatch)
+@pytest.mark.parametrize("monitors", [["--diagnostics", "signal-drift"], []])  # alone it was ignored: found by the harness
+def test_diag_every_names_its_flag(monitors, capsys, tmp_path, monkeypatch):
+    err = _refused(["train", *monitors, "--diag-every", "0", "--steps", "1"], capsys, tmp_path, monkeypatch)
     assert "error: --diag-every: must be > 0, got 0" in err
