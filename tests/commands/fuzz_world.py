@@ -115,7 +115,6 @@ def _variant(w: World, name: str, **changes) -> Path:
 def _storage(path: Path, spec_file: str) -> str:
     """A finished study of the base spec, from a stand-in objective (no training)."""
     from lorascale.sweep.executors import run_sweep
-    from lorascale.sweep.records import Outcome
     from lorascale.sweep.spec import load_spec
 
     url = f"sqlite:///{path}"
