@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.lorascale-installed
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo demo-classification test test-slow bench clean
+.PHONY: setup demo demo-classification test test-slow fuzz bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# the CLI harness at a nightly budget (CI runs it with 2 examples per flag); figures in fuzz-summary.json
+fuzz: setup
+	LORASCALE_FUZZ_EXAMPLES=50 LORASCALE_FUZZ_SEED=random LORASCALE_FUZZ_SUMMARY=fuzz-summary.json \
+		$(BIN)/python -m pytest -q -s tests/commands/test_fuzz_cli.py
 
 bench: setup
 	$(BIN)/python bench/bench_step.py

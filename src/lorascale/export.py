@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .adapters.io import AdapterMetadata, read_metadata, save_adapter
 from .errors import ConfigError
+from .outputs import check_output_dir
 from .vocabulary import Task
 
 __all__ = ["export_adapter"]
@@ -30,6 +31,7 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
     out = Path(out) if out is not None else run / ("merged" if merge else "export")
     if out.resolve() == adapter_dir.resolve():
         raise ConfigError("out", f"{out} is the adapter folder itself", "export to another folder")
+    check_output_dir(out, "out", what="export")  # before the base model loads
     task = _task(adapter_dir)
     loaded = load_model(model_name, task=task, num_labels=_num_labels(adapter_dir), seed=seed, quiet=True)
     peft_model = PeftModel.from_pretrained(loaded.model, adapter_dir)
@@ -38,7 +40,7 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
         merged.save_pretrained(out)
         loaded.tokenizer.save_pretrained(out)
         return out
-    meta = read_metadata(adapter_dir) or {"model": model_name}
+    meta = read_metadata(adapter_dir, "run_dir") or {"model": model_name}
     return save_adapter(peft_model, out, AdapterMetadata(**{k: v for k, v in meta.items() if k != "lorascale_version"}))
 
 
@@ -56,7 +58,7 @@ def _locate(run: Path) -> tuple[Path, str, int]:
     if config.exists() and adapter_dir != run:
         flat = json.loads(config.read_text())  # TrainConfig.to_flat(): model and seed decide the base weights
         return adapter_dir, flat.get("model", "smollm2-135m"), int(flat.get("seed", 0))
-    meta = read_metadata(adapter_dir) or {}
+    meta = read_metadata(adapter_dir, "run_dir") or {}
     if not meta.get("model"):
         raise ConfigError("run_dir", f"{adapter_dir} names no base model (no config.json beside it, no model in lorascale.json)",
                           "export a run folder of `lorascale train`")

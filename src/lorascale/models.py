@@ -100,16 +100,26 @@ BERT_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate
 
 
 def load_model(
-    name: str, task: Task | str | None = None, num_labels: int = 2, seed: int = TINY_BASE_SEED, quiet: bool = False
+    name: str, task: Task | str | None = None, num_labels: int = 2, seed: int = TINY_BASE_SEED, quiet: bool = False,
+    weights: bool = True,
 ) -> LoadedModel:
     """Resolve ``name`` to a model and tokenizer, offline. Raises ModelError with the fix.
 
     ``seed`` draws the tiny models' random base weights (a different "pretrained" model per seed);
     it is not a training seed. A classification head is re-drawn per run by :func:`init_head`.
+    ``weights=False`` builds the tiny and local models on PyTorch's meta device: every module and shape,
+    no memory for the weights (enough to plan adapters at any width).
     """
     task = Task(task) if task is not None else None
-    base, _, width_s = name.partition("@")
-    width = _parse_width(width_s, name) if width_s else None
+    base, at, width_s = name.partition("@")
+    if at and base not in TINY_MODELS and not os.path.isdir(name):
+        raise ModelError("model", f"only {' and '.join(TINY_MODELS)} take a width (@W), not {base!r}", "e.g. tiny-llama@128")
+    width = _parse_width(width_s, name) if at and base in TINY_MODELS else None
+    if not weights and (base in TINY_MODELS or os.path.isdir(name)):
+        import torch
+
+        with torch.device("meta"):
+            return load_model(name, task, num_labels, seed, quiet)
     if base == "smollm2-135m":
         if task in (Task.CLASSIFICATION, Task.CONTRASTIVE):
             raise ModelError("task", "smollm2-135m is a causal LM here", f"use task lm, or model minilm-l6 for {task}")
@@ -146,10 +156,37 @@ def _name_by(model, hub: str) -> None:
     model.name_or_path = hub
 
 
+TINY_MODELS = ("tiny-llama", "tiny-bert")
+MAX_TINY_WIDTH = 16384  # the widest released transformers (Llama-3.1 405B) are 16384 wide
+HEAD_WIDTH = 16  # the tiny models get one attention head per 16 of width
+
+
+def tiny_heads(width: int) -> int:
+    return max(1, width // HEAD_WIDTH)
+
+
+def tiny_width_ok(base: str, width: int) -> bool:
+    """Attention splits the hidden size into equal heads; Llama's rotary embedding needs an even head size."""
+    heads = tiny_heads(width)
+    return width % heads == 0 and (base != "tiny-llama" or width // heads % 2 == 0)
+
+
 def _parse_width(text: str, name: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise ModelError("model", f"the width in {name!r} must be a positive integer", "e.g. tiny-llama@128")
-    return int(text)
+    base = name.partition("@")[0]
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
+        raise ModelError("model", f"the width in {name!r} must be a positive integer", f"e.g. {base}@128")
+    width = int(text)
+    if width > MAX_TINY_WIDTH:
+        raise ModelError("model", f"width {width} is past the widest real transformers ({MAX_TINY_WIDTH}); the tiny models"
+                         " are for tests and width families", f"use a width up to {MAX_TINY_WIDTH}, e.g. {base}@1024")
+    if not tiny_width_ok(base, width):
+        lower = next((w for w in range(width, 0, -1) if tiny_width_ok(base, w)), None)
+        upper = next(w for w in range(width, 2 * width + HEAD_WIDTH) if tiny_width_ok(base, w))
+        even = " even-sized (rotary embedding)" if base == "tiny-llama" else ""
+        raise ModelError("model", f"hidden size {width} does not split into {tiny_heads(width)} equal{even} attention heads"
+                         f" (one per {HEAD_WIDTH} of width)", (f"use e.g. {base}@{lower} or {base}@{upper}" if lower else
+                          f"use e.g. {base}@{upper}") + f" (every multiple of {HEAD_WIDTH} works)")
+    return width
 
 
 def _require(package: str, pip_cmd: str) -> str:
@@ -248,15 +285,26 @@ def _load_minilm(num_labels: int, encoder: bool = False) -> LoadedModel:
 def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    if not (path / "config.json").exists():
-        raise ModelError("model", f"{path} has no config.json", "pass a Hugging Face model directory")
-    if task is Task.CLASSIFICATION:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
-    elif task is Task.CONTRASTIVE:
-        model = AutoModel.from_pretrained(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(path)
+    import torch
+    from transformers import AutoConfig
+
+    from .config_files import read_mapping
+
+    try:
+        read_mapping(path / "config.json", "model", "a Hugging Face model directory (config.json, weights, tokenizer)")
+    except ConfigError as e:
+        raise ModelError(e.field, e.message, e.fix) from None
+    auto = {Task.CLASSIFICATION: AutoModelForSequenceClassification, Task.CONTRASTIVE: AutoModel}.get(task, AutoModelForCausalLM)
+    kwargs = {"num_labels": num_labels} if task is Task.CLASSIFICATION else {}
+    try:
+        if torch.get_default_device().type == "meta":  # load_model(weights=False): the architecture only
+            model = auto.from_config(AutoConfig.from_pretrained(path, **kwargs))
+        else:
+            model = auto.from_pretrained(path, **kwargs)
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # transformers' words for a folder it cannot load
+        raise ModelError("model", f"transformers cannot load {path}: {str(e).splitlines()[0][:300]}",
+                         "pass a folder written by save_pretrained (config.json, weights, tokenizer)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size)
@@ -321,7 +369,7 @@ def _tiny_llama(width: int, seed: int) -> LoadedModel:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = byte_tokenizer()
-    heads = max(1, width // 16)
+    heads = tiny_heads(width)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
         num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
@@ -338,7 +386,7 @@ def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) ->
     from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     tok = byte_tokenizer()
-    heads = max(1, width // 16)
+    heads = tiny_heads(width)
     cfg = BertConfig(
         vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
         num_attention_heads=heads, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tok.pad_token_id,

@@ -73,7 +73,7 @@ class Recommendation:
 
 
 def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT, quiet: bool = False) -> Recommendation:
-    loaded = load_model(model_name, quiet=quiet)
+    loaded = load_model(model_name, quiet=quiet, weights=False)  # planning reads shapes only: no weights in memory
     plan = plan_lora(loaded.model, spec, loaded.default_targets)
     try:
         lr = recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)

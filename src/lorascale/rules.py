@@ -31,7 +31,7 @@ from pydantic import model_validator
 
 from .errors import ConfigError
 from .methods import Method, method_lr
-from .schema import PositiveFloat, Settings, StrictPositiveInt, checked, setting
+from .schema import Float, PositiveFloat, Settings, StrictPositiveInt, checked, setting
 
 __all__ = [
     "ScaleRule",
@@ -120,7 +120,7 @@ class RuleSpec(Settings):
     c: PositiveFloat = setting(DEFAULT_C, "LoRA-α Variant I constant C", fix="LoRA-α Variant I uses C = 256")
     lora_alpha: PositiveFloat = setting(16.0, "PEFT lora_alpha for rules fixed-alpha and rslora",
                                         fix="typical fixed values are 16 or 32")
-    gamma: float = setting(0.0, "μA multiplier exponent γ of α = r^-γ (rule mua)", ge=0.0, le=1.0,
+    gamma: Float = setting(0.0, "μA multiplier exponent γ of α = r^-γ (rule mua)", ge=0.0, le=1.0,
                            fix="μA uses γ = 0 (α = 1), 0.5 or 1 (α = 1/r)")
 
 
@@ -208,7 +208,7 @@ class MuAConfig(Settings):
 
     finetune: Finetune = setting(Finetune.LORA, "lora or full")
     init: Init = setting(Init.B, "adapter init")
-    gamma: float = setting(0.0, "μA multiplier exponent γ of α = r^-γ", ge=0.0, le=1.0)
+    gamma: Float = setting(0.0, "μA multiplier exponent γ of α = r^-γ", ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _derived_rules_only(self) -> "MuAConfig":
@@ -289,7 +289,14 @@ def transfer_lr(
             "to", f"μA predicts no transfer from {src.label} to {dst.label}",
             "learning rates transfer within one configuration, and between Init[B] with α = 1 and full finetuning",
         )
-    return lr0 * mua_lr_shape(n1, r1, dst) / mua_lr_shape(n0, r0, src)
+    try:
+        lr1 = lr0 * mua_lr_shape(n1, r1, dst) / mua_lr_shape(n0, r0, src)
+    except (OverflowError, ZeroDivisionError):  # a width or rank past what a float holds
+        lr1 = math.nan
+    if not (math.isfinite(lr1) and lr1 > 0):
+        raise RuleError("lr", f"transferring η = {lr0:g} gives {lr1:g}, past what a float holds",
+                        "check the learning rate, widths and ranks: real ones give η between 1e-8 and 1")
+    return lr1
 
 
 # --------------------------------------------------------------------------------------------

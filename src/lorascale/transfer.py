@@ -8,7 +8,7 @@ from pydantic import model_validator
 
 from .errors import ConfigError
 from .rules import Finetune, Init, MuAConfig, mua_lr_exponents, transfer_lr
-from .schema import PositiveFloat, PositiveInt, Settings, setting
+from .schema import Float, PositiveFloat, PositiveInt, Settings, setting
 
 __all__ = ["TransferRequest", "predict_transfer"]
 
@@ -24,12 +24,16 @@ class TransferRequest(Settings):
     to_width: PositiveInt | None = setting(None, "width to predict for (default: the same)")
     init: Side = setting("B", "reference configuration: A, B (μA LoRA inits) or fft")
     to: Side | None = setting(None, "target configuration: A, B or fft (default: the same)")
-    gamma: float = setting(0.0, "μA exponent of the multiplier α = r^-γ (both sides)", ge=0.0, le=1.0)
+    gamma: Float = setting(0.0, "μA exponent of the multiplier α = r^-γ (both sides)", ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _lora_needs_rank(self) -> "TransferRequest":
         if self.init != "fft" and self.from_rank is None:
             raise ConfigError("from_rank", "a LoRA reference needs its rank", "give the rank it was tuned at")
+        to_rank, to_width = self.to_rank or self.from_rank, self.to_width or self.from_width
+        for field, r, n in (("from_rank", self.from_rank, self.from_width), ("to_rank", to_rank, to_width)):
+            if (self.init if field == "from_rank" else self.to or self.init) != "fft" and r is not None and r > n:
+                raise ConfigError(field, f"r = {r} exceeds the width n = {n}", "μA's rules assume r ≤ n; check the ranks and widths")
         return self
 
 

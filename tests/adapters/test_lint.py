@@ -133,7 +133,7 @@ def test_missing_files_name_the_argument(tmp_path):
 
 @pytest.mark.parametrize("config, match", [
     ("{not json", "not valid JSON"),
-    ('{"peft_type": "LORA", "lora_alpha": 0, "r": 4, "target_modules": ["q_proj"]}', "switched off"),
+    ('{"peft_type": "LORA", "lora_alpha": 0, "r": 4, "target_modules": ["q_proj"]}', "lora_alpha must be > 0, got 0.*switches the update off"),
 ])
 def test_broken_configs_are_clear_errors(tmp_path, config, match):
     path = _save(tmp_path, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"]))

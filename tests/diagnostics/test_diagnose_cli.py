@@ -60,3 +60,13 @@ def test_diagnose_bad_input_exits_2(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path)]) == 2
     assert "metrics.jsonl:2" in capsys.readouterr().err
     assert main(["diagnose", str(tmp_path), "--hutchinson-samples", "1"]) == 2
+
+
+@pytest.mark.parametrize("line, kind", [("5", "int"), ("[1, 2]", "list"), ('"step"', "str"), ("null", "NoneType")])
+def test_diagnose_non_object_metrics_lines_exit_2_naming_the_line(tmp_path, capsys, line, kind):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n' + line + "\n")
+    before = sorted(tmp_path.iterdir())
+    assert main(["diagnose", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: RUN_DIR: {tmp_path / 'metrics.jsonl'}:2 is {kind}" in err and "not an object" in err, err
+    assert "Traceback" not in err and sorted(tmp_path.iterdir()) == before

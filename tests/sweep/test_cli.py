@@ -48,7 +48,7 @@ def test_bad_spec_exits_2_listing_every_error_and_stores_nothing(tmp_path, capsy
                       grid={"configs": [], "ranks": [4], "log2_lr": [-8]})
     assert main(["sweep", str(spec), "--workers", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert sorted(line.split(": ")[2] for line in err) == ["--workers", "base.lr", "grid.configs"]  # all at once
+    assert sorted(line.split(": ")[2] for line in err) == ["--workers", "SPEC.yaml key base.lr", "SPEC.yaml key grid.configs"]  # all at once
     assert not (tmp_path / "spec.db").exists()  # nothing stored, not even an empty database
 
 

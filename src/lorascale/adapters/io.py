@@ -67,9 +67,12 @@ def write_metadata(out_dir: str | Path, metadata: AdapterMetadata) -> Path:
     return path
 
 
-def read_metadata(adapter_dir: str | Path) -> dict | None:
+def read_metadata(adapter_dir: str | Path, field: str = "adapter_dir") -> dict | None:
+    """The mapping in ``lorascale.json``, None when there is none; a damaged file is a ConfigError about ``field``."""
+    from ..config_files import read_mapping
+
     path = Path(adapter_dir) / METADATA_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_mapping(path, field, f"the {METADATA_FILE} lorascale writes") if path.exists() else None
 
 
 @contextmanager

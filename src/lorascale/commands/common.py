@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
@@ -31,7 +32,22 @@ def adapter_from_args(args) -> AdapterSpec:
 
 
 def print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
+    print(dumps(obj))
+
+
+def dumps(obj) -> str:
+    """Standard JSON (RFC 8259): NaN and ±inf, which it cannot hold, are written as null."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
+
+
+def _finite(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o):
@@ -49,4 +65,4 @@ def table(rows: list[list], headers: list[str]) -> str:
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]])
 
 
-__all__ = ["add_rule_args", "add_lr_fft_arg", "adapter_from_args", "LrFft", "print_json", "table", "ConfigError"]
+__all__ = ["add_rule_args", "add_lr_fft_arg", "adapter_from_args", "LrFft", "print_json", "dumps", "table", "ConfigError"]

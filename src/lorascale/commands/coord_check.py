@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 from ..diagnostics.coord_spec import CoordCheckSettings
-from .common import print_json, table
+from .common import dumps, print_json, table
 from .flags import add_settings_args, given
 
 TABLE_TERMS = ("delta1", "delta2", "delta3", "z_b", "update_a", "update_b")
@@ -25,9 +24,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..diagnostics.coord_check import coord_check
 
+    from ..outputs import check_output_dir
+
     settings = CoordCheckSettings(**given(args, CoordCheckSettings))
+    out = check_output_dir(settings.out_dir or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}", "out_dir",
+                           what="coord-check")  # before the runs: their results must have somewhere to go
     result = coord_check(settings)
-    out = Path(settings.out_dir or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}")
     report = result.to_dict()
     report["files"] = _write(result, report, out)
     if args.json:
@@ -53,7 +55,7 @@ def _write(result, report: dict, out: Path) -> dict:
         w = csv.writer(f)
         w.writerow(result.measurements[0]._fields if result.measurements else [])
         w.writerows(result.measurements)
-    Path(files["report"]).write_text(json.dumps({**report, "files": files}, indent=2))
+    Path(files["report"]).write_text(dumps({**report, "files": files}))
     return files
 
 

@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigErrors
+from ..outputs import check_output_dir
 from .common import print_json, table
 
 
@@ -35,15 +36,14 @@ def run(args) -> int:
         errors.append(ConfigError("steps", "must be ≥ 1"))
     if not args.lr > 0:
         errors.append(ConfigError("lr", "must be > 0; LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
-    if errors:
-        from ..errors import ConfigErrors
-
-        raise ConfigErrors(errors)
-    overrides = {k: v for k, v in (("steps", args.steps), ("model", args.model)) if v is not None}
     if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.out.exists() and any(args.out.iterdir()):
-        raise ConfigError("out", f"{args.out} is not empty; pass a new --out directory (runs are never overwritten)")
+    try:
+        check_output_dir(args.out, "out", fresh=True, what="demo")
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
+    overrides = {k: v for k, v in (("steps", args.steps), ("model", args.model)) if v is not None}
     result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
     png = render_demo(demo_plot_info(result), args.out / "loss_curves.png")
     rows = result.rows()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
+from ..outputs import check_output_dir
 from .common import print_json, table
 
 PREFIXES = {"sd": "signal/drift (LoRA-α Prop. 1–2)", "fu": "feature updates (μA eq. 1)"}
@@ -29,14 +30,19 @@ def run(args) -> int:
                                ("--batch-size", args.batch_size, 1)):
         if value < least:
             errors.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be an integer ≥ {least}, got {value}"))
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "diagnostics"
+    try:  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)
+        if args.out or run_dir.is_dir():
+            check_output_dir(out, "out", what="figures")
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
 
     from ..diagnostics.plots import render_traces, trace_info, trace_summary
     from ..diagnostics.run import read_metrics, run_curvature
 
-    run_dir = Path(args.run_dir)
     records = read_metrics(run_dir)
-    out = Path(args.out) if args.out else run_dir / "diagnostics"
     result: dict = {"run_dir": str(run_dir), "steps_logged": len(records), "files": {}, "summary": {}}
     for prefix, title in PREFIXES.items():
         info = trace_info(records, prefix)

@@ -41,11 +41,12 @@ def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, tit
         names = [flag_name(name)] + ([SHORT[name]] if name in SHORT else [])
         kw = dict(dest=name, default=argparse.SUPPRESS, help=((info.description or "") + shown).replace("%", "%%"))
         if _is_bool(info.annotation):
-            group.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
+            action = group.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
         elif _is_sequence(info.annotation):
-            group.add_argument(*names, nargs="+", metavar=name.upper(), **kw)
+            action = group.add_argument(*names, nargs="+", metavar=name.upper(), **kw)
         else:
-            group.add_argument(*names, metavar=_metavar(info.annotation, name), **kw)
+            action = group.add_argument(*names, metavar=_metavar(info.annotation, name), **kw)
+        action.setting = info  # the field behind the flag: its type and constraints (tests derive bad values from it)
 
 
 def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
@@ -66,8 +67,9 @@ def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
 def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:
     """``--batch-size: must be > 0, got 0`` (with the YAML key too when a config file is in play)."""
     flag = flag_for(parser, error.field)
-    if flag is None:
-        return error.text()
+    if flag is None:  # a key with no flag: one of the file's (the --config file, a sweep's SPEC.yaml)
+        source = flag_for(parser, "config") if from_file else flag_for(parser, "spec")
+        return error.text(f"{source} key {error.field}" if source else None)
     return error.text(f"{flag} ({error.field})" if from_file else flag)
 
 

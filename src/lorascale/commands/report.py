@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError, ConfigErrors
+from ..outputs import check_output_dir
 from .fit import add_study_args, bootstrap_errors, load_records
 
 
@@ -19,6 +20,10 @@ def run(args) -> int:
     from ..sweep.report import write_report
 
     errors = bootstrap_errors(args.bootstrap)
+    try:
+        check_output_dir(args.out, "out", what="report")
+    except ConfigError as e:
+        errors.append(e)
     try:
         name, records = load_records(args)
     except ConfigError as e:

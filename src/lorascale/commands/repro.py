@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
 from ..repro.compare import CompareRequest
+from ..outputs import check_output_dir
 from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
 from .common import print_json, table
@@ -38,6 +39,7 @@ def run(args) -> int:
         errors.append(ConfigError("experiment", f"unknown experiment {args.experiment!r}", f"choose {' or '.join(EXPERIMENTS)}"))
     if args.seeds < 1:
         errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "the paper-style average uses 3"))
+    errors += _flags_of_the_other_experiments(args)
     setup = None
     try:  # report the setup's problems together with the flags' (one error list)
         if args.experiment == "headline":
@@ -48,6 +50,11 @@ def run(args) -> int:
             setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
     except ConfigErrors as e:
         errors.extend(e.errors)
+    out = args.out or (setup.out if isinstance(setup, HeadlineRequest) else None) or f"repro-{args.experiment}"
+    try:  # before minutes of compute: the results must have somewhere to go
+        check_output_dir(out, "out", what="repro")
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if args.experiment == "headline":
         from ..repro.headline import run_headline
@@ -65,7 +72,6 @@ def run(args) -> int:
 
     from ..repro import mlp_dynamics, mlp_spectra
 
-    out = args.out or f"repro-{args.experiment}"
     seeds = list(range(args.seeds))
     if args.experiment == "mlp-dynamics":
         result = mlp_dynamics(out, seeds, setup, extend=not args.no_extend, progress=not args.json)
@@ -76,6 +82,18 @@ def run(args) -> int:
         return 0
     _print_readable(args.experiment, result)
     return 0
+
+
+def _flags_of_the_other_experiments(args) -> list[ConfigError]:
+    """A flag the chosen experiment does not read is refused rather than silently ignored."""
+    mlp, headline = set(given(args, MLPSetup)), set(given(args, HeadlineRequest))
+    if args.experiment == "headline":
+        unused, owner = mlp - headline, "mlp-dynamics and mlp-spectra"
+    elif args.experiment in EXPERIMENTS:
+        unused, owner = headline - mlp - {"seeds", "out"}, "headline"
+    else:
+        return []
+    return [ConfigError(f, f"applies to {owner} only, not to {args.experiment}", f"drop it, or run {owner}") for f in sorted(unused)]
 
 
 def _print_readable(experiment: str, result: dict) -> None:

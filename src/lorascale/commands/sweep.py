@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from ..errors import ConfigError, ConfigErrors
@@ -35,6 +36,7 @@ def run(args) -> int:
     from ..sweep.executors import plan_sweep, run_sweep
     from ..sweep.inputs import check_inputs
     from ..sweep.spec import load_spec
+    from ..sweep.backends import check_url
     from ..sweep.storage import default_storage_url
 
     from ..sweep.packs import parse_members
@@ -51,8 +53,13 @@ def run(args) -> int:
         errors += e.errors
     except ConfigError as e:
         errors.append(e)
+    url = args.storage or (default_storage_url(args.spec) if spec is not None else None)
+    try:  # a storage that cannot be created or is not Optuna's is refused before anything is stored
+        if url is not None:
+            check_url(url)
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
-    url = args.storage or default_storage_url(args.spec)
     if args.dry_run:
         check_inputs(spec)
         plan = plan_sweep(spec, url)
@@ -93,6 +100,6 @@ def _flag_errors(args) -> list[ConfigError]:
         e.append(ConfigError("workers", "Ray schedules one task per trial by its resources; use --cpus-per-trial/"
                              "--gpus-per-trial instead of --workers"))
     for flag, v in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
-        if v is not None and v < 0:
+        if v is not None and not (math.isfinite(v) and v >= 0):
             e.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be ≥ 0, got {v}"))
     return e

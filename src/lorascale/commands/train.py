@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..errors import ConfigError, ConfigErrors
 from ..train.config import TrainConfig
 from .flags import add_settings_args, given
 
@@ -46,11 +47,9 @@ def config_from_args(args) -> TrainConfig:
 
 
 def make_diagnostics(args) -> list:
-    if not args.diagnostics:
-        return []
     from ..diagnostics import make_callbacks
 
-    return make_callbacks(args.diagnostics, every=args.diag_every)
+    return make_callbacks(args.diagnostics or [], every=args.diag_every)  # --diag-every is checked even alone
 
 
 def run(args) -> int:
@@ -58,8 +57,18 @@ def run(args) -> int:
     from ..train import train
     from ..vocabulary import RunStatus
 
-    cfg = config_from_args(args)
-    callbacks = make_diagnostics(args)
+    errors, cfg, callbacks = [], None, []
+    try:  # the file's, the flags' and the monitors' problems at once
+        cfg = config_from_args(args)
+    except ConfigErrors as e:
+        errors += e.errors
+    except ConfigError as e:
+        errors.append(e)
+    try:
+        callbacks = make_diagnostics(args)
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
     try:
         result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..errors import ConfigError
 from ..hub import is_hub_id
 from ..vocabulary import Task
@@ -26,7 +28,7 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
         ex = load_builtin(data)
     elif is_hub_id(data):
         ex = load_hub_dataset(data, task)
-    elif "/" in data or "." in data:
+    elif "/" in data or "." in data or os.path.exists(data):
         ex = load_file(data, task)
     else:
         raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)}, pass a file path,"

@@ -24,25 +24,30 @@ def load_file(path: str | Path, task: str | None) -> Examples:
     if not p.exists():
         raise ConfigError("data", f"{p} does not exist; pass a builtin dataset name or a .jsonl/.csv/.txt file or a saved dataset folder")
     if p.is_dir():
-        records = _load_saved_dataset(p)
-    elif p.suffix == ".jsonl":
-        records = _load_jsonl(p)
-    elif p.suffix == ".csv":
-        with p.open(newline="") as f:
-            records = list(csv.DictReader(f))
-    elif p.suffix in (".txt", ".md"):
-        text = p.read_text()
-        if not text.strip():
-            raise ConfigError("data", f"{p} is empty")
-        return Examples(p.name, Kind.TEXT, texts=[text]).check(str(p))
-    else:
+        return examples_from_records(_load_saved_dataset(p), str(p), task)
+    if p.suffix not in (".jsonl", ".csv", ".txt", ".md"):
         raise ConfigError("data", f"{p}: unsupported file type {p.suffix!r}; use .jsonl, .csv, .txt or a saved dataset folder")
+    try:
+        if p.suffix == ".jsonl":
+            records = _load_jsonl(p)
+        elif p.suffix == ".csv":
+            with p.open(newline="", encoding="utf-8") as f:
+                records = list(csv.DictReader(f))
+        else:
+            text = p.read_text(encoding="utf-8")
+            if not text.strip():
+                raise ConfigError("data", f"{p} is empty")
+            return Examples(p.name, Kind.TEXT, texts=[text]).check(str(p))
+    except UnicodeDecodeError as e:
+        raise ConfigError("data", f"{p} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from None
+    except OSError as e:  # unreadable: permissions, a device
+        raise ConfigError("data", f"{p} cannot be read ({e.strerror})") from None
     return examples_from_records(records, str(p), task)
 
 
 def _load_jsonl(p: Path) -> list[dict]:
     records = []
-    with p.open() as f:
+    with p.open(encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -52,12 +57,21 @@ def _load_jsonl(p: Path) -> list[dict]:
     return records
 
 
+SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json")  # what datasets' save_to_disk writes (DatasetDict, Dataset)
+
+
 def _load_saved_dataset(p: Path) -> list[dict]:
+    if not any((p / m).is_file() for m in SAVED_DATASET_MARKERS):
+        raise ConfigError("data", f"{p} is a folder but not a saved dataset (it has no {' or '.join(SAVED_DATASET_MARKERS)})",
+                          "pass a .jsonl/.csv/.txt file, or a folder written by datasets' save_to_disk")
     try:
         from datasets import load_from_disk
     except ImportError:
-        raise ConfigError("data", f"{p} looks like a saved dataset; install the `datasets` package to read it") from None
-    ds = load_from_disk(str(p))
+        raise ConfigError("data", f"{p} is a saved dataset; install the `datasets` package to read it") from None
+    try:
+        ds = load_from_disk(str(p))
+    except (FileNotFoundError, ValueError, OSError) as e:  # damaged: files listed in state.json are missing or unreadable
+        raise ConfigError("data", f"{p} is a damaged saved dataset ({e})", "save it again with save_to_disk") from None
     if hasattr(ds, "keys") and "train" in ds:
         ds = ds["train"]
     return [dict(r) for r in ds]
@@ -115,8 +129,8 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         _need_all(records, {"messages"}, source, "chat records")
         prompts, completions, chats = [], [], []
         for i, r in enumerate(records):
-            msgs = r["messages"]
-            if not msgs or msgs[-1].get("role") != "assistant":
+            msgs = _chat_messages(r["messages"], source, i)
+            if msgs[-1]["role"] != "assistant":
                 raise ConfigError("data", f"{source}: record {i} must end with an assistant message")
             chats.append([{"role": str(m["role"]), "content": str(m["content"])} for m in msgs])
             prompt, completion = plain_chat(chats[-1])  # the format without a chat template (see data.chat)
@@ -165,6 +179,22 @@ def _record_at(source: str, i: int) -> str:
     except OSError:
         pass
     return f"{source}: record {i}"
+
+
+CHAT_SHAPE = 'e.g. {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}'
+
+
+def _chat_messages(msgs, source: str, i: int) -> list[dict]:
+    """Record ``i``'s ``messages``: a non-empty list of {role, content} objects, or a ConfigError saying which part is not."""
+    if not isinstance(msgs, list) or not msgs:
+        got = "an empty list" if isinstance(msgs, list) else f"{type(msgs).__name__} {str(msgs)[:40]!r}"
+        raise ConfigError("data", f"{source}: record {i}: messages must be a non-empty list of messages, got {got}", CHAT_SHAPE)
+    for j, m in enumerate(msgs):
+        missing = [k for k in ("role", "content") if not isinstance(m, dict) or m.get(k) is None]
+        if missing:
+            what = f"lacks {' and '.join(missing)}" if isinstance(m, dict) else f"is {type(m).__name__} {str(m)[:40]!r}, not an object"
+            raise ConfigError("data", f"{source}: record {i}: message {j} {what}", CHAT_SHAPE)
+    return msgs
 
 
 def _need_all(records: list[dict], required: set, source: str, what: str) -> None:

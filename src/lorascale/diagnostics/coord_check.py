@@ -79,14 +79,15 @@ def _load_all(s: CoordCheckSettings) -> list[_Model]:
 
 def _task_of(name: str) -> Task:
     """The task of a model, from its name (or its folder's config.json) alone: picks the default dataset."""
-    import json
     from pathlib import Path
+
+    from ..config_files import read_mapping
 
     base = name.split("@")[0]
     if base in ("minilm-l6", "tiny-bert"):
         return Task.CLASSIFICATION
     cfg = Path(name) / "config.json"
-    if cfg.exists() and json.loads(cfg.read_text()).get("model_type") in ("bert", "roberta", "xlm-roberta"):
+    if cfg.exists() and read_mapping(cfg, "model", "a Hugging Face model folder").get("model_type") in ("bert", "roberta", "xlm-roberta"):
         return Task.CLASSIFICATION
     return Task.LM
 

@@ -23,14 +23,22 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         raise ConfigError("run_dir", f"{run_dir} is not a directory; pass a run folder written by `lorascale train`")
     if not path.exists():
         raise ConfigError("run_dir", f"{path} does not exist; train with `lorascale train --diagnostics signal-drift ...` first")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("run_dir", f"{path} is not UTF-8 text; pass a run folder written by `lorascale train`") from None
     records = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ConfigError("run_dir", f"{path}:{i} is not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise ConfigError("run_dir", f"{path}:{i} is {type(record).__name__} {line.strip()[:40]!r}, not an object of"
+                              " metrics", 'each line must be one step\'s metrics, e.g. {"step": 1, "loss": 2.3}')
+        records.append(record)
     return records
 
 
@@ -71,7 +79,7 @@ def _load_config(run_dir: Path):
     from ..config_files import read_mapping
     from ..train.config import TrainConfig, config_from_mapping
 
-    mapping = read_mapping(run_dir / "config.json", "--lanczos", "a run folder written by `lorascale train`")
+    mapping = read_mapping(run_dir / "config.json", "lanczos", "a run folder written by `lorascale train`")
     return config_from_mapping(mapping, TrainConfig())  # config.json holds exactly TrainConfig's fields
 
 

@@ -70,6 +70,9 @@ class Arm:
 def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     """Every arm, resumable: a run whose folder already holds a finished run of the same config is read
     back, not trained again (an unfinished one is trained afresh)."""
+    from ..train.build import check_run
+
+    check_run(req.run)  # data, model and the LoRA arms' targets, before the first folder or run
     out = Path(req.out or "repro-headline")
     out.mkdir(parents=True, exist_ok=True)
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps

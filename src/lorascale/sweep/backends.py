@@ -62,6 +62,19 @@ def local_path(url: str) -> tuple[str, Path | None]:
     return "server", None
 
 
+def check_url(url: str) -> None:
+    """What creating or opening ``url`` would refuse, found by looking only: nothing is created or opened."""
+    from ..outputs import check_output_dir
+
+    kind, path = local_path(url)
+    if path is None:
+        return
+    if path.exists():
+        _check_file(path, kind, "create")
+    else:
+        check_output_dir(path.parent, "storage", what="storage file")
+
+
 @contextlib.contextmanager
 def storage_lock(url: str, access: Access):
     """Hold the storage file's directory lock: exclusive to create, shared otherwise (no-op for servers)."""
@@ -171,6 +184,8 @@ def release_sqlite(backend: Backend) -> None:
 
 
 def _check_file(path: Path, kind: str, access: Access) -> None:
+    if path.is_dir():
+        raise ConfigError("storage", f"{path} is a folder, not a storage file", "name a file, e.g. sqlite:///sweep.db")
     if not path.exists():
         if access != "create":
             raise StorageMissing("storage", f"{path} does not exist", "run `lorascale sweep` first")

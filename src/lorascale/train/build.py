@@ -16,8 +16,8 @@ from ..vocabulary import Task
 from .config import TrainConfig
 from .loraplus import loraplus_lrs
 
-__all__ = ["BuiltRun", "Base", "build_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter", "param_groups",
-           "HEAD_NAMES", "enable_activation_checkpointing"]
+__all__ = ["BuiltRun", "Base", "build_run", "check_run", "load_base", "run_loaders", "plan_adapter", "attach_adapter",
+           "param_groups", "HEAD_NAMES", "enable_activation_checkpointing"]
 
 
 @dataclass
@@ -57,6 +57,19 @@ def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     data = tokenise(examples, loaded.tokenizer, cfg.seq_len, cap)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     return Base(loaded, task, data, pad, examples.label_names)
+
+
+def check_run(cfg: TrainConfig) -> None:
+    """What :func:`build_run` would refuse about the data, the model and the adapter, found without loading
+    weights (the model is built on the meta device): for callers that store or create things first."""
+    examples = load_examples(cfg.data, cfg.task)
+    task = examples.kind.task
+    loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), quiet=True, weights=False)
+    if loaded.task is not task:
+        raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
+                          "pick data and a model for the same task")
+    if cfg.finetune is Finetune.LORA:
+        plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
 
 
 def run_loaders(cfg: TrainConfig, base: Base):

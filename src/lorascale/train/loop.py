@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..adapters import AdapterMetadata, save_adapter
 from ..errors import ConfigError
+from ..outputs import check_output_dir
 from ..rules import Finetune
 from ..vocabulary import RunStatus, Task
 from .build import BuiltRun, build_run, param_groups
@@ -124,8 +125,10 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     accelerator = make_accelerator(cfg)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     ckpt = load_checkpoint(run_dir) if resume else None  # before the model loads: a run that cannot resume fails fast
-    built = built or build_run(cfg, quiet=not progress)
     writer = RunWriter(run_dir, enabled=accelerator.is_main_process)
+    if writer.enabled and not resume:  # before the model loads: a folder we may not write is refused at once
+        check_output_dir(run_dir, "out_dir", fresh=True, what="run")
+    built = built or build_run(cfg, quiet=not progress)
     kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
 
     steps = total_steps(cfg, len(built.train_loader))

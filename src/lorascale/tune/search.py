@@ -135,9 +135,16 @@ def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
 def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     from ..adapters import plan_lora
     from ..models import load_model
+    from ..outputs import check_output_dir
+    from ..sweep.backends import check_url
+    from ..train.build import check_run
 
     cfg = req.run
-    out = Path(req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}")
+    out = check_output_dir(req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}", "tune_dir",
+                           what="tune")
+    if req.storage:
+        check_url(req.storage)
+    check_run(cfg)  # data, model and adapter before the study is stored
     out.mkdir(parents=True, exist_ok=True)
     url = req.storage or f"sqlite:///{(out / 'tune.db').resolve()}"
     probe = None

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from ...errors import ConfigError
 from ...interrupts import describe
+from ...outputs import check_output_dir
 from ...vocabulary import RunStatus
 from ..build import param_groups
 from ..callbacks import Callback
@@ -76,6 +77,9 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
         raise ConfigError("members", "a pack trains in one process", fix="run one pack per process, or separate runs under accelerate launch")
     if accelerator.mixed_precision == "fp16":  # one loss scale would skip every member's step when one overflows
         raise ConfigError("precision", "a pack of members does not train in fp16", fix="use bf16, or separate runs")
+    if accelerator.is_main_process:  # before the base loads: each member's folder can be written, and is new
+        for cfg in cfgs:
+            check_output_dir(cfg.out_dir or "runs", "out_dir", fresh=cfg.out_dir is not None, what="run")
     if pack is None:
         pack = build_pack(cfgs, quiet=not progress)
     assert pack.cfgs == cfgs, "the prebuilt pack was built from other configs"
