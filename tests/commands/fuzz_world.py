@@ -60,6 +60,8 @@ def build_world(root: Path) -> World:
     put("yaml_bad_values", _write(root / "values.yaml", "rank: 0\nlr: .nan\ngamma: 2\n"))
     put("spec", _write(root / "spec.yaml", yaml.safe_dump(SPEC)))
     put("spec_overflow", _write(root / "overflow.yaml", yaml.safe_dump({**SPEC, "grid": {**SPEC["grid"], "log2_lr": [2000]}})))
+    put("spec_no_model", _write(root / "no-model.yaml", yaml.safe_dump({**SPEC, "base": {**SPEC["base"], "model": "no-such-model"}})))
+    put("spec_bad_seed", _write(root / "bad-seed.yaml", yaml.safe_dump({**SPEC, "grid": {**SPEC["grid"], "seeds": [-1]}})))
     # models, adapters, runs
     put("model_bad_config", _mkdir(root / "model-bad"))
     _write(root / "model-bad" / "config.json", "{bad json")

@@ -129,10 +129,12 @@ def _kinds(w, command: str) -> dict[str, list[str]]:
         "data": ["no-such-dataset", missing + ".jsonl", w["plain_dir"], w["empty_dir"], w["data_bad_json"], w["data_chat"],
                  w["data_no_text"], w["data_empty"], w["data_suffix"], w["non_utf8"]],
         "out_dir": outputs + fresh_out, "out": outputs + fresh_out, "tune_dir": outputs,
+        "resume": [missing, w["plain_dir"], w["file"], w["run"]],  # none is a run folder with a checkpoint
         "config": [missing + ".yaml", w["plain_dir"], w["yaml_bad"], w["yaml_list"], w["yaml_unknown"], w["yaml_bad_values"],
                    w["non_utf8"]],
-        # a spec naming a missing model or seeds: [-1] is #14's "sweep checks before storing", on another branch
+        # a spec naming a missing model, or seeds: [-1], is refused before anything is stored (#14)
         "spec": [missing + ".yaml", w["plain_dir"], w["yaml_bad"], w["yaml_list"], w["yaml_unknown"], w["spec_overflow"],
+                 w["spec_no_model"], w["spec_bad_seed"],
                  w["non_utf8"]],
         "storage": ([f"sqlite:///{missing}.db"] if command in ("fit", "report") else [])  # sweep and tune create it
         + ["not-a-url", f"sqlite:///{w['plain_dir']}", f"sqlite:///{w['file']}", f"sqlite:///{w['empty_db']}",
@@ -147,7 +149,7 @@ def _kinds(w, command: str) -> dict[str, list[str]]:
     }
 
 
-NAME_FIELDS = ("experiment", "metric", "backend", "diagnostics")  # a closed set of names, checked by the command
+NAME_FIELDS = ("experiment", "metric", "backend", "diagnostics", "tasks", "methods")  # a closed set of names, checked by the command
 
 
 def invalid_tokens(w, command: str, action: argparse.Action):

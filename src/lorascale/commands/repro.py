@@ -1,12 +1,13 @@
-"""lorascale repro mlp-dynamics|mlp-spectra: LoRA-α Appendix E end to end (figures + tables)."""
+"""lorascale repro mlp-dynamics|mlp-spectra|headline|compare: LoRA-α Appendix E, the headline benchmark and the
+methods × tasks comparison, end to end (figures + tables)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
-from ..repro.compare import CompareRequest
 from ..outputs import check_output_dir
+from ..repro.compare import CompareRequest
 from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
 from .common import print_json, table
@@ -86,14 +87,16 @@ def run(args) -> int:
 
 def _flags_of_the_other_experiments(args) -> list[ConfigError]:
     """A flag the chosen experiment does not read is refused rather than silently ignored."""
-    mlp, headline = set(given(args, MLPSetup)), set(given(args, HeadlineRequest))
-    if args.experiment == "headline":
-        unused, owner = mlp - headline, "mlp-dynamics and mlp-spectra"
-    elif args.experiment in EXPERIMENTS:
-        unused, owner = headline - mlp - {"seeds", "out"}, "headline"
-    else:
+    reads = {"mlp-dynamics": set(given(args, MLPSetup)), "mlp-spectra": set(given(args, MLPSetup)),
+             "headline": set(given(args, HeadlineRequest)), "compare": set(given(args, CompareRequest))}
+    if args.experiment not in reads:
         return []
-    return [ConfigError(f, f"applies to {owner} only, not to {args.experiment}", f"drop it, or run {owner}") for f in sorted(unused)]
+    unused = set().union(*reads.values()) - reads[args.experiment] - {"seeds", "out"}
+    errors = []
+    for f in sorted(unused):
+        owner = " and ".join(e for e, fields in reads.items() if f in fields)
+        errors.append(ConfigError(f, f"applies to {owner} only, not to {args.experiment}", f"drop it, or run {owner}"))
+    return errors
 
 
 def _print_readable(experiment: str, result: dict) -> None:

@@ -40,9 +40,16 @@ def config_from_args(args) -> TrainConfig:
         from ..train.checkpoint import resume_config
 
         changed = ["config"] * bool(args.config) + sorted(given(args, TrainConfig))
-        ConfigErrors.raise_if_any([ConfigError(k, "a resumed run keeps the settings in its config.json", "drop it, or start"
-                                               " a new run") for k in changed])
-        return resume_config(args.resume)
+        errors = [ConfigError(k, "a resumed run keeps the settings in its config.json", "drop it, or start a new run")
+                  for k in changed]
+        try:  # the folder's own problems are reported with the flags' (all at once)
+            cfg = resume_config(args.resume)
+        except ConfigErrors as e:
+            errors = e.errors + errors
+        except ConfigError as e:
+            errors = [e] + errors
+        ConfigErrors.raise_if_any(errors)
+        return cfg
     return TrainConfig.from_sources(getattr(args, "config", None), given(args, TrainConfig))
 
 
