@@ -16,17 +16,23 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..train.config import TrainConfig
 
-__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK"]
+__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK", "CPU_PACK"]
 
-MAX_PACK = 32  # members per pack: bounds a pack's memory (K × the batch's activations) on a CPU or a small GPU
+MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
+CPU_PACK = 4  # on a CPU a pack saves nothing (compute-bound matmuls) and large ones lose: docs/results/members
 
 
-def train_all(cfgs, progress: bool = True, max_pack: int = MAX_PACK) -> list:
-    """One :class:`~lorascale.train.RunResult` per config, in order."""
+def train_all(cfgs, progress: bool = True, max_pack: int | None = None) -> list:
+    """One :class:`~lorascale.train.RunResult` per config, in order; packs of at most ``max_pack``
+    members (default: :data:`MAX_PACK` on a GPU, :data:`CPU_PACK` on a CPU)."""
     from ..train import train
     from ..train.members import pack_key, train_members
     from ..train.members.pack import packable
 
+    if max_pack is None:
+        import torch
+
+        max_pack = MAX_PACK if torch.cuda.is_available() else CPU_PACK
     results: list = [finished_run(c) for c in cfgs]
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(cfgs):
