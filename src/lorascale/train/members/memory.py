@@ -11,9 +11,11 @@ Memory of a pack of K members = base + K·member, where
   dropout-free models), and for a language model the logits, their float32 log-softmax and gradient
   (3 × T·V floats per row).
 
-It is an estimate, not a measurement: kernels that recompute attention (flash / memory-efficient
-SDPA) need less, allocator fragmentation more. ``bench/bench_members.py`` prints it beside the
-measured peaks; an automatic choice should keep the headroom below.
+The formula undercounts what autograd keeps in fp32 on a CPU (GELU inputs, softmax outputs, layer-norm
+statistics, the allocator's slack): ``bench/bench_members.py`` measured a pack's working memory growing
+by 438 MB per member on MiniLM at 8×128 where the formula gives 253 MB, so activations and logits are
+scaled by :data:`CALIBRATION` (measured on that CPU run; a GPU with memory-efficient attention needs less,
+which only makes ``--members auto`` more cautious there). An automatic choice keeps the headroom below.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["MemoryEstimate", "estimate_memory", "estimate_for", "members_that_fit"]
+__all__ = ["MemoryEstimate", "estimate_memory", "estimate_for", "members_that_fit", "CALIBRATION"]
 
 ADAM_BYTES = 16  # fp32 parameter + gradient + AdamW m + v
 ACT_VECTORS = 17  # hidden-width vectors kept per token per layer (Korthikanti et al. Eq. 1: 34 bytes at 16-bit)
 SCORE_VALUES = 2.5  # per head per key per token (their 5·a·s/h bytes at 16-bit)
 LOGIT_COPIES = 3  # logits, their float32 log-softmax, and the gradient
+CALIBRATION = 1.73  # measured ÷ formula, per member: docs/results/members/bench-cpu-minilm.json (438 / 253 MB)
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,14 @@ class MemoryEstimate:
 
 
 def estimate_memory(n_base_params: int, n_trainable: int, batch_size: int, seq_len: int, hidden: int, n_layers: int,
-                    n_heads: int, vocab: int = 0, weight_bytes: int = 4, act_bytes: int = 4) -> MemoryEstimate:
-    """Memory of the base and of one member (``vocab`` 0: a classification head, no per-token logits)."""
+                    n_heads: int, vocab: int = 0, weight_bytes: int = 4, act_bytes: int = 4,
+                    calibration: float = CALIBRATION) -> MemoryEstimate:
+    """Memory of the base and of one member (``vocab`` 0: a classification head, no per-token logits);
+    ``calibration`` scales the activations and logits (1.0: the formula as published)."""
     tokens = batch_size * seq_len
     per_layer = tokens * (ACT_VECTORS * hidden + SCORE_VALUES * n_heads * seq_len) * act_bytes
     logits = LOGIT_COPIES * tokens * vocab * 4
-    member = ADAM_BYTES * n_trainable + n_layers * per_layer + logits
+    member = ADAM_BYTES * n_trainable + calibration * (n_layers * per_layer + logits)
     return MemoryEstimate(int(n_base_params * weight_bytes), int(member))
 
 
