@@ -89,16 +89,16 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [fft_runs[x_fft], *rest],
                      (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in fft_runs.items()])
 
-    # (b), (c): LoRA sweeps, every rate × seed as members
-    for key, label, changes in (("b", "(b) standard LoRA (α = r), best of sweep", {"rule": "alpha-r"}),
-                                ("c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0})):
-        arms[key] = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, progress)
-
-    # (a) LoRA-α at η_FFT, no search
+    # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
     cfg_a = base.replace(rule="lora-alpha", alpha=1.0, lr=lr_fft)
     runs_a = _members([cfg_a.replace(seed=s, out_dir=str(out / "a" / f"s{s}")) for s in seeds], progress)
     arms["a"] = _arm("a", "(a) LoRA-α at η_FFT, α = 1", lr_fft, runs_a, 0, [])
     arms["a"].eval_member_steps = len(seeds) * T
+
+    # (b), (c): LoRA sweeps, every rate × seed as members
+    for key, label, changes in (("b", "(b) standard LoRA (α = r), best of sweep", {"rule": "alpha-r"}),
+                                ("c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0})):
+        arms[key] = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, progress)
 
     # (d) tune, then its answer at every seed
     from ..tune import TuneRequest, tune
@@ -112,7 +112,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
 
     result = {"request": json.loads(req.model_dump_json()), "lr_fft": lr_fft, "steps": T, "seeds": seeds,
               "arms": {k: {**asdict(a), "val_loss_mean_std": a.stat("val_loss"), "eval_mean_std": a.stat("eval_value"),
-                           "ema_mean_std": a.stat("ema_loss")} for k, a in arms.items()},
+                           "ema_mean_std": a.stat("ema_loss")} for k, a in sorted(arms.items())},
               "targets": _targets(arms), "seconds": round(time.time() - started), "tune": tr.to_dict()["compute"]}
     (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     from .headline_report import render_headline, write_headline_md
