@@ -31,6 +31,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .hub import cached_snapshot, is_hub_id
+from .tiny_models import (HEAD_WIDTH, MAX_TINY_WIDTH, TINY_MODELS, build_tiny_bert, build_tiny_llama,  # noqa: F401
+                          byte_tokenizer, parse_tiny_width, tiny_heads, tiny_width_ok)
 from .vocabulary import Task
 
 __all__ = ["ModelError", "LoadedModel", "load_model", "model_names", "cache_dir", "byte_tokenizer", "HEAD_NAMES",
@@ -114,7 +116,7 @@ def load_model(
     base, at, width_s = name.partition("@")
     if at and base not in TINY_MODELS and not os.path.isdir(name):
         raise ModelError("model", f"only {' and '.join(TINY_MODELS)} take a width (@W), not {base!r}", "e.g. tiny-llama@128")
-    width = _parse_width(width_s, name) if at and base in TINY_MODELS else None
+    width = parse_tiny_width(width_s, name) if at and base in TINY_MODELS else None
     if not weights and (base in TINY_MODELS or os.path.isdir(name)):
         import torch
 
@@ -154,39 +156,6 @@ def _name_by(model, hub: str) -> None:
     transformers copies ``config.name_or_path`` onto the model at construction, and PEFT reads the copy."""
     model.config.name_or_path = hub
     model.name_or_path = hub
-
-
-TINY_MODELS = ("tiny-llama", "tiny-bert")
-MAX_TINY_WIDTH = 16384  # the widest released transformers (Llama-3.1 405B) are 16384 wide
-HEAD_WIDTH = 16  # the tiny models get one attention head per 16 of width
-
-
-def tiny_heads(width: int) -> int:
-    return max(1, width // HEAD_WIDTH)
-
-
-def tiny_width_ok(base: str, width: int) -> bool:
-    """Attention splits the hidden size into equal heads; Llama's rotary embedding needs an even head size."""
-    heads = tiny_heads(width)
-    return width % heads == 0 and (base != "tiny-llama" or width // heads % 2 == 0)
-
-
-def _parse_width(text: str, name: str) -> int:
-    base = name.partition("@")[0]
-    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
-        raise ModelError("model", f"the width in {name!r} must be a positive integer", f"e.g. {base}@128")
-    width = int(text)
-    if width > MAX_TINY_WIDTH:
-        raise ModelError("model", f"width {width} is past the widest real transformers ({MAX_TINY_WIDTH}); the tiny models"
-                         " are for tests and width families", f"use a width up to {MAX_TINY_WIDTH}, e.g. {base}@1024")
-    if not tiny_width_ok(base, width):
-        lower = next((w for w in range(width, 0, -1) if tiny_width_ok(base, w)), None)
-        upper = next(w for w in range(width, 2 * width + HEAD_WIDTH) if tiny_width_ok(base, w))
-        even = " even-sized (rotary embedding)" if base == "tiny-llama" else ""
-        raise ModelError("model", f"hidden size {width} does not split into {tiny_heads(width)} equal{even} attention heads"
-                         f" (one per {HEAD_WIDTH} of width)", (f"use e.g. {base}@{lower} or {base}@{upper}" if lower else
-                          f"use e.g. {base}@{upper}") + f" (every multiple of {HEAD_WIDTH} works)")
-    return width
 
 
 def _require(package: str, pip_cmd: str) -> str:
@@ -316,23 +285,6 @@ def default_targets_for(model) -> tuple[str, ...]:
     return BERT_TARGETS if model_type in ("bert", "roberta", "xlm-roberta") else LLAMA_TARGETS
 
 
-def byte_tokenizer():
-    """A 259-token byte-level tokenizer (256 bytes + pad/bos/eos) built with the `tokenizers` library."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    for special in ("<pad>", "<s>", "</s>"):
-        vocab[special] = len(vocab)
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tk.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>"
-    )
-
-
 def head_module(model):
     """The classification head of a (non-PEFT) HF sequence-classification model."""
     import torch.nn as nn
@@ -365,38 +317,14 @@ def init_head(model, seed: int, head=None) -> None:
 
 
 def _tiny_llama(width: int, seed: int) -> LoadedModel:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = byte_tokenizer()
-    heads = tiny_heads(width)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):  # the base's own draws; the caller's global RNG is untouched
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
+    model, tok = build_tiny_llama(width, seed)
     return LoadedModel(f"tiny-llama@{width}", model, tok, Task.LM, LLAMA_ALL_LINEAR, width)
 
 
 def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) -> LoadedModel:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel
-
-    tok = byte_tokenizer()
-    heads = tiny_heads(width)
-    cfg = BertConfig(
-        vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-        num_attention_heads=heads, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tok.pad_token_id,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = BertModel(cfg, add_pooling_layer=False) if encoder else BertForSequenceClassification(cfg)
-    task = Task.CONTRASTIVE if encoder else Task.CLASSIFICATION
-    return LoadedModel(f"tiny-bert@{width}", model, tok, task, BERT_TARGETS, width)
+    model, tok = build_tiny_bert(width, num_labels, seed, encoder)
+    return LoadedModel(f"tiny-bert@{width}", model, tok, Task.CONTRASTIVE if encoder else Task.CLASSIFICATION,
+                       BERT_TARGETS, width)
 
 
 def check_model(name: str) -> None:
@@ -406,7 +334,7 @@ def check_model(name: str) -> None:
     with this before it stores anything."""
     base, at, width = name.partition("@")
     if base in ("tiny-llama", "tiny-bert") and at:
-        _parse_width(width, name)
+        parse_tiny_width(width, name)
     elif base in ("tiny-llama", "tiny-bert"):
         return
     elif base == "smollm2-135m" and not at:
