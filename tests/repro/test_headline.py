@@ -49,6 +49,15 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
         assert again["arms"][k]["lr"] == arms[k]["lr"]
     assert again["arms"]["b"]["val_loss"] == pytest.approx(arms["b"]["val_loss"], abs=1e-6)  # retrained: CPU-deterministic
 
+    # a report from what has finished, training nothing: an unfinished (c) and the tune arm are left out
+    (tmp_path / "h" / "c" / "lr-8-s0" / "summary.json").unlink()
+    calls.clear()
+    part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
+    assert calls == [] and sorted(part["arms"]) == ["a", "b", "e"] and part["missing"] == ["c", "d"]
+    assert part["arms"]["b"]["val_loss"] == again["arms"]["b"]["val_loss"] and set(part["targets"]) == {"a"}
+    md = (tmp_path / "h" / "headline.md").read_text()
+    assert md.count("\n| (") == 3 and "partial report" in md and "(d) equals" not in md
+
 
 def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

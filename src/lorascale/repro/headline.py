@@ -15,6 +15,7 @@ configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -22,12 +23,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import StrictStr
+from pydantic import StrictBool, StrictStr
 
 from ..adapters.spec import AdapterSpec
+from ..errors import ConfigError
 from ..schema import Float, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
-from .runs import ema_score, finite, train_all
+from .runs import ema_score, finished_run, finite, train_all
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
 
@@ -44,6 +46,7 @@ class HeadlineRequest(Settings):
     fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
     candidates: PositiveInt = setting(18, "tune's starting candidates", ge=2)
     out: StrictStr | None = setting(None, "output folder (default repro-headline)")
+    report_only: StrictBool = setting(False, "train nothing: report the arms whose runs have all finished under --out")
 
 
 @dataclass
@@ -69,7 +72,9 @@ class Arm:
 
 def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     """Every arm, resumable: a run whose folder already holds a finished run of the same config is read
-    back, not trained again (an unfinished one is trained afresh)."""
+    back, not trained again (an unfinished one is trained afresh). The report is rewritten after each arm,
+    so an interrupted benchmark leaves the arms it finished; ``report_only`` trains nothing and reports
+    the arms whose runs have all finished."""
     from ..train.build import check_run
 
     check_run(req.run)  # data, model and the LoRA arms' targets, before the first folder or run
@@ -78,42 +83,62 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
     started = time.time()
     arms: dict[str, Arm] = {}
+    runs = functools.partial(_runs, progress=progress, train=not req.report_only)
+
+    def report(tune_compute: dict | None = None) -> dict:
+        return _report(req, out, arms, lr_fft, seeds, T, round(time.time() - started), tune_compute)
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
     fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
-    fft_runs = {x: _train(fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0")), progress)
-                for x in req.fft_log2_lr}
-    x_fft = min(fft_runs, key=lambda x: _ema(fft_runs[x]))
+    sweep = dict(zip(req.fft_log2_lr, runs([fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0"))
+                                            for x in req.fft_log2_lr])))
+    if None in sweep.values():
+        raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
+                          " starts from its optimum", "run the headline without --report-only first")
+    x_fft = min(sweep, key=lambda x: _ema(sweep[x]))
     lr_fft = 2.0**x_fft
-    rest = [_train(fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")), progress) for s in seeds[1:]]
-    arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [fft_runs[x_fft], *rest],
-                     (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in fft_runs.items()])
+    rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
+    if None not in rest:
+        arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
+                         (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in sweep.items()])
+    report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
     cfg_a = base.replace(rule="lora-alpha", alpha=1.0, lr=lr_fft)
-    runs_a = _members([cfg_a.replace(seed=s, out_dir=str(out / "a" / f"s{s}")) for s in seeds], progress)
-    arms["a"] = _arm("a", "(a) LoRA-α at η_FFT, α = 1", lr_fft, runs_a, 0, [])
-    arms["a"].eval_member_steps = len(seeds) * T
+    runs_a = runs([cfg_a.replace(seed=s, out_dir=str(out / "a" / f"s{s}")) for s in seeds])
+    if None not in runs_a:
+        arms["a"] = _arm("a", "(a) LoRA-α at η_FFT, α = 1", lr_fft, runs_a, 0, [])
+        arms["a"].eval_member_steps = len(seeds) * T
+    report()
 
     # (b), (c): LoRA sweeps, every rate × seed as members
     for key, label, changes in (("b", "(b) standard LoRA (α = r), best of sweep", {"rule": "alpha-r"}),
                                 ("c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0})):
-        arms[key] = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, progress)
+        arm = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, runs)
+        if arm is not None:
+            arms[key] = arm
+        report()
 
-    # (d) tune, then its answer at every seed
+    # (d) tune, then its answer at every seed (a report-only call leaves it out: tune would search)
+    if req.report_only:
+        return report()
     from ..tune import TuneRequest, tune
 
     tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates,
                           tune_dir=str(out / "d-tune")), progress=progress)
-    runs_d = _members([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds],
-                      progress)
+    runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
     arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
     arms["d"].eval_member_steps = len(seeds) * T
+    return report(tr.to_dict()["compute"])
 
+
+def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, seconds: int, tune_compute: dict | None) -> dict:
+    """headline.json, .md and .png from the arms measured so far (all five once the benchmark ends)."""
     result = {"request": json.loads(req.model_dump_json()), "lr_fft": lr_fft, "steps": T, "seeds": seeds,
               "arms": {k: {**asdict(a), "val_loss_mean_std": a.stat("val_loss"), "eval_mean_std": a.stat("eval_value"),
                            "ema_mean_std": a.stat("ema_loss")} for k, a in sorted(arms.items())},
-              "targets": _targets(arms), "seconds": round(time.time() - started), "tune": tr.to_dict()["compute"]}
+              "targets": _targets(arms), "seconds": seconds, "tune": tune_compute,
+              "missing": [k for k in "abcde" if k not in arms]}
     (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     from .headline_report import render_headline, write_headline_md
 
@@ -122,21 +147,20 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     return result
 
 
-def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, progress) -> Arm:
+def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs) -> Arm | None:
     cfgs = [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+.0f}-s{s}")) for x in log2_lrs for s in seeds]
-    runs = _members(cfgs, progress)
-    by_lr = {x: [r for c, r in zip(cfgs, runs) if c.lr == 2.0**x] for x in log2_lrs}
+    results = runs(cfgs)
+    if None in results:
+        return None
+    by_lr = {x: [r for c, r in zip(cfgs, results) if c.lr == 2.0**x] for x in log2_lrs}
     mean_ema = {x: statistics.fmean(_ema(r) for r in rs) for x, rs in by_lr.items()}
     best = min(mean_ema, key=lambda x: (mean_ema[x], x))
     return _arm(key, label, 2.0**best, by_lr[best], len(cfgs) * cfg.steps, [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
 
 
-def _train(cfg, progress):
-    return train_all([cfg], progress)[0]
-
-
-def _members(cfgs, progress):
-    return train_all(cfgs, progress)
+def _runs(cfgs, progress: bool, train: bool) -> list:
+    """Each config's run: trained (or read back); with ``train`` False only read back (None when unfinished)."""
+    return train_all(cfgs, progress) if train else [finished_run(c) for c in cfgs]
 
 
 def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
@@ -152,10 +176,13 @@ def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
 
 
 def _targets(arms: dict[str, Arm]) -> dict:
-    """The issue's targets: (a) within one seed-std of (b) at 1/8 of its compute; (d) ≤ (b) at ≤ 40% of it."""
+    """The issue's targets: (a) within one seed-std of (b) at 1/8 of its compute; (d) ≤ (b) at ≤ 40% of it
+    (only for the arms measured so far)."""
+    if "b" not in arms:
+        return {}
     b_mean, b_std = arms["b"].stat("val_loss")
     out = {}
-    for k in ("a", "d"):
+    for k in [k for k in ("a", "d") if k in arms]:
         m, s = arms[k].stat("val_loss")
         out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
                   "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
