@@ -49,7 +49,8 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     run = result["request"]["run"]
     lines = [f"### {run['model']} on {run['data']}", "",
              f"{result['steps']} steps × {run['batch_size']}×{run['seq_len']}, rank {run['adapter']['rank']},"
-             f" seeds {result['seeds']}, η_FFT = {result['lr_fft']:.3g} (the FFT arm's optimum); {result['seconds']} s.", "",
+             f" seeds {result['seeds']}, η_FFT = {result['lr_fft']:.3g} (the FFT arm's optimum); "
+             + ("read back from the finished runs." if result["request"].get("report_only") else f"{result['seconds']} s."), "",
              "| arm | learning rate | held-out loss | " + _metric(result) + " | EMA train loss | compute (member-steps) | statuses |",
              "|---|---|---|---|---|---|---|"]
     for k in [k for k in ORDER if k in result["arms"]]:

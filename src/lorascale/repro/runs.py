@@ -57,7 +57,8 @@ def finished_run(cfg: TrainConfig):
     d = Path(cfg.out_dir)
     try:
         summary = json.loads((d / "summary.json").read_text())
-        same = TrainConfig.from_flat(json.loads((d / "config.json").read_text())) == cfg
+        stored = TrainConfig.from_flat(json.loads((d / "config.json").read_text()))
+        same = stored.replace(out_dir=cfg.out_dir) == cfg  # a folder moved (e.g. committed) is still the same run
     except (OSError, ValueError, ConfigError):
         summary, same = None, False
     if summary is not None and same and summary.get("status") in FINISHED:
