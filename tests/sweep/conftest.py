@@ -23,3 +23,18 @@ def synthetic_study(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('synthetic') / 'synthetic.db'}"
     F.populate(url, spec)
     return url, spec.name, spec
+
+
+@pytest.fixture
+def without_ray(monkeypatch):
+    """``import ray`` fails, as on a machine without the ``ray`` extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)

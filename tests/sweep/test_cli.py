@@ -72,17 +72,7 @@ def test_missing_model_or_data_and_negative_seeds_are_refused_before_storing(tmp
     assert not (tmp_path / "spec.db").exists()
 
 
-def test_ray_backend_without_ray_stores_nothing(tmp_path, capsys, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_ray(name, *a, **k):
-        if name == "ray":
-            raise ImportError("No module named 'ray'")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+def test_ray_backend_without_ray_stores_nothing(tmp_path, capsys, without_ray):
     spec = write_spec(tmp_path)
     assert main(["sweep", str(spec), "--backend", "ray", "--quiet"]) == 2
     assert "--backend: ray is not installed" in capsys.readouterr().err

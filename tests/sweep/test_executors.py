@@ -100,20 +100,11 @@ def test_a_crashing_run_is_recorded_failed_and_the_sweep_goes_on(storage_url):
     assert res.ran == 1 and res.counts == {"complete": 3, "fail": 1}
 
 
-def test_bad_backend_and_missing_ray_say_what_to_do(storage_url, monkeypatch):
+def test_bad_backend_and_missing_ray_say_what_to_do(storage_url, request):
     spec = F.small_spec(ranks=(4,), lrs=(-10,))
     with pytest.raises(ConfigError, match="local or ray"):
         run_sweep(spec, storage_url, backend="slurm")
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_ray(name, *a, **k):
-        if name == "ray":
-            raise ImportError("No module named 'ray'")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+    request.getfixturevalue("without_ray")  # only now: the bad-backend check must not need ray either way
     with pytest.raises(ConfigError, match=r"pip install 'lorascale\[ray\]'"):
         run_sweep(spec, storage_url, backend="ray", progress=False)
 
