@@ -95,12 +95,12 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     if None in sweep.values():
         raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
                           " starts from its optimum", "run the headline without --report-only first")
-    x_fft = min(sweep, key=lambda x: _ema(sweep[x]))
+    x_fft = min(sweep, key=lambda x: ema_score(sweep[x]))
     lr_fft = 2.0**x_fft
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
     if None not in rest:
         arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
-                         (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": _ema(r)} for x, r in sweep.items()])
+                         (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": ema_score(r)} for x, r in sweep.items()])
     report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
@@ -153,7 +153,7 @@ def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs) -> Arm | None
     if None in results:
         return None
     by_lr = {x: [r for c, r in zip(cfgs, results) if c.lr == 2.0**x] for x in log2_lrs}
-    mean_ema = {x: statistics.fmean(_ema(r) for r in rs) for x, rs in by_lr.items()}
+    mean_ema = {x: statistics.fmean(ema_score(r) for r in rs) for x, rs in by_lr.items()}
     best = min(mean_ema, key=lambda x: (mean_ema[x], x))
     return _arm(key, label, 2.0**best, by_lr[best], len(cfgs) * cfg.steps, [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
 
@@ -167,10 +167,10 @@ def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
     a = Arm(key, label, lr, member_steps, len(runs) * (runs[0].summary.get("total_steps") or 0) if runs else 0)
     a.sweep = sweep
     for r in runs:
-        a.val_loss.append(_finite(r.val_loss))
+        a.val_loss.append(finite(r.val_loss))
         a.eval_metric = r.eval_metric
-        a.eval_value.append(_finite(r.eval_value))
-        a.ema_loss.append(_finite(r.final_ema_loss))
+        a.eval_value.append(finite(r.eval_value))
+        a.ema_loss.append(finite(r.final_ema_loss))
         a.statuses.append(str(r.status))
     return a
 
@@ -187,6 +187,3 @@ def _targets(arms: dict[str, Arm]) -> dict:
         out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
                   "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
     return out
-
-
-_ema, _finite = ema_score, finite
