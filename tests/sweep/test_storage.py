@@ -426,3 +426,34 @@ def test_point_states_count_each_point_once(storage_url):
     assert store.counts({a, b, c, d}) == {"complete": 2, "fail": 3, "running": 1}  # trials: retries and duplicates too
     assert store.point_states({a, b, c, d}) == {"finished": 2, "queued": 1, "failed": 1, "missing": 0}
     assert store.point_states({a, b, c, d, "never-enqueued"}) == {"finished": 2, "queued": 1, "failed": 1, "missing": 1}
+
+
+def test_a_reader_process_never_takes_the_wal_from_a_live_writer(tmp_path):
+    """A found bug: opening a second store in the writer's process read the SQLite header with Python's
+    open(); its close() dropped every POSIX lock the process held on the file, SQLite's shared lock
+    included. The next reader process to close its connection then believed itself the last one,
+    checkpointed and unlinked the writer's -wal, and later commits went to an unlinked file that no
+    other process could see (a live MiniLM sweep showed 'RUNNING' for finished trials that way)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    spec = small_spec()
+    a = SweepStore.open(url, spec.name, "create")
+    a.enqueue(entries(spec))
+    b = SweepStore.open(url, spec.name, "write")  # the second open in one process, as `sweep --workers 1` does
+    try:
+        first = b.claim()
+        b.finish(first, Outcome("complete", 1.0))
+        reader = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+                  " print(c.execute(\"SELECT count(*) FROM trials WHERE state = 'COMPLETE'\").fetchone()[0]); c.close()")
+        seen = subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True, check=True)
+        assert seen.stdout.strip() == "1" and (tmp_path / "s.db-wal").exists()  # the reader left the writer's WAL
+        second = b.claim()
+        b.finish(second, Outcome("complete", 2.0))
+        seen = subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True, check=True)
+        assert seen.stdout.strip() == "2"  # the next commit is visible to another process
+    finally:
+        b.close()
+        a.close()

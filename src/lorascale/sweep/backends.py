@@ -24,6 +24,8 @@ import contextlib
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Literal, NamedTuple
 
@@ -131,11 +133,21 @@ def readonly_uri(path: Path) -> str:
     trial in the one file), since SQLite would otherwise create ``-wal``/``-shm`` files next to it
     and cannot open it at all from read-only media.
     """
-    with open(path, "rb") as f:
-        header = f.read(20)
-    wal = len(header) == 20 and header[18] == 2  # the header's file-format version bytes: 2 = WAL
-    immutable = wal and not Path(f"{path}-wal").exists()
-    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+    wal = not Path(f"{path}-wal").exists() and _header(path)[18:19] == b"\x02"  # file-format version 2 = WAL
+    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if wal else "")
+
+
+def _header(path: Path) -> bytes:
+    """The file's first 20 bytes, read by a child process.
+
+    Never with ``open()`` in this process: closing any descriptor of a file drops every POSIX lock the
+    process holds on it, SQLite's included (SQLite shields only its own descriptors). A writer that read
+    a header that way lost its shared lock; the next reader process to close its connection believed
+    itself the last one, checkpointed and unlinked the writer's ``-wal``, and later commits went to an
+    unlinked file no other process could see.
+    """
+    code = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read(20))"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code, str(path)], capture_output=True, check=False).stdout
 
 
 def sqlite_tables(path: Path) -> set[str]:
