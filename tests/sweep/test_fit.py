@@ -158,3 +158,20 @@ def test_score_conventions():
     assert score(nan, "ema") == math.inf  # a "complete" NaN diverged
     assert score(replace(r, outcome=replace(r.outcome, final_ema_loss=None)), "ema") == math.inf  # stored non-finite: null
     assert score(replace(r, outcome=replace(r.outcome, status="interrupted")), "ema") is None
+
+
+def test_held_out_loss_is_a_third_selection_with_its_own_optima():
+    """μA selects on the EMA training loss; issue #15 also asks for the fixed held-out NLL. Here the held-out
+    parabola sits one log2 step right of the training one (x* + 1), so its optima move by exactly +1 while
+    the rank slope stays −½; accuracy (the eval metric) is untouched by the choice."""
+    recs = [replace(r, outcome=replace(r.outcome, val_loss=1.0 + 0.05 * (r.point.log2_lr - (-8 + 1 - 0.5 * math.log2(r.point.rank))) ** 2))
+            for r in records(metric="val_accuracy")]
+    ema, held_out = fit(recs, "ema", n_boot=0), fit(recs, "val_loss", n_boot=0)
+    assert held_out.metric == "val_loss" and not held_out.higher_is_better
+    for o_ema, o_val in zip(ema.configs[0].ranks, held_out.configs[0].ranks):
+        assert o_val.x - o_ema.x == pytest.approx(1.0, abs=EXACT)
+    assert held_out.configs[0].slope == pytest.approx(-0.5, abs=EXACT)
+    r = recs[0]
+    assert score(r, "val_loss") == r.outcome.val_loss
+    assert score(replace(r, outcome=replace(r.outcome, val_loss=None)), "val_loss") is None  # not stored: no result
+    assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "val_loss") == math.inf

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from ..errors import ConfigError, ConfigErrors
+from ..sweep.optima import FIT_METRICS
 from .common import print_json, table
 
 
 def register(sub) -> None:
     p = sub.add_parser("fit", help="fit η* per rank, the rank slope vs μA, the FFT gap and LoRA-α's α*(r) from a sweep")
     add_study_args(p)
-    p.add_argument("--metric", default="ema", help="ema (final EMA training loss, default) or eval (validation metric)")
+    p.add_argument("--metric", default="ema", help="what optima are selected on: "
+                   + "; ".join(f"{k}: {v}" for k, v in FIT_METRICS.items()) + " (default ema)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over seeds for the CIs (default 1000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
@@ -48,8 +50,9 @@ def run(args) -> int:
     from ..sweep.report import fit_tables, fit_to_dict
 
     errors = []
-    if args.metric not in ("ema", "eval"):
-        errors.append(ConfigError("metric", f"must be ema or eval, got {args.metric!r}"))
+    if args.metric not in FIT_METRICS:
+        errors.append(ConfigError("metric", f"must be one of {', '.join(FIT_METRICS)}, got {args.metric!r}",
+                                  "ema selects like μA; val_loss on the held-out set"))
     errors += bootstrap_errors(args.bootstrap)
     ConfigErrors.raise_if_any(errors)
     name, records = load_records(args)

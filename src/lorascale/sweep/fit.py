@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathFit, alpha_laws, path_fits
-from .optima import Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
+from .optima import FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
 from .records import RECORD_STATUSES, Record
 from .stats import seed_interval, t_quantile_975
 
@@ -98,7 +98,7 @@ class FitReport(NamedTuple):
 
 def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> FitReport:
     """All fits from plain records; deterministic for a given ``seed`` of the bootstrap."""
-    assert metric in ("ema", "eval"), f"metric must be ema or eval, got {metric!r}"
+    assert metric in FIT_METRICS, f"metric must be one of {list(FIT_METRICS)}, got {metric!r}"
     records = [r for r in records if r.outcome.status in RECORD_STATUSES]
     rng = random.Random(seed)
     evals = sorted({r.outcome.eval_metric for r in records if r.outcome.eval_metric})
@@ -107,7 +107,7 @@ def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> F
     configs = _config_fits(records, metric, n_boot, rng)
     notes = _notes(metric, evals, counts, configs)
     return FitReport(
-        metric=metric if metric == "ema" else "/".join(evals) or "eval",
+        metric=metric if metric != "eval" else "/".join(evals) or "eval",
         higher_is_better=metric == "eval" and bool(evals) and all(higher_is_better(e) for e in evals),
         configs=tuple(configs),
         gaps=tuple(_transfer_gaps(configs)),

@@ -19,9 +19,15 @@ from ..vocabulary import RunStatus, higher_is_better
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
-__all__ = ["Metric", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of"]
+__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of"]
 
-Metric = Literal["ema", "eval"]
+Metric = Literal["ema", "val_loss", "eval"]
+FIT_METRICS: dict[str, str] = {
+    "ema": "final training loss (EMA 0.1), μA's selection rule",
+    "val_loss": "held-out loss on the fixed validation set (NLL for LM and classification)",
+    "eval": "the task's held-out metric (val_nll, val_accuracy, val_mrr or val_reward)",
+}
+"""What a sweep's optima can be selected on: the one definition the fit, the report and ``--metric`` use."""
 
 
 def score(rec: Record, metric: Metric) -> float | None:
@@ -37,6 +43,10 @@ def score(rec: Record, metric: Metric) -> float | None:
         return None
     if metric == "ema":
         v = out.final_ema_loss
+    elif metric == "val_loss":
+        if out.val_loss is None:
+            return None
+        v = out.val_loss
     elif out.eval_value is None:
         return None
     else:

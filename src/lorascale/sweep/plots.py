@@ -82,7 +82,7 @@ class CurvesInfo(NamedTuple):
 
 
 def metric_label(rep: FitReport) -> str:
-    return {"ema": "final training loss (EMA 0.1)", "val_nll": "validation NLL",
+    return {"ema": "final training loss (EMA 0.1)", "val_loss": "held-out loss", "val_nll": "validation NLL",
             "val_accuracy": "validation accuracy", "val_mrr": "validation MRR",
             "val_reward": "held-out reward"}.get(rep.metric, rep.metric)
 

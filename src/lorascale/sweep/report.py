@@ -87,17 +87,20 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot: int = 1000, html_too: bool = True) -> Path:
-    """Fit on the EMA loss and, when stored, the eval metric; draw every figure; write report.md."""
+    """Fit on the EMA loss, the held-out loss (when it is not already the eval metric) and the eval metric,
+    each when stored; draw every figure; write report.md."""
     from . import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    reps = [fit(records, "ema", n_boot)]
-    if any(r.outcome.eval_value is not None for r in records):
-        reps.append(fit(records, "eval", n_boot))
-    parts: list[tuple[str, object]] = [("h1", f"Sweep {study}"), ("p", _counts_line(reps[0]))]
-    for rep in reps:
-        tag = "ema" if rep.metric == "ema" else "eval"
+    reps = {"ema": fit(records, "ema", n_boot)}
+    evals = {r.outcome.eval_metric for r in records if r.outcome.eval_value is not None}
+    if any(r.outcome.val_loss is not None for r in records) and not evals <= {"val_nll"}:
+        reps["val_loss"] = fit(records, "val_loss", n_boot)  # for LM tasks val_nll is the held-out loss itself
+    if evals:
+        reps["eval"] = fit(records, "eval", n_boot)
+    parts: list[tuple[str, object]] = [("h1", f"Sweep {study}"), ("p", _counts_line(reps["ema"]))]
+    for tag, rep in reps.items():
         parts.append(("h2", f"Selected on {plots.metric_label(rep)}"))
         parts += [("p", n) for n in rep.notes]
         for title, headers, rows in fit_tables(rep):
@@ -113,7 +116,7 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
             png = plots.render_alpha_law(plots.alpha_law_info(rep, law), out / f"{tag}_alpha_law_{i}.png")
             parts.append(("img", ("α* against r (LoRA-α Fig. 1c)", png.name)))
     parts.append(("h2", "EMA loss curves at the optima"))
-    for i, c in enumerate(reps[0].configs):
+    for i, c in enumerate(reps["ema"].configs):
         png = plots.render_curves(plots.curves_info(records, c), out / f"curves_{i}_{_slug(c.label)}.png")
         parts.append(("img", (c.label, png.name)))
     md = out / "report.md"
