@@ -56,6 +56,28 @@ def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):
     assert res.to_dict()["compute"]["probe_member_steps"] == res.probe.member_steps > 0
 
 
+def test_a_method_that_cannot_be_a_member_is_tuned_one_run_at_a_time(tmp_path, one_thread):
+    """DoRA trains alone: each candidate reports its EMA loss at the rung (step 3 of 9) and Optuna's
+    SuccessiveHalvingPruner cuts it unless it is within the best ⌊n/3⌋ (at least 1) of the n candidates that
+    reached the rung so far, itself included (Optuna's asynchronous rule, recomputed here from the stored
+    intermediate values). The probe that estimates η_FFT stays plain LoRA, as members."""
+    res = tune(TuneRequest(**RUN, method="dora", candidates=4, tune_dir=str(tmp_path / "t")), progress=False)
+    assert all(c.status == "complete" for c in res.probe.candidates)
+    assert json.loads((tmp_path / "t" / "lr-fft" / "pack0" / "candidate00" / "config.json").read_text())["method"] == "lora"
+    study = optuna.load_study(study_name="tune-search", storage=res.storage)
+    seen, expected = [], []
+    for t in sorted(study.trials, key=lambda t: t.number):
+        v = t.intermediate_values[3]
+        seen.append(v)
+        keep = sorted(seen)[max(len(seen) // 3 - 1, 0)]
+        expected.append("COMPLETE" if v <= keep else "PRUNED")
+    assert [t.state.name for t in sorted(study.trials, key=lambda t: t.number)] == expected
+    assert expected[0] == "COMPLETE" and "PRUNED" in expected  # the first goes on against nothing
+    assert [c.steps_done for c in res.search.candidates] == [9 if e == "COMPLETE" else 3 for e in expected]
+    assert res.member_steps - res.probe.member_steps == res.search.member_steps == 9 * expected.count("COMPLETE") + 3 * expected.count("PRUNED")
+    assert res.peft_config["use_dora"] is True and res.config.adapter.method == "dora"
+
+
 @pytest.mark.parametrize("flat, field", [
     ({"lr": 1e-3}, "lr"), ({"rule": "alpha-r"}, "rule"), ({"alpha_min": 5.0, "alpha_max": 1.0}, "alpha_min"),
     ({"candidates": 1}, "candidates"), ({"reduction": 1}, "reduction"), ({"finetune": "full"}, "finetune"),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from ..train.callbacks import Callback
 
-__all__ = ["rung_steps", "survivors", "planned_member_steps", "HalvingCoordinator"]
+__all__ = ["rung_steps", "survivors", "planned_member_steps", "HalvingCoordinator", "TrialRungs"]
 
 
 def rung_steps(total_steps: int, n_candidates: int, reduction: int) -> tuple[int, ...]:
@@ -101,3 +101,22 @@ class _MemberRung(Callback):
 
     def on_train_end(self, ctx, summary: dict) -> None:
         self.c.ended(self.name)
+
+
+class TrialRungs(Callback):
+    """Successive halving for a candidate that trains alone (DoRA, PiSSA, OLoRA cannot be members):
+    its EMA loss is reported to its Optuna trial at each rung, and the study's ``SuccessiveHalvingPruner``
+    decides against the candidates that reached that rung before it (the asynchronous rule; the first
+    candidates at a rung go on against nothing, so this spends more than a pack's synchronous halving)."""
+
+    def __init__(self, trial, rungs: Sequence[int]):
+        self.trial, self.rungs = trial, set(rungs)
+        self.cut_at: int | None = None
+
+    def on_step_end(self, ctx, logs: dict) -> None:
+        if ctx.step not in self.rungs or not math.isfinite(ctx.ema_loss):
+            return
+        self.trial.report(ctx.ema_loss, ctx.step)
+        if self.trial.should_prune():
+            ctx.stop_reason = f"pruned by successive halving at step {ctx.step}"
+            self.cut_at = ctx.step

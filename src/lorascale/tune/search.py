@@ -1,9 +1,12 @@
 """``lorascale tune``: the best α and learning rate for a model, rank and data, at a fraction of a grid.
 
 1. η_FFT: given, or estimated by an Init[B] α = 1 probe (μA Cor. 4.6: its optimal η is full finetuning's),
-   an 11-point log2 grid trained as members with successive halving.
+   an 11-point log2 grid trained as members with successive halving (always plain LoRA: the transfer is
+   μA's statement about LoRA, whatever method is tuned).
 2. The search: LoRA-α's prior (η_FFT, α = 1) plus Sobol points around it (Optuna's ``QMCSampler``),
-   trained as members with successive halving (:mod:`.halving`).
+   trained as members with successive halving (:mod:`.halving`). A method that cannot be a member
+   (DoRA, PiSSA, OLoRA) trains its candidates one after another, halved by Optuna's
+   ``SuccessiveHalvingPruner`` at the same rungs.
 3. The answer: the candidate with the lowest final EMA(0.1) training loss among those that ran the whole
    budget (μA's selection rule), its ``LoraConfig``, learning rate and recipe, and what the search cost.
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
-from .halving import HalvingCoordinator, planned_member_steps, rung_steps
+from .halving import HalvingCoordinator, TrialRungs, planned_member_steps, rung_steps
 from .request import FFT_PROBE_LOG2_LR, TuneRequest
 
 __all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "search_space"]
@@ -152,7 +155,7 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
         lr_fft, source = cfg.lr_fft, "given"
     else:
         probe_cfg = cfg.replace(rule="mua", init="B", gamma=0.0, rank=min(req.fft_probe_rank, cfg.adapter.rank),
-                                alpha=1.0, save_model=False)
+                                alpha=1.0, save_model=False, method="lora", loraplus_lr_ratio=None)
         grid = [(2.0**x, 1.0) for x in FFT_PROBE_LOG2_LR]
         probe = run_stage("lr-fft", probe_cfg, grid, req, url, out, knob=None, progress=progress)
         lr_fft, source = probe.chosen.lr, f"Init[B] α=1 probe at rank {probe_cfg.adapter.rank} (μA Cor. 4.6)"
@@ -175,21 +178,32 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     """Train ``points`` (lr, α) from ``base`` as members with successive halving; resume a finished stage."""
     import optuna
 
+    from ..train.members.pack import packable
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", load_if_exists=True)
+    rungs = rung_steps(base.steps, len(points), req.reduction)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rungs[0] if rungs else 1,
+                                                    reduction_factor=req.reduction, min_early_stopping_rate=0)
+    study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", load_if_exists=True,
+                                pruner=pruner)
     if "result" in study.user_attrs:
         log.info("tune: stage %s already finished in %s; reusing it", name, url)
         return StageResult.from_dict(study.user_attrs["result"])
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
     steps = base.steps
-    k = min(len(points), req.members or _auto_members(base))
     candidates, spent = [], 0
-    for start in range(0, len(points), k):
-        chunk = points[start:start + k]
-        cands, used = _train_pack(study, base, chunk, req.reduction, knob, out / name / f"pack{start // k}", progress)
-        candidates += cands
-        spent += used
+    if packable(base):
+        k = min(len(points), req.members or _auto_members(base))
+        for start in range(0, len(points), k):
+            chunk = points[start:start + k]
+            cands, used = _train_pack(study, base, chunk, req.reduction, knob, out / name / f"pack{start // k}", progress)
+            candidates += cands
+            spent += used
+    else:
+        log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
+                 len(points))
+        candidates, spent = _train_alone(study, base, points, rungs, knob, out / name, progress)
     full = [i for i, c in enumerate(candidates) if c.steps_done == steps and c.status == "complete"]
     if not full:
         raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
@@ -200,24 +214,13 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
 
 
 def _train_pack(study, base: TrainConfig, chunk, reduction: int, knob: str | None, out: Path, progress: bool):
-    import optuna
-    from optuna.distributions import FloatDistribution
-
     from ..train.members import member_names, train_members
 
-    lrs = [lr for lr, _ in chunk]
-    alphas = [a for _, a in chunk]
-    dists = {"lr": FloatDistribution(min(lrs), max(lrs) * (1 + 1e-12), log=True)}
-    if knob:
-        dists["alpha"] = FloatDistribution(min(alphas), max(alphas) * (1 + 1e-12), log=True)
     trials, cfgs = [], []
     for i, (lr, a) in enumerate(chunk):
         study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
-        trials.append(study.ask(dists))
-        changes = {"lr": lr, "out_dir": str(out / f"candidate{i:02d}")}
-        if knob:
-            changes[knob] = a
-        cfgs.append(base.replace(**changes))
+        trials.append(study.ask(_dists(chunk, knob)))
+        cfgs.append(base.replace(lr=lr, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {})))
     names = member_names(len(cfgs))
     by_name = dict(zip(names, trials))
 
@@ -230,20 +233,58 @@ def _train_pack(study, base: TrainConfig, chunk, reduction: int, knob: str | Non
     results = train_members(cfgs, [[coord.callback(n)] for n in names], progress=progress)
     cands, used = [], 0
     for name, trial, (lr, a), res in zip(names, trials, chunk, results):
-        s = res.summary
-        pruned = coord.cut_at.get(name)
-        c = Candidate(trial.number, lr, a, str(res.status), int(s.get("steps_done") or 0), pruned,
-                      _finite(res.final_ema_loss), _finite(res.val_loss), res.eval_metric, _finite(res.eval_value),
-                      [list(p) for p in res.ema_curve])
+        c = _candidate(trial.number, lr, a, res, coord.cut_at.get(name))
+        _tell(study, trial, c)
         used += c.steps_done
-        if pruned is not None:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif c.status == "complete" and c.final_ema_loss is not None:
-            study.tell(trial, c.final_ema_loss)
-        else:
-            study.tell(trial, math.inf)  # diverged: finished, and never the best
         cands.append(c)
     return cands, used
+
+
+def _train_alone(study, base: TrainConfig, points, rungs, knob: str | None, out: Path, progress: bool):
+    """Each candidate as its own run, cut by the study's ``SuccessiveHalvingPruner`` at ``rungs``."""
+    import optuna
+
+    from ..train import train
+
+    cands, used = [], 0
+    for i, (lr, a) in enumerate(points):
+        study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
+        trial = study.ask(_dists(points, knob))
+        rung_cb = TrialRungs(trial, rungs)
+        cfg = base.replace(lr=lr, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {}))
+        res = train(cfg, [rung_cb], progress=progress)
+        cand = _candidate(trial.number, lr, a, res, rung_cb.cut_at)
+        _tell(study, trial, cand)
+        used += cand.steps_done
+        cands.append(cand)
+    return cands, used
+
+
+def _dists(points, knob: str | None) -> dict:
+    from optuna.distributions import FloatDistribution
+
+    lrs, alphas = [lr for lr, _ in points], [a for _, a in points]
+    dists = {"lr": FloatDistribution(min(lrs), max(lrs) * (1 + 1e-12), log=True)}
+    if knob:
+        dists["alpha"] = FloatDistribution(min(alphas), max(alphas) * (1 + 1e-12), log=True)
+    return dists
+
+
+def _candidate(number: int, lr: float, a: float, res, pruned: int | None) -> Candidate:
+    s = res.summary
+    return Candidate(number, lr, a, str(res.status), int(s.get("steps_done") or 0), pruned, _finite(res.final_ema_loss),
+                     _finite(res.val_loss), res.eval_metric, _finite(res.eval_value), [list(p) for p in res.ema_curve])
+
+
+def _tell(study, trial, c: Candidate) -> None:
+    import optuna
+
+    if c.pruned_at is not None:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif c.status == "complete" and c.final_ema_loss is not None:
+        study.tell(trial, c.final_ema_loss)
+    else:
+        study.tell(trial, math.inf)  # diverged: finished, and never the best
 
 
 def _knob(cfg: TrainConfig) -> str:
