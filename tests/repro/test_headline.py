@@ -17,7 +17,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     res = run_headline(req, progress=False)
     arms, T = res["arms"], 6
     assert arms["b"]["member_steps"] == 3 * 2 * T  # 3 rates × 2 seeds × 6 steps
-    assert arms["c"]["member_steps"] == 3 * 2 * T
+    assert arms["c"]["member_steps"] == arms["c+"]["member_steps"] == 3 * 2 * T
     assert arms["e"]["member_steps"] == (2 + 1) * T  # the FFT sweep at seed 0, then the best rate at seed 1
     assert arms["a"]["member_steps"] == 0 and arms["a"]["eval_member_steps"] == 2 * T  # no search at all
     assert arms["a"]["lr"] == res["lr_fft"] == arms["e"]["lr"]  # LoRA-α trains at the FFT optimum
@@ -25,11 +25,11 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert arms["d"]["member_steps"] == res["tune"]["member_steps"] > 0
     b_sweep = {round(x["lr"], 12): x["ema"] for x in arms["b"]["sweep"]}
     assert arms["b"]["lr"] == min(b_sweep, key=b_sweep.get)  # the best of the sweep on mean EMA loss
-    for k in "abcde":
+    for k in ("a", "b", "c", "c+", "d", "e"):
         assert len(arms[k]["val_loss"]) == 2 and arms[k]["eval_metric"] == "val_accuracy"
-    assert [p.compute for p in headline_points(res)] == [2 * T, 36, 36, res["tune"]["member_steps"], 18]
+    assert [p.compute for p in headline_points(res)] == [2 * T, 36, 36, 36, res["tune"]["member_steps"], 18]
     md = (tmp_path / "h" / "headline.md").read_text()
-    assert md.count("\n| (") == 5 and "Targets" in md
+    assert md.count("\n| (") == 6 and "Targets" in md
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
 
@@ -45,7 +45,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     monkeypatch.setattr(train_mod, "train", lambda *a, **kw: pytest.fail("a finished FFT run was trained again"))
     again = run_headline(req, progress=False)
     assert calls == [[str(summary.parent)]]  # only the interrupted member of (b) trains; tune resumes from its study
-    for k in "abce":
+    for k in ("a", "b", "c", "c+", "e"):
         assert again["arms"][k]["lr"] == arms[k]["lr"]
     assert again["arms"]["b"]["val_loss"] == pytest.approx(arms["b"]["val_loss"], abs=1e-6)  # retrained: CPU-deterministic
 
@@ -53,10 +53,10 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     (tmp_path / "h" / "c" / "lr-8-s0" / "summary.json").unlink()
     calls.clear()
     part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
-    assert calls == [] and sorted(part["arms"]) == ["a", "b", "e"] and part["missing"] == ["c", "d"]
+    assert calls == [] and sorted(part["arms"]) == ["a", "b", "c+", "e"] and part["missing"] == ["c", "d"]
     assert part["arms"]["b"]["val_loss"] == again["arms"]["b"]["val_loss"] and set(part["targets"]) == {"a"}
     md = (tmp_path / "h" / "headline.md").read_text()
-    assert md.count("\n| (") == 3 and "partial report" in md and "(d) equals" not in md
+    assert md.count("\n| (") == 4 and "partial report" in md and "(d) equals" not in md
 
 
 def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ One model, data, rank, step budget and held-out set for every arm, ``seeds`` see
 
 (a) LoRA-α (Variant I, α = 1) at η_FFT — one run per seed, no search.
 (b) standard LoRA (lora_alpha = r) — the best of an 8-point log2 learning-rate sweep.
-(c) rsLoRA (lora_alpha = 16, s = α/√r) — the best of the same sweep.
+(c) rsLoRA (lora_alpha = 16, s = α/√r), and (c+) LoRA+ (α = r, B at λ = 16 × A's rate, PEFT's
+    ``create_loraplus_optimizer``) — each the best of the same sweep.
 (d) ``tune``'s choice (it estimates η_FFT itself), and the member-steps its search spent.
 (e) full finetuning — the best of its own 8-point sweep; its optimum is the η_FFT that (a) uses.
 
@@ -29,6 +30,7 @@ from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
 from ..schema import Float, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
+from .headline_report import ORDER
 from .runs import ema_score, finished_run, finite, train_all
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
@@ -111,25 +113,36 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         arms["a"].eval_member_steps = len(seeds) * T
     report()
 
-    # (b), (c): LoRA sweeps, every rate × seed as members
-    for key, label, changes in (("b", "(b) standard LoRA (α = r), best of sweep", {"rule": "alpha-r"}),
-                                ("c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0})):
-        arm = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / key, runs)
+    # (b) the baseline every target is measured against
+    arm = _lora_sweep("b", "(b) standard LoRA (α = r), best of sweep", base.replace(rule="alpha-r"), req.lora_log2_lr,
+                      seeds, out / "b", runs)
+    if arm is not None:
+        arms["b"] = arm
+    report()
+
+    # (d) tune, then its answer at every seed (a report-only call leaves it out: tune would search);
+    # before (c): its target is against (b), and the (c) sweeps only add context
+    tune_compute = None
+    if not req.report_only:
+        from ..tune import TuneRequest, tune
+
+        tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates,
+                              tune_dir=str(out / "d-tune")), progress=progress)
+        runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
+        arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
+        arms["d"].eval_member_steps = len(seeds) * T
+        tune_compute = tr.to_dict()["compute"]
+        report(tune_compute)
+
+    # (c), (c+): the other tuned baselines, every rate × seed as members
+    for key, folder, label, changes in (
+            ("c", "c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0}),
+            ("c+", "c-loraplus", "(c+) LoRA+ (α = r, λ = 16), best of sweep", {"rule": "alpha-r", "method": "loraplus"})):
+        arm = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / folder, runs)
         if arm is not None:
             arms[key] = arm
-        report()
-
-    # (d) tune, then its answer at every seed (a report-only call leaves it out: tune would search)
-    if req.report_only:
-        return report()
-    from ..tune import TuneRequest, tune
-
-    tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates,
-                          tune_dir=str(out / "d-tune")), progress=progress)
-    runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
-    arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
-    arms["d"].eval_member_steps = len(seeds) * T
-    return report(tr.to_dict()["compute"])
+        report(tune_compute)
+    return report(tune_compute)
 
 
 def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, seconds: int, tune_compute: dict | None) -> dict:
@@ -138,7 +151,7 @@ def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, seconds: i
               "arms": {k: {**asdict(a), "val_loss_mean_std": a.stat("val_loss"), "eval_mean_std": a.stat("eval_value"),
                            "ema_mean_std": a.stat("ema_loss")} for k, a in sorted(arms.items())},
               "targets": _targets(arms), "seconds": seconds, "tune": tune_compute,
-              "missing": [k for k in "abcde" if k not in arms]}
+              "missing": [k for k in ORDER if k not in arms]}
     (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     from .headline_report import render_headline, write_headline_md
 

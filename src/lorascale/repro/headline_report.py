@@ -10,7 +10,7 @@ from ..figures import new_figure, save_figure
 
 __all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
 
-ORDER = ("a", "b", "c", "d", "e")
+ORDER = ("a", "b", "c", "c+", "d", "e")  # the arms, in the order of the table
 
 
 class HeadlinePoint(NamedTuple):
@@ -32,7 +32,7 @@ def headline_points(result: dict) -> tuple[HeadlinePoint, ...]:
 def render_headline(result: dict, path: str | Path) -> Path:
     fig, axes = new_figure(width=7.0, height=4.4)
     ax = axes[0, 0]
-    colors = dict(zip(ORDER, ("tab:red", "tab:gray", "tab:blue", "tab:green", "k")))
+    colors = dict(zip(ORDER, ("tab:red", "tab:gray", "tab:blue", "tab:purple", "tab:green", "k")))
     for p, k in zip(headline_points(result), [k for k in ORDER if k in result["arms"]]):
         color = colors[k]
         if math.isfinite(p.mean):
