@@ -211,16 +211,16 @@ def test_study_opens_in_plain_optuna(storage_url):
 
 # ---- old studies, the schema, the queue -------------------------------------------------------
 
-RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "mua-minilm-cpu"
+OLD_STUDY = Path(__file__).parent / "data" / "mua-minilm-cpu-40steps.db"  # the 40-step study docs/results once held
 ROUNDING = dict(rel=1e-12, abs=1e-12)  # numpy's least squares vs the former closed form: float rounding only
 
 
 def test_an_old_study_gives_the_same_fit_numbers(tmp_path):
-    """docs/results/mua-minilm-cpu/study.db was written before the records module (params log2_lr,
-    wide placeholder distributions, left in WAL mode). The JSON beside this test is `lorascale fit
+    """The 40-step MiniLM study (docs/results/mua-minilm-cpu/study.db until its 80-step re-run) was written
+    before the records module (params log2_lr, wide placeholder distributions, left in WAL mode). The JSON beside this test is `lorascale fit
     --json` of it with n_boot=200, seed=0, computed by the code before this change (commit a8ab14a)."""
     db = tmp_path / "study.db"
-    shutil.copy(RESULTS / "study.db", db)
+    shutil.copy(OLD_STUDY, db)
     before = db.read_bytes()
     records = SweepStore.open(f"sqlite:///{db}", "mua-minilm-cpu").records()
     assert len(records) == 50 and {r.outcome.status for r in records} == {"complete"}
