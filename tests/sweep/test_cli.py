@@ -95,6 +95,10 @@ def test_another_spec_under_the_same_study_name_needs_extend_study(tmp_path, cap
     assert main(["sweep", str(spec), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "study 'cli'" in err and "holds 4 points of another spec" in err and "--extend-study" in err
+    assert main(["sweep", str(spec), "--dry-run"]) == 2  # the dry run refuses what the sweep would refuse
+    assert "holds 4 points of another spec" in capsys.readouterr().err
+    assert main(["sweep", str(spec), "--dry-run", "--extend-study"]) == 0
+    assert "4 points, 2 done, 0 queued or running, 2 to enqueue" in capsys.readouterr().out  # the new spec's points
     assert [(t.number, t.state) for t in SweepStore.open(url, "cli").trials()] == before  # nothing added
 
 

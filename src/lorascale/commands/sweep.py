@@ -62,7 +62,7 @@ def run(args) -> int:
     ConfigErrors.raise_if_any(errors)
     if args.dry_run:
         check_inputs(spec)
-        plan = plan_sweep(spec, url)
+        plan = plan_sweep(spec, url, extend_study=args.extend_study)
         print(f"study {spec.name} in {url}: {plan.points} points, {plan.done} done, {plan.queued} queued or running,"
               f" {plan.to_run} to enqueue")
         for p in spec.points[:20]:

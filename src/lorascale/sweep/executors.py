@@ -138,8 +138,9 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
     return n
 
 
-def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
-    """What ``run_sweep`` would do, read without writing (a missing storage file means nothing is done)."""
+def plan_sweep(spec: SweepSpec, url: str, extend_study: bool = False) -> SweepPlan:
+    """What ``run_sweep`` would do, read without writing (a missing storage file means nothing is done);
+    raises what ``run_sweep`` would refuse about the stored study (another spec under this name)."""
     keys = {p.key for p in spec.points}
     try:
         store = SweepStore.open(url, spec.name)
@@ -148,6 +149,9 @@ def plan_sweep(spec: SweepSpec, url: str) -> SweepPlan:
         if e.field == "study" or (path is not None and not path.exists()):
             return SweepPlan(len(keys), 0, 0, len(keys))  # nothing stored yet
         raise
+    conflict = store.spec_conflict(keys, extend_study)
+    if conflict is not None:
+        raise conflict
     done = store.done_keys() & keys
     queued = _pending(store, keys) - done
     return SweepPlan(len(keys), len(done), len(queued), len(keys - done - queued))

@@ -120,18 +120,27 @@ class SweepStore:
         A spec whose points the study already holds (a re-run, or part of the spec) is welcome. The
         first spec stays the study's ``spec`` attr; specs that extended it are kept in ``extended_by``.
         """
+        conflict = self.spec_conflict(keys, extend)
+        if conflict is not None:
+            raise conflict
         held = {t.user_attrs["key"] for t in self.trials()}
         new = keys - held
-        if held and new and not extend:
-            raise ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
-                              f" and this spec would add {len(new)} new points to it",
-                              "give this spec a name of its own (a new study), or extend that study on purpose"
-                              " (--extend-study)")
         spec = json.loads(json.dumps(raw, default=str))
         if not held:
             self.study.set_user_attr("spec", spec)
         elif new:
             self.study.set_user_attr("extended_by", [*self.study.user_attrs.get("extended_by", []), spec])
+
+    def spec_conflict(self, keys: set[str], extend: bool = False) -> ConfigError | None:
+        """Why storing a spec of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
+        held = {t.user_attrs["key"] for t in self.trials()}
+        new = keys - held
+        if not held or not new or extend:
+            return None
+        return ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
+                           f" and this spec would add {len(new)} new points to it",
+                           "give this spec a name of its own (a new study), or extend that study on purpose"
+                           " (--extend-study)")
 
     def enqueue(self, entries: Iterable[tuple[str, dict, dict]]) -> int:
         """Add a WAITING trial per (key, point attrs, config dict) whose key has no live trial.
