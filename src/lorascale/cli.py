@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -27,6 +28,8 @@ COMMANDS = (
 )
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # a device or quota full: the user's to fix, not a bug
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.errno not in FULL_DISK:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"lorascale {args.command}: error: no space left on the device{where}. Free some space, or write"
+              " elsewhere (--out, --storage), then run the same command again", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 class _CurrentStderr(logging.StreamHandler):

@@ -117,3 +117,29 @@ def test_bad_method_exits_2_naming_the_flag(capsys):
     assert "--method" in err and "loraplus" in err and "Traceback" not in err
     assert main(["recommend", "--model", "tiny-llama", "--method", "olora", "--pissa-niter", "4"]) == 2
     assert "--pissa-niter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "repro"])
+def test_a_full_disk_in_any_command_is_one_line_and_exit_1(command, monkeypatch, capsys):
+    """demo and repro write many files late in a run; ENOSPC there was a traceback (train records it as failed)."""
+    import errno
+    import importlib
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "out/report.png")
+
+    monkeypatch.setattr(importlib.import_module(f"lorascale.commands.{command}"), "run", full)
+    argv = [command] if command == "demo" else [command, "headline"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no space left on the device writing out/report.png" in err and "Traceback" not in err
+
+
+def test_other_os_errors_are_not_disguised_as_a_full_disk(monkeypatch):
+    import errno
+
+    import lorascale.commands.demo as demo
+
+    monkeypatch.setattr(demo, "run", lambda args: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError, match="I/O error"):
+        main(["demo"])
