@@ -42,3 +42,20 @@ def test_report_writes_tables_and_figures(records, tmp_path):
     for name in images:
         assert (tmp_path / name).stat().st_size > 10_000
     assert (tmp_path / "report.html").read_text().count("<img") == len(images)
+
+
+def test_a_classification_report_adds_the_held_out_loss_selection(records, tmp_path):
+    """With accuracy as the task metric the held-out loss is a selection of its own (issue #15: select on the
+    fixed held-out NLL as well as the EMA loss); for LM records val_nll already is it, so no third section
+    (test_report_writes_tables_and_figures counts those figures).
+    Here every record's held-out loss is its EMA loss + 0.2, so that section's optima equal the EMA ones."""
+    from dataclasses import replace
+
+    cls = [replace(r, outcome=replace(r.outcome, eval_metric="val_accuracy", eval_value=0.5,
+                                      val_loss=None if r.outcome.final_ema_loss is None else r.outcome.final_ema_loss + 0.2))
+           for r in records]
+    text = write_report(cls, tmp_path, "synthetic", n_boot=0, html_too=False).read_text()
+    assert "## Selected on held-out loss" in text and "## Selected on validation accuracy" in text
+    assert "| A1 | 4 | 0.00195 | -9.00 |" in text.split("## Selected on held-out loss")[1]  # the EMA optimum, 2^-9
+    assert sorted(p.name for p in tmp_path.glob("val_loss_lr_*.png")) == sorted(p.name.replace("ema_", "val_loss_")
+                                                                             for p in tmp_path.glob("ema_lr_*.png"))
