@@ -14,6 +14,7 @@ The K configs are a learning-rate × seed sweep at one rank (the usual sweep), l
 
     python bench/bench_members.py --models tiny-llama --ks 1 4 --steps 2 --json   # smoke
     python bench/bench_members.py --models minilm-l6 smollm2-135m --ks 1 4 8 16 --steps 20
+    python bench/bench_members.py --models smollm2-135m --ks 1 16 --batch-size 8 --seq-len 256 --steps 20 --json  # GPU target
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ print(json.dumps({"wall_s": wall, "step_s": step, "peak_mb": peak, "work_mb": pe
 """
 
 
-def configs(model: str, k: int, steps: int, rank: int, lr_range: tuple[float, float], max_examples: int | None, out: str) -> list[dict]:
-    case = CASES[model]
+def configs(model: str, k: int, steps: int, rank: int, lr_range: tuple[float, float], max_examples: int | None, out: str,
+            shape: dict | None = None) -> list[dict]:
+    case = {**CASES[model], **(shape or {})}
     lo, hi = (math.log10(x) for x in lr_range)
     lrs = [10 ** (lo + (hi - lo) * i / max(1, k - 1)) for i in range(k)]
     cap = max_examples or case["batch_size"] * (steps + 2)
@@ -93,12 +95,14 @@ def bench_case(model: str, k: int, a) -> dict:
     sides = {}
     with tempfile.TemporaryDirectory() as tmp:
         for side in ("separate", "pack"):
-            cfgs = configs(model, k, a.steps, a.rank, tuple(a.lr_range), a.max_examples, os.path.join(tmp, side))
+            shape = {k_: v for k_, v in (("batch_size", a.batch_size), ("seq_len", a.seq_len)) if v is not None}
+            cfgs = configs(model, k, a.steps, a.rank, tuple(a.lr_range), a.max_examples, os.path.join(tmp, side), shape)
             sides[side] = run_side(side, cfgs)
     work = k * a.steps  # configs·steps
     sep, pack = sides["separate"], sides["pack"]
     return {
-        "model": model, "k": k, "steps": a.steps, "rank": a.rank,
+        "model": model, "k": k, "steps": a.steps, "rank": a.rank, "batch_size": cfgs[0]["batch_size"],
+        "seq_len": cfgs[0]["seq_len"],
         "pack": {"configs_steps_per_s": work / pack["wall_s"], "step_configs_per_s": k / pack["step_s"], **pack},
         "separate": {"configs_steps_per_s": work / sep["wall_s"], "step_configs_per_s": k / sep["step_s"], **sep},
         "ratio_end_to_end": sep["wall_s"] / pack["wall_s"],  # > 1: the pack is faster
@@ -115,6 +119,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--lr-range", nargs=2, type=float, default=[1e-4, 1e-2], metavar=("LO", "HI"))
+    p.add_argument("--batch-size", type=int, default=None, help="override the model's batch size (MiniLM 8, SmolLM2 4)")
+    p.add_argument("--seq-len", type=int, default=None, help="override the model's sequence length (128)")
     p.add_argument("--max-examples", type=int, default=None, help="training examples per run (default: batch_size × (steps + 2))")
     p.add_argument("--json", action="store_true", help="print one JSON list of the cases")
     a = p.parse_args()
