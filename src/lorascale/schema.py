@@ -80,8 +80,12 @@ class Settings(BaseModel):
         return nest(cls, data) if isinstance(data, dict) and cls.flat_keys else data
 
     def replace(self, **changes: Any):
-        """A copy with ``changes`` (nested models may be given as mappings), validated again."""
-        return type(self)(**{**{k: getattr(self, k) for k in type(self).model_fields}, **changes})
+        """A copy with ``changes`` (nested models may be given as mappings), validated again.
+
+        The copy's ``model_fields_set`` is this one's plus ``changes``: a setting left at its default stays
+        unset, so code that asks whether the user gave it (``tune``'s η_FFT) still can."""
+        kept = {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
+        return type(self)(**{**kept, **changes})
 
 
 def checked(annotation: Any, field: str, value: Any, fix: str | None = None, error=ConfigError) -> Any:

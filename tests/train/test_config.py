@@ -76,6 +76,17 @@ def test_flat_round_trip_and_composition():
     assert cfg.replace(rank=4).adapter.rank == 4 and cfg.adapter.rank == 8  # frozen: replace copies
 
 
+def test_replace_keeps_what_was_given_apart_from_defaults():
+    """A found bug: replace() marked every field as given, so `tune` took TrainConfig's default η_FFT
+    (2e-5, LoRA-α's Llama value) for the user's and skipped its own estimate inside the headline."""
+    cfg = TrainConfig(model="tiny-llama", rank=8)
+    copy = cfg.replace(lr=None, steps=7)
+    assert "lr_fft" not in copy.model_fields_set and copy.lr_fft == cfg.lr_fft == 2e-5
+    assert {"model", "adapter", "lr", "steps"} <= copy.model_fields_set
+    assert copy.replace(lr_fft=1e-4).model_fields_set >= {"lr_fft", "adapter"}
+    assert copy.to_flat() == {**cfg.to_flat(), "lr": None, "steps": 7}  # the values are unchanged otherwise
+
+
 def test_full_finetuning_refuses_adapter_settings():
     assert fields_of(finetune="full", rank=8, rule="mua") == {"rank"}  # one error naming what conflicts
     assert TrainConfig(finetune="full").peak_lr() == 2e-5

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from lorascale.cli import main
-from lorascale.errors import ConfigErrors
+from lorascale.errors import ConfigError, ConfigErrors
 from lorascale.tune import TuneRequest, tune
 from lorascale.tune.halving import planned_member_steps
 from lorascale.tune.search import search_space
@@ -47,6 +47,11 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
     again = tune(req, progress=False)  # resumes: the finished stage is read back, nothing trains
     assert again.search.to_dict() == res.search.to_dict()
     assert len(optuna.load_study(study_name="tune-search", storage=res.storage).trials) == 6
+    # another question in the same folder is refused, not answered from the old study
+    with pytest.raises(ConfigError) as e:
+        tune(req.model_copy(update={"run": req.run.replace(lr_fft=1e-3)}), progress=False)
+    assert e.value.field == "tune_dir" and "lr_fft" in e.value.message and "new folder" in e.value.fix
+    assert len(optuna.load_study(study_name="tune-search", storage=res.storage).trials) == 6  # nothing added
 
 
 def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):

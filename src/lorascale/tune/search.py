@@ -24,6 +24,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
@@ -186,9 +187,18 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
                                                     reduction_factor=req.reduction, min_early_stopping_rate=0)
     study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", load_if_exists=True,
                                 pruner=pruner)
+    inputs = json.loads(json.dumps({"run": {k: v for k, v in base.to_flat().items() if k != "out_dir"},
+                                    "points": [list(p) for p in points], "reduction": req.reduction}, default=str))
+    stored = study.user_attrs.get("inputs")
+    if stored is not None and stored != inputs:
+        changed = sorted(k for k in set(stored["run"]) | set(inputs["run"]) if stored["run"].get(k) != inputs["run"].get(k))
+        what = ", ".join(changed) or "its candidates"
+        raise ConfigError("tune_dir", f"{url} holds tune's {name} stage for other settings ({what} differ); resuming"
+                          " it would answer for those", "use a new folder (or storage) for this question, or delete the old one")
     if "result" in study.user_attrs:
         log.info("tune: stage %s already finished in %s; reusing it", name, url)
         return StageResult.from_dict(study.user_attrs["result"])
+    study.set_user_attr("inputs", inputs)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
     steps = base.steps
