@@ -23,6 +23,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert arms["a"]["lr"] == res["lr_fft"] == arms["e"]["lr"]  # LoRA-α trains at the FFT optimum
     assert res["targets"]["a"]["compute_fraction_of_b"] == pytest.approx(2 * T / (3 * 2 * T))
     assert arms["d"]["member_steps"] == res["tune"]["member_steps"] > 0
+    assert res["tune"]["probe_member_steps"] > 0  # tune estimates η_FFT itself (TrainConfig's default is not "given")
     b_sweep = {round(x["lr"], 12): x["ema"] for x in arms["b"]["sweep"]}
     assert arms["b"]["lr"] == min(b_sweep, key=b_sweep.get)  # the best of the sweep on mean EMA loss
     for k in ("a", "b", "c", "c+", "d", "e"):
