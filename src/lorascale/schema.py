@@ -317,7 +317,8 @@ def nest(cls: type[BaseModel], flat: dict) -> dict:
     for key, value in flat.items():
         if key in leaves and len(leaves[key][0]) > 1:
             continue  # placed below, after nested values, so the flat key wins
-        out[key] = value.model_dump() if isinstance(value, BaseModel) and key in cls.model_fields else value
+        # exclude_unset: a nested model keeps which settings were given (defaults stay defaults)
+        out[key] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) and key in cls.model_fields else value
     for key, value in flat.items():
         path = leaves[key][0] if key in leaves else (key,)
         if len(path) == 1:
@@ -330,7 +331,7 @@ def nest(cls: type[BaseModel], flat: dict) -> dict:
                 child = info.default.model_dump(exclude_unset=True)  # a model-valued default keeps what it set
             node_cls = _model_type(info.annotation) if info is not None else None
             if isinstance(child, BaseModel):
-                child = child.model_dump()
+                child = child.model_dump(exclude_unset=True)
             node[part] = child = dict(child) if isinstance(child, dict) else {}
             node = child
         node[path[-1]] = value
