@@ -59,3 +59,13 @@ def test_a_classification_report_adds_the_held_out_loss_selection(records, tmp_p
     assert "| A1 | 4 | 0.00195 | -9.00 |" in text.split("## Selected on held-out loss")[1]  # the EMA optimum, 2^-9
     assert sorted(p.name for p in tmp_path.glob("val_loss_lr_*.png")) == sorted(p.name.replace("ema_", "val_loss_")
                                                                              for p in tmp_path.glob("ema_lr_*.png"))
+
+
+def test_a_paths_only_study_prints_no_empty_learning_rate_tables(records):
+    """A study of LoRA-α's α-path alone (η fixed at η_FFT) has no η grid: its tables are the path and α*(r),
+    nothing empty (configs/lora-alpha-paths-minilm-cpu.yaml printed two empty η tables)."""
+    from lorascale.sweep.report import fit_tables
+
+    paths = [r for r in records if r.point.paths and all(kind == "alpha" for kind, _ in r.point.paths)]
+    titles = [title for title, _, rows in fit_tables(fit(paths, "ema", n_boot=0))]
+    assert titles == ["LoRA-α scaling paths, eq. (2)", "α*(r) = C·r^p (LoRA-α footnote 1)"]

@@ -61,13 +61,15 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
     t = []
     rows = [[c.label, _r(o.rank), f"{o.lr:.3g}", f"{o.x:.2f}", _ci(o.ci), f"{o.x_grid:g}", _v(rep, o.value),
              "edge" if o.at_edge else ""] for c in rep.configs for o in c.ranks]
-    t.append((f"η* per configuration and rank ({rep.metric})",
-              ["config", "rank", "η*", "log2 η*", "95% CI", "grid", "best", ""], rows))
+    if rows:  # a paths-only study has no learning-rate grid
+        t.append((f"η* per configuration and rank ({rep.metric})",
+                  ["config", "rank", "η*", "log2 η*", "95% CI", "grid", "best", ""], rows))
     rows = [[c.label, _f(c.slope), _ci(c.slope_ci), _f(c.predicted_slope), _yn(c.slope_matches),
              "" if c.spread is None else f"{c.spread:g}", _yn(c.rank_invariant), str(c.n_seeds) + (" (noisy)" if c.noisy else ""),
              c.slope_ci_method] for c in rep.configs if c.finetune == "lora"]
-    t.append(("slope of log η* against log r (μA Table 1)",
-              ["config", "slope", "95% CI", "μA predicts", "in CI", "spread (log2)", "rank-invariant", "seeds", "CI from"], rows))
+    if rows:
+        t.append(("slope of log η* against log r (μA Table 1)",
+                  ["config", "slope", "95% CI", "μA predicts", "in CI", "spread (log2)", "rank-invariant", "seeds", "CI from"], rows))
     if rep.gaps:
         rows = [[g.lora_config, g.fft_config, f"{2.0 ** g.fft_log2_lr:.3g}", f"{g.mean_gap:+.2f}",
                  " ".join(f"{r}:{x:+.2f}" for r, x in g.gaps), _yn(g.within_one_step)] for g in rep.gaps]
