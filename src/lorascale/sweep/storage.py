@@ -120,10 +120,10 @@ class SweepStore:
         A spec whose points the study already holds (a re-run, or part of the spec) is welcome. The
         first spec stays the study's ``spec`` attr; specs that extended it are kept in ``extended_by``.
         """
-        conflict = self.spec_conflict(keys, extend)
+        held = {t.user_attrs["key"] for t in self.trials()}
+        conflict = self._conflict(held, keys, extend)
         if conflict is not None:
             raise conflict
-        held = {t.user_attrs["key"] for t in self.trials()}
         new = keys - held
         spec = json.loads(json.dumps(raw, default=str))
         if not held:
@@ -133,7 +133,9 @@ class SweepStore:
 
     def spec_conflict(self, keys: set[str], extend: bool = False) -> ConfigError | None:
         """Why storing a spec of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
-        held = {t.user_attrs["key"] for t in self.trials()}
+        return self._conflict({t.user_attrs["key"] for t in self.trials()}, keys, extend)
+
+    def _conflict(self, held: set[str], keys: set[str], extend: bool) -> ConfigError | None:
         new = keys - held
         if not held or not new or extend:
             return None
