@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lorascale.tune.halving import HalvingCoordinator, planned_member_steps, rung_steps, survivors
+from lorascale.tune.halving import HalvingCoordinator, planned_finalists, planned_member_steps, rung_steps, survivors
 
 
 @pytest.mark.parametrize("steps, n, eta, rungs", [
@@ -20,10 +20,24 @@ def test_rung_steps(steps, n, eta, rungs):
     assert rung_steps(steps, n, eta) == rungs
 
 
+@pytest.mark.parametrize("steps, n, eta, first, rungs", [
+    (150, 18, 3, 1 / 3, (50,)),  # 17 < 150/3 is dropped; 50 = 150/3 stays (the bound is inclusive)
+    (150, 27, 3, 0.34, ()),  # 50 < 51: no rung left, everyone runs the whole budget
+    (100, 8, 2, 0.3, (50,)),  # 25 dropped
+    (9, 6, 3, 1 / 3, (3,)),
+])
+def test_no_rung_before_the_first(steps, n, eta, first, rungs):
+    assert rung_steps(steps, n, eta, first) == rungs
+
+
 def test_planned_member_steps_by_hand():
     assert planned_member_steps(150, 27, 3) == 27 * 17 + 9 * (50 - 17) + 3 * (150 - 50)  # 459 + 297 + 300
     assert planned_member_steps(9, 6, 3) == 6 * 3 + 2 * 6
     assert planned_member_steps(100, 1, 3) == 100
+    # no rung before T/3: 12 start, ⌈12/3⌉ = 4 pass the only rung (50), not the ⌈12/9⌉ = 2 of the full schedule
+    assert planned_member_steps(150, 12, 3, 1 / 3) == 12 * 50 + 4 * 100
+    assert planned_finalists(150, 12, 3, 1 / 3) == 4 and planned_finalists(150, 12, 3) == 2
+    assert planned_finalists(150, 27, 3, 0.34) == 27  # no rung: every candidate is a finalist
 
 
 def test_survivors_keep_the_best_third_and_never_a_nan():

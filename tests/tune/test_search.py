@@ -9,7 +9,8 @@ from lorascale.cli import main
 from lorascale.errors import ConfigError, ConfigErrors
 from lorascale.tune import TuneRequest, tune
 from lorascale.tune.halving import planned_member_steps
-from lorascale.tune.search import search_space
+from lorascale.train import train
+from lorascale.tune.search import planned_cost, search_space
 
 RUN = dict(model="tiny-llama", data="shakespeare", rank=4, steps=9, batch_size=2, seq_len=32, max_examples=40,
            max_val_batches=1)
@@ -34,19 +35,36 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
     assert d["peft_config"]["lora_alpha"] == pytest.approx(d["alpha"] * 256 * 2)
     cands = res.search.candidates
     spent = sum(c.steps_done for c in cands)
-    assert d["compute"]["member_steps"] == spent <= planned_member_steps(9, 6, 3)  # 30 unless a member diverged
-    assert d["compute_fraction"] == pytest.approx(spent / (6 * 9))
+    assert spent <= planned_member_steps(9, 6, 3, 1 / 3)  # 30 unless a member diverged
     assert sum(c.pruned_at == 3 for c in cands) == 4  # ⌈6/3⌉ = 2 go on at step 3 (none diverged at this lr)
+    # the seed check: both finalists again at seed 1 (confirm_seeds = 2), 2 × 9 member-steps
+    finalists = [c for c in cands if c.steps_done == 9]
+    assert res.confirm is not None and [c.seed for c in res.confirm.candidates] == [1, 1]
+    assert d["compute"]["confirm_member_steps"] == res.confirm.member_steps == 18
+    assert d["compute"]["member_steps"] == spent + 18 == planned_cost(req, 6)  # nobody diverged at this lr
+    assert d["compute_fraction"] == pytest.approx((spent + 18) / (6 * 9))
+    for f, again_at_1 in zip(sorted(finalists, key=lambda c: c.final_ema_loss), res.confirm.candidates):
+        assert (again_at_1.lr, again_at_1.alpha) == (f.lr, f.alpha)
+        assert f.seed_ema == [f.final_ema_loss, again_at_1.final_ema_loss]
+        assert f.mean_ema == pytest.approx((f.final_ema_loss + again_at_1.final_ema_loss) / 2, rel=1e-12)
     chosen = res.search.chosen
-    assert chosen.steps_done == 9 and chosen.final_ema_loss == min(c.final_ema_loss for c in cands if c.steps_done == 9)
+    assert chosen.mean_ema == min(c.mean_ema for c in finalists)  # chosen on the seeds' mean, not seed 0's loss
+    assert d["chosen"]["seed_ema"] == chosen.seed_ema
+    # a finalist at seed 1, trained alone, ends where its seed-check member ended (tiny-llama has no dropout:
+    # members are the separate runs' arithmetic; 1e-5 allows the batched kernels' summation order)
+    first = res.confirm.candidates[0]
+    alone = train(req.run.replace(lr=first.lr, alpha=first.alpha, lr_fft=3e-3, seed=1, save_model=False,
+                                  out_dir=str(tmp_path / "alone")), progress=False)
+    assert alone.final_ema_loss == pytest.approx(first.final_ema_loss, rel=1e-5)
     assert (tmp_path / "t" / "search.png").stat().st_size > 10_000
     study = optuna.load_study(study_name="tune-search", storage=res.storage)
     states = [t.state.name for t in study.trials]
     assert states.count("PRUNED") == 4 and states.count("COMPLETE") == 2
 
-    again = tune(req, progress=False)  # resumes: the finished stage is read back, nothing trains
-    assert again.search.to_dict() == res.search.to_dict()
+    again = tune(req, progress=False)  # resumes: the finished stages are read back, nothing trains
+    assert again.search.to_dict() == res.search.to_dict() and again.confirm.to_dict() == res.confirm.to_dict()
     assert len(optuna.load_study(study_name="tune-search", storage=res.storage).trials) == 6
+    assert len(optuna.load_study(study_name="tune-confirm", storage=res.storage).trials) == 2
     # another question in the same folder is refused, not answered from the old study
     with pytest.raises(ConfigError) as e:
         tune(req.model_copy(update={"run": req.run.replace(lr_fft=1e-3)}), progress=False)
@@ -56,7 +74,7 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
 
 def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):
     res = tune(TuneRequest(**RUN, candidates=3, tune_dir=str(tmp_path / "t")), progress=False)
-    assert res.probe is not None and len(res.probe.candidates) == 11  # log2 η ∈ [−18, −8]
+    assert res.probe is not None and [c.lr for c in res.probe.candidates] == [2.0**x for x in range(-18, -7, 2)]
     assert res.lr_fft == res.probe.chosen.lr and "Init[B]" in res.lr_fft_source
     assert res.to_dict()["compute"]["probe_member_steps"] == res.probe.member_steps > 0
 
@@ -79,13 +97,29 @@ def test_a_method_that_cannot_be_a_member_is_tuned_one_run_at_a_time(tmp_path, o
     assert [t.state.name for t in sorted(study.trials, key=lambda t: t.number)] == expected
     assert expected[0] == "COMPLETE" and "PRUNED" in expected  # the first goes on against nothing
     assert [c.steps_done for c in res.search.candidates] == [9 if e == "COMPLETE" else 3 for e in expected]
-    assert res.member_steps - res.probe.member_steps == res.search.member_steps == 9 * expected.count("COMPLETE") + 3 * expected.count("PRUNED")
+    confirmed = res.confirm.member_steps if res.confirm else 0
+    assert res.member_steps - res.probe.member_steps - confirmed == res.search.member_steps \
+        == 9 * expected.count("COMPLETE") + 3 * expected.count("PRUNED")
+    assert confirmed == 9 * min(2, expected.count("COMPLETE")) * (expected.count("COMPLETE") >= 2)
     assert res.peft_config["use_dora"] is True and res.config.adapter.method == "dora"
+
+
+def test_compute_caps_the_whole_plan_probe_and_seed_check_included():
+    """The headline's budget: 40% of an 8-point sweep at 3 seeds of 150 steps = 9.6 runs = 1440 member-steps.
+    By hand, with no rung before step 50: the probe's 6 rates cost 6·50 + 2·100 = 500, the seed check of two
+    finalists 2·150 = 300, and n candidates n·50 + ⌈n/3⌉·100 (4 ≤ n ≤ 27), so 6 fit (500) and 7 do not (650)."""
+    req = TuneRequest(model="tiny-llama", data="shakespeare", rank=4, steps=150, compute=9.6)
+    assert planned_cost(req, 6) == 500 + 500 + 300 == 1300 and planned_cost(req, 7) == 500 + 650 + 300
+    assert len(search_space(req, 1e-3)) == 6
+    given = TuneRequest(model="tiny-llama", data="shakespeare", rank=4, steps=150, lr_fft=1e-4, compute=9.6)
+    assert planned_cost(given, 12) == 12 * 50 + 4 * 100 + 300 <= 1440 < planned_cost(given, 13) == 13 * 50 + 5 * 100 + 300
+    assert len(search_space(given, 1e-4)) == 12  # no probe to pay for
 
 
 @pytest.mark.parametrize("flat, field", [
     ({"lr": 1e-3}, "lr"), ({"rule": "alpha-r"}, "rule"), ({"alpha_min": 5.0, "alpha_max": 1.0}, "alpha_min"),
     ({"candidates": 1}, "candidates"), ({"reduction": 1}, "reduction"), ({"finetune": "full"}, "finetune"),
+    ({"first_rung": 1.0}, "first_rung"), ({"confirm_seeds": 0}, "confirm_seeds"), ({"confirm_top": 1}, "confirm_top"),
 ])
 def test_bad_requests_name_the_field(flat, field):
     run = {k: v for k, v in RUN.items() if k != "rank"} if flat.get("finetune") == "full" else RUN
@@ -100,4 +134,7 @@ def test_cli_json(tmp_path, capsys, one_thread):
             "--tune-dir", str(tmp_path / "t"), "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["compute"]["full_grid_member_steps"] == 18 and 0 < out["compute_fraction"] <= 1
+    # 3 candidates and 6 steps leave no rung: all 3 run 6 steps (18), the best 2 again at seed 1 (12); the
+    # fraction is against one seed's full grid, so a search this small costs more than the grid
+    assert out["compute"]["full_grid_member_steps"] == 18 and out["compute"]["confirm_member_steps"] == 12
+    assert out["compute_fraction"] == pytest.approx(30 / 18)

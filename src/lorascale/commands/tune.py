@@ -28,10 +28,14 @@ def run(args) -> int:
     c = d["compute"]
     print(f"η_FFT = {res.lr_fft:.3g} ({res.lr_fft_source})")
     rows = [[f"{x.lr:.3g}", f"{x.alpha:.3g}", x.steps_done, x.pruned_at or "", x.status,
-             "" if x.final_ema_loss is None else f"{x.final_ema_loss:.4f}", "←" if i == res.search.best else ""]
+             "" if x.final_ema_loss is None else f"{x.final_ema_loss:.4f}",
+             "" if x.mean_ema is None else f"{x.mean_ema:.4f} ({len(x.seed_ema)})", "←" if i == res.search.best else ""]
             for i, x in enumerate(res.search.candidates)]
-    print(table(rows, ["lr", "α knob", "steps", "cut at", "status", "EMA loss", ""]))
+    print(table(rows, ["lr", "α knob", "steps", "cut at", "status", "EMA loss", "mean over seeds", ""]))
     print(f"\nchosen: lr = {d['lr']:.3g}, {d['rule']} α = {d['alpha']:.3g}; LoraConfig {d['peft_config']}")
+    if res.confirm is not None:
+        print(f"the finalists were trained again at {len(res.search.chosen.seed_ema) - 1} more seed(s)"
+              f" ({c['confirm_member_steps']} member-steps); the answer has the lowest mean")
     print(f"compute: {c['member_steps']} member-steps = {c['runs_equivalent']:.2f} full runs"
           f" ({d['compute_fraction']:.0%} of running every candidate to the end)")
     print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")

@@ -6,7 +6,8 @@ One model, data, rank, step budget and held-out set for every arm, ``seeds`` see
 (b) standard LoRA (lora_alpha = r) — the best of an 8-point log2 learning-rate sweep.
 (c) rsLoRA (lora_alpha = 16, s = α/√r), and (c+) LoRA+ (α = r, B at λ = 16 × A's rate, PEFT's
     ``create_loraplus_optimizer``) — each the best of the same sweep.
-(d) ``tune``'s choice (it estimates η_FFT itself), and the member-steps its search spent.
+(d) ``tune``'s choice (it estimates η_FFT itself) under a cap of ``tune_compute`` × (b)'s member-steps,
+    and what it spent.
 (e) full finetuning — the best of its own 8-point sweep; its optimum is the η_FFT that (a) uses.
 
 A sweep's best learning rate is chosen on the mean final EMA(0.1) training loss over seeds (μA's rule),
@@ -28,7 +29,7 @@ from pydantic import StrictBool, StrictStr
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
-from ..schema import Float, PositiveInt, Settings, flatten, setting
+from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
 from .headline_report import ORDER
 from .runs import ema_score, finished_run, finite, train_all
@@ -46,7 +47,9 @@ class HeadlineRequest(Settings):
     seeds: PositiveInt = setting(3, "seeds per arm")
     lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2)
     fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
-    candidates: PositiveInt = setting(18, "tune's starting candidates", ge=2)
+    candidates: PositiveInt = setting(18, "tune's starting candidates at most (fewer when tune_compute caps them)", ge=2)
+    tune_compute: PositiveFloat = setting(0.4, "tune's whole planned cost as a fraction of (b)'s sweep (the issue's"
+                                          " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)
     out: StrictStr | None = setting(None, "output folder (default repro-headline)")
     report_only: StrictBool = setting(False, "train nothing: report the arms whose runs have all finished under --out")
 
@@ -126,7 +129,8 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     if not req.report_only:
         from ..tune import TuneRequest, tune
 
-        tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates,
+        cap = req.tune_compute * len(req.lora_log2_lr) * len(seeds)  # in full runs, as (b) spends them
+        tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates, compute=cap,
                               tune_dir=str(out / "d-tune")), progress=progress)
         runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
         arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])

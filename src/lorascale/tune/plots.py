@@ -28,20 +28,20 @@ class SearchInfo(NamedTuple):
 
 
 def search_info(result) -> SearchInfo:
-    from .halving import rung_steps
-
     st = result.search
     lines = []
     for i, c in enumerate(st.candidates):
         steps = tuple(int(s) for s, _ in c.curve)
         ema = tuple(float(v) for _, v in c.curve)
-        lines.append(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}", steps, ema, c.pruned_at, i == st.best,
+        seeds = f", mean over {len(c.seed_ema)} seeds {c.mean_ema:.3f}" if c.seed_ema else ""
+        lines.append(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}{seeds}", steps, ema, c.pruned_at, i == st.best,
                                    c.status == "diverged"))
     cfg = result.config
     title = (f"tune {cfg.model} r={cfg.adapter.rank}: {len(st.candidates)} candidates, "
              f"{st.member_steps} of {st.full_member_steps} member-steps")
-    return SearchInfo(title, tuple(lines), rung_steps(st.total_steps, len(st.candidates), st.reduction), st.member_steps,
-                      st.full_member_steps)
+    if result.confirm is not None:
+        title += f"\n+ {result.confirm.member_steps} checking the finalists at other seeds"
+    return SearchInfo(title, tuple(lines), tuple(st.rungs), st.member_steps, st.full_member_steps)
 
 
 def render_search(info: SearchInfo, path: str | Path) -> Path:

@@ -6,14 +6,16 @@ from pydantic import StrictStr, model_validator
 
 from ..errors import ConfigError, ConfigErrors
 from ..rules import Finetune
-from ..schema import Int, PositiveFloat, PositiveInt, Settings, setting
+from ..schema import Float, Int, PositiveFloat, PositiveInt, Settings, setting
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 
 __all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR"]
 
-FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7))
-"""The η grid of the η_FFT probe (2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3): μA Table 6's Init[B] α = 1 ranges."""
+FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7, 2))
+"""The η grid of the η_FFT probe: every other octave of 2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3 (μA Table 6's Init[B]
+α = 1 ranges). Two octaves are enough: the search spans ±``lr_span`` (2) octaves around the probe's answer,
+so an optimum between two grid points is still inside it."""
 
 
 class TuneRequest(Settings):
@@ -21,7 +23,10 @@ class TuneRequest(Settings):
 
     The search: LoRA-α's prior (η = η_FFT, α = 1) and ``candidates − 1`` Sobol points around it in
     (log α, log η), α ∈ [alpha_min, alpha_max] and η ∈ η_FFT·2^[−lr_span, lr_span], trained as members
-    with successive halving (keep the best 1/``reduction`` at each rung). Without an explicit
+    with successive halving (keep the best 1/``reduction`` at each rung, none before ``first_rung`` of the
+    budget). The best ``confirm_top`` candidates that ran the whole budget are then trained at
+    ``confirm_seeds − 1`` more seeds, and the answer is the lowest mean final EMA loss over seeds: one
+    seed's luck does not pick it. Without an explicit
     ``lr_fft``, η_FFT is estimated first through μA's LoRA → FFT transfer (Init[B], α = 1 at rank
     ``fft_probe_rank`` shares full finetuning's optimal η: μA §4.2, Cor. 4.6).
     """
@@ -32,9 +37,14 @@ class TuneRequest(Settings):
     alpha_min: PositiveFloat = setting(0.1, "smallest α knob searched (LoRA-α searches [0.1, 10])")
     alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
     lr_span: PositiveFloat = setting(2.0, "octaves of η searched on each side of η_FFT", le=10.0)
+    first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut (earlier losses rank"
+                                " by noise on short budgets)", ge=0.0, lt=1.0)
+    confirm_seeds: PositiveInt = setting(2, "seeds the finalists are judged on, the search's own included (1: no check)")
+    confirm_top: Int = setting(2, "finalists re-run at the other seeds before answering", ge=2)
     fft_probe_rank: PositiveInt = setting(8, "rank of the Init[B] α = 1 probe that estimates η_FFT")
-    compute: PositiveFloat | None = setting(None, "cap on the search's cost in full training runs (member-steps ÷ steps;"
-                                            " 3.2 = 40% of an 8-point LR sweep): fewer candidates start when needed")
+    compute: PositiveFloat | None = setting(None, "cap on tune's whole planned cost (η_FFT probe, search and seed check)"
+                                            " in full training runs (member-steps ÷ steps; 9.6 = 40% of an 8-point"
+                                            " LR sweep at 3 seeds): fewer candidates start when needed")
     members: PositiveInt | None = setting(None, "members per pack (default: as many as fit in memory, at most 32)")
     storage: StrictStr | None = setting(None, "Optuna storage URL (default: sqlite in the tune folder)")
     tune_dir: StrictStr | None = setting(None, "output folder (default runs/tune-<model>-r<rank>)")

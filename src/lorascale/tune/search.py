@@ -7,11 +7,14 @@
    trained as members with successive halving (:mod:`.halving`). A method that cannot be a member
    (DoRA, PiSSA, OLoRA) trains its candidates one after another, halved by Optuna's
    ``SuccessiveHalvingPruner`` at the same rungs.
-3. The answer: the candidate with the lowest final EMA(0.1) training loss among those that ran the whole
-   budget (μA's selection rule), its ``LoraConfig``, learning rate and recipe, and what the search cost.
+   No candidate is cut before ``first_rung`` of the budget.
+3. The seed check: the best ``confirm_top`` candidates that ran the whole budget train again at
+   ``confirm_seeds − 1`` more seeds (as members).
+4. The answer: the finalist with the lowest final EMA(0.1) training loss (μA's selection rule), averaged
+   over its seeds when they were checked; its ``LoraConfig``, learning rate and recipe, and the cost.
 
-Each stage is an Optuna study (``<name>-lr-fft``, ``<name>-search``): every candidate a trial with its
-EMA losses at the rungs as intermediate values, cut candidates PRUNED. A stage whose study holds its
+Each stage is an Optuna study (``tune-lr-fft``, ``tune-search``, ``tune-confirm``): every candidate a trial
+with its EMA losses at the rungs as intermediate values, cut candidates PRUNED. A stage whose study holds its
 result is not run again, so an interrupted ``tune`` resumes at the stage it was in.
 """
 
@@ -28,10 +31,10 @@ from ..errors import ConfigError
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
-from .halving import HalvingCoordinator, TrialRungs, planned_member_steps, rung_steps
+from .halving import HalvingCoordinator, TrialRungs, planned_finalists, planned_member_steps, rung_steps
 from .request import FFT_PROBE_LOG2_LR, TuneRequest
 
-__all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "search_space"]
+__all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "check_seeds", "search_space", "planned_cost"]
 
 log = logging.getLogger(__name__)
 MAX_MEMBERS = 32
@@ -50,6 +53,9 @@ class Candidate:
     eval_metric: str | None = None
     eval_value: float | None = None
     curve: list = field(default_factory=list)  # (step, EMA loss)
+    seed: int | None = None  # the run's seed (None: the request's)
+    seed_ema: list = field(default_factory=list)  # a finalist's final EMA loss at every checked seed, its own first
+    mean_ema: float | None = None  # their mean (inf when one diverged): what the answer is chosen on
 
 
 @dataclass
@@ -61,6 +67,7 @@ class StageResult:
     member_steps: int  # what the stage spent
     full_member_steps: int  # every candidate run to the end
     best: int  # index into candidates
+    rungs: list = field(default_factory=list)  # the steps at which candidates were cut
 
     @property
     def chosen(self) -> Candidate:
@@ -81,6 +88,7 @@ class TuneResult:
     lr_fft_source: str
     probe: StageResult | None
     search: StageResult
+    confirm: StageResult | None  # the finalists at the other seeds
     config: TrainConfig  # the chosen run
     peft_config: dict
     storage: str
@@ -89,7 +97,7 @@ class TuneResult:
 
     @property
     def member_steps(self) -> int:
-        return self.search.member_steps + (self.probe.member_steps if self.probe else 0)
+        return sum(st.member_steps for st in (self.probe, self.search, self.confirm) if st is not None)
 
     def to_dict(self) -> dict:
         cfg = self.config
@@ -103,14 +111,17 @@ class TuneResult:
                        "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
             "lr_fft": self.lr_fft, "lr_fft_source": self.lr_fft_source,
             "chosen": {"final_ema_loss": chosen.final_ema_loss, "val_loss": chosen.val_loss,
-                       chosen.eval_metric or "eval": chosen.eval_value},
+                       chosen.eval_metric or "eval": chosen.eval_value, "seed_ema": chosen.seed_ema,
+                       "mean_ema": chosen.mean_ema},
             "compute": {"member_steps": self.member_steps, "search_member_steps": self.search.member_steps,
                         "probe_member_steps": self.probe.member_steps if self.probe else 0,
+                        "confirm_member_steps": self.confirm.member_steps if self.confirm else 0,
                         "full_grid_member_steps": self.search.full_member_steps,
                         "runs_equivalent": self.member_steps / cfg.steps},
             "compute_fraction": self.member_steps / self.search.full_member_steps,
             "storage": self.storage, "out_dir": str(self.out_dir), "figure": str(self.figure) if self.figure else None,
             "search": self.search.to_dict(), "probe": self.probe.to_dict() if self.probe else None,
+            "confirm": self.confirm.to_dict() if self.confirm else None,
         }
 
 
@@ -160,13 +171,14 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
         grid = [(2.0**x, 1.0) for x in FFT_PROBE_LOG2_LR]
         probe = run_stage("lr-fft", probe_cfg, grid, req, url, out, knob=None, progress=progress)
         lr_fft, source = probe.chosen.lr, f"Init[B] α=1 probe at rank {probe_cfg.adapter.rank} (μA Cor. 4.6)"
-    search = run_stage("search", cfg.replace(lr_fft=lr_fft, save_model=False), search_space(req, lr_fft), req, url, out,
-                       knob=_knob(cfg), progress=progress)
+    searched = cfg.replace(lr_fft=lr_fft, save_model=False)
+    search = run_stage("search", searched, search_space(req, lr_fft), req, url, out, knob=_knob(cfg), progress=progress)
+    confirm = check_seeds(search, searched, req, url, out, progress=progress)
     chosen = search.chosen
     best = cfg.replace(lr=chosen.lr, lr_fft=lr_fft, **{_knob(cfg): chosen.alpha})
     loaded = load_model(best.model, quiet=True)
     plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=loaded.task.peft_task_type)
-    result = TuneResult(lr_fft, source, probe, search, best, plan.peft_kwargs(), url, out)
+    result = TuneResult(lr_fft, source, probe, search, confirm, best, plan.peft_kwargs(), url, out)
     from .plots import render_search, search_info
 
     result.figure = render_search(search_info(result), out / "search.png")
@@ -174,21 +186,50 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     return result
 
 
+def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: str, out: Path,
+                progress: bool = True) -> StageResult | None:
+    """Train the best ``confirm_top`` finalists of ``search`` at ``confirm_seeds − 1`` more seeds and point
+    ``search.best`` at the lowest mean final EMA loss over seeds (a finalist that diverges at any seed is
+    never chosen). None when there is nothing to check (one seed asked, or a single finalist)."""
+    finalists = sorted((i for i, c in enumerate(search.candidates) if _ran_whole(c, search.total_steps)),
+                       key=lambda i: (search.candidates[i].final_ema_loss, i))[:req.confirm_top]
+    if req.confirm_seeds <= 1 or len(finalists) < 2:
+        return None
+    seeds = [base.seed + k for k in range(1, req.confirm_seeds)]
+    points = [(search.candidates[i].lr, search.candidates[i].alpha) for i in finalists for _ in seeds]
+    confirm = run_stage("confirm", base, points, req, url, out, knob=_knob(base), progress=progress,
+                        seeds=seeds * len(finalists), halve=False)
+    for j, i in enumerate(finalists):
+        c = search.candidates[i]
+        runs = confirm.candidates[j * len(seeds):(j + 1) * len(seeds)]
+        c.seed_ema = [c.final_ema_loss, *(r.final_ema_loss if _ran_whole(r, confirm.total_steps) else math.inf
+                                          for r in runs)]
+        c.mean_ema = sum(c.seed_ema) / len(c.seed_ema)
+    search.best = min(finalists, key=lambda i: (search.candidates[i].mean_ema, i))
+    log.info("tune: seed check over %d seeds chose candidate %d (mean EMA %.4f)", req.confirm_seeds,
+             search.candidates[search.best].number, search.chosen.mean_ema)
+    return confirm
+
+
 def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], req: TuneRequest, url: str,
-              out: Path, knob: str | None, progress: bool = True) -> StageResult:
-    """Train ``points`` (lr, α) from ``base`` as members with successive halving; resume a finished stage."""
+              out: Path, knob: str | None, progress: bool = True, seeds: list[int] | None = None,
+              halve: bool = True) -> StageResult:
+    """Train ``points`` (lr, α) from ``base`` as members, with successive halving unless ``halve`` is False,
+    each at its seed in ``seeds`` (default: the base's); resume a finished stage."""
     import optuna
 
     from ..train.members.pack import packable
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rungs = rung_steps(base.steps, len(points), req.reduction)
+    seeds = seeds or [base.seed] * len(points)
+    rungs = rung_steps(base.steps, len(points), req.reduction, req.first_rung) if halve else ()
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rungs[0] if rungs else 1,
                                                     reduction_factor=req.reduction, min_early_stopping_rate=0)
     study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", load_if_exists=True,
                                 pruner=pruner)
     inputs = json.loads(json.dumps({"run": {k: v for k, v in base.to_flat().items() if k != "out_dir"},
-                                    "points": [list(p) for p in points], "reduction": req.reduction}, default=str))
+                                    "points": [list(p) for p in points], "seeds": seeds, "rungs": list(rungs),
+                                    "reduction": req.reduction}, default=str))
     stored = study.user_attrs.get("inputs")
     if stored is not None and stored != inputs:
         changed = sorted(k for k in set(stored["run"]) | set(inputs["run"]) if stored["run"].get(k) != inputs["run"].get(k))
@@ -206,31 +247,34 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     if packable(base):
         k = min(len(points), req.members or _auto_members(base))
         for start in range(0, len(points), k):
-            chunk = points[start:start + k]
-            cands, used = _train_pack(study, base, chunk, req.reduction, knob, out / name / f"pack{start // k}", progress)
+            chunk, chunk_seeds = points[start:start + k], seeds[start:start + k]
+            cands, used = _train_pack(study, base, chunk, chunk_seeds, rungs, req.reduction, knob,
+                                      out / name / f"pack{start // k}", progress)
             candidates += cands
             spent += used
     else:
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
-        candidates, spent = _train_alone(study, base, points, rungs, knob, out / name, progress)
-    full = [i for i, c in enumerate(candidates) if c.steps_done == steps and c.status == "complete"]
-    if not full:
+        candidates, spent = _train_alone(study, base, points, seeds, rungs, knob, out / name, progress)
+    full = [i for i, c in enumerate(candidates) if _ran_whole(c, steps)]
+    if not full and halve:
         raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
-    best = min(full, key=lambda i: (candidates[i].final_ema_loss, i))
-    result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best)
+    best = min(full, key=lambda i: (candidates[i].final_ema_loss, i)) if full else 0
+    result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs))
     study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
     return result
 
 
-def _train_pack(study, base: TrainConfig, chunk, reduction: int, knob: str | None, out: Path, progress: bool):
+def _train_pack(study, base: TrainConfig, chunk, seeds, rungs, reduction: int, knob: str | None, out: Path,
+                progress: bool):
     from ..train.members import member_names, train_members
 
     trials, cfgs = [], []
-    for i, (lr, a) in enumerate(chunk):
+    for i, ((lr, a), seed) in enumerate(zip(chunk, seeds)):
         study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
         trials.append(study.ask(_dists(chunk, knob)))
-        cfgs.append(base.replace(lr=lr, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {})))
+        trials[-1].set_user_attr("seed", seed)
+        cfgs.append(base.replace(lr=lr, seed=seed, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {})))
     names = member_names(len(cfgs))
     by_name = dict(zip(names, trials))
 
@@ -238,32 +282,30 @@ def _train_pack(study, base: TrainConfig, chunk, reduction: int, knob: str | Non
         if math.isfinite(value):
             by_name[name].report(value, step)
 
-    rungs = rung_steps(base.steps, len(cfgs), reduction)
     coord = HalvingCoordinator(names, rungs, reduction, on_cut)
     results = train_members(cfgs, [[coord.callback(n)] for n in names], progress=progress)
     cands, used = [], 0
-    for name, trial, (lr, a), res in zip(names, trials, chunk, results):
-        c = _candidate(trial.number, lr, a, res, coord.cut_at.get(name))
+    for name, trial, (lr, a), seed, res in zip(names, trials, chunk, seeds, results):
+        c = _candidate(trial.number, lr, a, res, coord.cut_at.get(name), seed)
         _tell(study, trial, c)
         used += c.steps_done
         cands.append(c)
     return cands, used
 
 
-def _train_alone(study, base: TrainConfig, points, rungs, knob: str | None, out: Path, progress: bool):
+def _train_alone(study, base: TrainConfig, points, seeds, rungs, knob: str | None, out: Path, progress: bool):
     """Each candidate as its own run, cut by the study's ``SuccessiveHalvingPruner`` at ``rungs``."""
-    import optuna
-
     from ..train import train
 
     cands, used = [], 0
-    for i, (lr, a) in enumerate(points):
+    for i, ((lr, a), seed) in enumerate(zip(points, seeds)):
         study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
         trial = study.ask(_dists(points, knob))
+        trial.set_user_attr("seed", seed)
         rung_cb = TrialRungs(trial, rungs)
-        cfg = base.replace(lr=lr, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {}))
+        cfg = base.replace(lr=lr, seed=seed, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {}))
         res = train(cfg, [rung_cb], progress=progress)
-        cand = _candidate(trial.number, lr, a, res, rung_cb.cut_at)
+        cand = _candidate(trial.number, lr, a, res, rung_cb.cut_at, seed)
         _tell(study, trial, cand)
         used += cand.steps_done
         cands.append(cand)
@@ -280,10 +322,15 @@ def _dists(points, knob: str | None) -> dict:
     return dists
 
 
-def _candidate(number: int, lr: float, a: float, res, pruned: int | None) -> Candidate:
+def _candidate(number: int, lr: float, a: float, res, pruned: int | None, seed: int) -> Candidate:
     s = res.summary
     return Candidate(number, lr, a, str(res.status), int(s.get("steps_done") or 0), pruned, _finite(res.final_ema_loss),
-                     _finite(res.val_loss), res.eval_metric, _finite(res.eval_value), [list(p) for p in res.ema_curve])
+                     _finite(res.val_loss), res.eval_metric, _finite(res.eval_value), [list(p) for p in res.ema_curve],
+                     seed)
+
+
+def _ran_whole(c: Candidate, total_steps: int) -> bool:
+    return c.steps_done == total_steps and c.status == "complete" and c.final_ema_loss is not None
 
 
 def _tell(study, trial, c: Candidate) -> None:
@@ -301,11 +348,24 @@ def _knob(cfg: TrainConfig) -> str:
     return ALPHA_KNOB[ScaleRule(cfg.adapter.scaling.rule)]
 
 
+def planned_cost(req: TuneRequest, n_candidates: int) -> int:
+    """Member-steps tune plans to spend with ``n_candidates`` if nobody diverges: the η_FFT probe (unless
+    η_FFT is given), the search, and the seed check of its finalists."""
+    T, eta, first = req.run.steps, req.reduction, req.first_rung
+    probe = 0 if req.lr_fft_given else planned_member_steps(T, len(FFT_PROBE_LOG2_LR), eta, first)
+    finalists = min(req.confirm_top, planned_finalists(T, n_candidates, eta, first))
+    check = finalists * (req.confirm_seeds - 1) * T if finalists >= 2 else 0
+    return probe + planned_member_steps(T, n_candidates, eta, first) + check
+
+
 def _n_candidates(req: TuneRequest) -> int:
     """``candidates``, or fewer when ``compute`` caps the planned member-steps (in full runs)."""
     n = req.candidates
-    while req.compute is not None and n > 2 and planned_member_steps(req.run.steps, n, req.reduction) > req.compute * req.run.steps:
+    while req.compute is not None and n > 2 and planned_cost(req, n) > req.compute * req.run.steps:
         n -= 1
+    if req.compute is not None and planned_cost(req, n) > req.compute * req.run.steps:
+        log.warning("tune: even %d candidates plan %d member-steps, above the cap of %.3g runs (%d)", n,
+                    planned_cost(req, n), req.compute, round(req.compute * req.run.steps))
     return n
 
 
