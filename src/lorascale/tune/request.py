@@ -6,7 +6,7 @@ from pydantic import StrictStr, model_validator
 
 from ..errors import ConfigError, ConfigErrors
 from ..rules import Finetune
-from ..schema import Float, Int, PositiveFloat, PositiveInt, Settings, setting
+from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, setting
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 
@@ -14,15 +14,17 @@ __all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR"]
 
 FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7, 2))
 """The η grid of the η_FFT probe: every other octave of 2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3 (μA Table 6's Init[B]
-α = 1 ranges). Two octaves are enough: the search spans ±``lr_span`` (2) octaves around the probe's answer,
-so an optimum between two grid points is still inside it."""
+α = 1 ranges). Every other octave is enough: an update's size goes with α·η, and the search's α knob spans
+two decades ([0.1, 10]), so an η_FFT one octave off moves the best α by about 2×, inside the search."""
 
 
 class TuneRequest(Settings):
     """``run`` is the training run to tune (its ``lr`` is what tune finds); the rest shapes the search.
 
-    The search: LoRA-α's prior (η = η_FFT, α = 1) and ``candidates − 1`` Sobol points around it in
-    (log α, log η), α ∈ [alpha_min, alpha_max] and η ∈ η_FFT·2^[−lr_span, lr_span], trained as members
+    The search: LoRA-α's α-path at η = η_FFT, ``candidates`` values of α log-evenly over [alpha_min,
+    alpha_max] with the prior α = 1 among them (LoRA-α's Finding II: the α-path beats the η-path); or with
+    ``lr_span`` > 0, the prior and ``candidates − 1`` Sobol points in (log α, log η), η ∈
+    η_FFT·2^[−lr_span, lr_span]. Candidates train as members
     with successive halving (keep the best 1/``reduction`` at each rung, none before ``first_rung`` of the
     budget). The best ``confirm_top`` candidates that ran the whole budget are then trained at
     ``confirm_seeds − 1`` more seeds, and the answer is the lowest mean final EMA loss over seeds: one
@@ -36,7 +38,8 @@ class TuneRequest(Settings):
     reduction: Int = setting(3, "successive halving keeps the best 1/reduction at each rung", ge=2, le=16)
     alpha_min: PositiveFloat = setting(0.1, "smallest α knob searched (LoRA-α searches [0.1, 10])")
     alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
-    lr_span: PositiveFloat = setting(2.0, "octaves of η searched on each side of η_FFT", le=10.0)
+    lr_span: NonNegativeFloat = setting(0.0, "octaves of η searched on each side of η_FFT (0: LoRA-α's α-path at η_FFT)",
+                                        le=10.0)
     first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut (earlier losses rank"
                                 " by noise on short budgets)", ge=0.0, lt=1.0)
     confirm_seeds: PositiveInt = setting(2, "seeds the finalists are judged on, the search's own included (1: no check)")

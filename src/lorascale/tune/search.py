@@ -3,15 +3,18 @@
 1. η_FFT: given, or estimated by an Init[B] α = 1 probe (μA Cor. 4.6: its optimal η is full finetuning's),
    an 11-point log2 grid trained as members with successive halving (always plain LoRA: the transfer is
    μA's statement about LoRA, whatever method is tuned).
-2. The search: LoRA-α's prior (η_FFT, α = 1) plus Sobol points around it (Optuna's ``QMCSampler``),
-   trained as members with successive halving (:mod:`.halving`). A method that cannot be a member
+2. The search: LoRA-α's α-path at η = η_FFT (``lr_span`` 0, the default: α log-evenly over
+   [alpha_min, alpha_max], the prior α = 1 among them), or with ``lr_span`` > 0 the prior plus Sobol points
+   in (log α, log η) (Optuna's ``QMCSampler``); trained as members with successive halving (:mod:`.halving`). A method that cannot be a member
    (DoRA, PiSSA, OLoRA) trains its candidates one after another, halved by Optuna's
    ``SuccessiveHalvingPruner`` at the same rungs.
    No candidate is cut before ``first_rung`` of the budget.
 3. The seed check: the best ``confirm_top`` candidates that ran the whole budget train again at
    ``confirm_seeds − 1`` more seeds (as members).
-4. The answer: the finalist with the lowest final EMA(0.1) training loss (μA's selection rule), averaged
-   over its seeds when they were checked; its ``LoraConfig``, learning rate and recipe, and the cost.
+4. The answer: among the finalists, the gentlest (smallest η·α) whose final EMA(0.1) training loss (μA's
+   selection score), averaged over its seeds when they were checked, is within one standard error of the
+   best (:mod:`.selection`; the probe picks η_FFT by the same rule); its ``LoraConfig``, learning rate and
+   recipe, and the cost.
 
 Each stage is an Optuna study (``tune-lr-fft``, ``tune-search``, ``tune-confirm``): every candidate a trial
 with its EMA losses at the rungs as intermediate values, cut candidates PRUNED. A stage whose study holds its
@@ -33,11 +36,14 @@ from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from .halving import HalvingCoordinator, TrialRungs, planned_finalists, planned_member_steps, rung_steps
 from .request import FFT_PROBE_LOG2_LR, TuneRequest
+from .selection import ema_noise, one_se_choice
 
 __all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "check_seeds", "search_space", "planned_cost"]
 
 log = logging.getLogger(__name__)
 MAX_MEMBERS = 32
+SELECTION = ("among the finalists, the smallest η·α whose final EMA(0.1) training loss (mean over the checked seeds)"
+             " is within one standard error of the best")
 
 
 @dataclass
@@ -109,7 +115,7 @@ class TuneResult:
                        "weight_decay": cfg.weight_decay, "grad_clip": cfg.grad_clip, "warmup_frac": cfg.warmup_frac,
                        "schedule": "cosine", "min_lr_ratio": cfg.min_lr_ratio, "steps": cfg.steps,
                        "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
-            "lr_fft": self.lr_fft, "lr_fft_source": self.lr_fft_source,
+            "lr_fft": self.lr_fft, "lr_fft_source": self.lr_fft_source, "selection": SELECTION,
             "chosen": {"final_ema_loss": chosen.final_ema_loss, "val_loss": chosen.val_loss,
                        chosen.eval_metric or "eval": chosen.eval_value, "seed_ema": chosen.seed_ema,
                        "mean_ema": chosen.mean_ema},
@@ -126,11 +132,21 @@ class TuneResult:
 
 
 def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
-    """(lr, α) of every candidate: LoRA-α's prior first, then Sobol points in (log α, log η)."""
+    """(lr, α) of every candidate: LoRA-α's prior first; then the rest of the α-path at η_FFT (``lr_span``
+    0), or Sobol points in (log α, log η)."""
     import optuna
     from optuna.distributions import FloatDistribution
 
     n = _n_candidates(req)
+    prior_alpha = min(max(1.0 if _knob(req.run) == "alpha" else req.run.adapter.scaling.lora_alpha, req.alpha_min),
+                      req.alpha_max)
+    if req.lr_span == 0:  # log-even α over the box, the point nearest the prior replaced by the prior itself
+        lo, hi = math.log(req.alpha_min), math.log(req.alpha_max)
+        path = [math.exp(lo + (hi - lo) * j / (n - 1)) for j in range(n)]
+        # a tie (the prior midway between two points, as α = 1 is for an even n) replaces the larger α,
+        # keeping the gentler neighbour
+        nearest = min(range(n), key=lambda j: (round(abs(math.log(path[j] / prior_alpha)), 9), -path[j]))
+        return [(lr_fft, prior_alpha)] + [(lr_fft, a) for j, a in enumerate(path) if j != nearest]
     space = {"alpha": FloatDistribution(req.alpha_min, req.alpha_max, log=True),
              "lr": FloatDistribution(lr_fft * 2.0**-req.lr_span, lr_fft * 2.0**req.lr_span, log=True)}
     with warnings.catch_warnings():  # "experimental" since Optuna 3.0; its Sobol points are what we need
@@ -138,8 +154,7 @@ def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
         sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=req.run.seed,
                                              warn_independent_sampling=False)
     probe = optuna.create_study(sampler=sampler)  # in memory: only the sampler's points are kept
-    prior_alpha = 1.0 if _knob(req.run) == "alpha" else req.run.adapter.scaling.lora_alpha
-    points = [(lr_fft, min(max(prior_alpha, req.alpha_min), req.alpha_max))]
+    points = [(lr_fft, prior_alpha)]
     while len(points) < n:
         t = probe.ask(space)
         probe.tell(t, 0.0)
@@ -199,13 +214,17 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
     points = [(search.candidates[i].lr, search.candidates[i].alpha) for i in finalists for _ in seeds]
     confirm = run_stage("confirm", base, points, req, url, out, knob=_knob(base), progress=progress,
                         seeds=seeds * len(finalists), halve=False)
+    errors = {}
     for j, i in enumerate(finalists):
         c = search.candidates[i]
         runs = confirm.candidates[j * len(seeds):(j + 1) * len(seeds)]
         c.seed_ema = [c.final_ema_loss, *(r.final_ema_loss if _ran_whole(r, confirm.total_steps) else math.inf
                                           for r in runs)]
         c.mean_ema = sum(c.seed_ema) / len(c.seed_ema)
-    search.best = min(finalists, key=lambda i: (search.candidates[i].mean_ema, i))
+        noise = [x for x in (ema_noise(r.curve, base.ema_beta) for r in (c, *runs)) if x is not None]
+        errors[i] = sum(noise) / len(noise) / math.sqrt(len(c.seed_ema)) if noise else None
+    cs = search.candidates
+    search.best = one_se_choice(finalists, lambda i: cs[i].mean_ema, errors.get, lambda i: cs[i].lr * cs[i].alpha)
     log.info("tune: seed check over %d seeds chose candidate %d (mean EMA %.4f)", req.confirm_seeds,
              search.candidates[search.best].number, search.chosen.mean_ema)
     return confirm
@@ -238,7 +257,9 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
                           " it would answer for those", "use a new folder (or storage) for this question, or delete the old one")
     if "result" in study.user_attrs:
         log.info("tune: stage %s already finished in %s; reusing it", name, url)
-        return StageResult.from_dict(study.user_attrs["result"])
+        stored = StageResult.from_dict(study.user_attrs["result"])
+        stored.best = _pick(stored.candidates, steps=base.steps, beta=base.ema_beta, fallback=stored.best)
+        return stored  # the pick from the stored runs by today's rule
     study.set_user_attr("inputs", inputs)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
@@ -256,10 +277,9 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
         candidates, spent = _train_alone(study, base, points, seeds, rungs, knob, out / name, progress)
-    full = [i for i, c in enumerate(candidates) if _ran_whole(c, steps)]
-    if not full and halve:
+    if not any(_ran_whole(c, steps) for c in candidates) and halve:
         raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
-    best = min(full, key=lambda i: (candidates[i].final_ema_loss, i)) if full else 0
+    best = _pick(candidates, steps, base.ema_beta, fallback=0)
     result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs))
     study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
     return result
@@ -327,6 +347,15 @@ def _candidate(number: int, lr: float, a: float, res, pruned: int | None, seed: 
     return Candidate(number, lr, a, str(res.status), int(s.get("steps_done") or 0), pruned, _finite(res.final_ema_loss),
                      _finite(res.val_loss), res.eval_metric, _finite(res.eval_value), [list(p) for p in res.ema_curve],
                      seed)
+
+
+def _pick(candidates: list[Candidate], steps: int, beta: float, fallback: int) -> int:
+    """The one-standard-error pick among the candidates that ran the whole budget (``fallback`` if none)."""
+    full = [i for i, c in enumerate(candidates) if _ran_whole(c, steps)]
+    if not full:
+        return fallback
+    return one_se_choice(full, lambda i: candidates[i].final_ema_loss, lambda i: ema_noise(candidates[i].curve, beta),
+                         lambda i: candidates[i].lr * candidates[i].alpha)
 
 
 def _ran_whole(c: Candidate, total_steps: int) -> bool:
