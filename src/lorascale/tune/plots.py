@@ -25,6 +25,7 @@ class SearchInfo(NamedTuple):
     rungs: tuple[int, ...]
     member_steps: int
     full_member_steps: int
+    checks: tuple[CandidateLine, ...] = ()  # the finalists again at other seeds (dashed)
 
 
 def search_info(result) -> SearchInfo:
@@ -41,7 +42,11 @@ def search_info(result) -> SearchInfo:
              f"{st.member_steps} of {st.full_member_steps} member-steps")
     if result.confirm is not None:
         title += f"\n+ {result.confirm.member_steps} checking the finalists at other seeds"
-    return SearchInfo(title, tuple(lines), tuple(st.rungs), st.member_steps, st.full_member_steps)
+    checks = tuple(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g} seed {c.seed}", tuple(int(s) for s, _ in c.curve),
+                                 tuple(float(v) for _, v in c.curve), None,
+                                 (c.lr, c.alpha) == (st.chosen.lr, st.chosen.alpha), c.status == "diverged")
+                   for c in (result.confirm.candidates if result.confirm is not None else ()))
+    return SearchInfo(title, tuple(lines), tuple(st.rungs), st.member_steps, st.full_member_steps, checks)
 
 
 def render_search(info: SearchInfo, path: str | Path) -> Path:
@@ -55,6 +60,11 @@ def render_search(info: SearchInfo, path: str | Path) -> Path:
         ax.plot(line.steps, line.ema, **style)
         if line.pruned_at is not None:
             ax.plot(line.steps[-1], line.ema[-1], "x", color="tab:gray", ms=5)
+    for line in info.checks:
+        if line.steps:
+            ax.plot(line.steps, line.ema, ls="--", lw=1.4 if line.chosen else 0.9,
+                    color="tab:red" if line.chosen else "tab:gray", alpha=0.8 if line.chosen else 0.6,
+                    label=f"seed check: {line.label}" if line.chosen else None)
     for r in info.rungs:
         ax.axvline(r, color="k", ls=":", lw=0.8)
     ax.set(title=info.title, xlabel="training step (each candidate's compute)", ylabel="EMA(0.1) training loss")

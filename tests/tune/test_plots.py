@@ -1,0 +1,26 @@
+"""The search figure's data: every candidate, the rungs, and the seed check's runs marked with the answer."""
+
+from types import SimpleNamespace
+
+from lorascale.tune.plots import render_search, search_info
+from lorascale.tune.search import Candidate, StageResult
+
+
+def _c(n, lr, a, steps, loss, seed=0, cut=None):
+    return Candidate(n, lr, a, "complete", steps, cut, loss, seed=seed,
+                     curve=[[s, 2.0 - s * (2.0 - loss) / steps] for s in range(1, steps + 1)])
+
+
+def test_search_info_draws_candidates_rungs_and_the_seed_check(tmp_path):
+    search = StageResult("search", 30, 3, [_c(0, 1e-3, 1.0, 10, 1.9, cut=10), _c(1, 1e-3, 0.25, 30, 1.5),
+                                           _c(2, 1e-3, 0.63, 30, 1.4)], 70, 90, best=1, rungs=[10])
+    confirm = StageResult("confirm", 30, 3, [_c(0, 1e-3, 0.63, 30, 1.7, seed=1), _c(1, 1e-3, 0.25, 30, 1.45, seed=1)],
+                          60, 60, best=1)
+    result = SimpleNamespace(search=search, confirm=confirm, config=SimpleNamespace(model="m", adapter=SimpleNamespace(rank=4)))
+    info = search_info(result)
+    assert [line.chosen for line in info.lines] == [False, True, False] and info.rungs == (10,)
+    assert info.lines[0].pruned_at == 10 and len(info.lines[1].steps) == 30
+    # the seed check's runs: the chosen configuration's (α = 0.25) is the one drawn as the answer
+    assert [line.chosen for line in info.checks] == [False, True] and "seed 1" in info.checks[1].label
+    assert "+ 60 checking" in info.title
+    assert render_search(info, tmp_path / "s.png").stat().st_size > 10_000
