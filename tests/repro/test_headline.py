@@ -31,6 +31,8 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert [p.compute for p in headline_points(res)] == [2 * T, 36, 36, 36, res["tune"]["member_steps"], 18]
     md = (tmp_path / "h" / "headline.md").read_text()
     assert md.count("\n| (") == 6 and "Targets" in md
+    gap = res["targets"]["d"]["val_loss_gap_vs_b"]  # the mean gap and the seed-std are reported apart
+    assert f"better in the mean **{'yes' if gap < 0 else 'no'}** (gap {gap:+.4f}" in md
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
 

@@ -65,9 +65,10 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
                      f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}, (b)'s std {t['a']['b_std']:.4f}), at"
                      f" {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%).")
     if "d" in t:
-        lines.append(f"* (d) equals or beats (b): **{_yes(t['d']['within_one_std_or_better'])}** (gap"
-                     f" {t['d']['val_loss_gap_vs_b']:+.4f}), at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute"
-                     " (target ≤ 40%).")
+        gap = t['d']['val_loss_gap_vs_b']
+        lines.append(f"* (d) equals or beats (b): within one seed-std **{_yes(t['d']['within_one_std_or_better'])}**,"
+                     f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}, (b)'s std {t['d']['b_std']:.4f}),"
+                     f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
     missing = result.get("missing") or []
     if missing:
         lines.append(f"* **partial report**: arm(s) {', '.join(missing)} not finished yet; the targets that need them are"
