@@ -411,6 +411,23 @@ def test_another_spec_under_a_stored_name_is_refused_unless_extending(storage_ur
     assert [s["grid"]["log2_lr"] for s in study.user_attrs["extended_by"]] == [[-12, -10]]
 
 
+def test_the_stored_spec_is_welcome_while_another_sweep_still_adds_its_points(storage_url):
+    """Two `sweep` commands of one spec (two machines): the first stored the spec and has added only some of
+    its points when the second checks. The second must not call its own spec "another spec" (a race seen in
+    test_two_sweep_commands_at_once_share_the_work, reproduced here without processes)."""
+    spec = small_spec(ranks=(4, 16), lrs=(-12, -11))
+    first = SweepStore.open(storage_url, spec.name, "create")
+    keys = {p.key for p in spec.points}
+    first.save_spec(spec.raw, keys)
+    first.enqueue(entries(spec)[:3])  # 3 of its 4 points so far
+    second = SweepStore.open(storage_url, spec.name, "write")
+    assert second.spec_conflict(spec.raw, keys) is None
+    second.save_spec(spec.raw, keys)  # no refusal, and no "extended_by" for the same spec
+    assert "extended_by" not in second.study.user_attrs
+    other = small_spec(ranks=(4, 16), lrs=(-12, -10))  # a different spec under the same name is still refused
+    assert second.spec_conflict(other.raw, {p.key for p in other.points}).field == "name"
+
+
 def test_point_states_count_each_point_once(storage_url):
     """A retried point and a duplicate that never ran are not failures of their points."""
     spec = small_spec(ranks=(4,), lrs=(-12, -11, -10, -9))

@@ -149,7 +149,7 @@ def plan_sweep(spec: SweepSpec, url: str, extend_study: bool = False) -> SweepPl
         if e.field == "study" or (path is not None and not path.exists()):
             return SweepPlan(len(keys), 0, 0, len(keys))  # nothing stored yet
         raise
-    conflict = store.spec_conflict(keys, extend_study)
+    conflict = store.spec_conflict(spec.raw, keys, extend_study)
     if conflict is not None:
         raise conflict
     done = store.done_keys() & keys

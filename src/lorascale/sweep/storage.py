@@ -117,28 +117,35 @@ class SweepStore:
         """Store the spec of points ``keys`` with the study; refuse a spec that would add points to a
         study holding another spec's, unless ``extend`` says so (a fit would mix the two silently).
 
-        A spec whose points the study already holds (a re-run, or part of the spec) is welcome. The
-        first spec stays the study's ``spec`` attr; specs that extended it are kept in ``extended_by``.
+        A spec whose points the study already holds (a re-run, or part of the spec) is welcome, and so is
+        the spec the study already stores: another ``sweep`` of it (a second machine) may still be adding
+        its points, so the study can hold only some of them. The first spec stays the study's ``spec``
+        attr; specs that extended it are kept in ``extended_by``.
         """
         held = {t.user_attrs["key"] for t in self.trials()}
-        conflict = self._conflict(held, keys, extend)
+        spec = json.loads(json.dumps(raw, default=str))
+        conflict = self._conflict(held, keys, extend, spec)
         if conflict is not None:
             raise conflict
         new = keys - held
-        spec = json.loads(json.dumps(raw, default=str))
+        attrs = self.study.user_attrs
         if not held:
             self.study.set_user_attr("spec", spec)
-        elif new:
-            self.study.set_user_attr("extended_by", [*self.study.user_attrs.get("extended_by", []), spec])
+        elif new and spec != attrs.get("spec") and spec not in attrs.get("extended_by", []):
+            self.study.set_user_attr("extended_by", [*attrs.get("extended_by", []), spec])
 
-    def spec_conflict(self, keys: set[str], extend: bool = False) -> ConfigError | None:
-        """Why storing a spec of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
-        return self._conflict({t.user_attrs["key"] for t in self.trials()}, keys, extend)
+    def spec_conflict(self, raw: dict, keys: set[str], extend: bool = False) -> ConfigError | None:
+        """Why storing spec ``raw`` of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
+        return self._conflict({t.user_attrs["key"] for t in self.trials()}, keys, extend,
+                              json.loads(json.dumps(raw, default=str)))
 
-    def _conflict(self, held: set[str], keys: set[str], extend: bool) -> ConfigError | None:
+    def _conflict(self, held: set[str], keys: set[str], extend: bool, spec: dict) -> ConfigError | None:
         new = keys - held
         if not held or not new or extend:
             return None
+        attrs = self.study.user_attrs
+        if spec == attrs.get("spec") or spec in attrs.get("extended_by", []):
+            return None  # the stored spec itself, some of whose points are still being added
         return ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
                            f" and this spec would add {len(new)} new points to it",
                            "give this spec a name of its own (a new study), or extend that study on purpose"
