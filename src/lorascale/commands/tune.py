@@ -35,7 +35,8 @@ def run(args) -> int:
     print(f"\nchosen: lr = {d['lr']:.3g}, {d['rule']} α = {d['alpha']:.3g}; LoraConfig {d['peft_config']}")
     if res.confirm is not None:
         print(f"the finalists were trained again at {len(res.search.chosen.seed_ema) - 1} more seed(s)"
-              f" ({c['confirm_member_steps']} member-steps); the answer has the lowest mean")
+              f" ({c['confirm_member_steps']} member-steps)")
+    print(f"selection: {d['selection']}")
     print(f"compute: {c['member_steps']} member-steps = {c['runs_equivalent']:.2f} full runs"
           f" ({d['compute_fraction']:.0%} of running every candidate to the end)")
     print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")

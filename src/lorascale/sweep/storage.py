@@ -122,34 +122,33 @@ class SweepStore:
         its points, so the study can hold only some of them. The first spec stays the study's ``spec``
         attr; specs that extended it are kept in ``extended_by``.
         """
-        held = {t.user_attrs["key"] for t in self.trials()}
-        spec = json.loads(json.dumps(raw, default=str))
-        conflict = self._conflict(held, keys, extend, spec)
+        held, spec, conflict = self._check_spec(raw, keys, extend)
         if conflict is not None:
             raise conflict
-        new = keys - held
-        attrs = self.study.user_attrs
         if not held:
             self.study.set_user_attr("spec", spec)
-        elif new and spec != attrs.get("spec") and spec not in attrs.get("extended_by", []):
-            self.study.set_user_attr("extended_by", [*attrs.get("extended_by", []), spec])
+        elif keys - held and not self._holds_spec(spec):
+            self.study.set_user_attr("extended_by", [*self.study.user_attrs.get("extended_by", []), spec])
 
     def spec_conflict(self, raw: dict, keys: set[str], extend: bool = False) -> ConfigError | None:
         """Why storing spec ``raw`` of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
-        return self._conflict({t.user_attrs["key"] for t in self.trials()}, keys, extend,
-                              json.loads(json.dumps(raw, default=str)))
+        return self._check_spec(raw, keys, extend)[2]
 
-    def _conflict(self, held: set[str], keys: set[str], extend: bool, spec: dict) -> ConfigError | None:
-        new = keys - held
-        if not held or not new or extend:
-            return None
+    def _holds_spec(self, spec: dict) -> bool:
         attrs = self.study.user_attrs
-        if spec == attrs.get("spec") or spec in attrs.get("extended_by", []):
-            return None  # the stored spec itself, some of whose points are still being added
-        return ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another spec,"
-                           f" and this spec would add {len(new)} new points to it",
-                           "give this spec a name of its own (a new study), or extend that study on purpose"
-                           " (--extend-study)")
+        return spec == attrs.get("spec") or spec in attrs.get("extended_by", [])
+
+    def _check_spec(self, raw: dict, keys: set[str], extend: bool) -> tuple[set[str], dict, ConfigError | None]:
+        """(the keys the study holds, ``raw`` as stored, why it would be refused or None)."""
+        held = {t.user_attrs["key"] for t in self.trials()}
+        spec = json.loads(json.dumps(raw, default=str))
+        new = keys - held
+        if not held or not new or extend or self._holds_spec(spec):
+            return held, spec, None  # the stored spec itself may still be having its points added
+        return held, spec, ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another"
+                                       f" spec, and this spec would add {len(new)} new points to it",
+                                       "give this spec a name of its own (a new study), or extend that study on"
+                                       " purpose (--extend-study)")
 
     def enqueue(self, entries: Iterable[tuple[str, dict, dict]]) -> int:
         """Add a WAITING trial per (key, point attrs, config dict) whose key has no live trial.

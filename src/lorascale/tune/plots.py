@@ -30,23 +30,21 @@ class SearchInfo(NamedTuple):
 
 def search_info(result) -> SearchInfo:
     st = result.search
-    lines = []
-    for i, c in enumerate(st.candidates):
-        steps = tuple(int(s) for s, _ in c.curve)
-        ema = tuple(float(v) for _, v in c.curve)
-        seeds = f", mean over {len(c.seed_ema)} seeds {c.mean_ema:.3f}" if c.seed_ema else ""
-        lines.append(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}{seeds}", steps, ema, c.pruned_at, i == st.best,
-                                   c.status == "diverged"))
+    lines = [_line(c, f", mean over {len(c.seed_ema)} seeds {c.mean_ema:.3f}" if c.seed_ema else "", c.pruned_at,
+                   i == st.best) for i, c in enumerate(st.candidates)]
     cfg = result.config
     title = (f"tune {cfg.model} r={cfg.adapter.rank}: {len(st.candidates)} candidates, "
              f"{st.member_steps} of {st.full_member_steps} member-steps")
     if result.confirm is not None:
         title += f"\n+ {result.confirm.member_steps} checking the finalists at other seeds"
-    checks = tuple(CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g} seed {c.seed}", tuple(int(s) for s, _ in c.curve),
-                                 tuple(float(v) for _, v in c.curve), None,
-                                 (c.lr, c.alpha) == (st.chosen.lr, st.chosen.alpha), c.status == "diverged")
+    checks = tuple(_line(c, f" seed {c.seed}", None, (c.lr, c.alpha) == (st.chosen.lr, st.chosen.alpha))
                    for c in (result.confirm.candidates if result.confirm is not None else ()))
     return SearchInfo(title, tuple(lines), tuple(st.rungs), st.member_steps, st.full_member_steps, checks)
+
+
+def _line(c, suffix: str, pruned_at: int | None, chosen: bool) -> CandidateLine:
+    return CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}{suffix}", tuple(int(s) for s, _ in c.curve),
+                         tuple(float(v) for _, v in c.curve), pruned_at, chosen, c.status == "diverged")
 
 
 def render_search(info: SearchInfo, path: str | Path) -> Path:

@@ -27,8 +27,9 @@ class TuneRequest(Settings):
     η_FFT·2^[−lr_span, lr_span]. Candidates train as members
     with successive halving (keep the best 1/``reduction`` at each rung, none before ``first_rung`` of the
     budget). The best ``confirm_top`` candidates that ran the whole budget are then trained at
-    ``confirm_seeds − 1`` more seeds, and the answer is the lowest mean final EMA loss over seeds: one
-    seed's luck does not pick it. Without an explicit
+    ``confirm_seeds − 1`` more seeds, and the answer is picked on the mean final EMA loss over seeds (the
+    one-standard-error rule toward the gentler setting, :mod:`.selection`): one seed's luck does not pick
+    it. Without an explicit
     ``lr_fft``, η_FFT is estimated first through μA's LoRA → FFT transfer (Init[B], α = 1 at rank
     ``fft_probe_rank`` shares full finetuning's optimal η: μA §4.2, Cor. 4.6).
     """

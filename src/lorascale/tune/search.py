@@ -1,7 +1,7 @@
 """``lorascale tune``: the best α and learning rate for a model, rank and data, at a fraction of a grid.
 
 1. η_FFT: given, or estimated by an Init[B] α = 1 probe (μA Cor. 4.6: its optimal η is full finetuning's),
-   an 11-point log2 grid trained as members with successive halving (always plain LoRA: the transfer is
+   a 6-point log2 grid (every other octave) trained as members with successive halving (always plain LoRA: the transfer is
    μA's statement about LoRA, whatever method is tuned).
 2. The search: LoRA-α's α-path at η = η_FFT (``lr_span`` 0, the default: α log-evenly over
    [alpha_min, alpha_max], the prior α = 1 among them), or with ``lr_span`` > 0 the prior plus Sobol points
@@ -204,8 +204,9 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
 def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: str, out: Path,
                 progress: bool = True) -> StageResult | None:
     """Train the best ``confirm_top`` finalists of ``search`` at ``confirm_seeds − 1`` more seeds and point
-    ``search.best`` at the lowest mean final EMA loss over seeds (a finalist that diverges at any seed is
-    never chosen). None when there is nothing to check (one seed asked, or a single finalist)."""
+    ``search.best`` at the one-standard-error pick on their mean final EMA loss over seeds (a finalist that
+    diverges at any seed is never chosen). None when there is nothing to check (one seed asked, or a single
+    finalist)."""
     finalists = sorted((i for i, c in enumerate(search.candidates) if _ran_whole(c, search.total_steps)),
                        key=lambda i: (search.candidates[i].final_ema_loss, i))[:req.confirm_top]
     if req.confirm_seeds <= 1 or len(finalists) < 2:
