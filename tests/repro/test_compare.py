@@ -63,6 +63,12 @@ def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a finished run trained again"))
     again = run_compare(req, progress=False)
     assert again["tasks"]["tiny-lm"]["methods"] == task["methods"]
+    # the runs' own training time is read back with them: the same, though this call trained nothing; it
+    # fits inside the first call's wall time (no pack counted once per member), +1 for the rounding to seconds
+    first, second = (r["tasks"]["tiny-lm"] for r in (res, again))
+    assert (second["runs"], second["runs_untimed"], second["run_seconds"]) == (16, 0, first["run_seconds"])
+    assert 0 < first["run_seconds"] <= res["seconds"] + 1
+    assert f"tiny-llama, Shakespeare LM: 16 runs, {first['run_seconds']} s" in (tmp_path / "c" / "compare.md").read_text()
 
 
 def test_compare_bad_input_names_the_flags(capsys, tmp_path, monkeypatch):

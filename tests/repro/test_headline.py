@@ -35,6 +35,9 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert f"better in the mean **{'yes' if gap < 0 else 'no'}** (gap {gap:+.4f}" in md
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
+    # every arm's run timed, within this call's wall time (tune's search is not among them), +1 for rounding
+    assert res["runs_untimed"] == 0 and 0 < res["run_seconds"] <= res["seconds"] + 1
+    assert f"the {res['runs']} runs trained {res['run_seconds']} s in all" in md
 
     # resumable: a second call reads every finished run back; an unfinished one is trained afresh
     import lorascale.train as train_mod
@@ -43,9 +46,9 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     summary = tmp_path / "h" / "b" / "lr-6-s1" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "interrupted"}))
     calls = []
-    real = members_mod.train_members
-    monkeypatch.setattr(members_mod, "train_members", lambda cfgs, **kw: calls.append([c.out_dir for c in cfgs]) or real(cfgs, **kw))
-    monkeypatch.setattr(train_mod, "train", lambda *a, **kw: pytest.fail("a finished FFT run was trained again"))
+    real_pack, real_one = members_mod.train_members, train_mod.train  # packs on a GPU, one by one on a CPU
+    monkeypatch.setattr(members_mod, "train_members", lambda cfgs, **kw: calls.append([c.out_dir for c in cfgs]) or real_pack(cfgs, **kw))
+    monkeypatch.setattr(train_mod, "train", lambda cfg, **kw: calls.append([cfg.out_dir]) or real_one(cfg, **kw))
     again = run_headline(req, progress=False)
     assert calls == [[str(summary.parent)]]  # only the interrupted member of (b) trains; tune resumes from its study
     for k in ("a", "b", "c", "c+", "e"):

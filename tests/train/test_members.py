@@ -87,7 +87,7 @@ def assert_same_run(sep_cfg, mem_cfg, a, b):
         assert x.keys() == y.keys()
         assert all(_close(x[k], y[k]) for k in x if k not in TIMINGS), (x, y)
     assert a.summary.keys() == b.summary.keys()
-    assert all(_close(a.summary[k], b.summary[k]) for k in a.summary if k not in TIMINGS)
+    assert all(_close(a.summary[k], b.summary[k]) for k in a.summary if k not in TIMINGS | {"pack_members"})
     assert json.loads(open(f"{mem_cfg.out_dir}/config.json").read()) == mem_cfg.to_dict()
 
 
@@ -117,6 +117,8 @@ def test_lm_pack_equals_separate_runs(lm):
     assert [r.status for r in seps_r] == [r.status for r in mems_r]
     for sc, mc, a, b in zip(seps, mems, seps_r, mems_r):
         assert_same_run(sc, mc, a, b)
+    # a member's wall_time is the pack's, shared by its 4 members; a separate run's is its own
+    assert [r.summary["pack_members"] for r in mems_r] == [4] * 4 and {r.summary["pack_members"] for r in seps_r} == {1}
 
 
 def test_lm_pack_saves_the_separate_runs_adapters(lm):

@@ -52,7 +52,10 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
     assert res.confirm is not None and [c.seed for c in res.confirm.candidates] == [1, 1]
     assert d["compute"]["confirm_member_steps"] == res.confirm.member_steps == 18
     assert d["compute"]["member_steps"] == spent + 18 == planned_cost(req, 6)  # nobody diverged at this lr
-    assert d["compute_fraction"] == pytest.approx((spent + 18) / (6 * 9))
+    # against the 8-rate × 3-seed grid tune replaces, each run 9 steps
+    assert d["compute"]["reference_grid"] == {"learning_rates": 8, "seeds": 3, "member_steps": 8 * 3 * 9}
+    assert d["compute_fraction"] == pytest.approx((spent + 18) / (8 * 3 * 9))
+    assert d["compute"]["search_to_the_end_member_steps"] == 6 * 9
     for f, again_at_1 in zip(sorted(finalists, key=lambda c: c.final_ema_loss), res.confirm.candidates):
         assert (again_at_1.lr, again_at_1.alpha) == (f.lr, f.alpha)
         assert f.seed_ema == [f.final_ema_loss, again_at_1.final_ema_loss]
@@ -147,6 +150,6 @@ def test_cli_json(tmp_path, capsys, one_thread):
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     # 3 candidates and 6 steps leave no rung: all 3 run 6 steps (18), the best 2 again at seed 1 (12); the
-    # fraction is against one seed's full grid, so a search this small costs more than the grid
-    assert out["compute"]["full_grid_member_steps"] == 18 and out["compute"]["confirm_member_steps"] == 12
-    assert out["compute_fraction"] == pytest.approx(30 / 18)
+    # fraction is against the 8-rate × 3-seed grid of 6-step runs (144 member-steps)
+    assert out["compute"]["search_to_the_end_member_steps"] == 18 and out["compute"]["confirm_member_steps"] == 12
+    assert out["compute_fraction"] == pytest.approx(30 / 144)

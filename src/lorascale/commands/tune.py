@@ -26,6 +26,7 @@ def run(args) -> int:
         print_json(d)
         return 0
     c = d["compute"]
+    g = c["reference_grid"]
     print(f"η_FFT = {res.lr_fft:.3g} ({res.lr_fft_source})")
     rows = [[f"{x.lr:.3g}", f"{x.alpha:.3g}", x.steps_done, x.pruned_at or "", x.status,
              "" if x.final_ema_loss is None else f"{x.final_ema_loss:.4f}",
@@ -38,6 +39,7 @@ def run(args) -> int:
               f" ({c['confirm_member_steps']} member-steps)")
     print(f"selection: {d['selection']}")
     print(f"compute: {c['member_steps']} member-steps = {c['runs_equivalent']:.2f} full runs"
-          f" ({d['compute_fraction']:.0%} of running every candidate to the end)")
+          f" ({d['compute_fraction']:.0%} of a {g['learning_rates']}-rate × {g['seeds']}-seed grid,"
+          f" {g['member_steps']} member-steps)")
     print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")
     return 0

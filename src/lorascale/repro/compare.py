@@ -5,7 +5,7 @@ the task's base learning rate, and its sweep ×2⁻³ … ×2³ around it (over 
 LoRA-α), ``seeds`` seeds per point, on one fixed held-out split. A method's tuned point (the paper's
 asterisk) is the multiplier with the lowest mean final EMA(0.1) training loss over seeds (μA's rule);
 both points are reported on the held-out metric, mean ± std over seeds. Runs are resumable
-(:mod:`.runs`); LoRA, rsLoRA, LoRA+ and LoRA-α train as members of packs, DoRA, PiSSA and full
+(:mod:`.runs`); on a GPU LoRA, rsLoRA, LoRA+ and LoRA-α train as members of packs (on a CPU one by one), DoRA, PiSSA and full
 finetuning (and every rlvr run) one by one.
 """
 
@@ -25,7 +25,7 @@ from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setti
 from ..train.config import TrainConfig
 from ..vocabulary import higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
-from .runs import ema_score, finite, train_all
+from .runs import ema_score, finite, train_all, wall_seconds
 
 __all__ = ["CompareRequest", "run_compare", "method_configs"]
 
@@ -89,6 +89,7 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
         metric = next((r.eval_metric for r in trained if r.eval_metric), "")
         result["tasks"][task] = {"label": TASKS[task].label, "metric": metric, "higher_is_better": higher_is_better(metric),
                                  "base_lr": req.base_lr or TASKS[task].base_lr, "methods": rows,
+                                 **_timing(trained),
                                  "verdict": verdict(rows, higher_is_better(metric))}
     result["seconds"] = round(time.time() - started)
     (root / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -96,6 +97,11 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
 
     write_compare_md(result, root / "compare.md")
     return result
+
+
+def _timing(trained: list) -> dict:
+    seconds, untimed = wall_seconds(trained)
+    return {"runs": len(trained), "run_seconds": round(seconds), "runs_untimed": untimed}
 
 
 def _summarise(method: str, runs: list, req: CompareRequest) -> dict:

@@ -36,7 +36,9 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
-    lines += ["", f"{result['seconds']} s in all.", ""]
+    timing = ", ".join(_timing(v) for v in tasks.values() if "run_seconds" in v)
+    lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")
+              + f"This call: {result['seconds']} s.", ""]
     Path(path).write_text("\n".join(lines))
     return Path(path)
 
@@ -45,3 +47,10 @@ def _pm(p: dict) -> str:
     if p["mean"] is None:
         return "—"
     return f"{p['mean']:.4g} ± {p['std']:.2g}"
+
+
+def _timing(task: dict) -> str:
+    n, untimed = task["runs"], task["runs_untimed"]
+    if untimed == n:
+        return f"{task['label']}: {n} runs, not known (they ran before a pack's size was recorded)"
+    return f"{task['label']}: {f'{n - untimed} of {n}' if untimed else n} runs, {task['run_seconds']} s"

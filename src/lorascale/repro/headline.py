@@ -12,12 +12,11 @@ One model, data, rank, step budget and held-out set for every arm, ``seeds`` see
 
 A sweep's best learning rate is chosen on the mean final EMA(0.1) training loss over seeds (μA's rule),
 then reported on the held-out set. Compute is counted in member-steps (one LoRA or FFT step of one
-configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as members of one pack.
+configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as members of packs on a GPU, one by one on a CPU (``runs.CPU_PACK``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import statistics
@@ -31,12 +30,14 @@ from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..train.config import TrainConfig
+from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
-from .runs import ema_score, finished_run, finite, train_all
+from .runs import ema_score, finished_run, finite, train_all, wall_seconds
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
 
-LORA_LOG2_LR = tuple(float(x) for x in range(-15, -7))  # 3.1e-5 … 3.9e-3: around 10 × η_FFT (the folk rule)
+# the grid tune's compute_fraction is measured against: 3.1e-5 … 3.9e-3, around 10 × η_FFT (the folk rule)
+LORA_LOG2_LR = tuple(float(x) for x in range(-15, -15 + REFERENCE_GRID_LRS))
 FFT_LOG2_LR = tuple(float(x) for x in range(-18, -10))  # 3.8e-6 … 4.9e-4
 
 
@@ -44,7 +45,7 @@ class HeadlineRequest(Settings):
     run: TrainConfig = setting(TrainConfig(model="minilm-l6", data="shakespeare-genre", steps=150, batch_size=16,
                                            seq_len=64, max_val_batches=16, rank=16, save_model=False),
                                "the shared budget, data and held-out set")
-    seeds: PositiveInt = setting(3, "seeds per arm")
+    seeds: PositiveInt = setting(REFERENCE_GRID_SEEDS, "seeds per arm")
     lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2)
     fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
     candidates: PositiveInt = setting(18, "tune's starting candidates at most (fewer when tune_compute caps them)", ge=2)
@@ -88,10 +89,17 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
     started = time.time()
     arms: dict[str, Arm] = {}
-    runs = functools.partial(_runs, progress=progress, train=not req.report_only)
+    walls: dict[str, tuple[float, int]] = {}  # per run folder: the training time its run recorded (runs.wall_seconds)
+
+    def runs(cfgs: list) -> list:
+        rs = _runs(cfgs, progress=progress, train=not req.report_only)
+        walls.update({c.out_dir: wall_seconds([r]) for c, r in zip(cfgs, rs)})
+        return rs
 
     def report(tune_compute: dict | None = None) -> dict:
-        return _report(req, out, arms, lr_fft, seeds, T, round(time.time() - started), tune_compute)
+        timing = {"seconds": round(time.time() - started), "run_seconds": round(sum(s for s, _ in walls.values())),
+                  "runs": len(walls), "runs_untimed": sum(n for _, n in walls.values())}
+        return _report(req, out, arms, lr_fft, seeds, T, timing, tune_compute)
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
     fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
@@ -149,12 +157,12 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     return report(tune_compute)
 
 
-def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, seconds: int, tune_compute: dict | None) -> dict:
+def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, timing: dict, tune_compute: dict | None) -> dict:
     """headline.json, .md and .png from the arms measured so far (all five once the benchmark ends)."""
     result = {"request": json.loads(req.model_dump_json()), "lr_fft": lr_fft, "steps": T, "seeds": seeds,
               "arms": {k: {**asdict(a), "val_loss_mean_std": a.stat("val_loss"), "eval_mean_std": a.stat("eval_value"),
                            "ema_mean_std": a.stat("ema_loss")} for k, a in sorted(arms.items())},
-              "targets": _targets(arms), "seconds": seconds, "tune": tune_compute,
+              "targets": _targets(arms), **timing, "tune": tune_compute,
               "missing": [k for k in ORDER if k not in arms]}
     (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     from .headline_report import render_headline, write_headline_md

@@ -50,7 +50,7 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     lines = [f"### {run['model']} on {run['data']}", "",
              f"{result['steps']} steps × {run['batch_size']}×{run['seq_len']}, rank {run['adapter']['rank']},"
              f" seeds {result['seeds']}, η_FFT = {result['lr_fft']:.3g} (the FFT arm's optimum); "
-             + ("read back from the finished runs." if result["request"].get("report_only") else f"{result['seconds']} s."), "",
+             + _timing(result), "",
              "| arm | learning rate | held-out loss | " + _metric(result) + " | EMA train loss | compute (member-steps) | statuses |",
              "|---|---|---|---|---|---|---|"]
     for k in [k for k in ORDER if k in result["arms"]]:
@@ -89,3 +89,15 @@ def _pm(ms) -> str:
 
 def _yes(b: bool) -> str:
     return "yes" if b else "no"
+
+
+def _timing(result: dict) -> str:
+    """The runs' own training time (read back with them, so a re-read report keeps it), and this call's."""
+    call = "this report read the finished runs back" if result["request"].get("report_only") else f"this call {result['seconds']} s"
+    if "run_seconds" not in result:  # a headline.json written before the runs' time was kept
+        return call + "."
+    n, untimed = result["runs"], result.get("runs_untimed", 0)
+    if untimed == n:
+        return f"{call}; the runs' training time is not known (they ran before a pack's size was recorded)."
+    timed = f"{n - untimed} of the {n} runs" if untimed else f"the {n} runs"
+    return f"{timed} trained {result['run_seconds']} s in all (tune's search not counted); {call}."

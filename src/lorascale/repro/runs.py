@@ -16,10 +16,13 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..train.config import TrainConfig
 
-__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK", "CPU_PACK"]
+__all__ = ["train_all", "finished_run", "ema_score", "finite", "wall_seconds", "MAX_PACK", "CPU_PACK"]
 
 MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
-CPU_PACK = 4  # on a CPU a pack saves nothing (compute-bound matmuls) and large ones lose: docs/results/members
+# On a CPU a pack saves nothing (compute-bound matmuls) and loses where the batch is large: MiniLM 8×128
+# at K = 4 ran 1.04× separate runs (docs/results/members), SmolLM2 4×128 at K = 4 0.78× (2.95 s per
+# member-step against 2.3 s alone, its 49k-token LM head's logits stacked K times). So one by one.
+CPU_PACK = 1
 
 
 def train_all(cfgs, progress: bool = True, max_pack: int | None = None) -> list:
@@ -39,8 +42,9 @@ def train_all(cfgs, progress: bool = True, max_pack: int | None = None) -> list:
         if results[i] is None:
             groups.setdefault(pack_key(c) if packable(c) else ("alone", i), []).append(i)
     for key, idx in groups.items():
-        if key[0] == "alone":
-            results[idx[0]] = train(cfgs[idx[0]], progress=progress)
+        if key[0] == "alone" or max_pack == 1:
+            for i in idx:
+                results[i] = train(cfgs[i], progress=progress)
             continue
         for start in range(0, len(idx), max_pack):
             chunk = idx[start:start + max_pack]
@@ -78,3 +82,18 @@ def ema_score(r) -> float:
 
 def finite(x):
     return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def wall_seconds(results) -> tuple[float, int]:
+    """The training time the runs recorded themselves, read back with them (what a benchmark cost, whether
+    this call trained its runs or found them finished): each run's ``wall_time``, a pack's shared by its
+    ``pack_members``. Also how many runs could not say: a summary written before ``pack_members`` was
+    kept may be a pack's member, whose ``wall_time`` is the whole pack's."""
+    seconds, unknown = 0.0, 0
+    for r in (r for r in results if r is not None):
+        k = r.summary.get("pack_members")
+        if k is None:
+            unknown += 1
+        else:
+            seconds += float(r.summary.get("wall_time") or 0.0) / k
+    return seconds, unknown

@@ -10,12 +10,18 @@ from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, S
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 
-__all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR"]
+__all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS"]
 
 FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7, 2))
 """The η grid of the η_FFT probe: every other octave of 2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3 (μA Table 6's Init[B]
 α = 1 ranges). Every other octave is enough: an update's size goes with α·η, and the search's α knob spans
 two decades ([0.1, 10]), so an η_FFT one octave off moves the best α by about 2×, inside the search."""
+
+
+REFERENCE_GRID_LRS = 8
+REFERENCE_GRID_SEEDS = 3
+"""The yardstick of tune's ``compute_fraction``: what tune replaces, the common log2 learning-rate grid of 8
+rates at 3 seeds, each run to the end (LoRA-α's and μA's sweeps; the headline's arm (b))."""
 
 
 class TuneRequest(Settings):

@@ -35,7 +35,7 @@ from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from .halving import HalvingCoordinator, TrialRungs, planned_finalists, planned_member_steps, rung_steps
-from .request import FFT_PROBE_LOG2_LR, TuneRequest
+from .request import FFT_PROBE_LOG2_LR, REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .selection import ema_noise, one_se_choice
 
 __all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "check_seeds", "search_space", "planned_cost"]
@@ -108,6 +108,7 @@ class TuneResult:
     def to_dict(self) -> dict:
         cfg = self.config
         chosen = self.search.chosen
+        grid = REFERENCE_GRID_LRS * REFERENCE_GRID_SEEDS * cfg.steps
         return {
             "model": cfg.model, "data": cfg.data, "rank": cfg.adapter.rank, "rule": cfg.adapter.scaling.rule.value,
             "peft_config": self.peft_config, "lr": cfg.lr, "alpha": chosen.alpha,
@@ -122,9 +123,11 @@ class TuneResult:
             "compute": {"member_steps": self.member_steps, "search_member_steps": self.search.member_steps,
                         "probe_member_steps": self.probe.member_steps if self.probe else 0,
                         "confirm_member_steps": self.confirm.member_steps if self.confirm else 0,
-                        "full_grid_member_steps": self.search.full_member_steps,
+                        "search_to_the_end_member_steps": self.search.full_member_steps,
+                        "reference_grid": {"learning_rates": REFERENCE_GRID_LRS, "seeds": REFERENCE_GRID_SEEDS,
+                                           "member_steps": grid},
                         "runs_equivalent": self.member_steps / cfg.steps},
-            "compute_fraction": self.member_steps / self.search.full_member_steps,
+            "compute_fraction": self.member_steps / grid,
             "storage": self.storage, "out_dir": str(self.out_dir), "figure": str(self.figure) if self.figure else None,
             "search": self.search.to_dict(), "probe": self.probe.to_dict() if self.probe else None,
             "confirm": self.confirm.to_dict() if self.confirm else None,
