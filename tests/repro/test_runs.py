@@ -6,17 +6,21 @@ import pytest
 
 from lorascale.repro.runs import wall_seconds
 
+ABSENT = object()
 
-def _run(wall_time, pack_members=None):
+
+def _run(wall_time, pack=ABSENT):
     summary = {"wall_time": wall_time}
-    if pack_members is not None:
-        summary["pack_members"] = pack_members
+    if pack is not ABSENT:
+        summary["pack"] = pack
     return SimpleNamespace(summary=summary)
 
 
-def test_a_packs_time_is_shared_by_its_members_and_unknown_sizes_are_counted_apart():
-    # two members of one 12 s pack (each records the pack's wall time) cost 12 s, not 24; a run alone its own 5 s
-    assert wall_seconds([_run(12.0, 2), _run(12.0, 2), _run(5.0, 1)]) == (pytest.approx(17.0, rel=1e-12), 0)
-    # a summary written before pack_members was kept may be a member: not counted, but counted as untimed;
-    # an unfinished run (None) is neither
-    assert wall_seconds([_run(12.0), _run(5.0, 1), None]) == (pytest.approx(5.0, rel=1e-12), 1)
+def test_a_pack_counts_once_at_its_last_member_and_unknown_runs_apart():
+    # a pack of three (each member counts from the pack's start; one diverged and ended at 4 s, the others
+    # at 12 s) took 12 s, not 28; a second pack 6 s; a run alone its own 5 s
+    runs = [_run(12.0, "p1"), _run(4.0, "p1"), _run(12.0, "p1"), _run(6.0, "p2"), _run(5.0, None)]
+    assert wall_seconds(runs) == (pytest.approx(12.0 + 6.0 + 5.0, rel=1e-12), 0)
+    # a summary written before packs were named may be a member's: not counted, counted as untimed; an
+    # unfinished run (None) is neither
+    assert wall_seconds([_run(12.0), _run(5.0, None), None]) == (pytest.approx(5.0, rel=1e-12), 1)

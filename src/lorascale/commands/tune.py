@@ -39,7 +39,7 @@ def run(args) -> int:
               f" ({c['confirm_member_steps']} member-steps)")
     print(f"selection: {d['selection']}")
     print(f"compute: {c['member_steps']} member-steps = {c['runs_equivalent']:.2f} full runs"
-          f" ({d['compute_fraction']:.0%} of a {g['learning_rates']}-rate × {g['seeds']}-seed grid,"
+          f" ({d['compute_fraction']:.0%} of the {g['learning_rates']}-rate × {g['seeds']}-seed grid,"
           f" {g['member_steps']} member-steps)")
     print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")
     return 0

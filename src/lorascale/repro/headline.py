@@ -89,16 +89,17 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
     started = time.time()
     arms: dict[str, Arm] = {}
-    walls: dict[str, tuple[float, int]] = {}  # per run folder: the training time its run recorded (runs.wall_seconds)
+    finished: dict[str, object] = {}  # per run folder, its finished run: their training time (runs.wall_seconds)
 
     def runs(cfgs: list) -> list:
         rs = _runs(cfgs, progress=progress, train=not req.report_only)
-        walls.update({c.out_dir: wall_seconds([r]) for c, r in zip(cfgs, rs)})
+        finished.update({c.out_dir: r for c, r in zip(cfgs, rs) if r is not None})
         return rs
 
     def report(tune_compute: dict | None = None) -> dict:
-        timing = {"seconds": round(time.time() - started), "run_seconds": round(sum(s for s, _ in walls.values())),
-                  "runs": len(walls), "runs_untimed": sum(n for _, n in walls.values())}
+        run_seconds, untimed = wall_seconds(finished.values())
+        timing = {"seconds": round(time.time() - started), "run_seconds": round(run_seconds), "runs": len(finished),
+                  "runs_untimed": untimed}
         return _report(req, out, arms, lr_fft, seeds, T, timing, tune_compute)
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
@@ -146,7 +147,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         tune_compute = tr.to_dict()["compute"]
         report(tune_compute)
 
-    # (c), (c+): the other tuned baselines, every rate × seed as members
+    # (c), (c+): the other tuned baselines, every rate × seed (as packs on a GPU, one by one on a CPU)
     for key, folder, label, changes in (
             ("c", "c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0}),
             ("c+", "c-loraplus", "(c+) LoRA+ (α = r, λ = 16), best of sweep", {"rule": "alpha-r", "method": "loraplus"})):

@@ -86,14 +86,17 @@ def finite(x):
 
 def wall_seconds(results) -> tuple[float, int]:
     """The training time the runs recorded themselves, read back with them (what a benchmark cost, whether
-    this call trained its runs or found them finished): each run's ``wall_time``, a pack's shared by its
-    ``pack_members``. Also how many runs could not say: a summary written before ``pack_members`` was
-    kept may be a pack's member, whose ``wall_time`` is the whole pack's."""
-    seconds, unknown = 0.0, 0
+    this call trained its runs or found them finished): a run alone its ``wall_time``; a pack (its members
+    share a ``pack`` id, each counting from the pack's start) its members' largest, once. Also how many
+    runs could not say: a summary written before ``pack`` was kept may be a member's. Unfinished runs
+    (None) are neither."""
+    seconds, untimed, packs = 0.0, 0, {}
     for r in (r for r in results if r is not None):
-        k = r.summary.get("pack_members")
-        if k is None:
-            unknown += 1
+        wall = float(r.summary.get("wall_time") or 0.0)
+        if "pack" not in r.summary:
+            untimed += 1
+        elif r.summary["pack"] is None:
+            seconds += wall
         else:
-            seconds += float(r.summary.get("wall_time") or 0.0) / k
-    return seconds, unknown
+            packs[r.summary["pack"]] = max(wall, packs.get(r.summary["pack"], 0.0))
+    return seconds + sum(packs.values()), untimed

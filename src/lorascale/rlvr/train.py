@@ -129,7 +129,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
                 "final_ema_loss": recorder.ema.value if math.isfinite(recorder.ema.value) else math.inf,
                 "final_loss": recorder.loss, "final_reward": recorder.reward, "eval_metric": Task.RLVR.eval_metric,
                 **{k: last_eval.get(k) for k in ("val_reward", "val_accuracy", "val_format", "val_completion_length")},
-                "val_loss": None, "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started}
+                "val_loss": None, "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "pack": None}
 
     try:
         with _quiet_transformers():

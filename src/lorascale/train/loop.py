@@ -75,14 +75,14 @@ def make_accelerator(cfg: TrainConfig):
 
 
 def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,
-                started: float, pack_members: int = 1) -> dict:
-    """summary.json of a run (and of a member of a pack of ``pack_members``, :mod:`.members`: its
-    ``wall_time`` is the pack's, shared by that many runs)."""
+                started: float, pack: str | None = None) -> dict:
+    """summary.json of a run (and of a member of the pack with id ``pack``, :mod:`.members`: its
+    ``wall_time`` counts from the pack's start, so the pack's time is its members' largest)."""
     return {
         "status": status, "message": message, "steps_done": ctx.step, "total_steps": ctx.total_steps,
         "final_ema_loss": _finite_or_inf(ema.value), "final_loss": ctx.loss,
         "eval_metric": metric, metric: last_eval.get(metric), "val_loss": last_eval.get("val_loss"),
-        "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "pack_members": pack_members,
+        "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "pack": pack,
         "peak_memory_mb": _peak_memory_mb(),
     }
 

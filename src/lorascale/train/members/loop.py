@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 
 from ...errors import ConfigError
@@ -91,7 +92,8 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     model, optimizer, val_loader, *loaders = accelerator.prepare(pack.model, optimizer, pack.val_loader, *pack.train_loaders)
     metric = pack.task.eval_metric
     member_callbacks = callbacks or [()] * k
-    members = [Member(name, cfg, loader, steps, cbs, metric, accelerator.is_main_process, started, k)
+    pack_id = uuid.uuid4().hex[:12]  # in each member's summary: run_seconds counts the pack's time once
+    members = [Member(name, cfg, loader, steps, cbs, metric, accelerator.is_main_process, started, pack_id)
                for name, cfg, loader, cbs in zip(pack.names, cfgs, loaders, member_callbacks)]
     for m in members:  # refuse before any member writes
         if m.writer.enabled and (m.run_dir / "summary.json").exists():

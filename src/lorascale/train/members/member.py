@@ -22,9 +22,9 @@ class Member:
     pack's optimizer (body, then head); ``loader`` its own training order."""
 
     def __init__(self, name: str, cfg: TrainConfig, loader, total_steps: int, callbacks: list[Callback] | tuple,
-                 metric: str, writer_enabled: bool, started: float, pack_members: int = 1):
+                 metric: str, writer_enabled: bool, started: float, pack: str | None = None):
         self.name, self.cfg, self.metric, self.started = name, cfg, metric, started
-        self.pack_members = pack_members  # the pack's size: its wall time is shared by that many runs
+        self.pack = pack  # the pack's id: its members' wall times all count from the pack's start
         self.run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
         self.writer = RunWriter(self.run_dir, enabled=writer_enabled)
         self.batches = _batches(loader)
@@ -114,7 +114,7 @@ class Member:
 
     def _summary(self, status: RunStatus) -> dict:
         return run_summary(status.value, self.message, self.ctx, self.ema, self.metric, self.last_eval, self.cfg, self.started,
-                           self.pack_members)
+                           self.pack)
 
     def _close(self, summary: dict) -> None:
         self.writer.close()
