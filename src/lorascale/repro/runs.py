@@ -20,8 +20,9 @@ __all__ = ["train_all", "finished_run", "ema_score", "finite", "wall_seconds", "
 
 MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
 # On a CPU a pack saves nothing (compute-bound matmuls) and loses where the batch is large: MiniLM 8×128
-# at K = 4 ran 1.04× separate runs (docs/results/members), SmolLM2 4×128 at K = 4 0.78× (2.95 s per
-# member-step against 2.3 s alone, its 49k-token LM head's logits stacked K times). So one by one.
+# ran 1.04× separate runs at K = 4 and 0.78× at K = 8 (docs/results/members); SmolLM2 4×128 at K = 4 about
+# 0.8× (2.95 s per member-step against 2.3 s alone, read off the progress bars of one compare run, not a
+# bench: its 49k-token LM head's logits stacked K times). So one by one.
 CPU_PACK = 1
 
 
