@@ -77,3 +77,14 @@ def test_compare_bad_input_names_the_flags(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert "--tasks" in err and "glue" in err and "--methods" in err and "loram" in err and "--sweep-log2" in err
     assert "Traceback" not in err and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_table_of_base_points_claims_no_tuned_point():
+    point = {"mean": 0.5, "std": 0.01, "n": 3, "statuses": ["complete"] * 3}
+    row = {"label": "LoRA", "sweeps": "lr", "base": {**point, "log2_mult": 0.0}, "tuned": {**point, "log2_mult": 0.0}}
+    result = {"request": {"sweep_log2": [0.0]}, "tasks": {"t": {"methods": {"lora": row}}}}
+    assert compare_rows(result) == [["LoRA", "0.5 ± 0.01"]]
+    tuned = {**row, "tuned": {**point, "mean": 0.4, "log2_mult": 1.0}}
+    swept = {"request": {"sweep_log2": [0.0, 1.0]}, "tasks": {"t": {"methods": {"lora": tuned}}}}
+    assert compare_rows(swept) == [["LoRA", "0.5 ± 0.01 / 0.4 ± 0.01* (η×2)"]]
+

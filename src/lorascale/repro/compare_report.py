@@ -8,7 +8,8 @@ __all__ = ["compare_rows", "write_compare_md"]
 
 
 def compare_rows(result: dict) -> list[list[str]]:
-    """The table's cells: one row per method, one column per task."""
+    """The table's cells: one row per method, one column per task; the base point only when no sweep ran."""
+    swept = _swept(result)
     tasks = list(result["tasks"])
     methods = list(next(iter(result["tasks"].values()))["methods"]) if tasks else []
     rows = []
@@ -18,21 +19,27 @@ def compare_rows(result: dict) -> list[list[str]]:
             r = result["tasks"][t]["methods"][m]
             tuned = r["tuned"]
             knob = "α" if r["sweeps"] == "alpha" else "η"
-            row.append(f"{_pm(r['base'])} / {_pm(tuned)}* ({knob}×{2.0 ** tuned['log2_mult']:g})")
+            row.append(f"{_pm(r['base'])} / {_pm(tuned)}* ({knob}×{2.0 ** tuned['log2_mult']:g})" if swept else _pm(r["base"]))
         rows.append(row)
     return rows
+
+
+def _swept(result: dict) -> bool:
+    return any(x != 0 for x in result["request"]["sweep_log2"])
 
 
 def write_compare_md(result: dict, path: str | Path) -> Path:
     req, tasks = result["request"], result["tasks"]
     head = ["method"] + [f"{v['label']}: {v['metric']} {'↑' if v['higher_is_better'] else '↓'}" for v in tasks.values()]
     lines = ["# LoRA-α's comparison (Table 1/2 protocol) at lorascale's scale", "",
-             f"Rank {req['rank']}, {req['seeds']} seeds, sweep ×2^{req['sweep_log2']} around each method's base point. "
-             "Each cell: the held-out metric at the base learning rate / at the tuned multiplier (*: the best mean "
-             "final EMA training loss over seeds), mean ± std over seeds.", "",
+             (f"Rank {req['rank']}, {req['seeds']} seeds, sweep ×2^{req['sweep_log2']} around each method's base point. "
+              "Each cell: the held-out metric at the base learning rate / at the tuned multiplier (*: the best mean "
+              "final EMA training loss over seeds), mean ± std over seeds." if _swept(result) else
+              f"Rank {req['rank']}, {req['seeds']} seeds, every method at its base point only (no sweep ran, so no "
+              "method is tuned). Each cell: the held-out metric, mean ± std over seeds."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
-    lines += ["", "## LoRA-α at the base rate against each tuned baseline", ""]
+    lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if _swept(result) else "baseline at its base rate"), ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
