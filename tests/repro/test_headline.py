@@ -37,7 +37,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
     # every arm's run timed, within this call's wall time (tune's search is not among them), +1 for rounding
     assert res["runs_untimed"] == 0 and 0 < res["run_seconds"] <= res["seconds"] + 1
-    assert f"the {res['runs']} runs trained {res['run_seconds']} s in all" in md
+    assert f"the arms' runs: {res['runs']} runs, {res['run_seconds']} s" in md
 
     # resumable: a second call reads every finished run back; an unfinished one is trained afresh
     import lorascale.train as train_mod

@@ -25,7 +25,8 @@ from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setti
 from ..train.config import TrainConfig
 from ..vocabulary import higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
-from .runs import ema_score, finite, train_all, wall_seconds
+from .runs import ema_score, finite, train_all
+from .timing import run_timing
 
 __all__ = ["CompareRequest", "run_compare", "method_configs"]
 
@@ -89,7 +90,7 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
         metric = next((r.eval_metric for r in trained if r.eval_metric), "")
         result["tasks"][task] = {"label": TASKS[task].label, "metric": metric, "higher_is_better": higher_is_better(metric),
                                  "base_lr": req.base_lr or TASKS[task].base_lr, "methods": rows,
-                                 **_timing(trained),
+                                 **run_timing(trained),
                                  "verdict": verdict(rows, higher_is_better(metric))}
     result["seconds"] = round(time.time() - started)
     (root / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -97,11 +98,6 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
 
     write_compare_md(result, root / "compare.md")
     return result
-
-
-def _timing(trained: list) -> dict:
-    seconds, untimed = wall_seconds(trained)
-    return {"runs": len(trained), "run_seconds": round(seconds), "runs_untimed": untimed}
 
 
 def _summarise(method: str, runs: list, req: CompareRequest) -> dict:

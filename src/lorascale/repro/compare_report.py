@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .timing import timing_text
+
 __all__ = ["compare_rows", "write_compare_md"]
 
 
@@ -29,21 +31,21 @@ def _swept(result: dict) -> bool:
 
 
 def write_compare_md(result: dict, path: str | Path) -> Path:
-    req, tasks = result["request"], result["tasks"]
+    req, tasks, swept = result["request"], result["tasks"], _swept(result)
     head = ["method"] + [f"{v['label']}: {v['metric']} {'↑' if v['higher_is_better'] else '↓'}" for v in tasks.values()]
     lines = ["# LoRA-α's comparison (Table 1/2 protocol) at lorascale's scale", "",
              (f"Rank {req['rank']}, {req['seeds']} seeds, sweep ×2^{req['sweep_log2']} around each method's base point. "
               "Each cell: the held-out metric at the base learning rate / at the tuned multiplier (*: the best mean "
-              "final EMA training loss over seeds), mean ± std over seeds." if _swept(result) else
+              "final EMA training loss over seeds), mean ± std over seeds." if swept else
               f"Rank {req['rank']}, {req['seeds']} seeds, every method at its base point only (no sweep ran, so no "
               "method is tuned). Each cell: the held-out metric, mean ± std over seeds."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
-    lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if _swept(result) else "baseline at its base rate"), ""]
+    lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
-    timing = ", ".join(_timing(v) for v in tasks.values() if "run_seconds" in v)
+    timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
     lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")
               + f"This call: {result['seconds']} s.", ""]
     Path(path).write_text("\n".join(lines))
@@ -55,9 +57,3 @@ def _pm(p: dict) -> str:
         return "—"
     return f"{p['mean']:.4g} ± {p['std']:.2g}"
 
-
-def _timing(task: dict) -> str:
-    n, untimed = task["runs"], task["runs_untimed"]
-    if untimed == n:
-        return f"{task['label']}: {n} runs, not known (they ran before a pack's size was recorded)"
-    return f"{task['label']}: {f'{n - untimed} of {n}' if untimed else n} runs, {task['run_seconds']} s"

@@ -32,7 +32,8 @@ from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setti
 from ..train.config import TrainConfig
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
-from .runs import ema_score, finished_run, finite, train_all, wall_seconds
+from .runs import ema_score, finished_run, finite, train_all
+from .timing import run_timing
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
 
@@ -89,7 +90,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     base, seeds, T = req.run, list(range(req.seeds)), req.run.steps
     started = time.time()
     arms: dict[str, Arm] = {}
-    finished: dict[str, object] = {}  # per run folder, its finished run: their training time (runs.wall_seconds)
+    finished: dict[str, object] = {}  # per run folder, its finished run: their training time (timing.run_timing)
 
     def runs(cfgs: list) -> list:
         rs = _runs(cfgs, progress=progress, train=not req.report_only)
@@ -97,9 +98,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         return rs
 
     def report(tune_compute: dict | None = None) -> dict:
-        run_seconds, untimed = wall_seconds(finished.values())
-        timing = {"seconds": round(time.time() - started), "run_seconds": round(run_seconds), "runs": len(finished),
-                  "runs_untimed": untimed}
+        timing = {"seconds": round(time.time() - started), **run_timing(finished.values())}
         return _report(req, out, arms, lr_fft, seeds, T, timing, tune_compute)
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds

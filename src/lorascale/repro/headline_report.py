@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..figures import new_figure, save_figure
+from .timing import timing_text
 
 __all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
 
@@ -96,8 +97,4 @@ def _timing(result: dict) -> str:
     call = "this report read the finished runs back" if result["request"].get("report_only") else f"this call {result['seconds']} s"
     if "run_seconds" not in result:  # a headline.json written before the runs' time was kept
         return call + "."
-    n, untimed = result["runs"], result.get("runs_untimed", 0)
-    if untimed == n:
-        return f"{call}; the runs' training time is not known (they ran before a pack's size was recorded)."
-    timed = f"{n - untimed} of the {n} runs" if untimed else f"the {n} runs"
-    return f"{timed} trained {result['run_seconds']} s in all (tune's search not counted); {call}."
+    return f"the arms' runs: {timing_text(result)} (tune's search not counted); {call}."

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..train.config import TrainConfig
 
-__all__ = ["train_all", "finished_run", "ema_score", "finite", "wall_seconds", "MAX_PACK", "CPU_PACK"]
+__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK", "CPU_PACK"]
 
 MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
 # On a CPU a pack saves nothing (compute-bound matmuls) and loses where the batch is large: MiniLM 8×128
@@ -84,20 +84,3 @@ def ema_score(r) -> float:
 def finite(x):
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
-
-def wall_seconds(results) -> tuple[float, int]:
-    """The training time the runs recorded themselves, read back with them (what a benchmark cost, whether
-    this call trained its runs or found them finished): a run alone its ``wall_time``; a pack (its members
-    share a ``pack`` id, each counting from the pack's start) its members' largest, once. Also how many
-    runs could not say: a summary written before ``pack`` was kept may be a member's. Unfinished runs
-    (None) are neither."""
-    seconds, untimed, packs = 0.0, 0, {}
-    for r in (r for r in results if r is not None):
-        wall = float(r.summary.get("wall_time") or 0.0)
-        if "pack" not in r.summary:
-            untimed += 1
-        elif r.summary["pack"] is None:
-            seconds += wall
-        else:
-            packs[r.summary["pack"]] = max(wall, packs.get(r.summary["pack"], 0.0))
-    return seconds + sum(packs.values()), untimed

@@ -1,10 +1,10 @@
-"""repro/runs.py: a benchmark's runs read back, and the training time they recorded."""
+"""repro/timing.py: the training time a benchmark's runs recorded, read back with them."""
 
 from types import SimpleNamespace
 
 import pytest
 
-from lorascale.repro.runs import wall_seconds
+from lorascale.repro.timing import run_timing, timing_text, wall_seconds
 
 ABSENT = object()
 
@@ -24,3 +24,7 @@ def test_a_pack_counts_once_at_its_last_member_and_unknown_runs_apart():
     # a summary written before packs were named may be a member's: not counted, counted as untimed; an
     # unfinished run (None) is neither
     assert wall_seconds([_run(12.0), _run(5.0, None), None]) == (pytest.approx(5.0, rel=1e-12), 1)
+    # for a report: unfinished runs left out, and the figures in words
+    t = run_timing([_run(12.0), _run(5.4, None), None])
+    assert t == {"runs": 2, "run_seconds": 5, "runs_untimed": 1} and timing_text(t) == "1 of 2 runs, 5 s"
+    assert timing_text(run_timing([_run(3.0)])).startswith("1 runs, time not known")
