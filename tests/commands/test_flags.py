@@ -50,3 +50,14 @@ def test_each_command_reports_every_bad_flag_at_once(argv, flags, capsys, tmp_pa
     for flag in flags:
         assert f"error: {flag}" in err, (flag, err)
     assert list(tmp_path.iterdir()) == []  # a refusal writes nothing
+
+
+def test_a_setting_named_in_a_fix_becomes_this_commands_flag():
+    from lorascale.commands.flags import describe
+    from lorascale.errors import ConfigError
+
+    sweep = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "sweep")[1]
+    err = ConfigError("name", "holds another spec", "use a new name, or extend it (`extend_study`); see `no_such_setting`")
+    text = describe(err, sweep)
+    assert text == "SPEC.yaml key name: holds another spec; use a new name, or extend it (--extend-study); see `no_such_setting`"
+    assert err.fix.endswith("(`extend_study`); see `no_such_setting`")  # the library's error is left as it was

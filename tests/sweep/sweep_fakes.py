@@ -14,12 +14,14 @@ Process-level hooks (environment variables, read per call so spawned workers see
 * SWEEP_FAKE_BARRIER: "FILE:N" — at its first call a process registers in FILE and waits until N
   processes have, so concurrent workers are guaranteed to overlap.
 * SWEEP_FAKE_WARN: set: every call issues a FutureWarning, as torch and transformers do in real runs.
+* SWEEP_FAKE_INTERRUPT: "PID" — at its first call a process sends SIGINT to PID (a driver's Ctrl-C).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 import warnings
 
@@ -64,16 +66,28 @@ def objective(cfg, seed_noise: float = 0.0) -> Outcome:
     barrier = os.environ.get("SWEEP_FAKE_BARRIER")
     if barrier and _calls == 1:
         _wait_for_peers(*barrier.rsplit(":", 1))
+    interrupt = os.environ.get("SWEEP_FAKE_INTERRUPT")
+    if interrupt and _calls == 1:
+        os.kill(int(interrupt), signal.SIGINT)
     if os.environ.get("SWEEP_FAKE_WARN"):
         warnings.warn("a library's deprecation chatter", FutureWarning)
     calls = os.environ.get("SWEEP_FAKE_CALLS")
     if calls:
         with open(calls, "a") as f:
             f.write(f"{point_key(cfg)} {os.getpid()}\n")
-    time.sleep(float(os.environ.get("SWEEP_FAKE_SLEEP", "0")))
+    _sleep(float(os.environ.get("SWEEP_FAKE_SLEEP", "0")))
     status, value = loss(cfg, seed_noise)
     curve = tuple((s, value + 1.0 / s) for s in range(1, 6))
     return Outcome(status, value, "val_nll", value + 0.1 if status == "complete" else None, value + 0.1, 0.01, curve, "")
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep in 50 ms slices, as a training loop runs Python between steps: an interrupt that only sets
+    Python's flag (``_thread.interrupt_main``, which ``ray.cancel`` uses) is seen within a slice; one
+    long ``time.sleep`` would not see it until it ended."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.05, left))
 
 
 def _wait_for_peers(path: str, n: str, timeout: float = 60.0) -> None:

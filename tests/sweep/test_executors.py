@@ -124,6 +124,29 @@ def test_ray_backend_runs_each_point_once_as_a_task(tmp_path, monkeypatch):
     assert res.ran == 6 and res.counts == {"complete": 6}
 
 
+@pytest.mark.slow
+def test_ray_driver_stopped_mid_sweep_leaves_its_trial_interrupted_not_running(tmp_path, monkeypatch):
+    """Opt-in (`-m slow`, needs ray). Ctrl-C reaches the driver while its one task trains (the task sends
+    it, then sleeps 120 s): the driver cancels the task, whose trial is recorded interrupted, so the next
+    sweep re-runs it at once; without the cancel, ray.shutdown would kill it RUNNING, waiting on stale
+    detection."""
+    pytest.importorskip("ray")
+    import os
+
+    spec = F.small_spec(ranks=(4,), lrs=(-12,))
+    monkeypatch.setenv("SWEEP_FAKE_INTERRUPT", str(os.getpid()))
+    monkeypatch.setenv("SWEEP_FAKE_SLEEP", "120")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, url, backend="ray", objective=F.objective, progress=False, cpus=0.5)
+    store = SweepStore.open(url, spec.name)
+    (trial,) = store.trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["status"] == "interrupted"
+    assert trial.user_attrs["message"] == "interrupted by Ctrl-C"
+    store.close()
+
+
 def test_packs_under_four_workers_run_every_point_once(storage_url, tmp_path, monkeypatch):
     spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11, -10), configs=F.MUA_CONFIGS, seeds=(0, 1))  # 3·2·3·2 + FFT 3·2
     packs, calls = tmp_path / "packs.txt", tmp_path / "calls.txt"

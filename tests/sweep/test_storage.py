@@ -400,7 +400,7 @@ def test_another_spec_under_a_stored_name_is_refused_unless_extending(storage_ur
     other = small_spec(ranks=(4,), lrs=(-12, -10))  # same name "t", one point the study does not hold
     with pytest.raises(ConfigError, match="holds 2 points of another spec, and this spec would add 1 new") as e:
         run_sweep(other, storage_url, objective=objective, progress=False)
-    assert e.value.field == "name" and "--extend-study" in e.value.fix
+    assert e.value.field == "name" and "`extend_study`" in e.value.fix  # a setting, not a flag: commands/ names the flag
     store = SweepStore.open(storage_url, "t")
     assert len(store.trials()) == 2  # nothing enqueued
     assert store.study.user_attrs["spec"]["grid"]["log2_lr"] == [-12, -11] and "extended_by" not in store.study.user_attrs

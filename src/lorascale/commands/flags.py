@@ -8,6 +8,7 @@ are validated by the model, so a bad value is reported with every other problem 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import get_args, get_origin
 
 from pydantic import BaseModel
@@ -65,12 +66,22 @@ def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
 
 
 def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:
-    """``--batch-size: must be > 0, got 0`` (with the YAML key too when a config file is in play)."""
+    """``--batch-size: must be > 0, got 0`` (with the YAML key too when a config file is in play).
+
+    A fix that names another setting in backquotes (``extend that study on purpose (`extend_study`)``)
+    gets that setting's flag in its place, where this command has one.
+    """
+    if error.fix:
+        fix = _FIELD_IN_TEXT.sub(lambda m: flag_for(parser, m[1]) or m[0], error.fix)
+        error = type(error)(error.field, error.message, fix)
     flag = flag_for(parser, error.field)
     if flag is None:  # a key with no flag: one of the file's (the --config file, a sweep's SPEC.yaml)
         source = flag_for(parser, "config") if from_file else flag_for(parser, "spec")
         return error.text(f"{source} key {error.field}" if source else None)
     return error.text(f"{flag} ({error.field})" if from_file else flag)
+
+
+_FIELD_IN_TEXT = re.compile(r"`([a-z_][a-z0-9_.]*)`")  # a setting named in an error's fix text
 
 
 def _show(v) -> str:

@@ -46,6 +46,7 @@ __all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop",
 log = logging.getLogger(__name__)
 
 _THREADS: int | None = None
+RAY_CANCEL_WAIT_S = 30.0  # how long an interrupted driver waits for its cancelled Ray tasks to record their trials
 
 
 class SweepPlan(NamedTuple):
@@ -246,15 +247,33 @@ def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_ray_trial)
         refs = [task.remote(url, name, objective, max(1, int(cpus)), kw) for _ in range(n_tasks)]
         ran = 0
-        while refs:
-            done, refs = ray.wait(refs, num_returns=1)
-            n = ray.get(done[0])
-            ran += n
-            bar.update(n)
+        try:
+            while refs:
+                done, refs = ray.wait(refs, num_returns=1)
+                n = ray.get(done[0])
+                ran += n
+                bar.update(n)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in the driver: the tasks' trials are recorded interrupted
+            _cancel_ray_tasks(ray, refs)
+            raise
         return ran
     finally:
         if owned:
             ray.shutdown()  # disconnects from a cluster; stops a local instance we started
+
+
+def _cancel_ray_tasks(ray, refs, wait_s: float = RAY_CANCEL_WAIT_S) -> None:
+    """Stop the driver's Ray tasks before it shuts Ray down.
+
+    ``ray.cancel`` raises KeyboardInterrupt inside a running task, where :func:`run_claim` records its
+    trial interrupted, as a local worker does on Ctrl-C; a task not yet started never claims a trial.
+    Without this, ``ray.shutdown`` kills the workers mid-trial and their trials wait as RUNNING until
+    stale detection re-queues them (``grace_s`` later).
+    """
+    for ref in refs:
+        ray.cancel(ref)
+    if refs:  # the tasks store their outcome, then end; the rest is up to stale detection
+        ray.wait(refs, num_returns=len(refs), timeout=wait_s)
 
 
 def _import_ray():

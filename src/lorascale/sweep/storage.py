@@ -148,7 +148,7 @@ class SweepStore:
         return held, spec, ConfigError("name", f"study {self.name!r} in {self.url} holds {len(held)} points of another"
                                        f" spec, and this spec would add {len(new)} new points to it",
                                        "give this spec a name of its own (a new study), or extend that study on"
-                                       " purpose (--extend-study)")
+                                       " purpose (`extend_study`)")
 
     def enqueue(self, entries: Iterable[tuple[str, dict, dict]]) -> int:
         """Add a WAITING trial per (key, point attrs, config dict) whose key has no live trial.
