@@ -53,7 +53,11 @@ def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):
     assert set(task["verdict"]) == {"lora", "pissa", "fft"}
     assert len(compare_rows(res)) == 4
     md = (tmp_path / "c" / "compare.md").read_text()
-    assert md.count("\n| ") == 5 and "LoRA-α (Variant I, α = 1)" in md  # header + 4 methods (the rule is "|---")
+    assert md.count("\n| ") == 10 and "LoRA-α (Variant I, α = 1)" in md  # 2 tables: header + 4 methods (rule: "|---")
+    for row in task["methods"].values():  # the task's metric read back from metrics.jsonl equals the summary's
+        held = row["base"]["held_out"]
+        assert held["val_nll"]["mean"] == pytest.approx(row["base"]["mean"], rel=1e-12) and "val_loss" in held
+    assert "Every held-out metric at the base point, tiny-llama, Shakespeare LM:" in md
     assert json.loads((tmp_path / "c" / "compare.json").read_text())["tasks"]["tiny-lm"]["methods"]["lora"]["runs"] == 4
 
     import lorascale.train as train_mod
@@ -88,3 +92,30 @@ def test_a_table_of_base_points_claims_no_tuned_point():
     swept = {"request": {"sweep_log2": [0.0, 1.0]}, "tasks": {"t": {"methods": {"lora": tuned}}}}
     assert compare_rows(swept) == [["LoRA", "0.5 ± 0.01 / 0.4 ± 0.01* (η×2)"]]
 
+
+
+def test_held_out_metrics_come_from_the_last_evaluation(tmp_path):
+    from types import SimpleNamespace
+
+    from lorascale.repro.runs import held_out_metrics
+
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 1, "loss": 2.0}\n{"step": 5, "val_loss": 2.5, "val_mrr": 0.4, "val_recall_at_1": 0.25}\n'
+        '{"step": 9, "loss": 1.5}\n{"step": 10, "val_loss": 2.2, "val_mrr": 0.5, "val_recall_at_1": NaN}\n')
+    run = SimpleNamespace(run_dir=tmp_path, summary={"val_mrr": 0.9, "val_loss": 9.0})
+    assert held_out_metrics(run) == {"val_loss": 2.2, "val_mrr": 0.5}  # the last evaluation; NaN dropped
+    gone = SimpleNamespace(run_dir=tmp_path / "missing", summary={"eval_metric": "val_mrr", "val_mrr": 0.9, "val_loss": None})
+    assert held_out_metrics(gone) == {"val_mrr": 0.9}  # no log: the summary's metrics
+
+
+def test_held_out_table_lists_every_metric_of_each_method():
+    from lorascale.repro.compare_report import held_out_tables
+
+    def point(mrr, r1):
+        return {"held_out": {"val_mrr": {"mean": mrr, "std": 0.01}, "val_recall_at_1": {"mean": r1, "std": 0.02}}}
+    methods = {"lora": {"label": "LoRA", "base": point(0.6, 0.5)}, "fft": {"label": "FFT", "base": {"held_out": {}}}}
+    lines = held_out_tables({"tasks": {"p": {"label": "pairs", "methods": methods}}})
+    assert lines == ["", "Every held-out metric at the base point, pairs:", "",
+                     "| method | val_mrr ↑ | val_recall_at_1 ↑ |", "|---|---|---|",
+                         "| LoRA | 0.6 ± 0.01 | 0.5 ± 0.02 |", "| FFT | — | — |"]
+    assert held_out_tables({"tasks": {"p": {"label": "pairs", "methods": {"fft": methods["fft"]}}}}) == []

@@ -25,7 +25,7 @@ from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setti
 from ..train.config import TrainConfig
 from ..vocabulary import higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
-from .runs import ema_score, finite, train_all
+from .runs import ema_score, finite, held_out_metrics, train_all
 from .timing import run_timing
 
 __all__ = ["CompareRequest", "run_compare", "method_configs"]
@@ -113,11 +113,18 @@ def _summarise(method: str, runs: list, req: CompareRequest) -> dict:
 
 
 def _point(x: float, rs: list) -> dict:
-    vals = [finite(r.eval_value) for r in rs]
-    vals = [v for v in vals if v is not None]
-    return {"log2_mult": x, "mean": statistics.fmean(vals) if vals else None,
-            "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None), "n": len(vals),
+    """The task's metric at one multiplier over seeds, and (``held_out``) every held-out metric the runs logged."""
+    logged = [held_out_metrics(r) for r in rs]
+    names = sorted({k for m in logged for k in m})
+    return {"log2_mult": x, **_mean_std([finite(r.eval_value) for r in rs]),
+            "held_out": {k: _mean_std([m.get(k) for m in logged]) for k in names},
             "statuses": [str(r.status) for r in rs]}
+
+
+def _mean_std(vals: list) -> dict:
+    vals = [v for v in vals if v is not None]
+    return {"mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None), "n": len(vals)}
 
 
 def verdict(rows: dict, higher: bool) -> dict:

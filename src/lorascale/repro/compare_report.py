@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..vocabulary import higher_is_better
 from .timing import timing_text
 
-__all__ = ["compare_rows", "write_compare_md"]
+__all__ = ["compare_rows", "held_out_tables", "write_compare_md"]
 
 
 def compare_rows(result: dict) -> list[list[str]]:
@@ -26,6 +27,24 @@ def compare_rows(result: dict) -> list[list[str]]:
     return rows
 
 
+def held_out_tables(result: dict) -> list[str]:
+    """Markdown: per task, every held-out metric its runs logged at each method's base point (e.g. the
+    contrastive task's recall@1 next to its MRR), mean ± std over seeds. Empty for results stored before
+    compare kept them."""
+    out = []
+    for v in result["tasks"].values():
+        points = {m: r["base"].get("held_out") or {} for m, r in v["methods"].items()}
+        names = sorted({k for p in points.values() for k in p})
+        if not names:
+            continue
+        head = ["method"] + [f"{k} {'↑' if higher_is_better(k) else '↓'}" for k in names]
+        out += ["", f"Every held-out metric at the base point, {v['label']}:", "",
+                "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join([v["methods"][m]["label"]] + [_pm(p[k]) if k in p else "—" for k in names]) + " |"
+                for m, p in points.items()]
+    return out
+
+
 def _swept(result: dict) -> bool:
     return any(x != 0 for x in result["request"]["sweep_log2"])
 
@@ -41,6 +60,7 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
               "method is tuned). Each cell: the held-out metric, mean ± std over seeds."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
+    lines += held_out_tables(result)
     lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())

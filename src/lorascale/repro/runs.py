@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..train.config import TrainConfig
 
-__all__ = ["train_all", "finished_run", "ema_score", "finite", "MAX_PACK", "CPU_PACK"]
+__all__ = ["train_all", "finished_run", "ema_score", "finite", "held_out_metrics", "MAX_PACK", "CPU_PACK"]
 
 MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
 # On a CPU a pack saves nothing (compute-bound matmuls) and loses where the batch is large: MiniLM 8×128
@@ -69,7 +69,7 @@ def finished_run(cfg: TrainConfig):
     if summary is not None and same and summary.get("status") in FINISHED:
         return RunResult.from_summary(summary, [], d, "read back from an earlier run of this benchmark")
     if summary is not None and not same:
-        raise ConfigError("out", f"{d} holds a run of another configuration", "use a new --out for a changed budget")
+        raise ConfigError("out", f"{d} holds a run of another configuration", "use a new `out` folder for a changed budget")
     if d.exists():
         shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
     return None
@@ -79,6 +79,25 @@ def ema_score(r) -> float:
     """μA's selection score: the final EMA(0.1) training loss of a complete run; +inf otherwise."""
     x = r.final_ema_loss
     return x if r.status == "complete" and x is not None and math.isfinite(x) else math.inf
+
+
+def held_out_metrics(r) -> dict[str, float]:
+    """Every held-out metric of run ``r``'s last evaluation (``val_loss``, ``val_recall_at_1``, ``val_mrr``…).
+
+    Read from the last evaluation row of its ``metrics.jsonl``, which holds them all; ``summary.json``
+    keeps only the task's own metric and ``val_loss``, the fallback when the log cannot be read.
+    """
+    last: dict = {}
+    try:
+        with open(Path(r.run_dir) / "metrics.jsonl") as f:
+            for line in f:
+                if '"val_' in line:
+                    last = json.loads(line)
+    except (OSError, TypeError, ValueError):
+        last = {}
+    if not last:
+        last = {k: v for k, v in (r.summary or {}).items() if k.startswith("val_")}
+    return {k: v for k, v in last.items() if k.startswith("val_") and finite(v) is not None}
 
 
 def finite(x):
