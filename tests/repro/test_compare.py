@@ -37,6 +37,15 @@ def test_verdict_hand_values():
     assert {m: d["verdict"] for m, d in v.items()} == {"lora": "win", "dora": "tie", "fft": "lose"}
     assert v["lora"]["gap"] == pytest.approx(0.10) and v["dora"]["noise"] == pytest.approx(0.03)
     assert verdict(rows, higher=False)["lora"]["verdict"] == "lose"  # for a loss, higher is worse
+    for r in rows.values():
+        for p in r.values():
+            p["n"] = 3
+    # Welch, 3 + 3 seeds: LoRA-α 0.80 ± 0.02 against LoRA 0.70 ± 0.03: SE = √((0.0004 + 0.0009)/3) = 0.020817,
+    # df = SE⁴ / ((0.0004/3)² / 2 + (0.0009/3)² / 2) = 3.4845, t₀.₉₇₅(3.4845) = 2.94617 (scipy)
+    ci = verdict(rows, higher=True)["lora"]["ci95"]
+    assert ci == pytest.approx([0.10 - 2.94617 * 0.0208167, 0.10 + 2.94617 * 0.0208167], abs=1e-6)  # 6-digit constants
+    flipped = verdict(rows, higher=False)["lora"]["ci95"]
+    assert flipped == pytest.approx([-ci[1], -ci[0]], rel=1e-12)  # for a loss the gap and its interval change sign
 
 
 def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):

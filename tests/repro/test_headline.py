@@ -33,6 +33,15 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert md.count("\n| (") == 6 and "Targets" in md
     gap = res["targets"]["d"]["val_loss_gap_vs_b"]  # the mean gap and the seed-std are reported apart
     assert f"better in the mean **{'yes' if gap < 0 else 'no'}** (gap {gap:+.4f}" in md
+    from statistics import fmean, stdev
+
+    from scipy import stats
+
+    d_loss, b_loss = arms["d"]["val_loss"], arms["b"]["val_loss"]  # the gap's interval from the seeds themselves
+    assert stdev(d_loss) > 0 and stdev(b_loss) > 0  # seeds differ, so the interval has a width to check
+    ci = stats.ttest_ind(d_loss, b_loss, equal_var=False).confidence_interval(0.95)
+    assert res["targets"]["d"]["gap_ci95"] == pytest.approx([ci.low, ci.high], rel=1e-9)  # float rounding only
+    assert res["targets"]["d"]["gap_ci95"][0] <= fmean(d_loss) - fmean(b_loss) <= res["targets"]["d"]["gap_ci95"][1]
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
     # every arm's run timed, within this call's wall time (tune's search is not among them), +1 for rounding

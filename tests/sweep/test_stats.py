@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from lorascale.sweep.stats import mean_std, ols, percentile, power_law, refine_optimum, seed_interval, t_quantile_975
+from lorascale.sweep.stats import mean_std, ols, percentile, power_law, refine_optimum, seed_interval, t_quantile_975, welch_interval
 
 
 def test_parabola_vertex_is_exact_on_uneven_grids():
@@ -56,9 +56,23 @@ def test_percentile_interval_and_mean_std_match_numpy():
     assert seed_interval(0.0, v, 1) is None  # one seed: nothing to resample
     lo, hi = seed_interval(0.5, v, 5)
     assert hi - 0.5 == pytest.approx(0.5 - lo, rel=1e-12)  # symmetric
-    assert hi - 0.5 == pytest.approx(2.776 * statistics.stdev(v) * math.sqrt(5 / 4), rel=1e-12)  # t₄ = 2.776
+    assert hi - 0.5 == pytest.approx(2.776 * statistics.stdev(v) * math.sqrt(5 / 4), rel=2e-4)  # t₄ = 2.776 (tables: 3 decimals)
     m, s, n = mean_std([1.0, 2.0, 4.0])
     assert (m, s, n) == pytest.approx((7 / 3, statistics.stdev([1, 2, 4]), 0), rel=1e-12)
     assert mean_std([2.5]) == (2.5, None, 0)
     assert mean_std([1.0, math.inf]) == (math.inf, None, 1)
-    assert t_quantile_975(1) == 12.706 and t_quantile_975(200) == pytest.approx(1.9725, abs=1e-3)  # tables: 1.972
+    # printed t tables, rounded to 3 decimals: t₁ = 12.706, t₄ = 2.776, t₂₀₀ = 1.972
+    assert [t_quantile_975(df) for df in (1, 4, 200)] == pytest.approx([12.706, 2.776, 1.972], abs=5e-4)
+
+
+def test_welch_interval_hand_values_and_scipy():
+    # equal spreads 0.1, n = 3 each: SE = √(2·0.01/3) = 0.08165, Welch df = 4 exactly, t₄ = 2.776 (3 decimals)
+    lo, hi = welch_interval(1.0, 0.1, 3, 0.8, 0.1, 3)
+    assert (lo, hi) == pytest.approx((0.2 - 2.776 * 0.081650, 0.2 + 2.776 * 0.081650), abs=5e-5)
+    assert welch_interval(1.0, 0.1, 1, 0.8, 0.1, 3) is None  # one value: no spread to go on
+    assert welch_interval(0.4, 0.0, 3, 0.3, 0.0, 3) == pytest.approx((0.1, 0.1), abs=1e-15)  # no spread seen
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = [1.553, 1.514, 1.728], [1.61, 1.50, 1.49, 1.53]  # unequal sizes and spreads
+    ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)  # from the samples themselves
+    got = welch_interval(statistics.fmean(a), statistics.stdev(a), 3, statistics.fmean(b), statistics.stdev(b), 4)
+    assert got == pytest.approx((ci.low, ci.high), rel=1e-9)  # the same formula: float rounding only

@@ -22,6 +22,7 @@ from pydantic import StrictStr, model_validator
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
+from ..sweep.stats import welch_interval
 from ..train.config import TrainConfig
 from ..vocabulary import higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
@@ -129,7 +130,8 @@ def _mean_std(vals: list) -> dict:
 
 def verdict(rows: dict, higher: bool) -> dict:
     """LoRA-α at the base rate against each baseline's tuned point: win / tie / lose on the held-out
-    metric, a tie meaning the means differ by less than the larger of the two seed-stds."""
+    metric, a tie meaning the means differ by less than the larger of the two seed-stds; ``ci95``, the
+    95% interval of the gap (Welch, from the seeds), says whether the seeds can tell them apart."""
     if "lora-alpha" not in rows:
         return {}
     mine = rows["lora-alpha"]["base"]
@@ -140,7 +142,11 @@ def verdict(rows: dict, higher: bool) -> dict:
             continue
         gap = (mine["mean"] - other["mean"]) * (1 if higher else -1)  # > 0: LoRA-α is better
         noise = max(mine["std"] or 0.0, other["std"] or 0.0)
-        out[m] = {"gap": gap, "noise": noise, "verdict": "tie" if abs(gap) <= noise else ("win" if gap > 0 else "lose")}
+        sign = 1 if higher else -1
+        ci = welch_interval(mine["mean"], mine["std"] or 0.0, mine.get("n", 0), other["mean"], other["std"] or 0.0,
+                            other.get("n", 0))
+        out[m] = {"gap": gap, "noise": noise, "verdict": "tie" if abs(gap) <= noise else ("win" if gap > 0 else "lose"),
+                  "ci95": None if ci is None else sorted((sign * ci[0], sign * ci[1]))}
     return out
 
 

@@ -61,15 +61,26 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
     lines += held_out_tables(result)
-    lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), ""]
+    lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), "",
+              "Each: win / tie / lose (a tie: the means differ by less than the larger seed-std), the gap (> 0: LoRA-α"
+              " is better), that noise, and the gap's 95% CI (Welch, over seeds; '≠ 0' where it excludes 0).", ""]
     for t, v in tasks.items():
-        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g})" for m, d in v["verdict"].items())
+        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{_ci(d)})"
+                             for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
     timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
     lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")
               + f"This call: {result['seconds']} s.", ""]
     Path(path).write_text("\n".join(lines))
     return Path(path)
+
+
+def _ci(d: dict) -> str:
+    """", 95% CI [lo, hi]" of a verdict's gap, starred where it excludes 0 (the seeds tell the two apart)."""
+    ci = d.get("ci95")
+    if ci is None:
+        return ""
+    return f", 95% CI [{ci[0]:+.3g}, {ci[1]:+.3g}]" + ("" if ci[0] <= 0 <= ci[1] else " ≠ 0")
 
 
 def _pm(p: dict) -> str:

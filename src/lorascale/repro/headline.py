@@ -29,6 +29,7 @@ from pydantic import StrictBool, StrictStr
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
+from ..sweep.stats import welch_interval
 from ..train.config import TrainConfig
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
@@ -71,10 +72,17 @@ class Arm:
     sweep: list[dict] = field(default_factory=list)  # per lr: mean EMA over seeds
 
     def stat(self, name: str) -> tuple[float, float]:
-        xs = [x for x in getattr(self, name) if x is not None and math.isfinite(x)]
+        xs = self._finite(name)
         if not xs:
             return math.nan, math.nan
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+    def count(self, name: str) -> int:
+        """How many seeds gave ``name`` a finite value (what :meth:`stat` averaged)."""
+        return len(self._finite(name))
+
+    def _finite(self, name: str) -> list[float]:
+        return [x for x in getattr(self, name) if x is not None and math.isfinite(x)]
 
 
 def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
@@ -209,6 +217,8 @@ def _targets(arms: dict[str, Arm]) -> dict:
     out = {}
     for k in [k for k in ("a", "d") if k in arms]:
         m, s = arms[k].stat("val_loss")
+        ci = welch_interval(m, s, arms[k].count("val_loss"), b_mean, b_std, arms["b"].count("val_loss"))
         out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
+                  "gap_ci95": None if ci is None else list(ci),
                   "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
     return out

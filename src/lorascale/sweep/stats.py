@@ -1,5 +1,5 @@
 """Small numerics for the sweep fits: grid optima refined by a parabola, least squares, a power law,
-percentiles and a seed bootstrap. numpy where it has the function; no imports from the rest of the
+percentiles, a seed bootstrap and Welch's interval for a difference of means. numpy where it has the function; no imports from the rest of the
 package. :func:`ols` is also the growth-exponent fit of ``lorascale.diagnostics.decomposition``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "Optimum", "refine_optimum", "ols", "power_law", "percentile", "t_quantile_975", "mean_std", "bootstrap",
-    "seed_interval",
+    "seed_interval", "welch_interval",
 ]
 
 T = TypeVar("T")
@@ -98,14 +98,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.quantile(values, q))
 
 
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086)
+def t_quantile_975(df: float) -> float:
+    """Student-t 97.5% quantile (two-sided 95% interval) at ``df`` degrees of freedom, fractional too (Welch's)."""
+    from scipy.stats import t
 
-
-def t_quantile_975(df: int) -> float:
-    """Student-t 97.5% quantile (two-sided 95% interval); table to df = 20, then 1.96 + 2.5/df."""
-    assert df >= 1, "t quantile needs df ≥ 1"
-    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.5 / df
+    assert df > 0, "t quantile needs df > 0"
+    return float(t.ppf(0.975, df))
 
 
 def bootstrap(
@@ -133,3 +131,19 @@ def seed_interval(center: float, samples: list[float], n_seeds: int) -> tuple[fl
     se = float(np.std(samples, ddof=1))
     half = t_quantile_975(n_seeds - 1) * se * math.sqrt(n_seeds / (n_seeds - 1))
     return center - half, center + half
+
+
+def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int
+                   ) -> tuple[float, float] | None:
+    """95% interval of mean_a − mean_b from two groups' means, sample stds and sizes (Welch: unequal
+    variances, Welch–Satterthwaite df). None when either group has fewer than 2 values; a point when
+    both stds are 0 (no spread was seen, so none is claimed)."""
+    if n_a < 2 or n_b < 2:
+        return None
+    diff = mean_a - mean_b
+    va, vb = std_a**2 / n_a, std_b**2 / n_b
+    if va + vb == 0.0:
+        return diff, diff
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    half = t_quantile_975(df) * math.sqrt(va + vb)
+    return diff - half, diff + half
