@@ -95,7 +95,7 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     c_width = math.sqrt(3.0 * d)
     if rule is ScaleRule.LORA_ALPHA:
         return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width 4096). "
-                f"Variant II (--rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
+                f"Variant II (rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
                 f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller")
     return (f"Variant II: α_base = √(3·d_in·r) per layer (PEFT's kaiming-uniform A has σ_A = 1/√(3·d_in)); at the median"
             f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of 256")

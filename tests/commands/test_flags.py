@@ -61,3 +61,16 @@ def test_a_setting_named_in_a_fix_becomes_this_commands_flag():
     text = describe(err, sweep)
     assert text == "SPEC.yaml key name: holds another spec; use a new name, or extend it (--extend-study); see `no_such_setting`"
     assert err.fix.endswith("(`extend_study`); see `no_such_setting`")  # the library's error is left as it was
+
+
+def test_a_switch_is_named_by_its_positive_flag_and_only_options_replace_text():
+    from lorascale.commands.flags import describe, flag_for
+    from lorascale.errors import ConfigError
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
+    assert flag_for(train, "save_model") == "--save-model"  # BooleanOptionalAction: not --no-save-model
+    err = ConfigError("rank", "must be > 0", "see `help`, `spec` and `save_model`")
+    assert describe(err, train) == "--rank: must be > 0; see `help`, `spec` and --save-model"
+    # `spec` is sweep's positional SPEC.yaml: a name in prose stays prose, only options become flags
+    assert describe(err, sweep).endswith("see `help`, `spec` and `save_model`")

@@ -14,7 +14,8 @@ Process-level hooks (environment variables, read per call so spawned workers see
 * SWEEP_FAKE_BARRIER: "FILE:N" — at its first call a process registers in FILE and waits until N
   processes have, so concurrent workers are guaranteed to overlap.
 * SWEEP_FAKE_WARN: set: every call issues a FutureWarning, as torch and transformers do in real runs.
-* SWEEP_FAKE_INTERRUPT: "PID" — at its first call a process sends SIGINT to PID (a driver's Ctrl-C).
+* SWEEP_FAKE_INTERRUPT: "PID" or "PID:SIGTERM" — at its first call a process sends SIGINT (a driver's
+  Ctrl-C), or the signal named, to PID.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def objective(cfg, seed_noise: float = 0.0) -> Outcome:
         _wait_for_peers(*barrier.rsplit(":", 1))
     interrupt = os.environ.get("SWEEP_FAKE_INTERRUPT")
     if interrupt and _calls == 1:
-        os.kill(int(interrupt), signal.SIGINT)
+        pid, _, name = interrupt.partition(":")
+        os.kill(int(pid), getattr(signal, name or "SIGINT"))
     if os.environ.get("SWEEP_FAKE_WARN"):
         warnings.warn("a library's deprecation chatter", FutureWarning)
     calls = os.environ.get("SWEEP_FAKE_CALLS")

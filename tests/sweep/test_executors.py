@@ -125,25 +125,29 @@ def test_ray_backend_runs_each_point_once_as_a_task(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ray_driver_stopped_mid_sweep_leaves_its_trial_interrupted_not_running(tmp_path, monkeypatch):
-    """Opt-in (`-m slow`, needs ray). Ctrl-C reaches the driver while its one task trains (the task sends
-    it, then sleeps 120 s): the driver cancels the task, whose trial is recorded interrupted, so the next
-    sweep re-runs it at once; without the cancel, ray.shutdown would kill it RUNNING, waiting on stale
-    detection."""
+@pytest.mark.parametrize("signame, says", [("SIGINT", "Ctrl-C"), ("SIGTERM", "SIGTERM")])
+def test_ray_driver_stopped_mid_sweep_leaves_its_trial_interrupted_not_running(tmp_path, monkeypatch, signame, says):
+    """Opt-in (`-m slow`, needs ray). Ctrl-C or SIGTERM reaches the driver (under the CLI's handler) while its
+    one task trains (the task sends it, then sleeps 120 s): the driver cancels the task, whose trial is
+    recorded interrupted, so the next sweep re-runs it at once; without the cancel, ray.shutdown would kill
+    it RUNNING, waiting on stale detection. SIGTERM also checks that ray.init's own SIGTERM handler
+    (sys.exit, which skipped the cancel) no longer replaces the driver's."""
     pytest.importorskip("ray")
     import os
 
+    from lorascale.interrupts import stop_on_signals
+
     spec = F.small_spec(ranks=(4,), lrs=(-12,))
-    monkeypatch.setenv("SWEEP_FAKE_INTERRUPT", str(os.getpid()))
+    monkeypatch.setenv("SWEEP_FAKE_INTERRUPT", f"{os.getpid()}:{signame}")
     monkeypatch.setenv("SWEEP_FAKE_SLEEP", "120")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     url = f"sqlite:///{tmp_path / 'ray.db'}"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), stop_on_signals():
         run_sweep(spec, url, backend="ray", objective=F.objective, progress=False, cpus=0.5)
     store = SweepStore.open(url, spec.name)
     (trial,) = store.trials()
     assert trial.state == TrialState.FAIL and trial.user_attrs["status"] == "interrupted"
-    assert trial.user_attrs["message"] == "interrupted by Ctrl-C"
+    assert trial.user_attrs["message"] == "interrupted by Ctrl-C"  # the task itself is stopped by ray.cancel
     store.close()
 
 
@@ -230,3 +234,24 @@ def test_auto_members_fits_the_memory_it_is_given(monkeypatch):
     monkeypatch.setattr(packs, "_available_memory", lambda: 0)
     assert packs.auto_members(cfg) == 1  # nothing fits: still one member (a pack of one is a separate run)
     assert packs.auto_members(TrainConfig(model="tiny-llama", finetune="full")) == 1
+
+
+def test_an_interrupted_worker_hands_back_the_claims_of_groups_it_had_not_reached(storage_url):
+    # 4 claims → 3 groups (the two plain points as one pack, each DoRA point alone); Ctrl-C in the first group
+    # records its trials interrupted and hands the other groups' claims back, none left RUNNING for stale detection
+    configs = [F.MUA_CONFIGS[0], dict(F.MUA_CONFIGS[0], name="A1 dora", method="dora")]
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11), configs=configs)
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+
+    def stop(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        worker_loop(storage_url, spec.name, stop, members=4, pack_objective=lambda cfgs: stop(cfgs))
+    trials = store.trials()
+    assert len(trials) == 4 and {(t.state, t.user_attrs["status"]) for t in trials} == {(TrialState.FAIL, "interrupted")}
+    messages = Counter(t.user_attrs["message"] for t in trials)
+    ran_first = messages["interrupted by Ctrl-C"]
+    assert ran_first in (1, 2) and messages["interrupted by Ctrl-C before it ran"] == 4 - ran_first
+    store.close()

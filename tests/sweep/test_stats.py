@@ -76,3 +76,12 @@ def test_welch_interval_hand_values_and_scipy():
     ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)  # from the samples themselves
     got = welch_interval(statistics.fmean(a), statistics.stdev(a), 3, statistics.fmean(b), statistics.stdev(b), 4)
     assert got == pytest.approx((ci.low, ci.high), rel=1e-9)  # the same formula: float rounding only
+
+
+def test_welch_interval_survives_underflow_and_t_refuses_a_bad_df():
+    # stds of 1e-160: va = 3e-321 (subnormal) and va² underflows to 0, so Welch's df would divide by zero;
+    # the normal limit (df = ∞) is used. rel 1e-3: va is subnormal, with only ~3 significant digits
+    lo, hi = welch_interval(5e-159, 1e-160, 3, 0.0, 1e-160, 3)
+    assert lo < 5e-159 < hi and (hi - lo) / 2 == pytest.approx(1.959964 * math.sqrt(2e-320 / 3), rel=1e-3)  # t.ppf(0.975, ∞)
+    with pytest.raises(ValueError, match="df > 0"):
+        t_quantile_975(0)

@@ -56,13 +56,33 @@ def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
 
 
 def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
-    """The flag that sets ``field`` in ``parser`` (``batch_size`` → ``--batch-size``), if one does."""
+    """The flag that sets ``field`` in ``parser`` (``batch_size`` → ``--batch-size``; a switch's positive
+    form, ``--save-model`` not ``--no-save-model``), or a positional's metavar, if one does."""
+    action = _action(parser, field)
+    if action is None:
+        return None
+    if not action.option_strings:
+        return action.metavar or field.upper()
+    positive = [o for o in action.option_strings if not o.startswith("--no-")] or action.option_strings
+    return max(positive, key=len)
+
+
+def _action(parser: argparse.ArgumentParser | None, field: str) -> argparse.Action | None:
     if parser is None:
         return None
     for action in parser._actions:  # argparse has no public lookup by dest; _actions is its documented table
         if action.dest == field:
-            return max(action.option_strings, key=len) if action.option_strings else (action.metavar or field.upper())
+            return action
     return None
+
+
+def _option_in_text(parser: argparse.ArgumentParser | None, field: str) -> str | None:
+    """The flag to print for a setting named in a fix's text: an option of this command only (not
+    ``help``, a positional or anything else argparse keeps a ``dest`` for)."""
+    action = _action(parser, field)
+    if action is None or not action.option_strings or isinstance(action, argparse._HelpAction):
+        return None
+    return flag_for(parser, field)
 
 
 def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:
@@ -72,7 +92,7 @@ def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_fi
     gets that setting's flag in its place, where this command has one.
     """
     if error.fix:
-        fix = _FIELD_IN_TEXT.sub(lambda m: flag_for(parser, m[1]) or m[0], error.fix)
+        fix = _FIELD_IN_TEXT.sub(lambda m: _option_in_text(parser, m[1]) or m[0], error.fix)
         error = type(error)(error.field, error.message, fix)
     flag = flag_for(parser, error.field)
     if flag is None:  # a key with no flag: one of the file's (the --config file, a sweep's SPEC.yaml)

@@ -97,7 +97,7 @@ def _blocks(texts: list[str], tokenizer, seq_len: int, max_items: int | None) ->
             break
     n = len(stream) // seq_len
     if n == 0:
-        raise ConfigError("seq_len", f"the text has {len(stream)} tokens, fewer than one block of {seq_len}; lower --seq-len")
+        raise ConfigError("seq_len", f"the text has {len(stream)} tokens, fewer than one block of {seq_len}", "lower `seq_len`")
     return [{"input_ids": stream[i * seq_len : (i + 1) * seq_len]} for i in range(n)][:max_items]
 
 
@@ -118,7 +118,7 @@ def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int, 
         if any(y != IGNORE_INDEX for y in labels):
             items.append({"input_ids": ids, "labels": labels})
     if not items:
-        raise ConfigError("seq_len", f"every prompt fills all {seq_len} tokens, leaving no completion; raise --seq-len")
+        raise ConfigError("seq_len", f"every prompt fills all {seq_len} tokens, leaving no completion", "raise `seq_len`")
     return items
 
 
@@ -166,7 +166,7 @@ def make_loaders(data: TokenisedData, batch_size: int, val_fraction: float, seed
     if max_train is not None:
         train_idx = train_idx[:max_train]
     if not train_idx:
-        raise ConfigError("data", "no training examples left after the validation split; add data or lower --val-fraction")
+        raise ConfigError("data", "no training examples left after the validation split", "add data or lower `val_fraction`")
     if data.kind is Kind.QUERY_POSITIVE:
         check_pairs_per_batch(batch_size)
         for split, idx in (("training", train_idx), ("held-out", val_idx)):

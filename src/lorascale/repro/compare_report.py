@@ -63,7 +63,8 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
     lines += held_out_tables(result)
     lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), "",
               "Each: win / tie / lose (a tie: the means differ by less than the larger seed-std), the gap (> 0: LoRA-α"
-              " is better), that noise, and the gap's 95% CI (Welch, over seeds; '≠ 0' where it excludes 0).", ""]
+              " is better), that noise, and the gap's 95% CI (Welch, over seeds; '≠ 0' where it excludes 0). The CI treats"
+              " the seeds as independent and ignores that a tuned point was picked on them: a guide, not a test.", ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{_ci(d)})"
                              for m, d in v["verdict"].items())
@@ -76,10 +77,12 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
 
 
 def _ci(d: dict) -> str:
-    """", 95% CI [lo, hi]" of a verdict's gap, starred where it excludes 0 (the seeds tell the two apart)."""
+    """", 95% CI [lo, hi]" of a verdict's gap, "≠ 0" where it excludes 0 (the seeds tell the two apart)."""
     ci = d.get("ci95")
     if ci is None:
         return ""
+    if ci[0] == ci[1]:
+        return ", no 95% CI (no spread over the seeds)"
     return f", 95% CI [{ci[0]:+.3g}, {ci[1]:+.3g}]" + ("" if ci[0] <= 0 <= ci[1] else " ≠ 0")
 
 

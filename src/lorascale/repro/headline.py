@@ -115,7 +115,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
                                             for x in req.fft_log2_lr])))
     if None in sweep.values():
         raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
-                          " starts from its optimum", "run the headline without --report-only first")
+                          " starts from its optimum", "run the headline without `report_only` first")
     x_fft = min(sweep, key=lambda x: ema_score(sweep[x]))
     lr_fft = 2.0**x_fft
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])

@@ -105,5 +105,7 @@ def _ci(target: dict) -> str:
     ci = target.get("gap_ci95")
     if ci is None:
         return ""
+    if ci[0] == ci[1]:
+        return ", no 95% CI (no spread over the seeds)"
     told = "spans 0: the seeds cannot tell them apart" if ci[0] <= 0 <= ci[1] else "excludes 0"
     return f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}] (Welch; {told})"

@@ -24,7 +24,9 @@ import importlib
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -125,11 +127,18 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
                 if store.fail_stale():  # a dead worker's points go back into the queue
                     continue
                 break
-            for group in group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]:
-                if len(group) == 1:
-                    outs = [run_claim(store, group[0][0], objective, heartbeat_s)]
-                else:
-                    outs = run_pack(store, group, pack_objective, heartbeat_s)
+            groups = group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]
+            for i, group in enumerate(groups):
+                try:
+                    if len(group) == 1:
+                        outs = [run_claim(store, group[0][0], objective, heartbeat_s)]
+                    else:
+                        outs = run_pack(store, group, pack_objective, heartbeat_s)
+                except KeyboardInterrupt as e:  # the groups not reached yet hand their claims back
+                    for later in groups[i + 1:]:
+                        for claim, _ in later:
+                            store.release(claim, e)
+                    raise
                 for (claim, _), out in zip(group, outs):
                     n += 1
                     if on_trial is not None:
@@ -241,19 +250,24 @@ def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int
     ray = _import_ray()
     owned = not ray.is_initialized()  # a caller's own ray session is left as it was
     if owned:
+        sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(address=address)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own (sys.exit), which would skip the cancel
+    refs: list = []
     try:
         # max_retries=0: a task that dies leaves its trial RUNNING; stale detection re-queues it
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_ray_trial)
-        refs = [task.remote(url, name, objective, max(1, int(cpus)), kw) for _ in range(n_tasks)]
         ran = 0
         try:
+            for _ in range(n_tasks):  # appended one by one: an interrupt mid-submission still cancels those sent
+                refs.append(task.remote(url, name, objective, max(1, int(cpus)), kw))
             while refs:
                 done, refs = ray.wait(refs, num_returns=1)
                 n = ray.get(done[0])
                 ran += n
                 bar.update(n)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in the driver: the tasks' trials are recorded interrupted
+        except BaseException:  # Ctrl-C, SIGTERM or a SystemExit in the driver: the tasks' trials are recorded interrupted
             _cancel_ray_tasks(ray, refs)
             raise
         return ran

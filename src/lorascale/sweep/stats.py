@@ -102,8 +102,9 @@ def t_quantile_975(df: float) -> float:
     """Student-t 97.5% quantile (two-sided 95% interval) at ``df`` degrees of freedom, fractional too (Welch's)."""
     from scipy.stats import t
 
-    assert df > 0, "t quantile needs df > 0"
-    return float(t.ppf(0.975, df))
+    if not df > 0:
+        raise ValueError(f"a t quantile needs df > 0, got {df}")
+    return float(t.ppf(0.975, df))  # df = inf: the normal's 1.96
 
 
 def bootstrap(
@@ -137,13 +138,16 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
                    ) -> tuple[float, float] | None:
     """95% interval of mean_a − mean_b from two groups' means, sample stds and sizes (Welch: unequal
     variances, Welch–Satterthwaite df). None when either group has fewer than 2 values; a point when
-    both stds are 0 (no spread was seen, so none is claimed)."""
+    both stds are 0 (no spread was seen, so none is claimed: renderers print "no spread", not a verdict).
+    It treats the groups as independent samples; where the seeds are paired, or one group is a tuned
+    optimum picked on these seeds, the interval is only approximate."""
     if n_a < 2 or n_b < 2:
         return None
     diff = mean_a - mean_b
     va, vb = std_a**2 / n_a, std_b**2 / n_b
     if va + vb == 0.0:
         return diff, diff
-    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    den = va**2 / (n_a - 1) + vb**2 / (n_b - 1)
+    df = (va + vb) ** 2 / den if den > 0 else math.inf  # den underflows to 0 for stds near 1e-160: the normal limit
     half = t_quantile_975(df) * math.sqrt(va + vb)
     return diff - half, diff + half

@@ -38,7 +38,7 @@ class Checkpoint:
     optimizer: dict  # optimizer.state_dict()
     scaler: dict | None  # GradScaler.state_dict() of an fp16 run
     ema: float
-    guard: dict  # DivergenceGuard's first loss and streak
+    guard: dict  # DivergenceGuard.state(): its early losses, level and streak
     rng: dict
 
     def restore(self, model, optimizer, ema, guard, scaler=None) -> None:
@@ -55,7 +55,7 @@ class Checkpoint:
         if scaler is not None and self.scaler is not None:
             scaler.load_state_dict(self.scaler)
         ema.value = self.ema
-        guard.first, guard.streak = self.guard["first"], self.guard["streak"]
+        guard.load_state(self.guard)
         _set_rng(self.rng)
 
 
@@ -71,7 +71,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, ema, guard, scal
     torch.save(trainable, tmp / "trainable.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None},
                tmp / "optimizer.pt")
-    torch.save({"step": step, "ema": ema.value, "guard": {"first": guard.first, "streak": guard.streak}, "rng": _get_rng()},
+    torch.save({"step": step, "ema": ema.value, "guard": guard.state(), "rng": _get_rng()},
                tmp / "state.pt")
     old = final.with_name(CHECKPOINT_DIR + ".old")
     if final.exists():
