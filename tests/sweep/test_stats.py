@@ -78,10 +78,15 @@ def test_welch_interval_hand_values_and_scipy():
     assert got == pytest.approx((ci.low, ci.high), rel=1e-9)  # the same formula: float rounding only
 
 
-def test_welch_interval_survives_underflow_and_t_refuses_a_bad_df():
-    # stds of 1e-160: va = 3e-321 (subnormal) and va² underflows to 0, so Welch's df would divide by zero;
-    # the normal limit (df = ∞) is used. rel 1e-3: va is subnormal, with only ~3 significant digits
-    lo, hi = welch_interval(5e-159, 1e-160, 3, 0.0, 1e-160, 3)
-    assert lo < 5e-159 < hi and (hi - lo) / 2 == pytest.approx(1.959964 * math.sqrt(2e-320 / 3), rel=1e-3)  # t.ppf(0.975, ∞)
+def test_welch_interval_does_not_depend_on_the_scale_and_t_refuses_a_bad_df():
+    # stds of 1e-160: va = 3e-321 (subnormal), va² underflows to 0; Welch's df is scale-free, so the interval is
+    # the one at scale 1 times 1e-160: equal stds, 3 + 3 seeds: df = 4, t₀.₉₇₅(4) = 2.776445 (scipy)
+    lo, hi = welch_interval(5.0, 1.0, 3, 0.0, 1.0, 3)
+    assert (hi - lo) / 2 == pytest.approx(2.776445 * math.sqrt(2 / 3), rel=1e-6)  # 7-digit constant
+    tiny = welch_interval(5e-160, 1e-160, 3, 0.0, 1e-160, 3)
+    assert tiny[0] == pytest.approx(lo * 1e-160, rel=1e-3) and tiny[1] == pytest.approx(hi * 1e-160, rel=1e-3)  # subnormal va
+    one_spread = welch_interval(1.0, 0.0, 3, 0.0, 1.0, 3)  # one std 0: df = n − 1 = 2 of the other, t = 4.302653
+    assert (one_spread[1] - one_spread[0]) / 2 == pytest.approx(4.302653 * math.sqrt(1 / 3), rel=1e-6)
+    assert welch_interval(1.0, math.inf, 3, 0.0, 1.0, 3) is None
     with pytest.raises(ValueError, match="df > 0"):
         t_quantile_975(0)

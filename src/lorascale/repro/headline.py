@@ -54,7 +54,7 @@ class HeadlineRequest(Settings):
     tune_compute: PositiveFloat = setting(0.4, "tune's whole planned cost as a fraction of (b)'s sweep (the issue's"
                                           " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)
     out: StrictStr | None = setting(None, "output folder (default repro-headline)")
-    report_only: StrictBool = setting(False, "train nothing: report the arms whose runs have all finished under --out")
+    report_only: StrictBool = setting(False, "train nothing: report the arms whose runs have all finished under `out`")
 
 
 @dataclass

@@ -110,7 +110,7 @@ def mse(model, x, y) -> torch.Tensor:
 
 def train(model, x, y, lr: float, steps: int, callbacks=()) -> RunTrace:
     """Full-batch Adam on the MSE. Divergence uses the training loop's rule (:class:`DivergenceGuard`:
-    a non-finite loss, or > 3× the early level, here the first loss, for 5 steps in a row): the run stops, is marked
+    a non-finite loss, or > 3× the early level for 5 steps in a row): the run stops, is marked
     diverged, and its final loss is inf — recorded, never raised."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)

@@ -127,25 +127,32 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
                 if store.fail_stale():  # a dead worker's points go back into the queue
                     continue
                 break
-            groups = group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]
-            for i, group in enumerate(groups):
-                try:
+            try:
+                for group in group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]:
                     if len(group) == 1:
                         outs = [run_claim(store, group[0][0], objective, heartbeat_s)]
                     else:
                         outs = run_pack(store, group, pack_objective, heartbeat_s)
-                except KeyboardInterrupt as e:  # the groups not reached yet hand their claims back
-                    for later in groups[i + 1:]:
-                        for claim, _ in later:
-                            store.release(claim, e)
-                    raise
-                for (claim, _), out in zip(group, outs):
-                    n += 1
-                    if on_trial is not None:
-                        on_trial(claim, out)
+                    for (claim, _), out in zip(group, outs):
+                        n += 1
+                        if on_trial is not None:
+                            on_trial(claim, out)
+            except KeyboardInterrupt as e:  # claims not recorded yet (groups not reached) are handed back
+                _release_unfinished(store, claims, e)
+                raise
     finally:
         store.close()
     return n
+
+
+def _release_unfinished(store: SweepStore, claims: list[Claim], stop: BaseException) -> None:
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    for claim in claims:
+        try:
+            store.release(claim, stop)
+        except UpdateFinishedTrialError:  # recorded already (run, interrupted or released)
+            pass
 
 
 def plan_sweep(spec: SweepSpec, url: str, extend_study: bool = False) -> SweepPlan:
@@ -193,7 +200,7 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     if members == "auto":
         lora = [p.train for p in spec.points if p.rank is not None]
         members = auto_members(lora[0]) if lora else 1
-        log.info("--members auto: %d members per pack", members)
+        log.info("members auto: %d members per pack", members)
     store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
         keys = {p.key for p in spec.points}
@@ -250,10 +257,7 @@ def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int
     ray = _import_ray()
     owned = not ray.is_initialized()  # a caller's own ray session is left as it was
     if owned:
-        sigterm = signal.getsignal(signal.SIGTERM)
-        ray.init(address=address)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own (sys.exit), which would skip the cancel
+        _init_ray(ray, address)
     refs: list = []
     try:
         # max_retries=0: a task that dies leaves its trial RUNNING; stale detection re-queues it
@@ -274,6 +278,18 @@ def _run_ray(url, name, objective, n_tasks, address, cpus, gpus, bar, kw) -> int
     finally:
         if owned:
             ray.shutdown()  # disconnects from a cluster; stops a local instance we started
+
+
+def _init_ray(ray, address) -> None:
+    """``ray.init``, keeping the driver's own SIGTERM handler (the CLI's, which raises like Ctrl-C) where it has
+    one: Ray installs sys.exit for SIGTERM. Without a handler of ours, Ray's stays; its SystemExit cancels the
+    tasks too (:func:`_run_ray` catches any exception)."""
+    ours = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        ray.init(address=address)
+    finally:
+        if callable(ours):
+            signal.signal(signal.SIGTERM, ours)
 
 
 def _cancel_ray_tasks(ray, refs, wait_s: float = RAY_CANCEL_WAIT_S) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from ..interrupts import describe
+from ..interrupts import describe, shielded
 from ..vocabulary import RunStatus
 from .liveness import HEARTBEAT_S
 from .records import Outcome
@@ -112,11 +112,12 @@ def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objectiv
         except Exception as e:  # a crash must not end the sweep: stored as failed, retried by the next sweep
             msg = f"{type(e).__name__}: {e}"
             outs = [Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=msg)] * len(claims)
-    for c, out in zip(claims, outs):
-        try:
-            store.finish(c, _as_outcome(out))
-        except UpdateFinishedTrialError:
-            log.warning("trial %d was presumed dead and re-queued; its result is dropped", c.number)
+    with shielded():  # every member recorded before a stop signal lands: none left RUNNING with its result lost
+        for c, out in zip(claims, outs):
+            try:
+                store.finish(c, _as_outcome(out))
+            except UpdateFinishedTrialError:
+                log.warning("trial %d was presumed dead and re-queued; its result is dropped", c.number)
     return [_as_outcome(o) for o in outs]
 
 

@@ -144,4 +144,4 @@ class SweepFile(Settings):
     base: dict[str, Any] = setting(..., "TrainConfig keys shared by every point: model, data, budget, ...")
     grid: GridSpec | None = setting(None, "μA learning-rate grids")
     paths: PathsSpec | None = setting(None, "LoRA-α scaling paths")
-    resources: Resources = setting(Resources(), "per-trial resources for --backend ray")
+    resources: Resources = setting(Resources(), "per-trial resources for the ray backend")

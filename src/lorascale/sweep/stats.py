@@ -137,7 +137,7 @@ def seed_interval(center: float, samples: list[float], n_seeds: int) -> tuple[fl
 def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int
                    ) -> tuple[float, float] | None:
     """95% interval of mean_a − mean_b from two groups' means, sample stds and sizes (Welch: unequal
-    variances, Welch–Satterthwaite df). None when either group has fewer than 2 values; a point when
+    variances, Welch–Satterthwaite df). None when either group has fewer than 2 values or an infinite std; a point when
     both stds are 0 (no spread was seen, so none is claimed: renderers print "no spread", not a verdict).
     It treats the groups as independent samples; where the seeds are paired, or one group is a tuned
     optimum picked on these seeds, the interval is only approximate."""
@@ -147,7 +147,9 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
     va, vb = std_a**2 / n_a, std_b**2 / n_b
     if va + vb == 0.0:
         return diff, diff
-    den = va**2 / (n_a - 1) + vb**2 / (n_b - 1)
-    df = (va + vb) ** 2 / den if den > 0 else math.inf  # den underflows to 0 for stds near 1e-160: the normal limit
+    if not math.isfinite(va + vb):
+        return None
+    ua, ub = va / max(va, vb), vb / max(va, vb)  # df does not depend on the scale: computed at scale 1, no underflow
+    df = (ua + ub) ** 2 / (ua**2 / (n_a - 1) + ub**2 / (n_b - 1))
     half = t_quantile_975(df) * math.sqrt(va + vb)
     return diff - half, diff + half
