@@ -63,6 +63,10 @@ def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
         return None
     if not action.option_strings:
         return action.metavar or field.upper()
+    return _positive_flag(action)
+
+
+def _positive_flag(action: argparse.Action) -> str:
     positive = [o for o in action.option_strings if not o.startswith("--no-")] or action.option_strings
     return max(positive, key=len)
 
@@ -82,7 +86,7 @@ def _option_in_text(parser: argparse.ArgumentParser | None, field: str) -> str |
     action = _action(parser, field)
     if action is None or not action.option_strings or isinstance(action, argparse._HelpAction):
         return None
-    return flag_for(parser, field)
+    return _positive_flag(action)
 
 
 def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:

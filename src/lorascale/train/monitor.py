@@ -54,8 +54,7 @@ class DivergenceGuard:
             return True
         if len(self.early) < self.window:
             self.early.append(loss)
-            first = self.early[0]
-            self.reference = min(max(first, statistics.median(self.early)), self.factor * first)
+            self.reference = self._level()
         self.streak = self.streak + 1 if loss > self.factor * self.reference else 0
         if self.streak >= self.patience:
             self.reason = (f"loss {loss:.4g} stayed above {self.factor:g}× its early level {self.reference:.4g}"
@@ -63,15 +62,17 @@ class DivergenceGuard:
             return True
         return False
 
+    def _level(self) -> float:
+        first = self.early[0]
+        return min(max(first, statistics.median(self.early)), self.factor * first)
+
     def state(self) -> dict:
-        """What a checkpoint keeps to resume the guard as it was."""
-        return {"early": list(self.early), "reference": self.reference, "streak": self.streak}
+        """What a checkpoint keeps to resume the guard as it was (the level follows from the early losses)."""
+        return {"early": list(self.early), "streak": self.streak}
 
     def load_state(self, state: dict) -> None:
         """Back to :meth:`state`; a checkpoint written before the early level kept only the first loss,
-        which stays its level (the rule it started under)."""
-        if "early" in state:
-            self.early, self.reference = list(state["early"]), float(state["reference"])
-        else:
-            self.early, self.reference = [state["first"]] * self.window, float(state["first"])
+        which stays its level (the rule it started under: a full window of it has that level)."""
+        self.early = list(state["early"]) if "early" in state else [state["first"]] * self.window
+        self.reference = self._level() if self.early else math.nan
         self.streak = int(state["streak"])
