@@ -128,11 +128,3 @@ def test_held_out_table_lists_every_metric_of_each_method():
                      "| method | val_mrr ↑ | val_recall_at_1 ↑ |", "|---|---|---|",
                          "| LoRA | 0.6 ± 0.01 | 0.5 ± 0.02 |", "| FFT | — | — |"]
     assert held_out_tables({"tasks": {"p": {"label": "pairs", "methods": {"fft": methods["fft"]}}}}) == []
-
-
-def test_a_gap_without_spread_says_so_instead_of_excluding_zero():
-    from lorascale.repro.compare_report import _ci
-
-    assert _ci({"ci95": [0.1, 0.1]}) == ", no 95% CI (no spread over the seeds)"  # both arms' stds were 0
-    assert _ci({"ci95": [0.05, 0.15]}) == ", 95% CI [+0.05, +0.15] ≠ 0"
-    assert _ci({"ci95": [-0.05, 0.15]}) == ", 95% CI [-0.05, +0.15]" and _ci({"ci95": None}) == ""

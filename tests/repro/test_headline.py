@@ -89,11 +89,3 @@ def test_headline_flags_keep_the_default_budget():
     assert req.run.save_model is False and req.run.adapter.rank == 16
     req = HeadlineRequest(steps=7, rank=4)  # flat keys still win inside the default
     assert (req.run.steps, req.run.batch_size, req.run.adapter.rank) == (7, 16, 4)
-
-
-def test_a_target_gap_without_spread_claims_no_interval():
-    from lorascale.repro.headline_report import _ci
-
-    assert _ci({"gap_ci95": [0.02, 0.02]}) == ", no 95% CI (no spread over the seeds)"
-    assert _ci({"gap_ci95": [-0.1, 0.2]}).endswith("(Welch; spans 0: the seeds cannot tell them apart)")
-    assert _ci({"gap_ci95": [0.1, 0.2]}).endswith("(Welch; excludes 0)") and _ci({}) == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..vocabulary import higher_is_better
+from .gap_text import gap_ci_text
 from .timing import timing_text
 
 __all__ = ["compare_rows", "held_out_tables", "write_compare_md"]
@@ -66,7 +67,7 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
               " is better), that noise, and the gap's 95% CI (Welch, over seeds; '≠ 0' where it excludes 0). The CI treats"
               " the seeds as independent and ignores that a tuned point was picked on them: a guide, not a test.", ""]
     for t, v in tasks.items():
-        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{_ci(d)})"
+        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))})"
                              for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
     timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
@@ -74,16 +75,6 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
               + f"This call: {result['seconds']} s.", ""]
     Path(path).write_text("\n".join(lines))
     return Path(path)
-
-
-def _ci(d: dict) -> str:
-    """", 95% CI [lo, hi]" of a verdict's gap, "≠ 0" where it excludes 0 (the seeds tell the two apart)."""
-    ci = d.get("ci95")
-    if ci is None:
-        return ""
-    if ci[0] == ci[1]:
-        return ", no 95% CI (no spread over the seeds)"
-    return f", 95% CI [{ci[0]:+.3g}, {ci[1]:+.3g}]" + ("" if ci[0] <= 0 <= ci[1] else " ≠ 0")
 
 
 def _pm(p: dict) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..figures import new_figure, save_figure
+from .gap_text import gap_ci_text
 from .timing import timing_text
 
 __all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
@@ -62,13 +63,14 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     t = result["targets"]
     lines += ["", "Targets (issue #10):", ""]
     if "a" in t:
+        ci = gap_ci_text(t["a"].get("gap_ci95"), spell_out=True)
         lines.append(f"* (a) within one seed-std of (b), or better: **{_yes(t['a']['within_one_std_or_better'])}**"
-                     f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}{_ci(t['a'])}, (b)'s std {t['a']['b_std']:.4f}), at"
+                     f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}{ci}, (b)'s std {t['a']['b_std']:.4f}), at"
                      f" {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%).")
     if "d" in t:
-        gap = t['d']['val_loss_gap_vs_b']
+        gap, ci = t["d"]["val_loss_gap_vs_b"], gap_ci_text(t["d"].get("gap_ci95"), spell_out=True)
         lines.append(f"* (d) equals or beats (b): within one seed-std **{_yes(t['d']['within_one_std_or_better'])}**,"
-                     f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{_ci(t['d'])}, (b)'s std {t['d']['b_std']:.4f}),"
+                     f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}),"
                      f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
     missing = result.get("missing") or []
     if missing:
@@ -98,14 +100,3 @@ def _timing(result: dict) -> str:
     if "run_seconds" not in result:  # a headline.json written before the runs' time was kept
         return call + "."
     return f"the arms' runs: {timing_text(result)} (tune's search not counted); {call}."
-
-
-def _ci(target: dict) -> str:
-    """", 95% CI [lo, hi] (Welch)" of a gap, and whether it is a difference the seeds can tell."""
-    ci = target.get("gap_ci95")
-    if ci is None:
-        return ""
-    if ci[0] == ci[1]:
-        return ", no 95% CI (no spread over the seeds)"
-    told = "spans 0: the seeds cannot tell them apart" if ci[0] <= 0 <= ci[1] else "excludes 0"
-    return f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}] (Welch; {told})"

@@ -1,0 +1,23 @@
+"""The sentence the benchmark reports print about a gap's 95% confidence interval (Welch over seeds)."""
+
+from __future__ import annotations
+
+__all__ = ["gap_ci_text"]
+
+
+def gap_ci_text(ci, *, spell_out: bool = False) -> str:
+    """", 95% CI [lo, hi]" of a gap, appended to a sentence that states the gap; "" without an interval.
+
+    An interval of zero width (every seed of both arms agreed) claims nothing, so it reads "no spread".
+    Short form (a comparison's verdict list): " ≠ 0" where the interval excludes 0. ``spell_out`` (a
+    headline target): three decimals and, in words, whether the seeds can tell the two arms apart."""
+    if ci is None:
+        return ""
+    lo, hi = ci
+    if lo == hi:
+        return ", no 95% CI (no spread over the seeds)"
+    spans = lo <= 0 <= hi
+    if spell_out:
+        told = "spans 0: the seeds cannot tell them apart" if spans else "excludes 0"
+        return f", 95% CI [{lo:+.3f}, {hi:+.3f}] (Welch; {told})"
+    return f", 95% CI [{lo:+.3g}, {hi:+.3g}]" + ("" if spans else " ≠ 0")
