@@ -75,6 +75,18 @@ def test_lr_sweep_ylim_keeps_the_error_bars_on_the_axis(stored):
     assert s.x == (-10.0, -9.0) and s.y == (1.0, 1.1) and s.yerr == (0.2, 0.5) and s.diverged_x == (-8.0,)
 
 
+def test_an_fft_optimum_below_the_axis_is_named_in_its_label(stored):
+    """The range follows the LoRA curves; FFT's best, when clipped away, still reaches the reader."""
+    _, rep = stored
+    cfg, fft = config(rep, "A1"), config(rep, "FFT")
+    lo, hi = plots.lr_sweep_info(rep, cfg).ylim
+    inside = plots.lr_sweep_info(rep, cfg, fft)
+    assert lo <= fft.ranks[0].value <= hi and inside.fft.label == "FFT"  # the synthetic FFT optimum is on the axis
+    below = fft.ranks[0]._replace(value=lo - 0.1)  # an optimum under the axis, its curve partly on it
+    info = plots.lr_sweep_info(rep, cfg, fft._replace(ranks=(below,)))
+    assert info.fft.label == f"FFT (best {lo - 0.1:.3g}, off scale)" and info.ylim == (lo, hi)
+
+
 def test_lr_sweep_marks_divergence_on_the_worse_edge_for_accuracy(stored):
     _, rep = stored
     acc = rep._replace(metric="val_accuracy", higher_is_better=True)  # scores are −accuracy

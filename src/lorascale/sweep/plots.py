@@ -129,8 +129,8 @@ def _display_range(rep: FitReport, lim: tuple[float, float] | None) -> tuple[tup
 def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) -> LrSweepInfo:
     series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.value)
                    for o in cfg.ranks)
-    # the y-range follows this configuration's own curves and their error bars; an FFT curve entirely
-    # outside it is labelled off scale
+    # the y-range follows this configuration's own curves and their error bars; where FFT's optimum lies
+    # outside it (FFT often reaches far lower), its label gives that best value, since the curve is clipped
     pts = [p for o in cfg.ranks for p in o.points]
     lim = ylim_covering([p.mean for p in pts], [p.std for p in pts])
     lo, hi = lim if lim else (None, None)
@@ -138,8 +138,8 @@ def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) 
     fft_s = fft_x = None
     if fft is not None and fft is not cfg and fft.ranks:
         o = fft.ranks[0]
-        off = lo is not None and all(not lo <= p.mean <= hi for p in o.points)
-        label = f"FFT (off scale, best {rep.show(o.value):.3g})" if off else "FFT"
+        off = lo is not None and o.value is not None and not lo <= o.value <= hi
+        label = f"FFT (best {rep.show(o.value):.3g}, off scale)" if off else "FFT"
         fft_s, fft_x = _series(rep, label, o.points, o.x, o.value), o.x
     n = cfg.n_seeds
     title = f"{cfg.label}: η* per rank ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
