@@ -157,3 +157,19 @@ def test_bad_method_in_a_spec_names_the_configuration():
     with pytest.raises(ConfigErrors) as e:
         parse_spec(spec_dict(grid={"configs": [{"rule": "lora-alpha", "method": "vera"}], "ranks": [4], "log2_lr": [-10]}))
     assert any("method" in x.field and "configs[0]" in x.field for x in e.value.errors)
+
+
+def test_the_fine_foods_mua_spec_expands_to_its_committed_study():
+    """configs/mua-minilm-fine-foods-cpu.yaml as committed: 3 ranks × 6 rates for Init[A], 2 × 6 for
+    Init[B], 5 FFT rates, × 3 seeds = 105 points (the count docs/results/mua-minilm-fine-foods-cpu states)."""
+    from collections import Counter
+    from pathlib import Path
+
+    from lorascale.sweep.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "mua-minilm-fine-foods-cpu.yaml")
+    assert len(spec.points) == (3 * 6 + 2 * 6 + 5) * 3 == 105
+    per = Counter((p.label, p.rank) for p in spec.points)
+    assert per == {("Init[A] α=1", 4): 18, ("Init[A] α=1", 16): 18, ("Init[A] α=1", 64): 18,
+                   ("Init[B] α=1", 4): 18, ("Init[B] α=1", 64): 18, ("FFT", None): 15}
+    assert {p.train.steps for p in spec.points} == {150} and {p.seed for p in spec.points} == {0, 1, 2}
