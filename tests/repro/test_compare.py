@@ -27,6 +27,18 @@ def test_each_method_sweeps_its_own_knob(tmp_path):
     assert len(dirs) == 18  # one folder per run
 
 
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_builds_valid_configs_on_known_data(task, tmp_path):
+    """A typo in compare_setup (a dataset, a setting) fails here, not hours into `repro compare`."""
+    from lorascale.data import BUILTIN
+    from lorascale.rlvr import PROBLEM_SETS
+
+    req = CompareRequest(tasks=[task], seeds=1, rank=8, sweep_log2=[0])
+    cfg = method_configs(req, task, "lora", tmp_path)[0][2]
+    assert cfg.data == TASKS[task].run["data"] and cfg.data in {*BUILTIN, *PROBLEM_SETS}
+    assert cfg.lr == TASKS[task].base_lr and cfg.steps == TASKS[task].run["steps"]
+
+
 def test_verdict_hand_values():
     rows = {"lora-alpha": {"base": {"mean": 0.80, "std": 0.02}},
             "lora": {"tuned": {"mean": 0.70, "std": 0.03}},  # LoRA-α ahead by 0.10 > 0.03: win

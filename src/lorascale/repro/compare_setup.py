@@ -54,6 +54,10 @@ TASKS: dict[str, CompareTask] = {t.key: t for t in (
     CompareTask("smollm2-dialogues", "SmolLM2-135M, dialogues SFT",
                 {"model": "smollm2-135m", "data": "dialogues", "steps": 100, "batch_size": 4, "seq_len": 128,
                  "max_val_batches": 16}),
+    # the same, on the corpus with each reply once: no held-out reply occurs in training (60 held-out pairs)
+    CompareTask("smollm2-dialogues-unique", "SmolLM2-135M, dialogues SFT, each reply once",
+                {"model": "smollm2-135m", "data": "dialogues-unique", "steps": 100, "batch_size": 4, "seq_len": 128,
+                 "max_val_batches": 16}),
     CompareTask("minilm-genre", "MiniLM-L6, Shakespeare genre (6 classes)",
                 {"model": "minilm-l6", "data": "shakespeare-genre", "steps": 150, "batch_size": 16, "seq_len": 64,
                  "max_val_batches": 16}, base_lr=1e-4),

@@ -17,7 +17,9 @@ from pydantic import StrictBool, StrictStr, model_validator
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
 from ..data.batches import check_pairs_per_batch
+from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
+from ..rlvr.problems import PROBLEM_SETS
 from ..rlvr.spec import RLSpec
 from ..rules import DEFAULT_LR_FFT, Finetune, RuleError, recommended_lr
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
@@ -34,8 +36,8 @@ BUDGET_KEYS = ("steps", "epochs")
 class TrainConfig(Settings):
     # what
     model: StrictStr = setting("smollm2-135m", "smollm2-135m, minilm-l6, tiny-llama[@W], tiny-bert[@W] or a local HF folder")
-    data: StrictStr = setting("shakespeare", "shakespeare, shakespeare-genre, kjv, dialogues, dialogue-pairs, fine-foods,"
-                              " arithmetic, word-problems, math, or a .jsonl/.csv/.txt/saved-dataset path")
+    data: StrictStr = setting("shakespeare", f"{', '.join([*BUILTIN, *PROBLEM_SETS])},"
+                              " or a .jsonl/.csv/.txt/saved-dataset path")
     task: Task | None = setting(None, "lm, classification, contrastive or rlvr (default: from the data)")
     finetune: Finetune = setting(Finetune.LORA, "lora, or full finetuning")
     adapter: AdapterSpec = setting(AdapterSpec(), "the LoRA adapters (unused for full finetuning)")
