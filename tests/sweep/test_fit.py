@@ -129,6 +129,19 @@ def test_bootstrap_interval_covers_the_true_slope_at_its_nominal_rate():
     assert hits >= 34
 
 
+def test_a_configurations_interval_does_not_move_when_another_joins_the_study():
+    """Each configuration resamples its own seeded stream: a study extended with a new configuration
+    (``--extend-study``) re-renders the old configurations' CIs digit for digit. 5 seeds: 5^5 resamples
+    exceed n_boot, so they are drawn at random (up to 4 seeds every resample is taken: test_stats)."""
+    old = records(config="Init[B]", seeds=range(5), noise=0.02, rng_seed=1)
+    new = records(config="Init[A] α=1/r", seeds=range(5), noise=0.02, slope=0.0, rng_seed=2)  # sorts first
+    alone = by_label(fit(old, n_boot=200))["Init[B]"]
+    both = by_label(fit(new + old, n_boot=200))["Init[B]"]
+    assert both.slope_ci == alone.slope_ci  # exactly: same stream, same resamples
+    assert [o.ci for o in both.ranks] == [o.ci for o in alone.ranks]
+    assert fit(old, n_boot=200, seed=1).configs[0].slope_ci != alone.slope_ci  # the seed still counts
+
+
 @pytest.mark.parametrize("metric", ["val_accuracy", "val_mrr", "val_reward"])  # classification; retrieval; rlvr
 def test_accuracy_and_reward_are_maximised(metric):
     rep = fit(records(metric=metric), "eval", n_boot=0)

@@ -4,9 +4,10 @@ import math
 import random
 import statistics
 
+import numpy as np
 import pytest
 
-from lorascale.sweep.stats import mean_std, ols, percentile, power_law, refine_optimum, seed_interval, t_quantile_975, welch_interval
+from lorascale.sweep.stats import bootstrap, mean_std, ols, percentile, power_law, refine_optimum, seed_interval, t_quantile_975, welch_interval
 
 
 def test_parabola_vertex_is_exact_on_uneven_grids():
@@ -90,3 +91,27 @@ def test_welch_interval_does_not_depend_on_the_scale_and_t_refuses_a_bad_df():
     assert welch_interval(1.0, math.inf, 3, 0.0, 1.0, 3) is None
     with pytest.raises(ValueError, match="df > 0"):
         t_quantile_975(0)
+
+
+def test_bootstrap_enumerates_every_resample_of_few_seeds():
+    """3 seeds with values 0, 3, 6: the 27 ordered resamples' means have mean 3 and variance
+    σ²/n = 6/3 = 2 exactly (σ² = 6, the population variance): the exact bootstrap, whatever the stream."""
+    value = {0: 0.0, 3: 3.0, 7: 6.0}
+    mean = lambda draw: sum(value[s] for s in draw) / len(draw)  # noqa: E731
+    exact = bootstrap([0, 3, 7], mean, 1000, random.Random(1))
+    assert len(exact) == 27 and exact == bootstrap([0, 3, 7], mean, 27, random.Random(2))
+    assert np.mean(exact) == pytest.approx(3.0, abs=1e-12) and np.var(exact) == pytest.approx(2.0, abs=1e-12)
+    drawn = bootstrap([0, 3, 7], mean, 26, random.Random(1))  # fewer draws than resamples: random ones
+    assert len(drawn) == 26 and drawn != bootstrap([0, 3, 7], mean, 26, random.Random(2))
+    assert bootstrap([0, 3, 7], lambda d: None if d.count(0) > 1 else 1, 1000, random.Random(0)) == [1] * 20  # 27 − the 7 with seed 0 twice or more
+
+
+def test_the_exact_bootstrap_interval_of_a_mean_is_students_t_interval():
+    """Exact bootstrap variance σ²/n times n/(n−1) is s²/n, so the interval is mean ± t₂·s/√n (scipy)."""
+    from scipy import stats
+
+    value = {0: 0.0, 3: 3.0, 7: 6.0}
+    exact = bootstrap([0, 3, 7], lambda d: sum(value[s] for s in d) / 3, 1000, random.Random(0))
+    lo, hi = stats.t.interval(0.95, 2, loc=3.0, scale=stats.sem([0.0, 3.0, 6.0]))
+    assert seed_interval(3.0, exact, 3) == pytest.approx((lo, hi), abs=1e-9)
+    assert seed_interval(3.0, exact[:19], 3) is None  # not the full set, and too few to stand for it

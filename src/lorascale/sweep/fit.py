@@ -19,7 +19,6 @@ failed and interrupted runs are excluded and counted; a single-seed fit is flagg
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -27,7 +26,7 @@ from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathFit, alpha_laws, path_fits
 from .optima import FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
 from .records import RECORD_STATUSES, Record
-from .stats import seed_interval, t_quantile_975
+from .stats import bootstrap_rng, seed_interval, t_quantile_975
 
 __all__ = [
     "Record", "PointStat", "RankOptimum", "ConfigFit", "TransferGap", "PathFit", "AlphaLaw", "FitReport",
@@ -100,11 +99,10 @@ def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> F
     """All fits from plain records; deterministic for a given ``seed`` of the bootstrap."""
     assert metric in FIT_METRICS, f"metric must be one of {list(FIT_METRICS)}, got {metric!r}"
     records = [r for r in records if r.outcome.status in RECORD_STATUSES]
-    rng = random.Random(seed)
     evals = sorted({r.outcome.eval_metric for r in records if r.outcome.eval_metric})
     counts = _counts(records)
     counts["no_metric"] = sum(r.outcome.status == RunStatus.COMPLETE and score(r, metric) is None for r in records)
-    configs = _config_fits(records, metric, n_boot, rng)
+    configs = _config_fits(records, metric, n_boot, seed)
     notes = _notes(metric, evals, counts, configs)
     return FitReport(
         metric=metric if metric != "eval" else "/".join(evals) or "eval",
@@ -112,7 +110,7 @@ def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> F
         configs=tuple(configs),
         gaps=tuple(_transfer_gaps(configs)),
         paths=tuple(path_fits(records, metric)),
-        alpha_laws=tuple(alpha_laws(records, metric, n_boot, rng)),
+        alpha_laws=tuple(alpha_laws(records, metric, n_boot, seed)),
         counts=counts,
         notes=tuple(notes),
     )
@@ -144,7 +142,7 @@ def _notes(metric, evals, counts, configs) -> list[str]:
     return notes
 
 
-def _config_fits(records, metric, n_boot, rng) -> list[ConfigFit]:
+def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
     groups = defaultdict(list)
     for r in records:
         groups[(r.point.config, r.point.alpha_mult)].append(r)
@@ -155,7 +153,7 @@ def _config_fits(records, metric, n_boot, rng) -> list[ConfigFit]:
         if not opts:
             continue  # not a learning-rate sweep (e.g. the α-path: one η per point)
         seeds = seeds_of(c)
-        opt_samples, slope_samples = seed_ci(c, seeds, n_boot, rng)
+        opt_samples, slope_samples = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "lr", config, alpha_mult))
         sl = rank_slope(opts)
         slope = slope_ci = None
         method = "n/a (fewer than 2 ranks)"

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_of, with_ci
-from .stats import ols, power_law, seed_interval
+from .stats import bootstrap_rng, ols, power_law, seed_interval
 
 __all__ = ["PathFit", "AlphaLaw", "path_fits", "alpha_laws"]
 
@@ -68,7 +68,7 @@ def path_fits(records, metric) -> list[PathFit]:
     return out
 
 
-def alpha_laws(records, metric, n_boot, rng) -> list[AlphaLaw]:
+def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
     groups = defaultdict(list)
     for r in records:
         if r.point.finetune == "lora":
@@ -84,7 +84,7 @@ def alpha_laws(records, metric, n_boot, rng) -> list[AlphaLaw]:
         if len(ranks) < 2:
             continue  # α*(r) needs an α sweep at two ranks or more
         seeds = seeds_of(c)
-        opt_samples, _ = seed_ci(c, seeds, n_boot, rng)
+        opt_samples, _ = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "alpha", config, log2_lr))
         alphas = [2.0 ** opts[r][0].x for r in ranks]
         c_free, p, rms = power_law(ranks, alphas)
         c_half, _, rms_half = power_law(ranks, alphas, p=0.5)

@@ -4,6 +4,7 @@ package. :func:`ols` is also the growth-exponent fit of ``lorascale.diagnostics.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Callable, NamedTuple, Sequence, TypeVar
@@ -12,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "Optimum", "refine_optimum", "ols", "power_law", "percentile", "t_quantile_975", "mean_std", "bootstrap",
-    "seed_interval", "welch_interval",
+    "bootstrap_rng", "seed_interval", "welch_interval",
 ]
 
 T = TypeVar("T")
@@ -107,16 +108,28 @@ def t_quantile_975(df: float) -> float:
     return float(t.ppf(0.975, df))  # df = inf: the normal's 1.96
 
 
+def bootstrap_rng(seed: int, *group) -> random.Random:
+    """The resampling stream of one fitted group (a configuration, an α-law): seeded by ``seed`` and the
+    group's key, so its interval does not move when another group joins or leaves the study.
+
+    ``random.Random`` hashes a str seed with SHA-512, independent of PYTHONHASHSEED and of the process."""
+    return random.Random("|".join(map(str, (seed, *group))))
+
+
 def bootstrap(
     seeds: Sequence[int], stat: Callable[[list[int]], T | None], n_boot: int, rng: random.Random
 ) -> list[T]:
-    """``stat`` over ``n_boot`` resamples (with replacement) of the seed list; None results are skipped."""
-    out = []
-    for _ in range(n_boot):
-        v = stat([rng.choice(seeds) for _ in seeds])
-        if v is not None:
-            out.append(v)
-    return out
+    """``stat`` over resamples (with replacement) of the seed list; None results are skipped.
+
+    When the n^n ordered resamples of n seeds number at most ``n_boot`` (n ≤ 4 at the default 1000),
+    every one is taken once: the exact bootstrap distribution, with no Monte Carlo error (with 3 seeds
+    ``n_boot`` random draws of only 27 equally likely resamples moved a slope CI's bound by 0.1).
+    Otherwise ``n_boot`` random resamples from ``rng``.
+    """
+    n = len(seeds)
+    draws = (itertools.product(seeds, repeat=n) if 0 < n**n <= n_boot
+             else ([rng.choice(seeds) for _ in seeds] for _ in range(n_boot)))
+    return [v for v in (stat(list(d)) for d in draws) if v is not None]
 
 
 def seed_interval(center: float, samples: list[float], n_seeds: int) -> tuple[float, float] | None:
@@ -125,11 +138,14 @@ def seed_interval(center: float, samples: list[float], n_seeds: int) -> tuple[fl
     SE is the std of the replicates; √(n/(n−1)) undoes the bootstrap's shrinkage of a mean's
     variance, and Student's t accounts for few seeds. (The plain percentile interval covered the
     true slope 68% of the time with 4 seeds on synthetic sweeps; this one 88%, and 95% with 8.)
-    None with one seed or fewer than 20 replicates.
+    When ``samples`` are all n^n ordered resamples (:func:`bootstrap` with few seeds) they are the exact
+    bootstrap distribution: its std (ddof 0) is used, and for a mean the interval is then Student's
+    t-interval itself. None with one seed, or with fewer than 20 random replicates.
     """
-    if n_seeds < 2 or len(samples) < 20:
+    exact = len(samples) == n_seeds**n_seeds  # bootstrap() took every resample once (none skipped)
+    if n_seeds < 2 or (len(samples) < 20 and not exact):
         return None
-    se = float(np.std(samples, ddof=1))
+    se = float(np.std(samples, ddof=0 if exact else 1))
     half = t_quantile_975(n_seeds - 1) * se * math.sqrt(n_seeds / (n_seeds - 1))
     return center - half, center + half
 
