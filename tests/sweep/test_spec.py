@@ -160,16 +160,33 @@ def test_bad_method_in_a_spec_names_the_configuration():
 
 
 def test_the_fine_foods_mua_spec_expands_to_its_committed_study():
-    """configs/mua-minilm-fine-foods-cpu.yaml as committed: 3 ranks × 6 rates for Init[A], 2 × 6 for
-    Init[B], 5 FFT rates, × 3 seeds = 105 points (the count docs/results/mua-minilm-fine-foods-cpu states)."""
+    """configs/mua-minilm-fine-foods-cpu.yaml as committed: 3 ranks × 6 rates for Init[A] α = 1, 2 × 6 for
+    Init[B], 5 FFT rates and 2 × 7 for Init[A] α = 1/r, × 3 seeds = 147 points (the count
+    docs/results/mua-minilm-fine-foods-cpu states)."""
     from collections import Counter
     from pathlib import Path
 
     from lorascale.sweep.spec import load_spec
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "mua-minilm-fine-foods-cpu.yaml")
-    assert len(spec.points) == (3 * 6 + 2 * 6 + 5) * 3 == 105
+    assert len(spec.points) == (3 * 6 + 2 * 6 + 5 + 2 * 7) * 3 == 147
     per = Counter((p.label, p.rank) for p in spec.points)
     assert per == {("Init[A] α=1", 4): 18, ("Init[A] α=1", 16): 18, ("Init[A] α=1", 64): 18,
-                   ("Init[B] α=1", 4): 18, ("Init[B] α=1", 64): 18, ("FFT", None): 15}
+                   ("Init[B] α=1", 4): 18, ("Init[B] α=1", 64): 18, ("FFT", None): 15,
+                   ("Init[A] α=1/r", 4): 21, ("Init[A] α=1/r", 64): 21}
     assert {p.train.steps for p in spec.points} == {150} and {p.seed for p in spec.points} == {0, 1, 2}
+
+
+def test_the_fine_foods_alpha_path_spec_is_the_alpha_path_at_the_headlines_eta_fft():
+    """configs/lora-alpha-paths-minilm-fine-foods-cpu.yaml: lora_alpha = 16·2^m for m = 0…7 at ranks 4, 16,
+    64 and 3 seeds (72 points), every one at η = 2^-13 (the fine-foods headline's η_FFT)."""
+    from pathlib import Path
+
+    from lorascale.sweep.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "lora-alpha-paths-minilm-fine-foods-cpu.yaml")
+    assert len(spec.points) == 8 * 3 * 3 == 72
+    assert {p.log2_lr for p in spec.points} == {-13.0}
+    assert {p.rank for p in spec.points} == {4, 16, 64} and {p.seed for p in spec.points} == {0, 1, 2}
+    assert sorted({m for p in spec.points for k, m in p.paths if k == "alpha"}) == [2.0 ** m for m in range(8)]
+    assert {p.train.steps for p in spec.points} == {150} and {p.train.data for p in spec.points} == {"fine-foods"}
