@@ -188,3 +188,27 @@ def test_held_out_loss_is_a_third_selection_with_its_own_optima():
     assert score(r, "val_loss") == r.outcome.val_loss
     assert score(replace(r, outcome=replace(r.outcome, val_loss=None)), "val_loss") is None  # not stored: no result
     assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "val_loss") == math.inf
+
+
+def test_the_alpha_law_gives_c_at_p_half_with_its_bootstrap_interval():
+    """α-path at ranks 4, 16, 64 and 3 seeds; seed s's loss is 1 + 0.05·(x − log2(C·√r) − δ_s)² with
+    δ = −0.2, 0, +0.2 (x = log2 lora_alpha). Equal curvatures put the seed-mean's vertex at the mean δ, so
+    α* = C·√r and C (p = ½) = C exactly; a resample's log2 C is log2 C + its mean δ, so the exact bootstrap
+    (27 resamples) gives log2 C ± t₂·s/√3 with s = 0.2: ± 4.303·0.11547 = ± 0.4969 (scipy's t)."""
+    from scipy import stats
+
+    from lorascale.sweep.report import fit_to_dict
+
+    c_true, deltas, out = 40.0, {0: -0.2, 1: 0.0, 2: 0.2}, []
+    for s, d in deltas.items():
+        for r in (4, 16, 64):
+            for x in range(4, 13):
+                v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
+                out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
+                                              paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
+                                  Outcome("complete", v)))
+    (law,) = fit(out).alpha_laws
+    assert law.c_half == pytest.approx(c_true, rel=EXACT) and law.p == pytest.approx(0.5, abs=EXACT)
+    half = stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
+    assert [math.log2(c) for c in law.c_half_ci] == pytest.approx([math.log2(c_true) - half, math.log2(c_true) + half], abs=EXACT)
+    assert fit_to_dict(fit(out))["alpha_laws"][0]["p_half"]["C_ci"] == pytest.approx(list(law.c_half_ci), rel=EXACT)

@@ -49,6 +49,7 @@ class AlphaLaw(NamedTuple):
     c_half: float
     rms_half: float
     noisy: bool
+    c_half_ci: tuple[float, float] | None = None  # 95% CI of C at p = ½ (bootstrap over seeds, as p_ci)
 
 
 def path_fits(records, metric) -> list[PathFit]:
@@ -88,11 +89,14 @@ def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
         alphas = [2.0 ** opts[r][0].x for r in ranks]
         c_free, p, rms = power_law(ranks, alphas)
         c_half, _, rms_half = power_law(ranks, alphas, p=0.5)
-        p_ci = None
+        p_ci = c_half_ci = None
         if len(seeds) >= 2:
-            p_samples = [ols([math.log2(r) for r in ranks], [s[r] for r in ranks])[0]
-                         for s in opt_samples if all(r in s for r in ranks)]
-            p_ci = seed_interval(p, p_samples, len(seeds))
+            whole = [s for s in opt_samples if all(r in s for r in ranks)]
+            p_ci = seed_interval(p, [ols([math.log2(r) for r in ranks], [s[r] for r in ranks])[0] for s in whole], len(seeds))
+            # at p = ½, log2 C = mean over ranks of (log2 α* − ½·log2 r): its interval in log2, then back
+            log2_c = lambda s: sum(s[r] - 0.5 * math.log2(r) for r in ranks) / len(ranks)  # noqa: E731
+            ci = seed_interval(math.log2(c_half), [log2_c(s) for s in whole], len(seeds))
+            c_half_ci = None if ci is None else (2.0 ** ci[0], 2.0 ** ci[1])
         laws.append(AlphaLaw(config, log2_lr, units, with_ci({r: opts[r] for r in ranks}, opt_samples, len(seeds)),
-                             c_free, p, p_ci, rms, c_half, rms_half, len(seeds) < 2))
+                             c_free, p, p_ci, rms, c_half, rms_half, len(seeds) < 2, c_half_ci))
     return laws

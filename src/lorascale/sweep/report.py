@@ -48,7 +48,8 @@ def fit_to_dict(rep: FitReport) -> dict:
              "alpha_star": [{"rank": o.rank, "alpha": 2.0**o.x, "log2_ci": list(o.ci) if o.ci else None}
                             for o in a.optima],
              "p_free": {"C": a.c, "p": a.p, "p_ci": list(a.p_ci) if a.p_ci else None, "rms_log2": a.rms},
-             "p_half": {"C": a.c_half, "p": 0.5, "rms_log2": a.rms_half}, "noisy": a.noisy}
+             "p_half": {"C": a.c_half, "C_ci": list(a.c_half_ci) if a.c_half_ci else None, "p": 0.5,
+                        "rms_log2": a.rms_half}, "noisy": a.noisy}
             for a in rep.alpha_laws
         ],
         "counts": rep.counts,
@@ -81,10 +82,11 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
         t.append(("LoRA-α scaling paths, eq. (2)", ["config", "rank", "path", "m*", "best", "std", ""], rows))
     if rep.alpha_laws:
         rows = [[a.config, f"{2.0 ** a.log2_lr:.3g}", " ".join(f"{o.rank}:{2.0 ** o.x:.3g}" for o in a.optima),
-                 f"{a.c:.3g}", f"{a.p:.3f}", _ci(a.p_ci), f"{a.rms:.3f}", f"{a.c_half:.3g}", f"{a.rms_half:.3f}"]
+                 f"{a.c:.3g}", f"{a.p:.3f}", _ci(a.p_ci), f"{a.rms:.3f}", f"{a.c_half:.3g}",
+                 "" if a.c_half_ci is None else f"[{a.c_half_ci[0]:.3g}, {a.c_half_ci[1]:.3g}]", f"{a.rms_half:.3f}"]
                 for a in rep.alpha_laws]
         t.append(("α*(r) = C·r^p (LoRA-α footnote 1)",
-                  ["config", "η", "α* per rank", "C", "p", "p 95% CI", "rms", "C (p = 0.5)", "rms (p = 0.5)"], rows))
+                  ["config", "η", "α* per rank", "C", "p", "p 95% CI", "rms", "C (p = 0.5)", "C 95% CI", "rms (p = 0.5)"], rows))
     return t
 
 
