@@ -11,7 +11,7 @@ from pydantic import StrictStr
 from .adapters import AdapterSpec, LoraPlan, layer_type, plan_lora
 from .methods import METHOD_LR_NOTES, Method
 from .models import load_model
-from .rules import DEFAULT_LR_FFT, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
+from .rules import DEFAULT_C, DEFAULT_LR_FFT, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
 from .schema import PositiveFloat, Settings, setting
 
 __all__ = ["Recommendation", "RecommendRequest", "recommend", "scale_note"]
@@ -82,6 +82,9 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
     return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr), scale_note(spec, [ly.d_in for ly in plan.layers]))
 
 
+D_FIT = 4096  # the width LoRA-α fitted Variant I's C (DEFAULT_C) at: Llama-3-8B
+
+
 def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     """Which LoRA-α default the plan used and why, with the other variant's scale at this model's widths.
 
@@ -94,9 +97,12 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     d = sorted(d_ins)[len(d_ins) // 2]  # the median layer's input width
     c_width = math.sqrt(3.0 * d)
     if rule is ScaleRule.LORA_ALPHA:
-        return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width 4096). "
+        c_sqrt = DEFAULT_C * math.sqrt(d / D_FIT)
+        return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width {D_FIT}). "
                 f"Variant II (rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
-                f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller")
+                f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller. "
+                f"Scaling the paper's C by √(d_in/{D_FIT}) gives --c {c_sqrt:.3g}; on MiniLM (d_in 384) the measured "
+                f"optimum lies between the two (docs/rules.md)")
     return (f"Variant II: α_base = √(3·d_in·r) per layer (PEFT's kaiming-uniform A has σ_A = 1/√(3·d_in)); at the median"
             f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of 256")
 
