@@ -104,7 +104,7 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
                 f"Scaling the paper's C by √(d_in/{D_FIT}) gives --c {c_sqrt:.3g}; on MiniLM (d_in 384) the measured "
                 f"optimum lies between the two (docs/rules.md)")
     return (f"Variant II: α_base = √(3·d_in·r) per layer (PEFT's kaiming-uniform A has σ_A = 1/√(3·d_in)); at the median"
-            f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of 256")
+            f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of {DEFAULT_C:g}")
 
 
 def _lr_note(spec: AdapterSpec, lr_fft: float, lr: float | None) -> str:

@@ -139,8 +139,9 @@ def dialogues_unique() -> Examples:
     seen, prompts, completions = set(), [], []
     ex = dialogues()
     for q, a in zip(ex.prompts, ex.completions):
-        if q.strip() and a.strip() and a.strip().casefold() not in seen:
-            seen.add(a.strip().casefold())
+        key = a.strip().casefold()
+        if q.strip() and key and key not in seen:
+            seen.add(key)
             prompts.append(q)
             completions.append(a)
     return Examples("dialogues-unique", Kind.PAIR, prompts=prompts, completions=completions)
