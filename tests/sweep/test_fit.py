@@ -81,6 +81,20 @@ def test_lora_alpha_paths_and_alpha_law(stored):
     assert law.noisy  # the paths ran one seed
 
 
+def test_base_point_joins_every_path_whatever_it_was_stored_with(stored):
+    """A study extended by the η-path holds its base runs (m = 1) as α-path points only; the η-path fit
+    must still start there, and equal the fit of a study that ran both paths from the start."""
+    records = stored[0]
+    alpha_only = [replace(r, point=replace(r.point, paths=tuple(p for p in r.point.paths if p[0] == "alpha") or ()))
+                  if ("eta", 1.0) in r.point.paths else r for r in records]
+    stripped = [r for r in alpha_only if r.point.paths and all(p[0] == "alpha" for p in r.point.paths)]
+    assert any(("alpha", 1.0) in r.point.paths for r in stripped)  # the strip took effect
+    full = {(p.rank, p.path): p for p in fit(records, "ema", n_boot=0).paths}
+    extended = {(p.rank, p.path): p for p in fit(alpha_only, "ema", n_boot=0).paths}
+    assert extended == full
+    assert all(0.0 in [p.x for p in extended[(r, "eta")].points] for r in (4, 16, 64))
+
+
 def test_eval_metric_is_fitted_separately(stored):
     rep = fit(stored[0], "eval", n_boot=0)
     assert rep.metric == "val_nll" and not rep.higher_is_better

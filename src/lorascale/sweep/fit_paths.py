@@ -53,10 +53,19 @@ class AlphaLaw(NamedTuple):
 
 
 def path_fits(records, metric) -> list[PathFit]:
+    """Each (config, rank, path)'s fit. Both paths start at the base point (η_FFT, α₀), m = 1: a run there
+    belongs to every path of its configuration and rank, whatever memberships it was stored with (a study
+    extended by the η-path holds its base runs as α-path points only)."""
     members = defaultdict(list)  # (config, rank, path) -> [(log2 m, record)]
+    base = defaultdict(dict)  # (config, rank) -> {id: record} of the runs at m = 1
     for r in records:
         for path, m in r.point.paths:
             members[(r.point.config, r.point.rank, path)].append((math.log2(m), r))
+            if m == 1.0:
+                base[(r.point.config, r.point.rank)][id(r)] = r
+    for (config, rank, path), items in members.items():
+        held = {id(r) for _, r in items}
+        items += [(0.0, r) for k, r in base[(config, rank)].items() if k not in held]
     out = []
     for (config, rank, path), items in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
         xm = {id(r): x for x, r in items}
