@@ -95,6 +95,47 @@ def test_base_point_joins_every_path_whatever_it_was_stored_with(stored):
     assert all(0.0 in [p.x for p in extended[(r, "eta")].points] for r in (4, 16, 64))
 
 
+def test_path_comparison_matches_the_hand_derived_gaps(stored):
+    """Finding II on the synthetic objective L = 1 + 0.05·(log2 α − log2 α*)² + 0.08·(x − X_ETA)², α* = 8·r^0.75,
+    base (η_FFT = 2e-4, α₀ = 16), m = 2^-2 … 2^5. η-path: α = 16, best at m = 2 (x = X_ETA): 1 + 0.05·(4 − log2 α*)².
+    α-path: x = X_ETA − 1 (+0.08), best at the grid m nearest α*/16: log2 α* = 4.5, 6, 7.5 puts it 0.5, 0, 0.5
+    octaves off (+0.0125, 0, +0.0125). So best α − best η = +0.08, −0.12, −0.52 and log2 m*α − log2 m*η
+    (refined, exact on a parabola) = 0.5 − 1, 2 − 1, 3.5 − 1."""
+    comps = {c.rank: c for c in fit(stored[0], "ema", n_boot=0).path_comparisons}
+    assert sorted(comps) == [4, 16, 64]
+    for r, gap, m_gap in ((4, 0.08, -0.5), (16, -0.12, 1.0), (64, -0.52, 2.5)):
+        assert comps[r].best_gap == pytest.approx(gap, abs=EXACT)
+        assert comps[r].log2_m_gap == pytest.approx(m_gap, abs=EXACT)
+        assert comps[r].n_seeds == 1 and comps[r].best_gap_ci is None and comps[r].log2_m_gap_ci is None
+
+
+def test_path_comparison_ci_is_the_paired_t_interval_over_seeds():
+    """With the optimum at the same grid point in every resample, best α − best η of a resample is the mean of
+    the drawn seeds' paired differences d_s, and the exact bootstrap's interval is Student's t-interval of d
+    (scipy). Each seed shifts a path by a constant, so the refined m* never moves: its CI is the point."""
+    from scipy import stats as st
+
+    shift = {"alpha": (0.00, 0.03, -0.01), "eta": (0.02, 0.00, 0.05)}
+    out = []
+    for seed in range(3):
+        for path, x_star in (("alpha", 3.0), ("eta", 1.0)):
+            for k in range(1, 6):  # m = 2 … 32; no base run, so each path is one parabola
+                v = (0.9 if path == "alpha" else 1.0) + 0.05 * (k - x_star) ** 2 + shift[path][seed]
+                out.append(Record(PointCoords(key=f"{seed}{path}{k}", config="P", rank=8, seed=seed,
+                                              log2_lr=-13.0 + (k if path == "eta" else 0), paths=((path, 2.0**k),)),
+                                  Outcome("complete", v)))
+    (c,) = fit(out, "ema", n_boot=1000).path_comparisons
+    d = [0.9 + shift["alpha"][s] - 1.0 - shift["eta"][s] for s in range(3)]
+    mean, sem = sum(d) / 3, st.sem(d)
+    assert c.best_gap == pytest.approx(mean, abs=EXACT)
+    assert c.best_gap_ci == pytest.approx(st.t.interval(0.95, 2, loc=mean, scale=sem), abs=1e-9)
+    assert c.log2_m_gap == pytest.approx(2.0, abs=EXACT) and c.log2_m_gap_ci == pytest.approx((2.0, 2.0), abs=EXACT)
+    from lorascale.sweep.report import fit_tables  # d = −0.12, −0.07, −0.16: the CI lies below 0, the α-path wins
+
+    (rows,) = [rows for title, _, rows in fit_tables(fit(out, "ema", n_boot=1000)) if "Finding II" in title]
+    assert rows[0][4] == "yes" and rows[0][7] == "yes"
+
+
 def test_eval_metric_is_fitted_separately(stored):
     rep = fit(stored[0], "eval", n_boot=0)
     assert rep.metric == "val_nll" and not rep.higher_is_better

@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from ..vocabulary import RunStatus, higher_is_better
-from .fit_paths import AlphaLaw, PathFit, alpha_laws, path_fits
+from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
 from .records import RECORD_STATUSES, Record
 from .stats import bootstrap_rng, seed_interval, t_quantile_975
@@ -84,6 +84,7 @@ class FitReport(NamedTuple):
     alpha_laws: tuple[AlphaLaw, ...]
     counts: dict
     notes: tuple[str, ...]
+    path_comparisons: tuple[PathComparison, ...] = ()
 
     def show(self, v: float | None) -> float | None:
         """A score in the metric's own units (accuracy was negated); None for +inf or None."""
@@ -113,6 +114,7 @@ def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> F
         alpha_laws=tuple(alpha_laws(records, metric, n_boot, seed)),
         counts=counts,
         notes=tuple(notes),
+        path_comparisons=tuple(path_comparisons(records, metric, n_boot, seed)),
     )
 
 

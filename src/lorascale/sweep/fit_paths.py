@@ -1,7 +1,8 @@
 """LoRA-α fits (§2): the scaling paths of eq. (2) and the optimal α*(r) = C·r^p (pure math on records).
 
 The paths, L_η(m) = L(r, m·η_FFT, α₀) and L_α(m) = L(r, η_FFT, m·α₀) (Fig. 1b): per rank, the score
-against log2 m and its refined optimum m*. The law: at each learning rate, the optimal α* per rank
+against log2 m and its refined optimum m*; where a rank has both, their comparison (Finding II: does the
+α-path reach the lower loss, at the larger m*?) with seed-bootstrap intervals. The law: at each learning rate, the optimal α* per rank
 (in PEFT lora_alpha units s·r when every run has one, else as the rule's multiplier) fitted as
 C·r^p by least squares in log space (footnote 1, Fig. 1c), once with p free and once with p = 0.5.
 """
@@ -13,9 +14,9 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_of, with_ci
-from .stats import bootstrap_rng, ols, power_law, seed_interval
+from .stats import bootstrap, bootstrap_rng, ols, power_law, seed_interval
 
-__all__ = ["PathFit", "AlphaLaw", "path_fits", "alpha_laws"]
+__all__ = ["PathFit", "PathComparison", "AlphaLaw", "path_fits", "path_comparisons", "alpha_laws"]
 
 
 class PathFit(NamedTuple):
@@ -52,11 +53,11 @@ class AlphaLaw(NamedTuple):
     c_half_ci: tuple[float, float] | None = None  # 95% CI of C at p = ½ (bootstrap over seeds, as p_ci)
 
 
-def path_fits(records, metric) -> list[PathFit]:
-    """Each (config, rank, path)'s fit. Both paths start at the base point (η_FFT, α₀), m = 1: a run there
-    belongs to every path of its configuration and rank, whatever memberships it was stored with (a study
-    extended by the η-path holds its base runs as α-path points only)."""
-    members = defaultdict(list)  # (config, rank, path) -> [(log2 m, record)]
+def _path_members(records) -> dict:
+    """(config, rank, path) -> [(log2 m, record)]. Both paths start at the base point (η_FFT, α₀), m = 1:
+    a run there belongs to every path of its configuration and rank, whatever memberships it was stored
+    with (a study extended by the η-path holds its base runs as α-path points only)."""
+    members = defaultdict(list)
     base = defaultdict(dict)  # (config, rank) -> {id: record} of the runs at m = 1
     for r in records:
         for path, m in r.point.paths:
@@ -66,15 +67,65 @@ def path_fits(records, metric) -> list[PathFit]:
     for (config, rank, path), items in members.items():
         held = {id(r) for _, r in items}
         items += [(0.0, r) for k, r in base[(config, rank)].items() if k not in held]
+    return members
+
+
+def _path_cells(items, metric):
+    xm = {id(r): x for x, r in items}
+    return cells([r for _, r in items], metric, lambda r: xm[id(r)])
+
+
+def path_fits(records, metric) -> list[PathFit]:
     out = []
-    for (config, rank, path), items in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
-        xm = {id(r): x for x, r in items}
-        opts = optima(cells([r for _, r in items], metric, lambda r: xm[id(r)]))
+    for (config, rank, path), items in sorted(_path_members(records).items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
+        opts = optima(_path_cells(items, metric))
         if rank not in opts:
             continue
         opt, pts = opts[rank]
         best = min(pts, key=lambda p: p.mean)  # finite: refine_optimum found one
         out.append(PathFit(config, rank, path, pts, opt.x, best.mean, best.std, opt.at_edge))
+    return out
+
+
+class PathComparison(NamedTuple):
+    """LoRA-α Finding II at one rank (Fig. 1b): the α-path against the η-path from the same base.
+
+    Both differences are α-path minus η-path; the CIs come from a bootstrap over seeds, resampled jointly
+    for the two paths (a seed fixes the data order of every run)."""
+
+    config: str
+    rank: int
+    best_gap: float  # best mean score, α − η, in lower-is-better score units: < 0 means the α-path went lower
+    best_gap_ci: tuple[float, float] | None
+    log2_m_gap: float  # log2 m*_α − log2 m*_η (refined optima): > 0 means the α-path's optimal multiplier is larger
+    log2_m_gap_ci: tuple[float, float] | None
+    n_seeds: int
+
+
+def path_comparisons(records, metric, n_boot, seed) -> list[PathComparison]:
+    members = _path_members(records)
+    out = []
+    for config, rank in sorted({(c, r) for c, r, p in members if p == "alpha" and (c, r, "eta") in members},
+                               key=lambda k: (k[0], k[1] or 0)):
+        both = {p: _path_cells(members[(config, rank, p)], metric) for p in ("alpha", "eta")}
+
+        def stat(draw=None):
+            o = {p: optima(c, draw).get(rank) for p, c in both.items()}
+            if None in o.values():
+                return None
+            best = {p: min(pt.mean for pt in pts) for p, (_, pts) in o.items()}
+            if not all(map(math.isfinite, best.values())):
+                return None
+            return best["alpha"] - best["eta"], o["alpha"][0].x - o["eta"][0].x
+
+        point = stat()
+        if point is None:
+            continue
+        seeds = sorted(set(seeds_of(both["alpha"])) | set(seeds_of(both["eta"])))
+        samples = (bootstrap(seeds, stat, n_boot, bootstrap_rng(seed, "paths", config, rank))
+                   if len(seeds) >= 2 else [])
+        out.append(PathComparison(config, rank, point[0], seed_interval(point[0], [s[0] for s in samples], len(seeds)),
+                                  point[1], seed_interval(point[1], [s[1] for s in samples], len(seeds)), len(seeds)))
     return out
 
 

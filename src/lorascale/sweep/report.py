@@ -43,6 +43,12 @@ def fit_to_dict(rep: FitReport) -> dict:
              "best_value": rep.show(p.best_value), "best_std": p.best_std, "at_edge": p.at_edge}
             for p in rep.paths
         ],
+        "path_comparisons": [
+            {"config": c.config, "rank": c.rank, "best_alpha_minus_eta": _gap(rep, c.best_gap),
+             "best_alpha_minus_eta_ci": _gap_ci(rep, c.best_gap_ci), "log2_m_star_alpha_minus_eta": c.log2_m_gap,
+             "log2_m_star_alpha_minus_eta_ci": list(c.log2_m_gap_ci) if c.log2_m_gap_ci else None, "n_seeds": c.n_seeds}
+            for c in rep.path_comparisons
+        ],
         "alpha_laws": [
             {"config": a.config, "lr": 2.0**a.log2_lr, "units": a.units,
              "alpha_star": [{"rank": o.rank, "alpha": 2.0**o.x, "log2_ci": list(o.ci) if o.ci else None}
@@ -80,6 +86,14 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = [[p.config, str(p.rank), p.path, f"{p.m_star:.3g}", _v(rep, p.best_value),
                  "" if p.best_std is None else f"{p.best_std:.3g}", "edge" if p.at_edge else ""] for p in rep.paths]
         t.append(("LoRA-α scaling paths, eq. (2)", ["config", "rank", "path", "m*", "best", "std", ""], rows))
+    if rep.path_comparisons:
+        rows = [[c.config, str(c.rank), f"{_gap(rep, c.best_gap):+.4g}", _ci(_gap_ci(rep, c.best_gap_ci)),
+                 _sign_verdict(_gap_ci(rep, c.best_gap_ci), rep.higher_is_better),
+                 f"{c.log2_m_gap:+.2f}", _ci(c.log2_m_gap_ci), _sign_verdict(c.log2_m_gap_ci, True), str(c.n_seeds)]
+                for c in rep.path_comparisons]
+        t.append(("α-path against η-path, α − η (LoRA-α Finding II)",
+                  ["config", "rank", "best α − best η", "95% CI", "α-path better", "log2 m*α − log2 m*η", "95% CI",
+                   "m*α larger", "seeds"], rows))
     if rep.alpha_laws:
         rows = [[a.config, f"{2.0 ** a.log2_lr:.3g}", " ".join(f"{o.rank}:{2.0 ** o.x:.3g}" for o in a.optima),
                  f"{a.c:.3g}", f"{a.p:.3f}", _ci(a.p_ci), f"{a.rms:.3f}", f"{a.c_half:.3g}",
@@ -187,6 +201,24 @@ def _f(x) -> str:
 
 def _ci(ci) -> str:
     return "" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _gap(rep: FitReport, d: float) -> float:
+    """A difference of scores in the metric's own units (accuracy was negated)."""
+    return -d if rep.higher_is_better else d
+
+
+def _gap_ci(rep: FitReport, ci) -> list[float] | None:
+    return None if ci is None else sorted(_gap(rep, v) for v in ci)
+
+
+def _sign_verdict(ci, positive_wins: bool) -> str:
+    """yes / no where a 95% CI excludes 0, "CI spans 0" where it does not, blank without one."""
+    if not ci:
+        return ""
+    if ci[0] > 0 or ci[1] < 0:
+        return _yn((ci[0] > 0) == positive_wins)
+    return "CI spans 0"
 
 
 def _yn(b) -> str:
