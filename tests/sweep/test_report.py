@@ -87,6 +87,6 @@ def test_path_comparison_is_reported_in_the_metric_s_own_units(records):
         assert by_rank[64]["best_alpha_minus_eta"] == pytest.approx(sign * 0.52, abs=1e-9)
         assert by_rank[64]["log2_m_star_alpha_minus_eta"] == pytest.approx(2.5, abs=1e-9)  # m* is unit-free
         (table,) = [rows for title, _, rows in fit_tables(rep) if "Finding II" in title]
-        assert [row[:3] for row in table] == [["LoRA-α paths", "4", f"{-sign * 0.08:+.4g}"],
-                                              ["LoRA-α paths", "16", f"{sign * 0.12:+.4g}"],
-                                              ["LoRA-α paths", "64", f"{sign * 0.52:+.4g}"]]
+        assert [row[:3] for row in table] == [["LoRA-α paths", "4", f"{-sign * 0.08:+.4f}"],
+                                              ["LoRA-α paths", "16", f"{sign * 0.12:+.4f}"],
+                                              ["LoRA-α paths", "64", f"{sign * 0.52:+.4f}"]]

@@ -87,7 +87,7 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
                  "" if p.best_std is None else f"{p.best_std:.3g}", "edge" if p.at_edge else ""] for p in rep.paths]
         t.append(("LoRA-α scaling paths, eq. (2)", ["config", "rank", "path", "m*", "best", "std", ""], rows))
     if rep.path_comparisons:
-        rows = [[c.config, str(c.rank), f"{_gap(rep, c.best_gap):+.4g}", _ci(_gap_ci(rep, c.best_gap_ci)),
+        rows = [[c.config, str(c.rank), f"{_gap(rep, c.best_gap):+.4f}", _ci(_gap_ci(rep, c.best_gap_ci), 4),
                  _sign_verdict(_gap_ci(rep, c.best_gap_ci), rep.higher_is_better),
                  f"{c.log2_m_gap:+.2f}", _ci(c.log2_m_gap_ci), _sign_verdict(c.log2_m_gap_ci, True), str(c.n_seeds)]
                 for c in rep.path_comparisons]
@@ -199,13 +199,13 @@ def _f(x) -> str:
     return "" if x is None else f"{x:+.3f}"
 
 
-def _ci(ci) -> str:
-    return "" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+def _ci(ci, digits: int = 2) -> str:
+    return "" if not ci else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
 
 
 def _gap(rep: FitReport, d: float) -> float:
-    """A difference of scores in the metric's own units (accuracy was negated)."""
-    return -d if rep.higher_is_better else d
+    """A difference of scores in the metric's own units (accuracy was negated); never −0."""
+    return (-d if rep.higher_is_better else d) + 0.0
 
 
 def _gap_ci(rep: FitReport, ci) -> list[float] | None:
