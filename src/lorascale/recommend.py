@@ -97,12 +97,12 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     d = sorted(d_ins)[len(d_ins) // 2]  # the median layer's input width
     c_width = math.sqrt(3.0 * d)
     if rule is ScaleRule.LORA_ALPHA:
-        c_sqrt = DEFAULT_C * math.sqrt(d / D_FIT)
         return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width {D_FIT}). "
                 f"Variant II (rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
                 f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller. "
-                f"Scaling the paper's C by √(d_in/{D_FIT}) gives --c {c_sqrt:.3g}; on MiniLM (d_in 384) the measured "
-                f"optimum lies between the two (docs/rules.md)")
+                f"The measured optimum C differs by model and task, not plainly by width (docs/rules.md): below 256 on "
+                f"MiniLM classification (d_in 384), at 256 on SmolLM2 SFT (576); when in doubt, tune the knob α "
+                f"(`lorascale tune`)")
     return (f"Variant II: α_base = √(3·d_in·r) per layer (PEFT's kaiming-uniform A has σ_A = 1/√(3·d_in)); at the median"
             f" d_in = {d} that is Variant I with C = {c_width:.3g} instead of {DEFAULT_C:g}")
 
