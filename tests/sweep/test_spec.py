@@ -177,16 +177,20 @@ def test_the_fine_foods_mua_spec_expands_to_its_committed_study():
     assert {p.train.steps for p in spec.points} == {150} and {p.seed for p in spec.points} == {0, 1, 2}
 
 
-def test_the_fine_foods_alpha_path_spec_is_the_alpha_path_at_the_headlines_eta_fft():
-    """configs/lora-alpha-paths-minilm-fine-foods-cpu.yaml: lora_alpha = 16·2^m for m = 0…7 at ranks 4, 16,
-    64 and 3 seeds (72 points), every one at η = 2^-13 (the fine-foods headline's η_FFT)."""
+def test_the_fine_foods_paths_spec_runs_both_paths_from_the_headlines_eta_fft():
+    """configs/lora-alpha-paths-minilm-fine-foods-cpu.yaml: from (η = 2^-13, the fine-foods headline's η_FFT,
+    lora_alpha 16), the α-path lora_alpha = 16·2^m and the η-path η = 2^(m-13), m = 0…7, at ranks 4, 16, 64 and
+    3 seeds: 8·3·3 α-path points plus 7·3·3 η-path ones (m = 0 is the shared base run) = 135."""
     from pathlib import Path
 
     from lorascale.sweep.spec import load_spec
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "lora-alpha-paths-minilm-fine-foods-cpu.yaml")
-    assert len(spec.points) == 8 * 3 * 3 == 72
-    assert {p.log2_lr for p in spec.points} == {-13.0}
+    assert len(spec.points) == 8 * 3 * 3 + 7 * 3 * 3 == 135
+    alpha = [p for p in spec.points if any(k == "alpha" for k, _ in p.paths)]
+    eta = [p for p in spec.points if any(k == "eta" for k, _ in p.paths)]
+    assert {p.log2_lr for p in alpha} == {-13.0} and sorted({p.log2_lr for p in eta}) == [float(x) for x in range(-13, -5)]
     assert {p.rank for p in spec.points} == {4, 16, 64} and {p.seed for p in spec.points} == {0, 1, 2}
-    assert sorted({m for p in spec.points for k, m in p.paths if k == "alpha"}) == [2.0 ** m for m in range(8)]
+    assert sorted({m for p in alpha for k, m in p.paths if k == "alpha"}) == [2.0 ** m for m in range(8)]
+    assert len([p for p in spec.points if len(p.paths) == 2]) == 9  # the base run, once per rank and seed
     assert {p.train.steps for p in spec.points} == {150} and {p.train.data for p in spec.points} == {"fine-foods"}
