@@ -52,12 +52,13 @@ def _swept(result: dict) -> bool:
 
 def write_compare_md(result: dict, path: str | Path) -> Path:
     req, tasks, swept = result["request"], result["tasks"], _swept(result)
+    seeds = f"{req['seeds']} seed" + ("" if req["seeds"] == 1 else "s")
     head = ["method"] + [f"{v['label']}: {v['metric']} {'↑' if v['higher_is_better'] else '↓'}" for v in tasks.values()]
     lines = ["# LoRA-α's comparison (Table 1/2 protocol) at lorascale's scale", "",
-             (f"Rank {req['rank']}, {req['seeds']} seed{'s' if req['seeds'] != 1 else ''}, sweep ×2^{req['sweep_log2']} around each method's base point. "
+             (f"Rank {req['rank']}, {seeds}, sweep ×2^{req['sweep_log2']} around each method's base point. "
               "Each cell: the held-out metric at the base learning rate / at the tuned multiplier (*: the best mean "
               "final EMA training loss over seeds), mean ± std over seeds." if swept else
-              f"Rank {req['rank']}, {req['seeds']} seeds, every method at its base point only (no sweep ran, so no "
+              f"Rank {req['rank']}, {seeds}, every method at its base point only (no sweep ran, so no "
               "method is tuned). Each cell: the held-out metric, mean ± std over seeds."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]

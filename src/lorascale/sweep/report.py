@@ -87,10 +87,10 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
                  "" if p.best_std is None else f"{p.best_std:.3g}", "edge" if p.at_edge else ""] for p in rep.paths]
         t.append(("LoRA-α scaling paths, eq. (2)", ["config", "rank", "path", "m*", "best", "std", ""], rows))
     if rep.path_comparisons:
-        rows = [[c.config, str(c.rank), f"{_gap(rep, c.best_gap):+.4f}", _ci(_gap_ci(rep, c.best_gap_ci), 4),
-                 _sign_verdict(_gap_ci(rep, c.best_gap_ci), rep.higher_is_better),
+        rows = [[c.config, str(c.rank), f"{_gap(rep, c.best_gap):+.4f}", _ci(gap_ci, 4),
+                 _sign_verdict(gap_ci, rep.higher_is_better),
                  f"{c.log2_m_gap:+.2f}", _ci(c.log2_m_gap_ci), _sign_verdict(c.log2_m_gap_ci, True), str(c.n_seeds)]
-                for c in rep.path_comparisons]
+                for c in rep.path_comparisons for gap_ci in [_gap_ci(rep, c.best_gap_ci)]]
         t.append(("α-path against η-path, α − η (LoRA-α Finding II)",
                   ["config", "rank", "best α − best η", "95% CI", "α-path better", "log2 m*α − log2 m*η", "95% CI",
                    "m*α larger", "seeds"], rows))
