@@ -4,7 +4,7 @@ where one exists, the ``fix``. Library code speaks in config field names (``batc
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConfigErrors", "StorageMissing"]
+__all__ = ["ConfigError", "ConfigErrors", "ConfigWarning", "StorageMissing"]
 
 
 class ConfigError(ValueError):
@@ -27,6 +27,14 @@ class ConfigError(ValueError):
 
     def __reduce__(self):  # picklable across worker processes with its attributes
         return (type(self), (self.field, self.message, self.fix))
+
+
+class ConfigWarning(ConfigError):
+    """Not an error: an answer to question, about ``field``, with the ``fix`` to try (returned or printed,
+    never raised: e.g. ``tune``'s answer at the edge of what it searched)."""
+
+    def to_dict(self) -> dict:
+        return {"field": self.field, "message": self.message, "fix": self.fix}
 
 
 class StorageMissing(ConfigError):

@@ -60,6 +60,11 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
         assert (again_at_1.lr, again_at_1.alpha) == (f.lr, f.alpha)
         assert f.seed_ema == [f.final_ema_loss, again_at_1.final_ema_loss]
         assert f.mean_ema == pytest.approx((f.final_ema_loss + again_at_1.final_ema_loss) / 2, rel=1e-12)
+    # the answer's edges: α at the path's end (0.1 or 10) is flagged, an inner α is not; lr_fft was given, so
+    # no probe edge
+    alphas = [c.alpha for c in cands]
+    edge = {min(alphas): {"alpha_min"}, max(alphas): {"alpha_max"}}.get(res.search.chosen.alpha, set())
+    assert {w["field"] for w in d["at_edge"]} == edge
     chosen = res.search.chosen
     # chosen on the seeds' mean, not seed 0's loss; 9 steps leave too few for a noise estimate (selection.py),
     # so the one-standard-error rule reduces to the lowest mean

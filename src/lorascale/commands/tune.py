@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..tune.request import TuneRequest
 from .common import print_json, table
-from .flags import add_settings_args, given
+from .flags import add_settings_args, describe, given
 
 
 def register(sub) -> None:
@@ -42,4 +42,6 @@ def run(args) -> int:
           f" ({d['compute_fraction']:.0%} of the {g['learning_rates']}-rate × {g['seeds']}-seed grid,"
           f" {g['member_steps']} member-steps)")
     print(f"study: {res.storage}   figure: {res.figure}   answer: {res.out_dir / 'tune.json'}")
+    for w in res.edges:
+        print(f"warning: {describe(w, args.parser)}")
     return 0

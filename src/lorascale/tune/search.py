@@ -14,7 +14,7 @@
 4. The answer: among the finalists, the gentlest (smallest η·α) whose final EMA(0.1) training loss (μA's
    selection score), averaged over its seeds when they were checked, is within one standard error of the
    best (:mod:`.selection`; the probe picks η_FFT by the same rule); its ``LoraConfig``, learning rate and
-   recipe, and the cost.
+   recipe, the cost, and a warning for each edge of the search it sits on (:mod:`.edges`).
 
 Each stage is an Optuna study (``tune-lr-fft``, ``tune-search``, ``tune-confirm``): every candidate a trial
 with its EMA losses at the rungs as intermediate values, cut candidates PRUNED. A stage whose study holds its
@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
+from .edges import probe_edges, search_edges
 from .halving import HalvingCoordinator, TrialRungs, planned_finalists, planned_member_steps, rung_steps
 from .request import FFT_PROBE_LOG2_LR, REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .selection import ema_noise, one_se_choice
@@ -100,6 +101,7 @@ class TuneResult:
     storage: str
     out_dir: Path
     figure: Path | None = None
+    edges: list = field(default_factory=list)  # ConfigWarning: the answer at an edge of what was searched
 
     @property
     def member_steps(self) -> int:
@@ -128,6 +130,7 @@ class TuneResult:
                                            "member_steps": grid},
                         "runs_equivalent": self.member_steps / cfg.steps},
             "compute_fraction": self.member_steps / grid,
+            "at_edge": [w.to_dict() for w in self.edges],
             "storage": self.storage, "out_dir": str(self.out_dir), "figure": str(self.figure) if self.figure else None,
             "search": self.search.to_dict(), "probe": self.probe.to_dict() if self.probe else None,
             "confirm": self.confirm.to_dict() if self.confirm else None,
@@ -197,6 +200,12 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     loaded = load_model(best.model, quiet=True)
     plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=loaded.task.peft_task_type)
     result = TuneResult(lr_fft, source, probe, search, confirm, best, plan.peft_kwargs(), url, out)
+    if probe is not None:
+        result.edges += probe_edges(lr_fft, [2.0**x for x in FFT_PROBE_LOG2_LR])
+    result.edges += search_edges((chosen.lr, chosen.alpha), [(c.lr, c.alpha) for c in search.candidates], lr_fft,
+                                 req.lr_span)
+    for w in result.edges:
+        log.warning("tune: %s", w)
     from .plots import render_search, search_info
 
     result.figure = render_search(search_info(result), out / "search.png")

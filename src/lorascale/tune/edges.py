@@ -1,0 +1,58 @@
+"""Where tune's answer sits on the edge of what it searched (pure math): a warning with the setting to widen.
+
+A sweep whose optimum lands on its grid's first or last point has not found an optimum, only a bound; the
+sweep fit marks such points "edge". ``tune`` has the same blind spot twice over:
+
+* the η_FFT probe: its chosen rate is the lowest or highest of its grid (``FFT_PROBE_LOG2_LR``), so full
+  finetuning's optimum may lie beyond it, and the whole search is centred on a bound;
+* the search: the chosen α knob is the smallest or largest searched (``alpha_min`` / ``alpha_max`` on the
+  α-path), or, with ``lr_span`` > 0, the chosen η is the lowest or highest searched.
+
+The one-standard-error rule leans toward the gentler setting, so a smaller α that the box left out could do
+as well or better. Each finding names the request field to change and the value to try (the edge moved
+two octaves outward, as a sweep extends its grid), as a :class:`~lorascale.errors.ConfigWarning`; only the
+CLI turns the field into a flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ConfigWarning
+
+__all__ = ["probe_edges", "search_edges", "WIDEN"]
+
+WIDEN = 4.0  # how far past an edge to look next: two octaves, as the sweep's edge extension
+
+
+def probe_edges(chosen_lr: float, grid_lrs: Sequence[float]) -> list[ConfigWarning]:
+    """A warning when the η_FFT probe chose the lowest or highest rate of its grid."""
+    lo, hi = min(grid_lrs), max(grid_lrs)
+    if len(set(grid_lrs)) < 2 or lo < chosen_lr < hi:
+        return []
+    side = "lowest" if chosen_lr <= lo else "highest"
+    return [ConfigWarning("lr_fft", f"the η_FFT probe chose {chosen_lr:.3g}, the {side} rate of its grid"
+                          f" ({lo:.3g} … {hi:.3g}): full finetuning's optimum may lie beyond it",
+                          "give `lr_fft` from a full-finetuning sweep (or a transfer of one)")]
+
+
+def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, float]], lr_fft: float,
+                 lr_span: float) -> list[ConfigWarning]:
+    """Warnings for a chosen (lr, α) at the edge of the searched (lr, α) points: α at its smallest or largest
+    (always), η at its lowest or highest (only when η was searched, ``lr_span`` > 0). The fix keeps this
+    run's η_FFT, so a second tune spends nothing on the probe."""
+    lr, alpha = chosen
+    alphas, lrs = [a for _, a in searched], [x for x, _ in searched]
+    again = f"`lr_fft` {lr_fft:.3g} (this run's) and a new `tune_dir`"
+    out = []
+    if len(set(alphas)) > 1 and alpha <= min(alphas):
+        out.append(ConfigWarning("alpha_min", f"the chosen α knob, {alpha:.3g}, is the smallest searched: a smaller α"
+                                 " may do as well or better", f"re-run with `alpha_min` {alpha / WIDEN:.3g}, {again}"))
+    elif len(set(alphas)) > 1 and alpha >= max(alphas):
+        out.append(ConfigWarning("alpha_max", f"the chosen α knob, {alpha:.3g}, is the largest searched: a larger α"
+                                 " may do better", f"re-run with `alpha_max` {alpha * WIDEN:.3g}, {again}"))
+    if lr_span > 0 and len(set(lrs)) > 1 and (lr <= min(lrs) or lr >= max(lrs)):
+        side = "lowest" if lr <= min(lrs) else "highest"
+        out.append(ConfigWarning("lr_span", f"the chosen learning rate, {lr:.3g}, is the {side} searched",
+                                 f"re-run with `lr_span` {lr_span + 2:g}, {again}"))
+    return out

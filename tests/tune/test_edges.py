@@ -1,0 +1,57 @@
+"""tune's answer at the edge of what it searched: which field to widen, and to what (hand-built searches)."""
+
+import pytest
+
+from lorascale.cli import build_parser
+from lorascale.commands.flags import describe
+from lorascale.errors import ConfigWarning
+from lorascale.tune.edges import WIDEN, probe_edges, search_edges
+from lorascale.tune.request import FFT_PROBE_LOG2_LR
+
+PROBE = [2.0**x for x in FFT_PROBE_LOG2_LR]  # 2^-18, 2^-16, …, 2^-8
+PATH = [(2.44e-4, a) for a in (1.0, 0.1, 0.251, 0.631, 3.98, 10.0)]  # the α-path at η_FFT, prior first
+
+
+@pytest.mark.parametrize("lr, side", [(2.0**-18, "lowest"), (2.0**-8, "highest")])
+def test_a_probe_at_either_end_of_its_grid_asks_for_lr_fft(lr, side):
+    [w] = probe_edges(lr, PROBE)
+    assert isinstance(w, ConfigWarning) and w.field == "lr_fft" and side in w.message and "`lr_fft`" in w.fix
+
+
+def test_a_probe_inside_its_grid_says_nothing():
+    assert probe_edges(2.0**-12, PROBE) == []
+    assert probe_edges(2.0**-16, PROBE) == []  # one point in from the end is an optimum with both neighbours
+
+
+def test_alpha_at_the_bottom_of_the_path_moves_alpha_min_two_octaves_down():
+    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    assert w.field == "alpha_min"
+    # 0.1 / 4 = 0.025; the second tune keeps this run's η_FFT, so it spends nothing on the probe again
+    assert w.fix == "re-run with `alpha_min` 0.025, `lr_fft` 0.000244 (this run's) and a new `tune_dir`"
+    assert WIDEN == 4.0
+
+
+def test_alpha_at_the_top_moves_alpha_max_up_and_an_inner_alpha_is_no_edge():
+    [w] = search_edges((2.44e-4, 10.0), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    assert w.field == "alpha_max" and "`alpha_max` 40" in w.fix
+    for a in (1.0, 0.251, 3.98):
+        assert search_edges((2.44e-4, a), PATH, lr_fft=2.44e-4, lr_span=0.0) == []
+
+
+def test_eta_edges_count_only_when_eta_was_searched():
+    sobol = [(1e-3, 1.0), (2.6e-4, 0.3), (3.9e-3, 2.0), (7e-4, 5.0)]  # lr_span 2: η_FFT·2^±2
+    [w] = search_edges((3.9e-3, 2.0), sobol, lr_fft=1e-3, lr_span=2.0)
+    assert w.field == "lr_span" and "highest" in w.message and "`lr_span` 4" in w.fix
+    both = search_edges((2.6e-4, 0.3), sobol, lr_fft=1e-3, lr_span=2.0)  # the smallest α and the lowest η
+    assert [w.field for w in both] == ["alpha_min", "lr_span"]
+    # on the α-path every candidate shares η_FFT: no η edge to report
+    assert [w.field for w in search_edges((2.44e-4, 0.1), PATH, 2.44e-4, 0.0)] == ["alpha_min"]
+
+
+def test_the_cli_names_flags_where_the_library_names_fields():
+    tune_cmd = build_parser().parse_args(["tune"]).parser  # the subcommand's parser, as the CLI's errors use it
+    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    text = describe(w, tune_cmd)
+    assert text.startswith("--alpha-min: the chosen α knob, 0.1, is the smallest searched")
+    assert text.endswith("re-run with --alpha-min 0.025, --lr-fft 0.000244 (this run's) and a new --tune-dir")
+    assert w.to_dict() == {"field": "alpha_min", "message": w.message, "fix": w.fix}
