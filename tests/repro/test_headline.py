@@ -47,6 +47,15 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     # every arm's run timed, within this call's wall time (tune's search is not among them), +1 for rounding
     assert res["runs_untimed"] == 0 and 0 < res["run_seconds"] <= res["seconds"] + 1
     assert f"the arms' runs: {res['runs']} runs, {res['run_seconds']} s" in md
+    # (d) carries tune's edge warnings into the table; the compute cap (0.4 × 6 runs) leaves 2 candidates, α = 1
+    # (the prior) and 0.1 (alpha_min), so either answer is an edge: 0.1 the box's, 1 the short path's
+    answer = json.loads((tmp_path / "h" / "d-tune" / "tune.json").read_text())
+    assert sorted(c["alpha"] for c in answer["search"]["candidates"]) == pytest.approx([0.1, 1.0])
+    assert arms["d"]["at_edge"] == answer["at_edge"]
+    expected = "alpha_min" if answer["alpha"] == pytest.approx(0.1) else "candidates"
+    assert expected in {w["field"] for w in answer["at_edge"]}
+    for w in answer["at_edge"]:
+        assert f"* d's answer is at an edge of its search (`{w['field']}`): {w['message']}; {w['fix']}." in md
 
     # resumable: a second call reads every finished run back; an unfinished one is trained afresh
     import lorascale.train as train_mod

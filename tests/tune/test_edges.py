@@ -9,6 +9,7 @@ from lorascale.tune.edges import WIDEN, probe_edges, search_edges
 from lorascale.tune.request import FFT_PROBE_LOG2_LR
 
 PROBE = [2.0**x for x in FFT_PROBE_LOG2_LR]  # 2^-18, 2^-16, …, 2^-8
+BOX = (0.1, 10.0)  # alpha_min, alpha_max
 PATH = [(2.44e-4, a) for a in (1.0, 0.1, 0.251, 0.631, 3.98, 10.0)]  # the α-path at η_FFT, prior first
 
 
@@ -24,7 +25,7 @@ def test_a_probe_inside_its_grid_says_nothing():
 
 
 def test_alpha_at_the_bottom_of_the_path_moves_alpha_min_two_octaves_down():
-    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
     assert w.field == "alpha_min"
     # 0.1 / 4 = 0.025; the second tune keeps this run's η_FFT, so it spends nothing on the probe again
     assert w.fix == "re-run with `alpha_min` 0.025, `lr_fft` 0.000244 (this run's) and a new `tune_dir`"
@@ -32,25 +33,35 @@ def test_alpha_at_the_bottom_of_the_path_moves_alpha_min_two_octaves_down():
 
 
 def test_alpha_at_the_top_moves_alpha_max_up_and_an_inner_alpha_is_no_edge():
-    [w] = search_edges((2.44e-4, 10.0), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    [w] = search_edges((2.44e-4, 10.0), PATH, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
     assert w.field == "alpha_max" and "`alpha_max` 40" in w.fix
     for a in (1.0, 0.251, 3.98):
-        assert search_edges((2.44e-4, a), PATH, lr_fft=2.44e-4, lr_span=0.0) == []
+        assert search_edges((2.44e-4, a), PATH, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX) == []
+
+
+def test_a_path_cut_short_by_compute_asks_for_candidates_not_a_wider_box():
+    short = [(2.44e-4, 1.0), (2.44e-4, 0.1)]  # a compute cap left 2 candidates: the prior and alpha_min
+    [w] = search_edges((2.44e-4, 1.0), short, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
+    assert w.field == "candidates" and "the largest of the 2 searched, inside [0.1, 10]" in w.message
+    assert w.fix.startswith("raise `candidates` or `compute`")
+    [low] = search_edges((2.44e-4, 0.1), short, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
+    assert low.field == "alpha_min"  # 0.1 is the box's own edge
 
 
 def test_eta_edges_count_only_when_eta_was_searched():
     sobol = [(1e-3, 1.0), (2.6e-4, 0.3), (3.9e-3, 2.0), (7e-4, 5.0)]  # lr_span 2: η_FFT·2^±2
-    [w] = search_edges((3.9e-3, 2.0), sobol, lr_fft=1e-3, lr_span=2.0)
+    [w] = search_edges((3.9e-3, 2.0), sobol, lr_fft=1e-3, lr_span=2.0, alpha_box=BOX)
     assert w.field == "lr_span" and "highest" in w.message and "`lr_span` 4" in w.fix
-    both = search_edges((2.6e-4, 0.3), sobol, lr_fft=1e-3, lr_span=2.0)  # the smallest α and the lowest η
-    assert [w.field for w in both] == ["alpha_min", "lr_span"]
+    # Sobol points never land on the box's edge: the smallest α searched asks for more candidates
+    both = search_edges((2.6e-4, 0.3), sobol, lr_fft=1e-3, lr_span=2.0, alpha_box=BOX)  # the smallest α and the lowest η
+    assert [w.field for w in both] == ["candidates", "lr_span"]
     # on the α-path every candidate shares η_FFT: no η edge to report
-    assert [w.field for w in search_edges((2.44e-4, 0.1), PATH, 2.44e-4, 0.0)] == ["alpha_min"]
+    assert [w.field for w in search_edges((2.44e-4, 0.1), PATH, 2.44e-4, 0.0, BOX)] == ["alpha_min"]
 
 
 def test_the_cli_names_flags_where_the_library_names_fields():
     tune_cmd = build_parser().parse_args(["tune"]).parser  # the subcommand's parser, as the CLI's errors use it
-    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0)
+    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
     text = describe(w, tune_cmd)
     assert text.startswith("--alpha-min: the chosen α knob, 0.1, is the smallest searched")
     assert text.endswith("re-run with --alpha-min 0.025, --lr-fft 0.000244 (this run's) and a new --tune-dir")

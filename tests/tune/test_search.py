@@ -60,8 +60,8 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
         assert (again_at_1.lr, again_at_1.alpha) == (f.lr, f.alpha)
         assert f.seed_ema == [f.final_ema_loss, again_at_1.final_ema_loss]
         assert f.mean_ema == pytest.approx((f.final_ema_loss + again_at_1.final_ema_loss) / 2, rel=1e-12)
-    # the answer's edges: α at the path's end (0.1 or 10) is flagged, an inner α is not; lr_fft was given, so
-    # no probe edge
+    # the answer's edges: α at the path's end (0.1 or 10, the box's own) is flagged, an inner α is not; lr_fft
+    # was given, so no probe edge
     alphas = [c.alpha for c in cands]
     edge = {min(alphas): {"alpha_min"}, max(alphas): {"alpha_max"}}.get(res.search.chosen.alpha, set())
     assert {w["field"] for w in d["at_edge"]} == edge

@@ -70,6 +70,7 @@ class Arm:
     ema_loss: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     sweep: list[dict] = field(default_factory=list)  # per lr: mean EMA over seeds
+    at_edge: list[dict] = field(default_factory=list)  # (d): tune's warnings that its answer is a bound (tune/edges.py)
 
     def stat(self, name: str) -> tuple[float, float]:
         xs = self._finite(name)
@@ -151,6 +152,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
         arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
         arms["d"].eval_member_steps = len(seeds) * T
+        arms["d"].at_edge = [w.to_dict() for w in tr.edges]
         tune_compute = tr.to_dict()["compute"]
         report(tune_compute)
 

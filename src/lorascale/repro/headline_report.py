@@ -72,6 +72,9 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
         lines.append(f"* (d) equals or beats (b): within one seed-std **{_yes(t['d']['within_one_std_or_better'])}**,"
                      f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}),"
                      f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
+    for k in [k for k in ORDER if k in result["arms"]]:
+        for w in result["arms"][k].get("at_edge") or []:
+            lines.append(f"* {k}'s answer is at an edge of its search (`{w['field']}`): {w['message']}; {w['fix']}.")
     missing = result.get("missing") or []
     if missing:
         lines.append(f"* **partial report**: arm(s) {', '.join(missing)} not finished yet; the targets that need them are"

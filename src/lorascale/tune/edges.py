@@ -5,8 +5,9 @@ sweep fit marks such points "edge". ``tune`` has the same blind spot twice over:
 
 * the η_FFT probe: its chosen rate is the lowest or highest of its grid (``FFT_PROBE_LOG2_LR``), so full
   finetuning's optimum may lie beyond it, and the whole search is centred on a bound;
-* the search: the chosen α knob is the smallest or largest searched (``alpha_min`` / ``alpha_max`` on the
-  α-path), or, with ``lr_span`` > 0, the chosen η is the lowest or highest searched.
+* the search: the chosen α knob is the smallest or largest searched (at ``alpha_min`` / ``alpha_max``, or
+  short of them when a ``compute`` cap left few candidates), or, with ``lr_span`` > 0, the chosen η is the
+  lowest or highest searched.
 
 The one-standard-error rule leans toward the gentler setting, so a smaller α that the box left out could do
 as well or better. Each finding names the request field to change and the value to try (the edge moved
@@ -37,22 +38,35 @@ def probe_edges(chosen_lr: float, grid_lrs: Sequence[float]) -> list[ConfigWarni
 
 
 def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, float]], lr_fft: float,
-                 lr_span: float) -> list[ConfigWarning]:
+                 lr_span: float, alpha_box: tuple[float, float]) -> list[ConfigWarning]:
     """Warnings for a chosen (lr, α) at the edge of the searched (lr, α) points: α at its smallest or largest
-    (always), η at its lowest or highest (only when η was searched, ``lr_span`` > 0). The fix keeps this
-    run's η_FFT, so a second tune spends nothing on the probe."""
+    (always), η at its lowest or highest (only when η was searched, ``lr_span`` > 0). An α edge at the box
+    (``alpha_box`` = (alpha_min, alpha_max)) moves the box; one inside it (fewer candidates than the path
+    needs, e.g. under a ``compute`` cap) asks for more candidates. The fix keeps this run's η_FFT, so a
+    second tune spends nothing on the probe."""
     lr, alpha = chosen
     alphas, lrs = [a for _, a in searched], [x for x, _ in searched]
     again = f"`lr_fft` {lr_fft:.3g} (this run's) and a new `tune_dir`"
     out = []
-    if len(set(alphas)) > 1 and alpha <= min(alphas):
-        out.append(ConfigWarning("alpha_min", f"the chosen α knob, {alpha:.3g}, is the smallest searched: a smaller α"
-                                 " may do as well or better", f"re-run with `alpha_min` {alpha / WIDEN:.3g}, {again}"))
-    elif len(set(alphas)) > 1 and alpha >= max(alphas):
-        out.append(ConfigWarning("alpha_max", f"the chosen α knob, {alpha:.3g}, is the largest searched: a larger α"
-                                 " may do better", f"re-run with `alpha_max` {alpha * WIDEN:.3g}, {again}"))
+    if len(set(alphas)) > 1 and (alpha <= min(alphas) or alpha >= max(alphas)):
+        low = alpha <= min(alphas)
+        side, bound = ("smallest", "alpha_min") if low else ("largest", "alpha_max")
+        box = alpha_box[0] if low else alpha_box[1]
+        if _same(alpha, box):
+            moved = alpha / WIDEN if low else alpha * WIDEN
+            out.append(ConfigWarning(bound, f"the chosen α knob, {alpha:.3g}, is the {side} searched: a"
+                                     f" {'smaller' if low else 'larger'} α may do as well or better",
+                                     f"re-run with `{bound}` {moved:.3g}, {again}"))
+        else:
+            out.append(ConfigWarning("candidates", f"the chosen α knob, {alpha:.3g}, is the {side} of the {len(alphas)}"
+                                     f" searched, inside [{alpha_box[0]:.3g}, {alpha_box[1]:.3g}]: too few candidates"
+                                     " to reach the box's edge", f"raise `candidates` or `compute`, {again}"))
     if lr_span > 0 and len(set(lrs)) > 1 and (lr <= min(lrs) or lr >= max(lrs)):
         side = "lowest" if lr <= min(lrs) else "highest"
         out.append(ConfigWarning("lr_span", f"the chosen learning rate, {lr:.3g}, is the {side} searched",
                                  f"re-run with `lr_span` {lr_span + 2:g}, {again}"))
     return out
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))  # the path's ends are exp(log(box)): equal to rounding

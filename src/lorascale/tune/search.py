@@ -203,7 +203,7 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     if probe is not None:
         result.edges += probe_edges(lr_fft, [2.0**x for x in FFT_PROBE_LOG2_LR])
     result.edges += search_edges((chosen.lr, chosen.alpha), [(c.lr, c.alpha) for c in search.candidates], lr_fft,
-                                 req.lr_span)
+                                 req.lr_span, (req.alpha_min, req.alpha_max))
     for w in result.edges:
         log.warning("tune: %s", w)
     from .plots import render_search, search_info
