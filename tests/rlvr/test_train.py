@@ -20,7 +20,7 @@ def _lines(run_dir):
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread):
+def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread, caplog):
     out = tmp_path / "run"
     flags = ["train", "--task", "rlvr", "--model", "tiny-llama", "--data", "arithmetic", "--steps", "4", "--batch-size", "2",
              "--num-generations", "2", "--max-completion-length", "6", "--train-problems", "8", "--val-problems", "3",
@@ -36,6 +36,11 @@ def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread):
         assert x["lr"] == pytest.approx(1e-3 * lr_at(x["step"] - 1, 4, 1.0, 0.05, 0.1), rel=1e-9)  # rounding only
         assert x["loss"] == -x["reward"]  # the loss an rlvr sweep selects on is the negative reward
     assert (out / "adapter" / "adapter_config.json").exists() and (out / "adapter" / "lorascale.json").exists()
+    # a random tiny model never writes <answer>…</answer> in 6 tokens: every reward is 0, so every step has
+    # zero spread and no gradient; the run counts those steps and warns after the third
+    assert all(x["reward"] == 0.0 and x["reward_std"] == 0.0 for x in steps)
+    assert summary["no_signal_steps"] == 4
+    assert sum("GRPO's advantages are 0 and no gradient flows" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
@@ -54,6 +59,8 @@ def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
     assert res.status == "complete"
     lines = [x for x in _lines(tmp_path / "r") if "reward" in x]
     assert any(x["reward_std"] > 0 for x in lines) and any(x["grad_norm"] > 0 for x in lines)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["no_signal_steps"] == sum(x["reward_std"] == 0 for x in lines) < 4
     from safetensors.torch import load_file
 
     tensors = load_file(tmp_path / "r" / "adapter" / "adapter_model.safetensors")

@@ -15,6 +15,11 @@ completions. The run directory is lorascale's (config.json, metrics.jsonl, summa
 Its training "loss" is the negative mean reward of the step (GRPO's surrogate loss is ≈ 0 by
 construction), so the EMA(0.1) that sweeps select on is μA's EMA-smoothed training reward, negated:
 lower is better for every task.
+
+A step whose every group scored its completions alike (TRL's ``reward_std`` 0) has all-zero advantages,
+so no gradient: the run counts such steps (``no_signal_steps`` in the summary) and warns when the first
+``NO_SIGNAL_WARN_AFTER`` steps all had none. SmolLM2-135M-Instruct on ``math`` is such a policy: at
+temperature 1 it put 0 of 24 sampled completions in μA's format and got 0 right (docs/training.md).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = ["train_rlvr", "check_rlvr"]
 
 log = logging.getLogger(__name__)
 TRL_HINT = "pip install 'lorascale[rl]'  (TRL's GRPOTrainer)"
+NO_SIGNAL_WARN_AFTER = 3  # steps without any reward variance before the run warns that GRPO has nothing to learn from
 
 
 def check_rlvr(cfg) -> tuple[list, list]:
@@ -127,7 +133,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     def summary(st) -> dict:
         return {"status": st, "message": message, "steps_done": recorder.step, "total_steps": cfg.steps,
                 "final_ema_loss": recorder.ema.value if math.isfinite(recorder.ema.value) else math.inf,
-                "final_loss": recorder.loss, "final_reward": recorder.reward, "eval_metric": Task.RLVR.eval_metric,
+                "final_loss": recorder.loss, "final_reward": recorder.reward, "no_signal_steps": recorder.no_signal,
+                "eval_metric": Task.RLVR.eval_metric,
                 **{k: last_eval.get(k) for k in ("val_reward", "val_accuracy", "val_format", "val_completion_length")},
                 "val_loss": None, "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "pack": None}
 
@@ -189,6 +196,7 @@ class _Recorder(_recorder_base()):
     def __init__(self, writer, ema, bar):
         self.writer, self.ema, self.bar = writer, ema, bar
         self.step, self.loss, self.reward, self.curve, self.diverged = 0, math.nan, math.nan, [], ""
+        self.no_signal = 0  # steps whose groups all scored their completions alike: zero advantages, no gradient
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -200,6 +208,15 @@ class _Recorder(_recorder_base()):
         if not math.isfinite(self.reward) or not math.isfinite(grad) or not math.isfinite(float(logs.get("loss", 0.0))):
             self.diverged = f"non-finite reward, loss or gradient at step {self.step}"
             control.should_training_stop = True
+        spread = logs.get("reward_std")
+        if spread is not None and math.isfinite(float(spread)) and float(spread) == 0.0:
+            self.no_signal += 1
+            if self.no_signal == self.step == NO_SIGNAL_WARN_AFTER:
+                log.warning("rlvr: in each of the first %d steps every completion of a prompt scored the same reward"
+                            " (mean %.3g): GRPO's advantages are 0 and no gradient flows. The policy does not yet"
+                            " solve or format any problem at this temperature: use easier problems (data"
+                            " arithmetic, or your own JSONL), a larger format_reward, more num_generations, or a"
+                            " stronger model", self.step, self.reward)
         ema = self.ema.update(self.loss)
         self.curve.append((self.step, ema))
         self.bar.update(1)
