@@ -157,6 +157,11 @@ def test_every_record_is_checked(tmp_path, content, match):
         load_examples(str(p))
 
 
-def test_unknown_dataset_names_choices():
-    with pytest.raises(ConfigError, match="shakespeare"):
+def test_unknown_dataset_names_choices_with_their_tasks():
+    with pytest.raises(ConfigError) as e:
         load_examples("nope")
+    assert e.value.field == "data" and e.value.message == "unknown dataset 'nope'"
+    # every builtin with the task it trains, the RLVR problem sets too (they are valid `data` under task rlvr)
+    for named in ("shakespeare (lm)", "shakespeare-genre (classification)", "dialogue-pairs (contrastive)",
+                  "fine-foods (classification)", "arithmetic (rlvr)", "math (rlvr)"):
+        assert named in e.value.fix

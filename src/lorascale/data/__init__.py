@@ -31,7 +31,10 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
     elif "/" in data or "." in data or os.path.exists(data):
         ex = load_file(data, task)
     else:
-        raise ConfigError("data", f"unknown dataset {data!r}; choose one of {', '.join(BUILTIN)}, pass a file path,"
+        from ..rlvr.problems import PROBLEM_SETS
+
+        named = [f"{n} ({b.task})" for n, b in BUILTIN.items()] + [f"{n} ({Task.RLVR})" for n in PROBLEM_SETS]
+        raise ConfigError("data", f"unknown dataset {data!r}", f"choose one of {', '.join(named)}, pass a file path,"
                           " or a Hub dataset ID (org/name) in the local Hugging Face cache")
     if task is not None and Task(task) is not ex.kind.task:
         fix = f"use task {ex.kind.task}, or a dataset with {task_data(Task(task))}"
