@@ -1,6 +1,7 @@
 """`lorascale repro headline` end to end on tiny-bert: every arm, its compute, the table and the figure."""
 
 import json
+import math
 
 import pytest
 
@@ -13,7 +14,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     run = dict(model="tiny-bert", data="shakespeare-genre", steps=6, batch_size=4, seq_len=32, max_examples=48,
                max_val_batches=2, rank=4, save_model=False)
     req = HeadlineRequest(run=run, seeds=2, lora_log2_lr=[-10, -8, -6], fft_log2_lr=[-12, -10], candidates=3,
-                          out=str(tmp_path / "h"))
+                          edge_extension=0, out=str(tmp_path / "h"))  # the grids as given (extension: below)
     res = run_headline(req, progress=False)
     arms, T = res["arms"], 6
     assert arms["b"]["member_steps"] == 3 * 2 * T  # 3 rates × 2 seeds × 6 steps
@@ -98,3 +99,55 @@ def test_headline_flags_keep_the_default_budget():
     assert req.run.save_model is False and req.run.adapter.rank == 16
     req = HeadlineRequest(steps=7, rank=4)  # flat keys still win inside the default
     assert (req.run.steps, req.run.batch_size, req.run.adapter.rank) == (7, 16, 4)
+
+
+def _fake_sweep(score, finished=lambda x: True):
+    """``_swept``'s inputs over a made-up loss ``score(log2 η)`` (2 seeds per rate), recording each call."""
+    from types import SimpleNamespace
+
+    calls = []
+
+    def configs(x):
+        return [(x, s) for s in (0, 1)]
+
+    def runs(cfgs):
+        calls.append(sorted({x for x, _ in cfgs}))
+        return [SimpleNamespace(final_ema_loss=score(x), status="complete") if finished(x) else None for x, _ in cfgs]
+
+    return configs, runs, calls
+
+
+@pytest.mark.parametrize("score, extension, rates, best, calls", [
+    (lambda x: -x, 2, [-10, -9, -8, -7, -6], -6, [[-10, -9, -8], [-7], [-6]]),  # still falling: 2 more, then stop
+    (lambda x: (x + 9) ** 2, 2, [-10, -9, -8], -9, [[-10, -9, -8]]),  # a valley inside: the grid as given
+    (lambda x: x, 1, [-11, -10, -9, -8], -11, [[-10, -9, -8], [-11]]),  # best at the bottom: extends down
+    (lambda x: -x if x <= -8 else math.inf, 2, [-10, -9, -8, -7], -8, [[-10, -9, -8], [-7]]),  # the next diverged
+    (lambda x: -x, 0, [-10, -9, -8], -8, [[-10, -9, -8]]),  # extension 0: the grid as given, edge and all
+])
+def test_a_sweep_goes_past_its_edge_while_its_best_lies_there(score, extension, rates, best, calls):
+    from lorascale.repro.headline import _swept
+
+    configs, runs, seen = _fake_sweep(score)
+    by_lr, got = _swept([-10, -9, -8], configs, runs, extension)
+    assert list(by_lr) == rates and got == best and seen == calls
+    assert all(len(rs) == 2 for rs in by_lr.values())  # every rate at every seed
+
+
+def test_report_only_keeps_an_unfinished_extension_out_and_an_unfinished_grid_unreported():
+    from lorascale.repro.headline import _swept
+
+    configs, runs, _ = _fake_sweep(lambda x: -x, finished=lambda x: x <= -8)  # -7 was never trained
+    by_lr, best = _swept([-10, -9, -8], configs, runs, 2)
+    assert list(by_lr) == [-10, -9, -8] and best == -8
+    configs, runs, _ = _fake_sweep(lambda x: -x, finished=lambda x: x != -9)
+    assert _swept([-10, -9, -8], configs, runs, 2) is None
+
+
+def test_the_report_names_the_rates_a_sweep_added():
+    from lorascale.repro.headline_report import _extension
+
+    result = {"request": {"lora_log2_lr": [-10, -9, -8], "fft_log2_lr": [-12, -11, -10]},
+              "arms": {"b": {"sweep": [{"lr": 2.0**x} for x in (-10, -9, -8, -7, -6)]},
+                       "e": {"sweep": [{"lr": 2.0**x} for x in (-13, -12, -11, -10)]},
+                       "c": {"sweep": [{"lr": 2.0**x} for x in (-10, -9, -8)]}}}
+    assert _extension(result, "b") == [-7, -6] and _extension(result, "e") == [-13] and _extension(result, "c") == []

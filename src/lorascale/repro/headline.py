@@ -11,7 +11,10 @@ One model, data, rank, step budget and held-out set for every arm, ``seeds`` see
 (e) full finetuning — the best of its own 8-point sweep; its optimum is the η_FFT that (a) uses.
 
 A sweep's best learning rate is chosen on the mean final EMA(0.1) training loss over seeds (μA's rule),
-then reported on the held-out set. Compute is counted in member-steps (one LoRA or FFT step of one
+then reported on the held-out set. A best rate on the grid's first or last point is a bound, not an
+optimum, so the sweep goes on one grid step past that edge, up to ``edge_extension`` rates, as a sweep
+spec's grid extends (the baselines are not held back by where the default grid happens to end; their
+compute counts every rate). Compute is counted in member-steps (one LoRA or FFT step of one
 configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as members of packs on a GPU, one by one on a CPU (``runs.CPU_PACK``).
 """
 
@@ -28,7 +31,7 @@ from pydantic import StrictBool, StrictStr
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
-from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
+from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..sweep.stats import welch_interval
 from ..train.config import TrainConfig
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
@@ -50,6 +53,8 @@ class HeadlineRequest(Settings):
     seeds: PositiveInt = setting(REFERENCE_GRID_SEEDS, "seeds per arm")
     lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2)
     fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
+    edge_extension: NonNegativeInt = setting(2, "rates a sweep adds past its grid's edge while its best rate lies on"
+                                             " that edge (0: the grid as given)")
     candidates: PositiveInt = setting(18, "tune's starting candidates at most (fewer when tune_compute caps them)", ge=2)
     tune_compute: PositiveFloat = setting(0.4, "tune's whole planned cost as a fraction of (b)'s sweep (the issue's"
                                           " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)
@@ -112,17 +117,18 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
     fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
-    sweep = dict(zip(req.fft_log2_lr, runs([fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0"))
-                                            for x in req.fft_log2_lr])))
-    if None in sweep.values():
+    swept = _swept(req.fft_log2_lr, lambda x: [fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0"))],
+                   runs, req.edge_extension)
+    if swept is None:
         raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
                           " starts from its optimum", "run the headline without `report_only` first")
-    x_fft = min(sweep, key=lambda x: ema_score(sweep[x]))
+    sweep = {x: rs[0] for x, rs in swept[0].items()}
+    x_fft = swept[1]
     lr_fft = 2.0**x_fft
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
     if None not in rest:
         arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
-                         (len(req.fft_log2_lr) + len(rest)) * T, [{"lr": 2.0**x, "ema": ema_score(r)} for x, r in sweep.items()])
+                         (len(sweep) + len(rest)) * T, [{"lr": 2.0**x, "ema": ema_score(r)} for x, r in sweep.items()])
     report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
@@ -135,7 +141,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
 
     # (b) the baseline every target is measured against
     arm = _lora_sweep("b", "(b) standard LoRA (α = r), best of sweep", base.replace(rule="alpha-r"), req.lora_log2_lr,
-                      seeds, out / "b", runs)
+                      seeds, out / "b", runs, req.edge_extension)
     if arm is not None:
         arms["b"] = arm
     report()
@@ -160,7 +166,8 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     for key, folder, label, changes in (
             ("c", "c", "(c) rsLoRA (lora_alpha = 16), best of sweep", {"rule": "rslora", "lora_alpha": 16.0}),
             ("c+", "c-loraplus", "(c+) LoRA+ (α = r, λ = 16), best of sweep", {"rule": "alpha-r", "method": "loraplus"})):
-        arm = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / folder, runs)
+        arm = _lora_sweep(key, label, base.replace(**changes), req.lora_log2_lr, seeds, out / folder, runs,
+                          req.edge_extension)
         if arm is not None:
             arms[key] = arm
         report(tune_compute)
@@ -182,15 +189,44 @@ def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, timing: di
     return result
 
 
-def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs) -> Arm | None:
-    cfgs = [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+.0f}-s{s}")) for x in log2_lrs for s in seeds]
-    results = runs(cfgs)
-    if None in results:
+def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: int) -> Arm | None:
+    swept = _swept(log2_lrs, lambda x: [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+.0f}-s{s}")) for s in seeds],
+                   runs, extension)
+    if swept is None:
         return None
-    by_lr = {x: [r for c, r in zip(cfgs, results) if c.lr == 2.0**x] for x in log2_lrs}
+    by_lr, best = swept
     mean_ema = {x: statistics.fmean(ema_score(r) for r in rs) for x, rs in by_lr.items()}
-    best = min(mean_ema, key=lambda x: (mean_ema[x], x))
-    return _arm(key, label, 2.0**best, by_lr[best], len(cfgs) * cfg.steps, [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
+    return _arm(key, label, 2.0**best, by_lr[best], len(by_lr) * len(seeds) * cfg.steps,
+                [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
+
+
+def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, float] | None:
+    """Every rate's runs (``configs(x)`` at log2 rate x) and the best rate on the mean final EMA loss over
+    them. While the best is the grid's first or last rate, one grid step more past it, at most ``extension``
+    times. None when a rate of the given grid has not finished (report-only); an extension that has not
+    finished ends the extending."""
+    grid = sorted(float(x) for x in log2_lrs)
+    step = min(b - a for a, b in zip(grid, grid[1:]))
+    by_lr: dict[float, list] = {}
+    while True:
+        todo = [x for x in grid if x not in by_lr]
+        cfgs = {x: configs(x) for x in todo}
+        results = iter(runs([c for x in todo for c in cfgs[x]]))
+        for x in todo:
+            rs = [next(results) for _ in cfgs[x]]
+            if None in rs:
+                if x in log2_lrs:
+                    return None
+                grid.remove(x)  # an unfinished extension (report-only): the sweep as far as it got
+                extension = 0
+            else:
+                by_lr[x] = rs
+        score = {x: statistics.fmean(ema_score(r) for r in by_lr[x]) for x in grid}
+        best = min(grid, key=lambda x: (score[x], x))
+        if extension <= 0 or not math.isfinite(score[best]) or best not in (grid[0], grid[-1]):
+            return {x: by_lr[x] for x in grid}, best
+        grid = [grid[0] - step, *grid] if best == grid[0] else [*grid, grid[-1] + step]
+        extension -= 1
 
 
 def _runs(cfgs, progress: bool, train: bool) -> list:

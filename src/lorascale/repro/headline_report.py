@@ -73,6 +73,12 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
                      f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}),"
                      f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
     for k in [k for k in ORDER if k in result["arms"]]:
+        added = _extension(result, k)
+        if added:
+            lines.append(f"* {k}'s best rate lay on its grid's edge, so its sweep went on past it: log2 η"
+                         f" {', '.join(f'{x:+.0f}' for x in added)} ({len(result['arms'][k]['sweep'])} rates in all,"
+                         " counted in its compute).")
+    for k in [k for k in ORDER if k in result["arms"]]:
         for w in result["arms"][k].get("at_edge") or []:
             lines.append(f"* {k}'s answer is at an edge of its search (`{w['field']}`): {w['message']}; {w['fix']}.")
     missing = result.get("missing") or []
@@ -82,6 +88,13 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     lines.append("")
     Path(path).write_text("\n".join(lines))
     return Path(path)
+
+
+def _extension(result: dict, key: str) -> list[float]:
+    """The log2 rates an arm's sweep added past its requested grid (headline's ``edge_extension``)."""
+    asked = result["request"]["fft_log2_lr" if key == "e" else "lora_log2_lr"]
+    swept = [math.log2(x["lr"]) for x in result["arms"][key].get("sweep") or []]
+    return [x for x in swept if all(abs(x - a) > 1e-9 for a in asked)]
 
 
 def _metric(result: dict) -> str:
