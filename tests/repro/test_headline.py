@@ -43,6 +43,11 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     ci = stats.ttest_ind(d_loss, b_loss, equal_var=False).confidence_interval(0.95)
     assert res["targets"]["d"]["gap_ci95"] == pytest.approx([ci.low, ci.high], rel=1e-9)  # float rounding only
     assert res["targets"]["d"]["gap_ci95"][0] <= fmean(d_loss) - fmean(b_loss) <= res["targets"]["d"]["gap_ci95"][1]
+    # paired by seed (seed s of (d) against seed s of (b)): scipy's paired t-interval
+    rel = stats.ttest_rel(d_loss, b_loss).confidence_interval(0.95)
+    assert res["targets"]["d"]["gap_ci95_paired"] == pytest.approx([rel.low, rel.high], rel=1e-9)  # float rounding only
+    lo, hi = res["targets"]["d"]["gap_ci95_paired"]
+    assert f"; paired by seed [{lo:+.3f}, {hi:+.3f}]" in md
     assert (tmp_path / "h" / "headline.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "h" / "headline.json").read_text())["lr_fft"] == res["lr_fft"]
     # every arm's run timed, within this call's wall time (tune's search is not among them), +1 for rounding

@@ -115,3 +115,20 @@ def test_the_exact_bootstrap_interval_of_a_mean_is_students_t_interval():
     lo, hi = stats.t.interval(0.95, 2, loc=3.0, scale=stats.sem([0.0, 3.0, 6.0]))
     assert seed_interval(3.0, exact, 3) == pytest.approx((lo, hi), abs=1e-9)
     assert seed_interval(3.0, exact[:19], 3) is None  # not the full set, and too few to stand for it
+
+
+def test_paired_interval_is_the_paired_t_interval_and_cancels_a_shared_seed_swing():
+    from scipy import stats as sps
+
+    from lorascale.sweep.stats import paired_interval
+
+    # a seed effect both arms share (+0.05, −0.03, 0): the paired interval is narrow, Welch's is not
+    a, b = [2.11, 2.03, 2.06], [2.10, 2.02, 2.04]
+    ref = sps.ttest_rel(a, b).confidence_interval(0.95)
+    assert paired_interval(a, b) == pytest.approx((ref.low, ref.high), rel=1e-12)  # float rounding only
+    # by hand: d = 0.01, 0.01, 0.02 → mean 0.01333, sd 0.005774, t_2 = 4.3027: ±0.014343
+    lo, hi = paired_interval(a, b)
+    assert (lo + hi) / 2 == pytest.approx(0.04 / 3, abs=1e-12) and (hi - lo) / 2 == pytest.approx(0.0143426, abs=1e-6)
+    # only the finite pairs count: d = 0.5, 1.0 → mean 0.75 ± t_1 (12.706) · 0.35355 / √2 = 0.75 ± 3.1766
+    assert paired_interval([1.0, None, math.inf, 2.0], [0.5, 1.0, 1.0, 1.0]) == pytest.approx((-2.4266, 3.9266), abs=1e-4)
+    assert paired_interval([1.0], [0.0]) is None and paired_interval([1.0, 2.0], [0.0, 1.0]) == (1.0, 1.0)

@@ -32,7 +32,7 @@ from pydantic import StrictBool, StrictStr
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
 from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, setting
-from ..sweep.stats import welch_interval
+from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
@@ -256,7 +256,8 @@ def _targets(arms: dict[str, Arm]) -> dict:
     for k in [k for k in ("a", "d") if k in arms]:
         m, s = arms[k].stat("val_loss")
         ci = welch_interval(m, s, arms[k].count("val_loss"), b_mean, b_std, arms["b"].count("val_loss"))
+        paired = paired_interval(arms[k].val_loss, arms["b"].val_loss)  # the same seeds, in the same order
         out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
-                  "gap_ci95": None if ci is None else list(ci),
+                  "gap_ci95": None if ci is None else list(ci), "gap_ci95_paired": None if paired is None else list(paired),
                   "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
     return out

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "Optimum", "refine_optimum", "ols", "power_law", "percentile", "t_quantile_975", "mean_std", "bootstrap",
-    "bootstrap_rng", "seed_interval", "welch_interval",
+    "bootstrap_rng", "seed_interval", "welch_interval", "paired_interval",
 ]
 
 T = TypeVar("T")
@@ -169,3 +169,15 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
     df = (ua + ub) ** 2 / (ua**2 / (n_a - 1) + ub**2 / (n_b - 1))
     half = t_quantile_975(df) * math.sqrt(va + vb)
     return diff - half, diff + half
+
+
+def paired_interval(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[float, float] | None:
+    """95% Student-t interval of the mean of a_i − b_i over the pairs where both are finite: for two arms
+    run at the same seeds (same batch order, same held-out set), whose seed-to-seed swings they share and
+    the difference cancels. None with fewer than 2 such pairs; a point when every difference is equal."""
+    d = [x - y for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    if len(d) < 2:
+        return None
+    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    half = t_quantile_975(len(d) - 1) * sd / math.sqrt(len(d))
+    return mean - half, mean + half
