@@ -79,14 +79,22 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
         assert again["arms"][k]["lr"] == arms[k]["lr"]
     assert again["arms"]["b"]["val_loss"] == pytest.approx(arms["b"]["val_loss"], abs=1e-6)  # retrained: CPU-deterministic
 
-    # a report from what has finished, training nothing: an unfinished (c) and the tune arm are left out
+    # a report from what has finished, training nothing: an unfinished (c) is left out; tune's answer and its
+    # runs are read back as stored (tune.json, the runs' own configs)
     (tmp_path / "h" / "c" / "lr-8-s0" / "summary.json").unlink()
     calls.clear()
     part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
-    assert calls == [] and sorted(part["arms"]) == ["a", "b", "c+", "e"] and part["missing"] == ["c", "d"]
-    assert part["arms"]["b"]["val_loss"] == again["arms"]["b"]["val_loss"] and set(part["targets"]) == {"a"}
+    assert calls == [] and sorted(part["arms"]) == ["a", "b", "c+", "d", "e"] and part["missing"] == ["c"]
+    assert part["arms"]["b"]["val_loss"] == again["arms"]["b"]["val_loss"] and set(part["targets"]) == {"a", "d"}
+    for key in ("val_loss", "lr", "label", "member_steps", "eval_member_steps", "at_edge"):
+        assert part["arms"]["d"][key] == again["arms"]["d"][key]
+    assert part["tune"] == again["tune"] and part["targets"]["d"] == again["targets"]["d"]
     md = (tmp_path / "h" / "headline.md").read_text()
-    assert md.count("\n| (") == 4 and "partial report" in md and "(d) equals" not in md
+    assert md.count("\n| (") == 5 and "partial report" in md and "(d) equals" in md
+    # without tune's answer (a folder from before it ran) the report leaves (d) out
+    (tmp_path / "h" / "d-tune" / "tune.json").unlink()
+    part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
+    assert calls == [] and part["missing"] == ["c", "d"] and set(part["targets"]) == {"a"}
 
 
 def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):

@@ -146,10 +146,15 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         arms["b"] = arm
     report()
 
-    # (d) tune, then its answer at every seed (a report-only call leaves it out: tune would search);
+    # (d) tune, then its answer at every seed (a report-only call reads both back, or leaves (d) out);
     # before (c): its target is against (b), and the (c) sweeps only add context
     tune_compute = None
-    if not req.report_only:
+    if req.report_only:
+        stored = _stored_tune(out, seeds, runs)
+        if stored is not None:
+            arms["d"], tune_compute = stored
+            report(tune_compute)
+    else:
         from ..tune import TuneRequest, tune
 
         cap = req.tune_compute * len(req.lora_log2_lr) * len(seeds)  # in full runs, as (b) spends them
@@ -187,6 +192,23 @@ def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, timing: di
     result["figure"] = str(render_headline(result, out / "headline.png"))
     write_headline_md(result, out / "headline.md")
     return result
+
+
+def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
+    """Arm (d) as an earlier call left it: tune's answer (``d-tune/tune.json``) and its runs under ``d/``,
+    each run's own config read back; None unless all of them finished."""
+    try:
+        answer = json.loads((out / "d-tune" / "tune.json").read_text())
+        cfg = TrainConfig.from_flat(json.loads((out / "d" / f"s{seeds[0]}" / "config.json").read_text()))
+    except (OSError, ValueError, ConfigError):
+        return None
+    runs_d = runs([cfg.replace(seed=s, out_dir=str(out / "d" / f"s{s}")) for s in seeds])
+    if None in runs_d:
+        return None
+    arm = _arm("d", f"(d) tune (α = {answer['alpha']:.3g})", answer["lr"], runs_d, answer["compute"]["member_steps"], [])
+    arm.eval_member_steps = len(seeds) * cfg.steps
+    arm.at_edge = answer.get("at_edge") or []
+    return arm, answer["compute"]
 
 
 def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: int) -> Arm | None:
