@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 PURE = ("vocabulary", "errors", "schema", "rules", "transfer", "methods", "sweep.stats", "sweep.fit", "sweep.fit_paths",
-        "tune.halving", "tune.selection")
+        "tune.halving", "tune.selection", "tune.edges")
 
 
 def test_pure_modules_import_neither_torch_nor_matplotlib():
