@@ -141,7 +141,8 @@ def test_a_sweep_goes_past_its_edge_while_its_best_lies_there(score, extension, 
     from lorascale.repro.headline import _swept
 
     configs, runs, seen = _fake_sweep(score)
-    by_lr, got = _swept([-10, -9, -8], configs, runs, extension)
+    by_lr, scores, got = _swept([-10, -9, -8], configs, runs, extension)
+    assert scores == {x: score(x) for x in rates}  # the mean over both seeds of one made-up loss
     assert list(by_lr) == rates and got == best and seen == calls
     assert all(len(rs) == 2 for rs in by_lr.values())  # every rate at every seed
 
@@ -150,7 +151,7 @@ def test_report_only_keeps_an_unfinished_extension_out_and_an_unfinished_grid_un
     from lorascale.repro.headline import _swept
 
     configs, runs, _ = _fake_sweep(lambda x: -x, finished=lambda x: x <= -8)  # -7 was never trained
-    by_lr, best = _swept([-10, -9, -8], configs, runs, 2)
+    by_lr, _, best = _swept([-10, -9, -8], configs, runs, 2)
     assert list(by_lr) == [-10, -9, -8] and best == -8
     configs, runs, _ = _fake_sweep(lambda x: -x, finished=lambda x: x != -9)
     assert _swept([-10, -9, -8], configs, runs, 2) is None

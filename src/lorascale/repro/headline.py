@@ -122,13 +122,13 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     if swept is None:
         raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
                           " starts from its optimum", "run the headline without `report_only` first")
-    sweep = {x: rs[0] for x, rs in swept[0].items()}
-    x_fft = swept[1]
+    by_lr, scores, x_fft = swept
+    sweep = {x: rs[0] for x, rs in by_lr.items()}
     lr_fft = 2.0**x_fft
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
     if None not in rest:
         arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
-                         (len(sweep) + len(rest)) * T, [{"lr": 2.0**x, "ema": ema_score(r)} for x, r in sweep.items()])
+                         (len(sweep) + len(rest)) * T, [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
     report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
@@ -161,10 +161,8 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates, compute=cap,
                               tune_dir=str(out / "d-tune")), progress=progress)
         runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
-        arms["d"] = _arm("d", f"(d) tune (α = {tr.search.chosen.alpha:.3g})", tr.config.lr, runs_d, tr.member_steps, [])
-        arms["d"].eval_member_steps = len(seeds) * T
-        arms["d"].at_edge = [w.to_dict() for w in tr.edges]
-        tune_compute = tr.to_dict()["compute"]
+        answer = tr.to_dict()
+        arms["d"], tune_compute = _tune_arm(answer, runs_d, T), answer["compute"]
         report(tune_compute)
 
     # (c), (c+): the other tuned baselines, every rate × seed (as packs on a GPU, one by one on a CPU)
@@ -205,10 +203,15 @@ def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
     runs_d = runs([cfg.replace(seed=s, out_dir=str(out / "d" / f"s{s}")) for s in seeds])
     if None in runs_d:
         return None
+    return _tune_arm(answer, runs_d, cfg.steps), answer["compute"]
+
+
+def _tune_arm(answer: dict, runs_d: list, T: int) -> Arm:
+    """Arm (d) from tune's answer (``TuneResult.to_dict``, or the tune.json it wrote) and its runs at the seeds."""
     arm = _arm("d", f"(d) tune (α = {answer['alpha']:.3g})", answer["lr"], runs_d, answer["compute"]["member_steps"], [])
-    arm.eval_member_steps = len(seeds) * cfg.steps
+    arm.eval_member_steps = len(runs_d) * T
     arm.at_edge = answer.get("at_edge") or []
-    return arm, answer["compute"]
+    return arm
 
 
 def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: int) -> Arm | None:
@@ -216,15 +219,14 @@ def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: in
                    runs, extension)
     if swept is None:
         return None
-    by_lr, best = swept
-    mean_ema = {x: statistics.fmean(ema_score(r) for r in rs) for x, rs in by_lr.items()}
+    by_lr, scores, best = swept
     return _arm(key, label, 2.0**best, by_lr[best], len(by_lr) * len(seeds) * cfg.steps,
-                [{"lr": 2.0**x, "ema": v} for x, v in mean_ema.items()])
+                [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
 
 
-def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, float] | None:
-    """Every rate's runs (``configs(x)`` at log2 rate x) and the best rate on the mean final EMA loss over
-    them. While the best is the grid's first or last rate, one grid step more past it, at most ``extension``
+def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, dict, float] | None:
+    """Every rate's runs (``configs(x)`` at log2 rate x), their mean final EMA loss per rate, and the best
+    rate on it. While the best is the grid's first or last rate, one grid step more past it, at most ``extension``
     times. None when a rate of the given grid has not finished (report-only); an extension that has not
     finished ends the extending."""
     grid = sorted(float(x) for x in log2_lrs)
@@ -246,7 +248,7 @@ def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, float] | None
         score = {x: statistics.fmean(ema_score(r) for r in by_lr[x]) for x in grid}
         best = min(grid, key=lambda x: (score[x], x))
         if extension <= 0 or not math.isfinite(score[best]) or best not in (grid[0], grid[-1]):
-            return {x: by_lr[x] for x in grid}, best
+            return {x: by_lr[x] for x in grid}, score, best
         grid = [grid[0] - step, *grid] if best == grid[0] else [*grid, grid[-1] + step]
         extension -= 1
 

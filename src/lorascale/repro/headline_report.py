@@ -78,7 +78,6 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
             lines.append(f"* {k}'s best rate lay on its grid's edge, so its sweep went on past it: log2 η"
                          f" {', '.join(f'{x:+.0f}' for x in added)} ({len(result['arms'][k]['sweep'])} rates in all,"
                          " counted in its compute).")
-    for k in [k for k in ORDER if k in result["arms"]]:
         for w in result["arms"][k].get("at_edge") or []:
             lines.append(f"* {k}'s answer is at an edge of its search (`{w['field']}`): {w['message']}; {w['fix']}.")
     missing = result.get("missing") or []

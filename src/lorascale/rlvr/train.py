@@ -18,8 +18,8 @@ lower is better for every task.
 
 A step whose every group scored its completions alike (TRL's ``reward_std`` 0) has all-zero advantages,
 so no gradient: the run counts such steps (``no_signal_steps`` in the summary) and warns when the first
-``NO_SIGNAL_WARN_AFTER`` steps all had none. SmolLM2-135M-Instruct on ``math`` is such a policy: at
-temperature 1 it put 0 of 24 sampled completions in μA's format and got 0 right (docs/training.md).
+``NO_SIGNAL_WARN_AFTER`` steps all had none. SmolLM2-135M-Instruct on ``math`` is such a policy: a
+3-step run logged reward 0 and ``reward_std`` 0 at every step (docs/results/compare.md, "Not run").
 """
 
 from __future__ import annotations
