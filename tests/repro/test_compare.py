@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import scipy.stats
 
 from lorascale.cli import main
 from lorascale.repro.compare import CompareRequest, method_configs, run_compare, verdict
@@ -58,6 +59,19 @@ def test_verdict_hand_values():
     assert ci == pytest.approx([0.10 - 2.94617 * 0.0208167, 0.10 + 2.94617 * 0.0208167], abs=1e-6)  # 6-digit constants
     flipped = verdict(rows, higher=False)["lora"]["ci95"]
     assert flipped == pytest.approx([-ci[1], -ci[0]], rel=1e-12)  # for a loss the gap and its interval change sign
+    assert verdict(rows, higher=True)["lora"]["ci95_paired"] is None  # points stored without per-seed values
+
+
+def test_verdict_pairs_the_seeds_both_points_ran():
+    # differences by seed 0.10, 0.09, 0.11: mean 0.10, sd 0.01, t₀.₉₇₅(2) = 4.302653 (scipy):
+    # half-width 4.302653 · 0.01 / √3 = 0.0248414; seed 3 ran for LoRA-α only and is left out
+    mine = {"mean": 0.80, "std": 0.02, "n": 4, "by_seed": {"0": 0.80, "1": 0.82, "2": 0.78, "3": 0.5}}
+    other = {"mean": 0.70, "std": 0.03, "n": 3, "by_seed": {"0": 0.70, "1": 0.73, "2": 0.67}}
+    rows = {"lora-alpha": {"base": mine, "tuned": mine}, "lora": {"tuned": other}}
+    assert verdict(rows, higher=True)["lora"]["ci95_paired"] == pytest.approx([0.10 - 0.0248414, 0.10 + 0.0248414],
+                                                                            abs=1e-6)  # 6-digit constant
+    lower = verdict(rows, higher=False)["lora"]["ci95_paired"]  # a loss: LoRA-α's higher values are worse
+    assert lower == pytest.approx([-0.10 - 0.0248414, -0.10 + 0.0248414], abs=1e-6)
 
 
 def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):
@@ -72,6 +86,12 @@ def test_compare_end_to_end_and_resume(tmp_path, monkeypatch, one_thread):
         assert row["tuned"]["log2_mult"] == best["log2_mult"]  # the asterisk: the best mean EMA over seeds
         assert row["base"]["n"] == 2 and row["base"]["statuses"] == ["complete", "complete"]
     assert set(task["verdict"]) == {"lora", "pissa", "fft"}
+    mine = task["methods"]["lora-alpha"]["base"]["by_seed"]
+    for m, d in task["verdict"].items():  # paired by seed: scipy's paired t interval of other − LoRA-α (a loss)
+        theirs = task["methods"][m]["tuned"]["by_seed"]
+        assert set(theirs) == set(mine) == {"0", "1"}
+        ci = scipy.stats.ttest_rel([theirs[s] for s in "01"], [mine[s] for s in "01"]).confidence_interval()
+        assert d["ci95_paired"] == pytest.approx([ci.low, ci.high], rel=1e-9, abs=1e-12)  # float rounding only
     assert len(compare_rows(res)) == 4
     md = (tmp_path / "c" / "compare.md").read_text()
     assert md.count("\n| ") == 10 and "LoRA-α (Variant I, α = 1)" in md  # 2 tables: header + 4 methods (rule: "|---")

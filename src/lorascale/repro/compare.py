@@ -22,7 +22,7 @@ from pydantic import StrictStr, model_validator
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
-from ..sweep.stats import welch_interval
+from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
 from ..vocabulary import higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
@@ -86,7 +86,7 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
         trained = train_all([c for *_, c in runs], progress=progress)
         rows = {}
         for m in req.methods:
-            mine = [(x, r) for (mm, x, _, _), r in zip(runs, trained) if mm == m]
+            mine = [(x, seed, r) for (mm, x, seed, _), r in zip(runs, trained) if mm == m]
             rows[m] = _summarise(m, mine, req)
         metric = next((r.eval_metric for r in trained if r.eval_metric), "")
         result["tasks"][task] = {"label": TASKS[task].label, "metric": metric, "higher_is_better": higher_is_better(metric),
@@ -103,23 +103,25 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
 
 def _summarise(method: str, runs: list, req: CompareRequest) -> dict:
     by_x: dict[float, list] = {}
-    for x, r in runs:
-        by_x.setdefault(x, []).append(r)
-    mean_ema = {x: statistics.fmean(ema_score(r) for r in rs) for x, rs in by_x.items()}
+    for x, seed, r in runs:
+        by_x.setdefault(x, []).append((seed, r))
+    mean_ema = {x: statistics.fmean(ema_score(r) for _, r in rs) for x, rs in by_x.items()}
     best = min(mean_ema, key=lambda x: (mean_ema[x], abs(x)))  # ties: the point nearer the base
     return {"label": METHODS[method].label, "sweeps": METHODS[method].sweeps,
             "base": _point(0.0, by_x[0.0]), "tuned": _point(best, by_x[best]),
             "sweep": [{"log2_mult": x, "mean_ema": _num(v)} for x, v in sorted(mean_ema.items())],
-            "runs": len(runs), "member_steps": sum(r.summary.get("steps_done") or 0 for _, r in runs)}
+            "runs": len(runs), "member_steps": sum(r.summary.get("steps_done") or 0 for *_, r in runs)}
 
 
 def _point(x: float, rs: list) -> dict:
-    """The task's metric at one multiplier over seeds, and (``held_out``) every held-out metric the runs logged."""
-    logged = [held_out_metrics(r) for r in rs]
+    """The task's metric at one multiplier over seeds (``by_seed``: each seed's value, keyed by the seed, for
+    an interval paired by seed), and (``held_out``) every held-out metric the runs logged."""
+    logged = [held_out_metrics(r) for _, r in rs]
     names = sorted({k for m in logged for k in m})
-    return {"log2_mult": x, **_mean_std([finite(r.eval_value) for r in rs]),
+    return {"log2_mult": x, **_mean_std([finite(r.eval_value) for _, r in rs]),
+            "by_seed": {str(seed): finite(r.eval_value) for seed, r in rs},
             "held_out": {k: _mean_std([m.get(k) for m in logged]) for k in names},
-            "statuses": [str(r.status) for r in rs]}
+            "statuses": [str(r.status) for _, r in rs]}
 
 
 def _mean_std(vals: list) -> dict:
@@ -131,7 +133,10 @@ def _mean_std(vals: list) -> dict:
 def verdict(rows: dict, higher: bool) -> dict:
     """LoRA-α at the base rate against each baseline's tuned point: win / tie / lose on the held-out
     metric, a tie meaning the means differ by less than the larger of the two seed-stds; ``ci95``, the
-    95% interval of the gap (Welch, from the seeds), says whether the seeds can tell them apart."""
+    95% interval of the gap (Welch, from the seeds), says whether the seeds can tell them apart.
+    ``ci95_paired``: the same gap's interval paired by seed (every method runs the same seeds, so the same
+    batch order and held-out set, and a seed that is hard for one method is hard for all: the difference
+    cancels that shared swing); None for points stored without per-seed values or with < 2 shared seeds."""
     if "lora-alpha" not in rows:
         return {}
     mine = rows["lora-alpha"]["base"]
@@ -145,8 +150,11 @@ def verdict(rows: dict, higher: bool) -> dict:
         sign = 1 if higher else -1
         ci = welch_interval(mine["mean"], mine["std"] or 0.0, mine.get("n", 0), other["mean"], other["std"] or 0.0,
                             other.get("n", 0))
+        shared = sorted(set(mine.get("by_seed") or {}) & set(other.get("by_seed") or {}), key=int)
+        paired = paired_interval([mine["by_seed"][s] for s in shared], [other["by_seed"][s] for s in shared])
         out[m] = {"gap": gap, "noise": noise, "verdict": "tie" if abs(gap) <= noise else ("win" if gap > 0 else "lose"),
-                  "ci95": None if ci is None else sorted((sign * ci[0], sign * ci[1]))}
+                  "ci95": None if ci is None else sorted((sign * ci[0], sign * ci[1])),
+                  "ci95_paired": None if paired is None else sorted((sign * paired[0], sign * paired[1]))}
     return out
 
 

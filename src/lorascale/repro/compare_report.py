@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..vocabulary import higher_is_better
-from .gap_text import gap_ci_text
+from .gap_text import gap_ci_text, paired_ci_text
 from .timing import timing_text
 
 __all__ = ["compare_rows", "held_out_tables", "write_compare_md"]
@@ -65,11 +65,13 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
     lines += held_out_tables(result)
     lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), "",
               "Each: win / tie / lose (a tie: the means differ by less than the larger seed-std), the gap (> 0: LoRA-α"
-              " is better), that noise, and the gap's 95% CI (Welch, over seeds; '≠ 0' where it excludes 0). The CI treats"
-              " the seeds as independent and ignores that a tuned point was picked on them: a guide, not a test.", ""]
+              " is better), that noise, and the gap's 95% CI over seeds ('≠ 0' where it excludes 0): Welch, which treats the"
+              " seeds as independent, then paired by seed (every method runs the same seeds, batch order and held-out set,"
+              " so the seed-to-seed swing they share cancels). Both ignore that a tuned point was picked on its seeds:"
+              " a guide, not a test.", ""]
     for t, v in tasks.items():
-        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))})"
-                             for m, d in v["verdict"].items())
+        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))}"
+                             f"{paired_ci_text(d.get('ci95_paired'))})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
     timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
     lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")

@@ -1,8 +1,8 @@
-"""The sentence the benchmark reports print about a gap's 95% confidence interval (Welch over seeds)."""
+"""The words the benchmark reports print about a gap's 95% confidence interval: Welch over seeds, and paired by seed."""
 
 from __future__ import annotations
 
-__all__ = ["gap_ci_text"]
+__all__ = ["gap_ci_text", "paired_ci_text"]
 
 
 def gap_ci_text(ci, *, spell_out: bool = False) -> str:
@@ -21,3 +21,18 @@ def gap_ci_text(ci, *, spell_out: bool = False) -> str:
         told = "spans 0: the seeds cannot tell them apart" if spans else "excludes 0"
         return f", 95% CI [{lo:+.3f}, {hi:+.3f}] (Welch; {told})"
     return f", 95% CI [{lo:+.3g}, {hi:+.3g}]" + ("" if spans else " ≠ 0")
+
+
+def paired_ci_text(ci, *, spell_out: bool = False) -> str:
+    """"; paired by seed [lo, hi]" of a gap whose arms ran the same seeds (same batches, same held-out set);
+    "" without an interval. Short form: " ≠ 0" where it excludes 0; ``spell_out``: three decimals and, in
+    words, whether it spans 0. A zero-width interval (every seed's difference equal) reads "no spread"."""
+    if ci is None:
+        return ""
+    lo, hi = ci
+    if lo == hi:
+        return "; paired by seed: no spread"
+    spans = lo <= 0 <= hi
+    if spell_out:
+        return f"; paired by seed [{lo:+.3f}, {hi:+.3f}] ({'spans 0' if spans else 'excludes 0'})"
+    return f"; paired by seed [{lo:+.3g}, {hi:+.3g}]" + ("" if spans else " ≠ 0")

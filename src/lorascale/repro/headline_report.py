@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..figures import new_figure, save_figure
-from .gap_text import gap_ci_text
+from .gap_text import gap_ci_text, paired_ci_text
 from .timing import timing_text
 
 __all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
@@ -63,12 +63,12 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     t = result["targets"]
     lines += ["", "Targets (issue #10):", ""]
     if "a" in t:
-        ci = gap_ci_text(t["a"].get("gap_ci95"), spell_out=True) + _paired(t["a"])
+        ci = _ci(t["a"])
         lines.append(f"* (a) within one seed-std of (b), or better: **{_yes(t['a']['within_one_std_or_better'])}**"
                      f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}{ci}, (b)'s std {t['a']['b_std']:.4f}), at"
                      f" {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%).")
     if "d" in t:
-        gap, ci = t["d"]["val_loss_gap_vs_b"], gap_ci_text(t["d"].get("gap_ci95"), spell_out=True) + _paired(t["d"])
+        gap, ci = t["d"]["val_loss_gap_vs_b"], _ci(t["d"])
         lines.append(f"* (d) equals or beats (b): within one seed-std **{_yes(t['d']['within_one_std_or_better'])}**,"
                      f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}),"
                      f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
@@ -96,13 +96,10 @@ def _extension(result: dict, key: str) -> list[float]:
     return [x for x in swept if all(abs(x - a) > 1e-9 for a in asked)]
 
 
-def _paired(target: dict) -> str:
-    """The gap's interval paired by seed (every arm runs the same seeds: same batches, same held-out set)."""
-    ci = target.get("gap_ci95_paired")
-    if ci is None:
-        return ""
-    lo, hi = ci
-    return f"; paired by seed [{lo:+.3f}, {hi:+.3f}] ({'spans 0' if lo <= 0 <= hi else 'excludes 0'})"
+def _ci(target: dict) -> str:
+    """A target gap's intervals: Welch over seeds, then paired by seed (every arm runs the same seeds)."""
+    return (gap_ci_text(target.get("gap_ci95"), spell_out=True)
+            + paired_ci_text(target.get("gap_ci95_paired"), spell_out=True))
 
 
 def _metric(result: dict) -> str:
