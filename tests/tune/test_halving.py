@@ -25,6 +25,9 @@ def test_rung_steps(steps, n, eta, rungs):
     (150, 27, 3, 0.34, ()),  # 50 < 51: no rung left, everyone runs the whole budget
     (100, 8, 2, 0.3, (50,)),  # 25 dropped
     (9, 6, 3, 1 / 3, (3,)),
+    (100, 6, 3, 1 / 3, (33,)),  # the exact rung 100/3 meets the bound, then rounds to step 33
+    (100, 27, 3, 1 / 3, (33,)),  # 100/9 ≈ 11.1 < 33.3: dropped
+    (100, 6, 3, 0.335, ()),  # 33.3 < 33.5: dropped, though 34 would round past it
 ])
 def test_no_rung_before_the_first(steps, n, eta, first, rungs):
     assert rung_steps(steps, n, eta, first) == rungs
@@ -38,6 +41,8 @@ def test_planned_member_steps_by_hand():
     assert planned_member_steps(150, 12, 3, 1 / 3) == 12 * 50 + 4 * 100
     assert planned_finalists(150, 12, 3, 1 / 3) == 4 and planned_finalists(150, 12, 3) == 2
     assert planned_finalists(150, 27, 3, 0.34) == 27  # no rung: every candidate is a finalist
+    # tune's η_FFT probe at 100 steps: 6 rates to step 33, the best ⌈6/3⌉ = 2 to 100
+    assert planned_member_steps(100, 6, 3, 1 / 3) == 6 * 33 + 2 * 67 == 332
 
 
 def test_survivors_keep_the_best_third_and_never_a_nan():

@@ -22,6 +22,9 @@ __all__ = ["rung_steps", "survivors", "planned_member_steps", "planned_finalists
 def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float = 0.0) -> tuple[int, ...]:
     """Steps at which candidates are cut, before the full budget: ..., T/η², T/η (as many as halving can
     use: a rung that would keep everyone, or fall below 1 step, is dropped), none before ``first``·T.
+    The bound applies to the exact rung T/η^i before it is rounded to a step: at T = 100 the rung 100/3
+    is step 33 and passes ``first`` = 1/3 (compared after rounding, 33 < 33.3 dropped it, and tune's
+    6-rate η_FFT probe ran every rate to the end).
 
     ``first`` exists because on short budgets the early EMA losses rank by noise: in the MiniLM headline
     (150 steps) every candidate lay within one seed-std at step 17, and the cut there removed the
@@ -29,8 +32,10 @@ def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float
     if n_candidates <= 1 or reduction < 2:
         return ()
     n_cuts = max(0, math.ceil(math.log(n_candidates, reduction)) - 1)
-    steps = sorted({max(1, round(total_steps / reduction**i)) for i in range(1, n_cuts + 1)})
-    return tuple(s for s in steps if first * total_steps <= s < total_steps)
+    exact = [total_steps / reduction**i for i in range(1, n_cuts + 1)]
+    bound = first * total_steps * (1 - 1e-12)  # float slack: 100/3 against (1/3)·100
+    steps = sorted({max(1, round(x)) for x in exact if x >= bound})
+    return tuple(s for s in steps if s < total_steps)
 
 
 def survivors(values: dict[str, float], reduction: int) -> set[str]:
