@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lorascale.tune.halving import HalvingCoordinator, planned_finalists, planned_member_steps, rung_steps, survivors
+from lorascale.tune.halving import (HalvingCoordinator, pack_sizes, planned_finalists, planned_member_steps, rung_steps,
+                                   survivors)
 
 
 @pytest.mark.parametrize("steps, n, eta, rungs", [
@@ -65,3 +66,14 @@ def test_coordinator_waits_for_every_running_member_then_cuts():
     assert sorted(n for n, kept in cut_log if kept) == ["m1", "m3"] and c.cut_at == {"m0": 3, "m2": 3, "m4": 3}
     c.report("m1", ctx["m1"], 4, 0.1)  # not a rung: nothing happens
     assert ctx["m1"].stop_reason is None
+
+
+@pytest.mark.parametrize("n, k, sizes", [
+    (12, 11, [6, 6]),  # the SmolLM2 α-path rerun: 11 fit, so 2 packs, not 11 + 1
+    (12, 32, [12]),  # everyone fits: one pack
+    (7, 3, [3, 2, 2]),  # ⌈7/3⌉ = 3 packs, the remainder spread over the first
+    (6, 1, [1] * 6),  # one at a time
+    (0, 4, []),
+])
+def test_pack_sizes_are_as_few_and_as_even_as_possible(n, k, sizes):
+    assert pack_sizes(n, k) == sizes and sum(sizes) == n and max(sizes, default=0) <= k

@@ -92,6 +92,19 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
     assert len(optuna.load_study(study_name="tune-search", storage=res.storage).trials) == 6  # nothing added
 
 
+def test_candidates_split_into_even_packs_halve_as_one_group_would(tmp_path, one_thread):
+    # 6 candidates, at most 4 per pack: packs of 3 + 3 (not 4 + 2), each keeping ⌈3/3⌉ = 1 at step 3, so
+    # 2 finalists and the planned 6·3 + 2·6 = 30 member-steps; 4 + 2 would keep 2 + 1 and spend 36
+    res = tune(TuneRequest(**RUN, lr_fft=3e-3, candidates=6, members=4, confirm_seeds=1,
+                           tune_dir=str(tmp_path / "t")), progress=False)
+    packs = sorted(p.name for p in (tmp_path / "t" / "search").iterdir())
+    assert packs == ["pack0", "pack1"]
+    assert [len(list((tmp_path / "t" / "search" / p).iterdir())) for p in packs] == [3, 3]
+    cands = res.search.candidates
+    assert [c.steps_done for c in cands].count(9) == 2 and sum(c.pruned_at == 3 for c in cands) == 4
+    assert res.search.member_steps == planned_member_steps(9, 6, 3, 1 / 3) == 30
+
+
 def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):
     res = tune(TuneRequest(**RUN, candidates=3, tune_dir=str(tmp_path / "t")), progress=False)
     assert res.probe is not None and [c.lr for c in res.probe.candidates] == [2.0**x for x in range(-18, -7, 2)]

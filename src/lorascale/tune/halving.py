@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 
 from ..train.callbacks import Callback
 
-__all__ = ["rung_steps", "survivors", "planned_member_steps", "planned_finalists", "HalvingCoordinator", "TrialRungs"]
+__all__ = ["rung_steps", "survivors", "planned_member_steps", "planned_finalists", "pack_sizes", "HalvingCoordinator",
+           "TrialRungs"]
 
 
 def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float = 0.0) -> tuple[int, ...]:
@@ -36,6 +37,17 @@ def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float
     bound = first * total_steps * (1 - 1e-12)  # float slack: 100/3 against (1/3)·100
     steps = sorted({max(1, round(x)) for x in exact if x >= bound})
     return tuple(s for s in steps if s < total_steps)
+
+
+def pack_sizes(n_candidates: int, max_members: int) -> list[int]:
+    """Sizes of the packs that train ``n_candidates`` when at most ``max_members`` fit in one: as few packs
+    as that allows, as even as can be. Each pack halves its own members, so a lopsided split (11 + 1) lets
+    the lone member run the whole budget uncut; even packs (6 + 6) keep ⌈6/3⌉ + ⌈6/3⌉ = ⌈12/3⌉ finalists."""
+    if n_candidates <= 0:
+        return []
+    n_packs = math.ceil(n_candidates / max(1, max_members))
+    small, extra = divmod(n_candidates, n_packs)
+    return [small + 1] * extra + [small] * (n_packs - extra)
 
 
 def survivors(values: dict[str, float], reduction: int) -> set[str]:

@@ -35,7 +35,8 @@ from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from .edges import probe_edges, search_edges
-from .halving import HalvingCoordinator, TrialRungs, planned_finalists, planned_member_steps, rung_steps
+from .halving import (HalvingCoordinator, TrialRungs, pack_sizes, planned_finalists, planned_member_steps,
+                      rung_steps)
 from .request import FFT_PROBE_LOG2_LR, REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .selection import ema_noise, one_se_choice
 
@@ -279,13 +280,14 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     steps = base.steps
     candidates, spent = [], 0
     if packable(base):
-        k = min(len(points), req.members or _auto_members(base))
-        for start in range(0, len(points), k):
+        start = 0
+        for j, k in enumerate(pack_sizes(len(points), req.members or _auto_members(base))):
             chunk, chunk_seeds = points[start:start + k], seeds[start:start + k]
             cands, used = _train_pack(study, base, chunk, chunk_seeds, rungs, req.reduction, knob,
-                                      out / name / f"pack{start // k}", progress)
+                                      out / name / f"pack{j}", progress)
             candidates += cands
             spent += used
+            start += k
     else:
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
