@@ -29,6 +29,9 @@ def test_alpha_at_the_bottom_of_the_path_moves_alpha_min_two_octaves_down():
     assert w.field == "alpha_min"
     # 0.1 / 4 = 0.025; the second tune keeps this run's η_FFT, so it spends nothing on the probe again
     assert w.fix == "re-run with `alpha_min` 0.025, `lr_fft` 0.000244 (this run's) and a new `tune_dir`"
+    # the probe's η_FFT is a power of 2: the fix gives it exactly (3 digits, 0.000977, was a different rate)
+    [exact] = search_edges((2.0**-10, 0.1), PATH, lr_fft=2.0**-10, lr_span=0.0, alpha_box=BOX)
+    assert "`lr_fft` 0.0009765625 (this run's)" in exact.fix
     assert WIDEN == 4.0
 
 

@@ -68,12 +68,26 @@ def test_coordinator_waits_for_every_running_member_then_cuts():
     assert ctx["m1"].stop_reason is None
 
 
-@pytest.mark.parametrize("n, k, sizes", [
-    (12, 11, [6, 6]),  # the SmolLM2 α-path rerun: 11 fit, so 2 packs, not 11 + 1
-    (12, 32, [12]),  # everyone fits: one pack
-    (7, 3, [3, 2, 2]),  # ⌈7/3⌉ = 3 packs, the remainder spread over the first
-    (6, 1, [1] * 6),  # one at a time
-    (0, 4, []),
+@pytest.mark.parametrize("n, k, unit, sizes", [
+    (12, 11, 3, [9, 3]),  # the SmolLM2 α-path rerun: 11 fit; 9 + 3 keep 3 + 1 = ⌈12/3⌉ (11 + 1 kept 4 + 1)
+    (8, 7, 3, [6, 2]),  # 2 + 1 = ⌈8/3⌉ = 3 (4 + 4 would keep 2 + 2)
+    (14, 13, 3, [12, 2]),  # 4 + 1 = ⌈14/3⌉
+    (27, 10, 9, [9, 9, 9]),  # two rungs: 9 → 3 → 1 per pack, 27 → 9 → 3 in all
+    (12, 32, 3, [12]),  # everyone fits: one pack
+    (12, 2, 3, [2] * 6),  # not even η fit: as few and as even as possible (the plan cannot be met)
+    (7, 3, 9, [3, 2, 2]),
+    (6, 1, 1, [1] * 6),  # one at a time
+    (0, 4, 3, []),
 ])
-def test_pack_sizes_are_as_few_and_as_even_as_possible(n, k, sizes):
-    assert pack_sizes(n, k) == sizes and sum(sizes) == n and max(sizes, default=0) <= k
+def test_pack_sizes_halve_as_one_group_would(n, k, unit, sizes):
+    assert pack_sizes(n, k, unit) == sizes and sum(sizes) == n and max(sizes, default=0) <= k
+
+
+@pytest.mark.parametrize("n, k", [(12, 11), (8, 7), (14, 13), (20, 7), (6, 4)])
+def test_packs_of_a_multiple_of_eta_keep_the_planned_finalists(n, k):
+    # one rung at T/3 (T = 9, first = 1/3): the packs' survivors add up to the group's ⌈n/3⌉, so the
+    # member-steps are the plan's
+    [rung] = rung_steps(9, n, 3, 1 / 3)  # every pack is cut at the group's rung, step 3
+    sizes = pack_sizes(n, k, 3)
+    assert sum(math.ceil(s / 3) for s in sizes) == math.ceil(n / 3) == planned_finalists(9, n, 3, 1 / 3)
+    assert sum(s * rung + math.ceil(s / 3) * (9 - rung) for s in sizes) == planned_member_steps(9, n, 3, 1 / 3)

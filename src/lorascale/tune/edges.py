@@ -46,7 +46,7 @@ def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, fl
     second tune spends nothing on the probe."""
     lr, alpha = chosen
     alphas, lrs = [a for _, a in searched], [x for x, _ in searched]
-    again = f"`lr_fft` {lr_fft:.3g} (this run's) and a new `tune_dir`"
+    again = f"`lr_fft` {lr_fft!r} (this run's) and a new `tune_dir`"  # exact: a rounded η_FFT is another question
     out = []
     if len(set(alphas)) > 1 and (alpha <= min(alphas) or alpha >= max(alphas)):
         low = alpha <= min(alphas)

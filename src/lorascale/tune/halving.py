@@ -22,7 +22,8 @@ __all__ = ["rung_steps", "survivors", "planned_member_steps", "planned_finalists
 
 def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float = 0.0) -> tuple[int, ...]:
     """Steps at which candidates are cut, before the full budget: ..., T/η², T/η (as many as halving can
-    use: a rung that would keep everyone, or fall below 1 step, is dropped), none before ``first``·T.
+    use: a rung that would keep everyone, or fall below 1 step, is dropped), none before ``first``·T (to
+    within the rounding to a step).
     The bound applies to the exact rung T/η^i before it is rounded to a step: at T = 100 the rung 100/3
     is step 33 and passes ``first`` = 1/3 (compared after rounding, 33 < 33.3 dropped it, and tune's
     6-rate η_FFT probe ran every rate to the end).
@@ -39,13 +40,24 @@ def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float
     return tuple(s for s in steps if s < total_steps)
 
 
-def pack_sizes(n_candidates: int, max_members: int) -> list[int]:
-    """Sizes of the packs that train ``n_candidates`` when at most ``max_members`` fit in one: as few packs
-    as that allows, as even as can be. Each pack halves its own members, so a lopsided split (11 + 1) lets
-    the lone member run the whole budget uncut; even packs (6 + 6) keep ⌈6/3⌉ + ⌈6/3⌉ = ⌈12/3⌉ finalists."""
+def pack_sizes(n_candidates: int, max_members: int, unit: int = 1) -> list[int]:
+    """Sizes of the packs that train ``n_candidates`` when at most ``max_members`` fit in one.
+
+    Each pack halves its own members, so a split matches one group's schedule only when every pack but the
+    last holds a multiple of ``unit`` = η^(number of rungs): such a pack keeps exactly 1/η of its members at
+    each rung, and the sum of the ⌈·⌉ survivors equals the group's ⌈n/η^i⌉. So: full packs of the largest
+    multiple of ``unit`` that fits, then the remainder (12 with room for 11, η = 3, one rung: 9 + 3, keeping
+    3 + 1 = ⌈12/3⌉; an 11 + 1 split keeps 4 + 1). When not even ``unit`` members fit, no split can match the
+    plan, and the packs are as few and as even as possible."""
     if n_candidates <= 0:
         return []
-    n_packs = math.ceil(n_candidates / max(1, max_members))
+    k = max(1, max_members)
+    if n_candidates <= k:
+        return [n_candidates]
+    if unit <= k:
+        m = k // unit * unit
+        return [m] * (n_candidates // m) + ([n_candidates % m] if n_candidates % m else [])
+    n_packs = math.ceil(n_candidates / k)
     small, extra = divmod(n_candidates, n_packs)
     return [small + 1] * extra + [small] * (n_packs - extra)
 

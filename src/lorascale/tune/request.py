@@ -47,8 +47,9 @@ class TuneRequest(Settings):
     alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
     lr_span: NonNegativeFloat = setting(0.0, "octaves of η searched on each side of η_FFT (0: LoRA-α's α-path at η_FFT)",
                                         le=10.0)
-    first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut (earlier losses rank"
-                                " by noise on short budgets)", ge=0.0, lt=1.0)
+    first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut, to within the"
+                                " rounding of a rung to a step (earlier losses rank by noise on short budgets)",
+                                ge=0.0, lt=1.0)
     confirm_seeds: PositiveInt = setting(2, "seeds the finalists are judged on, the search's own included (1: no check)")
     confirm_top: Int = setting(2, "finalists re-run at the other seeds before answering", ge=2)
     fft_probe_rank: PositiveInt = setting(8, "rank of the Init[B] α = 1 probe that estimates η_FFT")

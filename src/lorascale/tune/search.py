@@ -281,7 +281,8 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     candidates, spent = [], 0
     if packable(base):
         start = 0
-        for j, k in enumerate(pack_sizes(len(points), req.members or _auto_members(base))):
+        unit = req.reduction ** len(rungs)  # a pack of a multiple of η^cuts halves exactly as the group would
+        for j, k in enumerate(pack_sizes(len(points), req.members or _auto_members(base), unit)):
             chunk, chunk_seeds = points[start:start + k], seeds[start:start + k]
             cands, used = _train_pack(study, base, chunk, chunk_seeds, rungs, req.reduction, knob,
                                       out / name / f"pack{j}", progress)
