@@ -1,12 +1,13 @@
 """`lorascale repro compare`: LoRA-α's Table 1/2 protocol on tiny models, its configs, verdicts and resume."""
 
 import json
+import statistics
 
 import pytest
 import scipy.stats
 
 from lorascale.cli import main
-from lorascale.repro.compare import CompareRequest, method_configs, run_compare, verdict
+from lorascale.repro.compare import CompareRequest, gap_verdict, method_configs, run_compare, verdict
 from lorascale.repro.compare_report import compare_rows
 from lorascale.repro.compare_setup import TASKS
 
@@ -40,22 +41,49 @@ def test_every_task_builds_valid_configs_on_known_data(task, tmp_path):
     assert cfg.lr == TASKS[task].base_lr and cfg.steps == TASKS[task].run["steps"]
 
 
-def test_verdict_hand_values():
+@pytest.mark.parametrize("ci, noise, expected", [
+    ((0.01, 0.2), 0.5, "win"), ((-0.2, -0.01), 0.5, "lose"),  # an interval clear of 0 decides, whatever the noise
+    ((-0.02, 0.03), 0.03, "tie"), ((-0.02, 0.031), 0.03, "inconclusive"),  # spans 0: inside ± noise or not
+    ((0.0, 0.0), 0.0, "tie"), ((0.01, 0.01), 0.0, "win"),  # no spread seen: a point interval
+    (None, 0.0, "inconclusive"), (None, 1.0, "inconclusive")])  # fewer than 2 seeds: nothing to read
+def test_gap_verdict_thresholds(ci, noise, expected):
+    assert gap_verdict(ci, noise) == expected
+
+
+def test_verdict_reads_the_paired_interval():
+    # paired differences (LoRA-α − other) and their 95% intervals, t₀.₉₇₅(2) = 4.302653 (scipy), half = t·sd/√3:
+    # lora 0.10, 0.09, 0.11: sd 0.01, [0.0752, 0.1248] → win;
+    # dora 0.00, 0.00, 0.01: mean 0.00333, sd 0.005774, [−0.0110, +0.0177], inside ± dora's std 0.02517 → tie;
+    # pissa 0.10, 0.00, −0.01: mean 0.03, sd 0.06083, [−0.121, +0.181] → inconclusive (Welch's would too);
+    # fft −0.15, −0.14, −0.15 → lose
+    mine = {"mean": 0.80, "std": 0.02, "n": 3, "by_seed": {"0": 0.80, "1": 0.82, "2": 0.78}}
+    rows = {"lora-alpha": {"base": mine, "tuned": mine}}
+    for m, vals in {"lora": (0.70, 0.73, 0.67), "dora": (0.80, 0.82, 0.77), "pissa": (0.70, 0.82, 0.79),
+                    "fft": (0.95, 0.96, 0.93)}.items():
+        rows[m] = {"tuned": {"mean": statistics.fmean(vals), "std": statistics.stdev(vals), "n": 3,
+                             "by_seed": {str(i): v for i, v in enumerate(vals)}}}
+    v = verdict(rows, higher=True)
+    assert {m: d["verdict"] for m, d in v.items()} == {"lora": "win", "dora": "tie", "pissa": "inconclusive",
+                                                       "fft": "lose"}
+    assert v["dora"]["noise"] == pytest.approx(0.0251661, abs=1e-7)  # dora's std, > LoRA-α's 0.02; 7-digit constant
+    assert v["dora"]["ci95_paired"] == pytest.approx([0.0033333 - 0.0143428, 0.0033333 + 0.0143428], abs=1e-6)
+    assert verdict(rows, higher=False)["lora"]["verdict"] == "lose"  # for a loss, higher is worse
+
+
+def test_verdict_falls_back_to_welch_without_per_seed_values():
     rows = {"lora-alpha": {"base": {"mean": 0.80, "std": 0.02}},
-            "lora": {"tuned": {"mean": 0.70, "std": 0.03}},  # LoRA-α ahead by 0.10 > 0.03: win
-            "dora": {"tuned": {"mean": 0.79, "std": 0.03}},  # 0.01 ≤ 0.03: tie
-            "fft": {"tuned": {"mean": 0.95, "std": 0.01}}}  # behind by 0.15: lose
+            "lora": {"tuned": {"mean": 0.70, "std": 0.03}}}
     rows["lora-alpha"]["tuned"] = rows["lora-alpha"]["base"]
     v = verdict(rows, higher=True)
-    assert {m: d["verdict"] for m, d in v.items()} == {"lora": "win", "dora": "tie", "fft": "lose"}
-    assert v["lora"]["gap"] == pytest.approx(0.10) and v["dora"]["noise"] == pytest.approx(0.03)
-    assert verdict(rows, higher=False)["lora"]["verdict"] == "lose"  # for a loss, higher is worse
+    assert v["lora"]["gap"] == pytest.approx(0.10) and v["lora"]["noise"] == pytest.approx(0.03)
+    assert v["lora"]["ci95"] is None and v["lora"]["verdict"] == "inconclusive"  # no seed counts: no interval
     for r in rows.values():
         for p in r.values():
             p["n"] = 3
     # Welch, 3 + 3 seeds: LoRA-α 0.80 ± 0.02 against LoRA 0.70 ± 0.03: SE = √((0.0004 + 0.0009)/3) = 0.020817,
     # df = SE⁴ / ((0.0004/3)² / 2 + (0.0009/3)² / 2) = 3.4845, t₀.₉₇₅(3.4845) = 2.94617 (scipy)
     ci = verdict(rows, higher=True)["lora"]["ci95"]
+    assert verdict(rows, higher=True)["lora"]["verdict"] == "win"  # Welch's interval, clear of 0
     assert ci == pytest.approx([0.10 - 2.94617 * 0.0208167, 0.10 + 2.94617 * 0.0208167], abs=1e-6)  # 6-digit constants
     flipped = verdict(rows, higher=False)["lora"]["ci95"]
     assert flipped == pytest.approx([-ci[1], -ci[0]], rel=1e-12)  # for a loss the gap and its interval change sign

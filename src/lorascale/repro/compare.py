@@ -15,6 +15,7 @@ import json
 import math
 import statistics
 import time
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import StrictStr, model_validator
@@ -29,7 +30,7 @@ from .compare_setup import METHODS, SWEEP_LOG2, TASKS
 from .runs import ema_score, finite, held_out_metrics, train_all
 from .timing import run_timing
 
-__all__ = ["CompareRequest", "run_compare", "method_configs"]
+__all__ = ["CompareRequest", "run_compare", "method_configs", "GapVerdict", "gap_verdict"]
 
 
 class CompareRequest(Settings):
@@ -130,13 +131,36 @@ def _mean_std(vals: list) -> dict:
             "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None), "n": len(vals)}
 
 
+class GapVerdict(StrEnum):
+    """What the seeds say about LoRA-α's gap to a baseline, read off the gap's 95% interval."""
+
+    WIN = "win"  # the interval lies above 0: LoRA-α is better
+    LOSE = "lose"  # the interval lies below 0
+    TIE = "tie"  # the interval spans 0 and lies within ± the larger seed-std: equal to within seed noise
+    INCONCLUSIVE = "inconclusive"  # the interval spans 0 and reaches past the seed noise, or there is none
+
+
+def gap_verdict(ci: tuple[float, float] | list[float] | None, noise: float) -> GapVerdict:
+    """The verdict of a gap (> 0: LoRA-α is better) from its 95% interval and the seed noise (the larger
+    of the two points' seed-stds). No interval (fewer than 2 seeds): inconclusive, whatever the gap."""
+    if ci is None:
+        return GapVerdict.INCONCLUSIVE
+    lo, hi = ci
+    if lo > 0:
+        return GapVerdict.WIN
+    if hi < 0:
+        return GapVerdict.LOSE
+    return GapVerdict.TIE if -noise <= lo and hi <= noise else GapVerdict.INCONCLUSIVE
+
+
 def verdict(rows: dict, higher: bool) -> dict:
-    """LoRA-α at the base rate against each baseline's tuned point: win / tie / lose on the held-out
-    metric, a tie meaning the means differ by less than the larger of the two seed-stds; ``ci95``, the
-    95% interval of the gap (Welch, from the seeds), says whether the seeds can tell them apart.
-    ``ci95_paired``: the same gap's interval paired by seed (every method runs the same seeds, so the same
-    batch order and held-out set, and a seed that is hard for one method is hard for all: the difference
-    cancels that shared swing); None for points stored without per-seed values or with < 2 shared seeds."""
+    """LoRA-α at the base rate against each baseline's tuned point on the held-out metric: the gap (> 0:
+    LoRA-α is better), ``noise`` (the larger of the two seed-stds), ``ci95`` (the gap's 95% interval,
+    Welch, from the seeds) and ``ci95_paired`` (the same gap's interval paired by seed: every method runs
+    the same seeds, so the same batch order and held-out set, and a seed that is hard for one method is
+    hard for all: the difference cancels that shared swing; None for points stored without per-seed values
+    or with < 2 shared seeds). ``verdict`` (:func:`gap_verdict`) reads the paired interval, Welch's where
+    there is no paired one."""
     if "lora-alpha" not in rows:
         return {}
     mine = rows["lora-alpha"]["base"]
@@ -152,9 +176,10 @@ def verdict(rows: dict, higher: bool) -> dict:
                             other.get("n", 0))
         shared = sorted(set(mine.get("by_seed") or {}) & set(other.get("by_seed") or {}), key=int)
         paired = paired_interval([mine["by_seed"][s] for s in shared], [other["by_seed"][s] for s in shared])
-        out[m] = {"gap": gap, "noise": noise, "verdict": "tie" if abs(gap) <= noise else ("win" if gap > 0 else "lose"),
-                  "ci95": None if ci is None else sorted((sign * ci[0], sign * ci[1])),
-                  "ci95_paired": None if paired is None else sorted((sign * paired[0], sign * paired[1]))}
+        ci = None if ci is None else sorted((sign * ci[0], sign * ci[1]))
+        paired = None if paired is None else sorted((sign * paired[0], sign * paired[1]))
+        out[m] = {"gap": gap, "noise": noise, "verdict": str(gap_verdict(paired or ci, noise)), "ci95": ci,
+                  "ci95_paired": paired}
     return out
 
 

@@ -64,11 +64,12 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
     lines += ["| " + " | ".join(r) + " |" for r in compare_rows(result)]
     lines += held_out_tables(result)
     lines += ["", "## LoRA-α at the base rate against each " + ("tuned baseline" if swept else "baseline at its base rate"), "",
-              "Each: win / tie / lose (a tie: the means differ by less than the larger seed-std), the gap (> 0: LoRA-α"
-              " is better), that noise, and the gap's 95% CI over seeds ('≠ 0' where it excludes 0): Welch, which treats the"
-              " seeds as independent, then paired by seed (every method runs the same seeds, batch order and held-out set,"
-              " so the seed-to-seed swing they share cancels)." + (" Both ignore that a tuned point was picked on its"
-              " seeds: a guide, not a test." if swept else ""), ""]
+              "Each: the verdict, the gap (> 0: LoRA-α is better), the noise (the larger seed-std), and the gap's 95% CI"
+              " over seeds ('≠ 0' where it excludes 0): Welch, which treats the seeds as independent, then paired by seed"
+              " (every method runs the same seeds, batch order and held-out set, so the seed-to-seed swing they share"
+              " cancels). The verdict reads the paired CI (Welch's where there is none): win or lose where it excludes 0,"
+              " tie where it spans 0 within ± the noise, inconclusive where it spans 0 and reaches past the noise."
+              + (" Both CIs ignore that a tuned point was picked on its seeds: a guide, not a test." if swept else ""), ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))}"
                              f"{paired_ci_text(d.get('ci95_paired'))})" for m, d in v["verdict"].items())
