@@ -85,6 +85,18 @@ def test_minilm_from_a_half_precision_copy_trains_in_float32(tmp_path, monkeypat
                                          else "bert.embeddings.word_embeddings.weight"]
     assert torch.equal(q, full["embeddings.word_embeddings.weight"].half().float())  # exactly the float16 rounding
 
+
+def test_a_bfloat16_model_folder_loads_in_float32(tmp_path):
+    """Most Hub checkpoints are stored in bfloat16, and transformers 5 loads a checkpoint's own dtype
+    (4.x loaded float32): lorascale trains float32 weights either way (autocast gives bf16 compute on a GPU)."""
+    tiny = load_model("tiny-llama")
+    tiny.model.to(torch.bfloat16).save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    loaded = load_model(str(tmp_path))
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert n == m and torch.equal(a.float(), b), n  # the saved bfloat16 values, widened exactly
+
 @pytest.mark.slow
 def test_smollm2_float_cache_matches_gguf_model():
     """The rebuilt float model gives the GGUF-loaded (quantisation-flagged) model's logits."""

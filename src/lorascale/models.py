@@ -18,6 +18,10 @@
 The embedded models carry their Hub ID as ``name_or_path`` (not this machine's cache folder),
 so PEFT records it as an adapter's ``base_model_name_or_path`` however the adapter is saved: by
 lorascale, ``PeftModel.save_pretrained`` or ``Trainer.save_model``.
+
+Every model loads with float32 weights, whatever its checkpoint stores (most Hub checkpoints are
+bfloat16, and transformers 5 keeps a checkpoint's own dtype): the optimizer updates float32 master
+weights, and ``precision`` (autocast) sets the compute dtype on a GPU.
 """
 
 from __future__ import annotations
@@ -269,7 +273,7 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
         if torch.get_default_device().type == "meta":  # load_model(weights=False): the architecture only
             model = auto.from_config(AutoConfig.from_pretrained(path, **kwargs))
         else:
-            model = auto.from_pretrained(path, **kwargs)
+            model = auto.from_pretrained(path, dtype="float32", **kwargs)  # float32 master weights (module doc)
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError, TypeError) as e:  # transformers' words for a folder it cannot load
         raise ModelError("model", f"transformers cannot load {path}: {str(e).splitlines()[0][:300]}",
