@@ -69,3 +69,32 @@ def test_export_refuses_what_it_cannot_export(tmp_path, capsys):
     assert e.value.field == "run_dir" and "full-finetuning" in e.value.message
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert "error: RUN" in capsys.readouterr().err
+
+
+def test_merged_export_keeps_a_bfloat16_base_in_bfloat16(tmp_path):
+    """A bf16 checkpoint trains in float32 (models.py); its merged export is stored in bf16 again, the
+    merge itself done in float32 and rounded once."""
+    from safetensors import safe_open
+
+    base_dir = tmp_path / "base"
+    tiny = load_model("tiny-llama", seed=3)
+    tiny.model.to(torch.bfloat16).save_pretrained(base_dir)
+    tiny.tokenizer.save_pretrained(base_dir)
+    pm = lorascale.apply(load_model(str(base_dir)).model, rank=4, rule="lora-alpha")
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for _, m in lorascale.adapters.lora_modules(pm):
+            m.lora_B["default"].weight.copy_(0.01 * torch.randn(m.lora_B["default"].weight.shape, generator=g))
+        w0 = pm.get_base_model().model.layers[0].mlp.up_proj.base_layer.weight.clone()
+        delta = pm.get_base_model().model.layers[0].mlp.up_proj.get_delta_weight("default")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(model=str(base_dir), rank=4).to_flat()))
+    save_adapter(pm, run / "adapter", AdapterMetadata(adapter=AdapterSpec(rank=4), lr=2e-5, model=str(base_dir)))
+    out = export_adapter(run, tmp_path / "merged", merge=True)
+    with safe_open(out / "model.safetensors", "pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    assert {t.dtype for t in stored.values()} == {torch.bfloat16}
+    up = next(v for k, v in stored.items() if k.endswith("layers.0.mlp.up_proj.weight"))
+    assert torch.equal(up, (w0 + delta).to(torch.bfloat16))  # W0 + ΔW in float32, rounded to bf16 once
+    assert (delta.abs() > 0).any()  # the adapter changes the weight, so the equality means something

@@ -35,8 +35,10 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
     task = _task(adapter_dir)
     loaded = load_model(model_name, task=task, num_labels=_num_labels(adapter_dir), seed=seed, quiet=True)
     peft_model = PeftModel.from_pretrained(loaded.model, adapter_dir)
-    if merge:
-        merged = peft_model.merge_and_unload()
+    if merge:  # merged in float32, then stored in the base checkpoint's dtype (a bf16 base stays bf16-sized)
+        import torch
+
+        merged = peft_model.merge_and_unload().to(getattr(torch, loaded.stored_dtype))
         merged.save_pretrained(out)
         loaded.tokenizer.save_pretrained(out)
         return out

@@ -66,6 +66,7 @@ class LoadedModel:
     task: Task
     default_targets: tuple[str, ...]
     width: int
+    stored_dtype: str = "float32"  # the checkpoint's weight dtype (the model itself loads in float32)
 
 
 def model_names() -> list[str]:
@@ -264,7 +265,7 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
     from .config_files import read_mapping
 
     try:
-        read_mapping(path / "config.json", "model", "a Hugging Face model directory (config.json, weights, tokenizer)")
+        config = read_mapping(path / "config.json", "model", "a Hugging Face model directory (config.json, weights, tokenizer)")
     except ConfigError as e:
         raise ModelError(e.field, e.message, e.fix) from None
     auto = {Task.CLASSIFICATION: AutoModelForSequenceClassification, Task.CONTRASTIVE: AutoModel}.get(task, AutoModelForCausalLM)
@@ -280,7 +281,9 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
                          "pass a folder written by save_pretrained (config.json, weights, tokenizer)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size)
+    stored = config.get("dtype") or config.get("torch_dtype") or "float32"  # transformers 5 / 4 spell it so
+    return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size,
+                       stored if stored in ("float32", "bfloat16", "float16") else "float32")
 
 
 def default_targets_for(model) -> tuple[str, ...]:
