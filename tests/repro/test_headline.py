@@ -102,6 +102,7 @@ def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):
     assert main(["repro", "headline", "--seeds", "0", "--candidates", "1", "--batch-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "--seeds" in err and "--candidates" in err and "--batch-size" in err
+    assert err.count("--seeds") == 1  # reported once: the request checks its own seeds (twice, worded twice, before)
 
 
 def test_headline_flags_keep_the_default_budget():
