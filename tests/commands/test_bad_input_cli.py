@@ -74,3 +74,19 @@ def test_yaml_errors_name_the_flag_and_each_once(capsys, tmp_path, monkeypatch):
 def test_diag_every_names_its_flag(monitors, capsys, tmp_path, monkeypatch):
     err = _refused(["train", *monitors, "--diag-every", "0", "--steps", "1"], capsys, tmp_path, monkeypatch)
     assert "error: --diag-every: must be > 0, got 0" in err
+
+
+@pytest.mark.parametrize("argv", [["train", "--rank", "0", "--model", "smollm2-13", "--data", "nope"],
+                                  ["tune", "--rank", "0", "--model", "smollm2-13", "--data", "nope"],
+                                  ["repro", "headline", "--rank", "0", "--model", "smollm2-13", "--data", "nope"]])
+def test_unknown_model_and_data_are_reported_with_the_settings_errors(argv, capsys, tmp_path, monkeypatch):
+    """The names resolve only once the settings validate; a bad --rank must not hide a misspelt --data."""
+    err = _refused(argv, capsys, tmp_path, monkeypatch)
+    assert "error: --rank: must be > 0" in err
+    assert "error: --model: unknown model 'smollm2-13'" in err and "error: --data: unknown dataset 'nope'" in err
+
+
+def test_a_config_files_data_is_checked_with_its_settings(capsys, tmp_path, monkeypatch):
+    (tmp_path / "c.yaml").write_text("rank: 0\ndata: no/such.jsonl\n")
+    err = _refused(["train", "--config", "c.yaml"], capsys, tmp_path, monkeypatch)
+    assert "--rank (rank)" in err and "no/such.jsonl does not exist" in err

@@ -31,6 +31,25 @@ def adapter_from_args(args) -> AdapterSpec:
     return validate(AdapterSpec, nest(AdapterSpec, given(args, AdapterSpec)))
 
 
+def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigError]:
+    """``errors`` (a settings model's) plus the problems of the ``model`` and ``data`` names among
+    ``values``, checked without loading anything: a misspelt --data is reported with a bad --rank, not
+    after it is fixed (those names are otherwise resolved only once the settings validate)."""
+    from ..data import check_data_name
+    from ..models import check_model
+
+    fields = {e.field for e in errors}
+    out = list(errors)
+    for key, check in (("model", check_model), ("data", check_data_name)):
+        value = values.get(key)
+        if isinstance(value, str) and key not in fields:
+            try:
+                check(value)
+            except ConfigError as e:
+                out.append(e)
+    return out
+
+
 def print_json(obj) -> None:
     print(dumps(obj))
 

@@ -11,6 +11,7 @@ import logging
 
 from ..errors import ConfigError, ConfigErrors
 from ..train.config import TrainConfig
+from .common import with_name_errors
 from .flags import add_settings_args, given
 
 log = logging.getLogger("lorascale")
@@ -53,6 +54,17 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig.from_sources(getattr(args, "config", None), given(args, TrainConfig))
 
 
+def _raw_values(args) -> dict:
+    """The settings as given, the --config file's under the flags', before they validate."""
+    from ..config_files import read_mapping
+
+    try:
+        file = read_mapping(args.config, "config", "a YAML file of TrainConfig keys") if args.config else {}
+    except ConfigError:
+        file = {}  # its own error is already in the list
+    return {**file, **given(args, TrainConfig)}
+
+
 def make_diagnostics(args) -> list:
     from ..diagnostics import make_callbacks
 
@@ -68,7 +80,7 @@ def run(args) -> int:
     try:  # the file's, the flags' and the monitors' problems at once
         cfg = config_from_args(args)
     except ConfigErrors as e:
-        errors += e.errors
+        errors += e.errors if getattr(args, "resume", None) else with_name_errors(e.errors, _raw_values(args))
     except ConfigError as e:
         errors.append(e)
     try:

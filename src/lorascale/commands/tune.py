@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigErrors
 from ..tune.request import TuneRequest
-from .common import print_json, table
+from .common import print_json, table, with_name_errors
 from .flags import add_settings_args, describe, given
 
 
@@ -19,7 +20,10 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..tune import tune
 
-    req = TuneRequest(**given(args, TuneRequest))
+    try:
+        req = TuneRequest(**given(args, TuneRequest))
+    except ConfigErrors as e:
+        raise ConfigErrors(with_name_errors(e.errors, given(args, TuneRequest))) from None
     res = tune(req, progress=not (args.quiet or args.json))
     d = res.to_dict()
     if args.json:

@@ -13,7 +13,7 @@ from .examples import Examples, Kind
 from .files import examples_from_records, load_file, load_hub_dataset
 
 __all__ = ["load_examples", "Examples", "Kind", "BUILTIN", "tokenise", "make_loaders", "split_indices",
-           "TokenisedData", "IGNORE_INDEX", "examples_from_records", "builtin_names", "task_data"]
+           "TokenisedData", "IGNORE_INDEX", "examples_from_records", "builtin_names", "task_data", "check_data_name"]
 
 
 def load_examples(data: str, task: Task | str | None = None) -> Examples:
@@ -28,18 +28,40 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
         ex = load_builtin(data)
     elif is_hub_id(data):
         ex = load_hub_dataset(data, task)
-    elif "/" in data or "." in data or os.path.exists(data):
+    elif _path_like(data):
         ex = load_file(data, task)
     else:
-        from ..rlvr.problems import PROBLEM_SETS
-
-        named = [f"{n} ({b.task})" for n, b in BUILTIN.items()] + [f"{n} ({Task.RLVR})" for n in PROBLEM_SETS]
-        raise ConfigError("data", f"unknown dataset {data!r}", f"choose one of {', '.join(named)}, pass a file path,"
-                          " or a Hub dataset ID (org/name) in the local Hugging Face cache")
+        raise _unknown(data)
     if task is not None and Task(task) is not ex.kind.task:
         fix = f"use task {ex.kind.task}, or a dataset with {task_data(Task(task))}"
         raise ConfigError("task", f"{data} is a {ex.kind.task} dataset, not {Task(task)}", fix)
     return ex
+
+
+def check_data_name(data: str) -> None:
+    """Whether ``data`` names something :func:`load_examples` or the rlvr task looks for, checked without
+    reading it: a builtin dataset, a problem set, an existing path, or a Hub ID (its cache is checked when
+    it loads). Raises :func:`load_examples`' error for an unknown name or a missing path. For commands that
+    report a bad ``--data`` together with their settings' errors, before those are fixed."""
+    from ..rlvr.problems import is_problem_set
+
+    if data in BUILTIN or is_problem_set(data) or is_hub_id(data) or os.path.exists(data):
+        return
+    if _path_like(data):
+        load_file(data, None)  # raises its "does not exist"
+    raise _unknown(data)
+
+
+def _path_like(data: str) -> bool:
+    return "/" in data or "." in data or os.path.exists(data)
+
+
+def _unknown(data: str) -> ConfigError:
+    from ..rlvr.problems import PROBLEM_SETS
+
+    named = [f"{n} ({b.task})" for n, b in BUILTIN.items()] + [f"{n} ({Task.RLVR})" for n in PROBLEM_SETS]
+    return ConfigError("data", f"unknown dataset {data!r}", f"choose one of {', '.join(named)}, pass a file path,"
+                       " or a Hub dataset ID (org/name) in the local Hugging Face cache")
 
 
 TASK_DATA = {
