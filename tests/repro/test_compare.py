@@ -44,7 +44,8 @@ def test_every_task_builds_valid_configs_on_known_data(task, tmp_path):
 @pytest.mark.parametrize("ci, noise, expected", [
     ((0.01, 0.2), 0.5, "win"), ((-0.2, -0.01), 0.5, "lose"),  # an interval clear of 0 decides, whatever the noise
     ((-0.02, 0.03), 0.03, "tie"), ((-0.02, 0.031), 0.03, "inconclusive"),  # spans 0: inside ± noise or not
-    ((0.0, 0.0), 0.0, "tie"), ((0.01, 0.01), 0.0, "win"),  # no spread seen: a point interval
+    ((0.0, 0.0), 0.0, "tie"),  # every seed of both agreed exactly
+    ((0.01, 0.01), 0.0, "inconclusive"), ((-0.01, -0.01), 0.5, "inconclusive"),  # no spread seen: nothing claimed
     (None, 0.0, "inconclusive"), (None, 1.0, "inconclusive")])  # fewer than 2 seeds: nothing to read
 def test_gap_verdict_thresholds(ci, noise, expected):
     assert gap_verdict(ci, noise) == expected
@@ -66,7 +67,8 @@ def test_verdict_reads_the_paired_interval():
     assert {m: d["verdict"] for m, d in v.items()} == {"lora": "win", "dora": "tie", "pissa": "inconclusive",
                                                        "fft": "lose"}
     assert v["dora"]["noise"] == pytest.approx(0.0251661, abs=1e-7)  # dora's std, > LoRA-α's 0.02; 7-digit constant
-    assert v["dora"]["ci95_paired"] == pytest.approx([0.0033333 - 0.0143428, 0.0033333 + 0.0143428], abs=1e-6)
+    half = 4.302653 * 0.01 / 3  # t · sd/√3 with sd = 0.01/√3
+    assert v["dora"]["ci95_paired"] == pytest.approx([0.01 / 3 - half, 0.01 / 3 + half], abs=1e-7)  # t to 7 digits
     assert verdict(rows, higher=False)["lora"]["verdict"] == "lose"  # for a loss, higher is worse
 
 

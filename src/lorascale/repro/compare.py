@@ -142,10 +142,16 @@ class GapVerdict(StrEnum):
 
 def gap_verdict(ci: tuple[float, float] | list[float] | None, noise: float) -> GapVerdict:
     """The verdict of a gap (> 0: LoRA-α is better) from its 95% interval and the seed noise (the larger
-    of the two points' seed-stds). No interval (fewer than 2 seeds): inconclusive, whatever the gap."""
+    of the two points' seed-stds). No interval (fewer than 2 seeds), or one of zero width away from 0
+    (every seed's difference equal: no spread seen, so none is claimed, as ``gap_text`` prints it):
+    inconclusive, whatever the gap. A tie needs the interval inside ± the noise, which Welch's reaches
+    only from about 7 + 7 seeds (its half-width is ≥ 2.0× the larger std at 3 + 3): at 3 seeds ties come
+    from paired intervals."""
     if ci is None:
         return GapVerdict.INCONCLUSIVE
     lo, hi = ci
+    if lo == hi != 0:
+        return GapVerdict.INCONCLUSIVE
     if lo > 0:
         return GapVerdict.WIN
     if hi < 0:
