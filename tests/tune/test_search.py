@@ -40,7 +40,7 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
     d = json.loads((tmp_path / "t" / "tune.json").read_text())
     assert set(d) >= {"peft_config", "lr", "recipe", "compute_fraction", "storage", "figure"}
     assert d["recipe"]["weight_decay"] == 0.01 and d["recipe"]["min_lr_ratio"] == 0.1  # μA's recipe
-    assert d["peft_config"]["r"] == 4
+    assert d["peft_config"]["r"] == 4 and d["peft_config"]["task_type"] == "CAUSAL_LM"
     # LoRA-α Variant I: lora_alpha = α·C·√r (eq. 5, C = 256) with the chosen α
     assert d["peft_config"]["lora_alpha"] == pytest.approx(d["alpha"] * 256 * 2)
     cands = res.search.candidates
@@ -103,6 +103,23 @@ def test_candidates_split_into_even_packs_halve_as_one_group_would(tmp_path, one
     cands = res.search.candidates
     assert [c.steps_done for c in cands].count(9) == 2 and sum(c.pruned_at == 3 for c in cands) == 4
     assert res.search.member_steps == planned_member_steps(9, 6, 3, 1 / 3) == 30
+
+
+def test_a_classification_answer_trains_the_head_in_plain_peft(tmp_path, one_thread):
+    """The answer's peft_config, given to PEFT as is, wraps the model as lorascale trained it: LoRA on the
+    planned layers and the fresh classification head trained and saved too (task_type SEQ_CLS)."""
+    from peft import LoraConfig, get_peft_model
+
+    from lorascale.models import load_model
+
+    req = TuneRequest(**{**RUN, "model": "tiny-bert", "data": "shakespeare-genre"}, lr_fft=3e-3, candidates=3,
+                      confirm_seeds=1, tune_dir=str(tmp_path / "t"))
+    d = tune(req, progress=False).to_dict()
+    assert d["peft_config"]["task_type"] == "SEQ_CLS"
+    pm = get_peft_model(load_model("tiny-bert", "classification", num_labels=6).model, LoraConfig(**d["peft_config"]))
+    trainable = {n for n, p in pm.named_parameters() if p.requires_grad}
+    assert any("classifier" in n for n in trainable)  # without task_type PEFT leaves the head frozen
+    assert all("lora_" in n or "classifier" in n for n in trainable)
 
 
 def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):

@@ -59,9 +59,10 @@ def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     return Base(loaded, task, data, pad, examples.label_names)
 
 
-def check_run(cfg: TrainConfig) -> None:
+def check_run(cfg: TrainConfig) -> Task:
     """What :func:`build_run` would refuse about the data, the model and the adapter, found without loading
-    weights (the model is built on the meta device): for callers that store or create things first."""
+    weights (the model is built on the meta device): for callers that store or create things first.
+    Returns the task the run trains (the data's, when ``cfg.task`` leaves it open)."""
     examples = load_examples(cfg.data, cfg.task)
     task = examples.kind.task
     loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), quiet=True, weights=False)
@@ -70,6 +71,7 @@ def check_run(cfg: TrainConfig) -> None:
                           "pick data and a model for the same task")
     if cfg.finetune is Finetune.LORA:
         plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
+    return task
 
 
 def run_loaders(cfg: TrainConfig, base: Base):

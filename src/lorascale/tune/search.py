@@ -181,7 +181,7 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
                            what="tune")
     if req.storage:
         check_url(req.storage)
-    check_run(cfg)  # data, model and adapter before the study is stored
+    task = check_run(cfg)  # data, model and adapter before the study is stored
     out.mkdir(parents=True, exist_ok=True)
     url = req.storage or f"sqlite:///{(out / 'tune.db').resolve()}"
     probe = None
@@ -198,9 +198,11 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     confirm = check_seeds(search, searched, req, url, out, progress=progress)
     chosen = search.chosen
     best = cfg.replace(lr=chosen.lr, lr_fft=lr_fft, **{_knob(cfg): chosen.alpha})
-    loaded = load_model(best.model, quiet=True)
-    plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=loaded.task.peft_task_type)
-    result = TuneResult(lr_fft, source, probe, search, confirm, best, plan.peft_kwargs(), url, out)
+    loaded = load_model(best.model, task=task, quiet=True, weights=False)  # the shapes are enough to plan
+    plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=task.peft_task_type)
+    # task_type makes get_peft_model wrap the model as lorascale trained it (SEQ_CLS: the head trains too)
+    peft_config = {**plan.peft_kwargs(), "task_type": task.peft_task_type}
+    result = TuneResult(lr_fft, source, probe, search, confirm, best, peft_config, url, out)
     if probe is not None:
         result.edges += probe_edges(lr_fft, [2.0**x for x in FFT_PROBE_LOG2_LR])
     result.edges += search_edges((chosen.lr, chosen.alpha), [(c.lr, c.alpha) for c in search.candidates], lr_fft,
