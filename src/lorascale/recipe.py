@@ -14,7 +14,7 @@ from __future__ import annotations
 from .methods import Method
 from .rules import DEFAULT_LR_FFT, Init, ScaleRule
 
-__all__ = ["trainer_kwargs", "recipe_args", "SCHEDULER"]
+__all__ = ["trainer_kwargs", "recipe_args", "checkpointing_arg", "SCHEDULER"]
 
 SCHEDULER = "cosine_with_min_lr"
 
@@ -64,6 +64,18 @@ def _precision(precision: str) -> dict:
 
     chosen = mixed_precision(precision, torch.cuda.is_available())
     return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
+
+
+def checkpointing_arg(enabled: bool) -> dict:
+    """``TrainingArguments``' switch for activation checkpointing: ``activation_checkpointing`` where it
+    exists (transformers 5.x, which deprecates ``gradient_checkpointing`` for removal in v6), else
+    ``gradient_checkpointing``."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def _warmup(fraction: float) -> dict:

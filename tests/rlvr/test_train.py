@@ -43,6 +43,26 @@ def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread, caplog):
     assert sum("GRPO's advantages are 0 and no gradient flows" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_groups_that_agree_within_but_differ_between_give_no_signal(tmp_path, monkeypatch, one_thread):
+    """A reward fixed by the problem (its answer) is the same for every completion of a prompt: each group
+    has zero spread, so zero advantages and no gradient, though the batch's rewards differ (TRL ≥ 1.0 logs
+    that batch spread as reward_std). Every step is a no-signal step."""
+    import lorascale.rlvr.reward as reward
+
+    def by_answer(fmt=0.1, correct=1.0):
+        def answer_value(completions, answer, **_):
+            return [float(a) for a in answer]
+
+        return [answer_value]
+
+    monkeypatch.setattr(reward, "trl_reward_functions", by_answer)
+    res = train(TrainConfig(**TINY, out_dir=str(tmp_path / "r")), progress=False)
+    lines = [x for x in _lines(tmp_path / "r") if "reward" in x]
+    assert res.status == "complete" and all(x["frac_reward_zero_std"] == 1 for x in lines)
+    assert any(x["reward_std"] > 0 for x in lines)  # two prompts with different answers in one step
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["no_signal_steps"] == len(lines) == 4
+
+
 def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
     """With a reward that varies within a group, GRPO's advantage is non-zero, so the adapter's B
     (zero at init under PEFT's default) must move; with the constant reward of an untrained model it cannot."""
@@ -60,7 +80,7 @@ def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
     lines = [x for x in _lines(tmp_path / "r") if "reward" in x]
     assert any(x["reward_std"] > 0 for x in lines) and any(x["grad_norm"] > 0 for x in lines)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["no_signal_steps"] == sum(x["reward_std"] == 0 for x in lines) < 4
+    assert summary["no_signal_steps"] == sum(x["frac_reward_zero_std"] == 1 for x in lines) < 4
     from safetensors.torch import load_file
 
     tensors = load_file(tmp_path / "r" / "adapter" / "adapter_model.safetensors")

@@ -13,7 +13,10 @@ created, and :func:`~lorascale.adapters.save_adapter` hands that folder to PEFT.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["InitialAdapter", "snapshot_initial", "converts_to_lora", "INITIAL_ADAPTER_NAME"]
@@ -21,6 +24,26 @@ __all__ = ["InitialAdapter", "snapshot_initial", "converts_to_lora", "INITIAL_AD
 # The inits PEFT's conversion handles (peft.tuners.lora.LoraModel._convert_state_dict_for_initial_model)
 CONVERTIBLE_INITS = ("pissa", "olora", "corda", "lora_ga")
 INITIAL_ADAPTER_NAME = "lorascale_initial"  # PEFT loads the snapshot under its folder's name: no clash with "default"
+
+
+@contextmanager
+def no_hub_lookups():
+    """PEFT saves in offline mode. Its ``save_embedding_layers="auto"`` asks the Hub for the base model's
+    config.json (an adapter records a Hub ID as its base) to see whether the vocabulary was resized: a
+    network call per save, a stall on a machine without one, and one the PiSSA/OLoRA conversion makes
+    again with no way to pass ``save_embedding_layers``. PEFT's check skips the Hub under HF_HUB_OFFLINE and
+    assumes no resize, which holds: lorascale adapts Linear layers only and never resizes the vocabulary."""
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Could not find a config file in")
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
 
 
 class InitialAdapter:
@@ -31,9 +54,11 @@ class InitialAdapter:
         self.adapter = adapter
         self.path = Path(self._tmp.name) / INITIAL_ADAPTER_NAME
         if adapter == "default":
-            peft_model.save_pretrained(self.path, selected_adapters=[adapter])
+            with no_hub_lookups():
+                peft_model.save_pretrained(self.path, selected_adapters=[adapter])
         else:  # PEFT writes any other adapter to <dir>/<name>/
-            peft_model.save_pretrained(self._tmp.name, selected_adapters=[adapter])
+            with no_hub_lookups():
+                peft_model.save_pretrained(self._tmp.name, selected_adapters=[adapter])
             (Path(self._tmp.name) / adapter).rename(self.path)
 
     def cleanup(self) -> None:

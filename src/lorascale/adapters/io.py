@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..models import HUB_IDS, hub_id  # noqa: F401  (re-exported: adapters.io.hub_id predates models.hub_id)
 from ..schema import Settings, flatten, setting
-from .convert import InitialAdapter
+from .convert import InitialAdapter, no_hub_lookups
 from .spec import AdapterSpec
 
 __all__ = ["AdapterMetadata", "save_adapter", "read_metadata", "write_metadata", "hub_id", "METADATA_FILE", "HUB_IDS"]
@@ -44,7 +44,7 @@ def save_adapter(peft_model, out_dir: str | Path, metadata: AdapterMetadata, hub
     PiSSA/OLoRA) makes PEFT save the adapter as plain LoRA on the original base weights."""
     out = Path(out_dir)
     convert = {} if initial is None else {"path_initial_model_for_weight_conversion": str(initial.path)}
-    with _base_model_named(peft_model, hub or hub_id(metadata.model)):
+    with _base_model_named(peft_model, hub or hub_id(metadata.model)), no_hub_lookups():
         if adapter == "default":
             out.mkdir(parents=True, exist_ok=True)
             peft_model.save_pretrained(out, selected_adapters=[adapter], **convert)

@@ -16,8 +16,9 @@ Its training "loss" is the negative mean reward of the step (GRPO's surrogate lo
 construction), so the EMA(0.1) that sweeps select on is μA's EMA-smoothed training reward, negated:
 lower is better for every task.
 
-A step whose every group scored its completions alike (TRL's ``reward_std`` 0) has all-zero advantages,
-so no gradient: the run counts such steps (``no_signal_steps`` in the summary) and warns when the first
+A step whose every group scored its completions alike (TRL's ``frac_reward_zero_std`` 1; its
+``reward_std`` is the whole batch's spread since TRL 1.0, the mean of the groups' before) has all-zero
+advantages, so no gradient: the run counts such steps (``no_signal_steps`` in the summary) and warns when the first
 ``NO_SIGNAL_WARN_AFTER`` steps all had none. SmolLM2-135M-Instruct on ``math`` is such a policy: a
 3-step run logged reward 0 and ``reward_std`` 0 at every step (docs/results/compare.md, "Not run").
 """
@@ -80,7 +81,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     from transformers.trainer_callback import PrinterCallback
 
     from ..integrations.hf import schedule_callback
-    from ..recipe import recipe_args
+    from ..recipe import checkpointing_arg, recipe_args
     from ..adapters.convert import snapshot_initial
     from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
@@ -118,7 +119,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
         num_generations=G, max_completion_length=rl.max_completion_length, temperature=rl.generation_temperature,
         top_p=1.0, top_k=0, repetition_penalty=1.0, loss_type="dapo", beta=0.0, scale_rewards="group",
         logging_steps=1, save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda,
-        disable_tqdm=True, remove_unused_columns=False, gradient_checkpointing=cfg.gradient_checkpointing)  # its bar prints every log dict; the recorder has its own
+        disable_tqdm=True, remove_unused_columns=False,  # its bar prints every log dict; the recorder has its own
+        **checkpointing_arg(cfg.gradient_checkpointing))
     args.learning_rate = cfg.peak_lr()
     recorder = _Recorder(writer, Ema(cfg.ema_beta), tqdm(total=cfg.steps, desc=f"grpo {cfg.model}", disable=not progress,
                                                           dynamic_ncols=True))
@@ -208,8 +210,7 @@ class _Recorder(_recorder_base()):
         if not math.isfinite(self.reward) or not math.isfinite(grad) or not math.isfinite(float(logs.get("loss", 0.0))):
             self.diverged = f"non-finite reward, loss or gradient at step {self.step}"
             control.should_training_stop = True
-        spread = logs.get("reward_std")
-        if spread is not None and math.isfinite(float(spread)) and float(spread) == 0.0:
+        if _no_signal(logs):
             self.no_signal += 1
             if self.no_signal == self.step == NO_SIGNAL_WARN_AFTER:
                 log.warning("rlvr: in each of the first %d steps every completion of a prompt scored the same reward"
@@ -222,6 +223,19 @@ class _Recorder(_recorder_base()):
         self.bar.update(1)
         self.bar.set_postfix(reward=f"{self.reward:.3f}", ema=f"{ema:.3f}")
         self.writer.log({"step": self.step, "loss": self.loss, "ema_loss": ema, "reward": self.reward,
-                         "reward_std": logs.get("reward_std"), "policy_loss": logs.get("loss"), "lr": logs.get("learning_rate"),
+                         "reward_std": logs.get("reward_std"), "frac_reward_zero_std": logs.get("frac_reward_zero_std"),
+                         "policy_loss": logs.get("loss"), "lr": logs.get("learning_rate"),
                          "grad_norm": grad, "completion_length": logs.get("completions/mean_length"),
                          "clipped_ratio": logs.get("completions/clipped_ratio")})
+
+
+def _no_signal(logs: dict) -> bool:
+    """Whether every group of the step scored its completions alike (zero advantages, no gradient): TRL's
+    ``frac_reward_zero_std`` (the fraction of groups with no spread) is 1. Without it, ``reward_std`` 0, which
+    before TRL 1.0 was the mean of the groups' spreads (since 1.0 it is the whole batch's: a batch whose
+    groups each agree but differ from each other has spread there and still no gradient)."""
+    zero = logs.get("frac_reward_zero_std")
+    if zero is not None and math.isfinite(float(zero)):
+        return float(zero) == 1.0
+    spread = logs.get("reward_std")
+    return spread is not None and math.isfinite(float(spread)) and float(spread) == 0.0
