@@ -105,6 +105,24 @@ def test_a_bfloat16_model_folder_loads_in_float32(tmp_path):
     assert load_model(str(tmp_path)).stored_dtype == "bfloat16"  # read from the weights when the config is silent
 
 
+
+def test_a_decoder_without_a_pad_id_classifies_padded_batches(tmp_path):
+    """Llama-style configs carry no pad_token_id; the sequence-classification head then refuses batches
+    of more than one, and with a pad id other than the tokenizer's it would read the wrong last token."""
+    tiny = load_model("tiny-llama")
+    tiny.model.save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["pad_token_id"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    m = load_model(str(tmp_path), "classification", num_labels=3)
+    assert m.model.config.pad_token_id == m.tokenizer.pad_token_id
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, m.tokenizer.pad_token_id, m.tokenizer.pad_token_id]])
+    with torch.no_grad():
+        both = m.model(ids).logits
+        alone = m.model(ids[1:, :2]).logits
+    assert torch.allclose(both[1], alone[0], atol=1e-5)  # the padded row is read at its own last token (float32 sums)
+
 @pytest.mark.slow
 def test_smollm2_float_cache_matches_gguf_model():
     """The rebuilt float model gives the GGUF-loaded (quantisation-flagged) model's logits."""

@@ -281,6 +281,10 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
                          "pass a folder written by save_pretrained (config.json, weights, tokenizer)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if task is Task.CLASSIFICATION and getattr(model.config, "pad_token_id", None) != tok.pad_token_id:
+        # a decoder's head reads the last token that is not the config's pad id: it must be the batches' pad
+        # (a config without one, as Llama's, refuses batches of more than one example)
+        model.config.pad_token_id = tok.pad_token_id
     return LoadedModel(str(path), model, tok, task, default_targets_for(model), model.config.hidden_size,
                        _stored_dtype(path, config))
 
