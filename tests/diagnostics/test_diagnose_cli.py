@@ -70,3 +70,16 @@ def test_diagnose_non_object_metrics_lines_exit_2_naming_the_line(tmp_path, caps
     err = capsys.readouterr().err
     assert f"error: RUN_DIR: {tmp_path / 'metrics.jsonl'}:2 is {kind}" in err and "not an object" in err, err
     assert "Traceback" not in err and sorted(tmp_path.iterdir()) == before
+
+
+def test_lanczos_refuses_a_pissa_run_whose_adapter_was_converted(tmp_path, capsys):
+    """A PiSSA run saves plain LoRA of rank 2r on the original weights; rebuilding the run gives rank-r
+    factors on the residual weights, so its saved adapter does not describe the model rebuilt."""
+    out = tmp_path / "pissa"
+    cfg = TrainConfig(model="tiny-llama", data="shakespeare", batch_size=2, seq_len=32, max_examples=64, max_val_batches=1,
+                      steps=2, lr=1e-3, rank=4, method="pissa", out_dir=str(out))
+    assert train(cfg, progress=False).status == "complete"
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 8  # converted: 2r
+    assert main(["diagnose", str(out), "--lanczos"]) == 2
+    err = capsys.readouterr().err
+    assert "--lanczos" in err and "pissa run" in err and "rank 8" in err

@@ -46,7 +46,15 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
     """Top/bottom eigenvalues and trace of H_LoRA and H_signal of the run's trained adapter."""
     run_dir = Path(run_dir)
     cfg = _load_config(run_dir)
+    from ..methods import BASE_CHANGING_METHODS
+    from ..rules import Finetune
     from ..train.build import build_run
+
+    if cfg.finetune is Finetune.LORA and cfg.adapter.method in BASE_CHANGING_METHODS:
+        raise ConfigError("lanczos", f"{run_dir} is a {cfg.adapter.method} run: its saved adapter is the plain LoRA of"
+                          f" rank {2 * cfg.adapter.rank} on the original weights it was converted to when saved, not the"
+                          " factors it trained on the residual weights, so its curvature would be another model's",
+                          "estimate the curvature of LoRA, LoRA+ or DoRA runs")
 
     built = build_run(cfg, quiet=not progress)
     _load_adapter(built.model, run_dir / "adapter")
