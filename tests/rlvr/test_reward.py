@@ -34,3 +34,5 @@ def test_trl_functions_take_plain_and_conversational_completions():
         assert correctness(prompts=["p", "p"], completions=completions, answer=[7, 7]) == [1.0, 0.0]
         assert fmt(prompts=["p", "p"], completions=completions, answer=[7, 7]) == [0.25, 0.0]
     assert fmt.__name__ == "format"  # TRL logs rewards/<name>/mean
+    parsed = [[{"role": "assistant", "reasoning_content": "a", "content": "<answer>7</answer>"}]]  # a reasoning parser's
+    assert correctness(completions=parsed, answer=[7]) == [1.0] and fmt(completions=parsed, answer=[7]) == [0.25]

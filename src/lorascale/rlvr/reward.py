@@ -48,10 +48,18 @@ def total_reward(text: str, answer: int | float, correct: float = CORRECT, fmt: 
 
 
 def _text(completion) -> str:
-    """TRL passes plain strings, or for conversational data a list of messages."""
+    """TRL passes plain strings, or for conversational data a list of messages. With a tokenizer whose
+    response schema parses reasoning (transformers 5, TRL ≥ 1.0), a message's ``<think>…</think>`` arrives
+    apart, as ``reasoning_content``: it is put back in front of the content, as the model wrote it."""
     if isinstance(completion, str):
         return completion
-    return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+    parts = []
+    for m in completion:
+        if isinstance(m, dict):
+            if m.get("reasoning_content"):
+                parts.append(f"<think>{m['reasoning_content']}</think>")
+            parts.append(m.get("content") or "")
+    return "".join(parts)
 
 
 def trl_reward_functions(correct: float = CORRECT, fmt: float = FORMAT) -> list:
