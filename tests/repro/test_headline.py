@@ -6,6 +6,7 @@ import math
 import pytest
 
 from lorascale.cli import main
+from lorascale.errors import ConfigError
 from lorascale.repro.headline import HeadlineRequest, run_headline
 from lorascale.repro.headline_report import headline_points
 
@@ -81,16 +82,24 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
 
     # a report from what has finished, training nothing: an unfinished (c) is left out; tune's answer and its
     # runs are read back as stored (tune.json, the runs' own configs)
-    (tmp_path / "h" / "c" / "lr-8-s0" / "summary.json").unlink()
+    running = tmp_path / "h" / "c" / "lr-8-s0" / "summary.json"  # as another process's run in progress looks
+    running.write_text(json.dumps({**json.loads(running.read_text()), "status": "running"}))
     calls.clear()
     part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
     assert calls == [] and sorted(part["arms"]) == ["a", "b", "c+", "d", "e"] and part["missing"] == ["c"]
+    assert json.loads(running.read_text())["status"] == "running"  # a report deletes nothing (it cleared it before)
     assert part["arms"]["b"]["val_loss"] == again["arms"]["b"]["val_loss"] and set(part["targets"]) == {"a", "d"}
     for key in ("val_loss", "lr", "label", "member_steps", "eval_member_steps", "at_edge"):
         assert part["arms"]["d"][key] == again["arms"]["d"][key]
     assert part["tune"] == again["tune"] and part["targets"]["d"] == again["targets"]["d"]
     md = (tmp_path / "h" / "headline.md").read_text()
     assert md.count("\n| (") == 5 and "partial report" in md and "(d) equals" in md
+    # a tune answer that is not what d/ trained (rewritten since) is refused, not reported over the old runs
+    answer_file = tmp_path / "h" / "d-tune" / "tune.json"
+    answer = json.loads(answer_file.read_text())
+    answer_file.write_text(json.dumps({**answer, "alpha": answer["alpha"] * 2}))
+    with pytest.raises(ConfigError, match="would label the old runs with the new answer"):
+        run_headline(req.model_copy(update={"report_only": True}), progress=False)
     # without tune's answer (a folder from before it ran) the report leaves (d) out
     (tmp_path / "h" / "d-tune" / "tune.json").unlink()
     part = run_headline(req.model_copy(update={"report_only": True}), progress=False)

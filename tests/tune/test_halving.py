@@ -16,6 +16,8 @@ from lorascale.tune.halving import (HalvingCoordinator, pack_sizes, planned_fina
     (100, 8, 2, (25, 50)),  # 8 → 4 → 2, and the last two run the whole budget
     (100, 1, 3, ()),  # nothing to cut
     (2, 27, 3, (1,)),  # rungs below one step collapse
+    (1000, 125, 5, (40, 200)),  # 125 = 5³: two cuts (125 → 25 → 5); log(125, 5) rounds above 3 in floats
+    (1000, 126, 5, (8, 40, 200)),
 ])
 def test_rung_steps(steps, n, eta, rungs):
     assert rung_steps(steps, n, eta) == rungs
@@ -91,3 +93,31 @@ def test_packs_of_a_multiple_of_eta_keep_the_planned_finalists(n, k):
     sizes = pack_sizes(n, k, 3)
     assert sum(math.ceil(s / 3) for s in sizes) == math.ceil(n / 3) == planned_finalists(9, n, 3, 1 / 3)
     assert sum(s * rung + math.ceil(s / 3) * (9 - rung) for s in sizes) == planned_member_steps(9, n, 3, 1 / 3)
+
+
+def test_a_run_alone_is_decided_at_every_rung_by_optunas_pruner():
+    """Rungs are the rounded T/η^k (T = 150, 18 candidates, no first_rung: steps 17 and 50); Optuna's
+    SuccessiveHalvingPruner (min_resource 17, η = 3) decides at resources 17 and 51. Reported at its own
+    step 50, the second rung was never decided, so nobody was cut there."""
+    import optuna
+
+    from lorascale.tune.halving import TrialRungs
+
+    rungs = rung_steps(150, 18, 3)
+    assert rungs == (17, 50)
+    study = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=rungs[0], reduction_factor=3, min_early_stopping_rate=0))
+
+    def run(losses):  # EMA loss at steps 17 and 50
+        cb = TrialRungs(study.ask(), rungs, 3)
+        for step, loss in zip(rungs, losses):
+            ctx = SimpleNamespace(step=step, ema_loss=loss, stop_reason=None)
+            cb.on_step_end(ctx, {})
+            if ctx.stop_reason:
+                break
+        return cb
+
+    first = run([1.0, 1.0])  # alone at both rungs: goes on against nothing
+    assert first.cut_at is None and sorted(first.trial.storage.get_trial(first.trial._trial_id).intermediate_values) == [17, 51]
+    second = run([0.9, 2.0])  # best at the first rung, worse than the first at the second: cut there
+    assert second.cut_at == 50

@@ -1,6 +1,7 @@
 """`lorascale tune` end to end on tiny-llama: the answer's JSON, the compute it spent, resume."""
 
 import json
+import math
 
 import optuna
 import pytest
@@ -105,6 +106,27 @@ def test_candidates_split_into_even_packs_halve_as_one_group_would(tmp_path, one
     assert res.search.member_steps == planned_member_steps(9, 6, 3, 1 / 3) == 30
 
 
+def test_a_stage_interrupted_midway_runs_again_on_the_next_call(tmp_path, monkeypatch, one_thread):
+    """A stage stores its result only when it ends; its run folders from an interrupted attempt must not
+    block the next call (each run needs a fresh folder), which trains the stage again and answers."""
+    import lorascale.tune.search as search
+
+    real = search._train_pack
+
+    def cut_power(*a, **k):
+        real(*a, **k)  # the pack's runs finish and leave their folders; the stage never records its result
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(search, "_train_pack", cut_power)
+    req = TuneRequest(**RUN, lr_fft=3e-3, candidates=3, confirm_seeds=1, tune_dir=str(tmp_path / "t"))
+    with pytest.raises(RuntimeError, match="power cut"):
+        tune(req, progress=False)
+    assert any((tmp_path / "t" / "search").rglob("summary.json"))
+    monkeypatch.setattr(search, "_train_pack", real)
+    res = tune(req, progress=False)  # before: "already holds a run; pass a new out_dir", with no such flag
+    assert len(res.search.candidates) == 3 and (tmp_path / "t" / "tune.json").exists()
+
+
 def test_a_classification_answer_trains_the_head_in_plain_peft(tmp_path, one_thread):
     """The answer's peft_config, given to PEFT as is, wraps the model as lorascale trained it: LoRA on the
     planned layers and the fresh classification head trained and saved too (task_type SEQ_CLS)."""
@@ -170,12 +192,19 @@ def test_compute_caps_the_whole_plan_probe_and_seed_check_included():
     ({"lr": 1e-3}, "lr"), ({"rule": "alpha-r"}, "rule"), ({"alpha_min": 5.0, "alpha_max": 1.0}, "alpha_min"),
     ({"candidates": 1}, "candidates"), ({"reduction": 1}, "reduction"), ({"finetune": "full"}, "finetune"),
     ({"first_rung": 1.0}, "first_rung"), ({"confirm_seeds": 0}, "confirm_seeds"), ({"confirm_top": 1}, "confirm_top"),
+    ({"reduction": 4}, "first_rung"),  # the first rung T/4 comes before the default first_rung T/3: no cut ever
+    ({"reduction": 2, "first_rung": 0.6}, "first_rung"),
 ])
 def test_bad_requests_name_the_field(flat, field):
     run = {k: v for k, v in RUN.items() if k != "rank"} if flat.get("finetune") == "full" else RUN
     with pytest.raises(ConfigErrors) as e:
         TuneRequest(**{**run, **flat})
     assert field in {x.field for x in e.value.errors}
+
+
+def test_a_first_rung_at_one_over_the_reduction_is_allowed():
+    TuneRequest(**RUN, reduction=4, first_rung=0.25)  # T/4 itself is a rung
+    TuneRequest(**RUN, reduction=3, first_rung=1 / 3)  # the default, to float rounding
 
 
 def test_cli_json(tmp_path, capsys, one_thread):
@@ -188,3 +217,33 @@ def test_cli_json(tmp_path, capsys, one_thread):
     # fraction is against the 8-rate × 3-seed grid of 6-step runs (144 member-steps)
     assert out["compute"]["search_to_the_end_member_steps"] == 18 and out["compute"]["confirm_member_steps"] == 12
     assert out["compute_fraction"] == pytest.approx(30 / 144)
+
+
+def test_the_seed_check_never_answers_with_a_finalist_that_diverged(monkeypatch, caplog):
+    """The answer is chosen on the mean over seeds, and a finalist that diverged at a seed has mean +inf:
+    the one-SE bound of the best (inf + error) admitted every such finalist, and the gentlest won."""
+    import lorascale.tune.search as search
+    from lorascale.tune.search import Candidate, StageResult, check_seeds
+
+    def cand(n, lr, alpha, loss, status="complete"):
+        return Candidate(n, lr, alpha, status=status, steps_done=9, final_ema_loss=loss,
+                         curve=[(9, math.inf if loss is None else loss)])
+
+    def stage(cands):
+        return StageResult("s", 9, 3, cands, 9 * len(cands), 9 * len(cands), 0)
+
+    req = TuneRequest(**RUN, lr_fft=1e-3, confirm_seeds=2)
+    cfg = req.run.replace(lr=1e-3)
+    # at seed 1: candidate 0 (the gentler) diverges, candidate 1 finishes
+    monkeypatch.setattr(search, "run_stage", lambda *a, **k: stage([cand(10, 1e-3, 0.5, None, "diverged"),
+                                                                    cand(11, 1e-3, 2.0, 1.0)]))
+    found = stage([cand(0, 1e-3, 0.5, 1.00), cand(1, 1e-3, 2.0, 1.01)])
+    check_seeds(found, cfg, req, "sqlite://", None, progress=False)
+    assert found.best == 1 and found.candidates[0].mean_ema == math.inf
+    # both diverge at seed 1: the search's own pick stands, and the log says so
+    monkeypatch.setattr(search, "run_stage", lambda *a, **k: stage([cand(10, 1e-3, 0.5, None, "diverged"),
+                                                                    cand(11, 1e-3, 2.0, None, "diverged")]))
+    found = stage([cand(0, 1e-3, 0.5, 1.00), cand(1, 1e-3, 2.0, 1.01)])
+    found.best = 1
+    check_seeds(found, cfg, req, "sqlite://", None, progress=False)
+    assert found.best == 1 and "every finalist diverged" in caplog.text

@@ -195,11 +195,20 @@ def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, timing: di
 def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
     """Arm (d) as an earlier call left it: tune's answer (``d-tune/tune.json``) and its runs under ``d/``,
     each run's own config read back; None unless all of them finished."""
+    from ..sweep.rule_facts import ALPHA_KNOB
+
     try:
         answer = json.loads((out / "d-tune" / "tune.json").read_text())
-        cfg = TrainConfig.from_flat(json.loads((out / "d" / f"s{seeds[0]}" / "config.json").read_text()))
+        flat = json.loads((out / "d" / f"s{seeds[0]}" / "config.json").read_text())
+        cfg = TrainConfig.from_flat(flat)
     except (OSError, ValueError, ConfigError):
         return None
+    knob = ALPHA_KNOB.get(cfg.adapter.scaling.rule)
+    if flat.get("lr") != answer.get("lr") or (knob is not None and flat.get(knob) != answer.get("alpha")):
+        raise ConfigError("report_only", f"{out / 'd'} holds runs at lr {flat.get('lr')!r}, {knob} {flat.get(knob)!r},"
+                          f" but tune's answer in {out / 'd-tune' / 'tune.json'} is lr {answer.get('lr')!r}, α"
+                          f" {answer.get('alpha')!r}: the report would label the old runs with the new answer",
+                          "run the headline without `report_only`, which trains the answer's runs")
     runs_d = runs([cfg.replace(seed=s, out_dir=str(out / "d" / f"s{s}")) for s in seeds])
     if None in runs_d:
         return None
@@ -255,7 +264,7 @@ def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, dict, float] 
 
 def _runs(cfgs, progress: bool, train: bool) -> list:
     """Each config's run: trained (or read back); with ``train`` False only read back (None when unfinished)."""
-    return train_all(cfgs, progress) if train else [finished_run(c) for c in cfgs]
+    return train_all(cfgs, progress) if train else [finished_run(c, clear=False) for c in cfgs]
 
 
 def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:

@@ -54,8 +54,10 @@ def train_all(cfgs, progress: bool = True, max_pack: int | None = None) -> list:
     return results
 
 
-def finished_run(cfg: TrainConfig):
-    """The finished run of ``cfg`` in its out_dir, or None (an unfinished run's folder is cleared)."""
+def finished_run(cfg: TrainConfig, clear: bool = True):
+    """The finished run of ``cfg`` in its out_dir, or None. An unfinished run's folder is cleared for the
+    run that follows, unless ``clear`` is False (a report that trains nothing: the folder may be another
+    process's run in progress)."""
     from ..train.loop import RunResult
     from ..vocabulary import FINISHED
 
@@ -70,7 +72,7 @@ def finished_run(cfg: TrainConfig):
         return RunResult.from_summary(summary, [], d, "read back from an earlier run of this benchmark")
     if summary is not None and not same:
         raise ConfigError("out", f"{d} holds a run of another configuration", "use a new `out` folder for a changed budget")
-    if d.exists():
+    if clear and d.exists():
         shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
     return None
 

@@ -33,7 +33,10 @@ def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float
     low-η·α candidates that separate only later (docs/results/headline.md)."""
     if n_candidates <= 1 or reduction < 2:
         return ()
-    n_cuts = max(0, math.ceil(math.log(n_candidates, reduction)) - 1)
+    levels = 0  # ⌈log_η n⌉ in integers (math.log(125, 5) is 3.0000000000000004: one cut too many)
+    while reduction**levels < n_candidates:
+        levels += 1
+    n_cuts = max(0, levels - 1)
     exact = [total_steps / reduction**i for i in range(1, n_cuts + 1)]
     bound = first * total_steps * (1 - 1e-12)  # float slack: 100/3 against (1/3)·100
     steps = sorted({max(1, round(x)) for x in exact if x >= bound})
@@ -150,14 +153,19 @@ class TrialRungs(Callback):
     decides against the candidates that reached that rung before it (the asynchronous rule; the first
     candidates at a rung go on against nothing, so this spends more than a pack's synchronous halving)."""
 
-    def __init__(self, trial, rungs: Sequence[int]):
-        self.trial, self.rungs = trial, set(rungs)
+    def __init__(self, trial, rungs: Sequence[int], reduction: int):
+        self.trial = trial
+        # the pruner (min_resource = the first rung, reduction_factor = η) decides rung i at resource
+        # rungs[0]·η^i, while the rungs are the rounded T/η^k: at T = 150 those are steps 17 and 50, the
+        # pruner's 17 and 51. Each rung is reported at the resource the pruner decides it at.
+        ordered = sorted(rungs)
+        self.resource = {step: ordered[0] * reduction**i for i, step in enumerate(ordered)}
         self.cut_at: int | None = None
 
     def on_step_end(self, ctx, logs: dict) -> None:
-        if ctx.step not in self.rungs or not math.isfinite(ctx.ema_loss):
+        if ctx.step not in self.resource or not math.isfinite(ctx.ema_loss):
             return
-        self.trial.report(ctx.ema_loss, ctx.step)
+        self.trial.report(ctx.ema_loss, self.resource[ctx.step])
         if self.trial.should_prune():
             ctx.stop_reason = f"pruned by successive halving at step {ctx.step}"
             self.cut_at = ctx.step

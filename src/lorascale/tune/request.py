@@ -74,6 +74,12 @@ class TuneRequest(Settings):
             errors.append(ConfigError("lr", "tune searches the learning rate", "drop lr (give lr_fft to skip its estimate)"))
         if self.run.steps is None:
             errors.append(ConfigError("steps", "tune needs a step budget for its rungs", "give steps instead of epochs"))
+        if 1 / self.reduction < self.first_rung * (1 - 1e-12):  # the slack: 1/3 against first_rung 1/3
+            errors.append(ConfigError("first_rung", f"{self.first_rung:.3g} is past the first rung 1/reduction ="
+                                      f" {1 / self.reduction:.3g} of the budget: no candidate would ever be cut",
+                                      f"lower first_rung to at most {1 / self.reduction:.3g}"
+                                      + (f", or reduction to at most {int(1 / self.first_rung + 1e-9)}"
+                                         if 1 / self.first_rung >= 2 - 1e-9 else "")))
         ConfigErrors.raise_if_any(errors)
         return self
 

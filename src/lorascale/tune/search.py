@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class TuneResult:
     out_dir: Path
     figure: Path | None = None
     edges: list = field(default_factory=list)  # ConfigWarning: the answer at an edge of what was searched
+    cap_member_steps: int | None = None  # ``compute`` in member-steps (None: no cap)
 
     @property
     def member_steps(self) -> int:
@@ -129,7 +131,7 @@ class TuneResult:
                         "search_to_the_end_member_steps": self.search.full_member_steps,
                         "reference_grid": {"learning_rates": REFERENCE_GRID_LRS, "seeds": REFERENCE_GRID_SEEDS,
                                            "member_steps": grid},
-                        "runs_equivalent": self.member_steps / cfg.steps},
+                        "runs_equivalent": self.member_steps / cfg.steps, "cap_member_steps": self.cap_member_steps},
             "compute_fraction": self.member_steps / grid,
             "at_edge": [w.to_dict() for w in self.edges],
             "storage": self.storage, "out_dir": str(self.out_dir), "figure": str(self.figure) if self.figure else None,
@@ -209,6 +211,13 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
                                  req.lr_span, (req.alpha_min, req.alpha_max))
     for w in result.edges:
         log.warning("tune: %s", w)
+    if req.compute is not None:
+        result.cap_member_steps = round(req.compute * cfg.steps)
+        if result.member_steps > result.cap_member_steps:  # the plan assumed one group halving at every rung
+            log.warning("tune: spent %d member-steps, past the cap of %d (%.3g runs): the packs were too small to"
+                        " halve as one group, or candidates that train alone were cut by Optuna's asynchronous rule,"
+                        " which promotes the first to reach a rung", result.member_steps, result.cap_member_steps,
+                        req.compute)
     from .plots import render_search, search_info
 
     result.figure = render_search(search_info(result), out / "search.png")
@@ -218,12 +227,13 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
 
 def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: str, out: Path,
                 progress: bool = True) -> StageResult | None:
-    """Train the best ``confirm_top`` finalists of ``search`` at ``confirm_seeds − 1`` more seeds and point
-    ``search.best`` at the one-standard-error pick on their mean final EMA loss over seeds (a finalist that
-    diverges at any seed is never chosen). None when there is nothing to check (one seed asked, or a single
-    finalist)."""
-    finalists = sorted((i for i, c in enumerate(search.candidates) if _ran_whole(c, search.total_steps)),
-                       key=lambda i: (search.candidates[i].final_ema_loss, i))[:req.confirm_top]
+    """Train the best ``confirm_top`` finalists of ``search`` (by final EMA loss) at ``confirm_seeds − 1``
+    more seeds and point ``search.best`` at the one-standard-error pick on their mean final EMA loss over
+    seeds (a finalist that diverges at any seed is never chosen; if every one does, the search's own pick
+    stands, with a warning). None when there is nothing to check (one seed asked, or a single finalist)."""
+    cs = search.candidates
+    finalists = sorted((i for i, c in enumerate(cs) if _ran_whole(c, search.total_steps)),
+                       key=lambda i: (cs[i].final_ema_loss, i))[:req.confirm_top]
     if req.confirm_seeds <= 1 or len(finalists) < 2:
         return None
     seeds = [base.seed + k for k in range(1, req.confirm_seeds)]
@@ -239,8 +249,12 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
         c.mean_ema = sum(c.seed_ema) / len(c.seed_ema)
         noise = [x for x in (ema_noise(r.curve, base.ema_beta) for r in (c, *runs)) if x is not None]
         errors[i] = sum(noise) / len(noise) / math.sqrt(len(c.seed_ema)) if noise else None
-    cs = search.candidates
-    search.best = one_se_choice(finalists, lambda i: cs[i].mean_ema, errors.get, lambda i: cs[i].lr * cs[i].alpha)
+    finite = [i for i in finalists if math.isfinite(cs[i].mean_ema)]
+    if not finite:
+        log.warning("tune: every finalist diverged at one of seeds %s; the answer stays the search's pick at seed %d,"
+                    " unchecked: narrow the search (alpha_max, lr_span) toward gentler settings", seeds, base.seed)
+        return confirm
+    search.best = one_se_choice(finite, lambda i: cs[i].mean_ema, errors.get, lambda i: cs[i].lr * cs[i].alpha)
     log.info("tune: seed check over %d seeds chose candidate %d (mean EMA %.4f)", req.confirm_seeds,
              search.candidates[search.best].number, search.chosen.mean_ema)
     return confirm
@@ -279,12 +293,18 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     study.set_user_attr("inputs", inputs)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
+    if (out / name).exists():  # that attempt's run folders (tune's own scratch): the runs below need fresh ones
+        shutil.rmtree(out / name)
     steps = base.steps
     candidates, spent = [], 0
     if packable(base):
         start = 0
         unit = req.reduction ** len(rungs)  # a pack of a multiple of η^cuts halves exactly as the group would
-        for j, k in enumerate(pack_sizes(len(points), req.members or _auto_members(base), unit)):
+        room = req.members or _auto_members(base)
+        if room < min(unit, len(points)):
+            log.warning("tune: packs of %d cannot halve %d candidates as one group (that needs %d members a pack):"
+                        " more of them run the whole budget than planned", room, len(points), unit)
+        for j, k in enumerate(pack_sizes(len(points), room, unit)):
             chunk, chunk_seeds = points[start:start + k], seeds[start:start + k]
             cands, used = _train_pack(study, base, chunk, chunk_seeds, rungs, req.reduction, knob,
                                       out / name / f"pack{j}", progress)
@@ -294,7 +314,7 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     else:
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
-        candidates, spent = _train_alone(study, base, points, seeds, rungs, knob, out / name, progress)
+        candidates, spent = _train_alone(study, base, points, seeds, rungs, req.reduction, knob, out / name, progress)
     if not any(_ran_whole(c, steps) for c in candidates) and halve:
         raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
     best = _pick(candidates, steps, base.ema_beta, fallback=0)
@@ -331,7 +351,8 @@ def _train_pack(study, base: TrainConfig, chunk, seeds, rungs, reduction: int, k
     return cands, used
 
 
-def _train_alone(study, base: TrainConfig, points, seeds, rungs, knob: str | None, out: Path, progress: bool):
+def _train_alone(study, base: TrainConfig, points, seeds, rungs, reduction: int, knob: str | None, out: Path,
+                 progress: bool):
     """Each candidate as its own run, cut by the study's ``SuccessiveHalvingPruner`` at ``rungs``."""
     from ..train import train
 
@@ -340,7 +361,7 @@ def _train_alone(study, base: TrainConfig, points, seeds, rungs, knob: str | Non
         study.enqueue_trial({"lr": lr, **({"alpha": a} if knob else {})})
         trial = study.ask(_dists(points, knob))
         trial.set_user_attr("seed", seed)
-        rung_cb = TrialRungs(trial, rungs)
+        rung_cb = TrialRungs(trial, rungs, reduction)
         cfg = base.replace(lr=lr, seed=seed, out_dir=str(out / f"candidate{i:02d}"), **({knob: a} if knob else {}))
         res = train(cfg, [rung_cb], progress=progress)
         cand = _candidate(trial.number, lr, a, res, rung_cb.cut_at, seed)
