@@ -91,6 +91,9 @@ def test_tune_answers_with_config_lr_recipe_and_compute_and_resumes(tmp_path, on
         tune(req.model_copy(update={"run": req.run.replace(lr_fft=1e-3)}), progress=False)
     assert e.value.field == "tune_dir" and "lr_fft" in e.value.message and "new folder" in e.value.fix
     assert len(optuna.load_study(study_name="tune-search", storage=res.storage).trials) == 6  # nothing added
+    with pytest.raises(ConfigError) as e:  # the same run, another set of candidates: the message says which
+        tune(req.model_copy(update={"candidates": 5}), progress=False)
+    assert "the stage's points" in e.value.message and "rungs" not in e.value.message
 
 
 def test_candidates_split_into_even_packs_halve_as_one_group_would(tmp_path, one_thread):

@@ -282,7 +282,8 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     stored = study.user_attrs.get("inputs")
     if stored is not None and stored != inputs:
         changed = sorted(k for k in set(stored["run"]) | set(inputs["run"]) if stored["run"].get(k) != inputs["run"].get(k))
-        what = ", ".join(changed) or "its candidates"
+        changed += [f"the stage's {k}" for k in ("points", "seeds", "rungs", "reduction") if stored.get(k) != inputs[k]]
+        what = ", ".join(changed)
         raise ConfigError("tune_dir", f"{url} holds tune's {name} stage for other settings ({what} differ); resuming"
                           " it would answer for those", "use a new folder (or storage) for this question, or delete the old one")
     if "result" in study.user_attrs:
