@@ -11,6 +11,8 @@ step at 0) where lorascale runs (k+1)/W, and its cosine reaches the floor one st
 
 from __future__ import annotations
 
+import functools
+
 from .methods import Method
 from .rules import DEFAULT_LR_FFT, Init, ScaleRule
 
@@ -70,20 +72,21 @@ def checkpointing_arg(enabled: bool) -> dict:
     """``TrainingArguments``' switch for activation checkpointing: ``activation_checkpointing`` where it
     exists (transformers 5.x, which deprecates ``gradient_checkpointing`` for removal in v6), else
     ``gradient_checkpointing``."""
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+    name = "activation_checkpointing" if "activation_checkpointing" in _argument_names() else "gradient_checkpointing"
+    return {name: enabled}
 
 
 def _warmup(fraction: float) -> dict:
     """transformers 4.x takes ``warmup_ratio``; 5.x removed it and reads a ``warmup_steps`` below 1 as
     that fraction of the steps. Both give ⌈fraction·T⌉ warm-up steps, as lorascale's schedule does."""
+    return {"warmup_ratio": fraction} if "warmup_ratio" in _argument_names() else {"warmup_steps": fraction}
+
+
+@functools.cache
+def _argument_names() -> frozenset[str]:
+    """The fields of the installed transformers' ``TrainingArguments`` (they move between releases)."""
     import dataclasses
 
     from transformers import TrainingArguments
 
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return {"warmup_ratio": fraction} if "warmup_ratio" in names else {"warmup_steps": fraction}
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments))

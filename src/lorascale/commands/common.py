@@ -50,6 +50,18 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
     return out
 
 
+def request_with_names(cls, args):
+    """``cls`` (a settings model) from the flags ``args`` gives it; when they fail to validate, the error
+    list also carries the ``model`` and ``data`` names' problems (:func:`with_name_errors`)."""
+    from ..errors import ConfigErrors
+
+    values = given(args, cls)
+    try:
+        return cls(**values)
+    except ConfigErrors as e:
+        raise ConfigErrors(with_name_errors(e.errors, values)) from None
+
+
 def print_json(obj) -> None:
     print(dumps(obj))
 

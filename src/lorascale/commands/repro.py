@@ -10,7 +10,7 @@ from ..outputs import check_output_dir
 from ..repro.compare import CompareRequest
 from ..repro.headline import HeadlineRequest
 from ..repro.mlp import MLPSetup
-from .common import print_json, table, with_name_errors
+from .common import print_json, request_with_names, table
 from .flags import add_settings_args, given
 
 EXPERIMENTS = ("mlp-dynamics", "mlp-spectra", "headline", "compare")
@@ -44,10 +44,7 @@ def run(args) -> int:
     setup = None
     try:  # report the setup's problems together with the flags' (one error list)
         if args.experiment == "headline":
-            try:
-                setup = HeadlineRequest(**given(args, HeadlineRequest))  # --seeds and --out are its fields too
-            except ConfigErrors as e:
-                raise ConfigErrors(with_name_errors(e.errors, given(args, HeadlineRequest))) from None
+            setup = request_with_names(HeadlineRequest, args)  # --seeds and --out are its fields too
         elif args.experiment == "compare":
             setup = CompareRequest(**given(args, CompareRequest))
         else:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigErrors
 from ..tune.request import TuneRequest
-from .common import print_json, table, with_name_errors
-from .flags import add_settings_args, describe, given
+from .common import print_json, request_with_names, table
+from .flags import add_settings_args, describe
 
 
 def register(sub) -> None:
@@ -20,10 +19,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..tune import tune
 
-    try:
-        req = TuneRequest(**given(args, TuneRequest))
-    except ConfigErrors as e:
-        raise ConfigErrors(with_name_errors(e.errors, given(args, TuneRequest))) from None
+    req = request_with_names(TuneRequest, args)
     res = tune(req, progress=not (args.quiet or args.json))
     d = res.to_dict()
     if args.json:
