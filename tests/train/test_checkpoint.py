@@ -86,3 +86,16 @@ def test_a_diverged_run_is_not_resumed(tmp_path):
     with pytest.raises(ConfigError) as e:
         resume_run(run, progress=False)
     assert e.value.field == "resume" and "diverged" in e.value.message
+
+
+def test_a_save_that_died_between_its_renames_still_resumes_and_saves(tmp_path):
+    """Both crash windows of the rotation: only ``checkpoint.old`` left, or ``.old`` left beside a new
+    ``checkpoint``. The resume reads the complete one and its next save replaces both."""
+    whole = train(TrainConfig(**RUN, out_dir=str(tmp_path / "whole")), progress=False)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**RUN, out_dir=str(cut)), [StopAt(7)], progress=False)
+    (cut / "checkpoint").rename(cut / "checkpoint.old")  # died after the first rename, before the second
+    resumed = resume_run(cut, progress=False)  # resumes at step 4, saves at 8: .old is in the way of that save
+    assert resumed.status == "complete" and resumed.ema_curve == whole.ema_curve  # bitwise, as above
+    assert not (cut / "checkpoint.old").exists()

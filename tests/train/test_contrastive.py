@@ -167,6 +167,18 @@ def test_fewer_than_two_pairs_per_batch_is_refused(tmp_path):
     assert e.value.field == "batch_size" and "negatives" in e.value.message
 
 
+def test_accumulation_is_refused_because_it_would_shrink_the_negatives(tmp_path):
+    with pytest.raises(ConfigErrors) as e:  # both problems at once
+        TrainConfig(model="tiny-bert", data="dialogue-pairs", task="contrastive", batch_size=1, grad_accum=4)
+    assert [x.field for x in e.value.errors] == ["batch_size", "grad_accum"]
+    with pytest.raises(ConfigError) as e:  # the task inferred from the data
+        from lorascale.train.build import load_base
+
+        load_base(TrainConfig(model="no-such-model", data="dialogue-pairs", batch_size=8, grad_accum=4))
+    # 8 pairs a micro-batch: 7 negatives per query, where one batch of 32 pairs would give 31
+    assert e.value.field == "grad_accum" and "7 negatives, not the 31" in e.value.message
+
+
 @pytest.mark.parametrize("cfg, field, words", [
     (dict(model="tiny-llama", data="dialogue-pairs"), "task", "encoder"),
     (dict(model="tiny-bert", data="dialogues", task="contrastive"), "task", "dialogue-pairs"),

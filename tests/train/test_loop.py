@@ -48,6 +48,46 @@ def test_huge_lr_ends_as_diverged_not_crash(tmp_path):
     assert summary["status"] == "diverged" and summary["steps_done"] < 30
 
 
+def test_nan_gradient_on_the_last_step_is_divergence_not_a_nan_adapter(tmp_path, poison_gradients_at):
+    poison_gradients_at(5)  # the 6th and last step: its loss is finite
+    r = train(cfg(tmp_path, steps=6, lr=3e-3), progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert r.status == "diverged" and summary["status"] == "diverged" and "gradient norm became nan at step 6" in r.message
+    assert summary["steps_done"] == 5 and math.isfinite(summary["final_ema_loss"])  # the 5 good steps' EMA
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["diverged"] is True and math.isfinite(last["loss"])
+    assert not (tmp_path / "run" / "adapter").exists()  # a diverged run saves nothing
+
+
+class FirstOfTwoShards:
+    """A training loader as process 0 of 2 sees it after ``accelerator.prepare``: every other batch."""
+
+    def __init__(self, loader):
+        self.loader, self.full = loader, len(loader)
+
+    def __len__(self):
+        return math.ceil(self.full / 2)
+
+    def __iter__(self):
+        return (b for i, b in enumerate(self.loader) if i % 2 == 0)
+
+
+def test_an_epoch_budget_counts_the_batches_each_process_reads(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    prepare, seen = Accelerator.prepare, []
+
+    def sharded(self, model, optimizer, train_loader, val_loader):
+        model, optimizer, train_loader, val_loader = prepare(self, model, optimizer, train_loader, val_loader)
+        seen.append(FirstOfTwoShards(train_loader))
+        return model, optimizer, seen[-1], val_loader
+
+    monkeypatch.setattr(Accelerator, "prepare", sharded)
+    r = train(cfg(tmp_path, steps=None, epochs=1.0, max_examples=64, lr=1e-3), progress=False)
+    # one epoch is the process's own ⌈n/2⌉ batches, not the unsharded loader's n (which would be two epochs)
+    assert seen[0].full >= 4 and r.summary["steps_done"] == r.summary["total_steps"] == math.ceil(seen[0].full / 2)
+
+
 class LrSpy(Callback):
     def __init__(self):
         self.seen = []

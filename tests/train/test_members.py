@@ -221,6 +221,20 @@ def test_bf16_autocast_pack_equals_separate_runs(tmp_path, one_thread, fresh_acc
             assert all(math.isclose(x[k], y[k], rel_tol=4e-3) for k in ("loss", "ema_loss", "val_nll") if x.get(k) is not None)
 
 
+def test_activation_checkpointed_pack_equals_separate_checkpointed_runs(tmp_path, one_thread):
+    # the base's layers recompute their forward (members' LoRA included) in the backward pass: same records
+    base = dict(LM, steps=5, eval_every=0, gradient_checkpointing=True)
+    seps_r, mems_r, seps, mems = _pair(tmp_path, base, LM_MEMBERS[:2])
+    assert all(r.status == "complete" for r in seps_r + mems_r)
+    from lorascale.train.members import build_pack
+
+    assert build_pack(mems, quiet=True).model.get_base_model().is_gradient_checkpointing  # it recomputes, not just agrees
+    for sc, mc in zip(seps, mems):
+        for x, y in zip(_lines(sc), _lines(mc), strict=True):
+            assert all(math.isclose(x[k], y[k], rel_tol=REL) for k in ("loss", "ema_loss", "grad_norm", "val_nll")
+                       if x.get(k) is not None)  # REL: module docstring
+
+
 class InterruptAt(Callback):
     def on_step_end(self, ctx, logs):
         if ctx.step == 2:
@@ -235,6 +249,26 @@ def test_ctrl_c_leaves_every_running_member_interrupted(tmp_path, one_thread):
         summary = json.loads(open(f"{c.out_dir}/summary.json").read())
         assert summary["status"] == "interrupted" and summary["steps_done"] == 2
         assert all(json.loads(x) for x in open(f"{c.out_dir}/metrics.jsonl"))  # every line complete JSON
+
+
+def test_a_nan_gradient_diverges_only_its_member(tmp_path, one_thread, poison_gradients_at):
+    cfgs = [TrainConfig(**dict(LM, steps=6), **s, out_dir=str(tmp_path / f"m{i}")) for i, s in enumerate(LM_MEMBERS[:2])]
+    alone = train(cfgs[1].replace(out_dir=str(tmp_path / "alone")), progress=False)
+    # members clip in order, one call each per step: call 6 is member 0's at step 4 (of 6), with a finite loss
+    poison_gradients_at(6)
+    hit, other = train_members(cfgs, progress=False)
+    assert hit.status == "diverged" and "gradient norm became nan at step 4" in hit.message
+    assert hit.summary["steps_done"] == 3 and math.isfinite(hit.summary["final_ema_loss"])
+    assert other.status == "complete" and [s for s, _ in other.ema_curve] == [s for s, _ in alone.ema_curve]
+    assert [e for _, e in other.ema_curve] == pytest.approx([e for _, e in alone.ema_curve], rel=REL)  # REL: module docstring
+
+
+def test_lora_dropout_trains_alone_and_a_refused_pack_writes_nothing(tmp_path):
+    ok = TrainConfig(**LM, **LM_MEMBERS[0], out_dir=str(tmp_path / "a"))
+    with pytest.raises(ConfigErrors) as e:
+        train_members([ok, ok.replace(lora_dropout=0.05, seed=1, out_dir=str(tmp_path / "b"))], progress=False)
+    assert [x.field for x in e.value.errors] == ["lora_dropout"]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_bad_packs_name_the_field(tmp_path):

@@ -16,7 +16,7 @@ from .chat import has_chat_template, templated_chat
 from .examples import Examples, Kind
 
 __all__ = ["TokenisedData", "tokenise", "split_indices", "make_loaders", "capped_order", "IGNORE_INDEX",
-           "check_pairs_per_batch", "MIN_PAIRS"]
+           "check_pairs_per_batch", "contrastive_batch_errors", "MIN_PAIRS"]
 
 IGNORE_INDEX = -100  # labels PyTorch's cross-entropy ignores
 CAP_SEED = 0  # the data sample of capped runs is fixed, not tied to the training seed
@@ -37,6 +37,24 @@ def check_pairs_per_batch(batch_size: int) -> None:
         raise ConfigError("batch_size", f"contrastive training needs at least {MIN_PAIRS} pairs per batch (the other"
                                         f" pairs are each query's negatives); got {batch_size}",
                           "use batch_size 2 or more (more pairs per batch give more negatives)")
+
+
+def contrastive_batch_errors(batch_size: int, grad_accum: int) -> list[ConfigError]:
+    """Every problem with a contrastive batch shape. Accumulation is refused: InfoNCE's negatives are the
+    other pairs of one forward pass, so ``grad_accum`` micro-batches of B pairs train with B − 1 negatives
+    per query, an easier objective than one batch of B·grad_accum pairs (that would need the embeddings of
+    every micro-batch before any backward, as GradCache does)."""
+    errors = []
+    try:
+        check_pairs_per_batch(batch_size)
+    except ConfigError as e:
+        errors.append(e)
+    if grad_accum > 1:
+        errors.append(ConfigError("grad_accum", f"contrastive training draws each query's negatives from its own"
+                                  f" micro-batch, so grad_accum {grad_accum} would train with {batch_size - 1} negatives, not"
+                                  f" the {batch_size * grad_accum - 1} of one batch of {batch_size * grad_accum} pairs",
+                                  "use grad_accum 1 and raise batch_size (or lower it to fit memory)"))
+    return errors
 
 
 def split_indices(n: int, val_fraction: float, salt: str = "lorascale") -> tuple[list[int], list[int]]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from ..adapters import LoraPlan, apply_init, plan_lora
 from ..adapters.convert import InitialAdapter, snapshot_initial
 from ..data import load_examples, make_loaders, tokenise
-from ..data.batches import TokenisedData, check_pairs_per_batch
-from ..errors import ConfigError
+from ..data.batches import TokenisedData, contrastive_batch_errors
+from ..errors import ConfigError, ConfigErrors
 from ..models import HEAD_NAMES, LoadedModel, init_head, load_model
 from ..rules import Finetune
 from ..vocabulary import Task
@@ -48,7 +48,9 @@ def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     examples = load_examples(cfg.data, cfg.task)  # bad data fails here, before any model loads
     task = examples.kind.task
     if task is Task.CONTRASTIVE:
-        check_pairs_per_batch(cfg.batch_size)
+        errors = contrastive_batch_errors(cfg.batch_size, cfg.grad_accum)
+        if errors:
+            raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), quiet=quiet)
     if loaded.task is not task:
         raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",

@@ -74,11 +74,19 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, ema, guard, scal
     torch.save({"step": step, "ema": ema.value, "guard": guard.state(), "rng": _get_rng()},
                tmp / "state.pt")
     old = final.with_name(CHECKPOINT_DIR + ".old")
-    if final.exists():
+    if final.exists():  # a crash before this point leaves the previous checkpoint in place
+        shutil.rmtree(old, ignore_errors=True)  # left by a crash between the two renames below
         final.rename(old)
-    tmp.rename(final)
+    tmp.rename(final)  # a crash between the renames leaves only .old: load_checkpoint reads it
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _checkpoint_folder(run_dir: Path) -> Path:
+    """The complete checkpoint: ``checkpoint/``, or ``checkpoint.old/`` when a save died between its renames."""
+    folder = run_dir / CHECKPOINT_DIR
+    old = folder.with_name(CHECKPOINT_DIR + ".old")
+    return old if not (folder / "state.pt").exists() and (old / "state.pt").exists() else folder
 
 
 def load_checkpoint(run_dir: str | Path) -> Checkpoint:
@@ -86,7 +94,7 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint:
     import torch
 
     run_dir = Path(run_dir)
-    folder = run_dir / CHECKPOINT_DIR
+    folder = _checkpoint_folder(run_dir)
     summary = run_dir / "summary.json"
     status = json.loads(summary.read_text()).get("status") if summary.exists() else None
     if status in (RunStatus.COMPLETE, RunStatus.DIVERGED):  # a diverged run would diverge again from its checkpoint

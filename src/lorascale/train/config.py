@@ -16,7 +16,7 @@ from pydantic import StrictBool, StrictStr, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
-from ..data.batches import check_pairs_per_batch
+from ..data.batches import contrastive_batch_errors
 from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.problems import PROBLEM_SETS
@@ -92,10 +92,7 @@ class TrainConfig(Settings):
         if self.steps is None and self.epochs is None:
             errors.append(ConfigError("steps/epochs", "neither is set", "give steps or epochs"))
         if self.task is Task.CONTRASTIVE:  # data that only turns out contrastive is checked by load_base
-            try:
-                check_pairs_per_batch(self.batch_size)
-            except ConfigError as e:
-                errors.append(e)
+            errors += contrastive_batch_errors(self.batch_size, self.grad_accum)
         if self.finetune is Finetune.FULL:
             changed = sorted(k for k, v in flatten(self.adapter).items() if v != _DEFAULT_ADAPTER[k])
             if changed:

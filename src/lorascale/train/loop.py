@@ -133,10 +133,10 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     built = built or build_run(cfg, quiet=not progress)
     kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
 
-    steps = total_steps(cfg, len(built.train_loader))
     groups = param_groups(built.model, cfg)
     optimizer = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(built.model, optimizer, built.train_loader, built.val_loader)
+    steps = total_steps(cfg, len(train_loader))  # after prepare: each of P processes reads 1/P of an epoch's batches
     model.train()
     cbs = CallbackList(callbacks)
     ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
@@ -181,6 +181,11 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
                 writer.log({"step": step + 1, "loss": loss, "lr": ctx.lr, "diverged": True})
                 break
             grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            if guard.check_grad(step + 1, grad_norm):  # no update from this step
+                status, message = RunStatus.DIVERGED, guard.reason
+                optimizer.zero_grad(set_to_none=True)
+                writer.log({"step": step + 1, "loss": loss, "lr": ctx.lr, "grad_norm": grad_norm, "diverged": True})
+                break
             cbs.on_before_optimizer_step(ctx)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -62,6 +62,14 @@ class DivergenceGuard:
             return True
         return False
 
+    def check_grad(self, step: int, grad_norm: float) -> bool:
+        """A non-finite gradient norm is divergence too: clipping would scale every gradient by NaN, and a
+        finite loss at the last step would otherwise record a complete run with NaN weights."""
+        if math.isfinite(grad_norm):
+            return False
+        self.reason = f"gradient norm became {grad_norm} at step {step}"
+        return True
+
     def _level(self) -> float:
         first = self.early[0]
         return min(max(first, statistics.median(self.early)), self.factor * first)

@@ -10,7 +10,8 @@ BASE = TrainConfig(model="tiny-llama", data="shakespeare", steps=10, lr=1e-3)
 
 # a value for each shared field that differs from BASE's and is valid on its own
 OTHER = dict(model="tiny-bert", data="kjv", task="lm", steps=20, epochs=1.0, batch_size=4, grad_accum=2, seq_len=64,
-             max_examples=100, val_fraction=0.1, max_val_batches=3, eval_every=5, precision="fp32")
+             max_examples=100, val_fraction=0.1, max_val_batches=3, eval_every=5, precision="fp32",
+             gradient_checkpointing=True)
 
 
 def test_every_shared_field_has_a_test_value():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ...adapters import LoraPlan, apply_init
 from ...models import head_module, init_head
 from ...vocabulary import Task
-from ..build import Base, load_base, plan_adapter, run_loaders
+from ..build import Base, enable_activation_checkpointing, load_base, plan_adapter, run_loaders
 from ..config import TrainConfig
 from .pack import check_pack, member_names
 
@@ -48,6 +48,8 @@ def build_pack(cfgs: Sequence[TrainConfig], quiet: bool = False) -> Pack:
     plans = [plan_adapter(cfg, base) for cfg in cfgs]  # planned on the bare model, as a separate run's
     names = member_names(len(cfgs))
     model = base.loaded.model
+    if cfgs[0].gradient_checkpointing:  # as build_run, before PEFT wraps the base
+        enable_activation_checkpointing(model, frozen_base=True)
     for k, (cfg, plan, name) in enumerate(zip(cfgs, plans, names)):
         torch.manual_seed(cfg.seed)  # as build_run: PEFT's kaiming init of A draws from the global generator
         if k == 0:

@@ -85,11 +85,11 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
         pack = build_pack(cfgs, quiet=not progress)
     assert pack.cfgs == cfgs, "the prebuilt pack was built from other configs"
     first, k = cfgs[0], len(cfgs)
-    steps = total_steps(first, len(pack.train_loaders[0]))
 
     groups = [param_groups(pack.model, cfg, adapter=name) for cfg, name in zip(cfgs, pack.names)]
     optimizer = torch.optim.AdamW([g for gs in groups for g in gs])  # every group carries its member's settings
     model, optimizer, val_loader, *loaders = accelerator.prepare(pack.model, optimizer, pack.val_loader, *pack.train_loaders)
+    steps = total_steps(first, len(loaders[0]))  # after prepare: each of P processes reads 1/P of an epoch's batches
     metric = pack.task.eval_metric
     member_callbacks = callbacks or [()] * k
     pack_id = uuid.uuid4().hex[:12]  # in each member's summary: run_seconds counts the pack's time once
@@ -98,15 +98,14 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     for m in members:  # refuse before any member writes
         if m.writer.enabled and (m.run_dir / "summary.json").exists():
             raise ConfigError("out_dir", f"{m.run_dir} already holds a run", "pass a new out_dir (runs are never overwritten)")
-    for m in members:
-        m.writer.start(m.cfg.to_dict())
-
     peft_model = accelerator.unwrap_model(model)
     hf_model = peft_model.get_base_model()
     if _has_dropout(hf_model):
         logger.info("%s uses dropout in training: the %d members draw their masks from one stream over the stacked batch,"
                     " so they match separate runs in distribution, not sample by sample", first.model, k)
-    stack = StackedMembers(peft_model, pack.names)
+    stack = StackedMembers(peft_model, pack.names)  # refuses what it cannot batch before any member writes
+    for m in members:
+        m.writer.start(m.cfg.to_dict())
     model.train()
     bar = tqdm(total=steps, desc=f"train {k} members of {first.model}", disable=not progress, dynamic_ncols=True)
 
@@ -133,19 +132,21 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                     if m.check_divergence(step, loss, batch):
                         for p in m.params:  # no update from this step, as a separate run that stops here
                             p.grad = None
-                stepping = [m for m in running if m.running]
-                norms = []
-                for m in stepping:
-                    norms.append(float(accelerator.clip_grad_norm_(m.params, m.cfg.grad_clip)))  # its own global norm
-                    m.cbs.on_before_optimizer_step(m.ctx)
+                norms = {}
+                for m in [m for m in running if m.running]:
+                    norm = float(accelerator.clip_grad_norm_(m.params, m.cfg.grad_clip))  # its own global norm
+                    if not m.check_gradient(step, norm):
+                        norms[m] = norm
+                        m.cbs.on_before_optimizer_step(m.ctx)
+                stepping = list(norms)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 dt = time.perf_counter() - t0
                 evals = [None] * len(stepping)
                 if first.eval_every and (step + 1) % first.eval_every == 0 and step + 1 < steps and stepping:
                     evals = evaluate(stepping)
-                for m, norm, ev in zip(stepping, norms, evals):
-                    m.step_done(step, norm, dt, tokens[m], ev)
+                for m, ev in zip(stepping, evals):
+                    m.step_done(step, norms[m], dt, tokens[m], ev)
                 done = [m for m in stepping if m.ctx.stop_reason or step + 1 == steps]
                 if done:
                     for m, ev in zip(done, evaluate(done)):

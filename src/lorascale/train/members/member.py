@@ -72,6 +72,17 @@ class Member:
         self.end(RunStatus.DIVERGED)
         return True
 
+    def check_gradient(self, step: int, grad_norm: float) -> bool:
+        """True (its gradients dropped, the run recorded as diverged) when the clipped norm is not finite."""
+        if not self.guard.check_grad(step + 1, grad_norm):
+            return False
+        for p in self.params:  # no update from this step, as a separate run that stops here
+            p.grad = None
+        self.message = self.guard.reason
+        self.writer.log({"step": step + 1, "loss": self.ctx.loss, "lr": self.ctx.lr, "grad_norm": grad_norm, "diverged": True})
+        self.end(RunStatus.DIVERGED)
+        return True
+
     def step_done(self, step: int, grad_norm: float, step_time: float, tokens: int, evals: dict | None) -> None:
         ctx = self.ctx
         ctx.step, ctx.ema_loss = step + 1, self.ema.update(ctx.loss)

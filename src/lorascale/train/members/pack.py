@@ -4,7 +4,7 @@ Members share the frozen base model, the tokenised data and one stacked batch pe
 decides the model, the data, the batch shape and the step count must be equal; everything a LoRA
 run owns (rank, rule, init, targets, seed, learning rates and schedule, LoRA+'s ratio, AdamW settings,
 clipping, EMA, divergence guard, output directory) may differ. Configs the batched engine cannot compute
-(full finetuning, DoRA, PiSSA, OLoRA) train alone: :func:`solo_reason` says why. Torch-free: a sweep worker groups its points
+(full finetuning, DoRA, PiSSA, OLoRA, LoRA dropout) train alone: :func:`solo_reason` says why. Torch-free: a sweep worker groups its points
 by :func:`pack_key` before it loads anything.
 """
 
@@ -21,10 +21,11 @@ __all__ = ["PACK_FIELDS", "packable", "pack_key", "pack_errors", "check_pack", "
 # What members must share. model/data/task: one base and one tokenised data set; steps/epochs: one
 # loop; batch_size/grad_accum/seq_len: one stacked batch shape; max_examples/val_fraction: the same
 # split (members then differ only in their seed's order); max_val_batches/eval_every: evaluation is
-# one stacked pass over the shared validation set; precision: one autocast context.
+# one stacked pass over the shared validation set; precision: one autocast context; gradient_checkpointing:
+# the base's layers recompute their forward in the backward pass, for every member at once.
 PACK_FIELDS = (
     "model", "data", "task", "steps", "epochs", "batch_size", "grad_accum", "seq_len", "max_examples",
-    "val_fraction", "max_val_batches", "eval_every", "precision",
+    "val_fraction", "max_val_batches", "eval_every", "precision", "gradient_checkpointing",
 )
 
 
@@ -50,6 +51,9 @@ def solo_reason(cfg) -> tuple[str, str, str] | None:
                f"{method.value} rewrites the base weights for its adapter (W₀ − s·B₀·A₀)")
         return ("method", f"method {method.value} cannot be a member: {why}, and members share one unchanged base"
                           " with plain LoRA's ΔY = s·B·A·x", "train it on its own with train() (sweeps do so by themselves)")
+    if cfg.adapter.lora_dropout > 0:
+        return ("lora_dropout", f"lora_dropout {cfg.adapter.lora_dropout:g} draws a mask per adapter input, which the batched"
+                " forward does not", "train it on its own with train() (sweeps do so by themselves), or set lora_dropout 0")
     return None
 
 
