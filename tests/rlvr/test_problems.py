@@ -18,6 +18,18 @@ def test_arithmetic_answers_agree_with_python():
     assert {re.search(r"[-+*]", p.question).group() for p in problems} == {"+", "-", "*"}
 
 
+def test_sums_are_small_non_negative_and_fill_the_default_budget():
+    ops = {"+": operator.add, "-": operator.sub}
+    problems = make_problems("sums", 550)  # the defaults: 500 training + 50 held-out, of 20·20 + 20·21/2 = 610 distinct
+    for p in problems:
+        a, op, b = re.fullmatch(r"What is (\d+) ([-+]) (\d+)\?", p.question).groups()
+        assert 1 <= int(a) <= 20 and 1 <= int(b) <= 20 and p.answer == ops[op](int(a), int(b)) >= 0
+    assert len({p.question for p in problems}) == 550
+    with pytest.raises(ConfigError) as e:
+        make_problems("sums", 611)  # one more than there are
+    assert e.value.field == "train_problems"
+
+
 WORD_RULES = [  # (pattern, answer from its numbers): the templates read by a human, not the generator's lambdas
     (r"has (\d+) apples and buys (\d+) more", lambda a, b: a + b),
     (r"had (\d+) stickers and gave (\d+) of them away", lambda a, b: a - b),
@@ -72,3 +84,5 @@ def test_user_problem_file_every_bad_line_reported(tmp_path):
 def test_prompt_asks_for_the_tags():
     text = prompt_text("What is 2 + 3?")
     assert "<think>...</think>" in text and "<answer>...</answer>" in text and text.endswith("What is 2 + 3?")
+    plain = prompt_text("What is 2 + 3?", "last-number")  # the answer read as the last number: no tags asked for
+    assert "<answer>" not in plain and "final answer as a number" in plain and plain.endswith("What is 2 + 3?")

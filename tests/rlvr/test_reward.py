@@ -19,6 +19,20 @@ def test_reward_hand_values(text, answer, expected):
     assert total_reward(text, answer) == pytest.approx(expected, abs=1e-12)  # sums of 1 and 0.1: only float rounding
 
 
+@pytest.mark.parametrize("text, answer, expected", [
+    ("2 + 3 = 5", 5, 1.0),  # SmolLM2-135M's way: the last number is the answer
+    ("The sum of 2 and 3 is 5.", 5, 1.0),
+    ("5, no: 2 + 3 = 6", 5, 0.0),  # the last number counts, not any
+    ("<think>2 + 3</think><answer>5</answer>", 5, 1.1),  # the tags still earn the format reward
+    ("<answer>5</answer> so 1,000 it is", 5, 0.0),  # outside the block too: the last number of the text
+    ("It is 1,234.", 1234, 1.0),
+    ("no digits at all", 0, 0.0),
+])
+def test_last_number_reward_hand_values(text, answer, expected):
+    assert total_reward(text, answer, match="last-number") == pytest.approx(expected, abs=1e-12)  # float rounding only
+    assert extract_answer("2 + 3 = 5") is None  # tagged, the default, reads no untagged answer
+
+
 def test_extract_answer_edge_cases():
     assert extract_answer("<answer></answer>") is None
     assert extract_answer("<answer>seven</answer>") is None
@@ -36,3 +50,5 @@ def test_trl_functions_take_plain_and_conversational_completions():
     assert fmt.__name__ == "format"  # TRL logs rewards/<name>/mean
     parsed = [[{"role": "assistant", "reasoning_content": "a", "content": "<answer>7</answer>"}]]  # a reasoning parser's
     assert correctness(completions=parsed, answer=[7]) == [1.0] and fmt(completions=parsed, answer=[7]) == [0.25]
+    lenient, _ = trl_reward_functions(match="last-number")
+    assert lenient(completions=["3 + 4 = 7", "<answer>7</answer>", "7 or 8"], answer=[7, 7, 7]) == [1.0, 1.0, 0.0]

@@ -49,7 +49,7 @@ def test_groups_that_agree_within_but_differ_between_give_no_signal(tmp_path, mo
     that batch spread as reward_std). Every step is a no-signal step."""
     import lorascale.rlvr.reward as reward
 
-    def by_answer(fmt=0.1, correct=1.0):
+    def by_answer(**_):
         def answer_value(completions, answer, **_):
             return [float(a) for a in answer]
 
@@ -68,7 +68,7 @@ def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
     (zero at init under PEFT's default) must move; with the constant reward of an untrained model it cannot."""
     import lorascale.rlvr.reward as reward
 
-    def by_length(fmt=0.1, correct=1.0):  # reward = completion length: varies across sampled completions
+    def by_length(**_):  # reward = completion length: varies across sampled completions
         def length(completions, **_):
             return [float(len(c)) for c in completions]
 
@@ -87,6 +87,29 @@ def test_grpo_gradient_reaches_the_adapter(tmp_path, monkeypatch, one_thread):
     b = [t for k, t in tensors.items() if "lora_B" in k]
     assert b and max(float(t.abs().max()) for t in b) > 0  # PEFT initialises B = 0: only a gradient step moves it
     assert res.final_ema_loss < 0  # negative reward: lengths are positive
+
+
+def test_last_number_matching_reaches_the_reward_and_the_prompt(tmp_path, monkeypatch, one_thread):
+    import lorascale.rlvr.reward as reward
+
+    seen = {}
+    real = reward.trl_reward_functions
+
+    def spy(**kw):
+        seen["match"] = kw.get("match")
+        correctness, fmt = real(**kw)
+
+        def watched(prompts, completions, answer, **more):
+            seen["prompt"] = prompts[0] if isinstance(prompts[0], str) else prompts[0][-1]["content"]
+            return correctness(completions=completions, answer=answer)
+
+        return [watched, fmt]
+
+    monkeypatch.setattr(reward, "trl_reward_functions", spy)
+    cfg = TrainConfig(**{**TINY, "data": "sums", "steps": 1, "answer_match": "last-number"}, out_dir=str(tmp_path / "r"))
+    assert train(cfg, progress=False).status == "complete"
+    assert seen["match"] == "last-number" and "final answer as a number" in seen["prompt"] and "<answer>" not in seen["prompt"]
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["answer_match"] == "last-number"
 
 
 def test_rlvr_bad_input_before_any_model_loads(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 
 from .problems import Problem
-from .reward import is_correct, is_formatted
+from .reward import AnswerMatch, is_correct, is_formatted
 
 __all__ = ["evaluate_rlvr", "render_prompts"]
 
@@ -24,7 +24,8 @@ def render_prompts(tokenizer, texts: list[str]) -> list[str]:
 
 
 def evaluate_rlvr(model, tokenizer, problems: list[Problem], prompts: list[str], *, generations: int, max_new_tokens: int,
-                  temperature: float, format_reward: float, seed: int, batch_prompts: int = 8) -> dict:
+                  temperature: float, format_reward: float, seed: int, batch_prompts: int = 8,
+                  match: AnswerMatch = AnswerMatch.TAGGED) -> dict:
     """``val_reward`` (mean of correct + format_reward·formatted), ``val_accuracy``, ``val_format`` and
     ``val_completion_length`` over ``generations`` samples of each held-out problem."""
     import torch
@@ -48,7 +49,7 @@ def evaluate_rlvr(model, tokenizer, problems: list[Problem], prompts: list[str],
                     p = problems[i + j // generations]
                     n = next((k for k, t in enumerate(ids) if t in (eos, pad)), len(ids))
                     text = tokenizer.decode(ids[:n], skip_special_tokens=True)
-                    ok, fmt = is_correct(text, p.answer), is_formatted(text)
+                    ok, fmt = is_correct(text, p.answer, match), is_formatted(text)
                     rewards.append(float(ok) + format_reward * fmt)
                     correct.append(float(ok))
                     formatted.append(float(fmt))

@@ -1,17 +1,33 @@
 """The verifiable reward of μA App. B.4: +1 for the right final answer, +0.1 for the format.
 
 A completion is well formatted when it is reasoning inside ``<think>...</think>`` followed by the final
-answer inside ``<answer>...</answer>``. The answer is the last ``<answer>`` block, read as a number
-(commas and surrounding text ignored). Pure Python; :func:`trl_reward_functions` adapts these to TRL's
-reward-function signature.
+answer inside ``<answer>...</answer>``. Where the answer is read (:class:`AnswerMatch`):
+
+* ``tagged`` (μA's protocol, the default): the last ``<answer>`` block, read as a number (commas and
+  surrounding text ignored); an untagged completion is never correct;
+* ``last-number``: the last number anywhere in the completion, as lm-evaluation-harness's
+  "flexible-extract" filter reads GSM8k answers. A policy that does not yet use the tags (SmolLM2-135M
+  writes "2 + 3 = 5") then still gets a correctness signal; the format reward is unchanged.
+
+Pure Python; :func:`trl_reward_functions` adapts these to TRL's reward-function signature.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 
-__all__ = ["extract_answer", "is_correct", "is_formatted", "total_reward", "trl_reward_functions", "CORRECT", "FORMAT"]
+__all__ = ["AnswerMatch", "extract_answer", "is_correct", "is_formatted", "total_reward", "trl_reward_functions", "CORRECT",
+           "FORMAT"]
+
+
+class AnswerMatch(StrEnum):
+    """Where a completion's final answer is read."""
+
+    TAGGED = "tagged"  # μA App. B.4: inside the last <answer>...</answer>
+    LAST_NUMBER = "last-number"  # the completion's last number (lm-evaluation-harness's flexible extract)
+
 
 CORRECT = 1.0  # μA: accuracy reward
 FORMAT = 0.1  # μA: format reward
@@ -20,12 +36,15 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _FORMAT = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.S)
 
 
-def extract_answer(text: str) -> float | None:
-    """The number in the last ``<answer>`` block, or None."""
-    blocks = _ANSWER.findall(text)
-    if not blocks:
-        return None
-    numbers = _NUMBER.findall(blocks[-1])
+def extract_answer(text: str, match: AnswerMatch = AnswerMatch.TAGGED) -> float | None:
+    """The number in the last ``<answer>`` block (``tagged``) or the last number of ``text``
+    (``last-number``); None when there is none."""
+    if AnswerMatch(match) is AnswerMatch.TAGGED:
+        blocks = _ANSWER.findall(text)
+        if not blocks:
+            return None
+        text = blocks[-1]
+    numbers = _NUMBER.findall(text)
     if not numbers:
         return None
     try:
@@ -34,8 +53,8 @@ def extract_answer(text: str) -> float | None:
         return None
 
 
-def is_correct(text: str, answer: int | float) -> bool:
-    got = extract_answer(text)
+def is_correct(text: str, answer: int | float, match: AnswerMatch = AnswerMatch.TAGGED) -> bool:
+    got = extract_answer(text, match)
     return got is not None and math.isclose(got, float(answer), rel_tol=0.0, abs_tol=1e-9)
 
 
@@ -43,8 +62,9 @@ def is_formatted(text: str) -> bool:
     return _FORMAT.match(text) is not None
 
 
-def total_reward(text: str, answer: int | float, correct: float = CORRECT, fmt: float = FORMAT) -> float:
-    return correct * is_correct(text, answer) + fmt * is_formatted(text)
+def total_reward(text: str, answer: int | float, correct: float = CORRECT, fmt: float = FORMAT,
+                 match: AnswerMatch = AnswerMatch.TAGGED) -> float:
+    return correct * is_correct(text, answer, match) + fmt * is_formatted(text)
 
 
 def _text(completion) -> str:
@@ -62,11 +82,11 @@ def _text(completion) -> str:
     return "".join(parts)
 
 
-def trl_reward_functions(correct: float = CORRECT, fmt: float = FORMAT) -> list:
+def trl_reward_functions(correct: float = CORRECT, fmt: float = FORMAT, match: AnswerMatch = AnswerMatch.TAGGED) -> list:
     """Two TRL reward functions, ``correctness`` and ``format``, summed by GRPOTrainer (weights 1, 1)."""
 
     def correctness(completions, answer, **_):
-        return [correct * is_correct(_text(c), a) for c, a in zip(completions, answer)]
+        return [correct * is_correct(_text(c), a, match) for c, a in zip(completions, answer)]
 
     def format_(completions, **_):
         return [fmt * is_formatted(_text(c)) for c in completions]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..schema import PositiveInt, Settings, setting
-from ..schema import Float
+from ..schema import Float, PositiveInt, Settings, setting
+from .reward import AnswerMatch
 
 __all__ = ["RLSpec"]
 
@@ -18,3 +18,6 @@ class RLSpec(Settings):
     eval_generations: PositiveInt = setting(8, "rlvr: sampled completions per held-out problem (μA averages over 8)")
     format_reward: Float = setting(0.1, "rlvr: reward for the <think>…</think><answer>…</answer> format (μA: 0.1)",
                                    ge=0.0, le=1.0)
+    answer_match: AnswerMatch = setting(AnswerMatch.TAGGED, "rlvr: where the final answer is read: tagged (μA: the last"
+                                        " <answer> block) or last-number (the completion's last number, for a policy"
+                                        " that does not use the tags yet; the prompt then asks for a number at the end)")

@@ -1,8 +1,9 @@
 """The rlvr task: GRPO through TRL's ``GRPOTrainer`` with μA's RLVR setup (§5.3, App. B.4).
 
 * Problems: generated with exact answers (:mod:`.problems`), a fixed held-out split.
-* Reward: +1 for the right answer, +``format_reward`` for ``<think>…</think><answer>…</answer>``
-  (:mod:`.reward`), summed; rewards standardised within each prompt's group.
+* Reward: +1 for the right answer (read from the tags, or with ``answer_match`` last-number the last
+  number), +``format_reward`` for ``<think>…</think><answer>…</answer>`` (:mod:`.reward`), summed;
+  rewards standardised within each prompt's group.
 * Sampling: ``num_generations`` completions per prompt at ``generation_temperature``, top-p 1, top-k off,
   repetition penalty 1; the DAPO token-level loss; no KL term (β = 0) and so no reference model.
 * The recipe is lorascale's everywhere: the rule's learning rate, AdamW, clip, warm-up + cosine to the
@@ -107,7 +108,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     writer.start(cfg.to_flat())
 
     def prompt(q: str):
-        text = prompt_text(q)  # TRL applies the chat template to conversational prompts itself
+        text = prompt_text(q, cfg.rl.answer_match)  # TRL applies the chat template to conversational prompts itself
         return [{"role": "user", "content": text}] if getattr(tok, "chat_template", None) else text
 
     data = Dataset.from_list([{"prompt": prompt(p.question), "answer": p.answer} for p in train_p])
@@ -126,7 +127,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
                                                           dynamic_ncols=True))
     optimizer = torch.optim.AdamW(param_groups(model, cfg))  # lorascale's groups: LoRA+'s B rate, the recipe's AdamW
     with _quiet_transformers():
-        trainer = GRPOTrainer(model=model, reward_funcs=trl_reward_functions(fmt=rl.format_reward), args=args,
+        trainer = GRPOTrainer(model=model, reward_funcs=trl_reward_functions(fmt=rl.format_reward, match=rl.answer_match),
+                              args=args,
                               train_dataset=data, processing_class=tok, callbacks=[schedule_callback(), recorder],
                               optimizers=(optimizer, None))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; metrics.jsonl and the recorder's bar carry them
@@ -146,9 +148,10 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
         if recorder.diverged:
             status, message = RunStatus.DIVERGED, recorder.diverged
         else:
-            last_eval = evaluate_rlvr(trainer.model, tok, val_p, [prompt_text(p.question) for p in val_p],
+            last_eval = evaluate_rlvr(trainer.model, tok, val_p, [prompt_text(p.question, rl.answer_match) for p in val_p],
                                       generations=rl.eval_generations, max_new_tokens=rl.max_completion_length,
-                                      temperature=rl.generation_temperature, format_reward=rl.format_reward, seed=cfg.seed)
+                                      temperature=rl.generation_temperature, format_reward=rl.format_reward, seed=cfg.seed,
+                                      match=rl.answer_match)
             writer.log({"step": recorder.step, **last_eval})
             if cfg.save_model:
                 _save(trainer.model, tok, run_dir, cfg, initial)
@@ -215,9 +218,9 @@ class _Recorder(_recorder_base()):
             if self.no_signal == self.step == NO_SIGNAL_WARN_AFTER:
                 log.warning("rlvr: in each of the first %d steps every completion of a prompt scored the same reward"
                             " (mean %.3g): GRPO's advantages are 0 and no gradient flows. The policy does not yet"
-                            " solve or format any problem at this temperature: use easier problems (data"
-                            " arithmetic, or your own JSONL), a larger format_reward, more num_generations, or a"
-                            " stronger model", self.step, self.reward)
+                            " solve or format any problem at this temperature: use easier problems (data sums,"
+                            " or your own JSONL), answer_match last-number, a larger format_reward, more"
+                            " num_generations, or a stronger model", self.step, self.reward)
         ema = self.ema.update(self.loss)
         self.curve.append((self.step, ema))
         self.bar.update(1)
