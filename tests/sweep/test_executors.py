@@ -255,3 +255,65 @@ def test_an_interrupted_worker_hands_back_the_claims_of_groups_it_had_not_reache
     ran_first = messages["interrupted by Ctrl-C"]
     assert ran_first in (1, 2) and messages["interrupted by Ctrl-C before it ran"] == 4 - ran_first
     store.close()
+
+
+def test_members_auto_is_sized_for_the_largest_rank_a_pack_can_hold(tmp_path, monkeypatch):
+    """A pack mixes ranks, and a member's factors and optimizer state grow with its rank: K is sized for rank 16,
+    not for the first point's rank 4; the rank-64 DoRA points never join a pack, so they do not size it."""
+    from lorascale.sweep import packs
+
+    configs = [F.MUA_CONFIGS[0], dict(F.MUA_CONFIGS[0], name="A1 dora", method="dora", ranks=[64])]
+    spec = F.small_spec(ranks=(4, 16), lrs=(-12, -11), configs=configs)
+    sized = []
+    monkeypatch.setattr(packs, "auto_members", lambda cfg, cap=packs.MAX_AUTO_MEMBERS: sized.append(cfg.adapter.rank) or 2)
+    res = run_sweep(spec, f"sqlite:///{tmp_path / 'auto.db'}", members="auto", objective=F.objective, progress=False)
+    assert sized == [16] and res.counts == {"complete": 6}
+
+
+def bad_config_entries(spec, bad_index):
+    """The spec's queue entries, one of whose stored configs no longer validates (as after a TrainConfig change)."""
+    out = [(p.key, p.attrs(), p.train.to_dict()) for p in spec.points]
+    key, attrs, cfg = out[bad_index]
+    out[bad_index] = (key, attrs, {**cfg, "grad_clip": -1})
+    return out
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_a_stored_config_that_no_longer_validates_is_recorded_failed(tmp_path, members):
+    """It used to raise out of the worker before the run's try, leaving its trial (and a pack's others) RUNNING."""
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    store = SweepStore.open(url, spec.name, "create")
+    store.enqueue(bad_config_entries(spec, 1))
+    assert worker_loop(url, spec.name, F.objective, members=members) == 3
+    by_key = {t.user_attrs["key"]: t for t in store.trials()}
+    bad = by_key[spec.points[1].key]
+    assert bad.state == TrialState.FAIL and bad.user_attrs["status"] == "failed"
+    assert bad.user_attrs["message"] == "ConfigErrors: grad_clip: must be > 0, got -1; μA clips the global norm at 1.0"
+    assert Counter(t.state for t in by_key.values()) == {TrialState.COMPLETE: 2, TrialState.FAIL: 1}
+    store.close()
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_an_interrupt_outlives_a_trial_the_stale_check_failed_first(storage_url, members):
+    """Ctrl-C lands while a stale check has just failed the first claimed trial: recording that one interrupted
+    raises UpdateFinishedTrialError, which used to replace the interrupt and leave a pack's other trials RUNNING."""
+    from lorascale.vocabulary import RunStatus
+
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+
+    def stop(_):
+        first = min(t.number for t in store.trials((TrialState.RUNNING,)))
+        store._fail(first, RunStatus.INTERRUPTED, "worker w silent for 999 s")  # the other process's stale check
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        worker_loop(storage_url, spec.name, stop, members=members, pack_objective=stop)
+    trials = store.trials()
+    messages = Counter(t.user_attrs.get("message") for t in trials if t.state == TrialState.FAIL)
+    assert not store.trials((TrialState.RUNNING,)) and messages["worker w silent for 999 s"] == 1
+    assert messages["interrupted by Ctrl-C"] == members - 1  # the pack's others: recorded, not left RUNNING
+    assert len(trials) == 3
+    store.close()

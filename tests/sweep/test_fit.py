@@ -122,7 +122,8 @@ def test_path_comparison_ci_is_the_paired_t_interval_over_seeds():
             for k in range(1, 6):  # m = 2 … 32; no base run, so each path is one parabola
                 v = (0.9 if path == "alpha" else 1.0) + 0.05 * (k - x_star) ** 2 + shift[path][seed]
                 out.append(Record(PointCoords(key=f"{seed}{path}{k}", config="P", rank=8, seed=seed,
-                                              log2_lr=-13.0 + (k if path == "eta" else 0), paths=((path, 2.0**k),)),
+                                              log2_lr=-13.0 + (k if path == "eta" else 0), paths=((path, 2.0**k),),
+                                              alpha_mult=2.0**k if path == "alpha" else 1.0),
                                   Outcome("complete", v)))
     (c,) = fit(out, "ema", n_boot=1000).path_comparisons
     d = [0.9 + shift["alpha"][s] - 1.0 - shift["eta"][s] for s in range(3)]
@@ -203,7 +204,7 @@ def test_accuracy_and_reward_are_maximised(metric):
     (c,) = rep.configs
     assert rep.higher_is_better and rep.metric == metric
     assert c.slope == pytest.approx(-0.5, abs=EXACT)
-    assert rep.show(c.ranks[0].value) == pytest.approx(0.0, abs=EXACT)  # accuracy 1 − loss at the optimum (loss 1)
+    assert rep.show(c.ranks[0].best_value) == pytest.approx(0.0, abs=EXACT)  # accuracy 1 − loss at the optimum (loss 1)
 
 
 def test_failed_runs_are_excluded_with_a_count_and_edges_are_flagged():
@@ -260,10 +261,134 @@ def test_the_alpha_law_gives_c_at_p_half_with_its_bootstrap_interval():
             for x in range(4, 13):
                 v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
                 out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
-                                              paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
+                                              alpha_mult=2.0 ** x / 16, paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
                                   Outcome("complete", v)))
     (law,) = fit(out).alpha_laws
     assert law.c_half == pytest.approx(c_true, rel=EXACT) and law.p == pytest.approx(0.5, abs=EXACT)
     half = stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
     assert [math.log2(c) for c in law.c_half_ci] == pytest.approx([math.log2(c_true) - half, math.log2(c_true) + half], abs=EXACT)
     assert fit_to_dict(fit(out))["alpha_laws"][0]["p_half"]["C_ci"] == pytest.approx(list(law.c_half_ci), rel=EXACT)
+
+
+# ---- seeds per rank, colliding points, the transfer gap's α = 1, best against vertex -----------------
+
+
+def shifted(config="A", seeds_at=None, deltas=(-0.2, 0.0, 0.2, 0.4), ranks=(4, 16, 64), fail=()):
+    """Seed s's loss at rank r: 1 + 0.05·(x − x*(r) − δ_s)², x*(r) = −8 − ½·log2 r, x = −14 … −6. ``seeds_at``:
+    rank -> the seeds run there (default every seed); ``fail``: (rank, x, seed) runs that failed."""
+    out = []
+    for s, d in enumerate(deltas):
+        for r in ranks:
+            if seeds_at is not None and s not in seeds_at.get(r, range(len(deltas))):
+                continue
+            for x in range(-14, -5):
+                status = "failed" if (r, x, s) in fail else "complete"
+                v = 1.0 + 0.05 * (x - (-8 - 0.5 * math.log2(r)) - d) ** 2
+                out.append(rec(f"{config}{s}-{r}-{x}", config, r, float(x), s, status, ema_loss=v, predicted_slope=-0.5))
+    return out
+
+
+def test_a_rank_run_at_one_seed_gets_no_interval():
+    """Four seeds shift the parabola by δ = −0.2, 0, 0.2, 0.4; rank 64 ran seed 0 only. Equal curvatures put a
+    seed mean's vertex at the mean δ, so η* is x* + 0.1 at ranks 4 and 16 and x* − 0.2 = −11.2 at rank 64.
+    Every one of the 4^4 resamples holds a seed of ranks 4 and 16 (the exact bootstrap): their CIs are Student's
+    t-interval x* + 0.1 ± t₃·s/√4, s = √(0.2/3). Every resample holding seed 0 gives rank 64 the same −11.2: it
+    used to get the zero-width CI (−11.2, −11.2) from four seeds, and the slope a CI as if it had four there."""
+    from scipy import stats
+
+    (c,) = fit(shifted(seeds_at={64: (0,)}), n_boot=1000).configs
+    o = {o.rank: o for o in c.ranks}
+    half = stats.t.ppf(0.975, 3) * math.sqrt(0.2 / 3) / 2
+    for r, x_star in ((4, -9.0), (16, -10.0)):
+        assert o[r].x == pytest.approx(x_star + 0.1, abs=EXACT)
+        assert o[r].ci == pytest.approx((x_star + 0.1 - half, x_star + 0.1 + half), abs=EXACT)
+    assert o[64].x == pytest.approx(-11.2, abs=EXACT) and o[64].ci is None
+    # OLS over log2 r = 2, 4, 6 of −8.9, −9.9, −11.2: slope = 2·(−11.2 + 8.9)/8
+    assert c.slope == pytest.approx(-0.575, abs=EXACT) and c.n_seeds == 4
+    assert c.slope_ci is None and c.slope_ci_method == "n/a (rank 64 has results from one seed)"
+
+
+def test_alpha_law_intervals_count_each_ranks_own_seeds():
+    """As test_the_alpha_law_gives_c_at_p_half_with_its_bootstrap_interval, with four seeds (δ = ∓0.3, ∓0.1) and
+    rank 64 run at seed 0 only: ranks 4 and 16 keep their exact-bootstrap interval log2(C·√r) ± t₃·s/√4 with
+    s = √(0.2/3); rank 64, p and C get none (one seed there). The 175 of 4^4 resamples holding seed 0 used to
+    give rank 64 a zero-width interval, and p and C intervals as if every rank had four seeds."""
+    from scipy import stats
+
+    c_true, deltas, out = 40.0, {0: -0.3, 1: -0.1, 2: 0.1, 3: 0.3}, []
+    for s, d in deltas.items():
+        for r in (4, 16, 64) if s == 0 else (4, 16):
+            for x in range(4, 13):
+                v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
+                out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
+                                              alpha_mult=2.0 ** x / 16, paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
+                                  Outcome("complete", v)))
+    (law,) = fit(out).alpha_laws
+    o = {o.rank: o for o in law.optima}
+    half = stats.t.ppf(0.975, 3) * math.sqrt(0.2 / 3) / 2
+    for r in (4, 16):
+        centre = math.log2(c_true * r**0.5)
+        assert o[r].ci == pytest.approx((centre - half, centre + half), abs=EXACT)
+    assert o[64].ci is None and law.p_ci is None and law.c_half_ci is None
+
+
+def test_points_lacking_some_of_their_ranks_seeds_are_noted():
+    """Seed 1's run at r = 4, log2 η = −10 failed: that point's mean is seed 0 alone, its neighbours' are both seeds'."""
+    rep = fit(shifted(deltas=(0.0, 0.0), ranks=(4, 16), fail={(4, -10, 1)}), n_boot=0)
+    (c,) = rep.configs
+    assert c.uneven == ((4, -10.0, 1, 2),)
+    (note,) = [n for n in rep.notes if "lack seeds" in n]
+    assert note.startswith("A: ") and "r = 4, log2 η = -10: 1 of 2 seeds" in note
+
+
+def test_two_different_points_in_one_cell_are_refused():
+    """A grid configuration X and paths named X (before the spec refused it): two different runs share label, α
+    multiplier, rank, log2 η and seed, and the fit used to keep whichever came last."""
+    from lorascale.errors import ConfigError
+
+    recs = records(config="X", ranks=(4,), xs=range(-11, -8))
+    recs.append(rec("other", "X", 4, -10.0, 0, "complete", ema_loss=0.5))  # the η-path's run at m = 1
+    with pytest.raises(ConfigError) as e:
+        fit(recs, n_boot=0)
+    assert e.value.field == "study" and "04-10" in e.value.message and "other" in e.value.message
+    assert "name of its own" in e.value.fix
+
+
+def lr_point(key, config, rank, x, loss, init=None, peft_alpha=None, finetune="lora"):
+    return Record(PointCoords(key=key, config=config, rank=rank, log2_lr=x, seed=0, finetune=finetune, init=init,
+                              gamma_eff=None if rank is None else 0.0, peft_alpha=peft_alpha),
+                  Outcome("complete", 1.0 + 0.05 * loss**2))
+
+
+def test_the_fft_transfer_gap_takes_init_b_at_alpha_one_only():
+    """μA Thm 4.5: η* ∝ 1/α. Init[B] with lora_alpha = r (s = 1) shares FFT's η* = 2^-10; lora_alpha = 2r (s = 2,
+    also γ_eff = 0) sits one octave lower, at 2^-11, and is no test of μA's transfer claim: it gets no gap."""
+    recs = []
+    for x in range(-14, -6):
+        recs.append(lr_point(f"f{x}", "FFT", None, float(x), x + 10, finetune="full"))
+        for r in (4, 16):
+            recs.append(lr_point(f"b{r}{x}", "B α=1", r, float(x), x + 10, init="B", peft_alpha=float(r)))
+            recs.append(lr_point(f"t{r}{x}", "B 2r", r, float(x), x + 11, init="B", peft_alpha=2.0 * r))
+    rep = fit(recs, n_boot=0)
+    assert {c.label: c.scale for c in rep.configs} == {"B 2r": 2.0, "B α=1": 1.0, "FFT": None}
+    (gap,) = rep.gaps
+    assert (gap.lora_config, gap.fft_config, gap.fft_log2_lr) == ("B α=1", "FFT", -10.0)
+    assert gap.gaps == ((4, 0.0), (16, 0.0)) and gap.within_one_step
+
+
+def test_best_observed_and_vertex_values_are_both_reported():
+    """Scores 3, 1.5, 1.2, 2 at log2 η = −12 … −9: the best run is 1.2 (at −10); the parabola through (−11, 1.5),
+    (−10, 1.2), (−9, 2) has divided differences f01 = −0.3, a = (0.8 + 0.3)/2 = 0.55, vertex x* = −10.5 + 0.3/1.1
+    = −225/22, and value 1.5 − 0.3·(17/22) + 0.55·(17/22)·(−5/22) ≈ 1.1716, below any run."""
+    from lorascale.sweep.report import fit_tables, fit_to_dict
+
+    recs = [rec(f"k{x}", "A", 4, float(x), 0, "complete", ema_loss=v) for x, v in zip(range(-12, -8), (3, 1.5, 1.2, 2))]
+    rep = fit(recs, n_boot=0)
+    (o,) = rep.configs[0].ranks
+    vertex = 1.5 - 0.3 * 17 / 22 + 0.55 * (17 / 22) * (-5 / 22)
+    assert o.x == pytest.approx(-225 / 22, abs=EXACT) and o.x_grid == -10.0
+    assert o.best_value == 1.2 and o.vertex_value == pytest.approx(vertex, abs=EXACT)
+    (d,) = fit_to_dict(rep)["configs"][0]["eta_star"]
+    assert d["best_value"] == 1.2 and d["vertex_value"] == pytest.approx(vertex, abs=EXACT) and "value" not in d
+    ((_, headers, (row,)),) = [t for t in fit_tables(rep) if t[0].startswith("η*")]
+    assert row[headers.index("best")] == "1.2"  # the run, not the vertex's 1.172

@@ -81,8 +81,8 @@ def test_an_fft_optimum_below_the_axis_is_named_in_its_label(stored):
     cfg, fft = config(rep, "A1"), config(rep, "FFT")
     lo, hi = plots.lr_sweep_info(rep, cfg).ylim
     inside = plots.lr_sweep_info(rep, cfg, fft)
-    assert lo <= fft.ranks[0].value <= hi and inside.fft.label == "FFT"  # the synthetic FFT optimum is on the axis
-    below = fft.ranks[0]._replace(value=lo - 0.1)  # an optimum under the axis, its curve partly on it
+    assert lo <= fft.ranks[0].best_value <= hi and inside.fft.label == "FFT"  # the synthetic FFT optimum is on the axis
+    below = fft.ranks[0]._replace(best_value=lo - 0.1)  # a best run under the axis, its curve partly on it
     info = plots.lr_sweep_info(rep, cfg, fft._replace(ranks=(below,)))
     assert info.fft.label == f"FFT (best {lo - 0.1:.3g}, off scale)" and info.ylim == (lo, hi)
 
@@ -102,13 +102,29 @@ def test_lr_sweep_marks_divergence_on_the_worse_edge_for_accuracy(stored):
 def test_paths_ylim_covers_both_paths_error_bars_unclipped(stored):
     _, rep = stored
     eta = PathFit("A1", 16, "eta", (PointStat(0.0, 1.2, 0.1, 2, 0), PointStat(1.0, 1.0, 0.3, 2, 0),
-                                    PointStat(2.0, INF, None, 2, 2)), 1.0, 1.0, 0.3, False)
+                                    PointStat(2.0, INF, None, 2, 2)), 1.0, 1.0, 0.3, False, 1.0)
     alpha = PathFit("A1", 16, "alpha", (PointStat(0.0, 1.1, None, 1, 0), PointStat(1.0, 0.9, 0.05, 2, 0)),
-                    1.0, 0.9, 0.05, False)
+                    1.0, 0.9, 0.05, True, 0.9)
     (info,) = plots.paths_info(rep._replace(paths=(eta, alpha)))
     # bottoms 1.1, 0.7, 1.1, 0.85 and tops 1.3, 1.3, 1.1, 0.95: 0.7–1.3, margin 0.03
     assert info.ylim == pytest.approx((0.67, 1.33), abs=ARITH) and info.diverged_y == pytest.approx(1.33, abs=ARITH)
     assert info.eta.diverged_x == (2.0,) and info.eta.yerr == (0.1, 0.3) and info.alpha.yerr == (0.0, 0.05)
+
+
+def test_the_paths_star_pairs_the_refined_multiplier_with_the_vertex_value():
+    """η-path scores 3, 1.5, 1.2, 2 at log2 m = −1 … 2: the star sits at the parabola's vertex through (0, 1.5),
+    (1, 1.2), (2, 2): log2 m* = 0.5 + 0.3/1.1 = 17/22, value 1.5 − 0.3·(17/22) + 0.55·(17/22)·(−5/22). It used
+    to pair that x with the best run's 1.2, a point on neither the curve nor the parabola."""
+    from lorascale.sweep.records import Outcome, PointCoords, Record
+
+    recs = [Record(PointCoords(key=f"k{k}", config="P", rank=8, log2_lr=-13.0 + k, seed=0, paths=(("eta", 2.0**k),)),
+                   Outcome("complete", v)) for k, v in zip(range(-1, 3), (3, 1.5, 1.2, 2))]
+    rep = fit(recs, n_boot=0)
+    (p,) = rep.paths
+    vertex = 1.5 - 0.3 * 17 / 22 + 0.55 * (17 / 22) * (-5 / 22)
+    assert (p.log2_m_star, p.vertex_value, p.best_value) == pytest.approx((17 / 22, vertex, 1.2), abs=EXACT)
+    (info,) = plots.paths_info(rep)
+    assert (info.eta.opt_x, info.eta.opt_y) == pytest.approx((17 / 22, vertex), abs=EXACT) and info.alpha is None
 
 
 def test_paths_and_alpha_law_info(stored):

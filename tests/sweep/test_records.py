@@ -55,13 +55,30 @@ def test_missing_coordinates_and_bad_statuses_are_errors():
     assert RECORD_STATUSES == ("complete", "diverged", "interrupted", "failed")
 
 
-def test_non_finite_numbers_are_null_and_old_strings_read_as_none():
+def test_non_finite_numbers_are_strings_that_read_back_as_themselves():
     out = Outcome("diverged", math.inf, "val_nll", math.nan, -math.inf)
     attrs = out.stored_attrs()
     assert tuple(attrs) == OUTCOME_ATTRS
-    assert (attrs["final_ema_loss"], attrs["eval_value"], attrs["val_loss"]) == (None, None, None)
+    assert (attrs["final_ema_loss"], attrs["eval_value"], attrs["val_loss"]) == ("inf", "nan", "-inf")
     json.dumps(attrs, allow_nan=False)  # strict JSON: no NaN/Infinity tokens
-    assert [read_number(v) for v in ("inf", "-inf", "nan", None, 2, "2.5")] == [None, None, None, None, 2.0, 2.5]
-    assert [json_number(v) for v in (math.inf, math.nan, None, 3)] == [None, None, None, 3.0]
-    old = Outcome.from_stored({"status": "diverged", "final_ema_loss": "inf", "eval_metric": "val_nll"})
-    assert (old.status, old.final_ema_loss) == ("diverged", None)
+    back = Outcome.from_stored(json.loads(json.dumps(attrs)))
+    assert (back.final_ema_loss, back.val_loss) == (math.inf, -math.inf) and math.isnan(back.eval_value)
+    assert [read_number(v) for v in ("inf", "-inf", None, 2, "2.5")] == [math.inf, -math.inf, None, 2.0, 2.5]
+    assert math.isnan(read_number("nan"))
+    assert [json_number(v) for v in (math.inf, -math.inf, None, 3)] == ["inf", "-inf", None, 3.0]
+    old = Outcome.from_stored({"status": "diverged", "final_ema_loss": "inf", "eval_metric": "val_nll"})  # the oldest writer
+    assert (old.status, old.final_ema_loss) == ("diverged", math.inf)
+    between = Outcome.from_stored({"status": "complete", "final_ema_loss": 1.0, "val_loss": None})  # null-writing studies
+    assert between.val_loss is None
+
+
+@pytest.mark.parametrize("metric, eval_metric", [("val_loss", None), ("eval", "val_nll"), ("eval", "val_accuracy")])
+def test_a_non_finite_held_out_value_scores_worst_after_a_round_trip(metric, eval_metric):
+    """Outcome('complete', 1.2, val_loss=nan) scores +inf (the worst of a minimised score; accuracy is negated, so
+    +inf is its worst too) in memory; a null in storage used to turn it into None: left out of the fit instead."""
+    from lorascale.sweep.optima import score
+
+    nan_out = Outcome("complete", 1.2, eval_metric, math.nan if eval_metric else None, math.nan if metric == "val_loss" else None)
+    rec = Record(PointCoords.from_dict(COORDS), nan_out)
+    back = Record.from_dict(json.loads(json.dumps(rec.to_dict(), allow_nan=False)))
+    assert score(rec, metric) == math.inf and score(back, metric) == math.inf

@@ -102,6 +102,41 @@ def test_empty_sweep_and_identical_configs_are_errors():
         parse_spec(twin)
 
 
+def test_paths_named_like_a_grid_configuration_are_refused():
+    """The fit tells runs apart by (label, α multiplier, rank, log2 η, seed): a fixed-alpha grid configuration X
+    (lora_alpha 32) and an η-path named X from (2^-10, α₀ = 16) both hold rank 4, log2 η = -11, -10, -9, seed 0
+    as different runs, and one would silently overwrite the other in the fit."""
+    d = spec_dict(grid={"configs": [{"name": "X", "rule": "fixed-alpha", "lora_alpha": 32}], "ranks": [4],
+                        "log2_lr": [-11, -10, -9]},
+                  paths={"name": "X", "ranks": [4], "lr_fft": 2.0**-10, "alpha0": 16, "multipliers": [-1, 0, 1],
+                         "which": ["eta"]})
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(d)
+    (err,) = e.value.errors
+    assert err.field == "paths.name" and err.message == "'X' is also the label of grid.configs[0]"
+    assert err.fix == "give the paths a name of their own"
+    parse_spec({**d, "paths": {**d["paths"], "name": "X paths"}})  # a name of its own is welcome
+
+
+def test_spec_errors_carry_their_fix_apart_from_the_message():
+    """TrainConfig's own fix reaches the spec's error as .fix (it used to be pasted into the message), and the
+    spec's own fixes are .fix too; the rendered text is unchanged: "field: message; fix"."""
+    from lorascale.train.config import TrainConfig
+
+    with pytest.raises(ConfigErrors) as want:
+        TrainConfig.from_flat({"model": "tiny-llama", "grad_clip": -1})
+    (train_err,) = want.value.errors
+    assert train_err.fix == "μA clips the global norm at 1.0"  # the case under test: TrainConfig names a fix
+    d = spec_dict(base={**BASE, "grad_clip": -1, "lr": 1e-3})
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(d)
+    by_field = {x.field: x for x in e.value.errors}
+    assert (by_field["base.grad_clip"].message, by_field["base.grad_clip"].fix) == ("must be > 0, got -1", train_err.fix)
+    assert by_field["base.lr"].message == "conflicts with the sweep, which sets lr per point"
+    assert by_field["base.lr"].fix == "declare it as log2_lr instead"
+    assert str(by_field["base.lr"]) == "base.lr: conflicts with the sweep, which sets lr per point; declare it as log2_lr instead"
+
+
 @pytest.mark.parametrize("name", ["sweep-tiny", "mua-minilm-classification", "mua-smollm2-lm", "lora-alpha-paths"])
 def test_shipped_specs_validate(name):
     spec = load_spec(CONFIGS / f"{name}.yaml")

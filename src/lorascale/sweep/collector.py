@@ -14,14 +14,14 @@ class Collector:
         self.errors: list[ConfigError] = []
         self._seen: set[tuple[str, str]] = set()
 
-    def add(self, field: str, message: str) -> None:
-        self.errors.append(ConfigError(field, message))
+    def add(self, field: str, message: str, fix: str | None = None) -> None:
+        self.errors.append(ConfigError(field, message, fix))
 
-    def add_once(self, field: str, message: str) -> None:
+    def add_once(self, field: str, message: str, fix: str | None = None) -> None:
         """Add unless the same field and message is already there (one bad base value, many points)."""
         if (field, message) not in self._seen:
             self._seen.add((field, message))
-            self.add(field, message)
+            self.add(field, message, fix)
 
     def unknown(self, mapping: dict, allowed, where: str) -> None:
         for k in mapping:

@@ -40,7 +40,7 @@ from .records import Outcome
 from .spec import SweepSpec
 from .inputs import check_inputs
 from .processes import run_processes
-from .packs import auto_members, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective, train_pack_objective
+from .packs import auto_members_for, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective, train_pack_objective
 from .storage import Claim, SweepStore
 
 __all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop", "run_claim", "train_objective"]
@@ -80,17 +80,21 @@ def train_objective(cfg) -> Outcome:
 
 
 def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s: float = HEARTBEAT_S) -> Outcome:
-    """Run one claimed point and record it; an exception in the run is recorded as "failed"."""
+    """Run one claimed point and record it; an exception in the run, or a stored config that no longer
+    validates, is recorded as "failed"."""
     from optuna.exceptions import UpdateFinishedTrialError
 
-    cfg = claim_config(store, claim)  # one run directory per attempt: train never overwrites a run
     with store.heartbeat(claim, heartbeat_s):
         t0 = time.perf_counter()
         try:
+            cfg = claim_config(store, claim)  # one run directory per attempt: train never overwrites a run
             out = _as_outcome(objective(cfg))
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: recorded, then the worker stops
-            store.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                        message=f"interrupted by {describe(e)}"))
+            try:
+                store.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                            message=f"interrupted by {describe(e)}"))
+            except UpdateFinishedTrialError:  # presumed dead and failed meanwhile: the interrupt still stops the worker
+                log.warning("trial %d was presumed dead and re-queued before its interrupt was recorded", claim.number)
             raise
         except Exception as e:  # a crash of one run must not end the sweep; it is stored and retried later
             out = Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
@@ -188,7 +192,7 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     ``objective(cfg) -> Outcome | RunResult`` defaults to the real ``train``; with several workers or
     Ray it must be importable by name (a module-level function), since it is sent to other processes.
     ``members``: up to K compatible points train at once on one frozen base ("auto": as many as fit in
-    memory, :func:`~lorascale.sweep.packs.auto_members`).
+    memory, :func:`~lorascale.sweep.packs.auto_members_for`).
     """
     if backend not in ("local", "ray"):
         raise ConfigError("backend", f"unknown backend {backend!r}; choose local or ray")
@@ -198,8 +202,7 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
         _import_ray()
     check_inputs(spec)
     if members == "auto":
-        lora = [p.train for p in spec.points if p.rank is not None]
-        members = auto_members(lora[0]) if lora else 1
+        members = auto_members_for([p.train for p in spec.points])
         log.info("members auto: %d members per pack", members)
     store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:

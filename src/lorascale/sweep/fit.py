@@ -24,7 +24,10 @@ from typing import NamedTuple
 
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
-from .optima import FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_of, with_ci
+from .optima import (
+    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of, uneven_points,
+    with_ci,
+)
 from .records import RECORD_STATUSES, Record
 from .stats import bootstrap_rng, seed_interval, t_quantile_975
 
@@ -51,6 +54,8 @@ class ConfigFit(NamedTuple):
     n_seeds: int
     noisy: bool  # one seed: η* is as noisy as one run
     counts: dict
+    scale: float | None = None  # the multiplier s = lora_alpha/r where it does not depend on rank (γ_eff = 0)
+    uneven: tuple[tuple[int | None, float, int, int], ...] = ()  # (rank, log2 η, seeds there, seeds at the rank)
 
     @property
     def label(self) -> str:
@@ -141,6 +146,12 @@ def _notes(metric, evals, counts, configs) -> list[str]:
                      " large as the gap between neighbouring learning rates; add seeds")
     if any(o.at_edge for c in configs for o in c.ranks):
         notes.append("some optima sit at the edge of their learning-rate grid: extend the grid there")
+    for c in configs:
+        if c.uneven:
+            where = "; ".join(f"{'FFT' if r is None else f'r = {r}'}, log2 η = {x:g}: {k} of {n} seeds"
+                              for r, x, k, n in c.uneven)
+            notes.append(f"{c.label}: some points lack seeds their rank has, so their means are over other seeds"
+                         f" and the optimum can move with the seed set: {where}; re-run `lorascale sweep` to fill them")
     return notes
 
 
@@ -161,8 +172,13 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
         method = "n/a (fewer than 2 ranks)"
         if sl is not None:
             slope = sl[0]
-            if len(seeds) >= 2:
-                slope_ci, method = seed_interval(slope, slope_samples, len(seeds)), f"bootstrap over {len(seeds)} seeds"
+            per_rank = {r: seeds_at(c, r) for r in opts if r is not None}
+            fewest = min(per_rank.values())
+            if len(seeds) >= 2 and fewest < 2:
+                method = f"n/a (rank {min(per_rank, key=per_rank.get)} has results from one seed)"
+            elif len(seeds) >= 2:  # t and the variance correction count the seeds of the thinnest rank
+                slope_ci = seed_interval(slope, slope_samples, fewest)
+                method = f"bootstrap over {len(seeds)} seeds" + ("" if fewest == len(seeds) else f" (≥ {fewest} per rank)")
             elif sl[2] is not None:
                 k = sum(r is not None for r in opts)
                 half = t_quantile_975(k - 2) * sl[2]
@@ -177,17 +193,27 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
         fits.append(ConfigFit(
             config=config, alpha_mult=alpha_mult, finetune=first.finetune, init=first.init,
             gamma_eff=first.gamma_eff, predicted_slope=first.predicted_slope,
-            ranks=with_ci(opts, opt_samples, len(seeds)), slope=slope, slope_ci=slope_ci, slope_ci_method=method,
+            ranks=with_ci(opts, opt_samples, c), slope=slope, slope_ci=slope_ci, slope_ci_method=method,
             grid_step=step, spread=spread, rank_invariant=None if spread is None else spread <= step + 1e-9,
-            n_seeds=len(seeds), noisy=len(seeds) < 2, counts=_counts(recs),
+            n_seeds=len(seeds), noisy=len(seeds) < 2, counts=_counts(recs), scale=_constant_scale(first),
+            uneven=tuple(sorted(uneven_points(c), key=lambda u: (u[0] or 0, u[1]))),
         ))
     return fits
 
 
+def _constant_scale(p) -> float | None:
+    """s = lora_alpha/r of a configuration whose s does not depend on rank (γ_eff = 0), else None."""
+    if p.gamma_eff != 0.0 or p.peft_alpha is None or p.rank is None:
+        return None
+    return p.peft_alpha / p.rank
+
+
 def _transfer_gaps(configs: list[ConfigFit]) -> list[TransferGap]:
-    """Init[B] with constant α (γ_eff = 0) against each full-finetuning configuration (μA §4.2, Fig. 5)."""
+    """Init[B] with α = 1 (s = 1 at every rank, no α multiplier) against each full-finetuning configuration
+    (μA §4.2, Fig. 5). Only s = 1: η* ∝ 1/α (μA Thm 4.5), so lora_alpha = 2r (s = 2) sits a step lower."""
     ffts = [c for c in configs if c.finetune == "full" and c.ranks]
-    bs = [c for c in configs if c.finetune == "lora" and c.init == "B" and c.gamma_eff == 0.0]
+    bs = [c for c in configs if c.finetune == "lora" and c.init == "B" and c.gamma_eff == 0.0
+          and c.alpha_mult == 1.0 and c.scale is not None and abs(c.scale - 1.0) < 1e-9]  # s = r/r: rounding only
     out = []
     for b in bs:
         for f in ffts:

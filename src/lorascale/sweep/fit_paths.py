@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
-from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_of, with_ci
+from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_at, seeds_of, with_ci
 from .stats import bootstrap, bootstrap_rng, ols, power_law, seed_interval
 
 __all__ = ["PathFit", "PathComparison", "AlphaLaw", "path_fits", "path_comparisons", "alpha_laws"]
@@ -30,6 +30,7 @@ class PathFit(NamedTuple):
     best_value: float  # best observed mean
     best_std: float | None
     at_edge: bool
+    vertex_value: float  # the refining parabola's value at log2_m_star (= best_value when not refined)
 
     @property
     def m_star(self) -> float:
@@ -83,7 +84,7 @@ def path_fits(records, metric) -> list[PathFit]:
             continue
         opt, pts = opts[rank]
         best = min(pts, key=lambda p: p.mean)  # finite: refine_optimum found one
-        out.append(PathFit(config, rank, path, pts, opt.x, best.mean, best.std, opt.at_edge))
+        out.append(PathFit(config, rank, path, pts, opt.x, best.mean, best.std, opt.at_edge, opt.value))
     return out
 
 
@@ -124,8 +125,9 @@ def path_comparisons(records, metric, n_boot, seed) -> list[PathComparison]:
         seeds = sorted(set(seeds_of(both["alpha"])) | set(seeds_of(both["eta"])))
         samples = (bootstrap(seeds, stat, n_boot, bootstrap_rng(seed, "paths", config, rank))
                    if len(seeds) >= 2 else [])
-        out.append(PathComparison(config, rank, point[0], seed_interval(point[0], [s[0] for s in samples], len(seeds)),
-                                  point[1], seed_interval(point[1], [s[1] for s in samples], len(seeds)), len(seeds)))
+        n = min(seeds_at(c, rank) for c in both.values())  # a path run at one seed gives no interval
+        out.append(PathComparison(config, rank, point[0], seed_interval(point[0], [s[0] for s in samples], n),
+                                  point[1], seed_interval(point[1], [s[1] for s in samples], n), len(seeds)))
     return out
 
 
@@ -150,13 +152,14 @@ def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
         c_free, p, rms = power_law(ranks, alphas)
         c_half, _, rms_half = power_law(ranks, alphas, p=0.5)
         p_ci = c_half_ci = None
-        if len(seeds) >= 2:
+        fewest = min(seeds_at(c, r) for r in ranks)  # t and the variance correction count the thinnest rank's seeds
+        if len(seeds) >= 2 and fewest >= 2:
             whole = [s for s in opt_samples if all(r in s for r in ranks)]
-            p_ci = seed_interval(p, [ols([math.log2(r) for r in ranks], [s[r] for r in ranks])[0] for s in whole], len(seeds))
+            p_ci = seed_interval(p, [ols([math.log2(r) for r in ranks], [s[r] for r in ranks])[0] for s in whole], fewest)
             # at p = ½, log2 C = mean over ranks of (log2 α* − ½·log2 r): its interval in log2, then back
             log2_c = lambda s: sum(s[r] - 0.5 * math.log2(r) for r in ranks) / len(ranks)  # noqa: E731
-            ci = seed_interval(math.log2(c_half), [log2_c(s) for s in whole], len(seeds))
+            ci = seed_interval(math.log2(c_half), [log2_c(s) for s in whole], fewest)
             c_half_ci = None if ci is None else (2.0 ** ci[0], 2.0 ** ci[1])
-        laws.append(AlphaLaw(config, log2_lr, units, with_ci({r: opts[r] for r in ranks}, opt_samples, len(seeds)),
+        laws.append(AlphaLaw(config, log2_lr, units, with_ci({r: opts[r] for r in ranks}, opt_samples, c),
                              c_free, p, p_ci, rms, c_half, rms_half, len(seeds) < 2, c_half_ci))
     return laws

@@ -15,11 +15,13 @@ import random
 from collections import defaultdict
 from typing import Callable, Literal, NamedTuple
 
+from ..errors import ConfigError
 from ..vocabulary import RunStatus, higher_is_better
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
-__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of"]
+__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
+           "seeds_at", "uneven_points"]
 
 Metric = Literal["ema", "val_loss", "eval"]
 FIT_METRICS: dict[str, str] = {
@@ -34,7 +36,7 @@ def score(rec: Record, metric: Metric) -> float | None:
     """Lower-is-better score: +inf for a diverged run, None for a run without this result.
 
     Accuracy and MRR (:data:`~lorascale.vocabulary.HIGHER_IS_BETTER`) are negated so every metric is minimised; a "complete" run whose EMA loss is not finite
-    (stored as null) is treated as diverged.
+    (or null, as some studies stored it) is treated as diverged, and a non-finite held-out value scores +inf, the worst.
     """
     out = rec.outcome
     if out.status == RunStatus.DIVERGED:
@@ -66,10 +68,11 @@ class RankOptimum(NamedTuple):
     rank: int | None
     x: float  # refined optimum (log2 η* or log2 α*)
     x_grid: float
-    value: float  # best mean score (lower is better)
+    best_value: float  # best observed mean score, at x_grid (lower is better)
+    vertex_value: float  # the refining parabola's value at x (= best_value when not refined)
     refined: bool
     at_edge: bool
-    ci: tuple[float, float] | None  # bootstrap CI of x over seeds
+    ci: tuple[float, float] | None  # bootstrap CI of x over the seeds with results at this rank; None under 2
     points: tuple[PointStat, ...]
 
     @property
@@ -81,16 +84,38 @@ Cells = dict  # rank -> x -> seed -> score
 
 
 def cells(recs, metric: Metric, x_of: Callable[[Record], float]) -> Cells:
+    """rank -> x -> seed -> score; ConfigError when two different points land in one cell (their
+    coordinates cannot tell them apart, e.g. a paths section named like a grid configuration)."""
     out: Cells = defaultdict(lambda: defaultdict(dict))
+    keys: dict[tuple, str] = {}
     for r in recs:
         s = score(r, metric)
-        if s is not None:
-            out[r.point.rank][round(x_of(r), 9)][r.point.seed] = s
+        if s is None:
+            continue
+        cell = (r.point.rank, round(x_of(r), 9), r.point.seed)
+        if keys.setdefault(cell, r.point.key) != r.point.key:
+            raise ConfigError("study", f"runs {keys[cell]} and {r.point.key} of configuration {r.point.config!r} are"
+                              f" different points at the same rank {cell[0]}, x = {cell[1]:g} and seed {cell[2]}",
+                              "give each grid configuration and the paths section a name of its own, and sweep"
+                              " them into a new study")
+        out[cell[0]][cell[1]][cell[2]] = s
     return out
 
 
 def seeds_of(c: Cells) -> list[int]:
     return sorted({s for by_x in c.values() for by_seed in by_x.values() for s in by_seed})
+
+
+def seeds_at(c: Cells, rank) -> int:
+    """How many seeds have a result at ``rank`` (at any x)."""
+    return len({s for by_seed in c[rank].values() for s in by_seed}) if rank in c else 0
+
+
+def uneven_points(c: Cells) -> list[tuple[int | None, float, int, int]]:
+    """(rank, x, seeds there, seeds at the rank) for each point lacking some of its rank's seeds: its
+    mean is over other seeds than its neighbours', and a seed shifts the whole curve."""
+    return [(rank, x, len(by_x[x]), n) for rank, by_x in c.items() for n in [seeds_at(c, rank)]
+            for x in sorted(by_x) if len(by_x[x]) < n]
 
 
 def optima(c: Cells, draw: list[int] | None = None) -> dict:
@@ -118,23 +143,28 @@ def rank_slope(opts: dict) -> tuple[float, float, float | None] | None:
     return ols([math.log2(r) for r in ranks], [opts[r][0].x for r in ranks])
 
 
-def with_ci(opts: dict, samples: list[dict], n_seeds: int) -> tuple[RankOptimum, ...]:
+def with_ci(opts: dict, samples: list[dict], c: Cells) -> tuple[RankOptimum, ...]:
+    """Each rank's optimum with its CI over the seeds that have results at that rank (a rank run at one
+    seed of four gets none: every resample holding that seed gives the same optimum)."""
     out = []
     for rank in sorted(opts, key=lambda r: -1 if r is None else r):
         opt, pts = opts[rank]
-        ci = seed_interval(opt.x, [s[rank] for s in samples if rank in s], n_seeds)
-        out.append(RankOptimum(rank, opt.x, opt.x_grid, opt.value, opt.refined, opt.at_edge, ci, pts))
+        ci = seed_interval(opt.x, [s[rank] for s in samples if rank in s], seeds_at(c, rank))
+        best = min(p.mean for p in pts)  # finite: refine_optimum found one
+        out.append(RankOptimum(rank, opt.x, opt.x_grid, best, opt.value, opt.refined, opt.at_edge, ci, pts))
     return tuple(out)
 
 
 def seed_ci(c: Cells, seeds: list[int], n_boot: int, rng: random.Random):
-    """Bootstrap over seeds: per-rank optimum samples and slope samples (empty with one seed)."""
+    """Bootstrap over seeds: per-rank optimum samples and slope samples (empty with one seed). A slope
+    sample is kept only from a resample with every rank of the full fit (else it is another fit's slope)."""
     if len(seeds) < 2:
         return [], []
+    ranks = set(optima(c))
 
     def stat(draw):
         opts = optima(c, draw)
-        sl = rank_slope(opts)
+        sl = rank_slope(opts) if set(opts) == ranks else None
         return {r: o.x for r, (o, _) in opts.items()}, (sl[0] if sl else None)
 
     samples = bootstrap(seeds, stat, n_boot, rng)

@@ -27,7 +27,7 @@ from .records import Outcome
 from .storage import Claim, SweepStore
 
 __all__ = ["claim_pack", "group_claims", "run_pack", "train_pack_objective", "sequential_pack_objective",
-           "auto_members", "MAX_AUTO_MEMBERS", "claim_config"]
+           "auto_members", "auto_members_for", "MAX_AUTO_MEMBERS", "claim_config"]
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,17 @@ def claim_config(store: SweepStore, claim: Claim):
 
 def group_claims(store: SweepStore, claims: Sequence[Claim]) -> list[list[tuple[Claim, object]]]:
     """Claims with their configs, grouped by pack key in claim order; configs no pack can hold (full
-    finetuning, DoRA, PiSSA, OLoRA: :func:`~lorascale.train.members.solo_reason`) alone."""
+    finetuning, DoRA, PiSSA, OLoRA: :func:`~lorascale.train.members.solo_reason`) alone, and so is a
+    stored config that no longer validates (config None: its run records it failed)."""
     from ..train.members import pack_key, solo_reason
 
     groups: dict[tuple, list] = {}
     for c in claims:
-        cfg = claim_config(store, c)
-        key = ("alone", c.number) if solo_reason(cfg) is not None else pack_key(cfg)
+        try:
+            cfg = claim_config(store, c)
+        except Exception:  # alone: run_claim builds it again inside its try and records the error
+            cfg = None
+        key = ("alone", c.number) if cfg is None or solo_reason(cfg) is not None else pack_key(cfg)
         groups.setdefault(key, []).append((c, cfg))
     return list(groups.values())
 
@@ -106,8 +110,11 @@ def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objectiv
                 raise RuntimeError(f"the pack objective returned {len(outs)} outcomes for {len(claims)} configs")
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: every member recorded, then the worker stops
             for c in claims:
-                store.finish(c, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                        message=f"interrupted by {describe(e)}"))
+                try:
+                    store.finish(c, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                            message=f"interrupted by {describe(e)}"))
+                except UpdateFinishedTrialError:  # presumed dead and failed meanwhile: record the others, then stop
+                    log.warning("trial %d was presumed dead and re-queued before its interrupt was recorded", c.number)
             raise
         except Exception as e:  # a crash must not end the sweep: stored as failed, retried by the next sweep
             msg = f"{type(e).__name__}: {e}"
@@ -143,6 +150,15 @@ def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
     est = estimate_for(loaded.model, n_trainable, cfg, bf16=use_cuda and cfg.precision != "fp32")
     budget = torch.cuda.mem_get_info()[0] if use_cuda else _available_memory()
     return max(1, members_that_fit(budget, est, max_members=cap))
+
+
+def auto_members_for(cfgs: Sequence, cap: int = MAX_AUTO_MEMBERS) -> int:
+    """K for a sweep's points: :func:`auto_members` of the packable point of the largest rank (a pack mixes
+    ranks, and a member's factors and optimizer state grow with its rank); 1 when no point can be a member."""
+    from ..train.members.pack import packable
+
+    members = [c for c in cfgs if packable(c)]
+    return auto_members(max(members, key=lambda c: c.adapter.rank), cap) if members else 1
 
 
 def _available_memory() -> int:

@@ -39,7 +39,7 @@ class Series(NamedTuple):
     yerr: tuple[float, ...]  # std over seeds, 0 where unknown
     diverged_x: tuple[float, ...]  # points where a seed diverged
     opt_x: float | None  # refined optimum
-    opt_y: float | None
+    opt_y: float | None  # the refining parabola's value there (the vertex), not the best observed mean
 
 
 class LrSweepInfo(NamedTuple):
@@ -127,7 +127,7 @@ def _display_range(rep: FitReport, lim: tuple[float, float] | None) -> tuple[tup
 
 
 def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) -> LrSweepInfo:
-    series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.value)
+    series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.vertex_value)
                    for o in cfg.ranks)
     # the y-range follows this configuration's own curves and their error bars; where FFT's optimum lies
     # outside it (FFT often reaches far lower), its label gives that best value, since the curve is clipped
@@ -138,9 +138,9 @@ def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) 
     fft_s = fft_x = None
     if fft is not None and fft is not cfg and fft.ranks:
         o = fft.ranks[0]
-        off = lo is not None and o.value is not None and not lo <= o.value <= hi
-        label = f"FFT (best {rep.show(o.value):.3g}, off scale)" if off else "FFT"
-        fft_s, fft_x = _series(rep, label, o.points, o.x, o.value), o.x
+        off = lo is not None and not lo <= o.best_value <= hi
+        label = f"FFT (best {rep.show(o.best_value):.3g}, off scale)" if off else "FFT"
+        fft_s, fft_x = _series(rep, label, o.points, o.x, o.vertex_value), o.x
     n = cfg.n_seeds
     title = f"{cfg.label}: η* per rank ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
     return LrSweepInfo(title, "log2(η)", metric_label(rep), series, fft_s, fft_x, ylim, diverged_y)
@@ -153,7 +153,7 @@ def paths_info(rep: FitReport) -> tuple[PathsInfo, ...]:
     out = []
     for (config, rank), d in sorted(by_rank.items()):
         mk = {k: _series(rep, ("η-path: L(r, m·η_FFT, α₀)" if k == "eta" else "α-path: L(r, η_FFT, m·α₀)"),
-                         p.points, p.log2_m_star, min(x.mean for x in p.points)) for k, p in d.items()}
+                         p.points, p.log2_m_star, p.vertex_value) for k, p in d.items()}  # the star: refined x, its y
         pts = [x for p in d.values() for x in p.points]
         ylim, diverged_y = _display_range(rep, ylim_covering([x.mean for x in pts], [x.std for x in pts], clip=None))
         out.append(PathsInfo(f"{config}, r = {rank}", rank, mk.get("eta"), mk.get("alpha"), metric_label(rep),

@@ -8,9 +8,10 @@ fits read :class:`Record`. This module is the one definition of the keys stored 
 * the outcome attrs: :class:`Outcome` fields as :meth:`Outcome.stored_attrs` writes them
   (``OUTCOME_ATTRS``); the EMA curve is stored as the trial's intermediate values instead.
 
-Non-finite numbers are stored as ``null``, and the status says why (a diverged run's loss). Studies
-written before that stored the strings ``"inf"``/``"nan"``; :func:`read_number` reads those as
-``None`` too, so old and new studies give the same records.
+Non-finite numbers are stored as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no
+token for them) and read back as those floats, so a "complete" run whose held-out loss was NaN still
+scores as the worst value after a round trip. The oldest studies stored the same strings and read the
+same way; studies written in between stored ``null``, which reads as ``None`` (no result), as it did then.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ COORDINATE_KEYS = tuple(f.name for f in fields(PointCoords))
 class Outcome:
     """What a run produced (the fields of ``lorascale.train.loop.RunResult`` a sweep keeps).
 
-    ``final_ema_loss`` is what the run reported (+inf or NaN for some diverged runs); read back
-    from storage, a non-finite value is ``None``. ``ema_curve``: (step, EMA loss) pairs.
+    ``final_ema_loss`` is what the run reported (+inf or NaN for some diverged runs); storage keeps
+    non-finite values as they were (:func:`json_number`). ``ema_curve``: (step, EMA loss) pairs.
     """
 
     status: RunStatus
@@ -102,7 +103,7 @@ class Outcome:
                    result.wall_time, tuple(result.ema_curve), result.message, None if run_dir is None else str(run_dir))
 
     def stored_attrs(self) -> dict:
-        """The outcome as JSON user attrs (``OUTCOME_ATTRS``): non-finite numbers become null."""
+        """The outcome as JSON user attrs (``OUTCOME_ATTRS``): non-finite numbers become "inf"/"-inf"/"nan"."""
         return {"status": str(self.status), "final_ema_loss": json_number(self.final_ema_loss),
                 "eval_metric": self.eval_metric, "eval_value": json_number(self.eval_value),
                 "val_loss": json_number(self.val_loss), "wall_time": float(self.wall_time),
@@ -110,7 +111,7 @@ class Outcome:
 
     @classmethod
     def from_stored(cls, attrs: dict, curve=()) -> "Outcome":
-        """The inverse of :meth:`stored_attrs` (old studies' "inf" strings read as None)."""
+        """The inverse of :meth:`stored_attrs` (a null number reads as None)."""
         a = _known(attrs, OUTCOME_ATTRS, "outcome")
         try:
             return cls(a.get("status"), read_number(a.get("final_ema_loss")), a.get("eval_metric"),
@@ -156,20 +157,17 @@ class Record:
         return cls(PointCoords.from_dict(d.get("point") or {}), Outcome.from_stored(out, curve))
 
 
-def json_number(v) -> float | None:
-    """A number as JSON can hold it: None for None and for non-finite values (the status says why)."""
+def json_number(v) -> float | str | None:
+    """A number as strict JSON can hold it: None for None, a non-finite value as "inf", "-inf" or "nan"."""
     if v is None:
         return None
     v = float(v)
-    return v if math.isfinite(v) else None
+    return v if math.isfinite(v) else str(v)
 
 
 def read_number(v) -> float | None:
-    """A stored number: None for null, for non-finite values and for old studies' "inf"/"nan" strings."""
-    if v is None:
-        return None
-    v = float(v)  # "inf", "-inf", "nan" strings included
-    return v if math.isfinite(v) else None
+    """The inverse of :func:`json_number`: None for null, the float a number or an "inf"/"-inf"/"nan" string names."""
+    return None if v is None else float(v)
 
 
 def _known(d, keys: tuple[str, ...], what: str) -> dict:

@@ -17,8 +17,8 @@ def fit_to_dict(rep: FitReport) -> dict:
 
     def rank_d(o) -> dict:
         return {"rank": o.rank, "lr": o.lr, "log2_lr": o.x, "log2_lr_grid": o.x_grid,
-                "log2_lr_ci": list(o.ci) if o.ci else None, "value": rep.show(o.value),
-                "refined": o.refined, "at_edge": o.at_edge}
+                "log2_lr_ci": list(o.ci) if o.ci else None, "best_value": rep.show(o.best_value),
+                "vertex_value": rep.show(o.vertex_value), "refined": o.refined, "at_edge": o.at_edge}
 
     return {
         "metric": rep.metric,
@@ -40,7 +40,8 @@ def fit_to_dict(rep: FitReport) -> dict:
         ],
         "paths": [
             {"config": p.config, "rank": p.rank, "path": p.path, "m_star": p.m_star, "log2_m_star": p.log2_m_star,
-             "best_value": rep.show(p.best_value), "best_std": p.best_std, "at_edge": p.at_edge}
+             "best_value": rep.show(p.best_value), "best_std": p.best_std, "vertex_value": rep.show(p.vertex_value),
+             "at_edge": p.at_edge}
             for p in rep.paths
         ],
         "path_comparisons": [
@@ -66,7 +67,7 @@ def fit_to_dict(rep: FitReport) -> dict:
 def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
     """The fit as (title, headers, rows) tables, shared by the terminal, Markdown and HTML."""
     t = []
-    rows = [[c.label, _r(o.rank), f"{o.lr:.3g}", f"{o.x:.2f}", _ci(o.ci), f"{o.x_grid:g}", _v(rep, o.value),
+    rows = [[c.label, _r(o.rank), f"{o.lr:.3g}", f"{o.x:.2f}", _ci(o.ci), f"{o.x_grid:g}", _v(rep, o.best_value),
              "edge" if o.at_edge else ""] for c in rep.configs for o in c.ranks]
     if rows:  # a paths-only study has no learning-rate grid
         t.append((f"η* per configuration and rank ({rep.metric})",

@@ -136,9 +136,11 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
     if not spec.grid and not spec.paths and "grid" not in data and "paths" not in data:
         c.add("grid/paths", "the spec sweeps nothing; declare a grid:, a paths: section, or both")
     points: dict[str, Point] = {}
-    if spec.grid:
-        _expand_grid(spec.grid, base, c, points)
+    labels = _expand_grid(spec.grid, base, c, points) if spec.grid else {}
     if spec.paths:
+        if spec.paths.name in labels:  # the fit tells runs apart by label: a shared one would merge two curves
+            c.add("paths.name", f"{spec.paths.name!r} is also the label of grid.configs[{labels[spec.paths.name]}]",
+                  "give the paths a name of their own")
         _expand_paths(spec.paths, base, c, points)
     elif isinstance(data.get("paths"), dict):  # its own keys were refused; still check its run settings
         _path_settings({k: v for k, v in data["paths"].items() if k not in PathsSpec.model_fields}, c)
@@ -155,7 +157,7 @@ def _base(base: dict, c: Collector) -> dict:
     base = dict(base)
     for k in list(base):
         if k in AXIS_FIELDS:
-            c.add(f"base.{k}", f"conflicts with the sweep, which sets {k} per point; declare it as {AXIS_FIELDS[k]} instead")
+            c.add(f"base.{k}", f"conflicts with the sweep, which sets {k} per point", f"declare it as {AXIS_FIELDS[k]} instead")
             base.pop(k)
         elif k not in TRAIN_FIELDS:
             c.add(f"base.{k}", f"unknown TrainConfig key; valid keys: {', '.join(TRAIN_FIELDS)}")
@@ -167,7 +169,7 @@ def _overrides(entry: dict, where: str, c: Collector) -> dict:
     out = {}
     for k, v in entry.items():
         if k in AXIS_FIELDS:
-            c.add(f"{where}.{k}", f"conflicts with the sweep, which sets {k} per point; use {AXIS_FIELDS[k]}")
+            c.add(f"{where}.{k}", f"conflicts with the sweep, which sets {k} per point", f"use {AXIS_FIELDS[k]}")
         elif k not in TRAIN_FIELDS:
             c.add(f"{where}.{k}", "unknown key; use TrainConfig keys or the section's own keys")
         else:
@@ -175,7 +177,8 @@ def _overrides(entry: dict, where: str, c: Collector) -> dict:
     return out
 
 
-def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> None:
+def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict[str, int]:
+    """Add the grid's points; returns each configuration's label with its index in ``grid.configs``."""
     seeds = grid.seeds
     labels: dict[str, int] = {}
     for i, entry in enumerate(grid.configs):
@@ -199,8 +202,8 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> None
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
         if knob is None and any(m != 1.0 for m in c_mults):
-            c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply;"
-                  f" use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
+            c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply",
+                  f"use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
             continue
         # validate the configuration even when an axis is empty, so every error shows at once
         probe = _train(base, over, (c_lrs or [-10.0])[0], (c_ranks or [8])[0], 0, None, None, where, c)
@@ -208,7 +211,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> None
             continue  # already reported
         label = str(entry.name or default_label(probe))
         if label in labels:
-            c.add(f"{where}.name", f"{label!r} is also configs[{labels[label]}]; give each configuration a distinct name")
+            c.add(f"{where}.name", f"{label!r} is also configs[{labels[label]}]", "give each configuration a distinct name")
             continue
         labels[label] = i
         for seed in seeds:
@@ -219,6 +222,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> None
                         cfg = _train(base, over, x, r, seed, knob, knob_value, where, c)
                         if cfg is not None:
                             _add(points, _point(cfg, label, r, x, m, seed, ()), where, c)
+    return labels
 
 
 def _expand_paths(paths: PathsSpec, base: dict, c: Collector, points: dict) -> None:
@@ -250,7 +254,7 @@ def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
         return over, None
     knob = ALPHA_KNOB.get(str(over["rule"]))
     if knob is None:
-        c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob; use one of {', '.join(ALPHA_KNOB)}")
+        c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob", f"use one of {', '.join(ALPHA_KNOB)}")
     return over, knob
 
 
@@ -267,7 +271,7 @@ def _train(base, over, log2_lr, rank, seed, knob, knob_value, where, c: Collecto
     except ConfigErrors as errs:
         for e in errs.errors:  # name the section that set the bad value
             owner = where if e.field in over or e.field not in base else "base"
-            c.add_once(f"{owner}.{e.field}", e.message if not e.fix else f"{e.message}; {e.fix}")
+            c.add_once(f"{owner}.{e.field}", e.message, e.fix)
     return None
 
 
@@ -284,4 +288,4 @@ def _add(points: dict, p: Point, where: str, c: Collector) -> None:
     elif p.paths:  # the m = 1 point of both paths, or a path point equal to a grid point: run it once
         points[p.key] = Point(**{**old.__dict__, "paths": old.paths + p.paths})
     else:
-        c.add_once(where, f"configuration {p.label!r} repeats runs of {old.label!r}; make them differ or drop one")
+        c.add_once(where, f"configuration {p.label!r} repeats runs of {old.label!r}", "make them differ or drop one")

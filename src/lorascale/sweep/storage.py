@@ -5,7 +5,7 @@ Storage URLs and how they open: :mod:`.backends`. The stored schema: :mod:`.reco
 A trial keeps, as user attrs: ``key`` (the point's stable key), ``point`` (its coordinates),
 ``label`` (its configuration's label, a column in optuna-dashboard), ``config`` (the full
 TrainConfig), the outcome (``status``, ``final_ema_loss``, ``eval_metric``, ``eval_value``,
-``val_loss``, ``wall_time``, ``message``, ``run_dir``; non-finite numbers are null) and ``worker``
+``val_loss``, ``wall_time``, ``message``, ``run_dir``; non-finite numbers as "inf"/"nan") and ``worker``
 (who runs it; journal storages also keep a ``heartbeat`` time). The EMA loss curve is its
 intermediate values (``trial.report``). Params for the dashboard's plots (:mod:`.params`): ``lr`` (log scale),
 ``rank``, ``alpha_mult``, ``seed``, each ranging over the spec's own values. Studies written before
@@ -393,10 +393,17 @@ class SweepStore:
 
 
 def _status(t) -> str | None:
-    """A trial's run status; a FAIL trial without one was failed by Optuna's heartbeat: interrupted."""
+    """A trial's run status; a FAIL trial without one was failed by Optuna's heartbeat: interrupted.
+
+    A COMPLETE trial finished: unless its attr says complete or diverged, it is diverged when its value is
+    +inf, else complete. (A stale check can write "interrupted" between a worker's outcome attrs and its
+    ``tell``; its FAIL then loses, so the run is finished and never re-run, and must not read as interrupted.)"""
     from optuna.trial import TrialState
 
-    return t.user_attrs.get("status") or (RunStatus.INTERRUPTED if t.state == TrialState.FAIL else None)
+    status = t.user_attrs.get("status")
+    if t.state == TrialState.COMPLETE and status not in (RunStatus.COMPLETE, RunStatus.DIVERGED):
+        return RunStatus.DIVERGED if t.value == math.inf else RunStatus.COMPLETE
+    return status or (RunStatus.INTERRUPTED if t.state == TrialState.FAIL else None)
 
 
 def _thin(curve, n: int) -> list:
