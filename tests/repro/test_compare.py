@@ -92,6 +92,22 @@ def test_verdict_falls_back_to_welch_without_per_seed_values():
     assert verdict(rows, higher=True)["lora"]["ci95_paired"] is None  # points stored without per-seed values
 
 
+def test_a_seed_that_diverged_is_the_worst_outcome_not_a_missing_one():
+    # LoRA-α's finished seeds beat LoRA's by 0.05 each (paired CI clear of 0), but its seed 3 diverged
+    mine = {"mean": 0.8117, "std": 0.0104, "n": 3, "by_seed": {"0": 0.80, "1": 0.815, "2": 0.82, "3": None},
+            "statuses": ["complete", "complete", "complete", "diverged"]}
+    other = {"mean": 0.76, "std": 0.0082, "n": 4, "by_seed": {"0": 0.75, "1": 0.76, "2": 0.77, "3": 0.76},
+             "statuses": ["complete"] * 4}
+    rows = {"lora-alpha": {"base": mine, "tuned": mine}, "lora": {"tuned": other}}
+    v = verdict(rows, higher=True)["lora"]
+    assert v["ci95_paired"][0] > 0  # the finished seeds alone would say win
+    assert v["verdict"] == "lose" and v["unfinished"] == {"lora-alpha": 1, "lora": 0}
+    other["statuses"][1] = "diverged"
+    assert verdict(rows, higher=True)["lora"]["verdict"] == "inconclusive"  # both failed somewhere
+    mine["statuses"][3] = "complete"
+    assert verdict(rows, higher=True)["lora"]["verdict"] == "win"  # only the baseline failed a seed
+
+
 def test_verdict_pairs_the_seeds_both_points_ran():
     # differences by seed 0.10, 0.09, 0.11: mean 0.10, sd 0.01, t₀.₉₇₅(2) = 4.302653 (scipy):
     # half-width 4.302653 · 0.01 / √3 = 0.0248414; seed 3 ran for LoRA-α only and is left out

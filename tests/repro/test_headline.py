@@ -24,6 +24,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert arms["a"]["member_steps"] == 0 and arms["a"]["eval_member_steps"] == 2 * T  # no search at all
     assert arms["a"]["lr"] == res["lr_fft"] == arms["e"]["lr"]  # LoRA-α trains at the FFT optimum
     assert res["targets"]["a"]["compute_fraction_of_b"] == pytest.approx(2 * T / (3 * 2 * T))
+    assert res["targets"]["a"]["compute_fraction_of_b_with_e"] == pytest.approx((2 + 3) * T / (3 * 2 * T))  # + (e)'s sweep
     assert arms["d"]["member_steps"] == res["tune"]["member_steps"] > 0
     assert res["tune"]["probe_member_steps"] > 0  # tune estimates η_FFT itself (TrainConfig's default is not "given")
     b_sweep = {round(x["lr"], 12): x["ema"] for x in arms["b"]["sweep"]}
@@ -104,6 +105,47 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     (tmp_path / "h" / "d-tune" / "tune.json").unlink()
     part = run_headline(req.model_copy(update={"report_only": True}), progress=False)
     assert calls == [] and part["missing"] == ["c", "d"] and set(part["targets"]) == {"a"}
+
+
+def test_a_diverged_seed_misses_the_target_and_compute_counts_steps_taken():
+    from types import SimpleNamespace
+
+    from lorascale.repro.headline import _arm, _steps_done, _targets
+
+    def run(val, status="complete", steps=10):
+        return SimpleNamespace(val_loss=val, eval_value=None, final_ema_loss=val, eval_metric="val_nll",
+                               status=status, summary={"steps_done": steps, "total_steps": 10})
+
+    b = _arm("b", "(b)", 1e-3, [run(1.00), run(1.01), run(1.02), run(1.01)], 80, [])
+    a = _arm("a", "(a)", 1e-4, [run(1.00), run(1.01), run(1.02), run(None, "diverged", 4)], 0, [])
+    a.eval_member_steps = 40
+    t = _targets({"a": a, "b": b})["a"]
+    # the three finished seeds equal (b)'s: their mean alone would meet the target
+    assert t["val_loss_gap_vs_b"] == pytest.approx(1.01 - 1.01, abs=1e-12) and t["unfinished_seeds"] == 1  # rounding
+    assert t["within_one_std_or_better"] is False
+    a.statuses[-1] = "complete"
+    assert _targets({"a": a, "b": b})["a"]["within_one_std_or_better"] is True
+    # a diverged run costs the steps it took: 10 + 4, not 2 × 10
+    assert _steps_done([run(1.0), run(None, "diverged", 4)]) == 14
+
+
+def test_sweep_rates_are_listed_once_and_fractional_rates_get_their_own_folders(tmp_path):
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:
+        HeadlineRequest(lora_log2_lr=[-14, -13, -14], fft_log2_lr=[-12, -12])
+    assert [x.field for x in e.value.errors] == ["lora_log2_lr", "fft_log2_lr"]
+    from lorascale.repro.headline import _lora_sweep
+    from lorascale.train import TrainConfig
+
+    seen = []
+
+    def runs(cfgs):
+        seen.extend(c.out_dir for c in cfgs)
+        return [None] * len(cfgs)  # unfinished: the sweep stops before scoring
+
+    _lora_sweep("b", "(b)", TrainConfig(model="tiny-bert", steps=2), [-14.5, -13.5, -13], [0], tmp_path, runs, 0)
+    assert seen == [str(tmp_path / f) for f in ("lr-14.5-s0", "lr-13.5-s0", "lr-13-s0")]  # "{:+.0f}": -14, -14, -13
 
 
 def test_headline_bad_input_names_the_flag(capsys, tmp_path, monkeypatch):

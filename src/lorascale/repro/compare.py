@@ -25,7 +25,7 @@ from ..errors import ConfigError, ConfigErrors
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
-from ..vocabulary import higher_is_better
+from ..vocabulary import RunStatus, higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
 from .runs import ema_score, finite, held_out_metrics, train_all
 from .timing import run_timing
@@ -166,7 +166,10 @@ def verdict(rows: dict, higher: bool) -> dict:
     the same seeds, so the same batch order and held-out set, and a seed that is hard for one method is
     hard for all: the difference cancels that shared swing; None for points stored without per-seed values
     or with < 2 shared seeds). ``verdict`` (:func:`gap_verdict`) reads the paired interval, Welch's where
-    there is no paired one."""
+    there is no paired one. A seed that did not finish complete (diverged: no held-out value) is the worst
+    outcome, not a missing one: the means and intervals cover the finished seeds only, so a point with
+    such seeds loses to one without them, and where both have them the verdict is inconclusive
+    (``unfinished`` counts them per point)."""
     if "lora-alpha" not in rows:
         return {}
     mine = rows["lora-alpha"]["base"]
@@ -184,9 +187,19 @@ def verdict(rows: dict, higher: bool) -> dict:
         paired = paired_interval([mine["by_seed"][s] for s in shared], [other["by_seed"][s] for s in shared])
         ci = None if ci is None else sorted((sign * ci[0], sign * ci[1]))
         paired = None if paired is None else sorted((sign * paired[0], sign * paired[1]))
-        out[m] = {"gap": gap, "noise": noise, "verdict": str(gap_verdict(paired or ci, noise)), "ci95": ci,
-                  "ci95_paired": paired}
+        verdict_ = gap_verdict(paired or ci, noise)
+        unfinished = {"lora-alpha": _unfinished(mine), m: _unfinished(other)}
+        if any(unfinished.values()):
+            verdict_ = (GapVerdict.INCONCLUSIVE if all(unfinished.values()) else
+                        GapVerdict.LOSE if unfinished["lora-alpha"] else GapVerdict.WIN)
+        out[m] = {"gap": gap, "noise": noise, "verdict": str(verdict_), "ci95": ci, "ci95_paired": paired,
+                  "unfinished": unfinished}
     return out
+
+
+def _unfinished(point: dict) -> int:
+    """How many of a point's seeds did not finish complete (a diverged run has no held-out value)."""
+    return sum(s != RunStatus.COMPLETE for s in point.get("statuses") or [])
 
 
 def _num(v: float):

@@ -72,7 +72,7 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
               + (" Both CIs ignore that a tuned point was picked on its seeds: a guide, not a test." if swept else ""), ""]
     for t, v in tasks.items():
         verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))}"
-                             f"{paired_ci_text(d.get('ci95_paired'))})" for m, d in v["verdict"].items())
+                             f"{paired_ci_text(d.get('ci95_paired'))}{_unfinished_text(d)})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
     timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
     lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")
@@ -86,3 +86,8 @@ def _pm(p: dict) -> str:
         return "—"
     return f"{p['mean']:.4g} ± {p['std']:.2g}"
 
+
+def _unfinished_text(d: dict) -> str:
+    """"; not finished: lora-alpha 1 seed" where a point had seeds that diverged (they decide the verdict)."""
+    bad = {m: n for m, n in (d.get("unfinished") or {}).items() if n}
+    return "; not finished: " + ", ".join(f"{m} {n} seed{'s' * (n > 1)}" for m, n in bad.items()) if bad else ""

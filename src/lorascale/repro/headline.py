@@ -27,13 +27,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import StrictBool, StrictStr
+from pydantic import StrictBool, StrictStr, field_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
 from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
+from ..vocabulary import RunStatus
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
 from .runs import ema_score, finished_run, finite, train_all
@@ -60,6 +61,13 @@ class HeadlineRequest(Settings):
                                           " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)
     out: StrictStr | None = setting(None, "output folder (default repro-headline)")
     report_only: StrictBool = setting(False, "train nothing: report the arms whose runs have all finished under `out`")
+
+    @field_validator("lora_log2_lr", "fft_log2_lr")
+    @classmethod
+    def _each_rate_once(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"repeats rates {v}; list each once")
+        return v
 
 
 @dataclass
@@ -117,7 +125,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
 
     # (e) full finetuning: the sweep at seed 0, then its best rate at the other seeds
     fft = base.replace(finetune="full", **flatten(AdapterSpec()))  # no adapter: its settings at their defaults
-    swept = _swept(req.fft_log2_lr, lambda x: [fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+.0f}-s0"))],
+    swept = _swept(req.fft_log2_lr, lambda x: [fft.replace(lr=2.0**x, seed=0, out_dir=str(out / "fft" / f"lr{x:+g}-s0"))],
                    runs, req.edge_extension)
     if swept is None:
         raise ConfigError("report_only", f"the full-finetuning sweep under {out / 'fft'} has not finished; every other arm"
@@ -128,7 +136,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
     if None not in rest:
         arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
-                         (len(sweep) + len(rest)) * T, [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
+                         _steps_done([*sweep.values(), *rest]), [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
     report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
@@ -224,13 +232,18 @@ def _tune_arm(answer: dict, runs_d: list, T: int) -> Arm:
 
 
 def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: int) -> Arm | None:
-    swept = _swept(log2_lrs, lambda x: [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+.0f}-s{s}")) for s in seeds],
+    swept = _swept(log2_lrs, lambda x: [cfg.replace(lr=2.0**x, seed=s, out_dir=str(out / f"lr{x:+g}-s{s}")) for s in seeds],
                    runs, extension)
     if swept is None:
         return None
     by_lr, scores, best = swept
-    return _arm(key, label, 2.0**best, by_lr[best], len(by_lr) * len(seeds) * cfg.steps,
+    return _arm(key, label, 2.0**best, by_lr[best], _steps_done([r for rs in by_lr.values() for r in rs]),
                 [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
+
+
+def _steps_done(runs) -> int:
+    """The member-steps runs took (a diverged run stops early), as tune counts its own."""
+    return sum(r.summary.get("steps_done") or 0 for r in runs)
 
 
 def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, dict, float] | None:
@@ -238,7 +251,7 @@ def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, dict, float] 
     rate on it. While the best is the grid's first or last rate, one grid step more past it, at most ``extension``
     times. None when a rate of the given grid has not finished (report-only); an extension that has not
     finished ends the extending."""
-    grid = sorted(float(x) for x in log2_lrs)
+    grid = sorted({float(x) for x in log2_lrs})
     step = min(b - a for a, b in zip(grid, grid[1:]))
     by_lr: dict[float, list] = {}
     while True:
@@ -281,16 +294,25 @@ def _arm(key, label, lr, runs, member_steps, sweep) -> Arm:
 
 def _targets(arms: dict[str, Arm]) -> dict:
     """The issue's targets: (a) within one seed-std of (b) at 1/8 of its compute; (d) ≤ (b) at ≤ 40% of it
-    (only for the arms measured so far)."""
+    (only for the arms measured so far). A seed of (a) or (d) that did not finish complete (diverged: no
+    held-out loss) misses the target, whatever the finished seeds say: their mean would leave it out.
+    (a)'s compute is its own runs; ``compute_fraction_of_b_with_e`` adds the FFT sweep (e) that found its
+    η_FFT, for a user who has no η_FFT yet ((d) pays for its own η_FFT probe)."""
     if "b" not in arms:
         return {}
     b_mean, b_std = arms["b"].stat("val_loss")
+    b_steps = arms["b"].member_steps
     out = {}
     for k in [k for k in ("a", "d") if k in arms]:
         m, s = arms[k].stat("val_loss")
         ci = welch_interval(m, s, arms[k].count("val_loss"), b_mean, b_std, arms["b"].count("val_loss"))
         paired = paired_interval(arms[k].val_loss, arms["b"].val_loss)  # the same seeds, in the same order
-        out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "within_one_std_or_better": m <= b_mean + b_std,
+        unfinished = sum(st != RunStatus.COMPLETE for st in arms[k].statuses)
+        steps = arms[k].member_steps or arms[k].eval_member_steps
+        out[k] = {"val_loss_gap_vs_b": m - b_mean, "b_std": b_std, "unfinished_seeds": unfinished,
+                  "within_one_std_or_better": not unfinished and m <= b_mean + b_std,
                   "gap_ci95": None if ci is None else list(ci), "gap_ci95_paired": None if paired is None else list(paired),
-                  "compute_fraction_of_b": (arms[k].member_steps or arms[k].eval_member_steps) / arms["b"].member_steps}
+                  "compute_fraction_of_b": steps / b_steps}
+        if k == "a" and "e" in arms:
+            out[k]["compute_fraction_of_b_with_e"] = (steps + arms["e"].member_steps) / b_steps
     return out

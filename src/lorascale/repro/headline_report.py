@@ -65,18 +65,21 @@ def write_headline_md(result: dict, path: str | Path) -> Path:
     if "a" in t:
         ci = _ci(t["a"])
         lines.append(f"* (a) within one seed-std of (b), or better: **{_yes(t['a']['within_one_std_or_better'])}**"
-                     f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}{ci}, (b)'s std {t['a']['b_std']:.4f}), at"
-                     f" {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%).")
+                     f" (gap {t['a']['val_loss_gap_vs_b']:+.4f}{ci}, (b)'s std {t['a']['b_std']:.4f}{_unfinished(t['a'])}),"
+                     f" at {t['a']['compute_fraction_of_b']:.1%} of (b)'s compute (target 1/8 = 12.5%)"
+                     + (f"; {t['a']['compute_fraction_of_b_with_e']:.1%} counting the FFT sweep (e) that found its η_FFT"
+                        if "compute_fraction_of_b_with_e" in t["a"] else "") + ".")
     if "d" in t:
         gap, ci = t["d"]["val_loss_gap_vs_b"], _ci(t["d"])
         lines.append(f"* (d) equals or beats (b): within one seed-std **{_yes(t['d']['within_one_std_or_better'])}**,"
-                     f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}),"
+                     f" better in the mean **{_yes(gap < 0)}** (gap {gap:+.4f}{ci}, (b)'s std {t['d']['b_std']:.4f}"
+                     f"{_unfinished(t['d'])}),"
                      f" at {t['d']['compute_fraction_of_b']:.1%} of (b)'s compute (target ≤ 40%).")
     for k in [k for k in ORDER if k in result["arms"]]:
         added = _extension(result, k)
         if added:
             lines.append(f"* {k}'s best rate lay on its grid's edge, so its sweep went on past it: log2 η"
-                         f" {', '.join(f'{x:+.0f}' for x in added)} ({len(result['arms'][k]['sweep'])} rates in all,"
+                         f" {', '.join(f'{x:+g}' for x in added)} ({len(result['arms'][k]['sweep'])} rates in all,"
                          " counted in its compute).")
         for w in result["arms"][k].get("at_edge") or []:
             lines.append(f"* {k}'s answer is at an edge of its search (`{w['field']}`): {w['message']}; {w['fix']}.")
@@ -121,3 +124,9 @@ def _timing(result: dict) -> str:
     if "run_seconds" not in result:  # a headline.json written before the runs' time was kept
         return call + "."
     return f"the arms' runs: {timing_text(result)} (tune's search not counted); {call}."
+
+
+def _unfinished(target: dict) -> str:
+    """"; 1 seed diverged: the target is missed" where an arm's seed did not finish (its mean leaves it out)."""
+    n = target.get("unfinished_seeds") or 0
+    return f"; {n} seed{'s' * (n > 1)} did not finish, so the target is missed" if n else ""
