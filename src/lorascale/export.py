@@ -27,13 +27,15 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
     from .models import load_model
 
     run = Path(run_dir)
-    adapter_dir, model_name, seed = _locate(run)
+    adapter_dir, model_name = _locate(run)
     out = Path(out) if out is not None else run / ("merged" if merge else "export")
     if out.resolve() == adapter_dir.resolve():
         raise ConfigError("out", f"{out} is the adapter folder itself", "export to another folder")
     check_output_dir(out, "out", what="export")  # before the base model loads
     task = _task(adapter_dir)
-    loaded = load_model(model_name, task=task, num_labels=_num_labels(adapter_dir), seed=seed, quiet=True)
+    # the base the run trained on: training never passes its seed to load_model (the tiny models' weights are
+    # TINY_BASE_SEED's; a classification head is in the adapter), so neither does the export
+    loaded = load_model(model_name, task=task, num_labels=_num_labels(adapter_dir), quiet=True)
     peft_model = PeftModel.from_pretrained(loaded.model, adapter_dir)
     if merge:  # merged in float32, then stored in the base checkpoint's dtype (a bf16 base stays bf16-sized)
         import torch
@@ -46,8 +48,8 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
     return save_adapter(peft_model, out, AdapterMetadata(**{k: v for k, v in meta.items() if k != "lorascale_version"}))
 
 
-def _locate(run: Path) -> tuple[Path, str, int]:
-    """(adapter folder, base model name, seed) of a run folder or an adapter folder."""
+def _locate(run: Path) -> tuple[Path, str]:
+    """(adapter folder, base model name) of a run folder or an adapter folder."""
     if not run.is_dir():
         raise ConfigError("run_dir", f"{run} is not a folder", "pass a run folder written by `lorascale train`, or an adapter folder")
     if (run / "model").is_dir() and not (run / "adapter").is_dir():
@@ -58,13 +60,13 @@ def _locate(run: Path) -> tuple[Path, str, int]:
         raise ConfigError("run_dir", f"{run} holds no adapter (no adapter_config.json)", "train with save_model: true")
     config = run / "config.json"
     if config.exists() and adapter_dir != run:
-        flat = json.loads(config.read_text())  # TrainConfig.to_flat(): model and seed decide the base weights
-        return adapter_dir, flat.get("model", "smollm2-135m"), int(flat.get("seed", 0))
+        flat = json.loads(config.read_text())  # TrainConfig.to_flat(): its model is the base
+        return adapter_dir, flat.get("model", "smollm2-135m")
     meta = read_metadata(adapter_dir, "run_dir") or {}
     if not meta.get("model"):
         raise ConfigError("run_dir", f"{adapter_dir} names no base model (no config.json beside it, no model in lorascale.json)",
                           "export a run folder of `lorascale train`")
-    return adapter_dir, meta["model"], 0
+    return adapter_dir, meta["model"]
 
 
 def _task(adapter_dir: Path) -> Task:

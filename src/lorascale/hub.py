@@ -37,10 +37,13 @@ def cached_snapshot(repo_id: str, repo_type: Literal["model", "dataset"], field:
     """The folder of ``repo_id``'s cached snapshot (its ``main`` revision); ConfigError on ``field``
     with the download command when the cache lacks it. ``also`` extends the fix."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
+    except HFValidationError as e:  # e.g. "a/b--c": shaped like org/name, but not a valid repository ID
+        raise ConfigError(field, f"{repo_id!r} is neither an existing folder nor a valid Hub ID ({e})",
+                          "check the path (it does not exist), or give a Hub ID as org/name") from None
     except LocalEntryNotFoundError:
         flag = " --repo-type dataset" if repo_type == "dataset" else ""
         raise ConfigError(field, f"the {repo_type} {repo_id} is not in the local Hugging Face cache ({hub_cache()});"

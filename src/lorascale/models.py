@@ -327,7 +327,9 @@ def head_module(model):
         head = getattr(model, name, None)
         if isinstance(head, nn.Module):
             return head
-    raise ModelError(f"model: {type(model).__name__} has no classification head named {' or '.join(HEAD_NAMES)}")
+    raise ModelError("model", f"{type(model).__name__} has no classification head named {' or '.join(HEAD_NAMES)}",
+                     f"use a model whose head is named {' or '.join(HEAD_NAMES)} (BERT-, Llama-style), or train its"
+                     " language-modelling task")
 
 
 def init_head(model, seed: int, head=None) -> None:

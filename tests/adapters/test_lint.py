@@ -120,6 +120,8 @@ def test_rslora_fix_is_lora_alpha_c(tmp_path):
 def test_name_rule_fixed_and_custom():
     assert name_rule(16 / 64, 64, 512, False, 16) == "fixed alpha = 16"
     assert name_rule(2.0, 8, 512, False, 16) == "alpha = 2r"
+    # rsLoRA r = 4, lora_alpha = 4: s = 4/√4 = 2, the scale of plain LoRA's alpha = 2r, but not that convention
+    assert name_rule(2.0, 4, 512, True, 4) == "rsLoRA (lora_alpha = 4)"
 
 
 def test_missing_files_name_the_argument(tmp_path):

@@ -119,6 +119,20 @@ def test_unmatched_target_names_targets(tiny_llama):
     assert e.value.field == "targets" and "nonexistent" in e.value.message
 
 
+def test_a_target_that_also_matches_a_convolution_is_refused():
+    # PEFT would wrap vis.proj (Conv2d, d_in 3·4·4 = 48) with the one lora_alpha planned for txt.proj (d_in 64):
+    # Variant II's s = √(3·64·4)/4 = 6.93 where its own d_in gives √(3·48·4)/4 = 6
+    model = torch.nn.ModuleDict({"vis": torch.nn.ModuleDict({"proj": torch.nn.Conv2d(3, 8, 4)}),
+                                 "txt": torch.nn.ModuleDict({"proj": torch.nn.Linear(64, 64)})})
+    spec = AdapterSpec(rank=4, scaling=RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), targets=("proj",))
+    with pytest.raises(ConfigError) as e:
+        plan_lora(model, spec)
+    assert e.value.field == "targets" and "vis.proj (Conv2d)" in e.value.message and "txt.proj" not in e.value.message
+    assert "full names" in e.value.fix
+    plan = plan_lora(model, spec.model_copy(update={"targets": ("txt.proj",)}))  # the linear layer alone
+    assert [ly.name for ly in plan.layers] == ["txt.proj"] and plan.layers[0].scale == pytest.approx(math.sqrt(3 * 64 * 4) / 4)
+
+
 def test_analytic_with_init_b_names_init():
     with pytest.raises(ConfigErrors) as e:  # refused when the spec is made, before any model is touched
         AdapterSpec(rank=4, scaling=RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), init=Init.B)

@@ -39,6 +39,20 @@ def test_recommend_readable_table(capsys):
     assert "LoraConfig(" in text and "learning rate: 0.0002" in text  # 10 × η_FFT for the conventional rule
     rows = [line.split()[0] for line in text.split("LoraConfig(")[0].splitlines() if line.strip()]
     assert "attention.output.dense" in rows and "output.dense" in rows  # two separate rows, not one "dense"
+    # a classifier's config names its task, so PEFT trains and saves the fresh head a copied config would freeze
+    assert "    task_type='SEQ_CLS',\n)" in text
+
+
+def test_recommend_json_config_builds_the_same_peft_model(capsys):
+    from peft import LoraConfig, get_peft_model
+
+    from lorascale.models import load_model
+
+    out = run_json(capsys, ["recommend", "--model", "tiny-bert", "--rank", "4", "--json"])
+    assert out["peft_config"]["task_type"] == "SEQ_CLS" and out["peft_config"]["modules_to_save"] is None
+    model = get_peft_model(load_model("tiny-bert", task="classification").model, LoraConfig(**out["peft_config"]))
+    head = [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
+    assert head and all("classifier" in n for n in head)  # the head trains beside the adapter
 
 
 @pytest.mark.parametrize(
@@ -50,6 +64,7 @@ def test_recommend_readable_table(capsys):
         (["recommend", "--model", "tiny-llama", "--alpha", "nan"], "--alpha"),
         (["recommend", "--model", "tiny-llama", "--rule", "nope"], "--rule"),
         (["recommend", "--model", "no-such-model"], "model"),
+        (["recommend", "--model", "a/b--c"], "model"),  # shaped like org/name, rejected by huggingface_hub's validator
         (["recommend", "--model", "tiny-llama", "--rank", "4", "--targets", "zz_proj"], "targets"),
         (["transfer", "--lr", "1e-3", "--from-width", "64", "--init", "A", "--to", "fft", "--from-rank", "4"], "--to"),
         (["transfer", "--lr", "-1", "--from-width", "64", "--from-rank", "4"], "--lr"),

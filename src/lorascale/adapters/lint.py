@@ -90,6 +90,8 @@ def name_rule(scale: float, r: int, d_in: int, use_rslora: bool, lora_alpha: flo
         ("μA α = 1/√r", r**-0.5),
         ("μA α = 1/r", 1.0 / r),
     ]
+    if use_rslora:  # "alpha = r" and "alpha = 2r" name plain LoRA's lora_alpha, not an rsLoRA scale of 1 or 2
+        candidates = candidates[2:]
     for name, s in candidates:
         if math.isclose(scale, s, rel_tol=MATCH_TOL):
             return name

@@ -66,6 +66,10 @@ class LoraPlan:
             "bias": c.bias,
             "use_dora": c.use_dora,
             "init_lora_weights": c.init_lora_weights,
+            # PEFT's wrapper for the model's task (SEQ_CLS also trains and saves the new head), and any extra
+            # modules trained in full: without them a copied config leaves a classifier head frozen
+            "task_type": None if c.task_type is None else str(c.task_type),
+            "modules_to_save": None if c.modules_to_save is None else sorted(c.modules_to_save),
         }
 
 

@@ -71,13 +71,23 @@ def find_target_layers(model, targets: tuple[str, ...] | list[str]) -> list[Targ
         hits = [n for n in linears if check_target_module_exists(cfg, n)]
         if not hits:
             unmatched.append(t)
+    examples = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linears})[:12])
     if unmatched:
-        examples = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linears})[:12])
         raise ConfigError(
             "targets",
             f"{', '.join(map(repr, unmatched))} match no linear layer of this model; its linear layers end in: {examples}",
+            "name linear layers by these suffixes (or full names), e.g. targets: [q_proj, v_proj]",
         )
     cfg = LoraConfig(target_modules=targets, r=1)
+    # PEFT wraps every module a target matches, convolutions and embeddings too, with the config's one
+    # lora_alpha; lorascale plans linear layers only, so such a match would get an adapter at a scale no
+    # rule chose (Variant II's √(3·d_in·r) with another layer's d_in)
+    others = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+              if name and name not in linears and check_target_module_exists(cfg, name)]
+    if others:
+        raise ConfigError("targets", f"the targets also match modules that are not linear layers: {', '.join(others[:6])}"
+                          f"{' …' if len(others) > 6 else ''}", "name the linear layers alone, by a longer suffix or their"
+                          f" full names (this model's linear layers end in: {examples})")
     for name, (d_in, d_out) in linears.items():
         if check_target_module_exists(cfg, name):
             layers.append(TargetLayer(name, d_in, d_out))

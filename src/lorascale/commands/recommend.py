@@ -32,7 +32,8 @@ def run(args) -> int:
     print("\nLoraConfig(")
     for k in ("r", "lora_alpha", "alpha_pattern", "use_rslora", "target_modules", "lora_dropout"):
         print(f"    {k}={kw[k]!r},")
-    for k, default in (("use_dora", False), ("init_lora_weights", True)):  # what the method sets
+    for k, default in (("use_dora", False), ("init_lora_weights", True),  # what the method sets
+                       ("task_type", None), ("modules_to_save", None)):  # what the model's task sets
         if kw[k] != default:
             print(f"    {k}={kw[k]!r},")
     print(")")

@@ -75,6 +75,10 @@ def schedule_callback():
                 raise ConfigError("lr_scheduler_type", f"the μA schedule replaces {SCHEDULER}'s factor; the trainer uses"
                                   f" {args.lr_scheduler_type}", "build the arguments with lorascale.trainer_kwargs(...)")
             min_ratio = (args.lr_scheduler_kwargs or {}).get("min_lr_rate")
+            if min_ratio is None:  # cosine_with_min_lr also takes an absolute min_lr; the μA floor is a ratio
+                raise ConfigError("lr_scheduler_kwargs", f"the μA schedule's floor is a fraction of the peak; the trainer"
+                                  f" has {args.lr_scheduler_kwargs!r} and no min_lr_rate",
+                                  "set lr_scheduler_kwargs={'min_lr_rate': 0.1}, as lorascale.trainer_kwargs(...) does")
             factor = functools.partial(_factor, total=state.max_steps, warmup_frac=_warmup_fraction(args), min_ratio=min_ratio)
             sched.lr_lambdas = [factor] * len(sched.optimizer.param_groups)
             sched.last_epoch -= 1
