@@ -83,3 +83,19 @@ def test_lanczos_refuses_a_pissa_run_whose_adapter_was_converted(tmp_path, capsy
     assert main(["diagnose", str(out), "--lanczos"]) == 2
     err = capsys.readouterr().err
     assert "--lanczos" in err and "pissa run" in err and "rank 8" in err
+
+
+@pytest.mark.parametrize("changes, says", [(dict(method="dora", rank=4), "DoRA run"),
+                                           (dict(finetune="full"), "full-finetuning run")])
+def test_lanczos_refuses_runs_whose_curvature_split_does_not_hold(tmp_path, capsys, changes, says):
+    """Refused from the run's config.json, before any model is built: DoRA rescales s·B·A's columns, and full
+    finetuning has no factors."""
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = TrainConfig(model="tiny-llama", data="shakespeare", steps=2, lr=1e-3, **changes, out_dir=str(out))
+    (out / "config.json").write_text(json.dumps(cfg.to_flat()))
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    assert main(["diagnose", str(out), "--lanczos"]) == 2
+    err = capsys.readouterr().err
+    assert "--lanczos" in err and says in err and "Traceback" not in err
+

@@ -189,3 +189,16 @@ def test_make_callbacks_builds_named_monitors_and_rejects_bad_input():
     assert e.value.field == "diag_every"  # the flag `train --diag-every` sets
     with pytest.raises(ConfigError, match="must be an integer"):
         make_callbacks(["signal-drift"], every=True)
+
+
+def test_signal_drift_refuses_a_dora_adapter(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    from lorascale.diagnostics import SignalDriftMonitor
+    from lorascale.errors import ConfigError
+    from lorascale.train.callbacks import TrainContext
+
+    model = get_peft_model(tiny_llama.model, LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    with pytest.raises(ConfigError) as e:
+        SignalDriftMonitor().on_train_begin(TrainContext(model=model, optimizer=None, config=None, run_dir=None, total_steps=1))
+    assert e.value.field == "method" and "DoRA" in e.value.message

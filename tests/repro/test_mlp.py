@@ -73,6 +73,17 @@ def test_dynamics_extends_a_path_while_its_optimum_sits_on_the_edge():
     assert best is not res.path("eta")[-1] or len(mults) == 2 + 4  # stopped past the optimum, or at the cap
 
 
+def test_dynamics_extends_downward_when_its_optimum_sits_on_the_lower_edge():
+    # η×1e6 and ×2e6 blow the 4-step fit up; the lower edge is the better one, so the path halves past it
+    res = run_dynamics(TINY, seeds=[0], eta_grid=(1e6, 2e6), alpha_grid=(1,), extend=True, progress=False)
+    mults = [c.multiplier for c in res.path("eta")]
+    assert mults[0] < 1e6 and mults[-1] == 2e6  # grew below the grid, not above it
+    assert all(b == 2 * a for a, b in zip(mults, mults[1:]))  # by halving: one octave a step
+    findings = dynamics_findings(res)
+    best = res.best("eta")
+    assert (best is res.path("eta")[0]) == ("optimum on the grid's edge for η" in findings[-1]["measured"])
+
+
 def test_spectra_tiny_traces_growth_and_purification():
     setup = MLPSetup(d=6, n=20, depth=3, rank=2, steps=4)
     res = run_spectra(setup, seeds=[0], ranks=(1, 2, 4), alphas=(1, 4, 16), a_draws=64, progress=False)

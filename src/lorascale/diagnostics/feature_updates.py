@@ -40,6 +40,8 @@ class FeatureUpdateMonitor(LoraMonitor):
     """``probe_batch``: a dict of tensors (HF kwargs), a tuple of args or a tensor. None: the first
     training micro-batch is frozen as the probe (``ctx.batch``, or the model's first training forward)."""
 
+    plain_lora_only = True  # ΔW = s·B·A: DoRA is refused
+
     def __init__(
         self,
         probe_batch=None,

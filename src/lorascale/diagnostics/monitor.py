@@ -27,6 +27,8 @@ class Factors:
 class LoraMonitor(Callback):
     """Base for callbacks that measure optimizer step t when t % every == 0 (t counts from 1)."""
 
+    plain_lora_only = False  # True: the measurement assumes W = W₀ + s·B·A, which DoRA's rescaling breaks
+
     def __init__(self, every: int = 1, adapter: str = "default"):
         checked(StrictPositiveInt, "every", every, "monitor every k-th optimizer step, e.g. 1 or 10")
         self.every = every
@@ -42,6 +44,11 @@ class LoraMonitor(Callback):
         self.modules = dict(lora_modules(model, self.adapter))
         if not self.modules:
             raise ConfigError("model", f"has no PEFT LoRA layers with adapter {self.adapter!r}; wrap it with lorascale.apply first")
+        dora = [n for n, m in self.modules.items() if getattr(m, "use_dora", {}).get(self.adapter)]
+        if self.plain_lora_only and dora:
+            raise ConfigError("method", f"{type(self).__name__} measures ΔW = s·B·A (LoRA-α Prop. 1), but the adapter is"
+                              f" DoRA ({len(dora)} layers, e.g. {dora[0]}): it scales each output column by m/‖W₀ + s·B·A‖,"
+                              " so s·B·A is not the weight change", "monitor LoRA, rsLoRA or LoRA+ runs")
         self.kinds = layer_types(list(self.modules))
 
     def _snapshot(self) -> dict[str, Factors]:

@@ -50,11 +50,20 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
     from ..rules import Finetune
     from ..train.build import build_run
 
-    if cfg.finetune is Finetune.LORA and cfg.adapter.method in BASE_CHANGING_METHODS:
+    from ..methods import Method
+
+    if cfg.finetune is not Finetune.LORA:
+        raise ConfigError("lanczos", f"{run_dir} is a full-finetuning run: H_LoRA and H_signal are the curvature of LoRA's"
+                          " factors, and it has none", "estimate the curvature of a LoRA run")
+    if cfg.adapter.method is Method.DORA:
+        raise ConfigError("lanczos", f"{run_dir} is a DoRA run: its output columns are scaled by m/‖W₀ + s·B·A‖, so the"
+                          " drift Hessian's closed form (W = W₀ + s·B·A) and H_signal = H_LoRA − H_drift do not hold",
+                          "estimate the curvature of LoRA, rsLoRA or LoRA+ runs")
+    if cfg.adapter.method in BASE_CHANGING_METHODS:
         raise ConfigError("lanczos", f"{run_dir} is a {cfg.adapter.method} run: its saved adapter is the plain LoRA of"
                           f" rank {2 * cfg.adapter.rank} on the original weights it was converted to when saved, not the"
                           " factors it trained on the residual weights, so its curvature would be another model's",
-                          "estimate the curvature of LoRA, LoRA+ or DoRA runs")
+                          "estimate the curvature of LoRA, rsLoRA or LoRA+ runs")
 
     built = build_run(cfg, quiet=not progress)
     _load_adapter(built.model, run_dir / "adapter")

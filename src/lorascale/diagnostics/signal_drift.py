@@ -42,6 +42,8 @@ PREFIX = "sd"
 class SignalDriftMonitor(LoraMonitor):
     """Attach to the training loop (:class:`lorascale.train.callbacks.Callback`) or HF Trainer (:mod:`.hf`)."""
 
+    plain_lora_only = True  # ΔW = s·B·A: DoRA is refused
+
     def __init__(
         self, every: int = 1, alignment: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0, adapter: str = "default"
     ):

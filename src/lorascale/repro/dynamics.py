@@ -128,10 +128,10 @@ def _run_dynamics(setup, seeds, eta_grid, alpha_grid, extend, monitor_every, pro
         for _ in range(MAX_EXTENSIONS if extend else 0):
             ran = sorted((c for c in configs if c.path == path), key=lambda c: c.multiplier)
             best = min(ran, key=lambda c: c.mean_final)
-            if best is not ran[-1]:
-                break  # the loss already degrades past the optimum
+            if best is not ran[-1] and best is not ran[0]:
+                break  # the loss already degrades past the optimum on both sides
             bar.total += len(seeds)
-            run(path, ran[-1].multiplier * 2)
+            run(path, ran[-1].multiplier * 2 if best is ran[-1] else ran[0].multiplier / 2)
     bar.close()
     return DynamicsResult(setup, seeds, configs)
 

@@ -64,13 +64,16 @@ def finished_run(cfg: TrainConfig, clear: bool = True):
     d = Path(cfg.out_dir)
     try:
         summary = json.loads((d / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    try:  # read on its own: a run cut before its first summary still says what it was
         stored = TrainConfig.from_flat(json.loads((d / "config.json").read_text()))
         same = stored.replace(out_dir=cfg.out_dir) == cfg  # a folder moved (e.g. committed) is still the same run
     except (OSError, ValueError, ConfigError):
-        summary, same = None, False
+        stored, same = None, False
     if summary is not None and same and summary.get("status") in FINISHED:
         return RunResult.from_summary(summary, [], d, "read back from an earlier run of this benchmark")
-    if summary is not None and not same:
+    if (summary is not None or stored is not None) and not same:  # never delete another configuration's run
         raise ConfigError("out", f"{d} holds a run of another configuration", "use a new `out` folder for a changed budget")
     if clear and d.exists():
         shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
