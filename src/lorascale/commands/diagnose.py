@@ -29,7 +29,8 @@ def run(args) -> int:
     for flag, value, least in (("--lanczos-steps", args.lanczos_steps, 1), ("--hutchinson-samples", args.hutchinson_samples, 2),
                                ("--batch-size", args.batch_size, 1)):
         if value < least:
-            errors.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be an integer ≥ {least}, got {value}"))
+            errors.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be an integer ≥ {least}, got {value}",
+                                      f"pass {flag} {least} or more"))
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "diagnostics"
     try:  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)

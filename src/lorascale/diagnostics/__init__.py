@@ -42,7 +42,7 @@ def make_callbacks(names: list[str], every: int = 1, probe_batch=None) -> list:
     """
     unknown = [n for n in names if n not in CALLBACK_NAMES]
     if unknown:
-        raise ConfigError("diagnostics", f"unknown diagnostic {unknown[0]!r}; choose from {', '.join(CALLBACK_NAMES)}")
+        raise ConfigError("diagnostics", f"unknown diagnostic {unknown[0]!r}", f"choose from {', '.join(CALLBACK_NAMES)}")
     from ..schema import StrictPositiveInt, checked
 
     checked(StrictPositiveInt, "diag_every", every, "monitor every k-th optimizer step")

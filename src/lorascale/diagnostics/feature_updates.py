@@ -76,7 +76,7 @@ class FeatureUpdateMonitor(LoraMonitor):
         if self.probe is None and ctx.batch is not None:
             self.probe = _detached(ctx.batch)
         if self.probe is None:
-            raise ConfigError("probe_batch", "no probe batch and none seen in training; pass probe_batch=")
+            raise ConfigError("probe_batch", "no probe batch and none seen in training", "pass probe_batch= (a batch of inputs)")
         if self.inputs is None or step - self._refreshed_at >= self.refresh_every:
             self.inputs = probe_inputs(ctx.model, self.probe, self.modules, self.max_tokens, self.seed)
             self._refreshed_at = step

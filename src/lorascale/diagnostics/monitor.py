@@ -43,7 +43,7 @@ class LoraMonitor(Callback):
     def _find_layers(self, model) -> None:
         self.modules = dict(lora_modules(model, self.adapter))
         if not self.modules:
-            raise ConfigError("model", f"has no PEFT LoRA layers with adapter {self.adapter!r}; wrap it with lorascale.apply first")
+            raise ConfigError("model", f"has no PEFT LoRA layers with adapter {self.adapter!r}", "wrap it with lorascale.apply first")
         dora = [n for n, m in self.modules.items() if getattr(m, "use_dora", {}).get(self.adapter)]
         if self.plain_lora_only and dora:
             raise ConfigError("method", f"{type(self).__name__} measures ΔW = s·B·A (LoRA-α Prop. 1), but the adapter is"

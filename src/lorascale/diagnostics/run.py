@@ -20,13 +20,13 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """The records of ``RUN_DIR/metrics.jsonl``; a malformed line is an error naming its number."""
     path = Path(run_dir) / "metrics.jsonl"
     if not Path(run_dir).is_dir():
-        raise ConfigError("run_dir", f"{run_dir} is not a directory; pass a run folder written by `lorascale train`")
+        raise ConfigError("run_dir", f"{run_dir} is not a directory", "pass a run folder written by `lorascale train`")
     if not path.exists():
         raise ConfigError("run_dir", f"{path} does not exist", "train it with `lorascale train` and its setting `diagnostics` set to signal-drift first")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("run_dir", f"{path} is not UTF-8 text; pass a run folder written by `lorascale train`") from None
+        raise ConfigError("run_dir", f"{path} is not UTF-8 text", "pass a run folder written by `lorascale train`") from None
     records = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -34,7 +34,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ConfigError("run_dir", f"{path}:{i} is not valid JSON ({e.msg})") from None
+            raise ConfigError("run_dir", f"{path}:{i} is not valid JSON ({e.msg})",
+                              "remove or repair that line (lorascale writes one JSON object per step)") from None
         if not isinstance(record, dict):
             raise ConfigError("run_dir", f"{path}:{i} is {type(record).__name__} {line.strip()[:40]!r}, not an object of"
                               " metrics", 'each line must be one step\'s metrics, e.g. {"step": 1, "loss": 2.3}')
@@ -69,7 +70,8 @@ def run_curvature(run_dir: str | Path, steps: int = 20, samples: int = 10, batch
     _load_adapter(built.model, run_dir / "adapter")
     batch = next(iter(built.val_loader), None)
     if batch is None:
-        raise ConfigError("lanczos", "the run's validation split is empty; cannot estimate curvature without a batch")
+        raise ConfigError("lanczos", "the run's validation split is empty; the curvature needs a held-out batch",
+                          "retrain with a larger val_fraction or max_examples")
     from .spectral import AdapterHessian, curvature_report
 
     op = AdapterHessian(built.model, *_probe(built, batch, batch_size, cfg))
@@ -113,8 +115,9 @@ def _load_adapter(model, adapter_dir: Path) -> None:
 
         state = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
     else:
-        raise ConfigError("lanczos", f"no adapter_model.safetensors in {adapter_dir}; train with save_model: true")
+        raise ConfigError("lanczos", f"no adapter_model.safetensors in {adapter_dir}", "train with save_model: true")
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", []) or []
     if unexpected:
-        raise ConfigError("lanczos", f"{adapter_dir} does not match the rebuilt model (unexpected keys, e.g. {unexpected[0]})")
+        raise ConfigError("lanczos", f"{adapter_dir} does not match the rebuilt model (unexpected keys, e.g. {unexpected[0]})",
+                          "pass the run folder the adapter was trained in, with its own config.json")

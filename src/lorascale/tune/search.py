@@ -317,7 +317,8 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
                  len(points))
         candidates, spent = _train_alone(study, base, points, seeds, rungs, req.reduction, knob, out / name, progress)
     if not any(_ran_whole(c, steps) for c in candidates) and halve:
-        raise RuntimeError(f"tune: every candidate of stage {name} diverged or was cut; widen the search")
+        raise ConfigError("candidates", f"every candidate of tune's {name} stage diverged or was cut",
+                          "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft")
     best = _pick(candidates, steps, base.ema_beta, fallback=0)
     result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs))
     study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
