@@ -19,7 +19,7 @@ def read_mapping(path: str | Path, field: str, what: str) -> dict:
     if not p.is_file():
         raise ConfigError(field, f"{p} does not exist; pass {what}")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Windows editors) is not JSON
     except UnicodeDecodeError:
         raise ConfigError(field, f"{p} is not a UTF-8 text file; pass {what}") from None
     except OSError as e:  # unreadable (permissions, a device)

@@ -157,7 +157,10 @@ def _validate(cls: type[BaseModel], data: dict, prefix: str):
         except ValidationError as e:
             # a key we dropped is now "missing": that is our doing, not the user's
             fresh = [err for err in e.errors() if not any(tuple(err["loc"][:len(d)]) == d for d in dropped)]
-            errs = _errors_from_dicts(fresh, cls, prefix)
+            # once a key is dropped, a cross-field check that names it judged its default, not the user's value
+            # ("--epochs 0" is not also "neither steps nor epochs is set"): left out, it returns once the key passes
+            gone = {str(d[-1]) for d in dropped if d}
+            errs = [x for x in _errors_from_dicts(fresh, cls, prefix) if not set(x.field.split("/")) & gone]
             new = [x for x in errs if (x.field, x.message) not in {(f.field, f.message) for f in found}]
             found += new
             newly = _drop_offending(current, e)

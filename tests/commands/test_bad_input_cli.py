@@ -55,6 +55,11 @@ def test_train_config_folder_says_folder(capsys, tmp_path, monkeypatch):
     assert "cfg is a folder, not a file; pass a YAML file" in err and "does not exist" not in err
 
 
+def test_a_missing_config_file_is_reported_with_the_flags_errors(capsys, tmp_path, monkeypatch):
+    err = _refused(["train", "--config", "missing.yaml", "--rank", "0", "--lr", "-1"], capsys, tmp_path, monkeypatch)
+    assert "missing.yaml does not exist" in err and "error: --rank" in err and "error: --lr" in err
+
+
 def test_train_local_model_with_bad_config_json(capsys, tmp_path, monkeypatch):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{bad")

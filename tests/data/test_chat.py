@@ -59,6 +59,17 @@ def test_a_template_that_rewrites_the_prompt_is_refused(chat_file):
     assert e.value.field == "data" and "prompt/completion" in e.value.fix
 
 
+def test_a_template_that_refuses_a_role_is_a_data_error(chat_file):
+    tok = byte_tokenizer()
+    # as Gemma's template does: it raises on a system turn
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                         "{{ raise_exception('System role not supported') }}{% endif %}{{ m['content'] }}\n{% endfor %}")
+    with pytest.raises(ConfigError) as e:
+        tokenise(load_examples(chat_file), tok, seq_len=256)
+    assert e.value.field == "data" and "System role not supported" in e.value.message
+    assert "(system/user/assistant/user/assistant)" in e.value.message and "system message" in e.value.fix
+
+
 @pytest.mark.slow
 def test_smollm2_tokenizer_has_a_chat_template_and_uses_it(chat_file):
     from lorascale.models import load_model

@@ -91,6 +91,25 @@ def test_completion_only_loss_mask():
     assert item["labels"][n_prompt:] == item["input_ids"][n_prompt:]
 
 
+def test_pairs_with_nothing_to_predict_are_left_out(tmp_path, caplog):
+    import logging
+
+    from lorascale.train.evaluate import count_targets
+
+    p = tmp_path / "d.csv"
+    # an empty prompt with the one-token answer EOS: its only label sits at position 0, which no shift predicts
+    p.write_text('prompt,completion\n"",""\nhi,there\n' + "x" * 70 + ",late\n")
+    tok = byte_tokenizer()
+    with caplog.at_level(logging.INFO, logger="lorascale"):
+        data = tokenise(load_examples(str(p)), tok, seq_len=64)
+    assert [tok.decode(i["input_ids"]) for i in data.items] == ["hithere</s>"]
+    assert "2 of 3 prompt/completion pairs leave no completion token" in caplog.text
+    import torch
+
+    labels = torch.tensor([data.items[0]["labels"]])
+    assert count_targets({"labels": labels}) == 6  # the 5 bytes of "there" and EOS, all after position 0
+
+
 def test_lm_blocks_have_seq_len_and_loaders_batch():
     tok = byte_tokenizer()
     data = tokenise(load_examples("kjv"), tok, seq_len=32, max_items=50)
@@ -165,3 +184,12 @@ def test_unknown_dataset_names_choices_with_their_tasks():
     for named in ("shakespeare (lm)", "shakespeare-genre (classification)", "dialogue-pairs (contrastive)",
                   "fine-foods (classification)", "arithmetic (rlvr)", "math (rlvr)"):
         assert named in e.value.fix
+
+
+def test_rlvr_data_and_text_tasks_point_each_other_to_the_right_command():
+    with pytest.raises(ConfigError) as e:  # a text command (tune, headline) asked for rlvr
+        load_examples("shakespeare", "rlvr")
+    assert e.value.field == "task" and "only through `lorascale train` and `lorascale sweep`" in e.value.message
+    with pytest.raises(ConfigError) as e:  # problems read as text
+        load_examples("sums")
+    assert e.value.field == "task" and "--task rlvr" in e.value.fix

@@ -81,6 +81,39 @@ def test_a_plain_folder_says_what_a_data_folder_holds(tmp_path, monkeypatch):
         assert "save_to_disk" in e.value.fix and "install" not in e.value.message
 
 
+def test_a_csv_row_wider_than_its_header_is_refused_at_its_line(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nfoo,b\nhello, world,a\nbar,a\n")  # csv would read text "hello", label " world"
+    with pytest.raises(ConfigError) as e:
+        load_file(p, "classification")
+    assert e.value.message == f"{p}:3 has more fields than the header (1 row in all)" and "quote" in e.value.fix
+    p.write_text("prompt,answer\na,b,c\n")  # the missing-column error listed a None key, and crashed sorting it
+    with pytest.raises(ConfigError) as e:
+        load_file(p, None)
+    assert e.value.field == "data"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    (tmp_path / "d.csv").write_bytes("text,label\na,0\nb,1\n".encode("utf-8-sig"))  # as Excel writes CSV
+    assert load_file(tmp_path / "d.csv", "classification").texts == ["a", "b"]
+    rows = [{"text": "a", "label": 0}, {"text": "b", "label": 1}]
+    (tmp_path / "d.jsonl").write_bytes("".join(json.dumps(r) + "\n" for r in rows).encode("utf-8-sig"))
+    assert load_file(tmp_path / "d.jsonl", "classification").texts == ["a", "b"]
+
+
+def test_a_saved_dataset_dict_without_a_train_split(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    one = DatasetDict({"test": Dataset.from_dict({"text": ["x y z"] * 3})})
+    one.save_to_disk(str(tmp_path / "one"))
+    assert load_file(tmp_path / "one", "lm").texts == ["x y z"] * 3  # its only split
+    two = DatasetDict({"a": Dataset.from_dict({"text": ["x"]}), "b": Dataset.from_dict({"text": ["y"]})})
+    two.save_to_disk(str(tmp_path / "two"))
+    with pytest.raises(ConfigError) as e:
+        load_file(tmp_path / "two", "lm")
+    assert "splits a, b and no train split" in e.value.message and e.value.fix
+
+
 def test_non_utf8_file_is_a_clear_error(tmp_path):
     (tmp_path / "d.csv").write_bytes(b"text,label\n\xff\xfe,1\n")
     with pytest.raises(ConfigError, match="is not UTF-8 text"):

@@ -37,3 +37,16 @@ def test_checkpointed_loss_and_gradients_equal_the_plain_run(finetune):
         assert torch.equal(grads_ck[name], g), name
     if finetune == "lora":
         assert any(g.abs().sum() > 0 for n, g in grads_ck.items() if "layers.0." in n)  # the first layer's adapters learn
+
+
+def test_a_sequence_longer_than_the_models_positions_is_refused_before_the_run(tmp_path):
+    from lorascale.errors import ConfigError
+    from lorascale.train import TrainConfig
+    from lorascale.train.build import check_run, load_base
+
+    cfg = TrainConfig(model="tiny-bert", data="shakespeare-genre", seq_len=1024, out_dir=str(tmp_path / "r"))
+    for check in (check_run, load_base):  # tiny-bert's absolute position table has 512 rows
+        with pytest.raises(ConfigError) as e:
+            check(cfg)
+        assert e.value.field == "seq_len" and "exceed tiny-bert's 512 positions" in e.value.message
+    assert check_run(cfg.replace(seq_len=512)) == "classification"

@@ -19,6 +19,15 @@ def test_all_errors_at_once():
     assert {"rank", "batch_size", "lr", "warmup_frac", "steps/epochs"} <= fields
 
 
+def test_a_cross_field_check_never_judges_a_dropped_values_default():
+    with pytest.raises(ConfigErrors) as e:  # epochs 0 is refused; "neither steps nor epochs is set" would be ours
+        TrainConfig(steps=None, epochs=0)
+    assert [x.field for x in e.value.errors] == ["epochs"]
+    with pytest.raises(ConfigErrors) as e:  # a cross-field problem of other keys is still reported with it
+        TrainConfig(rank=0, steps=None, epochs=None)
+    assert [x.field for x in e.value.errors] == ["rank", "steps/epochs"]
+
+
 def test_peak_lr_follows_rule():
     assert TrainConfig(rule="lora-alpha", lr_fft=3e-5).peak_lr() == 3e-5
     assert TrainConfig(rule="alpha-r", lr_fft=3e-5).peak_lr() == pytest.approx(3e-4)

@@ -21,9 +21,14 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
     (columns, emptiness, labels) before any model loads."""
     from ..rlvr.problems import is_problem_set
 
-    if is_problem_set(data) or (task is not None and Task(task) is Task.RLVR):
+    if task is not None and Task(task) is Task.RLVR:  # only commands without an rlvr path get here (tune, headline)
+        raise ConfigError("task", "task rlvr trains on generated problems, not text examples, and only through"
+                          " `lorascale train` and `lorascale sweep`", "train rlvr with `lorascale train --task rlvr`"
+                          " (sweep it with `lorascale sweep`), or use task lm, classification or contrastive here")
+    if is_problem_set(data):
         raise ConfigError("task", f"{data} is a set of problems for RL with verifiable rewards",
-                          "use task rlvr (GRPO); lm and classification train on text")
+                          "train it with `lorascale train --task rlvr` or `lorascale sweep` (GRPO); lm, classification"
+                          " and contrastive train on text")
     if data in BUILTIN:
         ex = load_builtin(data)
     elif is_hub_id(data):

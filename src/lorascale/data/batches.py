@@ -51,8 +51,8 @@ def contrastive_batch_errors(batch_size: int, grad_accum: int) -> list[ConfigErr
         errors.append(e)
     if grad_accum > 1:
         errors.append(ConfigError("grad_accum", f"contrastive training draws each query's negatives from its own"
-                                  f" micro-batch, so grad_accum {grad_accum} would train with {batch_size - 1} negatives, not"
-                                  f" the {batch_size * grad_accum - 1} of one batch of {batch_size * grad_accum} pairs",
+                                  f" micro-batch, so grad_accum {grad_accum} would train with the B − 1 negatives of a"
+                                  f" micro-batch of B = batch_size pairs, not the {grad_accum}·B − 1 of one batch",
                                   "use grad_accum 1 and raise batch_size (or lower it to fit memory)"))
     return errors
 
@@ -133,10 +133,14 @@ def _pairs(prompts: list[str], completions: list[str], tokenizer, seq_len: int, 
         c = c + ([eos] if eos is not None else [])
         ids = (p + c)[:seq_len]
         labels = ([IGNORE_INDEX] * len(p) + c)[:seq_len]  # loss on the completion only
-        if any(y != IGNORE_INDEX for y in labels):
+        if any(y != IGNORE_INDEX for y in labels[1:]):  # the model shifts labels: position 0 is never predicted
             items.append({"input_ids": ids, "labels": labels})
     if not items:
         raise ConfigError("seq_len", f"every prompt fills all {seq_len} tokens, leaving no completion", "raise `seq_len`")
+    if len(items) < len(p_ids):  # a micro-batch of such rows alone would have no target: a NaN loss
+        log.info("%d of %d prompt/completion pairs leave no completion token to predict within seq_len %d (a prompt"
+                 " that fills it, or an empty prompt with a one-token answer); they are left out",
+                 len(p_ids) - len(items), len(p_ids), seq_len)
     return items
 
 

@@ -26,8 +26,16 @@ def has_chat_template(tokenizer) -> bool:
 
 def templated_chat(messages: list[dict], tokenizer) -> tuple[str, str]:
     """(prompt, completion) rendered by ``tokenizer.apply_chat_template``."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    from jinja2 import TemplateError  # transformers renders chat templates with jinja2
+
+    try:
+        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(messages, tokenize=False)
+    except TemplateError as e:  # the template's own checks: e.g. "System role not supported", roles must alternate
+        roles = "/".join(str(m.get("role")) for m in messages)
+        raise ConfigError("data", f"the tokenizer's chat template refuses a conversation ({roles}): {e}",
+                          "reshape the records as its template expects (e.g. fold a system message into the first user"
+                          " turn), or write them as prompt/completion columns") from None
     if not full.startswith(prompt):  # e.g. a template that rewrites earlier turns once an answer follows
         raise ConfigError("data", "the tokenizer's chat template does not render a conversation as its prompt plus the"
                           " answer, so the answer's tokens cannot be told apart for the loss",

@@ -31,10 +31,11 @@ def load_file(path: str | Path, task: str | None) -> Examples:
         if p.suffix == ".jsonl":
             records = _load_jsonl(p)
         elif p.suffix == ".csv":
-            with p.open(newline="", encoding="utf-8") as f:
+            with p.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark is not a column name
                 records = list(csv.DictReader(f))
+            _check_csv_widths(records, str(p))
         else:
-            text = p.read_text(encoding="utf-8")
+            text = p.read_text(encoding="utf-8-sig")
             if not text.strip():
                 raise ConfigError("data", f"{p} is empty")
             return Examples(p.name, Kind.TEXT, texts=[text]).check(str(p))
@@ -45,9 +46,19 @@ def load_file(path: str | Path, task: str | None) -> Examples:
     return examples_from_records(records, str(p), task)
 
 
+def _check_csv_widths(records: list[dict], source: str) -> None:
+    """Every CSV row has the header's number of fields: csv.DictReader files extra ones under the key None,
+    so "hello, world,a" under "text,label" would read as text "hello", label " world"."""
+    wide = [i for i, r in enumerate(records) if None in r]
+    if wide:
+        raise ConfigError("data", f"{_record_at(source, wide[0])} has more fields than the header"
+                          f" ({len(wide)} row{'s' * (len(wide) > 1)} in all)",
+                          'quote fields that contain commas: "hello, world",a')
+
+
 def _load_jsonl(p: Path) -> list[dict]:
     records = []
-    with p.open(encoding="utf-8") as f:
+    with p.open(encoding="utf-8-sig") as f:
         for i, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -72,8 +83,12 @@ def _load_saved_dataset(p: Path) -> list[dict]:
         ds = load_from_disk(str(p))
     except (FileNotFoundError, ValueError, OSError) as e:  # damaged: files listed in state.json are missing or unreadable
         raise ConfigError("data", f"{p} is a damaged saved dataset ({e})", "save it again with save_to_disk") from None
-    if hasattr(ds, "keys") and "train" in ds:
-        ds = ds["train"]
+    if hasattr(ds, "keys"):  # a DatasetDict: its train split, or its only one
+        names = list(ds.keys())
+        if "train" not in ds and len(names) != 1:
+            raise ConfigError("data", f"{p} is a saved DatasetDict with splits {', '.join(names)} and no train split",
+                              "save the split to train on alone (ds['…'].save_to_disk), or name it train")
+        ds = ds["train" if "train" in ds else names[0]]
     return [dict(r) for r in ds]
 
 
@@ -164,13 +179,13 @@ def _record_at(source: str, i: int) -> str:
     p = Path(source)
     try:
         if p.suffix == ".csv":
-            with p.open(newline="") as f:
+            with p.open(newline="", encoding="utf-8-sig") as f:
                 reader = csv.reader(f)
                 for n, _ in enumerate(reader):  # row 0 is the header; a quoted field may span lines
                     if n == i + 1:
                         return f"{source}:{reader.line_num}"
         elif p.suffix == ".jsonl":
-            with p.open() as f:
+            with p.open(encoding="utf-8-sig") as f:
                 seen = -1
                 for line_no, line in enumerate(f, 1):  # blank lines hold no record
                     seen += bool(line.strip())
@@ -205,5 +220,5 @@ def _need_all(records: list[dict], required: set, source: str, what: str) -> Non
             where = "" if i == 0 else f" (record {i})"
             raise ConfigError(
                 "data", f"{source} lacks column(s) {', '.join(missing)}{where} needed for {what}; "
-                f"found columns: {', '.join(sorted(r))}"
+                f"found columns: {', '.join(sorted(k for k in r if k is not None))}"
             )

@@ -55,6 +55,7 @@ def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     if loaded.task is not task:
         raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
                           "pick data and a model for the same task")
+    check_positions(cfg, loaded)
     cap = None if cfg.max_examples is None else math.ceil(cfg.max_examples / (1 - cfg.val_fraction)) + 8
     data = tokenise(examples, loaded.tokenizer, cfg.seq_len, cap)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
@@ -71,9 +72,19 @@ def check_run(cfg: TrainConfig) -> Task:
     if loaded.task is not task:
         raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
                           "pick data and a model for the same task")
+    check_positions(cfg, loaded)
     if cfg.finetune is Finetune.LORA:
         plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
     return task
+
+
+def check_positions(cfg: TrainConfig, loaded: LoadedModel) -> None:
+    """``seq_len`` within the model's positions: an encoder's absolute position table has
+    ``max_position_embeddings`` rows, and a longer batch fails at its first forward (after the run began)."""
+    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    if limit is not None and cfg.seq_len > limit:
+        raise ConfigError("seq_len", f"{cfg.seq_len} tokens exceed {cfg.model}'s {limit} positions",
+                          f"use seq_len {limit} or less")
 
 
 def run_loaders(cfg: TrainConfig, base: Base):

@@ -117,15 +117,26 @@ class TrainConfig(Settings):
     @classmethod
     def from_sources(cls, file: str | Path | None = None, overrides: dict | None = None) -> "TrainConfig":
         """Defaults < YAML/JSON ``file`` < ``overrides`` (e.g. flags). steps and epochs are one budget
-        choice: the source with the higher precedence that sets either decides, the other is unset."""
-        from_file = load_yaml(file) if file else {}
+        choice: the source with the higher precedence that sets either decides, the other is unset. A file
+        that cannot be read is reported with the other sources' problems (all at once)."""
+        file_error = None
+        try:
+            from_file = load_yaml(file) if file else {}
+        except ConfigError as e:
+            file_error, from_file = e, {}
         overrides = dict(overrides or {})
         budget = overrides if set(BUDGET_KEYS) & set(overrides) else from_file
         merged = from_file | overrides
         for key, other in (("epochs", "steps"), ("steps", "epochs")):
             if key in budget and other not in budget:
                 merged[other] = None
-        return cls.from_flat(merged)
+        if file_error is None:
+            return cls.from_flat(merged)
+        try:
+            cls.from_flat(merged)
+        except ConfigErrors as e:
+            raise ConfigErrors([file_error, *e.errors]) from None
+        raise file_error
 
     def to_flat(self) -> dict:
         """Flat JSON keys (``rank``, ``rule``, ...): the run's config.json, point keys, YAML."""
