@@ -124,10 +124,17 @@ def test_a_stage_interrupted_midway_runs_again_on_the_next_call(tmp_path, monkey
     req = TuneRequest(**RUN, lr_fft=3e-3, candidates=3, confirm_seeds=1, tune_dir=str(tmp_path / "t"))
     with pytest.raises(RuntimeError, match="power cut"):
         tune(req, progress=False)
-    assert any((tmp_path / "t" / "search").rglob("summary.json"))
+    cut = sum(json.loads(p.read_text())["steps_done"] for p in (tmp_path / "t" / "search").rglob("summary.json"))
+    assert cut > 0
     monkeypatch.setattr(search, "_train_pack", real)
     res = tune(req, progress=False)  # before: "already holds a run; pass a new out_dir", with no such flag
     assert len(res.search.candidates) == 3 and (tmp_path / "t" / "tune.json").exists()
+    import optuna
+
+    study = optuna.load_study(study_name="tune-search", storage=f"sqlite:///{tmp_path / 't' / 'tune.db'}")
+    assert len(study.trials) == 3  # the cut attempt's trials are gone: the pruner compares this attempt's alone
+    # the stage's compute counts the cut attempt's steps too: this attempt's own equal the cut one's (same plan)
+    assert res.search.member_steps == study.user_attrs["earlier_member_steps"] + cut == 2 * cut
 
 
 def test_a_classification_answer_trains_the_head_in_plain_peft(tmp_path, one_thread):

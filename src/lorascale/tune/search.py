@@ -260,6 +260,17 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
     return confirm
 
 
+def _steps_trained(folder: Path) -> int:
+    """The member-steps the runs under ``folder`` took (each run's summary.json, interrupted ones included)."""
+    total = 0
+    for summary in folder.rglob("summary.json") if folder.exists() else ():
+        try:
+            total += int(json.loads(summary.read_text()).get("steps_done") or 0)
+        except (OSError, ValueError, TypeError):
+            pass  # a summary cut mid-write: those steps are not counted
+    return total
+
+
 def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], req: TuneRequest, url: str,
               out: Path, knob: str | None, progress: bool = True, seeds: list[int] | None = None,
               halve: bool = True) -> StageResult:
@@ -291,13 +302,18 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         stored = StageResult.from_dict(study.user_attrs["result"])
         stored.best = _pick(stored.candidates, steps=base.steps, beta=base.ema_beta, fallback=stored.best)
         return stored  # the pick from the stored runs by today's rule
+    earlier = study.user_attrs.get("earlier_member_steps", 0)
+    if study.get_trials(deepcopy=False):  # an interrupted attempt: the stage runs again from a fresh study, or its
+        # finished and pruned trials would meet their own reruns in the pruner's rungs; what it trained still counts
+        earlier += _steps_trained(out / name)
+        optuna.delete_study(study_name=f"tune-{name}", storage=url)
+        study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", pruner=pruner)
+        study.set_user_attr("earlier_member_steps", earlier)
     study.set_user_attr("inputs", inputs)
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # an interrupted attempt: run the stage again
     if (out / name).exists():  # that attempt's run folders (tune's own scratch): the runs below need fresh ones
         shutil.rmtree(out / name)
     steps = base.steps
-    candidates, spent = [], 0
+    candidates, spent = [], earlier
     if packable(base):
         start = 0
         unit = req.reduction ** len(rungs)  # a pack of a multiple of η^cuts halves exactly as the group would
