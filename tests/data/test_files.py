@@ -87,6 +87,10 @@ def test_a_csv_row_wider_than_its_header_is_refused_at_its_line(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_file(p, "classification")
     assert e.value.message == f"{p}:3 has more fields than the header (1 row in all)" and "quote" in e.value.fix
+    p.write_text("text,label\nfoo,b\nhi\nbar,a\n")  # a row short of a field: read as label None before
+    with pytest.raises(ConfigError) as e:
+        load_file(p, "classification")
+    assert e.value.message == f"{p}:3 has fewer fields than the header (1 row in all)" and "a,,b" in e.value.fix
     p.write_text("prompt,answer\na,b,c\n")  # the missing-column error listed a None key, and crashed sorting it
     with pytest.raises(ConfigError) as e:
         load_file(p, None)

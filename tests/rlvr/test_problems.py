@@ -81,6 +81,15 @@ def test_user_problem_file_every_bad_line_reported(tmp_path):
     assert e.value.field == "val_problems"
 
 
+def test_a_problem_file_with_a_byte_order_mark_or_other_bytes(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_bytes('{"question": "2+2?", "answer": 4}\n'.encode("utf-8-sig"))
+    assert [(x.question, x.answer) for x in load_problems(p)] == [("2+2?", 4)]
+    p.write_bytes(b'{"question": "\xff", "answer": 4}\n')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_problems(p)
+
+
 def test_prompt_asks_for_the_tags():
     text = prompt_text("What is 2 + 3?")
     assert "<think>...</think>" in text and "<answer>...</answer>" in text and text.endswith("What is 2 + 3?")

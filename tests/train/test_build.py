@@ -50,3 +50,18 @@ def test_a_sequence_longer_than_the_models_positions_is_refused_before_the_run(t
             check(cfg)
         assert e.value.field == "seq_len" and "exceed tiny-bert's 512 positions" in e.value.message
     assert check_run(cfg.replace(seq_len=512)) == "classification"
+
+
+def test_roberta_counts_its_positions_from_past_the_padding_index():
+    from types import SimpleNamespace
+
+    from transformers import RobertaConfig
+
+    from lorascale.errors import ConfigError
+    from lorascale.train import TrainConfig
+    from lorascale.train.build import check_positions
+
+    loaded = SimpleNamespace(model=SimpleNamespace(config=RobertaConfig(max_position_embeddings=514)))  # roberta-base; pad 1
+    check_positions(TrainConfig(model="roberta", seq_len=512), loaded)  # positions 2 … 513: 512 usable
+    with pytest.raises(ConfigError, match="513 tokens exceed roberta's 512 positions"):
+        check_positions(TrainConfig(model="roberta", seq_len=513), loaded)

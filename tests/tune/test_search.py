@@ -137,6 +137,42 @@ def test_a_stage_interrupted_midway_runs_again_on_the_next_call(tmp_path, monkey
     assert res.search.member_steps == study.user_attrs["earlier_member_steps"] + cut == 2 * cut
 
 
+def test_an_interrupted_stage_of_candidates_trained_alone_counts_its_steps(tmp_path, monkeypatch, one_thread):
+    import lorascale.tune.search as search
+
+    real = search._train_alone
+
+    def cut_power(*a, **k):
+        real(*a, **k)
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(search, "_train_alone", cut_power)
+    req = TuneRequest(**RUN, method="dora", lr_fft=3e-3, candidates=3, confirm_seeds=1, tune_dir=str(tmp_path / "t"))
+    with pytest.raises(RuntimeError, match="power cut"):
+        tune(req, progress=False)
+    cut = sum(json.loads(p.read_text())["steps_done"] for p in (tmp_path / "t" / "search").rglob("summary.json"))
+    monkeypatch.setattr(search, "_train_alone", real)
+    res = tune(req, progress=False)
+    assert cut > 0 and res.search.member_steps == 2 * cut  # the same plan twice: the cut attempt's steps kept
+
+
+def test_a_study_stored_before_a_setting_existed_still_resumes(tmp_path, one_thread):
+    import optuna
+
+    req = TuneRequest(**RUN, lr_fft=3e-3, candidates=3, confirm_seeds=1, tune_dir=str(tmp_path / "t"))
+    first = tune(req, progress=False)
+    study = optuna.load_study(study_name="tune-search", storage=first.storage)
+    inputs = study.user_attrs["inputs"]
+    del inputs["run"]["answer_match"]  # as studies stored before the rlvr setting was added
+    study.set_user_attr("inputs", inputs)
+    again = tune(req, progress=False)  # its default then equals today's: the same question, read back
+    assert again.search.member_steps == first.search.member_steps and again.config == first.config
+    inputs["run"]["answer_match"] = "last-number"  # a value the stored study did not have is still refused
+    study.set_user_attr("inputs", inputs)
+    with pytest.raises(ConfigError, match="answer_match"):
+        tune(req, progress=False)
+
+
 def test_a_classification_answer_trains_the_head_in_plain_peft(tmp_path, one_thread):
     """The answer's peft_config, given to PEFT as is, wraps the model as lorascale trained it: LoRA on the
     planned layers and the fresh classification head trained and saved too (task_type SEQ_CLS)."""

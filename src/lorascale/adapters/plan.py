@@ -68,7 +68,7 @@ class LoraPlan:
             "init_lora_weights": c.init_lora_weights,
             # PEFT's wrapper for the model's task (SEQ_CLS also trains and saves the new head), and any extra
             # modules trained in full: without them a copied config leaves a classifier head frozen
-            "task_type": None if c.task_type is None else str(c.task_type),
+            "task_type": getattr(c.task_type, "value", c.task_type),  # PEFT's TaskType enum or its string
             "modules_to_save": None if c.modules_to_save is None else sorted(c.modules_to_save),
         }
 

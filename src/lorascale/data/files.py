@@ -54,6 +54,11 @@ def _check_csv_widths(records: list[dict], source: str) -> None:
         raise ConfigError("data", f"{_record_at(source, wide[0])} has more fields than the header"
                           f" ({len(wide)} row{'s' * (len(wide) > 1)} in all)",
                           'quote fields that contain commas: "hello, world",a')
+    narrow = [i for i, r in enumerate(records) if None in r.values()]  # DictReader fills missing fields with None
+    if narrow:
+        raise ConfigError("data", f"{_record_at(source, narrow[0])} has fewer fields than the header"
+                          f" ({len(narrow)} row{'s' * (len(narrow) > 1)} in all)",
+                          "give every row a value for each column (an empty one as two commas: a,,b)")
 
 
 def _load_jsonl(p: Path) -> list[dict]:

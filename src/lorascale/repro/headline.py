@@ -52,8 +52,10 @@ class HeadlineRequest(Settings):
                                            seq_len=64, max_val_batches=16, rank=16, save_model=False),
                                "the shared budget, data and held-out set")
     seeds: PositiveInt = setting(REFERENCE_GRID_SEEDS, "seeds per arm")
-    lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2)
-    fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2)
+    lora_log2_lr: list[Float] = setting(list(LORA_LOG2_LR), "log2 learning rates of the LoRA/rsLoRA sweeps", min_length=2,
+                                        fix="list two or more rates, each once, e.g. -15 -14 -13")
+    fft_log2_lr: list[Float] = setting(list(FFT_LOG2_LR), "log2 learning rates of the FFT sweep", min_length=2,
+                                       fix="list two or more rates, each once, e.g. -18 -17 -16")
     edge_extension: NonNegativeInt = setting(2, "rates a sweep adds past its grid's edge while its best rate lies on"
                                              " that edge (0: the grid as given)")
     candidates: PositiveInt = setting(18, "tune's starting candidates at most (fewer when tune_compute caps them)", ge=2)

@@ -97,8 +97,12 @@ def load_problems(path: str | Path) -> list[Problem]:
     if not p.is_file():
         raise ConfigError("data", f"{p} is not a file", "pass a .jsonl file with question/answer records, or a"
                           f" problem set: {', '.join(PROBLEM_SETS)}")
+    try:
+        text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the first record
+    except UnicodeDecodeError as e:
+        raise ConfigError("data", f"{p} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from None
     problems, bad = [], []
-    for i, line in enumerate(p.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

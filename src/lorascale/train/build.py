@@ -81,7 +81,10 @@ def check_run(cfg: TrainConfig) -> Task:
 def check_positions(cfg: TrainConfig, loaded: LoadedModel) -> None:
     """``seq_len`` within the model's positions: an encoder's absolute position table has
     ``max_position_embeddings`` rows, and a longer batch fails at its first forward (after the run began)."""
-    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    config = loaded.model.config
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and "roberta" in getattr(config, "model_type", ""):  # RoBERTa's positions start at pad_id + 1
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
     if limit is not None and cfg.seq_len > limit:
         raise ConfigError("seq_len", f"{cfg.seq_len} tokens exceed {cfg.model}'s {limit} positions",
                           f"use seq_len {limit} or less")

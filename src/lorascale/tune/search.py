@@ -291,6 +291,9 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
                                     "points": [list(p) for p in points], "seeds": seeds, "rungs": list(rungs),
                                     "reduction": req.reduction}, default=str))
     stored = study.user_attrs.get("inputs")
+    if stored is not None:  # a setting added since the study was stored had its default then
+        defaults = json.loads(json.dumps(TrainConfig().to_flat(), default=str))
+        stored = {**stored, "run": {**{k: v for k, v in defaults.items() if k in inputs["run"]}, **stored["run"]}}
     if stored is not None and stored != inputs:
         changed = sorted(k for k in set(stored["run"]) | set(inputs["run"]) if stored["run"].get(k) != inputs["run"].get(k))
         changed += [f"the stage's {k}" for k in ("points", "seeds", "rungs", "reduction") if stored.get(k) != inputs[k]]
@@ -331,7 +334,8 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     else:
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
-        candidates, spent = _train_alone(study, base, points, seeds, rungs, req.reduction, knob, out / name, progress)
+        candidates, used = _train_alone(study, base, points, seeds, rungs, req.reduction, knob, out / name, progress)
+        spent += used
     if not any(_ran_whole(c, steps) for c in candidates) and halve:
         raise ConfigError("candidates", f"every candidate of tune's {name} stage diverged or was cut",
                           "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft")
