@@ -246,6 +246,20 @@ def test_held_out_loss_is_a_third_selection_with_its_own_optima():
     assert score(replace(r, outcome=replace(r.outcome, status="diverged")), "val_loss") == math.inf
 
 
+def alpha_path_records(c_true, deltas, ranks_of=lambda s: (4, 16, 64)):
+    """α-path records at η_FFT = 2^−13: seed s's loss at rank r is 1 + 0.05·(x − log2(C·√r) − δ_s)², lora_alpha
+    = 2^x for x = 4 … 12; ``ranks_of(s)``: the ranks seed s ran."""
+    out = []
+    for s, d in deltas.items():
+        for r in ranks_of(s):
+            for x in range(4, 13):
+                v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
+                out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
+                                              alpha_mult=2.0 ** x / 16, paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
+                                  Outcome("complete", v)))
+    return out
+
+
 def test_the_alpha_law_gives_c_at_p_half_with_its_bootstrap_interval():
     """α-path at ranks 4, 16, 64 and 3 seeds; seed s's loss is 1 + 0.05·(x − log2(C·√r) − δ_s)² with
     δ = −0.2, 0, +0.2 (x = log2 lora_alpha). Equal curvatures put the seed-mean's vertex at the mean δ, so
@@ -255,14 +269,8 @@ def test_the_alpha_law_gives_c_at_p_half_with_its_bootstrap_interval():
 
     from lorascale.sweep.report import fit_to_dict
 
-    c_true, deltas, out = 40.0, {0: -0.2, 1: 0.0, 2: 0.2}, []
-    for s, d in deltas.items():
-        for r in (4, 16, 64):
-            for x in range(4, 13):
-                v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
-                out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
-                                              alpha_mult=2.0 ** x / 16, paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
-                                  Outcome("complete", v)))
+    c_true = 40.0
+    out = alpha_path_records(c_true, {0: -0.2, 1: 0.0, 2: 0.2})
     (law,) = fit(out).alpha_laws
     assert law.c_half == pytest.approx(c_true, rel=EXACT) and law.p == pytest.approx(0.5, abs=EXACT)
     half = stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
@@ -315,14 +323,8 @@ def test_alpha_law_intervals_count_each_ranks_own_seeds():
     give rank 64 a zero-width interval, and p and C intervals as if every rank had four seeds."""
     from scipy import stats
 
-    c_true, deltas, out = 40.0, {0: -0.3, 1: -0.1, 2: 0.1, 3: 0.3}, []
-    for s, d in deltas.items():
-        for r in (4, 16, 64) if s == 0 else (4, 16):
-            for x in range(4, 13):
-                v = 1.0 + 0.05 * (x - math.log2(c_true * r**0.5) - d) ** 2
-                out.append(Record(PointCoords(key=f"{s}-{r}-{x}", config="paths", rank=r, log2_lr=-13.0, seed=s,
-                                              alpha_mult=2.0 ** x / 16, paths=(("alpha", 2.0 ** x / 16),), peft_alpha=2.0**x),
-                                  Outcome("complete", v)))
+    c_true = 40.0
+    out = alpha_path_records(c_true, {0: -0.3, 1: -0.1, 2: 0.1, 3: 0.3}, ranks_of=lambda s: (4, 16, 64) if s == 0 else (4, 16))
     (law,) = fit(out).alpha_laws
     o = {o.rank: o for o in law.optima}
     half = stats.t.ppf(0.975, 3) * math.sqrt(0.2 / 3) / 2
