@@ -110,7 +110,8 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
 def test_a_diverged_seed_misses_the_target_and_compute_counts_steps_taken():
     from types import SimpleNamespace
 
-    from lorascale.repro.headline import _arm, _steps_done, _targets
+    from lorascale.repro.headline import _arm, _targets
+    from lorascale.repro.runs import steps_done
 
     def run(val, status="complete", steps=10):
         return SimpleNamespace(val_loss=val, eval_value=None, final_ema_loss=val, eval_metric="val_nll",
@@ -126,7 +127,7 @@ def test_a_diverged_seed_misses_the_target_and_compute_counts_steps_taken():
     a.statuses[-1] = "complete"
     assert _targets({"a": a, "b": b})["a"]["within_one_std_or_better"] is True
     # a diverged run costs the steps it took: 10 + 4, not 2 × 10
-    assert _steps_done([run(1.0), run(None, "diverged", 4)]) == 14
+    assert steps_done([run(1.0), run(None, "diverged", 4)]) == 14
 
 
 def test_sweep_rates_are_listed_once_and_fractional_rates_get_their_own_folders(tmp_path):

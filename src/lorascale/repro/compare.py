@@ -27,7 +27,7 @@ from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
 from ..vocabulary import RunStatus, higher_is_better
 from .compare_setup import METHODS, SWEEP_LOG2, TASKS
-from .runs import ema_score, finite, held_out_metrics, train_all
+from .runs import ema_score, finite, held_out_metrics, steps_done, train_all
 from .timing import run_timing
 
 __all__ = ["CompareRequest", "run_compare", "method_configs", "GapVerdict", "gap_verdict"]
@@ -111,7 +111,7 @@ def _summarise(method: str, runs: list, req: CompareRequest) -> dict:
     return {"label": METHODS[method].label, "sweeps": METHODS[method].sweeps,
             "base": _point(0.0, by_x[0.0]), "tuned": _point(best, by_x[best]),
             "sweep": [{"log2_mult": x, "mean_ema": _num(v)} for x, v in sorted(mean_ema.items())],
-            "runs": len(runs), "member_steps": sum(r.summary.get("steps_done") or 0 for *_, r in runs)}
+            "runs": len(runs), "member_steps": steps_done(r for *_, r in runs)}
 
 
 def _point(x: float, rs: list) -> dict:

@@ -37,7 +37,7 @@ from ..train.config import TrainConfig
 from ..vocabulary import RunStatus
 from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
-from .runs import ema_score, finished_run, finite, train_all
+from .runs import ema_score, finished_run, finite, steps_done, train_all
 from .timing import run_timing
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
@@ -138,7 +138,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
     rest = runs([fft.replace(lr=lr_fft, seed=s, out_dir=str(out / "fft" / f"best-s{s}")) for s in seeds[1:]])
     if None not in rest:
         arms["e"] = _arm("e", "(e) full finetuning, best of sweep", lr_fft, [sweep[x_fft], *rest],
-                         _steps_done([*sweep.values(), *rest]), [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
+                         steps_done([*sweep.values(), *rest]), [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
     report()
 
     # (a) LoRA-α at η_FFT, no search (right after (e): it needs nothing else, and costs 1/8 of a sweep)
@@ -239,13 +239,9 @@ def _lora_sweep(key, label, cfg, log2_lrs, seeds, out: Path, runs, extension: in
     if swept is None:
         return None
     by_lr, scores, best = swept
-    return _arm(key, label, 2.0**best, by_lr[best], _steps_done([r for rs in by_lr.values() for r in rs]),
+    return _arm(key, label, 2.0**best, by_lr[best], steps_done([r for rs in by_lr.values() for r in rs]),
                 [{"lr": 2.0**x, "ema": v} for x, v in scores.items()])
 
-
-def _steps_done(runs) -> int:
-    """The member-steps runs took (a diverged run stops early), as tune counts its own."""
-    return sum(r.summary.get("steps_done") or 0 for r in runs)
 
 
 def _swept(log2_lrs, configs, runs, extension: int) -> tuple[dict, dict, float] | None:

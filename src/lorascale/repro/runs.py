@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..train.config import TrainConfig
 
-__all__ = ["train_all", "finished_run", "ema_score", "finite", "held_out_metrics", "MAX_PACK", "CPU_PACK"]
+__all__ = ["train_all", "finished_run", "ema_score", "steps_done", "finite", "held_out_metrics", "MAX_PACK", "CPU_PACK"]
 
 MAX_PACK = 32  # members per pack on a GPU: bounds a pack's memory (K × the batch's activations)
 # On a CPU a pack saves nothing (compute-bound matmuls) and loses where the batch is large: MiniLM 8×128
@@ -78,6 +78,11 @@ def finished_run(cfg: TrainConfig, clear: bool = True):
     if clear and d.exists():
         shutil.rmtree(d)  # an unfinished run of this very config: it has no result to keep
     return None
+
+
+def steps_done(runs) -> int:
+    """The member-steps runs took (a diverged run stops early), as tune counts its own."""
+    return sum(r.summary.get("steps_done") or 0 for r in runs)
 
 
 def ema_score(r) -> float:
