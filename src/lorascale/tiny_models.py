@@ -3,12 +3,13 @@ byte-level tokenizer: which widths they take, and how they are built. :mod:`lora
 
 from __future__ import annotations
 
-__all__ = ["TINY_MODELS", "MAX_TINY_WIDTH", "HEAD_WIDTH", "tiny_heads", "tiny_width_ok", "parse_tiny_width",
+__all__ = ["TINY_MODELS", "MAX_TINY_WIDTH", "HEAD_WIDTH", "TINY_POSITIONS", "tiny_heads", "tiny_width_ok", "parse_tiny_width",
            "byte_tokenizer", "build_tiny_llama", "build_tiny_bert"]
 
 TINY_MODELS = ("tiny-llama", "tiny-bert")
 MAX_TINY_WIDTH = 16384  # the widest released transformers (Llama-3.1 405B) are 16384 wide
 HEAD_WIDTH = 16  # the tiny models get one attention head per 16 of width
+TINY_POSITIONS = 512  # the tiny models' position table (and RoPE's nominal context)
 
 
 def tiny_heads(width: int) -> int:
@@ -67,7 +68,7 @@ def build_tiny_llama(width: int, seed: int):
     heads = tiny_heads(width)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=TINY_POSITIONS,
         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
     )
     with torch.random.fork_rng(devices=[]):  # the base's own draws; the caller's global RNG is untouched
@@ -85,7 +86,7 @@ def build_tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = Fals
     heads = tiny_heads(width)
     cfg = BertConfig(
         vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-        num_attention_heads=heads, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tok.pad_token_id,
+        num_attention_heads=heads, max_position_embeddings=TINY_POSITIONS, num_labels=num_labels, pad_token_id=tok.pad_token_id,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
     with torch.random.fork_rng(devices=[]):

@@ -65,6 +65,13 @@ def test_missing_model_or_data_and_negative_seeds_are_refused_before_storing(tmp
     assert "Traceback" not in err and not (tmp_path / "spec.db").exists()  # nothing stored
     assert main(["sweep", str(spec), "--dry-run"]) == 2  # a dry run checks them too
     d = yaml.safe_load(write_spec(tmp_path).read_text())
+    d["grid"]["configs"][1]["seq_len"] = 1024  # every trial of it would fail at its first forward
+    spec.write_text(yaml.safe_dump(d, allow_unicode=True))
+    assert main(["sweep", str(spec), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "grid.configs[1].seq_len: 1024 tokens exceed tiny-llama's 512 positions" in err and "use seq_len 512" in err
+    assert not (tmp_path / "spec.db").exists()
+    d = yaml.safe_load(write_spec(tmp_path).read_text())
     d["grid"]["seeds"] = [-1]
     spec.write_text(yaml.safe_dump(d, allow_unicode=True))
     assert main(["sweep", str(spec), "--quiet"]) == 2

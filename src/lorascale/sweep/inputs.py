@@ -34,7 +34,22 @@ def check_inputs(spec) -> None:
                 check()
             except ConfigError as e:
                 errors.append(ConfigError(f"{_where(spec.raw, key, value)}.{key}", e.message, e.fix))
+        if ("seq_len", cfg.model, cfg.seq_len) not in seen:
+            seen.add(("seq_len", cfg.model, cfg.seq_len))
+            errors += _check_positions(spec.raw, cfg)
     ConfigErrors.raise_if_any(errors)
+
+
+def _check_positions(raw: dict, cfg) -> list[ConfigError]:
+    """``seq_len`` within the model's positions, read from its config (each trial would fail at build)."""
+    from ..models import model_positions
+    from ..train.build import seq_len_error
+
+    limit = model_positions(cfg.model)
+    if limit is None or cfg.seq_len <= limit:
+        return []
+    e = seq_len_error(cfg.seq_len, cfg.model, limit)
+    return [ConfigError(f"{_where(raw, 'seq_len', cfg.seq_len)}.seq_len", e.message, e.fix)]
 
 
 def _where(raw: dict, key: str, value) -> str:

@@ -10,7 +10,7 @@ from ..adapters.convert import InitialAdapter, snapshot_initial
 from ..data import load_examples, make_loaders, tokenise
 from ..data.batches import TokenisedData, contrastive_batch_errors
 from ..errors import ConfigError, ConfigErrors
-from ..models import HEAD_NAMES, LoadedModel, init_head, load_model
+from ..models import HEAD_NAMES, LoadedModel, init_head, load_model, position_limit
 from ..rules import Finetune
 from ..vocabulary import Task
 from .config import TrainConfig
@@ -81,13 +81,13 @@ def check_run(cfg: TrainConfig) -> Task:
 def check_positions(cfg: TrainConfig, loaded: LoadedModel) -> None:
     """``seq_len`` within the model's positions: an encoder's absolute position table has
     ``max_position_embeddings`` rows, and a longer batch fails at its first forward (after the run began)."""
-    config = loaded.model.config
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit is not None and "roberta" in getattr(config, "model_type", ""):  # RoBERTa's positions start at pad_id + 1
-        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    limit = position_limit(loaded.model.config.to_dict())
     if limit is not None and cfg.seq_len > limit:
-        raise ConfigError("seq_len", f"{cfg.seq_len} tokens exceed {cfg.model}'s {limit} positions",
-                          f"use seq_len {limit} or less")
+        raise seq_len_error(cfg.seq_len, cfg.model, limit)
+
+
+def seq_len_error(seq_len: int, model: str, limit: int) -> ConfigError:
+    return ConfigError("seq_len", f"{seq_len} tokens exceed {model}'s {limit} positions", f"use seq_len {limit} or less")
 
 
 def run_loaders(cfg: TrainConfig, base: Base):
