@@ -19,13 +19,14 @@ def test_reads_yaml_and_json_mappings(tmp_path):
 @pytest.mark.parametrize("name, text, words", [
     ("bad.json", "{not json", "not valid JSON"),
     ("bad.yaml", "a: [1, 2", "not valid YAML"),
-    ("list.yaml", "- 1\n- 2\n", "must hold a mapping"),
+    ("list.yaml", "- 1\n- 2\n", "does not hold a mapping"),
 ])
 def test_bad_files_name_the_field(tmp_path, name, text, words):
     (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError) as e:
         read_mapping(tmp_path / name, "spec", "a sweep YAML")
     assert e.value.field == "spec" and words in e.value.message
+    assert e.value.fix is not None and e.value.fix not in e.value.message  # the fix is its own attribute
 
 
 def test_missing_file_and_folder(tmp_path):

@@ -131,7 +131,8 @@ def alpha_base(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> 
         return spec.c * math.sqrt(r)
     if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC:
         return math.sqrt(r) / sigma_a(init, d_in)
-    raise RuleError("rule", f"α_base is defined for lora-alpha and lora-alpha-analytic only, not {spec.rule.value}")
+    raise RuleError("rule", f"α_base is defined for lora-alpha and lora-alpha-analytic only, not {spec.rule.value}",
+                    "use effective_scale for the other rules")
 
 
 def effective_scale(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> float:

@@ -97,7 +97,7 @@ def checked(annotation: Any, field: str, value: Any, fix: str | None = None, err
     try:
         return adapter.validate_python(value)
     except ValidationError as e:
-        raise error(field, _message(e.errors()[0], None, [field]), fix) from None
+        raise error(field, *_problem(e.errors()[0], None, [field], fix)) from None
 
 
 _ADAPTERS: dict = {}
@@ -114,7 +114,8 @@ def validate(cls: type[BaseModel], data: dict, prefix: str = ""):
     the offending keys are dropped and validation re-runs to find the cross-field problems too.
     """
     if not isinstance(data, dict):
-        raise ConfigErrors([ConfigError(prefix.rstrip(".") or "config", f"must be a mapping of keys, got {data!r}")])
+        raise ConfigErrors([ConfigError(prefix.rstrip(".") or "config", f"must be a mapping of keys, got {data!r}",
+                                              "write key: value pairs")])
     token = _COLLECTING.set(True)  # pydantic calls a custom __init__ for every model it validates
     try:
         return _validate(cls, data, prefix)
@@ -216,7 +217,7 @@ def _errors_from_dicts(errors: list[dict], cls: type[BaseModel], prefix: str) ->
             name = prefix + ".".join(_flat_name(cls, loc))
         else:
             name = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        out.append(ConfigError(name or "config", _message(err, cls, loc), _fix(cls, loc)))
+        out.append(ConfigError(name or "config", *_problem(err, cls, loc, _fix(cls, loc))))
     return out
 
 
@@ -246,19 +247,24 @@ def _fix(cls, loc: list[str]) -> str | None:
     return extra.get("fix")
 
 
-def _message(err: dict, cls, loc: list[str]) -> str:
+def _problem(err: dict, cls, loc: list[str], fix: str | None) -> tuple[str, str | None]:
+    """(message, fix) for one pydantic error: an unknown key or value names the valid ones as its fix;
+    any other error keeps the field's own ``fix``."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
-    shown = f", got {got!r}" if kind not in ("missing", "extra_forbidden") else ""
     if kind == "extra_forbidden":
         model = _field_model(cls, loc[:-1]) if len(loc) > 1 else cls
         keys = leaf_fields(model) if getattr(model, "flat_keys", False) else getattr(model, "model_fields", {})
         names = ", ".join(sorted(k if not keys[k].alias else keys[k].alias for k in keys)
                           if not getattr(model, "flat_keys", False) else keys)
-        return f"unknown key; valid keys: {names}"
-    if kind == "enum":
-        return f"unknown value {got!r}; choose one of {ctx.get('expected', '').replace(chr(39), '')}"
-    if kind == "literal_error":
-        return f"unknown value {got!r}; choose one of {ctx.get('expected', '').replace(chr(39), '')}"
+        return "unknown key", f"valid keys: {names}"
+    if kind in ("enum", "literal_error"):
+        return f"unknown value {got!r}", f"choose one of {ctx.get('expected', '').replace(chr(39), '')}"
+    return _message(err), fix
+
+
+def _message(err: dict) -> str:
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
+    shown = f", got {got!r}" if kind != "missing" else ""
     words = {
         "greater_than": f"must be > {ctx.get('gt')}",
         "greater_than_equal": f"must be ≥ {ctx.get('ge')}",

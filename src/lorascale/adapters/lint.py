@@ -129,7 +129,8 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         ref = reference(rule, planned, d_in)
         layers.append(LintLayer(module, layer_type(module), d_in, d_out, r, alpha, scale, rule, ref, ref / scale))
     if not layers:
-        raise ConfigError("adapter_dir", "adapter_model.safetensors holds no linear (2-D) LoRA factors; embedding/conv adapters are not checked")
+        raise ConfigError("adapter_dir", "adapter_model.safetensors holds no linear (2-D) LoRA factors",
+                          "check an adapter of linear layers: embedding and convolution adapters are not checked")
     unmatched = {which: sorted(set(p) - used[which]) for which, p in (("rank_pattern", rank_pattern), ("alpha_pattern", alpha_pattern))
                  if set(p) - used[which]}
     judged = judged_by_scale(cfg) and converted is None

@@ -62,17 +62,17 @@ def rescale_model(peft_model, scaling: RuleSpec, init: Init = Init.KAIMING, adap
         raise ConfigError("model", f"adapter {name!r} is {config.peft_type}, not LoRA", "lorascale plans LoRA adapters only")
     modules = list(lora_modules(peft_model, name))
     if not modules:
-        raise ConfigError("model", f"adapter {name!r} has no LoRA layers")
+        raise ConfigError("model", f"adapter {name!r} has no LoRA layers", "wrap the model with get_peft_model first")
     options = options_of(config)
     problems = []
     if any(getattr(m, "merged", False) for _, m in modules):
-        problems.append("its adapters are merged into the base weights; unmerge first (model.unmerge_adapter())")
+        problems.append(("its adapters are merged into the base weights", "unmerge first (model.unmerge_adapter())"))
     if options.changes_base_weights():
-        problems.append(f"init_lora_weights={config.init_lora_weights!r} folded s into the base weights"
-                        " (W_res = W₀ − s·B·A), so a new s changes the model; plan the rule before wrapping"
-                        " (lorascale.lora_config(..., init_lora_weights=...))")
+        problems.append((f"init_lora_weights={config.init_lora_weights!r} folded s into the base weights"
+                         " (W_res = W₀ − s·B·A), so a new s changes the model",
+                         "plan the rule before wrapping (lorascale.lora_config(..., init_lora_weights=...))"))
     if problems:
-        raise ConfigError("model", "; ".join(problems))
+        raise ConfigError("model", "; ".join(m for m, _ in problems), "; ".join(f for _, f in problems))
 
     layers = [TargetLayer(strip_peft_prefix(n), m.in_features, m.out_features) for n, m in modules]
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout)
@@ -139,5 +139,6 @@ def _config_layers(model, config) -> list[TargetLayer]:
     layers = [TargetLayer(n, *shape) for n, m in model.named_modules()
               if (shape := _linear_shape(m)) and check_target_module_exists(config, n)]
     if not layers:
-        raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model")
+        raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model",
+                          "name linear layers of this model (lorascale check --model lists them)")
     return layers

@@ -96,5 +96,5 @@ def factor_shapes(root: Path) -> dict[str, dict[str, tuple[int, ...]]]:
         raise ConfigError(FIELD, f"{weights} ({size} bytes) is not a readable safetensors file: {e}",
                           "the file is truncated or damaged; save the adapter again") from None
     if not shapes:
-        raise ConfigError(FIELD, f"{WEIGHTS_FILE} holds no lora_A/lora_B weights")
+        raise ConfigError(FIELD, f"{WEIGHTS_FILE} holds no lora_A/lora_B weights", "pass the folder of a LoRA adapter")
     return shapes

@@ -31,11 +31,11 @@ def run(args) -> int:
 
     errors = []
     if args.seeds < 1:
-        errors.append(ConfigError("seeds", "must be ≥ 1"))
+        errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "use 1 or more seeds"))
     if args.steps is not None and args.steps < 1:
-        errors.append(ConfigError("steps", "must be ≥ 1"))
+        errors.append(ConfigError("steps", f"must be ≥ 1, got {args.steps}", "use 1 or more steps"))
     if not args.lr > 0:
-        errors.append(ConfigError("lr", "must be > 0; LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
+        errors.append(ConfigError("lr", "must be > 0", "LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
     if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     try:

@@ -57,7 +57,7 @@ def run(args) -> int:
     ConfigErrors.raise_if_any(errors)
     name, records = load_records(args)
     if not records:
-        raise ConfigError("study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+        raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
     rep = fit(records, args.metric, n_boot=args.bootstrap)
     if args.json:
         print_json({"study": name, **fit_to_dict(rep)})

@@ -30,7 +30,7 @@ def run(args) -> int:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if not records:
-        raise ConfigError("study", f"study {name!r} has no finished runs yet; run `lorascale sweep` first")
+        raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
     md = write_report(records, args.out, name, n_boot=args.bootstrap, html_too=not args.no_html)
     print(f"wrote {md}" + ("" if args.no_html else f" and {md.with_suffix('.html')}"))
     return 0

@@ -32,7 +32,7 @@ PASSAGE_LINES = 8  # shakespeare-genre: consecutive spoken lines per passage (~6
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ConfigError("data", f"the dataset needs package {package}; run: {PIP[package]}")
+        raise ConfigError("data", f"the dataset needs package {package}", f"run: {PIP[package]}")
     return Path(os.path.dirname(spec.origin))
 
 

@@ -47,32 +47,35 @@ class Examples:
     def check(self, source: str) -> "Examples":
         """Empty data, mismatched columns and labels out of range are errors, before training starts."""
         if len(self) == 0:
-            raise ConfigError("data", f"{source} holds no examples; check the file or pick another dataset")
+            raise ConfigError("data", f"{source} holds no examples", "check the file or pick another dataset")
         if self.kind is Kind.PAIR and len(self.prompts) != len(self.completions):
-            raise ConfigError("data", f"{source}: {len(self.prompts)} prompts but {len(self.completions)} completions")
+            raise ConfigError("data", f"{source}: {len(self.prompts)} prompts but {len(self.completions)} completions",
+                              "give every prompt its completion")
         assert not self.chats or len(self.chats) == len(self.prompts), "chats and their plain prompts differ in number"
         if self.kind is Kind.QUERY_POSITIVE:
             self._check_pairs(source)
         if self.kind is Kind.LABELED:
             if len(self.labels) != len(self.texts):
-                raise ConfigError("data", f"{source}: {len(self.texts)} texts but {len(self.labels)} labels")
+                raise ConfigError("data", f"{source}: {len(self.texts)} texts but {len(self.labels)} labels", "label every text")
             k = len(self.label_names)
             bad = [(i, y) for i, y in enumerate(self.labels) if not (isinstance(y, int) and 0 <= y < k)]
             if bad:
                 i, y = bad[0]
                 raise ConfigError(
-                    "data", f"{source}: label {y!r} of example {i} is out of range [0, {k}); {len(bad)} such labels; "
+                    "data", f"{source}: label {y!r} of example {i} is out of range [0, {k}); {len(bad)} such labels",
                     "use integer labels 0..K-1 or string labels"
                 )
             if k < 2:
-                raise ConfigError("data", f"{source}: classification needs at least 2 classes, found {k}")
+                raise ConfigError("data", f"{source}: classification needs at least 2 classes, found {k}",
+                                  "add examples of another class")
         return self
 
     def _check_pairs(self, source: str) -> None:
         """Contrastive pairs: equal columns, no blank text; repeated positives are warned about, because
         another query's copy of a pair's positive is a false negative in its batch and a tie in retrieval."""
         if len(self.queries) != len(self.positives):
-            raise ConfigError("data", f"{source}: {len(self.queries)} queries but {len(self.positives)} positives")
+            raise ConfigError("data", f"{source}: {len(self.queries)} queries but {len(self.positives)} positives",
+                              "give every query its positive")
         if len(self) < 2:
             raise ConfigError("data", f"{source} holds {len(self)} pair; contrastive training needs at least 2 (the"
                                       " other pairs of a batch are each query's negatives)", "add query/positive pairs")

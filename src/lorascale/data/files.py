@@ -22,11 +22,11 @@ __all__ = ["load_file", "load_hub_dataset", "examples_from_records"]
 def load_file(path: str | Path, task: str | None) -> Examples:
     p = Path(path)
     if not p.exists():
-        raise ConfigError("data", f"{p} does not exist; pass a builtin dataset name or a .jsonl/.csv/.txt file or a saved dataset folder")
+        raise ConfigError("data", f"{p} does not exist", "pass a builtin dataset name, a .jsonl/.csv/.txt file or a saved dataset folder")
     if p.is_dir():
         return examples_from_records(_load_saved_dataset(p), str(p), task)
     if p.suffix not in (".jsonl", ".csv", ".txt", ".md"):
-        raise ConfigError("data", f"{p}: unsupported file type {p.suffix!r}; use .jsonl, .csv, .txt or a saved dataset folder")
+        raise ConfigError("data", f"{p}: unsupported file type {p.suffix!r}", "use .jsonl, .csv, .txt or a saved dataset folder")
     try:
         if p.suffix == ".jsonl":
             records = _load_jsonl(p)
@@ -37,12 +37,12 @@ def load_file(path: str | Path, task: str | None) -> Examples:
         else:
             text = p.read_text(encoding="utf-8-sig")
             if not text.strip():
-                raise ConfigError("data", f"{p} is empty")
+                raise ConfigError("data", f"{p} is empty", "pass a file with text in it")
             return Examples(p.name, Kind.TEXT, texts=[text]).check(str(p))
     except UnicodeDecodeError as e:
         raise ConfigError("data", f"{p} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from None
     except OSError as e:  # unreadable: permissions, a device
-        raise ConfigError("data", f"{p} cannot be read ({e.strerror})") from None
+        raise ConfigError("data", f"{p} cannot be read ({e.strerror})", "check its permissions") from None
     return examples_from_records(records, str(p), task)
 
 
@@ -69,7 +69,7 @@ def _load_jsonl(p: Path) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise ConfigError("data", f"{p}:{i} is not valid JSON ({e.msg})") from None
+                    raise ConfigError("data", f"{p}:{i} is not valid JSON ({e.msg})", "write one JSON object per line") from None
     return records
 
 
@@ -83,7 +83,7 @@ def _load_saved_dataset(p: Path) -> list[dict]:
     try:
         from datasets import load_from_disk
     except ImportError:
-        raise ConfigError("data", f"{p} is a saved dataset; install the `datasets` package to read it") from None
+        raise ConfigError("data", f"{p} is a saved dataset", "install the `datasets` package to read it") from None
     try:
         ds = load_from_disk(str(p))
     except (FileNotFoundError, ValueError, OSError) as e:  # damaged: files listed in state.json are missing or unreadable
@@ -114,9 +114,10 @@ def load_hub_dataset(repo_id: str, task: str | None) -> Examples:
 
 def examples_from_records(records: list[dict], source: str, task: str | None) -> Examples:
     if not records:
-        raise ConfigError("data", f"{source} holds no records")
+        raise ConfigError("data", f"{source} holds no records", "check the file or pick another dataset")
     if not all(isinstance(r, dict) for r in records):
-        raise ConfigError("data", f"{source}: every record must be an object with named fields")
+        raise ConfigError("data", f"{source}: a record is not an object with named fields",
+                          'write each record as an object, e.g. {"text": …}')
     cols = set(records[0])
     if task == "contrastive" or (task is None and {"query", "positive"} & cols):
         _need_all(records, {"query", "positive"}, source, "contrastive pairs")
@@ -127,7 +128,7 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         raw = [r["label"] for r in records]
         empty = [i for i, y in enumerate(raw) if y is None or (isinstance(y, str) and not y.strip())]
         if empty:
-            raise ConfigError("data", f"{source}: record {empty[0]} has an empty label ({len(empty)} such records); label every example")
+            raise ConfigError("data", f"{source}: record {empty[0]} has an empty label ({len(empty)} such records)", "label every example")
         fractional = [i for i, y in enumerate(raw) if _non_integer_number(y)]
         if fractional:
             i = fractional[0]
@@ -139,8 +140,8 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
             names = [str(i) for i in range(max(labels) + 1)]
             unused = sorted(set(range(len(names))) - set(labels))
             if unused and min(labels) >= 0:
-                raise ConfigError("data", f"{source}: integer labels must be 0..K-1 with every class present; "
-                                          f"class(es) {unused} never occur — renumber the labels or use string labels")
+                raise ConfigError("data", f"{source}: integer labels must be 0..K-1 with every class present;"
+                                          f" class(es) {unused} never occur", "renumber the labels or use string labels")
         else:
             names = sorted({str(y) for y in raw})
             labels = [names.index(str(y)) for y in raw]
@@ -151,7 +152,8 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         for i, r in enumerate(records):
             msgs = _chat_messages(r["messages"], source, i)
             if msgs[-1]["role"] != "assistant":
-                raise ConfigError("data", f"{source}: record {i} must end with an assistant message")
+                raise ConfigError("data", f"{source}: record {i} does not end with an assistant message",
+                                  "end each chat with the assistant reply to train on")
             chats.append([{"role": str(m["role"]), "content": str(m["content"])} for m in msgs])
             prompt, completion = plain_chat(chats[-1])  # the format without a chat template (see data.chat)
             prompts.append(prompt)
@@ -224,6 +226,6 @@ def _need_all(records: list[dict], required: set, source: str, what: str) -> Non
         if missing:
             where = "" if i == 0 else f" (record {i})"
             raise ConfigError(
-                "data", f"{source} lacks column(s) {', '.join(missing)}{where} needed for {what}; "
-                f"found columns: {', '.join(sorted(k for k in r if k is not None))}"
+                "data", f"{source} lacks column(s) {', '.join(missing)}{where} needed for {what}",
+                f"found columns: {', '.join(sorted(k for k in r if k is not None))}; add the missing ones or rename them"
             )

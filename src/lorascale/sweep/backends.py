@@ -120,7 +120,8 @@ def open_storage(url: str, access: Access = "read", *, heartbeat_s: float | None
         with _quiet_experimental():
             rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, skip_table_creation=access == "read", **kwargs)
     except Exception as e:  # SQLAlchemy raises many kinds: bad dialect, unreachable server, damaged file, ...
-        raise ConfigError("storage", f"cannot open {path or url}: {_first_line(e)}") from None
+        raise ConfigError("storage", f"cannot open {path or url}: {_first_line(e)}",
+                          "check the path or database URL (sqlite:///file.db, postgresql://…) and that the server is up") from None
     if kind == "sqlite" and access != "read":
         _sqlite_setup(rdb.engine)
     return Backend(rdb, kind, path, access)

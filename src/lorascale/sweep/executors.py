@@ -195,9 +195,9 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     memory, :func:`~lorascale.sweep.packs.auto_members_for`).
     """
     if backend not in ("local", "ray"):
-        raise ConfigError("backend", f"unknown backend {backend!r}; choose local or ray")
+        raise ConfigError("backend", f"unknown backend {backend!r}", "choose local or ray")
     if workers < 1:
-        raise ConfigError("workers", f"must be ≥ 1, got {workers}")
+        raise ConfigError("workers", f"must be ≥ 1, got {workers}", "use 1 or more workers")
     if backend == "ray":
         _import_ray()
     check_inputs(spec)
@@ -313,8 +313,8 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("backend", "ray is not installed; pip install 'lorascale[ray]'"
-                          " (or pip install 'ray[default]'), or use the local backend") from None
+        raise ConfigError("backend", "ray is not installed",
+                          "pip install 'lorascale[ray]' (or pip install 'ray[default]'), or use the local backend") from None
     return ray
 
 

@@ -63,7 +63,8 @@ class PointCoords:
         d = _known(d, COORDINATE_KEYS, "point")
         missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING]
         if missing:
-            raise ConfigError("point", f"stored coordinates lack {missing}; a point has {', '.join(COORDINATE_KEYS)}")
+            raise ConfigError("point", f"stored coordinates lack {missing} (a point has {', '.join(COORDINATE_KEYS)})",
+                              "the study was not written by lorascale sweep; store it with `lorascale sweep`")
         return cls(**d)
 
 
@@ -118,7 +119,7 @@ class Outcome:
                        read_number(a.get("eval_value")), read_number(a.get("val_loss")),
                        float(a.get("wall_time") or 0.0), tuple(curve), a.get("message") or "", a.get("run_dir"))
         except ValueError as e:
-            raise ConfigError("outcome", str(e)) from None
+            raise ConfigError("outcome", str(e), "the stored outcome is damaged: re-run its trial with `lorascale sweep`") from None
 
 
 OUTCOME_ATTRS = tuple(f.name for f in fields(Outcome) if f.name != "ema_curve")
@@ -173,7 +174,8 @@ def read_number(v) -> float | None:
 def _known(d, keys: tuple[str, ...], what: str) -> dict:
     """``d`` as a dict after checking it has only ``keys``; names the unknown ones otherwise."""
     if not isinstance(d, dict):
-        raise ConfigError(what, f"a stored {what} must be a mapping, got {type(d).__name__}")
+        raise ConfigError(what, f"a stored {what} must be a mapping, got {type(d).__name__}",
+                          "the study was not written by lorascale sweep; store it with `lorascale sweep`")
     unknown = sorted(set(d) - set(keys))
     if unknown:
         raise ConfigError(what, f"unknown stored keys {unknown}; a {what} has {', '.join(keys)}",

@@ -174,7 +174,8 @@ class SweepStore:
                 trials.append(create_trial(state=TrialState.WAITING, params=params,
                                            distributions={k: dists[k] for k in params}, user_attrs=attrs))
             except (TypeError, ValueError) as e:
-                errors.append(ConfigError("spec", f"point {key} ({c.config}) cannot be stored: {e}"))
+                errors.append(ConfigError("spec", f"point {key} ({c.config}) cannot be stored: {e}",
+                                          "give the point values Optuna can store (numbers and strings)"))
         ConfigErrors.raise_if_any(errors)
         self.study.add_trials(trials)
         return len(trials)

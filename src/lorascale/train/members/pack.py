@@ -78,7 +78,7 @@ def member_names(k: int) -> list[str]:
 def pack_errors(cfgs: Sequence) -> list[ConfigError]:
     """Every reason ``cfgs`` cannot train as one pack; each error names the config field."""
     if not cfgs:
-        return [ConfigError("members", "no configs given; pass at least one TrainConfig")]
+        return [ConfigError("members", "no configs given", "pass at least one TrainConfig")]
     errors: list[ConfigError] = []
     for i, cfg in enumerate(cfgs):
         reason = solo_reason(cfg)

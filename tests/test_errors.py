@@ -1,0 +1,53 @@
+"""Every error lorascale raises about an input carries the field and a fix as attributes (the CLI turns
+the field into a flag name and prints the fix; the Python API reads both)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import lorascale
+from lorascale.errors import ConfigError, ConfigErrors
+
+SRC = Path(lorascale.__file__).parent
+
+
+def _error_classes() -> set[str]:
+    """ConfigError and every class under src/ that derives from it (by name, through any depth)."""
+    names = {"ConfigError"}
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in SRC.rglob("*.py")]
+    grew = True
+    while grew:
+        grew = False
+        for t in trees:
+            for n in ast.walk(t):
+                if isinstance(n, ast.ClassDef) and n.name not in names and any(
+                        getattr(b, "id", getattr(b, "attr", None)) in names for b in n.bases):
+                    names.add(n.name)
+                    grew = True
+    return names
+
+
+def test_every_input_error_in_the_source_is_built_with_a_fix():
+    names = _error_classes()
+    assert {"ModelError", "RuleError", "StorageMissing"} <= names  # the scan finds the subclasses too
+    missing = []
+    for p in sorted(SRC.rglob("*.py")):
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if (isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) in names
+                    and len(n.args) < 3 and not any(k.arg == "fix" for k in n.keywords)
+                    and not any(isinstance(a, ast.Starred) for a in n.args)):  # *problem: (message, fix) unpacked
+                missing.append(f"{p.relative_to(SRC)}:{n.lineno}")
+    assert missing == [], f"errors built without a fix: {missing}"
+
+
+def test_unknown_keys_and_values_name_the_valid_ones_as_the_fix():
+    from lorascale.rules import RuleSpec
+
+    with pytest.raises(ConfigErrors) as e:
+        RuleSpec(rule="lora-beta", cc=3)
+    by_field = {x.field: x for x in e.value.errors}
+    assert by_field["rule"].message == "unknown value 'lora-beta'" and "lora-alpha-analytic" in by_field["rule"].fix
+    assert by_field["cc"].message == "unknown key" and by_field["cc"].fix.startswith("valid keys: ") and "c" in by_field["cc"].fix
+    assert str(by_field["rule"]) == f"rule: unknown value 'lora-beta'; {by_field['rule'].fix}"  # how the CLI prints it
+
