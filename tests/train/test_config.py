@@ -5,6 +5,7 @@ import pytest
 from lorascale.cli import main
 from lorascale.commands.train import config_from_args
 from lorascale.errors import ConfigErrors
+from lorascale.rules import recommended_lr
 from lorascale.train.config import TrainConfig
 
 
@@ -41,13 +42,19 @@ def test_yaml_then_flags_override(tmp_path):
     from lorascale.commands.train import add_train_args
 
     y = tmp_path / "c.yaml"
-    y.write_text("model: tiny-llama\nrank: 4\nsteps: 7\nlr: 0.01\n")
+    y.write_text("model: tiny-llama\nrank: 4\nsteps: 7\nlr: 0.01\ntargets: [q_proj]\n")
     p = argparse.ArgumentParser()
     add_train_args(p)
     cfg = config_from_args(p.parse_args(["--config", str(y), "--rank", "8"]))
     assert (cfg.model, cfg.adapter.rank, cfg.steps, cfg.lr) == ("tiny-llama", 8, 7, 0.01)
     cfg = config_from_args(p.parse_args(["--config", str(y), "--epochs", "2"]))
     assert cfg.steps is None and cfg.epochs == 2.0
+    cfg = config_from_args(p.parse_args(["--config", str(y), "--lr", "none", "--targets", "none"]))
+    assert cfg.lr is None and cfg.adapter.targets is None  # `none` unsets what the file set
+    assert cfg.peak_lr() == recommended_lr(cfg.adapter.scaling, cfg.lr_fft, cfg.adapter.init, cfg.adapter.method)
+    with pytest.raises(ConfigErrors) as e:  # a setting that cannot be unset reads "none" as a bad value
+        config_from_args(p.parse_args(["--config", str(y), "--rank", "none"]))
+    assert [x.field for x in e.value.errors] == ["rank"]
 
 
 def test_unknown_yaml_keys_are_errors(tmp_path, capsys):

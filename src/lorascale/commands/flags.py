@@ -39,6 +39,8 @@ def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, tit
             continue
         default = defaults.get(name, info.default)
         shown = "" if default in (None, PydanticUndefined) else f" (default {_show(default)})"
+        if _may_unset(info.annotation):
+            shown += f"; {UNSET} unsets it"
         names = [flag_name(name)] + ([SHORT[name]] if name in SHORT else [])
         kw = dict(dest=name, default=argparse.SUPPRESS, help=((info.description or "") + shown).replace("%", "%%"))
         if _is_bool(info.annotation):
@@ -50,9 +52,22 @@ def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, tit
         action.setting = info  # the field behind the flag: its type and constraints (tests derive bad values from it)
 
 
+UNSET = "none"  # a flag's value that unsets an optional setting (one a --config file set, say)
+
+
 def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
-    """The leaf settings of ``model`` given on the command line."""
-    return {name: getattr(args, name) for name in leaf_fields(model) if name in vars(args)}
+    """The leaf settings of ``model`` given on the command line; ``none`` given to a setting that may be
+    unset is None (``--lr none``: the rule's rate, whatever the config file says)."""
+    out = {}
+    for name, (_, info) in leaf_fields(model).items():
+        if name in vars(args):
+            value = getattr(args, name)
+            out[name] = None if _may_unset(info.annotation) and value in (UNSET, [UNSET]) else value
+    return out
+
+
+def _may_unset(annotation) -> bool:
+    return type(None) in get_args(annotation) and not _is_bool(annotation)
 
 
 def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:
