@@ -135,6 +135,23 @@ def test_a_stage_interrupted_midway_runs_again_on_the_next_call(tmp_path, monkey
     assert len(study.trials) == 3  # the cut attempt's trials are gone: the pruner compares this attempt's alone
     # the stage's compute counts the cut attempt's steps too: this attempt's own equal the cut one's (same plan)
     assert res.search.member_steps == study.user_attrs["earlier_member_steps"] + cut == 2 * cut
+    assert res.search.rerun_member_steps == cut  # kept apart, so an over-cap warning can name the cause
+
+
+def test_the_over_cap_warning_names_interrupted_attempts_when_they_are_the_cause():
+    from lorascale.tune.search import Candidate, StageResult, TuneResult, _over_cap_reason
+
+    def result(rerun: int, spent: int) -> TuneResult:
+        stage = StageResult("search", 9, 3, [Candidate(0, 3e-3, 1.0)], spent, 54, 0, [3], rerun)
+        return TuneResult(3e-3, "given", None, stage, None, None, {}, "", None, cap_member_steps=30)
+
+    assert _over_cap_reason(result(0, 36)).startswith("the packs were too small")  # halving alone
+    assert _over_cap_reason(result(20, 50)) == ("20 of them were trained by interrupted attempts, which ran again"
+                                                " from the start")  # 50 − 20 = 30: within the cap without them
+    both = _over_cap_reason(result(10, 50))  # 50 − 10 = 40 > 30: halving overspent too
+    assert both.startswith("10 of them were trained by interrupted attempts") and "packs were too small" in both
+    old = StageResult.from_dict({k: v for k, v in result(0, 36).search.to_dict().items() if k != "rerun_member_steps"})
+    assert old.rerun_member_steps == 0  # a stage stored before the field existed reads as never interrupted
 
 
 def test_an_interrupted_stage_of_candidates_trained_alone_counts_its_steps(tmp_path, monkeypatch, one_thread):

@@ -77,6 +77,7 @@ class StageResult:
     full_member_steps: int  # every candidate run to the end
     best: int  # index into candidates
     rungs: list = field(default_factory=list)  # the steps at which candidates were cut
+    rerun_member_steps: int = 0  # of member_steps: what interrupted attempts trained before the stage ran again
 
     @property
     def chosen(self) -> Candidate:
@@ -214,15 +215,27 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     if req.compute is not None:
         result.cap_member_steps = round(req.compute * cfg.steps)
         if result.member_steps > result.cap_member_steps:  # the plan assumed one group halving at every rung
-            log.warning("tune: spent %d member-steps, past the cap of %d (%.3g runs): the packs were too small to"
-                        " halve as one group, or candidates that train alone were cut by Optuna's asynchronous rule,"
-                        " which promotes the first to reach a rung", result.member_steps, result.cap_member_steps,
-                        req.compute)
+            log.warning("tune: spent %d member-steps, past the cap of %d (%.3g runs): %s", result.member_steps,
+                        result.cap_member_steps, req.compute, _over_cap_reason(result))
     from .plots import render_search, search_info
 
     result.figure = render_search(search_info(result), out / "search.png")
     (out / "tune.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     return result
+
+
+def _over_cap_reason(result: TuneResult) -> str:
+    """Why tune spent more than its cap: interrupted attempts (trained, then run again), or halving that
+    cut fewer candidates than planned."""
+    stages = [st for st in (result.probe, result.search, result.confirm) if st is not None]
+    rerun = sum(st.rerun_member_steps for st in stages)
+    halving = ("the packs were too small to halve as one group, or candidates that train alone were cut by Optuna's"
+               " asynchronous rule, which promotes the first to reach a rung")
+    if rerun == 0:
+        return halving
+    if result.member_steps - rerun <= result.cap_member_steps:
+        return f"{rerun} of them were trained by interrupted attempts, which ran again from the start"
+    return f"{rerun} of them were trained by interrupted attempts, which ran again from the start; and {halving}"
 
 
 def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: str, out: Path,
@@ -340,7 +353,7 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         raise ConfigError("candidates", f"every candidate of tune's {name} stage diverged or was cut",
                           "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft")
     best = _pick(candidates, steps, base.ema_beta, fallback=0)
-    result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs))
+    result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs), earlier)
     study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
     return result
 
