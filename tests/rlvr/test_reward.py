@@ -13,6 +13,9 @@ from lorascale.rlvr.reward import extract_answer, is_formatted, total_reward, tr
     ("<think>x</think><answer>The answer is 42.</answer>", 42, 1.1),  # the number inside the block
     ("The answer is 5", 5, 0.0),  # no answer block: no credit
     ("<answer>4</answer> wait <answer>5</answer>", 5, 1.0),  # the last block counts; text after it breaks format
+    ("<think>a</think><answer>4</answer> hmm <answer>5</answer>", 5, 1.0),  # right, but two answer blocks: no format
+    ("<think>a</think> x </think><answer>5</answer>", 5, 1.0),  # a stray closing tag: no format
+    ("<think>x</think><answer>\u2212899</answer>", -899, 1.1),  # a Unicode minus sign is a minus
     ("<think>x</think><answer>5.5</answer>", 5, 0.1),
 ])
 def test_reward_hand_values(text, answer, expected):
@@ -26,6 +29,8 @@ def test_reward_hand_values(text, answer, expected):
     ("<think>2 + 3</think><answer>5</answer>", 5, 1.1),  # the tags still earn the format reward
     ("<answer>5</answer> so 1,000 it is", 5, 0.0),  # outside the block too: the last number of the text
     ("It is 1,234.", 1234, 1.0),
+    ("1,2,3", 3, 1.0),  # a list, not one number: commas group digits only in threes
+    ("100 - 999 = \u2212899", -899, 1.0),
     ("no digits at all", 0, 0.0),
 ])
 def test_last_number_reward_hand_values(text, answer, expected):

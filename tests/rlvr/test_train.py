@@ -122,6 +122,14 @@ def test_rlvr_bad_input_before_any_model_loads(tmp_path):
     with pytest.raises(ConfigErrors) as e:
         train(TrainConfig(**{**TINY, "batch_size": 16}, out_dir=str(tmp_path / "y")), progress=False)
     assert [x.field for x in e.value.errors] == ["batch_size"]
+    n = TINY["train_problems"]  # TRL's sampler takes batch_size × grad_accum distinct prompts a step, or no batch at all
+    with pytest.raises(ConfigErrors) as e:
+        train(TrainConfig(**{**TINY, "batch_size": n // 2, "grad_accum": 4}, out_dir=str(tmp_path / "y")), progress=False)
+    assert [x.field for x in e.value.errors] == ["batch_size"] and "× grad_accum 4" in e.value.errors[0].message
+    with pytest.raises(ConfigErrors) as e:  # GRPO counts steps: an epochs budget ran one step before
+        train(TrainConfig(**{**TINY, "steps": None, "epochs": 2.0}, out_dir=str(tmp_path / "y")), progress=False)
+    assert [x.field for x in e.value.errors] == ["epochs"] and e.value.errors[0].fix == "give steps instead"
+    assert not (tmp_path / "y").exists()
     with pytest.raises(ConfigError) as e:
         train(TrainConfig(**{**TINY, "task": "lm"}), progress=False)  # a problem set is not text
     assert e.value.field == "task" and "rlvr" in e.value.fix
@@ -147,3 +155,50 @@ def test_smollm2_grpo_few_steps(tmp_path):
     res = train(cfg, progress=False)
     assert res.status == "complete" and res.summary["val_completion_length"] > 1
     assert torch.isfinite(torch.tensor(res.final_ema_loss))
+
+
+def test_held_out_sampling_stops_where_trls_does_and_counts_the_end_token():
+    from types import SimpleNamespace
+
+    from lorascale.rlvr.evaluate import eos_token_ids
+
+    tok = SimpleNamespace(eos_token_id=2)
+    chat_model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[7, 9]))  # e.g. Llama-3's <|eot_id|>
+    assert eos_token_ids(chat_model, tok) == [2, 7, 9]  # TRL's order: the tokenizer's first
+    assert eos_token_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)), tok) == [2]
+    assert eos_token_ids(SimpleNamespace(), tok) == [2]
+
+
+def test_held_out_completion_length_counts_the_end_token_as_trl_does():
+    import torch
+
+    from lorascale.rlvr.evaluate import evaluate_rlvr
+    from lorascale.rlvr.problems import Problem
+    from lorascale.tiny_models import byte_tokenizer
+
+    from tokenizers import processors
+
+    tok = byte_tokenizer()
+    # a tokenizer that adds BOS to plain text (as Llama-2's does), and has no chat template
+    tok._tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)])
+    five = tok("<think>a</think><answer>5</answer>", add_special_tokens=False)["input_ids"]
+    seen = {}
+
+    class Fake(torch.nn.Module):  # generates a fixed completion: the first sample ends with EOS, the second runs out
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def generate(self, input_ids, attention_mask, **kw):
+            seen.update(kw, prompt=input_ids[0].tolist())
+            rows = [five + [tok.eos_token_id, tok.pad_token_id], five + [ord("x") % 200 + 3] * 2]
+            return torch.cat([input_ids.repeat(2, 1), torch.tensor(rows)], dim=1)
+
+    out = evaluate_rlvr(Fake(), tok, [Problem("q", 5)], ["q"], generations=2, max_new_tokens=len(five) + 2,
+                        temperature=1.0, format_reward=0.1, seed=0)
+    # TRL's completion_length counts tokens up to and including the first EOS: len(five) + 1; the other ran out
+    assert out["val_completion_length"] == ((len(five) + 1) + (len(five) + 2)) / 2
+    assert out["val_accuracy"] == 1.0 and out["val_format"] == 0.5  # the second's trailing "xx" breaks the format
+    assert seen["repetition_penalty"] == 1.0 and seen["eos_token_id"] == [tok.eos_token_id]
+    # no chat template: the prompt is tokenised with the tokenizer's special tokens, as TRL's trainer does
+    assert seen["prompt"] == [tok.bos_token_id, *tok("q", add_special_tokens=False)["input_ids"]]

@@ -21,6 +21,14 @@ def test_schedule_hand_values():
     assert lr_at(99, T, peak) == pytest.approx(0.1 * peak)  # the last step runs at 0.1× the peak
 
 
+def test_a_warm_up_as_long_as_the_run_still_ends_at_the_floor():
+    # f = 0.95 of 10 steps: ⌈9.5⌉ = 10 warm-up steps would end at the peak; W = 9 leaves step 9 to the decay
+    assert warmup_steps(10, 0.95) == 9
+    assert [lr_at(s, 10, 1.0, warmup_frac=0.95) for s in (0, 8, 9)] == pytest.approx([1 / 9, 1.0, 0.1])
+    assert warmup_steps(2, 0.05) == 1 and lr_at(1, 2, 1.0) == pytest.approx(0.1)
+    assert warmup_steps(1, 0.05) == 1 and lr_at(0, 1, 1.0) == 1.0  # one step: the peak (no step is left to decay)
+
+
 def test_schedule_is_monotone_after_warmup():
     lrs = [lr_at(s, 200, 1.0) for s in range(200)]
     w = warmup_steps(200, 0.05)

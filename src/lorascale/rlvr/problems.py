@@ -11,8 +11,9 @@ Pure Python: no torch, no tokenizer.
 from __future__ import annotations
 
 import json
+import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -21,6 +22,7 @@ from .reward import AnswerMatch
 __all__ = ["Problem", "PROBLEM_SETS", "POOL_SEED", "make_problems", "load_problems", "split_problems", "prompt_text",
            "is_problem_set"]
 
+log = logging.getLogger(__name__)
 POOL_SEED = 20250917  # fixed: the held-out problems never depend on a run's seed
 
 
@@ -28,15 +30,26 @@ POOL_SEED = 20250917  # fixed: the held-out problems never depend on a run's see
 class Problem:
     question: str
     answer: int
+    key: tuple | None = field(default=None, compare=False)  # one problem however written: "3 + 5" is "5 + 3"
+
+    @property
+    def identity(self):
+        return self.key if self.key is not None else self.question
+
+
+def _commuted(op: str, a: int, b: int) -> tuple:
+    """The key of ``a op b``: its operands sorted where ``op`` commutes (a held-out "5 + 3" is not new
+    to a policy that trained on "3 + 5")."""
+    return (op, *sorted((a, b))) if op in "+*" else (op, a, b)
 
 
 def _arithmetic(rng: random.Random) -> Problem:
     op = rng.choice("+-*")
     if op == "*":
         a, b = rng.randint(12, 99), rng.randint(3, 19)
-        return Problem(f"What is {a} * {b}?", a * b)
+        return Problem(f"What is {a} * {b}?", a * b, _commuted(op, a, b))
     a, b = rng.randint(100, 9999), rng.randint(10, 999)
-    return Problem(f"What is {a} {op} {b}?", a + b if op == "+" else a - b)
+    return Problem(f"What is {a} {op} {b}?", a + b if op == "+" else a - b, _commuted(op, a, b))
 
 
 _WORD = (  # (template, answer from the drawn numbers); numbers: a in [20, 99], b in [2, 19], c in [2, 9]
@@ -59,13 +72,13 @@ def _word(rng: random.Random) -> Problem:
 
 
 def _sums(rng: random.Random) -> Problem:
-    """Additions and subtractions of numbers up to 20, never negative: 610 distinct problems, the level at
-    which SmolLM2-135M-Instruct is sometimes right (docs/training.md: 8 of 64 samples on 16 of them)."""
+    """Additions and subtractions of numbers up to 20, never negative: 420 distinct problems (210 sums up to
+    commuting, 210 differences), the level at which SmolLM2-135M-Instruct is sometimes right."""
     a, b = rng.randint(1, 20), rng.randint(1, 20)
     if rng.random() < 0.5:
-        return Problem(f"What is {a} + {b}?", a + b)
+        return Problem(f"What is {a} + {b}?", a + b, _commuted("+", a, b))
     a, b = max(a, b), min(a, b)
-    return Problem(f"What is {a} - {b}?", a - b)
+    return Problem(f"What is {a} - {b}?", a - b, _commuted("-", a, b))
 
 
 PROBLEM_SETS = {"arithmetic": (_arithmetic,), "word-problems": (_word,), "math": (_arithmetic, _word), "sums": (_sums,)}
@@ -77,18 +90,21 @@ def is_problem_set(data: str) -> bool:
 
 
 def make_problems(kind: str, n: int, seed: int = POOL_SEED) -> list[Problem]:
-    """``n`` distinct problems of set ``kind`` from generator ``seed`` (the same call gives the same list)."""
+    """``n`` distinct problems of set ``kind`` from generator ``seed`` (the same call gives the same list);
+    distinct up to commuting operands."""
     if kind not in PROBLEM_SETS:
         raise ConfigError("data", f"unknown problem set {kind!r}", f"choose one of {', '.join(PROBLEM_SETS)}")
     makers, rng, seen, out = PROBLEM_SETS[kind], random.Random(seed), set(), []
     for _ in range(50 * n):  # the sets hold far more distinct problems than any budget asks for
         p = rng.choice(makers)(rng)
-        if p.question not in seen:
-            seen.add(p.question)
+        if p.identity not in seen:
+            seen.add(p.identity)
             out.append(p)
             if len(out) == n:
                 return out
-    raise ConfigError("train_problems", f"could not draw {n} distinct {kind} problems", "ask for fewer problems")
+    raise ConfigError("train_problems", f"{kind} gave {len(out)} distinct problems in {50 * n} draws, short of the {n}"
+                      " asked for (train_problems + val_problems)",
+                      f"ask for at most {len(out)} in all (train_problems + val_problems)")
 
 
 def load_problems(path: str | Path) -> list[Problem]:
@@ -120,22 +136,31 @@ def load_problems(path: str | Path) -> list[Problem]:
                           'each line must be {"question": "...", "answer": 42}')
     if not problems:
         raise ConfigError("data", f"{p} holds no problems", 'add lines like {"question": "What is 2 + 3?", "answer": 5}')
-    return problems
+    unique = list(dict.fromkeys(problems))  # a repeated line would land in both splits
+    if len(unique) < len(problems):
+        log.info("rlvr: %s repeats %d problems; each is used once", p, len(problems) - len(unique))
+    random.Random(POOL_SEED).shuffle(unique)  # the held-out problems are a random draw, not the file's first lines
+    return unique
 
 
 def split_problems(data: str, n_train: int, n_val: int) -> tuple[list[Problem], list[Problem]]:
-    """(train, held-out): the first ``n_val`` of the pool are held out, the next ``n_train`` train."""
+    """(train, held-out): the first ``n_val`` of the pool are held out, the next ``n_train`` train. A file
+    must hold ``n_val + n_train`` distinct problems: a run never trains on fewer than its config says."""
     pool = make_problems(data, n_train + n_val) if is_problem_set(data) else load_problems(data)
     if len(pool) < n_val + 2:
         raise ConfigError("val_problems", f"{data} has {len(pool)} problems; {n_val} held out leaves too few to train",
                           "lower val_problems, or add problems")
+    if len(pool) < n_val + n_train:
+        raise ConfigError("train_problems", f"{data} has {len(pool)} distinct problems: {n_val} held out leave"
+                          f" {len(pool) - n_val}, fewer than train_problems {n_train}",
+                          f"set train_problems to {len(pool) - n_val} or less, or add problems")
     return pool[n_val:n_val + n_train], pool[:n_val]
 
 
 def prompt_text(question: str, match: AnswerMatch = AnswerMatch.TAGGED) -> str:
-    """The instruction around each problem: after μA's Table 5 template (reasoning in <think>, answer in
-    <answer>) when the answer is read from the tags, else asking for the final answer as a number at the end."""
+    """The instruction around each problem: μA's Table 5 template, word for word (reasoning in <think>, answer
+    in <answer>), when the answer is read from the tags; else asking for the final answer as a number at the end."""
     if AnswerMatch(match) is AnswerMatch.TAGGED:
-        return ("Solve the following math problem. Show your reasoning in <think>...</think>, then give the final "
-                f"numerical answer in <answer>...</answer>.\n\n{question}")
+        return ("Solve the following grade-school math problem. Show reasoning in <think>...</think>, then give the"
+                f" final numerical answer in <answer>...</answer>.\nQuestion: {question}\nSolution:")
     return f"Solve the following math problem. End your reply with the final answer as a number.\n\n{question}"

@@ -32,8 +32,11 @@ class AnswerMatch(StrEnum):
 CORRECT = 1.0  # μA: accuracy reward
 FORMAT = 0.1  # μA: format reward
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_FORMAT = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.S)
+# a number: thousands grouped by commas only in threes ("1,234"; "1,2,3" is three numbers), a minus sign
+# written as "-" or U+2212 right before it
+_NUMBER = re.compile(r"[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_INSIDE = r"(?:(?!</?(?:think|answer)>).)*"  # text holding no think/answer tag: one block each, nothing nested
+_FORMAT = re.compile(rf"^\s*<think>{_INSIDE}</think>\s*<answer>{_INSIDE}</answer>\s*$", re.S)
 
 
 def extract_answer(text: str, match: AnswerMatch = AnswerMatch.TAGGED) -> float | None:
@@ -48,7 +51,7 @@ def extract_answer(text: str, match: AnswerMatch = AnswerMatch.TAGGED) -> float 
     if not numbers:
         return None
     try:
-        return float(numbers[-1].replace(",", ""))
+        return float(numbers[-1].replace(",", "").replace("\u2212", "-"))
     except ValueError:
         return None
 

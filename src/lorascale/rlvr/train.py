@@ -11,8 +11,8 @@
   μA sets weight decay to 0 for RL (it "strongly degraded performance"); lorascale keeps the setting the
   user gives (``--weight-decay 0`` reproduces μA).
 
-``batch_size`` counts prompts per optimizer step; each step generates ``batch_size × num_generations``
-completions. The run directory is lorascale's (config.json, metrics.jsonl, summary.json, adapter/).
+``batch_size`` counts prompts per micro-batch: an optimizer step takes ``batch_size × grad_accum`` distinct
+prompts (TRL's sampler draws them as one generation batch) and ``num_generations`` completions of each. The run directory is lorascale's (config.json, metrics.jsonl, summary.json, adapter/).
 Its training "loss" is the negative mean reward of the step (GRPO's surrogate loss is ≈ 0 by
 construction), so the EMA(0.1) that sweeps select on is μA's EMA-smoothed training reward, negated:
 lower is better for every task.
@@ -57,9 +57,14 @@ def check_rlvr(cfg) -> tuple[list, list]:
     if cfg.save_every:
         errors.append(ConfigError("save_every", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not"
                                   " checkpoint", "leave save_every at 0"))
-    if train_p and len(train_p) < cfg.batch_size:
-        errors.append(ConfigError("batch_size", f"{len(train_p)} training problems cannot fill a batch of {cfg.batch_size}",
-                                  "lower batch_size or raise train_problems"))
+    if cfg.steps is None:
+        errors.append(ConfigError("epochs", "an rlvr run counts optimizer steps (GRPO samples its prompts anew at every"
+                                  " step)", "give steps instead"))
+    per_step = cfg.batch_size * cfg.grad_accum
+    if train_p and len(train_p) < per_step:  # TRL's sampler drops an incomplete chunk: no batch at all, no step
+        errors.append(ConfigError("batch_size", f"{len(train_p)} training problems cannot fill a step of {per_step} distinct"
+                                  f" prompts (batch_size {cfg.batch_size} × grad_accum {cfg.grad_accum})",
+                                  "lower batch_size or grad_accum, or raise train_problems"))
     if errors:
         from ..errors import ConfigErrors
 
@@ -115,7 +120,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     G, rl = cfg.rl.num_generations, cfg.rl
     cuda = torch.cuda.is_available()
     args = GRPOConfig(
-        output_dir=str(run_dir / "grpo"), max_steps=cfg.steps or 1, **recipe_args(cfg),
+        output_dir=str(run_dir / "grpo"), max_steps=cfg.steps, **recipe_args(cfg),
         per_device_train_batch_size=cfg.batch_size * G, gradient_accumulation_steps=cfg.grad_accum,
         num_generations=G, max_completion_length=rl.max_completion_length, temperature=rl.generation_temperature,
         top_p=1.0, top_k=0, repetition_penalty=1.0, loss_type="dapo", beta=0.0, scale_rewards="group",
@@ -147,6 +152,9 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
             trainer.train()
         if recorder.diverged:
             status, message = RunStatus.DIVERGED, recorder.diverged
+        elif recorder.step < cfg.steps:  # TRL ended early without an error (e.g. an empty loader): not a finished run
+            status, message = RunStatus.FAILED, f"TRL's trainer stopped after {recorder.step} of {cfg.steps} steps"
+            log.error("rlvr: %s", message)
         else:
             last_eval = evaluate_rlvr(trainer.model, tok, val_p, [prompt_text(p.question, rl.answer_match) for p in val_p],
                                       generations=rl.eval_generations, max_new_tokens=rl.max_completion_length,

@@ -12,7 +12,10 @@ __all__ = ["lr_at", "warmup_steps"]
 
 
 def warmup_steps(total_steps: int, warmup_frac: float) -> int:
-    return max(1, math.ceil(warmup_frac * total_steps)) if warmup_frac > 0 else 0
+    """W = ⌈f·T⌉ (at least 1 when f > 0), leaving the last step to the decay: a run of T ≥ 2 steps always
+    ends at the floor (f = 0.95 of 10 steps would otherwise warm up to the peak at its last step)."""
+    w = max(1, math.ceil(warmup_frac * total_steps)) if warmup_frac > 0 else 0
+    return min(w, total_steps - 1) if total_steps > 1 else w
 
 
 def lr_at(step: int, total_steps: int, peak: float, warmup_frac: float = 0.05, min_ratio: float = 0.1) -> float:
