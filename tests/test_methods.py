@@ -88,3 +88,21 @@ def test_options_that_are_no_single_method():
     assert method_of(True, "pissa") is None and method_of(False, "gaussian") is None and method_of(False, "pissa_niter_x") is None
     # as PEFT reads them: "pissa" case-sensitively (LoraLayer.update_layer's startswith), "olora" in any case
     assert method_of(False, "PiSSA") is None and method_of(False, "OLoRA") == (Method.OLORA, None)
+
+
+def test_olora_factors_are_w0s_qr_factors_not_divided_by_s():
+    """What methods.py and docs/baselines.md say PEFT's OLoRA does: B = Q_r, A = R_r of W₀ = QR, whatever s is
+    (PiSSA divides its factors by √s), and the base keeps W₀ − s·B·A."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8, bias=False))
+    w0 = model[0].weight.detach().clone()
+    q, r = torch.linalg.qr(w0)
+    wrapped = get_peft_model(model, LoraConfig(r=2, lora_alpha=8, target_modules=["0"], init_lora_weights="olora"))
+    layer = wrapped.base_model.model[0]
+    assert layer.scaling["default"] == 4.0
+    b, a = layer.lora_B["default"].weight, layer.lora_A["default"].weight
+    assert torch.allclose(b, q[:, :2]) and torch.allclose(a, r[:2])  # float32 QR of the same matrix: exact up to rounding
+    assert torch.allclose(layer.get_base_layer().weight, w0 - 4.0 * b @ a, atol=1e-6)  # 1e-6: float32 matmul rounding

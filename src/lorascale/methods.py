@@ -12,8 +12,8 @@ loraplus   ``peft.optimizers.create_loraplus_optimizer``: B (and       the rule'
 dora       ``use_dora=True``: W = m·(W₀ + s·B·A)/‖W₀ + s·B·A‖_c        the rule's
 pissa      ``init_lora_weights="pissa"`` (``"pissa_niter_N"``): B·A =  η_FFT
            W₀'s top-r singular part / s, base ← W₀ − s·B·A
-olora      ``init_lora_weights="olora"``: B·A from W₀'s QR              the rule's
-           factors / s, base ← W₀ − s·B·A
+olora      ``init_lora_weights="olora"``: B = Q_r, A = R_r of W₀'s     the rule's
+           QR, unscaled; base ← W₀ − s·B·A
 =========  ==========================================================  ============================
 
 Sources (each method's default learning rate is its own paper's recipe):
@@ -66,7 +66,10 @@ _FFT_LR_METHODS = frozenset({Method.PISSA})
 METHOD_LR_NOTES = {  # why each method's default rate is what it is (LoRA+'s B rate: AdapterSpec.loraplus_ratio)
     Method.DORA: "DoRA (Liu et al. 2024) trains with LoRA's recipe: the rule's learning rate",
     Method.PISSA: "PiSSA (Meng et al. 2024) trains at the full-finetuning learning rate η_FFT",
-    Method.OLORA: "OLoRA (Büyükakyüz 2024) trains with LoRA's hyperparameters: the rule's learning rate",
+    Method.OLORA: "OLoRA (Büyükakyüz 2024) trains with LoRA's hyperparameters: the rule's learning rate. Its factors"
+                  " start at W₀'s QR scale whatever s is (PiSSA's shrink as 1/√s), so under a large s (LoRA-α: 64 at"
+                  " r = 16) each step moves s·B·A roughly √s× more than PiSSA's at the same rate; lower it if training"
+                  " is unstable",
 }
 
 

@@ -82,13 +82,14 @@ def recommend(model_name: str, spec: AdapterSpec, lr_fft: float = DEFAULT_LR_FFT
     return Recommendation(loaded.name, spec, plan, lr, _lr_note(spec, lr_fft, lr), scale_note(spec, [ly.d_in for ly in plan.layers]))
 
 
-D_FIT = 4096  # the width LoRA-α fitted Variant I's C (DEFAULT_C) at: Llama-3-8B
+D_FIT = 2048  # the width LoRA-α fitted Variant I's C (DEFAULT_C) at: Llama 3-1B on Tulu 3 (Fig. 1; App. D.2: 8B fits 512)
 
 
 def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     """Which LoRA-α default the plan used and why, with the other variant's scale at this model's widths.
 
-    Variant I's C = 256 was fitted on Llama-3-8B (d = 4096); Variant II's α_base = √(3·d_in·r) is C = √(3·d_in)
+    Variant I's C = 256 was fitted on Llama 3-1B (d = 2048; the 8B model, d = 4096, fits 512);
+    Variant II's α_base = √(3·d_in·r) is C = √(3·d_in)
     per layer, so at a small width the two differ by 256/√(3·d_in) (≈ 6× at d_in = 576).
     """
     rule = spec.scaling.rule
@@ -97,7 +98,9 @@ def scale_note(spec: AdapterSpec, d_ins: list[int]) -> str:
     d = sorted(d_ins)[len(d_ins) // 2]  # the median layer's input width
     c_width = math.sqrt(3.0 * d)
     if rule is ScaleRule.LORA_ALPHA:
-        return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} (the paper's constant, fitted at width {D_FIT}). "
+        origin = (f"the paper's constant, fitted at width {D_FIT}; its width-{2 * D_FIT} model fits {2 * DEFAULT_C:g}"
+                  if spec.scaling.c == DEFAULT_C else f"set by c; the paper's is {DEFAULT_C:g}, fitted at width {D_FIT}")
+        return (f"Variant I: α_base = C·√r with C = {spec.scaling.c:g} ({origin}). "
                 f"Variant II (rule lora-alpha-analytic) scales with the layer width instead: C = √(3·d_in) = "
                 f"{c_width:.3g} at this model's median d_in = {d}, i.e. a scale {spec.scaling.c / c_width:.3g}× smaller. "
                 f"The measured optimum C differs by model and task, not plainly by width (docs/rules.md): below 256 on "

@@ -174,3 +174,66 @@ def test_dora_trained_by_lorascale_is_judged_against_its_rule_with_the_dora_note
 def test_olora_config_is_not_judged(tmp_path):
     rep = lint_adapter(_save(tmp_path, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights="olora")))
     assert not rep.judged and rep.fix == {} and any("'olora'" in n for n in rep.notes)
+
+
+class _Toy:
+    """A few-KB model with an embedding, a linear layer and a convolution, all of which PEFT can adapt."""
+
+    @staticmethod
+    def build():
+        import torch
+
+        class Toy(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = torch.nn.Embedding(50, 16)
+                self.lin = torch.nn.Linear(16, 16)
+                self.conv = torch.nn.Conv2d(8, 8, 3)
+
+        torch.manual_seed(0)
+        return Toy()
+
+
+def _scales(model) -> dict[str, float]:
+    from peft.tuners.lora import LoraLayer
+
+    return {n.rsplit(".", 1)[-1]: m.scaling["default"] for n, m in model.named_modules() if isinstance(m, LoraLayer)}
+
+
+def test_embedding_and_conv_adapters_are_named_and_the_fix_leaves_their_scale_alone(tmp_path):
+    from peft import PeftModel
+
+    cfg = LoraConfig(r=4, lora_alpha=4, target_modules=["embed", "lin", "conv"])
+    get_peft_model(_Toy.build(), cfg).save_pretrained(tmp_path / "ad")
+    rep = lint_adapter(tmp_path / "ad")
+    assert [ly.name for ly in rep.layers] == ["lin"]  # only the linear layer is judged
+    assert any("not judged: the LoRA factors of conv, embed" in n for n in rep.notes)
+    # LoRA-α at r = 4: lora_alpha = 256·√4 = 512 on lin; embed and conv keep lora_alpha 4 (s = 1)
+    fixed = LoraConfig(**{**cfg.to_dict(), **rep.fix})
+    get_peft_model(_Toy.build(), fixed).save_pretrained(tmp_path / "fixed")
+    reloaded = PeftModel.from_pretrained(_Toy.build(), tmp_path / "fixed")
+    assert _scales(reloaded) == {"embed": 1.0, "lin": 128.0, "conv": 1.0}  # before: all three became 128
+
+
+def test_an_adapter_on_embeddings_or_convolutions_is_not_rescaled(tmp_path):
+    model = get_peft_model(_Toy.build(), LoraConfig(r=4, lora_alpha=4, target_modules=["embed", "lin", "conv"]))
+    with pytest.raises(ConfigError) as e:
+        lorascale.rescale(model, "lora-alpha-analytic")
+    assert e.value.field == "model" and "embed (Embedding)" in e.value.message and "conv (Conv2d)" in e.value.message
+    assert _scales(model) == {"embed": 1.0, "lin": 1.0, "conv": 1.0}  # refused before any change
+    with pytest.raises(ConfigError) as e:  # the config path, given the base model, refuses such targets as well
+        lorascale.rescale(LoraConfig(r=4, lora_alpha=4, target_modules=["embed", "lin"]), "lora-alpha", model=_Toy.build())
+    assert e.value.field == "target_modules" and "embed (Embedding)" in e.value.message
+
+
+def test_a_converted_rslora_adapter_is_named_by_the_lora_alpha_it_trained_with(tmp_path):
+    from lorascale.adapters.io import write_metadata
+
+    # PEFT's conversion of a PiSSA adapter trained at r = 4, rsLoRA lora_alpha 16 (s = 16/√4 = 8): rank 8 and
+    # lora_alpha 16·√2 (s = 16·√2/√8 = 8, unchanged); it doubles lora_alpha only without rsLoRA
+    folder = _save(tmp_path, LoraConfig(r=8, lora_alpha=16 * math.sqrt(2), use_rslora=True, target_modules=["q_proj"]))
+    write_metadata(folder, AdapterMetadata(adapter=AdapterSpec(rank=4, rule="rslora", lora_alpha=16, method="pissa")))
+    rep = lint_adapter(folder)
+    assert {ly.rule for ly in rep.layers} == {"rsLoRA (lora_alpha = 16)"}  # not 16·√2/2 = 11.3
+    assert all(ly.scale == pytest.approx(8.0, rel=1e-12) for ly in rep.layers)  # float rounding of √2·√8 only
+    assert any("×√2 under rsLoRA" in n for n in rep.notes)

@@ -116,16 +116,20 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         reference, notes = _reference(meta, c)
     converted = converted_note(cfg, meta)
     layers, used = [], {"rank_pattern": set(), "alpha_pattern": set()}
+    skipped: dict[str, float] = {}  # embedding and convolution adapters: not judged, their lora_alpha kept by the fix
     for module in sorted(shapes):
         a_shape, b_shape = shapes[module].get("A"), shapes[module].get("B")
         if a_shape is None or b_shape is None or len(a_shape) != 2:
-            continue  # embeddings/conv adapters are outside this report
+            skipped[module] = float(alpha_pattern.get(_resolve(alpha_pattern, module, used["alpha_pattern"]), alpha0))
+            continue
         (r, d_in), d_out = a_shape, b_shape[0]
         alpha = float(alpha_pattern.get(_resolve(alpha_pattern, module, used["alpha_pattern"]), alpha0))
         _resolve(rank_pattern, module, used["rank_pattern"])  # ranks: the tensors; keys: only whether they match
         scale = scale_from_peft(alpha, r, rslora)
         planned = r // 2 if converted else r  # a converted PiSSA/OLoRA adapter is [B | −B₀]·[A ; A₀]: trained at r/2
-        rule = name_rule(scale, planned, d_in, rslora, alpha * planned / r, c)
+        # the lora_alpha it trained with: PEFT's conversion doubled it (×√2 under rsLoRA, whose s is α/√r)
+        trained_alpha = alpha * (math.sqrt(planned / r) if rslora else planned / r)
+        rule = name_rule(scale, planned, d_in, rslora, trained_alpha, c)
         ref = reference(rule, planned, d_in)
         layers.append(LintLayer(module, layer_type(module), d_in, d_out, r, alpha, scale, rule, ref, ref / scale))
     if not layers:
@@ -135,7 +139,10 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
                  if set(p) - used[which]}
     judged = judged_by_scale(cfg) and converted is None
     groups = _groups(layers, rslora, judged)
-    fix = _fix(layers, rslora) if judged else {}
+    fix = _fix(layers, rslora, skipped) if judged else {}
+    if skipped:
+        notes.append(f"not judged: the LoRA factors of {', '.join(sorted(skipped))} (embedding or convolution layers);"
+                     " the fix keeps their lora_alpha")
     report = LintReport(str(root), rslora, judged, reference.label, layers, groups, None if converted else preset_name(cfg),
                         notes + config_notes(cfg) + ([converted] if converted else []), unmatched, fix)
     report.verdict = _verdict(report)
@@ -208,11 +215,13 @@ def _groups(layers: list[LintLayer], rslora: bool, judged: bool) -> list[LintGro
     return sorted(groups, key=lambda g: (g.layer_type, g.rank))
 
 
-def _fix(layers: list[LintLayer], rslora: bool) -> dict:
-    """``lora_alpha`` and ``alpha_pattern`` (keys as lorascale plans them) giving every layer its reference s."""
+def _fix(layers: list[LintLayer], rslora: bool, keep: dict[str, float] | None = None) -> dict:
+    """``lora_alpha`` and ``alpha_pattern`` (keys as lorascale plans them) giving every layer its reference s,
+    and every module of ``keep`` (name → lora_alpha: layers the report does not judge) its own lora_alpha."""
     if all(math.isclose(ly.ratio, 1.0, rel_tol=MATCH_TOL) for ly in layers):
         return {}
-    lora_alpha, pattern = _alpha_pattern({ly.name: peft_lora_alpha(ly.reference_scale, ly.rank, rslora) for ly in layers})
+    alphas = {ly.name: peft_lora_alpha(ly.reference_scale, ly.rank, rslora) for ly in layers}
+    lora_alpha, pattern = _alpha_pattern({**alphas, **(keep or {})})
     return {"lora_alpha": lora_alpha, "alpha_pattern": pattern}
 
 

@@ -72,6 +72,6 @@ def converted_note(cfg: dict, metadata: dict | None) -> str | None:
         return None
     name = {"pissa": "PiSSA", "olora": "OLoRA"}[method]
     return (f"{name} (lorascale.json: method {method}), saved converted to plain LoRA on the original base by PEFT"
-            f" (path_initial_model_for_weight_conversion): rank 2r with ΔW = s·(B·A − B₀·A₀), lora_alpha doubled so s is"
-            f" unchanged. The factors did not start from B = 0, so LoRA-α's comparison does not apply: no lora_alpha"
+            f" (path_initial_model_for_weight_conversion): rank 2r with ΔW = s·(B·A − B₀·A₀), lora_alpha doubled (×√2 under"
+            f" rsLoRA) so s is unchanged. The factors did not start from B = 0, so LoRA-α's comparison does not apply: no lora_alpha"
             f" change is suggested")

@@ -65,6 +65,11 @@ def rescale_model(peft_model, scaling: RuleSpec, init: Init = Init.KAIMING, adap
         raise ConfigError("model", f"adapter {name!r} has no LoRA layers", "wrap the model with get_peft_model first")
     options = options_of(config)
     problems = []
+    others = _non_linear_lora(peft_model, name)
+    if others:  # an embedding's factors are not in lora_A, a convolution's A has fan-in d_in·k²: no rule plans them
+        problems.append((f"it has LoRA on layers that are not linear: {', '.join(others[:6])}{' …' if len(others) > 6 else ''}"
+                         " (their scale would change with the config's lora_alpha, at no rule's value)",
+                         "rescale an adapter of linear layers alone (target them by name)"))
     if any(getattr(m, "merged", False) for _, m in modules):
         problems.append(("its adapters are merged into the base weights", "unmerge first (model.unmerge_adapter())"))
     if options.changes_base_weights():
@@ -93,6 +98,20 @@ def rescale_model(peft_model, scaling: RuleSpec, init: Init = Init.KAIMING, adap
         assert math.isclose(m.scaling[name], ly.scale, rel_tol=REL_TOL), f"{module_name}: s = {m.scaling[name]}, planned {ly.scale}"
     peft_model.peft_config[name] = new
     return new
+
+
+def _non_linear_lora(peft_model, adapter: str) -> list[str]:
+    """The modules whose LoRA for ``adapter`` is not on a linear layer: embeddings (``lora_embedding_A``) and
+    convolutions (a convolution as ``lora_A``)."""
+    import torch.nn as nn
+    from peft.tuners.lora import LoraLayer
+
+    out = []
+    for n, m in peft_model.named_modules():
+        if isinstance(m, LoraLayer) and (adapter in getattr(m, "lora_embedding_A", {})
+                                         or (adapter in m.lora_A and not isinstance(m.lora_A[adapter], nn.Linear))):
+            out.append(f"{strip_peft_prefix(n)} ({type(m.get_base_layer()).__name__})")
+    return out
 
 
 def rescale_config(config, scaling: RuleSpec, init: Init = Init.KAIMING, model=None):
@@ -141,4 +160,11 @@ def _config_layers(model, config) -> list[TargetLayer]:
     if not layers:
         raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model",
                           "name linear layers of this model (lorascale check --model lists them)")
+    linear = {ly.name for ly in layers}
+    others = [f"{n} ({type(m).__name__})" for n, m in model.named_modules()
+              if n and n not in linear and check_target_module_exists(config, n)]
+    if others:  # PEFT would wrap them with the config's one lora_alpha: a scale no rule chose
+        raise ConfigError("target_modules", f"{config.target_modules} also match layers that are not linear:"
+                          f" {', '.join(others[:6])}{' …' if len(others) > 6 else ''}",
+                          "name the linear layers alone, by a longer suffix or their full names")
     return layers

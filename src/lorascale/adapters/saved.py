@@ -23,7 +23,8 @@ __all__ = ["SavedLoraConfig", "read_lora_config", "factor_shapes", "CONFIG_FILE"
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 FIELD = "adapter_dir"
-_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$")
+# lora_A/B of a linear or convolution layer (".weight"), lora_embedding_A/B of an embedding (a bare parameter)
+_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB]|embedding_[AB])(?:\.[^.]+)?(?:\.weight)?$")
 _FIX = {
     "lora_alpha": "set lora_alpha to a positive number, e.g. 16 (0 switches the update off; PEFT's default is 8)",
     "alpha_pattern": 'give a mapping of module-name regex to a positive number, e.g. {"q_proj": 32}',
@@ -78,7 +79,8 @@ def read_lora_config(root: Path) -> tuple[dict, SavedLoraConfig]:
 
 
 def factor_shapes(root: Path) -> dict[str, dict[str, tuple[int, ...]]]:
-    """module name → {"A": shape, "B": shape} of its LoRA factors, from the safetensors header alone."""
+    """module name → {"A": shape, "B": shape} of its LoRA factors (an embedding's under "embedding_A" and
+    "embedding_B"), from the safetensors header alone."""
     from safetensors import SafetensorError, safe_open
 
     weights = root / WEIGHTS_FILE
