@@ -28,17 +28,41 @@ def _error_classes() -> set[str]:
     return names
 
 
+# the calls that build an input error, and the position of their fix argument: the error classes, and
+# schema.checked(annotation, field, value, fix)
+FIX_AT = {"checked": 3}
+
+
+def _fix_arg(call: ast.Call, at: int):
+    """The fix argument of ``call`` (positional ``at`` or ``fix=``); ... when it is not given."""
+    if any(isinstance(a, ast.Starred) for a in call.args):  # *problem: (message, fix) unpacked
+        return None
+    kw = [k.value for k in call.keywords if k.arg == "fix"]
+    return kw[0] if kw else call.args[at] if len(call.args) > at else ...
+
+
 def test_every_input_error_in_the_source_is_built_with_a_fix():
     names = _error_classes()
     assert {"ModelError", "RuleError", "StorageMissing"} <= names  # the scan finds the subclasses too
+    at = {**{n: 2 for n in names}, **FIX_AT}
     missing = []
     for p in sorted(SRC.rglob("*.py")):
         for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
-            if (isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) in names
-                    and len(n.args) < 3 and not any(k.arg == "fix" for k in n.keywords)
-                    and not any(isinstance(a, ast.Starred) for a in n.args)):  # *problem: (message, fix) unpacked
-                missing.append(f"{p.relative_to(SRC)}:{n.lineno}")
+            name = getattr(n.func, "id", getattr(n.func, "attr", None)) if isinstance(n, ast.Call) else None
+            if name in at:
+                fix = _fix_arg(n, at[name])
+                if fix is ... or (isinstance(fix, ast.Constant) and fix.value is None):
+                    missing.append(f"{p.relative_to(SRC)}:{n.lineno}")
     assert missing == [], f"errors built without a fix: {missing}"
+
+
+def test_the_sweep_spec_collector_needs_a_fix_too():
+    import inspect
+
+    from lorascale.sweep.collector import Collector
+
+    for method in (Collector.add, Collector.add_once):
+        assert inspect.signature(method).parameters["fix"].default is inspect.Parameter.empty
 
 
 def test_unknown_keys_and_values_name_the_valid_ones_as_the_fix():

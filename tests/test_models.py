@@ -81,7 +81,19 @@ def test_model_positions_reads_each_models_own_config_without_building_it(tmp_pa
     assert model_positions(str(tmp_path)) == 128
     (tmp_path / "config.json").write_text("{}")
     assert model_positions(str(tmp_path)) is None  # no limit stated: nothing to check
+    (tmp_path / "config.json").write_text("{bad")
+    assert model_positions(str(tmp_path)) is None  # damaged: check_model and the run's load report it
     assert model_positions("no-such-model") is None  # check_model reports that name, not this
+
+
+def test_gpt2_style_configs_state_their_positions_as_n_positions():
+    from transformers import GPT2Config
+
+    from lorascale.models import position_limit
+
+    # transformers aliases n_positions as max_position_embeddings on the object, not in config.json
+    assert GPT2Config(n_positions=64).max_position_embeddings == 64
+    assert position_limit(GPT2Config(n_positions=64).to_dict()) == 64
 
 
 def test_minilm_loads_offline():

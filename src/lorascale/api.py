@@ -205,7 +205,7 @@ def loraplus_optimizer(model, lr: float, loraplus_lr_ratio: float = LORAPLUS_LR_
     import torch
     from peft.optimizers import create_loraplus_optimizer
 
-    checked(PositiveFloat, "lr", lr)
+    checked(PositiveFloat, "lr", lr, "give the peak learning rate, e.g. 2e-5")
     checked(PositiveFloat, "loraplus_lr_ratio", loraplus_lr_ratio, f"Hayou et al. 2024 recommend {LORAPLUS_LR_RATIO:g}")
     return create_loraplus_optimizer(model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=loraplus_lr_ratio,
                                      loraplus_weight_decay=weight_decay, betas=betas, eps=eps)

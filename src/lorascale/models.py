@@ -366,9 +366,10 @@ def _tiny_bert(width: int, num_labels: int, seed: int, encoder: bool = False) ->
 
 def position_limit(config: Mapping) -> int | None:
     """How many tokens one sequence may hold under a model's config (``config.json`` as a mapping): its
-    absolute position table's ``max_position_embeddings`` rows, less RoBERTa's offset (its positions start
-    at ``pad_token_id + 1``). None when the config sets no limit."""
-    limit = config.get("max_position_embeddings")
+    absolute position table's ``max_position_embeddings`` rows (``n_positions`` in GPT-2-style configs, which
+    transformers aliases only on the config object), less RoBERTa's offset (its positions start at
+    ``pad_token_id + 1``). None when the config sets no limit."""
+    limit = config.get("max_position_embeddings", config.get("n_positions"))
     if limit is not None and "roberta" in (config.get("model_type") or ""):
         limit -= (config.get("pad_token_id") or 0) + 1
     return limit
@@ -398,9 +399,10 @@ def model_positions(name: str) -> int | None:
             return None
     else:
         return None
-    if not (folder / "config.json").exists():
+    try:
+        return position_limit(read_mapping(folder / "config.json", "model", "a Hugging Face model directory"))
+    except ConfigError:  # missing or damaged: check_model and the run's own load report it
         return None
-    return position_limit(read_mapping(folder / "config.json", "model", "a Hugging Face model directory"))
 
 
 def check_model(name: str) -> None:

@@ -304,7 +304,7 @@ def transfer_lr(
 
 
 def _check_positive_int(field: str, value) -> None:
-    checked(StrictPositiveInt, field, value, error=RuleError)
+    checked(StrictPositiveInt, field, value, "give a positive whole number", error=RuleError)
 
 
 def _check_positive_float(field: str, value, hint: str) -> None:

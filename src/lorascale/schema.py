@@ -88,7 +88,7 @@ class Settings(BaseModel):
         return type(self)(**{**kept, **changes})
 
 
-def checked(annotation: Any, field: str, value: Any, fix: str | None = None, error=ConfigError) -> Any:
+def checked(annotation: Any, field: str, value: Any, fix: str, error=ConfigError) -> Any:
     """One value against one of the types above, outside a model (function arguments): the value, or
     ``error(field, problem, fix)``."""
     adapter = _ADAPTERS.get(annotation)

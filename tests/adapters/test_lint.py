@@ -221,6 +221,9 @@ def test_an_adapter_on_embeddings_or_convolutions_is_not_rescaled(tmp_path):
         lorascale.rescale(model, "lora-alpha-analytic")
     assert e.value.field == "model" and "embed (Embedding)" in e.value.message and "conv (Conv2d)" in e.value.message
     assert _scales(model) == {"embed": 1.0, "lin": 1.0, "conv": 1.0}  # refused before any change
+    only_embed = get_peft_model(_Toy.build(), LoraConfig(r=4, lora_alpha=4, target_modules=["embed"]))
+    with pytest.raises(ConfigError, match="not linear: embed"):  # not "has no LoRA layers" (it has, on an embedding)
+        lorascale.rescale(only_embed, "lora-alpha")
     with pytest.raises(ConfigError) as e:  # the config path, given the base model, refuses such targets as well
         lorascale.rescale(LoraConfig(r=4, lora_alpha=4, target_modules=["embed", "lin"]), "lora-alpha", model=_Toy.build())
     assert e.value.field == "target_modules" and "embed (Embedding)" in e.value.message

@@ -30,3 +30,13 @@ def test_rlvr_sweep_and_fit(tmp_path, capsys, one_thread):
     assert rep["metric"] == "val_reward" and rep["higher_is_better"] is True
     (cfg,) = rep["configs"]
     assert [p["rank"] for p in cfg["eta_star"]] == [4] and cfg["eta_star"][0]["log2_lr"] in (-8.0, -6.0)
+
+
+def test_an_rlvr_spec_its_runs_would_refuse_is_refused_before_storing(tmp_path, capsys):
+    spec = tmp_path / "rl.yaml"
+    # 8 problems cannot fill a step of 2 × 8 distinct prompts; an epochs budget is no GRPO budget
+    spec.write_text(SPEC.replace("steps: 2,", "steps: null, epochs: 1,").replace("batch_size: 2,", "batch_size: 2, grad_accum: 8,"))
+    assert main(["sweep", str(spec), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "base.epochs: an rlvr run counts optimizer steps" in err and "base.batch_size: 8 training problems" in err
+    assert not (tmp_path / "rl.db").exists()  # nothing stored: before, every trial was stored and then failed

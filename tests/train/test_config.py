@@ -114,3 +114,24 @@ def test_full_finetuning_refuses_adapter_settings():
 ])
 def test_bad_values_found_by_issue_14(flat, field):
     assert fields_of(**flat) == {field}
+
+
+def test_unsetting_one_budget_key_keeps_the_other(tmp_path):
+    import argparse
+
+    from lorascale.commands.train import add_train_args
+
+    p = argparse.ArgumentParser()
+    add_train_args(p)
+    assert config_from_args(p.parse_args(["--epochs", "none"])).steps == 100  # the default budget stands
+    y = tmp_path / "c.yaml"
+    y.write_text("steps: 500\n")
+    cfg = config_from_args(p.parse_args(["--config", str(y), "--epochs", "none"]))
+    assert (cfg.steps, cfg.epochs) == (500, None)  # the file's budget stands
+    y.write_text("epochs: 2\n")
+    cfg = config_from_args(p.parse_args(["--config", str(y), "--steps", "none"]))
+    assert (cfg.steps, cfg.epochs) == (None, 2.0)
+    with pytest.raises(ConfigErrors, match="neither is set"):  # unsetting the only budget there is
+        config_from_args(p.parse_args(["--steps", "none"]))
+    out = config_from_args(p.parse_args(["--out", "none"]))
+    assert out.out_dir == "none"  # a path: a folder called none, never "unset"

@@ -61,11 +61,11 @@ def rescale_model(peft_model, scaling: RuleSpec, init: Init = Init.KAIMING, adap
     if config.peft_type != "LORA":  # PeftType is a str enum
         raise ConfigError("model", f"adapter {name!r} is {config.peft_type}, not LoRA", "lorascale plans LoRA adapters only")
     modules = list(lora_modules(peft_model, name))
-    if not modules:
+    others = _non_linear_lora(peft_model, name)
+    if not modules and not others:
         raise ConfigError("model", f"adapter {name!r} has no LoRA layers", "wrap the model with get_peft_model first")
     options = options_of(config)
     problems = []
-    others = _non_linear_lora(peft_model, name)
     if others:  # an embedding's factors are not in lora_A, a convolution's A has fan-in d_in·k²: no rule plans them
         problems.append((f"it has LoRA on layers that are not linear: {', '.join(others[:6])}{' …' if len(others) > 6 else ''}"
                          " (their scale would change with the config's lora_alpha, at no rule's value)",

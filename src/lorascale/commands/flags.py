@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import get_args, get_origin
+from typing import Annotated, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -67,7 +67,16 @@ def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
 
 
 def _may_unset(annotation) -> bool:
-    return type(None) in get_args(annotation) and not _is_bool(annotation)
+    """An optional setting whose values cannot be the word none: not a switch, not a name or path (`--out
+    none` is a folder called none)."""
+    values = [a for a in get_args(annotation) if a is not type(None)]
+    return type(None) in get_args(annotation) and not _is_bool(annotation) and not any(map(_is_text, values))
+
+
+def _is_text(a) -> bool:
+    if get_origin(a) is Annotated:  # StrictStr: Annotated[str, Strict()]
+        a = get_args(a)[0]
+    return isinstance(a, type) and issubclass(a, str) and not hasattr(a, "__members__")  # an enum's values are not none
 
 
 def flag_for(parser: argparse.ArgumentParser | None, field: str) -> str | None:

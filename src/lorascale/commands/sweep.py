@@ -95,10 +95,10 @@ def _flag_errors(args) -> list[ConfigError]:
     if args.backend not in BACKENDS:
         e.append(ConfigError("backend", f"unknown backend {args.backend!r}", "choose local or ray"))
     if args.address and args.backend != "ray":
-        e.append(ConfigError("address", "only applies to the ray backend", "drop it, or use backend ray"))
+        e.append(ConfigError("address", "only applies to the ray backend", "drop it, or set `backend` to ray"))
     if args.backend == "ray" and args.workers != 1:
         e.append(ConfigError("workers", "Ray schedules one task per trial by its resources",
-                             "set cpus_per_trial / gpus_per_trial instead of workers"))
+                             "set `cpus_per_trial` / `gpus_per_trial` instead of `workers`"))
     for flag, v in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
         if v is not None and not (math.isfinite(v) and v >= 0):
             e.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be ≥ 0, got {v}", "use 0 or more"))

@@ -226,8 +226,8 @@ class _Recorder(_recorder_base()):
             if self.no_signal == self.step == NO_SIGNAL_WARN_AFTER:
                 log.warning("rlvr: in each of the first %d steps every completion of a prompt scored the same reward"
                             " (mean %.3g): GRPO's advantages are 0 and no gradient flows. The policy does not yet"
-                            " solve or format any problem at this temperature: use easier problems (data sums,"
-                            " or your own JSONL), answer_match last-number, a larger format_reward, more"
+                            " solve or format any problem at this temperature: use easier problems (data sums, which"
+                            " holds 420: train_problems + val_problems at most that; or your own JSONL), answer_match last-number, a larger format_reward, more"
                             " num_generations, or a stronger model", self.step, self.reward)
         ema = self.ema.update(self.loss)
         self.curve.append((self.step, ema))

@@ -37,7 +37,40 @@ def check_inputs(spec) -> None:
         if ("seq_len", cfg.model, cfg.seq_len) not in seen:
             seen.add(("seq_len", cfg.model, cfg.seq_len))
             errors += _check_positions(spec.raw, cfg)
+        rl = _rlvr_settings(cfg)
+        if rl is not None and rl not in seen:
+            seen.add(rl)
+            errors += _check_rlvr(spec.raw, cfg)
     ConfigErrors.raise_if_any(errors)
+
+
+def _rlvr_settings(cfg) -> tuple | None:
+    """What :func:`~lorascale.rlvr.train.check_rlvr` reads of an rlvr point (None for another task)."""
+    from ..train.loop import is_rlvr
+
+    if not is_rlvr(cfg):
+        return None
+    return ("rlvr", cfg.data, cfg.rl.train_problems, cfg.rl.val_problems, cfg.batch_size, cfg.grad_accum, cfg.steps,
+            cfg.save_every)
+
+
+def _check_rlvr(raw: dict, cfg) -> list[ConfigError]:
+    """The rlvr run's own refusals (problems, budget, batch), each named by the section that sets its key."""
+    from ..rlvr.train import check_rlvr
+
+    try:
+        check_rlvr(cfg)
+    except ConfigErrors as e:
+        return [ConfigError(f"{_section_of(raw, x.field)}.{x.field}", x.message, x.fix) for x in e.errors]
+    return []
+
+
+def _section_of(raw: dict, key: str) -> str:
+    """The last section of a spec mapping that sets ``key`` (a configuration overrides ``base``), else ``base``."""
+    grid = raw.get("grid") or {}
+    sections = [("base", raw.get("base")), *((f"grid.configs[{i}]", c) for i, c in enumerate(grid.get("configs") or []))]
+    named = [name for name, section in sections if isinstance(section, dict) and key in section]
+    return named[-1] if named else "base"
 
 
 def _check_positions(raw: dict, cfg) -> list[ConfigError]:
@@ -70,10 +103,7 @@ def _check_data(cfg, task: str | None) -> None:
     from ..train.loop import is_rlvr
 
     data = cfg.data
-    if is_rlvr(cfg):  # problems, not examples: the same split the run will draw
-        from ..rlvr.problems import split_problems
-
-        split_problems(data, cfg.rl.train_problems, cfg.rl.val_problems)
+    if is_rlvr(cfg):  # problems, not examples: check_rlvr draws the split the run will draw
         return
     if data in BUILTIN:
         _check_builtin(data, task)

@@ -134,7 +134,7 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
     name = spec.name or default_name
     base = _base(spec.base, c)
     if not spec.grid and not spec.paths and "grid" not in data and "paths" not in data:
-        c.add("grid/paths", "the spec sweeps nothing; declare a grid:, a paths: section, or both")
+        c.add("grid/paths", "the spec sweeps nothing", "declare a grid:, a paths: section, or both")
     points: dict[str, Point] = {}
     labels = _expand_grid(spec.grid, base, c, points) if spec.grid else {}
     if spec.paths:
@@ -160,7 +160,7 @@ def _base(base: dict, c: Collector) -> dict:
             c.add(f"base.{k}", f"conflicts with the sweep, which sets {k} per point", f"declare it as {AXIS_FIELDS[k]} instead")
             base.pop(k)
         elif k not in TRAIN_FIELDS:
-            c.add(f"base.{k}", f"unknown TrainConfig key; valid keys: {', '.join(TRAIN_FIELDS)}")
+            c.add(f"base.{k}", "unknown TrainConfig key", f"valid keys: {', '.join(TRAIN_FIELDS)}")
             base.pop(k)
     return base
 
@@ -171,7 +171,7 @@ def _overrides(entry: dict, where: str, c: Collector) -> dict:
         if k in AXIS_FIELDS:
             c.add(f"{where}.{k}", f"conflicts with the sweep, which sets {k} per point", f"use {AXIS_FIELDS[k]}")
         elif k not in TRAIN_FIELDS:
-            c.add(f"{where}.{k}", "unknown key; use TrainConfig keys or the section's own keys")
+            c.add(f"{where}.{k}", "unknown key", "use TrainConfig keys or the section's own keys")
         else:
             out[k] = v
     return out
@@ -188,7 +188,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
         if full:
             clash = [k for k in (*ADAPTER_FIELDS, "ranks", "alpha_multipliers") if k in over or getattr(entry, k, None)]
             if clash:
-                c.add(where, f"conflicting options: full finetuning has no adapter, drop {', '.join(clash)}")
+                c.add(where, "conflicting options: full finetuning has no adapter", f"drop {', '.join(clash)}")
                 continue
         c_ranks = entry.ranks or grid.ranks
         c_lrs = entry.log2_lr or grid.log2_lr
@@ -198,7 +198,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
         missing = [k for k, v in (("ranks", c_ranks), ("log2_lr", c_lrs)) if not v]
         for k in missing:
             if not any(e.field.startswith(f"grid.{k}") for e in c.errors):  # not already refused as written
-                c.add_once(f"grid.{k}", "empty grid: list at least one value, here or in each configuration")
+                c.add_once(f"grid.{k}", "empty grid", "list at least one value, here or in each configuration")
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
         if knob is None and any(m != 1.0 for m in c_mults):
@@ -250,7 +250,8 @@ def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
     over = _overrides(settings, "paths", c)
     over.setdefault("rule", ScaleRule.FIXED_ALPHA.value)
     if over.get("finetune", "lora") != "lora":
-        c.add("paths.finetune", "conflicting options: scaling paths vary LoRA's α; full finetuning has none")
+        c.add("paths.finetune", "conflicting options: scaling paths vary LoRA's α; full finetuning has none",
+              "drop finetune from paths (or set it to lora)")
         return over, None
     knob = ALPHA_KNOB.get(str(over["rule"]))
     if knob is None:

@@ -125,10 +125,14 @@ class TrainConfig(Settings):
         except ConfigError as e:
             file_error, from_file = e, {}
         overrides = dict(overrides or {})
-        budget = overrides if set(BUDGET_KEYS) & set(overrides) else from_file
+
+        def chooses(source: dict) -> bool:  # a budget value given; `--epochs none` unsets, it chooses nothing
+            return any(source.get(k) is not None for k in BUDGET_KEYS)
+
+        budget = overrides if chooses(overrides) else from_file
         merged = from_file | overrides
         for key, other in (("epochs", "steps"), ("steps", "epochs")):
-            if key in budget and other not in budget:
+            if budget.get(key) is not None and other not in budget:
                 merged[other] = None
         if file_error is None:
             return cls.from_flat(merged)
