@@ -8,7 +8,7 @@ import pytest
 from lorascale.cli import main
 from lorascale.errors import ConfigError
 from lorascale.repro.headline import HeadlineRequest, run_headline
-from lorascale.repro.headline_report import headline_points
+from lorascale.repro.headline_report import headline_info, headline_points
 
 
 def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
@@ -32,6 +32,10 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     for k in ("a", "b", "c", "c+", "d", "e"):
         assert len(arms[k]["val_loss"]) == 2 and arms[k]["eval_metric"] == "val_accuracy"
     assert [p.compute for p in headline_points(res)] == [2 * T, 36, 36, 36, res["tune"]["member_steps"], 18]
+    # (b), (c) and (c+) spent the same 36: drawn 6% apart on the log axis, so none hides another
+    assert [p.x for p in headline_points(res)][1:4] == pytest.approx([36, 36 * 1.06, 36 * 1.06**2], rel=1e-12)
+    info = headline_info(res)
+    assert info.a_with_e.compute == 5 * T and info.a_with_e.mean == info.points[0].mean  # (a) paying for (e)'s sweep
     md = (tmp_path / "h" / "headline.md").read_text()
     assert md.count("\n| (") == 6 and "Targets" in md
     gap = res["targets"]["d"]["val_loss_gap_vs_b"]  # the mean gap and the seed-std are reported apart

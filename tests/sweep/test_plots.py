@@ -52,11 +52,13 @@ def test_ylim_covers_every_error_bar_with_a_margin():
     assert plots.ylim_covering([0.0], [0.0]) == pytest.approx((-0.05, 0.05), abs=ARITH)
 
 
-def test_ylim_clips_the_top_at_the_90th_percentile_of_the_bar_tops():
-    # tops 1, 2, 3, 4, 6 (the last mean 5 has a bar of 1): 90th percentile at position 3.6 is
-    # 4 + 0.6·(6 − 4) = 5.2; bottoms from 1; span 4.2, margin 0.21
+def test_ylim_clips_the_worst_means_and_keeps_the_bars_of_the_rest():
+    # means 1 … 5: their 90th percentile at position 3.6 is 4 + 0.6·(5 − 4) = 4.6, so the mean 5 leaves the
+    # plot; the highest bar top left is 4: from 1 to 4, span 3, margin 0.15
     means, errs = [1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0, 1.0]
-    assert plots.ylim_covering(means, errs) == pytest.approx((0.79, 5.41), abs=ARITH)
+    assert plots.ylim_covering(means, errs) == pytest.approx((0.85, 4.15), abs=ARITH)
+    # a point that stays keeps its whole bar: 4 ± 1.5 reaches 5.5 (a quantile of the bar tops cut it at 5.2)
+    assert plots.ylim_covering(means, [0.0, 0.0, 0.0, 1.5, 1.0]) == pytest.approx((0.775, 5.725), abs=ARITH)
     assert plots.ylim_covering(means, errs, clip=None) == pytest.approx((0.75, 6.25), abs=ARITH)  # span 5
     assert plots.ylim_covering(means[:4], errs[:4]) == pytest.approx((0.85, 4.15), abs=ARITH)  # < 5 points: no clip
 
@@ -99,7 +101,7 @@ def test_lr_sweep_marks_divergence_on_the_worse_edge_for_accuracy(stored):
     assert info.series[0].y == pytest.approx((0.8, 0.7), abs=ARITH) and info.ylabel == "validation accuracy"
 
 
-def test_paths_ylim_covers_both_paths_error_bars_unclipped(stored):
+def test_paths_ylim_covers_both_paths_error_bars(stored):
     _, rep = stored
     eta = PathFit("A1", 16, "eta", (PointStat(0.0, 1.2, 0.1, 2, 0), PointStat(1.0, 1.0, 0.3, 2, 0),
                                     PointStat(2.0, INF, None, 2, 2)), 1.0, 1.0, 0.3, False, 1.0)
@@ -111,10 +113,11 @@ def test_paths_ylim_covers_both_paths_error_bars_unclipped(stored):
     assert info.eta.diverged_x == (2.0,) and info.eta.yerr == (0.1, 0.3) and info.alpha.yerr == (0.0, 0.05)
 
 
-def test_the_paths_star_pairs_the_refined_multiplier_with_the_vertex_value():
-    """η-path scores 3, 1.5, 1.2, 2 at log2 m = −1 … 2: the star sits at the parabola's vertex through (0, 1.5),
-    (1, 1.2), (2, 2): log2 m* = 0.5 + 0.3/1.1 = 17/22, value 1.5 − 0.3·(17/22) + 0.55·(17/22)·(−5/22). It used
-    to pair that x with the best run's 1.2, a point on neither the curve nor the parabola."""
+def test_the_paths_star_sits_at_the_refined_multiplier_on_the_drawn_curve():
+    """η-path scores 3, 1.5, 1.2, 2 at log2 m = −1 … 2: the parabola through (0, 1.5), (1, 1.2), (2, 2) has its
+    vertex at log2 m* = 0.5 + 0.3/1.1 = 17/22, value 1.5 − 0.3·(17/22) + 0.55·(17/22)·(−5/22). The star sits at
+    that x on the drawn curve, between the means 1.5 and 1.2: 1.5 − 0.3·(17/22). At the vertex's own value it
+    floated below every run; at the best run's 1.2 it sat off the curve."""
     from lorascale.sweep.records import Outcome, PointCoords, Record
 
     recs = [Record(PointCoords(key=f"k{k}", config="P", rank=8, log2_lr=-13.0 + k, seed=0, paths=(("eta", 2.0**k),)),
@@ -124,7 +127,8 @@ def test_the_paths_star_pairs_the_refined_multiplier_with_the_vertex_value():
     vertex = 1.5 - 0.3 * 17 / 22 + 0.55 * (17 / 22) * (-5 / 22)
     assert (p.log2_m_star, p.vertex_value, p.best_value) == pytest.approx((17 / 22, vertex, 1.2), abs=EXACT)
     (info,) = plots.paths_info(rep)
-    assert (info.eta.opt_x, info.eta.opt_y) == pytest.approx((17 / 22, vertex), abs=EXACT) and info.alpha is None
+    assert (info.eta.opt_x, info.eta.opt_y) == pytest.approx((17 / 22, 1.5 - 0.3 * 17 / 22), abs=EXACT)
+    assert info.alpha is None
 
 
 def test_paths_and_alpha_law_info(stored):

@@ -2,6 +2,8 @@
 
 from types import SimpleNamespace
 
+import pytest
+
 from lorascale.tune.plots import render_search, search_info
 from lorascale.tune.search import Candidate, StageResult
 
@@ -24,3 +26,16 @@ def test_search_info_draws_candidates_rungs_and_the_seed_check(tmp_path):
     assert [line.chosen for line in info.checks] == [False, True] and "seed 1" in info.checks[1].label
     assert "+ 60 checking" in info.title
     assert render_search(info, tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_the_y_range_follows_the_candidates_that_passed_the_first_rung():
+    # a blown-up candidate (EMA 20 when cut) and the finalists, from 2 − 0.5/30 at step 1 (α = 0.25's line) down
+    # to 1.4: the range is 1.4 … 1.9833 with a 5% margin, not 1.4 … 20, where the finalists would be a flat line
+    blown = Candidate(0, 1e-3, 10.0, "complete", 10, 10, 20.0, seed=0, curve=[[1, 2.0], [5, 8.0], [10, 20.0]])
+    search = StageResult("search", 30, 3, [blown, _c(1, 1e-3, 0.25, 30, 1.5), _c(2, 1e-3, 0.63, 30, 1.4)], 70, 90,
+                         best=1, rungs=[10])
+    result = SimpleNamespace(search=search, confirm=None, config=SimpleNamespace(model="m", adapter=SimpleNamespace(rank=4)))
+    lo, hi = search_info(result).ylim
+    top = 2.0 - 0.5 / 30
+    pad = 0.05 * (top - 1.4)
+    assert (lo, hi) == pytest.approx((1.4 - pad, top + pad), abs=1e-12)  # float arithmetic of a few terms

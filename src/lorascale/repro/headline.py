@@ -222,6 +222,9 @@ def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
     runs_d = runs([cfg.replace(seed=s, out_dir=str(out / "d" / f"s{s}")) for s in seeds])
     if None in runs_d:
         return None
+    from ..tune.plots import render_search, search_info_from_dict
+
+    render_search(search_info_from_dict(answer), out / "d-tune" / "search.png")  # by today's renderer
     return _tune_arm(answer, runs_d, cfg.steps), answer["compute"]
 
 

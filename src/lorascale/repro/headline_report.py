@@ -10,9 +10,13 @@ from ..figures import new_figure, save_figure
 from .gap_text import gap_ci_text, paired_ci_text
 from .timing import timing_text
 
-__all__ = ["HeadlinePoint", "headline_points", "render_headline", "write_headline_md"]
+__all__ = ["HeadlinePoint", "HeadlineInfo", "headline_points", "headline_info", "render_headline", "write_headline_md"]
 
 ORDER = ("a", "b", "c", "c+", "d", "e")  # the arms, in the order of the table
+
+
+COLORS = dict(zip(ORDER, ("tab:red", "tab:gray", "tab:blue", "tab:purple", "tab:green", "k")))
+NUDGE = 1.06  # arms at the same compute are drawn this factor apart on the log axis, so none hides another
 
 
 class HeadlinePoint(NamedTuple):
@@ -20,30 +24,61 @@ class HeadlinePoint(NamedTuple):
     compute: int  # member-steps spent finding the setting (the reported seeds for a no-search arm)
     mean: float
     std: float
+    arm: str = ""
+    x: float = 0.0  # where it is drawn: ``compute``, nudged apart from arms at the same compute
+
+
+class HeadlineInfo(NamedTuple):
+    title: str
+    points: tuple[HeadlinePoint, ...]
+    a_with_e: HeadlinePoint | None  # (a) at the compute that also pays for the FFT sweep that found η_FFT
 
 
 def headline_points(result: dict) -> tuple[HeadlinePoint, ...]:
-    pts = []
+    pts, seen = [], {}
     for k in [k for k in ORDER if k in result["arms"]]:
         a = result["arms"][k]
         m, s = a["val_loss_mean_std"]
-        pts.append(HeadlinePoint(a["label"], a["member_steps"] or a["eval_member_steps"], m, s))
+        compute = a["member_steps"] or a["eval_member_steps"]
+        n = seen[compute] = seen.get(compute, -1) + 1
+        pts.append(HeadlinePoint(a["label"], compute, m, s, k, compute * NUDGE ** n))
     return tuple(pts)
 
 
+def headline_info(result: dict) -> HeadlineInfo:
+    pts = headline_points(result)
+    a = next((p for p in pts if p.arm == "a"), None)
+    frac = result.get("targets", {}).get("a", {}).get("compute_fraction_of_b_with_e")
+    b = next((p for p in pts if p.arm == "b"), None)
+    with_e = None
+    if a is not None and b is not None and frac is not None:
+        compute = round(frac * b.compute)
+        with_e = a._replace(label="(a) counting the FFT sweep that found η_FFT", compute=compute, x=float(compute))
+    run = result["request"]["run"]
+    title = f"{run['model']} on {run['data']}: {result['steps']} steps, {len(result['seeds'])} seeds"
+    return HeadlineInfo(title, pts, with_e)
+
+
 def render_headline(result: dict, path: str | Path) -> Path:
+    info = headline_info(result)
     fig, axes = new_figure(width=7.0, height=4.4)
     ax = axes[0, 0]
-    colors = dict(zip(ORDER, ("tab:red", "tab:gray", "tab:blue", "tab:purple", "tab:green", "k")))
-    for p, k in zip(headline_points(result), [k for k in ORDER if k in result["arms"]]):
-        color = colors[k]
+    for p in info.points:
         if math.isfinite(p.mean):
-            ax.errorbar([p.compute], [p.mean], yerr=[p.std], fmt="o", color=color, capsize=3, label=p.label)
+            ax.errorbar([p.x], [p.mean], yerr=[p.std], fmt="o", color=COLORS[p.arm], capsize=3, label=p.label)
+    e = info.a_with_e
+    if e is not None and math.isfinite(e.mean):
+        ax.errorbar([e.x], [e.mean], yerr=[e.std], fmt="o", mfc="none", color=COLORS["a"], capsize=3, label=e.label)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 200, 500, 1000, 2000, …
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10³
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.08)
     ax.set(xlabel="compute to find the setting (member-steps, log)", ylabel="held-out loss (mean ± std over seeds)",
-           title=f"{result['request']['run']['model']} on {result['request']['run']['data']}: {result['steps']} steps,"
-                 f" {len(result['seeds'])} seeds")
-    ax.legend(fontsize=7, loc="best")
+           title=info.title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return save_figure(fig, path)
 
 

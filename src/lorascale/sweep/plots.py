@@ -4,7 +4,12 @@
   FFT curve in red with its optimum as a dashed line (μA Figs 2–5; the y-axis is clipped for
   readability as in the paper, diverged points drawn as × on the worse edge).
 * :func:`paths_info` — the η-path against the α-path of LoRA-α eq. (2) (Fig. 1b).
-* :func:`ylim_covering` — the y-range both use: every finite mean ± its error bar, plus a margin.
+* :func:`ylim_covering` — the y-range both use: every finite mean ± its error bar (the worst 10% of the
+  means left off the top), plus a margin.
+
+An optimum's star sits at the refined log2 η* (the parabola's vertex), at the height of the drawn curve
+there: the curve joins measured means, and the star stays on it (the vertex's own value, below any run
+when the valley is sharp, is in the report's tables).
 * :func:`alpha_law_info` — α* against r with the fitted C·r^p and C·r^0.5 (Fig. 1c).
 * :func:`curves_info` — EMA loss curves (the trials' intermediate values) at each rank's optimum.
 
@@ -39,7 +44,7 @@ class Series(NamedTuple):
     yerr: tuple[float, ...]  # std over seeds, 0 where unknown
     diverged_x: tuple[float, ...]  # points where a seed diverged
     opt_x: float | None  # refined optimum
-    opt_y: float | None  # the refining parabola's value there (the vertex), not the best observed mean
+    opt_y: float | None  # the drawn curve's height at opt_x (linear between its means), display units
 
 
 class LrSweepInfo(NamedTuple):
@@ -59,8 +64,9 @@ class PathsInfo(NamedTuple):
     eta: Series | None
     alpha: Series | None
     ylabel: str
-    ylim: tuple[float, float] | None  # both paths' means ± error bars, unclipped
+    ylim: tuple[float, float] | None  # both paths' means ± error bars (the worst 10% of means off the top)
     diverged_y: float
+    xlabel: str = "log2(m): η-path at m·η_FFT, α-path at m·α₀"
 
 
 class AlphaLawInfo(NamedTuple):
@@ -74,6 +80,7 @@ class AlphaLawInfo(NamedTuple):
     label_free: str
     label_half: str
     ylabel: str
+    ylim: tuple[float, float]  # the estimates and the fits, an octave beyond each side; wider CIs end in arrows
 
 
 class CurvesInfo(NamedTuple):
@@ -87,11 +94,21 @@ def metric_label(rep: FitReport) -> str:
             "val_reward": "held-out reward"}.get(rep.metric, rep.metric)
 
 
-def _series(rep: FitReport, label: str, points, opt_x: float | None, opt_value: float | None) -> Series:
-    fin = [p for p in points if math.isfinite(p.mean)]
-    return Series(label, tuple(p.x for p in fin), tuple(rep.show(p.mean) for p in fin),
-                  tuple(_bar(p.std) for p in fin), tuple(p.x for p in points if not math.isfinite(p.mean)),
-                  opt_x, rep.show(opt_value) if opt_value is not None else None)
+def _series(rep: FitReport, label: str, points, opt_x: float | None) -> Series:
+    fin = sorted((p for p in points if math.isfinite(p.mean)), key=lambda p: p.x)
+    xs, ys = tuple(p.x for p in fin), tuple(rep.show(p.mean) for p in fin)
+    return Series(label, xs, ys, tuple(_bar(p.std) for p in fin), tuple(p.x for p in points if not math.isfinite(p.mean)),
+                  opt_x if xs else None, height_at(opt_x, xs, ys) if opt_x is not None and xs else None)
+
+
+def height_at(x: float, xs: tuple[float, ...], ys: tuple[float, ...]) -> float:
+    """The polyline through (xs, ys) (xs increasing) at ``x``: linear between neighbours, flat past the ends."""
+    if x <= xs[0]:
+        return ys[0]
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
 
 
 def _bar(err: float | None) -> float:
@@ -102,18 +119,21 @@ def _bar(err: float | None) -> float:
 def ylim_covering(means, errs, clip: float | None = CLIP_QUANTILE, margin: float = MARGIN) -> tuple[float, float] | None:
     """(lo, hi) in score units (lower is better) covering each finite mean ± its error bar.
 
-    lo is the lowest bar bottom; hi the highest bar top, or with ``clip`` and at least 5 points the
-    ``clip`` quantile of the bar tops (as μA clips its axes, so a few very bad learning rates do not
-    flatten the valley). Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A +inf
-    mean (a diverged point, drawn as × on the edge) is left out; an unknown or non-finite error bar
+    lo is the lowest bar bottom; hi the highest bar top. With ``clip`` and at least 5 points, the means
+    above their ``clip`` quantile leave the plot (as μA clips its axes, so a few very bad learning rates do
+    not flatten the valley), and hi is the highest bar top of the means that stay: a point on the plot
+    keeps its whole error bar. Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A
+    +inf mean (a diverged point, drawn as × on the edge) is left out; an unknown or non-finite error bar
     counts as 0. None when no mean is finite.
     """
     bars = [(m, _bar(e)) for m, e in zip(means, errs) if math.isfinite(m)]
     if not bars:
         return None
     lo = min(m - e for m, e in bars)
-    tops = sorted(m + e for m, e in bars)
-    hi = percentile(tops, clip) if clip is not None and len(tops) >= 5 else tops[-1]
+    if clip is not None and len(bars) >= 5:
+        cut = percentile(sorted(m for m, _ in bars), clip)
+        bars = [(m, e) for m, e in bars if m <= cut]
+    hi = max(m + e for m, e in bars)
     pad = margin * (hi - lo) or margin * abs(lo) or margin
     return lo - pad, hi + pad
 
@@ -127,22 +147,27 @@ def _display_range(rep: FitReport, lim: tuple[float, float] | None) -> tuple[tup
 
 
 def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) -> LrSweepInfo:
-    series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x, o.vertex_value)
-                   for o in cfg.ranks)
+    series = tuple(_series(rep, f"r = {o.rank}" if o.rank is not None else "FFT", o.points, o.x) for o in cfg.ranks)
     # the y-range follows this configuration's own curves and their error bars; where FFT's optimum lies
-    # outside it (FFT often reaches far lower), its label gives that best value, since the curve is clipped
+    # outside it (FFT often reaches far lower), its label gives that best value, since the curve is clipped;
+    # FFT's points inside the range keep their whole error bars
     pts = [p for o in cfg.ranks for p in o.points]
     lim = ylim_covering([p.mean for p in pts], [p.std for p in pts])
     lo, hi = lim if lim else (None, None)
-    ylim, diverged_y = _display_range(rep, lim)
     fft_s = fft_x = None
     if fft is not None and fft is not cfg and fft.ranks:
         o = fft.ranks[0]
         off = lo is not None and not lo <= o.best_value <= hi
         label = f"FFT (best {rep.show(o.best_value):.3g}, off scale)" if off else "FFT"
-        fft_s, fft_x = _series(rep, label, o.points, o.x, o.vertex_value), o.x
+        fft_s, fft_x = _series(rep, label, o.points, o.x), o.x
+        inside = [p for p in o.points if lim is not None and lo <= p.mean <= hi]
+        if inside:
+            lim = ylim_covering([p.mean for p in pts + inside], [p.std for p in pts + inside])
+            lim = (min(lim[0], lo), max(lim[1], hi))
+    ylim, diverged_y = _display_range(rep, lim)
     n = cfg.n_seeds
-    title = f"{cfg.label}: η* per rank ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
+    what = "η*" if all(o.rank is None for o in cfg.ranks) else "η* per rank"
+    title = f"{cfg.label}: {what} ({n} seed{'s' if n != 1 else ''}{', noisy' if cfg.noisy else ''})"
     return LrSweepInfo(title, "log2(η)", metric_label(rep), series, fft_s, fft_x, ylim, diverged_y)
 
 
@@ -153,9 +178,9 @@ def paths_info(rep: FitReport) -> tuple[PathsInfo, ...]:
     out = []
     for (config, rank), d in sorted(by_rank.items()):
         mk = {k: _series(rep, ("η-path: L(r, m·η_FFT, α₀)" if k == "eta" else "α-path: L(r, η_FFT, m·α₀)"),
-                         p.points, p.log2_m_star, p.vertex_value) for k, p in d.items()}  # the star: refined x, its y
+                         p.points, p.log2_m_star) for k, p in d.items()}  # the star: refined x, on the curve
         pts = [x for p in d.values() for x in p.points]
-        ylim, diverged_y = _display_range(rep, ylim_covering([x.mean for x in pts], [x.std for x in pts], clip=None))
+        ylim, diverged_y = _display_range(rep, ylim_covering([x.mean for x in pts], [x.std for x in pts]))
         out.append(PathsInfo(f"{config}, r = {rank}", rank, mk.get("eta"), mk.get("alpha"), metric_label(rep),
                              ylim, diverged_y))
     return tuple(out)
@@ -168,11 +193,14 @@ def alpha_law_info(rep: FitReport, law: AlphaLaw) -> AlphaLawInfo:
     lo, hi = math.log2(min(ranks)), math.log2(max(ranks))
     rs = tuple(2.0 ** (lo + (hi - lo) * i / 49) for i in range(50))
     ci_p = f" [{law.p_ci[0]:.2f}, {law.p_ci[1]:.2f}]" if law.p_ci else ""
+    fits = [law.c * r**law.p for r in rs] + [law.c_half * r**0.5 for r in rs]
+    shown = [v for v in (*stars, *fits) if math.isfinite(v) and v > 0]
+    ylim = (min(shown) / 2, max(shown) * 2)
     return AlphaLawInfo(
         f"{law.config}: α*(r) at η = {2.0 ** law.log2_lr:.3g}" + (" (single seed, noisy)" if law.noisy else ""),
         ranks, stars, ci, rs, tuple(law.c * r**law.p for r in rs), tuple(law.c_half * r**0.5 for r in rs),
         f"C·r^p: C = {law.c:.3g}, p = {law.p:.2f}{ci_p}", f"C·√r: C = {law.c_half:.3g}",
-        "α* (PEFT lora_alpha)" if law.units == "lora_alpha" else "α* (multiplier)",
+        "α* (PEFT lora_alpha)" if law.units == "lora_alpha" else "α* (multiplier)", ylim,
     )
 
 
@@ -185,7 +213,7 @@ def curves_info(records: list[Record], cfg: ConfigFit) -> CurvesInfo:
                     and abs(r.log2_lr - o.x_grid) < 1e-9:
                 label = f"{'FFT' if o.rank is None else f'r = {o.rank}'}, η = 2^{o.x_grid:g}, seed {r.seed}"
                 curves.append((label, tuple(s for s, _ in r.curve), tuple(v for _, v in r.curve)))
-    return CurvesInfo(f"{cfg.label}: EMA training loss at η* per rank", tuple(curves))
+    return CurvesInfo(f"{cfg.label}: EMA training loss at each rank's best grid η", tuple(curves))
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,9 +241,13 @@ def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
         ax.axvline(info.fft_opt_x, color=FFT_COLOR, ls="--", lw=1.2, label="FFT η*")
     if info.ylim:
         ax.set_ylim(*info.ylim)
+    from matplotlib.ticker import MultipleLocator
+
+    ax.xaxis.set_major_locator(MultipleLocator(1))  # the log2 grid's own steps, no half-steps
     ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="★ optimum, × diverged", title_fontsize=8)
+    ax.legend(fontsize=8, title="★ optimum, × diverged", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+              borderaxespad=0)  # beside the axes: it hides no curve, star or the FFT line
     return save_figure(fig, path)
 
 
@@ -228,25 +260,36 @@ def render_paths(infos: tuple[PathsInfo, ...], path: str | Path) -> Path:
             _draw(ax, info.alpha, "tab:blue", info.diverged_y, marker="s")
         if info.ylim:
             ax.set_ylim(*info.ylim)
-        ax.set(title=info.title, xlabel="log2(m)", ylabel=info.ylabel)
+        ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # one legend for every panel, below them, where it hides no data
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8,
+                   title="★ optimum, × diverged", title_fontsize=8)
     return save_figure(fig, path)
 
 
 def render_alpha_law(info: AlphaLawInfo, path: str | Path) -> Path:
     fig, ((ax,),) = new_figure()
-    yerr = [[a - c[0] if c else 0.0 for a, c in zip(info.alpha_star, info.ci)],
-            [c[1] - a if c else 0.0 for a, c in zip(info.alpha_star, info.ci)]]
-    ax.errorbar(info.ranks, info.alpha_star, yerr=yerr, marker="o", ls="none", color="black", capsize=3, label="α* (refined)")
+    lo, hi = info.ylim
+    bounded = [(max(c[0], lo), min(c[1], hi)) if c else (a, a) for a, c in zip(info.alpha_star, info.ci)]
+    yerr = [[a - b[0] for a, b in zip(info.alpha_star, bounded)], [b[1] - a for a, b in zip(info.alpha_star, bounded)]]
+    ax.errorbar(info.ranks, info.alpha_star, yerr=yerr, marker="o", ls="none", color="black", capsize=3,
+                label="α* (refined), 95% CI")
+    for r, c in zip(info.ranks, info.ci):  # a CI past the axis: an arrow at the edge it crosses
+        if c and c[1] > hi:
+            ax.plot([r], [hi], marker="^", color="black", ls="none", clip_on=False)
+        if c and c[0] < lo:
+            ax.plot([r], [lo], marker="v", color="black", ls="none", clip_on=False)
     ax.plot(info.fit_r, info.fit_free, color="tab:blue", label=info.label_free)
     ax.plot(info.fit_r, info.fit_half, color="tab:green", ls="--", label=info.label_half)
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FuncFormatter
 
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
+    ax.set_ylim(lo, hi)
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(ScalarFormatter())  # 4, 16, 64 rather than 2^2, 2^4, 2^6
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 4, 16, 64 rather than 2^2, 2^4, 2^6
     ax.set(title=info.title, xlabel="rank r", ylabel=info.ylabel)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -130,11 +130,14 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
             parts.append(("img", (c.label, png.name)))
         if rep.paths:
             png = plots.render_paths(plots.paths_info(rep), out / f"{tag}_paths.png")
-            parts.append(("img", ("η-path against α-path (LoRA-α Fig. 1b)", png.name)))
+            kinds = {p.path for p in rep.paths}
+            caption = ("η-path against α-path" if kinds == {"eta", "alpha"} else
+                       "the α-path" if kinds == {"alpha"} else "the η-path") + " (LoRA-α Fig. 1b)"
+            parts.append(("img", (caption, png.name)))
         for i, law in enumerate(rep.alpha_laws):
             png = plots.render_alpha_law(plots.alpha_law_info(rep, law), out / f"{tag}_alpha_law_{i}.png")
             parts.append(("img", ("α* against r (LoRA-α Fig. 1c)", png.name)))
-    parts.append(("h2", "EMA loss curves at the optima"))
+    parts.append(("h2", "EMA loss curves at each rank's best grid learning rate"))
     for i, c in enumerate(reps["ema"].configs):
         png = plots.render_curves(plots.curves_info(records, c), out / f"curves_{i}_{_slug(c.label)}.png")
         parts.append(("img", (c.label, png.name)))
