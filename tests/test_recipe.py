@@ -103,3 +103,23 @@ def test_schedule_callback_refuses_an_absolute_floor(tmp_path):
     with pytest.raises(ConfigError) as e:  # not a TypeError from lr_at(min_ratio=None)
         trainer.train()
     assert e.value.field == "lr_scheduler_kwargs" and "min_lr_rate" in e.value.fix
+
+
+def test_a_step_the_loss_scaler_skipped_does_not_leave_the_schedule_behind():
+    """fp16: HF does not step the scheduler when GradScaler skips a step; the callback puts it back at the step."""
+    import functools
+
+    import torch
+
+    from lorascale.integrations.hf import _factor, follow_step
+    from lorascale.train.schedule import lr_at
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(_factor, total=10, warmup_frac=0.1, min_ratio=0.1))
+    for step in range(1, 10):  # optimizer steps 1 … 9 done; the scaler skipped step 3, so no scheduler step then
+        opt.step()
+        if step != 3:
+            sched.step()
+        follow_step(sched, step)
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr_at(step, 10, 1.0, 0.1, 0.1), rel=1e-12)  # float rounding
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1, rel=1e-12)  # the last step at the floor, not one step short

@@ -201,7 +201,11 @@ def loraplus_optimizer(model, lr: float, loraplus_lr_ratio: float = LORAPLUS_LR_
                        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
     """LoRA+'s AdamW (Hayou et al. 2024) for a PEFT model, built by PEFT's ``create_loraplus_optimizer``:
     A at ``lr``, B factors and 1-D parameters at ``loraplus_lr_ratio`` × ``lr``, with the μA recipe's AdamW
-    settings (PEFT's own default weight decay is 0). For ``Trainer(optimizers=(opt, None))``."""
+    settings (PEFT's own default weight decay is 0). For ``Trainer(optimizers=(opt, None))``.
+
+    "1-D parameters" is PEFT's rule, and it reaches past the adapters: every trainable bias (``bias="all"``,
+    a ``modules_to_save`` head's bias) and DoRA's magnitude vectors also train at λ·``lr``, while a head's
+    weight matrix stays at ``lr``."""
     import torch
     from peft.optimizers import create_loraplus_optimizer
 

@@ -30,6 +30,9 @@ class TransferRequest(Settings):
     def _lora_needs_rank(self) -> "TransferRequest":
         if self.init != "fft" and self.from_rank is None:
             raise ConfigError("from_rank", "a LoRA reference needs its rank", "give the rank it was tuned at")
+        if (self.to or self.init) != "fft" and self.to_rank is None and self.from_rank is None:
+            raise ConfigError("to_rank", "a LoRA target needs its rank (the full-finetuning reference has none)",
+                              "give the rank to predict for")
         to_rank, to_width = self.to_rank or self.from_rank, self.to_width or self.from_width
         for field, r, n in (("from_rank", self.from_rank, self.from_width), ("to_rank", to_rank, to_width)):
             if (self.init if field == "from_rank" else self.to or self.init) != "fft" and r is not None and r > n:

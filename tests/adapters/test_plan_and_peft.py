@@ -133,6 +133,22 @@ def test_a_target_that_also_matches_a_convolution_is_refused():
     assert [ly.name for ly in plan.layers] == ["txt.proj"] and plan.layers[0].scale == pytest.approx(math.sqrt(3 * 64 * 4) / 4)
 
 
+def test_a_tied_output_layer_is_refused_as_a_target():
+    """SmolLM2 ties lm_head to the input embeddings: merging an adapter on lm_head would move the embeddings too."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tied = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, tie_word_embeddings=True))
+    assert tied.lm_head.weight is tied.get_input_embeddings().weight
+    with pytest.raises(ConfigError) as e:
+        plan_lora(tied, AdapterSpec(rank=4, targets=("q_proj", "lm_head")))
+    assert e.value.field == "targets" and e.value.message.startswith("lm_head shares its weight with the input embeddings")
+    assert [ly.name for ly in plan_lora(tied, AdapterSpec(rank=4, targets=("q_proj",))).layers] == ["model.layers.0.self_attn.q_proj"]
+    untied = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, tie_word_embeddings=False))
+    assert "lm_head" in [ly.name for ly in plan_lora(untied, AdapterSpec(rank=4, targets=("lm_head",))).layers]
+
+
 def test_analytic_with_init_b_names_init():
     with pytest.raises(ConfigErrors) as e:  # refused when the spec is made, before any model is touched
         AdapterSpec(rank=4, scaling=RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), init=Init.B)

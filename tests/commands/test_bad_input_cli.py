@@ -26,6 +26,12 @@ def test_transfer_overflow_is_refused_not_printed_as_inf(json_flag, capsys, tmp_
     assert "error: --lr: transferring η = 1e+308 gives inf, past what a float holds" in err
 
 
+def test_transfer_from_fft_to_lora_without_a_rank_names_the_target_rank(capsys, tmp_path, monkeypatch):
+    err = _refused(["transfer", "--lr", "2e-5", "--from-width", "576", "--init", "fft", "--to", "B"], capsys, tmp_path,
+                   monkeypatch)
+    assert "error: --to-rank: a LoRA target needs its rank" in err  # before: "rank", a field this command does not have
+
+
 def test_json_output_is_standard_json():
     from lorascale.commands.common import dumps
 

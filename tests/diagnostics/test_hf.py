@@ -64,3 +64,37 @@ def test_metrics_file_holds_one_run_rerun_or_resumed(tmp_path):
     resumed = run(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     assert [r["step"] for r in resumed] == [1, 2, 3, 4]
     assert resumed[:2] == second[:2]  # the records through the checkpoint are the second run's, kept as written
+
+
+def test_a_train_call_cut_short_leaves_no_hooks_behind_for_the_next(tiny_llama, tmp_path):
+    """HF calls no on_train_end when train() raises; the next train() must not stack a second capture."""
+    from types import SimpleNamespace
+
+    model = apply(tiny_llama.model, rank=4, rule="alpha-r", targets=["q_proj"], seed=0)
+    layer = next(m for n, m in model.named_modules() if n.endswith("q_proj"))
+    cb = trainer_callback(SignalDriftMonitor(), metrics_path=None)
+    args = SimpleNamespace(output_dir=str(tmp_path), deepspeed=None, fsdp="")
+    state = SimpleNamespace(global_step=0, max_steps=4, is_world_process_zero=True)
+    before = len(layer._forward_hooks)
+    cb.on_train_begin(args, state, None, model=model)  # the first train(): it raises before on_train_end
+    assert len(layer._forward_hooks) == before + 1  # the alignment capture's hook
+    cb.on_train_begin(args, state, None, model=model)  # the second train()
+    assert len(layer._forward_hooks) == before + 1  # still one: the first capture was detached
+    cb.on_train_end(args, state, None)
+    assert len(layer._forward_hooks) == before
+
+
+def test_deepspeed_and_fsdp_are_refused_before_they_report_zeros():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from lorascale.diagnostics.hf import sharded_or_fused
+    from lorascale.errors import ConfigError
+
+    sharded_or_fused(SimpleNamespace(deepspeed=None, fsdp=""))  # a plain or DDP run
+    for field, args in (("deepspeed", SimpleNamespace(deepspeed="ds.json", fsdp="")),
+                        ("fsdp", SimpleNamespace(deepspeed=None, fsdp="full_shard"))):
+        with pytest.raises(ConfigError) as e:
+            sharded_or_fused(args)
+        assert e.value.field == field and "DDP" in e.value.fix

@@ -123,3 +123,26 @@ def test_metadata_callback_records_the_method_peft_built(tmp_path, one_thread):
     trainer.save_model()
     saved = json.loads((tmp_path / "lorascale.json").read_text())
     assert (saved["method"], saved["rule"], saved["pissa_niter"]) == ("dora", "alpha-r", None)  # read from use_dora=True
+
+
+def test_metadata_callback_on_a_transformers_model_with_a_named_adapter(tmp_path):
+    """add_adapter (transformers' PEFT integration): no PeftModel wrapper, active_adapter a method, here "sft"."""
+    from types import SimpleNamespace
+
+    from peft import inject_adapter_in_model
+
+    model = load_model("tiny-llama").model
+    config = lorascale.lora_config(model, rank=4, rule="alpha-r", targets=["q_proj"])
+    # what add_adapter does (transformers 5.25 needs peft ≥ 0.22 for add_adapter itself; this environment has 0.21)
+    inject_adapter_in_model(config, model, adapter_name="sft")
+    model.peft_config, model._hf_peft_config_loaded = {"sft": config}, True
+    meta = lorascale.metadata_callback("alpha-r")
+    args = SimpleNamespace(output_dir=str(tmp_path), learning_rate=1e-3)
+    state = SimpleNamespace(global_step=2, is_world_process_zero=True)
+    meta.on_train_begin(args, state, None, model=model)  # before: no layer found for "default", so nothing checked
+    meta.on_save(args, state, None, model=model)  # before: KeyError 'default'
+    saved = json.loads((tmp_path / "checkpoint-2" / "lorascale.json").read_text())
+    assert (saved["rule"], saved["rank"], saved["targets"]) == ("alpha-r", 4, ["q_proj"])
+    with pytest.raises(ConfigError) as e:  # the rule checked against the "sft" layers: lora-alpha's s is 128, not 1
+        lorascale.metadata_callback("lora-alpha").on_train_begin(args, state, None, model=model)
+    assert e.value.field == "rule"

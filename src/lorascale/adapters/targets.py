@@ -88,7 +88,26 @@ def find_target_layers(model, targets: tuple[str, ...] | list[str]) -> list[Targ
         raise ConfigError("targets", f"the targets also match modules that are not linear layers: {', '.join(others[:6])}"
                           f"{' …' if len(others) > 6 else ''}", "name the linear layers alone, by a longer suffix or their"
                           f" full names (this model's linear layers end in: {examples})")
+    tied = _tied_to_input_embeddings(model, [n for n in linears if check_target_module_exists(cfg, n)])
+    if tied:
+        raise ConfigError("targets", f"{', '.join(tied)} shares its weight with the input embeddings (tied): merging"
+                          " the adapter (export --merge, merge_and_unload) would change the embeddings too",
+                          "leave it out of the targets, or untie the weights first")
     for name, (d_in, d_out) in linears.items():
         if check_target_module_exists(cfg, name):
             layers.append(TargetLayer(name, d_in, d_out))
     return layers
+
+
+def _tied_to_input_embeddings(model, names: list[str]) -> list[str]:
+    """The layers among ``names`` whose weight is the input embedding matrix itself (a tied ``lm_head``)."""
+    get = getattr(model, "get_input_embeddings", None)
+    try:
+        emb = get() if callable(get) else None
+    except (NotImplementedError, AttributeError):
+        emb = None
+    weight = getattr(emb, "weight", None)
+    if weight is None:
+        return []
+    modules = dict(model.named_modules())
+    return [n for n in names if getattr(modules[n], "weight", None) is weight]

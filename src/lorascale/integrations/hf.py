@@ -86,7 +86,21 @@ def schedule_callback():
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
                 sched.step()  # the current learning rates again, from the new factor at the same step
 
+        def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+            follow_step(getattr(lr_scheduler, "scheduler", lr_scheduler), state.global_step)
+
     return MuASchedule()
+
+
+def follow_step(sched, global_step: int) -> None:
+    """Put ``sched`` (a LambdaLR) at ``global_step`` when it fell behind: with fp16 the trainer does not step
+    the scheduler for a step the loss scaler skipped, and from then on every rate would lag lr_at by one."""
+    if sched is None or sched.last_epoch == global_step:
+        return
+    sched.last_epoch = global_step - 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        sched.step()
 
 
 def _factor(step: int, *, total: int, warmup_frac: float, min_ratio: float) -> float:
@@ -142,12 +156,17 @@ def _check_scales(model, scaling: RuleSpec, init: Init) -> None:
 
     if not hasattr(model, "peft_config"):
         raise ConfigError("model", "the trainer's model has no PEFT adapters", "metadata_callback is for LoRA training")
+    adapter = _adapter(model)
+    modules = list(lora_modules(model, adapter))
+    if not modules:
+        raise ConfigError("model", f"no LoRA layer of the trainer's model carries adapter {adapter!r}",
+                          "train a model with LoRA adapters (lorascale.apply, get_peft_model or add_adapter)")
     wrong = []
-    for name, m in lora_modules(model, _adapter(model)):
-        r = m.r[_adapter(model)]
+    for name, m in modules:
+        r = m.r[adapter]
         due = effective_scale(scaling, r, m.in_features, init)
-        if not math.isclose(m.scaling[_adapter(model)], due, rel_tol=SCALE_TOL):
-            wrong.append(f"{name} has s = {m.scaling[_adapter(model)]:.6g}, {scaling.rule.value} gives {due:.6g} at r = {r}")
+        if not math.isclose(m.scaling[adapter], due, rel_tol=SCALE_TOL):
+            wrong.append(f"{name} has s = {m.scaling[adapter]:.6g}, {scaling.rule.value} gives {due:.6g} at r = {r}")
     if wrong:
         raise ConfigError("rule", f"the adapters do not follow rule {scaling.rule.value}: {wrong[0]}"
                           f"{f' (and {len(wrong) - 1} more)' if len(wrong) > 1 else ''}",
@@ -155,8 +174,20 @@ def _check_scales(model, scaling: RuleSpec, init: Init) -> None:
 
 
 def _adapter(model) -> str:
-    active = getattr(model, "active_adapter", "default")
-    return active if isinstance(active, str) else "default"
+    """The adapter being trained: a PeftModel's ``active_adapter``; on a transformers model given adapters by
+    ``add_adapter`` (where ``active_adapter`` is a method), what its adapter layers have active."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    active = getattr(model, "active_adapter", None)
+    if isinstance(active, str):
+        return active
+    layer = next((m for m in model.modules() if isinstance(m, BaseTunerLayer)), None)
+    names = ["default"] if layer is None else [layer.active_adapter] if isinstance(layer.active_adapter, str) \
+        else list(layer.active_adapter)
+    if len(names) != 1:
+        raise ConfigError("adapter", f"the model has {len(names)} active adapters ({', '.join(names)})",
+                          "train one adapter at a time (model.set_adapter(name))")
+    return names[0]
 
 
 def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name: str | None) -> None:
@@ -170,6 +201,7 @@ def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name:
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout,
                        targets=(targets,) if isinstance(targets, str) else tuple(sorted(targets)),
                        method=method, pissa_niter=niter)
-    base = getattr(getattr(model.get_base_model(), "config", None), "_name_or_path", None)
+    base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # add_adapter: no wrapper
+    base = getattr(getattr(base_model, "config", None), "_name_or_path", None)
     folder.mkdir(parents=True, exist_ok=True)
     write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate, model=model_name or base or None))
