@@ -19,7 +19,7 @@ from .figures import new_figure, save_figure
 from .train import RunResult, TrainConfig, train
 from .vocabulary import RunStatus
 
-__all__ = ["DemoArm", "DemoResult", "demo_configs", "run_demo", "Curve", "ArmCurves", "DemoPlotInfo",
+__all__ = ["DemoArm", "DemoResult", "demo_configs", "run_demo", "read_demo", "Curve", "ArmCurves", "DemoPlotInfo",
            "mean_curve", "demo_plot_info", "render_demo"]
 
 ARMS = (("standard LoRA (α = r)", "alpha-r"), ("LoRA-α (C = 256)", "lora-alpha"))
@@ -77,6 +77,29 @@ def run_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5,
     for seed in range(seeds):
         for arm, cfg in zip(arms, demo_configs(task, rank, lr, seed, out, **overrides)):
             arm.results.append(train(cfg, progress=progress))
+    return DemoResult(task, arms, lr, rank)
+
+
+def read_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5, out: Path = Path("runs/demo"),
+              **overrides) -> DemoResult:
+    """The result of an earlier :func:`run_demo` with these arguments, read back from ``out`` (its runs'
+    summaries and EMA curves), training nothing: to redraw its table and figure. ConfigError on ``out``
+    when a run is missing, unfinished or of another configuration."""
+    import json
+
+    from .errors import ConfigError
+    from .repro.runs import finished_run
+
+    arms = [DemoArm(label, rule) for label, rule in ARMS]
+    for seed in range(seeds):
+        for arm, cfg in zip(arms, demo_configs(task, rank, lr, seed, out, **overrides)):
+            run = finished_run(cfg, clear=False)
+            if run is None:
+                raise ConfigError("out", f"{cfg.out_dir} holds no finished run of this demo",
+                                  "run the demo without report_only (or with the arguments it was run with)")
+            lines = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+            run.ema_curve = [(r["step"], r["ema_loss"]) for r in lines if "ema_loss" in r]
+            arm.results.append(run)
     return DemoResult(task, arms, lr, rank)
 
 

@@ -46,6 +46,17 @@ def test_demo_table_and_png(tmp_path, capsys):
     assert all(r["statuses"] == ["complete"] for r in res["rows"])
     assert (out / "loss_curves.png").stat().st_size > 10_000
     assert main(["demo", "--model", "tiny-llama", "--out", str(out)]) == 2  # never overwrites a demo
+    capsys.readouterr()
+    (out / "loss_curves.png").unlink()
+    # read back: the same rows and the figure again, nothing trained (the run folders are untouched)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+    assert main(["demo", "--model", "tiny-llama", "--steps", "3", "--out", str(out), "--report-only", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [{k: r[k] for k in ("rule", "ema_loss", "eval")} for r in again["rows"]] == \
+        [{k: r[k] for k in ("rule", "ema_loss", "eval")} for r in res["rows"]]
+    assert (out / "loss_curves.png").stat().st_size > 10_000
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps
+    assert main(["demo", "--model", "tiny-llama", "--steps", "4", "--out", str(out), "--report-only"]) == 2  # other runs
 
 
 def test_train_cli_resume_continues_and_refuses_changed_settings(tmp_path, capsys, monkeypatch):

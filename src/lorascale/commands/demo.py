@@ -21,13 +21,15 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate for both arms (default η_FFT = 2e-5)")
     p.add_argument("--model", default=None, help="override the preset model (e.g. tiny-llama for a smoke run)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-<time>; never overwritten)")
+    p.add_argument("--report-only", action="store_true",
+                   help="read the runs of an earlier demo in --out back (same arguments) and redraw; trains nothing")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..demo import demo_plot_info, render_demo, run_demo
+    from ..demo import demo_plot_info, read_demo, render_demo, run_demo
 
     errors = []
     if args.seeds < 1:
@@ -38,13 +40,17 @@ def run(args) -> int:
         errors.append(ConfigError("lr", "must be > 0", "LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
     if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        check_output_dir(args.out, "out", fresh=True, what="demo")
-    except ConfigError as e:
-        errors.append(e)
+    if not args.report_only:
+        try:
+            check_output_dir(args.out, "out", fresh=True, what="demo")
+        except ConfigError as e:
+            errors.append(e)
     ConfigErrors.raise_if_any(errors)
     overrides = {k: v for k, v in (("steps", args.steps), ("model", args.model)) if v is not None}
-    result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
+    if args.report_only:
+        result = read_demo(args.task, args.seeds, args.rank, args.lr, args.out, **overrides)
+    else:
+        result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
     png = render_demo(demo_plot_info(result), args.out / "loss_curves.png")
     rows = result.rows()
     if args.json:

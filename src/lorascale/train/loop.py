@@ -55,7 +55,7 @@ class RunResult:
     @classmethod
     def from_summary(cls, summary: dict, curve: list, run_dir: Path | None, message: str) -> "RunResult":
         metric = summary["eval_metric"]
-        return cls(summary["status"], summary["final_ema_loss"], metric, summary[metric], summary["val_loss"],
+        return cls(RunStatus(summary["status"]), summary["final_ema_loss"], metric, summary[metric], summary["val_loss"],
                    summary["wall_time"], curve, run_dir, message, summary)
 
 
