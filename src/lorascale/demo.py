@@ -90,6 +90,10 @@ def read_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5
     from .errors import ConfigError
     from .repro.runs import finished_run
 
+    more = sorted(p.name for p in Path(out).glob(f"*-seed{seeds}")) if Path(out).is_dir() else []
+    if more:  # a 3-seed demo read as 1 seed would report one seed as the result
+        raise ConfigError("seeds", f"{out} holds runs past {seeds} seed(s) ({', '.join(more)})",
+                          "give the seeds it was run with")
     arms = [DemoArm(label, rule) for label, rule in ARMS]
     for seed in range(seeds):
         for arm, cfg in zip(arms, demo_configs(task, rank, lr, seed, out, **overrides)):
@@ -97,7 +101,11 @@ def read_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5
             if run is None:
                 raise ConfigError("out", f"{cfg.out_dir} holds no finished run of this demo",
                                   "run the demo without report_only (or with the arguments it was run with)")
-            lines = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+            try:
+                lines = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+            except (OSError, ValueError) as e:
+                raise ConfigError("out", f"{cfg.out_dir}'s metrics.jsonl cannot be read ({e})",
+                                  "run the demo again into a new folder") from None
             run.ema_curve = [(r["step"], r["ema_loss"]) for r in lines if "ema_loss" in r]
             arm.results.append(run)
     return DemoResult(task, arms, lr, rank)

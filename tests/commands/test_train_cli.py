@@ -57,6 +57,11 @@ def test_demo_table_and_png(tmp_path, capsys):
     assert (out / "loss_curves.png").stat().st_size > 10_000
     assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps
     assert main(["demo", "--model", "tiny-llama", "--steps", "4", "--out", str(out), "--report-only"]) == 2  # other runs
+    assert main(["demo", "--model", "tiny-llama", "--steps", "3", "--report-only"]) == 2  # which folder? --out is needed
+    capsys.readouterr()
+    (out / "alpha-r-seed1").mkdir()  # a demo of more seeds than asked for: refused, not read as one seed
+    assert main(["demo", "--model", "tiny-llama", "--steps", "3", "--out", str(out), "--report-only"]) == 2
+    assert "holds runs past 1 seed(s)" in capsys.readouterr().err
 
 
 def test_train_cli_resume_continues_and_refuses_changed_settings(tmp_path, capsys, monkeypatch):

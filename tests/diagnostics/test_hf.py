@@ -84,7 +84,7 @@ def test_a_train_call_cut_short_leaves_no_hooks_behind_for_the_next(tiny_llama, 
     assert len(layer._forward_hooks) == before
 
 
-def test_deepspeed_and_fsdp_are_refused_before_they_report_zeros():
+def test_deepspeed_and_fsdp_are_refused_before_they_report_zeros(monkeypatch):
     from types import SimpleNamespace
 
     import pytest
@@ -92,9 +92,12 @@ def test_deepspeed_and_fsdp_are_refused_before_they_report_zeros():
     from lorascale.diagnostics.hf import sharded_or_fused
     from lorascale.errors import ConfigError
 
-    sharded_or_fused(SimpleNamespace(deepspeed=None, fsdp=""))  # a plain or DDP run
+    sharded_or_fused(SimpleNamespace(deepspeed=None, fsdp=None))  # a plain or DDP run
     for field, args in (("deepspeed", SimpleNamespace(deepspeed="ds.json", fsdp="")),
                         ("fsdp", SimpleNamespace(deepspeed=None, fsdp="full_shard"))):
         with pytest.raises(ConfigError) as e:
             sharded_or_fused(args)
         assert e.value.field == field and "DDP" in e.value.fix
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # `accelerate launch` with a DeepSpeed config: args say nothing
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        sharded_or_fused(SimpleNamespace(deepspeed=None, fsdp=None))

@@ -110,4 +110,4 @@ def _tied_to_input_embeddings(model, names: list[str]) -> list[str]:
     if weight is None:
         return []
     modules = dict(model.named_modules())
-    return [n for n in names if getattr(modules[n], "weight", None) is weight]
+    return [n for n in names if modules[n] is not emb and getattr(modules[n], "weight", None) is weight]

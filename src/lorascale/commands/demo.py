@@ -38,7 +38,9 @@ def run(args) -> int:
         errors.append(ConfigError("steps", f"must be ≥ 1, got {args.steps}", "use 1 or more steps"))
     if not args.lr > 0:
         errors.append(ConfigError("lr", "must be > 0", "LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
-    if args.out is None:  # each `make demo` gets its own folder, so running it twice just works
+    if args.report_only and args.out is None:
+        errors.append(ConfigError("out", "report_only reads an earlier demo's folder", "give it as --out"))
+    elif args.out is None:  # each `make demo` gets its own folder, so running it twice just works
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if not args.report_only:
         try:

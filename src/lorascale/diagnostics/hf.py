@@ -53,9 +53,10 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto", log: C
             self._path: Path | None = None
 
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-            sharded_or_fused(args)
             if self.ctx is not None:  # an earlier train() raised (Ctrl-C, OOM) before on_train_end: detach its hooks
                 self.callbacks.on_train_end(self.ctx, {})
+                self.ctx = None
+            sharded_or_fused(args)
             out_dir = Path(args.output_dir) if getattr(args, "output_dir", None) else None
             if metrics_path == "auto":
                 self._path = out_dir / "metrics.jsonl" if out_dir else None
@@ -110,11 +111,14 @@ def sharded_or_fused(args) -> None:
     """Refuse DeepSpeed and FSDP: the monitors compare each LoRA factor before and after the optimizer step,
     and DeepSpeed steps inside ``backward`` (the "before" copy would already be updated: every ΔA and ΔB 0)
     while ZeRO-3 and FSDP shard the factors (the copies would not be the matrices)."""
+    import os
+
     from ..errors import ConfigError
 
-    if getattr(args, "deepspeed", None):
+    launched = {k: os.environ.get(f"ACCELERATE_USE_{k.upper()}", "false").lower() == "true" for k in ("deepspeed", "fsdp")}
+    if getattr(args, "deepspeed", None) or launched["deepspeed"]:  # TrainingArguments, or `accelerate launch` config
         raise ConfigError("deepspeed", "the diagnostic monitors cannot see DeepSpeed's optimizer step (it runs inside"
                           " backward) nor its sharded factors", "monitor a run without DeepSpeed (single device or DDP)")
-    if getattr(args, "fsdp", None):
+    if getattr(args, "fsdp", None) or launched["fsdp"]:
         raise ConfigError("fsdp", "the diagnostic monitors read whole LoRA factors, which FSDP shards",
                           "monitor a run without FSDP (single device or DDP)")

@@ -45,6 +45,8 @@ def attach(trainer, *monitors, metrics_path: str | Path | None = "auto"):
     earlier = [cb for cb in trainer.callback_handler.callbacks if getattr(cb, "lorascale_monitors", False)]
     for cb in earlier:
         trainer.pop_callback(cb)
+        if cb.ctx is not None:  # its train() raised before on_train_end: its monitors' hooks are still on
+            cb.callbacks.on_train_end(cb.ctx, {})
     monitors = [m for cb in earlier for m in cb.callbacks.callbacks] + list(monitors)
     if not monitors:
         raise ConfigError("monitors", "nothing to attach", "pass monitors, e.g. attach(trainer, SignalDriftMonitor(every=10))")

@@ -21,6 +21,7 @@ configuration): a sweep of 8 rates × S seeds costs 8·S·T. LoRA arms train as 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 import time
@@ -39,6 +40,8 @@ from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
 from .headline_report import ORDER
 from .runs import ema_score, finished_run, finite, steps_done, train_all
 from .timing import run_timing
+
+log = logging.getLogger(__name__)
 
 __all__ = ["HeadlineRequest", "Arm", "run_headline", "LORA_LOG2_LR", "FFT_LOG2_LR"]
 
@@ -224,7 +227,10 @@ def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
         return None
     from ..tune.plots import render_search, search_info_from_dict
 
-    render_search(search_info_from_dict(answer), out / "d-tune" / "search.png")  # by today's renderer
+    try:  # by today's renderer; a figure that cannot be drawn (a read-only folder) does not stop the report
+        render_search(search_info_from_dict(answer), out / "d-tune" / "search.png")
+    except (OSError, TypeError, KeyError, ValueError) as e:
+        log.warning("headline: tune's search figure not redrawn (%s)", e)
     return _tune_arm(answer, runs_d, cfg.steps), answer["compute"]
 
 

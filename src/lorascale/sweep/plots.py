@@ -262,7 +262,11 @@ def render_paths(infos: tuple[PathsInfo, ...], path: str | Path) -> Path:
             ax.set_ylim(*info.ylim)
         ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
+    seen: dict = {}
+    for ax in axes:  # each path's entry once, whichever panel has it
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    handles, labels = list(seen.values()), list(seen)
     if handles:  # one legend for every panel, below them, where it hides no data
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8,
                    title="★ optimum, × diverged", title_fontsize=8)

@@ -35,7 +35,7 @@ def search_ylim(lines, checks=()) -> tuple[float, float] | None:
     at the first rung, or one that blew up, may leave the top (a loss of 20 would flatten the finalists)."""
     kept = [v for line in (*lines, *checks) if line.pruned_at is None and not line.diverged for v in line.ema
             if math.isfinite(v)]
-    every = [v for line in lines for v in line.ema if math.isfinite(v)]
+    every = [v for line in (*lines, *checks) for v in line.ema if math.isfinite(v)]
     if not kept or not every:
         return None
     lo, hi = min(every), max(kept)
