@@ -57,6 +57,12 @@ def check_rlvr(cfg) -> tuple[list, list]:
     if cfg.save_every:
         errors.append(ConfigError("save_every", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not"
                                   " checkpoint", "leave save_every at 0"))
+    if cfg.eval_every:
+        errors.append(ConfigError("eval_every", "an rlvr run samples its held-out problems once, at the end",
+                                  "leave eval_every at 0"))
+    if cfg.log_every != 1:
+        errors.append(ConfigError("log_every", "an rlvr run records every GRPO step (TRL logs each one)",
+                                  "leave log_every at 1"))
     if cfg.steps is None:
         errors.append(ConfigError("epochs", "an rlvr run counts optimizer steps (GRPO samples its prompts anew at every"
                                   " step)", "give steps instead"))
