@@ -53,9 +53,7 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto", log: C
             self._path: Path | None = None
 
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-            if self.ctx is not None:  # an earlier train() raised (Ctrl-C, OOM) before on_train_end: detach its hooks
-                self.callbacks.on_train_end(self.ctx, {})
-                self.ctx = None
+            self.end_interrupted_run()
             sharded_or_fused(args)
             out_dir = Path(args.output_dir) if getattr(args, "output_dir", None) else None
             if metrics_path == "auto":
@@ -103,6 +101,12 @@ def trainer_callback(*monitors, metrics_path: str | Path | None = "auto", log: C
         def on_train_end(self, args, state, control, **kwargs):
             self.callbacks.on_train_end(self.ctx, {})
             self.ctx = None
+
+        def end_interrupted_run(self):
+            """Detach the monitors' hooks if a train() raised (Ctrl-C, OOM) before on_train_end, which HF skips."""
+            if self.ctx is not None:
+                self.callbacks.on_train_end(self.ctx, {})
+                self.ctx = None
 
     return LorascaleMonitors()
 

@@ -45,8 +45,7 @@ def attach(trainer, *monitors, metrics_path: str | Path | None = "auto"):
     earlier = [cb for cb in trainer.callback_handler.callbacks if getattr(cb, "lorascale_monitors", False)]
     for cb in earlier:
         trainer.pop_callback(cb)
-        if cb.ctx is not None:  # its train() raised before on_train_end: its monitors' hooks are still on
-            cb.callbacks.on_train_end(cb.ctx, {})
+        cb.end_interrupted_run()
     monitors = [m for cb in earlier for m in cb.callbacks.callbacks] + list(monitors)
     if not monitors:
         raise ConfigError("monitors", "nothing to attach", "pass monitors, e.g. attach(trainer, SignalDriftMonitor(every=10))")
@@ -84,9 +83,7 @@ def schedule_callback():
             factor = functools.partial(_factor, total=state.max_steps, warmup_frac=_warmup_fraction(args), min_ratio=min_ratio)
             sched.lr_lambdas = [factor] * len(sched.optimizer.param_groups)
             sched.last_epoch -= 1
-            with warnings.catch_warnings():  # torch warns that no optimizer step came first: none should, yet
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                sched.step()  # the current learning rates again, from the new factor at the same step
+            _step_quietly(sched)  # the current learning rates again, from the new factor at the same step
 
         def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
             follow_step(getattr(lr_scheduler, "scheduler", lr_scheduler), state.global_step)
@@ -100,6 +97,11 @@ def follow_step(sched, global_step: int) -> None:
     if sched is None or sched.last_epoch == global_step:
         return
     sched.last_epoch = global_step - 1
+    _step_quietly(sched)
+
+
+def _step_quietly(sched) -> None:
+    """``sched.step()`` outside the trainer's order, without torch's warning that no optimizer step came first."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         sched.step()

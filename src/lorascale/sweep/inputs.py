@@ -51,7 +51,7 @@ def _rlvr_settings(cfg) -> tuple | None:
     if not is_rlvr(cfg):
         return None
     return ("rlvr", cfg.data, cfg.rl.train_problems, cfg.rl.val_problems, cfg.batch_size, cfg.grad_accum, cfg.steps,
-            cfg.save_every)
+            cfg.save_every, cfg.eval_every, cfg.log_every)
 
 
 def _check_rlvr(raw: dict, cfg) -> list[ConfigError]:
@@ -67,9 +67,7 @@ def _check_rlvr(raw: dict, cfg) -> list[ConfigError]:
 
 def _section_of(raw: dict, key: str) -> str:
     """The last section of a spec mapping that sets ``key`` (a configuration overrides ``base``), else ``base``."""
-    grid = raw.get("grid") or {}
-    sections = [("base", raw.get("base")), *((f"grid.configs[{i}]", c) for i, c in enumerate(grid.get("configs") or []))]
-    named = [name for name, section in sections if isinstance(section, dict) and key in section]
+    named = [name for name, section in _sections(raw) if key in section]
     return named[-1] if named else "base"
 
 
@@ -88,14 +86,15 @@ def _check_positions(raw: dict, cfg) -> list[ConfigError]:
 def _where(raw: dict, key: str, value) -> str:
     """The section of a spec mapping that sets ``key`` to ``value``: ``base``, ``grid.configs[i]`` or
     ``paths`` (``base`` when no section sets it: the default applies)."""
+    return next((name for name, section in _sections(raw) if section.get(key) == value), "base")
+
+
+def _sections(raw: dict) -> list[tuple[str, dict]]:
+    """(name, mapping) of each section of a spec that sets run settings: ``base``, ``grid.configs[i]``, ``paths``."""
     grid = raw.get("grid") or {}
-    sections = [("base", raw.get("base"))]
-    sections += [(f"grid.configs[{i}]", c) for i, c in enumerate(grid.get("configs") or [])]
-    sections += [("paths", raw.get("paths"))]
-    for name, section in sections:
-        if isinstance(section, dict) and section.get(key) == value:
-            return name
-    return "base"
+    sections = [("base", raw.get("base")), *((f"grid.configs[{i}]", c) for i, c in enumerate(grid.get("configs") or [])),
+                ("paths", raw.get("paths"))]
+    return [(name, section) for name, section in sections if isinstance(section, dict)]
 
 
 def _check_data(cfg, task: str | None) -> None:
