@@ -236,6 +236,25 @@ def test_auto_members_fits_the_memory_it_is_given(monkeypatch):
     assert packs.auto_members(TrainConfig(model="tiny-llama", finetune="full")) == 1
 
 
+def test_auto_members_sizes_a_contrastive_pack_by_its_two_rows_a_pair_when_the_data_sets_the_task(monkeypatch):
+    """task is unset ("from the data") in a spec like {model: tiny-bert, data: dialogue-pairs}: the estimate
+    counted B rows, not the 2B (queries and positives) contrastive training runs, so K came out ~2× too large."""
+    from lorascale.sweep import packs
+    from lorascale.train.config import TrainConfig
+    from lorascale.train.members import memory
+
+    seen = []
+    real = memory.estimate_for
+    monkeypatch.setattr(memory, "estimate_for", lambda m, n, cfg, bf16=False: seen.append(real(m, n, cfg, bf16)) or seen[-1])
+    cfg = TrainConfig(model="tiny-bert", data="dialogue-pairs", rank=4, batch_size=4, seq_len=32)
+    packs.auto_members(cfg)
+    packs.auto_members(cfg.replace(task="contrastive"))
+    packs.auto_members(cfg.replace(task="contrastive", batch_size=8))
+    unset, explicit, doubled = seen
+    assert unset == explicit  # the data's task, found
+    assert doubled.member_bytes > explicit.member_bytes  # rows matter, so the equality above can fail
+
+
 def test_an_interrupted_worker_hands_back_the_claims_of_groups_it_had_not_reached(storage_url):
     # 4 claims → 3 groups (the two plain points as one pack, each DoRA point alone); Ctrl-C in the first group
     # records its trials interrupted and hands the other groups' claims back, none left RUNNING for stale detection

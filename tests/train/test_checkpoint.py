@@ -99,3 +99,27 @@ def test_a_save_that_died_between_its_renames_still_resumes_and_saves(tmp_path):
     resumed = resume_run(cut, progress=False)  # resumes at step 4, saves at 8: .old is in the way of that save
     assert resumed.status == "complete" and resumed.ema_curve == whole.ema_curve  # bitwise, as above
     assert not (cut / "checkpoint.old").exists()
+
+
+def test_a_resume_that_fails_while_restoring_is_recorded_failed_and_still_resumes(tmp_path, monkeypatch, caplog):
+    """A checkpoint that does not fit (here: restore raises, as a mismatched optimizer state does) used to
+    leave summary.json saying "running": the run's setup ran outside the code that records a failure."""
+    from lorascale.train import checkpoint
+
+    run = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(run)), [StopAt(5)], progress=False)  # a checkpoint at 4
+    real = checkpoint.Checkpoint.restore
+
+    def broken(self, *a, **k):
+        raise ValueError("loaded state dict contains a parameter group that doesn't match the size of optimizer's group")
+
+    monkeypatch.setattr(checkpoint.Checkpoint, "restore", broken)
+    with pytest.raises(ValueError):
+        resume_run(run, progress=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps_done"] == 4 and "parameter group" in summary["message"]
+    monkeypatch.setattr(checkpoint.Checkpoint, "restore", real)
+    # a failed run keeps its checkpoint; callbacks' state is not in it, and the resume says so
+    assert resume_run(run, [Callback()], progress=False).status == "complete"
+    assert sum("callbacks' own state is not checkpointed" in r.getMessage() for r in caplog.records) == 1

@@ -52,3 +52,16 @@ def test_fp16_trains_on_a_gpu_with_a_loss_scale(tmp_path):
     r = train(cfg, progress=False)
     # a byte-level LM starts near ln(259) = 5.56 nats; 20 steps at 3e-3 lower it in fp32 by > 0.1 (test_loop)
     assert r.status == "complete" and r.ema_curve[-1][1] < r.ema_curve[0][1] - 0.1
+
+
+def test_runs_at_different_precisions_follow_each_other_in_one_process(tmp_path, one_thread):
+    """accelerate keeps one precision per process; a notebook or sweep worker that trained in fp32 and then
+    in bf16 was refused at the second run ("AcceleratorState has already been initialized")."""
+    from lorascale.train import train
+
+    run = dict(model="tiny-llama", data="shakespeare", batch_size=2, seq_len=16, max_examples=8, max_val_batches=1,
+               steps=1, lr=1e-3, rule="alpha-r")
+    for i, precision in enumerate(["fp32", "bf16", "fp32"]):
+        r = train(TrainConfig(**run, precision=precision, out_dir=str(tmp_path / f"r{i}")), progress=False)
+        assert r.status == "complete"
+        assert make_accelerator(TrainConfig(precision=precision)).mixed_precision == ("no" if precision == "fp32" else "bf16")

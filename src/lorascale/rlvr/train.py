@@ -98,6 +98,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
     from ..train.monitor import Ema
+    from ..train.precision import free_accelerate_state, mixed_precision
     from ..train.records import RunWriter, default_run_dir, outcome_of
     from .evaluate import evaluate_rlvr
     from .problems import prompt_text
@@ -134,6 +135,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
         disable_tqdm=True, remove_unused_columns=False,  # its bar prints every log dict; the recorder has its own
         **checkpointing_arg(cfg.gradient_checkpointing))
     args.learning_rate = cfg.peak_lr()
+    # TRL's trainer makes its own Accelerator: one at another precision than this process's last run is refused
+    free_accelerate_state(mixed_precision(cfg.precision, cuda))
     recorder = _Recorder(writer, Ema(cfg.ema_beta), tqdm(total=cfg.steps, desc=f"grpo {cfg.model}", disable=not progress,
                                                           dynamic_ncols=True))
     optimizer = torch.optim.AdamW(param_groups(model, cfg))  # lorascale's groups: LoRA+'s B rate, the recipe's AdamW

@@ -137,6 +137,7 @@ def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
     import torch
 
     from ..adapters import plan_lora
+    from ..data import load_examples
     from ..models import load_model
     from ..train.members.memory import estimate_for, members_that_fit
     from ..train.members.pack import packable
@@ -147,7 +148,9 @@ def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:
     plan = plan_lora(loaded.model, cfg.adapter, loaded.default_targets)
     n_trainable = sum(ly.rank * (ly.d_in + ly.d_out) for ly in plan.layers)  # A: r×d_in, B: d_out×r per layer
     use_cuda = torch.cuda.is_available()
-    est = estimate_for(loaded.model, n_trainable, cfg, bf16=use_cuda and cfg.precision != "fp32")
+    # the data decides an unset task: a contrastive pair set doubles the rows (query and positive)
+    task = cfg.task if cfg.task is not None else load_examples(cfg.data).kind.task
+    est = estimate_for(loaded.model, n_trainable, cfg.replace(task=task), bf16=use_cuda and cfg.precision != "fp32")
     budget = torch.cuda.mem_get_info()[0] if use_cuda else _available_memory()
     return max(1, members_that_fit(budget, est, max_members=cap))
 

@@ -11,6 +11,7 @@ under the CLI, :mod:`lorascale.interrupts`) leaves a consistent run directory ma
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -31,9 +32,11 @@ from .checkpoint import load_checkpoint, resume_config, save_checkpoint, skip_ba
 from .config import TrainConfig
 from .evaluate import accumulation_weights, batch_loss, evaluate
 from .monitor import DivergenceGuard, Ema
-from .precision import mixed_precision
+from .precision import free_accelerate_state, mixed_precision
 from .records import RunWriter, default_run_dir, outcome_of
 from .schedule import lr_at
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["train", "resume_run", "RunResult", "total_steps", "make_accelerator", "run_summary", "step_logs", "should_log",
            "adapter_metadata", "is_rlvr"]
@@ -71,7 +74,10 @@ def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
     use_cuda = torch.cuda.is_available()
-    return Accelerator(mixed_precision=mixed_precision(cfg.precision, use_cuda), cpu=not use_cuda)
+    wanted = mixed_precision(cfg.precision, use_cuda)
+    free_accelerate_state(wanted)
+    return Accelerator(mixed_precision=wanted, cpu=not use_cuda)
+
 
 
 def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,
@@ -132,32 +138,41 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         check_output_dir(run_dir, "out_dir", fresh=True, what="run")
     built = built or build_run(cfg, quiet=not progress)
     kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
-
-    groups = param_groups(built.model, cfg)
-    optimizer = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(built.model, optimizer, built.train_loader, built.val_loader)
-    steps = total_steps(cfg, len(train_loader))  # after prepare: each of P processes reads 1/P of an epoch's batches
-    model.train()
-    cbs = CallbackList(callbacks)
-    ctx = TrainContext(model=model, optimizer=optimizer, config=cfg, run_dir=run_dir, total_steps=steps)
+    # from here on the run's folder says "running": whatever fails (out of memory in prepare, a checkpoint
+    # that does not fit the model) must be recorded as failed, so the setup is inside the try below
+    ctx = TrainContext(model=built.model, optimizer=None, config=cfg, run_dir=run_dir, total_steps=cfg.steps or 0,
+                       step=ckpt.step if ckpt else 0)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
     metric = built.task.eval_metric
     status, message = RunStatus.COMPLETE, ""
     curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]  # a resumed run's records so far
     last_eval = next(({k: v for k, v in r.items() if k.startswith("val_")} for r in reversed(kept) if "val_loss" in r), {})
-    batches = _batches(train_loader)
-    if ckpt is not None:
-        skip_batches(batches, ckpt.step * cfg.grad_accum)  # the data position; draws from the loader's generator only
-        ckpt.restore(accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
-        ctx.step, ctx.ema_loss = ckpt.step, ema.value
-    first_step = ctx.step
-    bar = tqdm(total=steps, initial=first_step, desc=f"train {cfg.model}", disable=not (progress and accelerator.is_main_process),
-               dynamic_ncols=True)
+    bar = None
 
     def summary_dict(st: RunStatus) -> dict:
         return run_summary(st, message, ctx, ema, metric, last_eval, cfg, started)
 
     try:
+        groups = param_groups(built.model, cfg)
+        optimizer = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+        model, optimizer, train_loader, val_loader = accelerator.prepare(built.model, optimizer, built.train_loader,
+                                                                         built.val_loader)
+        steps = total_steps(cfg, len(train_loader))  # after prepare: each of P processes reads 1/P of an epoch's batches
+        model.train()
+        cbs = CallbackList(callbacks)
+        ctx.model, ctx.optimizer, ctx.total_steps = model, optimizer, steps
+        batches = _batches(train_loader)
+        if ckpt is not None:
+            if callbacks:
+                logger.warning("resuming at step %d: callbacks' own state is not checkpointed, so monitors start afresh"
+                               " (a new feature-update probe, a new token sample) and their records from here differ from"
+                               " the uninterrupted run's; training itself does not", ckpt.step)
+            skip_batches(batches, ckpt.step * cfg.grad_accum)  # the data position; draws from the loader's generator only
+            ckpt.restore(accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
+            ctx.ema_loss = ema.value
+        first_step = ctx.step
+        bar = tqdm(total=steps, initial=first_step, desc=f"train {cfg.model}",
+                   disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)
         cbs.on_train_begin(ctx)
         for step in range(first_step, steps):
             factor = lr_at(step, steps, 1.0, cfg.warmup_frac, cfg.min_lr_ratio)
@@ -224,7 +239,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
         writer.summary(summary_dict(status))
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         writer.close()
     return RunResult.from_summary(summary, curve, run_dir if writer.enabled else None, message)
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from ..errors import ConfigError
 
-__all__ = ["Precision", "mixed_precision", "LAUNCHER_ENV"]
+__all__ = ["Precision", "mixed_precision", "free_accelerate_state", "LAUNCHER_ENV"]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LAUNCHER_ENV = "ACCELERATE_MIXED_PRECISION"
@@ -43,3 +43,19 @@ def mixed_precision(precision: Precision, cuda: bool, launcher: str | None = Non
         raise ConfigError("precision", "fp16 needs a GPU (loss-scaled fp16 autocast); this run is on the CPU",
                           "use precision fp32 or bf16 on the CPU (auto picks fp32)")
     return chosen
+
+
+def free_accelerate_state(wanted: str) -> None:
+    """accelerate keeps one precision per process and refuses an Accelerator at another: a notebook that
+    trained in fp32, then in bf16, or a sweep worker whose points differ in precision, would fail at the
+    second run. In a single process the state holds nothing else worth keeping, so it starts afresh; under a
+    distributed launch it also holds the process group, so the run is refused instead."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    held = AcceleratorState._shared_state.get("_mixed_precision")
+    if held is None or held == wanted:
+        return
+    if PartialState().num_processes > 1:
+        raise ConfigError("precision", f"this process already trained at precision {held!r}; {wanted!r} needs its own launch",
+                          fix="launch runs of different precisions separately under accelerate")
+    AcceleratorState._reset_state(reset_partial_state=True)
