@@ -26,13 +26,15 @@ demo: setup
 demo-classification: setup
 	$(BIN)/lorascale demo --task classification
 
+# two worker processes (pytest-xdist), one torch thread each: the suite's tests are small and single-threaded,
+# so the two cores of a CI machine run two at once rather than one with a second, spinning thread
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
-# the CLI harness at a nightly budget (CI runs it with 2 examples per flag); figures in fuzz-summary.json
+# the CLI harness at a nightly budget (the default suite runs it with 3 examples per flag); figures in fuzz-summary.json
 fuzz: setup
 	LORASCALE_FUZZ_EXAMPLES=50 LORASCALE_FUZZ_SEED=random LORASCALE_FUZZ_SUMMARY=fuzz-summary.json \
 		$(BIN)/python -m pytest -q -s tests/commands/test_fuzz_cli.py

@@ -48,7 +48,7 @@ def test_model_id_loads_from_the_cache_and_keeps_its_name(hf_home):
     loaded = load_model("someone/tiny-llama")
     assert loaded.name == "someone/tiny-llama" and loaded.model.config._name_or_path == "someone/tiny-llama"
     assert hub_id("someone/tiny-llama") == "someone/tiny-llama"  # what an adapter records as its base
-    for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items()):
+    for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
         assert n == m and torch.equal(a, b), n  # the very weights that were saved, bit for bit
     assert loaded.default_targets == ("gate_proj", "up_proj", "down_proj")  # a Llama: μA's MLP placement
 

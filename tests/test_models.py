@@ -133,7 +133,7 @@ def test_a_bfloat16_model_folder_loads_in_float32(tmp_path):
     tiny.tokenizer.save_pretrained(tmp_path)
     loaded = load_model(str(tmp_path))
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float32} and loaded.stored_dtype == "bfloat16"
-    for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items()):
+    for (n, a), (m, b) in zip(tiny.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
         assert n == m and torch.equal(a.float(), b), n  # the saved bfloat16 values, widened exactly
     skeleton = load_model(str(tmp_path), weights=False)  # planning from shapes: the same float32 model
     assert {p.dtype for p in skeleton.model.parameters()} == {torch.float32}

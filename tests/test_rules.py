@@ -28,7 +28,8 @@ def test_variant_ii_issue_example():
     # d_in = 576, r = 16, kaiming: α_base = √(3·576·16) = √27648 ≈ 166.28.
     assert alpha_base(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.KAIMING) == pytest.approx(166.2769, abs=1e-4)
     # Gaussian Init[A]: σ_A = 1/√576 = 1/24, α_base = 24·4 = 96, s = 6.
-    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.A) == pytest.approx(6.0)
+    # rel=1e-9: float rounding only
+    assert effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA_ANALYTIC), 16, 576, Init.A) == pytest.approx(6.0, rel=1e-9)
     # App. F: 1/σ_A ≈ 111 at d_in = 4096.
     assert 1 / sigma_a(Init.KAIMING, 4096) == pytest.approx(110.85, abs=0.01)
     with pytest.raises(RuleError, match="init"):
@@ -43,14 +44,16 @@ def test_conventional_rules():
     assert effective_scale(RuleSpec(rule=ScaleRule.RSLORA, lora_alpha=16), r, 64) == 4.0
     assert effective_scale(RuleSpec(rule=ScaleRule.MUA, gamma=1.0), r, 64) == 1 / 16
     assert effective_scale(RuleSpec(rule=ScaleRule.MUA, gamma=0.5), r, 64) == 0.25
-    assert recommended_lr(RuleSpec(rule=ScaleRule.ALPHA_EQ_R), 2e-5) == pytest.approx(2e-4)
+    # rel=1e-9: float rounding only
+    assert recommended_lr(RuleSpec(rule=ScaleRule.ALPHA_EQ_R), 2e-5) == pytest.approx(2e-4, rel=1e-9)
     assert recommended_lr(RuleSpec(rule=ScaleRule.LORA_ALPHA), 3e-5) == 3e-5
 
 
 def test_peft_mapping_round_trip():
     for s, r in [(64.0, 16), (10.39, 16), (0.125, 8)]:
-        assert scale_from_peft(peft_lora_alpha(s, r), r) == pytest.approx(s)
-        assert scale_from_peft(peft_lora_alpha(s, r, True), r, True) == pytest.approx(s)
+        assert scale_from_peft(peft_lora_alpha(s, r), r) == pytest.approx(s, rel=1e-9)  # float rounding only
+        # rel=1e-9: float rounding only
+        assert scale_from_peft(peft_lora_alpha(s, r, True), r, True) == pytest.approx(s, rel=1e-9)
     assert peft_lora_alpha(64.0, 16) == 1024.0  # Variant I: lora_alpha = C·√r
 
 
@@ -85,11 +88,13 @@ def test_init_b_alpha_one_gets_fft_lr_whichever_rule_spells_it():
 def test_mua_shapes_hand_numbers():
     n, r = 1024, 16
     # Init[A], α = 1: n^-1/2 r^-1/2 = 1/32 · 1/4.
-    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=0)) == pytest.approx(1 / 128)
+    # rel=1e-9: float rounding only
+    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=0)) == pytest.approx(1 / 128, rel=1e-9)
     # Init[A], α = 1/√r: n^-1/2 r^-1/4 = 1/32 · 1/2.
-    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=0.5)) == pytest.approx(1 / 64)
+    # rel=1e-9: float rounding only
+    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=0.5)) == pytest.approx(1 / 64, rel=1e-9)
     # Init[A], α = 1/r: rank-free n^-1/2.
-    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=1)) == pytest.approx(1 / 32)
+    assert mua_lr_shape(n, r, MuAConfig(init=Init.A, gamma=1)) == pytest.approx(1 / 32, rel=1e-9)  # float rounding only
     # Init[B], α = 1 and FFT: 1/n.
     assert mua_lr_shape(n, r, MuAConfig(init=Init.B, gamma=0)) == 1 / n
     assert mua_lr_shape(n, None, MuAConfig(finetune=Finetune.FULL)) == 1 / n
@@ -103,7 +108,7 @@ def test_mua_shapes_hand_numbers():
 def test_transfer_rank_4x_halves_lr_under_init_a():
     # μA §4.1: with α = 1, increasing the rank 4× halves the learning rate.
     lr = transfer_lr(1e-3, n0=576, r0=4, n1=576, r1=16, src=MuAConfig(init=Init.A, gamma=0))
-    assert lr == pytest.approx(5e-4)
+    assert lr == pytest.approx(5e-4, rel=1e-9)  # float rounding only
 
 
 def test_transfer_round_trips():
@@ -117,9 +122,11 @@ def test_transfer_round_trips():
 def test_transfer_init_b_to_fft_is_identity_and_width_scales_inverse():
     b = MuAConfig(init=Init.B, gamma=0)
     fft = MuAConfig(finetune=Finetune.FULL)
-    assert transfer_lr(2e-5, n0=576, r0=16, n1=576, r1=None, src=b, dst=fft) == pytest.approx(2e-5)
+    # rel=1e-9: float rounding only
+    assert transfer_lr(2e-5, n0=576, r0=16, n1=576, r1=None, src=b, dst=fft) == pytest.approx(2e-5, rel=1e-9)
     # Doubling width halves the rate (η ∝ 1/n).
-    assert transfer_lr(2e-5, n0=576, r0=16, n1=1152, r1=256, src=b, dst=fft) == pytest.approx(1e-5)
+    # rel=1e-9: float rounding only
+    assert transfer_lr(2e-5, n0=576, r0=16, n1=1152, r1=256, src=b, dst=fft) == pytest.approx(1e-5, rel=1e-9)
 
 
 def test_transfer_across_unrelated_configs_is_refused():

@@ -31,8 +31,10 @@ def test_coord_plot_info_one_line_per_step_geometric_mean_and_seed_range():
     assert info.title == "feature update ‖s·B·A·x‖"
     assert [(p.config, p.axis, p.at) for p in info.panels] == [("A", "rank", 64), ("B", "width", 4)]
     t1, t2 = info.panels[0].lines
-    assert t1 == CoordLine("t=1", (4, 16), pytest.approx((2.0, 4.0)), (1.0, 2.0), (4.0, 8.0), pytest.approx(0.5))
-    assert t2.label == "t=2" and t2.mean == pytest.approx((20.0, 40.0)) and t2.slope == pytest.approx(0.5)
+    # rel=1e-9: float rounding only
+    assert t1 == CoordLine("t=1", (4, 16), pytest.approx((2.0, 4.0), rel=1e-9), (1.0, 2.0), (4.0, 8.0), pytest.approx(0.5, rel=1e-9))
+    # rel=1e-9: float rounding only
+    assert t2.label == "t=2" and t2.mean == pytest.approx((20.0, 40.0), rel=1e-9) and t2.slope == pytest.approx(0.5, rel=1e-9)
     assert info.panels[1] == CoordPanel("B", "width", 4, (CoordLine("t=1", (64, 128), (1.0, 1.0), (1.0, 1.0), (1.0, 1.0),
                                                                     pytest.approx(0.0, abs=1e-12)),))
 
@@ -43,7 +45,8 @@ def test_terms_plot_info_one_line_per_term_and_zero_terms_drop_their_points():
     (panel,) = info.panels
     d1, d2 = panel.lines  # δ³ was never measured
     assert d1.label == "δ¹" and d1.sizes == () and d1.slope is None  # exactly 0 (Init[A]'s δ¹): nothing on log axes
-    assert d2.label == "δ²" and d2.mean == pytest.approx((2.0, 4.0)) and math.isclose(d2.slope, 0.5)
+    # rel=1e-9: float rounding only
+    assert d2.label == "δ²" and d2.mean == pytest.approx((2.0, 4.0), rel=1e-9) and math.isclose(d2.slope, 0.5)
 
 
 def test_render_writes_a_png(tmp_path):

@@ -128,7 +128,7 @@ def test_token_cap_keeps_norms_exact_and_alignment_a_cosine(tiny_llama):
     model = apply(load_model("tiny-llama", seed=0).model, rank=4, rule="alpha-r", init="A", targets=["q_proj"], seed=0)
     capped = manual_loop(model, [SignalDriftMonitor(max_tokens=16)], batches)[-1]
     # norms come from the factors alone: the cap cannot change them (same bits, same step)
-    assert capped["sd/all/signal_norm"] == pytest.approx(full["sd/all/signal_norm"], rel=1e-6)
+    assert capped["sd/all/signal_norm"] == full["sd/all/signal_norm"]
     assert -1.0 <= capped["sd/all/signal_align"] <= 1.0
     assert capped["sd/all/signal_align"] != full["sd/all/signal_align"]  # the cap really subsampled
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from lorascale.cli import main
+from lorascale.sweep.storage import SweepStore
 
 pytest.importorskip("trl")
 
@@ -19,17 +20,41 @@ grid:
 """
 
 
-def test_rlvr_sweep_and_fit(tmp_path, capsys, one_thread):
+def test_rlvr_sweep_and_fit(tmp_path, capsys, monkeypatch, one_thread):
+    """The stored eval value is each run's held-out reward, and fit picks the rate that maximises it. An
+    untrained tiny model scores 0 everywhere (both rates would tie), so here training rewards a completion by
+    its characters' codes (they vary within a group, so the adapter moves, by how much depends on the rate),
+    and a held-out completion counts as correct when its codes sum to an even number: the two rates'
+    held-out rewards differ. (Completion length would not do: tiny-llama's byte tokens fill all 4.)"""
+    import lorascale.rlvr.evaluate as evaluate
+    import lorascale.rlvr.reward as reward
+
+    def by_codes(**_):
+        return [lambda completions, **_: [float(sum(map(ord, c)) % 7) for c in completions]]
+
+    monkeypatch.setattr(reward, "trl_reward_functions", by_codes)
+    monkeypatch.setattr(evaluate, "is_correct", lambda text, answer, match: sum(map(ord, text)) % 2 == 0)
+    monkeypatch.chdir(tmp_path)  # run directories go under ./runs
     spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC)
+    # 4 steps (a 2-step run spends one in warm-up) at rates 2^6 apart: the two adapters sample differently
+    spec.write_text(SPEC.replace("val_problems: 2,", "val_problems: 8,").replace("eval_generations: 1,", "eval_generations: 2,")
+                    .replace("steps: 2,", "steps: 4,").replace("log2_lr: [-8, -6]", "log2_lr: [-10, -4]"))
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["sweep", str(spec), "--storage", url, "--members", "2"]) == 0  # rlvr points run alone, not packed
     capsys.readouterr()
+    reward_at = {}
+    for t in SweepStore.open(url, "rl-tiny").trials():
+        a = t.user_attrs
+        summary = json.loads((tmp_path / a["run_dir"] / "summary.json").read_text())
+        assert a["status"] == "complete" and a["eval_value"] == summary["val_reward"]
+        reward_at[a["point"]["log2_lr"]] = a["eval_value"]
+    assert sorted(reward_at) == [-10.0, -4.0] and reward_at[-10.0] != reward_at[-4.0]
     assert main(["fit", "--storage", url, "--study", "rl-tiny", "--metric", "eval", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["metric"] == "val_reward" and rep["higher_is_better"] is True
     (cfg,) = rep["configs"]
-    assert [p["rank"] for p in cfg["eta_star"]] == [4] and cfg["eta_star"][0]["log2_lr"] in (-8.0, -6.0)
+    assert [p["rank"] for p in cfg["eta_star"]] == [4]
+    assert cfg["eta_star"][0]["log2_lr"] == max(reward_at, key=reward_at.get)  # the larger reward, not the smaller loss
 
 
 def test_an_rlvr_spec_its_runs_would_refuse_is_refused_before_storing(tmp_path, capsys):

@@ -28,7 +28,8 @@ def test_cli_rlvr_run_follows_the_recipe(tmp_path, one_thread, caplog):
     assert main(flags) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps_done"] == 4 and summary["eval_metric"] == "val_reward"
-    assert 0.0 <= summary["val_reward"] <= 1.1 and 0.0 <= summary["val_accuracy"] <= 1.0
+    # a random tiny model never writes <answer>…</answer> in 6 tokens (below): held out, too, nothing scores
+    assert summary["val_reward"] == 0.0 and summary["val_accuracy"] == 0.0 and summary["val_format"] == 0.0
     assert 1.0 <= summary["val_completion_length"] <= 6.0  # at least one token, at most max_completion_length
     steps = [x for x in _lines(out) if "reward" in x]
     assert [x["step"] for x in steps] == [1, 2, 3, 4]

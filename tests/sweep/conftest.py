@@ -20,7 +20,9 @@ def synthetic_study(tmp_path_factory):
 
     spec = F.small_spec(name="synthetic", seeds=(0, 1), ranks=(4, 16, 64), lrs=list(range(-12, -6)),
                         configs=F.MUA_CONFIGS, paths=F.PATHS)
-    url = f"sqlite:///{tmp_path_factory.mktemp('synthetic') / 'synthetic.db'}"
+    # a journal file: fit and report read any storage alike (tests/sweep/test_storage.py runs both backends),
+    # and it is written ~7× faster than SQLite's 165 claim/finish transactions (4 s against 31 s here)
+    url = f"journal:{tmp_path_factory.mktemp('synthetic') / 'synthetic.log'}"
     F.populate(url, spec)
     return url, spec.name, spec
 

@@ -25,6 +25,7 @@ import os
 import signal
 import time
 import warnings
+from pathlib import Path
 
 from lorascale.sweep.records import Outcome
 from lorascale.sweep.spec import point_key
@@ -139,14 +140,29 @@ def populate(url, spec, objective=objective):
     return SweepStore.open(url, spec.name)
 
 
-def claim_all(url: str, study: str, out: str, start_at: float) -> None:
-    """A worker that only claims: start at ``start_at`` (so processes collide), claim until the
-    queue is empty, append the claimed trial numbers to ``out``."""
+def release_together(path: str, n: int, timeout: float = 60.0) -> None:
+    """Wait until ``n`` processes have called this with ``path``, then return in all of them at one instant:
+    the last to arrive writes the file last, so every process reads the same mtime and starts 0.25 s after
+    it (no fixed sleep sized for the slowest import)."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    t0 = time.time()
+    while len(set(Path(path).read_text().split())) < n:
+        if time.time() - t0 > timeout:
+            raise TimeoutError(f"only some of {n} processes reached the barrier in {timeout} s")
+        time.sleep(0.002)
+    start_at = os.stat(path).st_mtime + 0.25
+    while time.time() < start_at:
+        time.sleep(0.0005)
+
+
+def claim_all(url: str, study: str, out: str, barrier: str, n: int) -> None:
+    """A worker that only claims: released with its ``n`` peers at one instant (so processes collide), claim
+    until the queue is empty, append the claimed trial numbers to ``out``."""
     from lorascale.sweep.storage import SweepStore
 
     store = SweepStore.open(url, study, "write")
-    while time.time() < start_at:
-        time.sleep(0.001)
+    release_together(barrier, n)
     got = []
     while (c := store.claim()) is not None:
         got.append(c.number)
@@ -154,13 +170,12 @@ def claim_all(url: str, study: str, out: str, start_at: float) -> None:
         f.write(" ".join(map(str, got)) + "\n")
 
 
-def open_at(url: str, study: str, out: str, start_at: float) -> None:
-    """A `lorascale sweep` that only opens (creates) its storage, starting at ``start_at`` so that
-    several processes collide on a file that does not exist yet; appends "ok" or the error to ``out``."""
+def open_at(url: str, study: str, out: str, barrier: str, n: int) -> None:
+    """A `lorascale sweep` that only opens (creates) its storage, released with its ``n`` peers at one instant
+    so that several processes collide on a file that does not exist yet; appends "ok" or the error to ``out``."""
     from lorascale.sweep.storage import SweepStore
 
-    while time.time() < start_at:
-        time.sleep(0.0005)
+    release_together(barrier, n)
     try:
         SweepStore.open(url, study, "create").close()
         result = "ok"

@@ -4,7 +4,6 @@ and a finished SQLite file is self-contained (issue #14's storage items)."""
 import multiprocessing as mp
 import re
 import sqlite3
-import time
 
 import pytest
 import sweep_fakes as F
@@ -49,8 +48,8 @@ def test_sweeps_creating_one_storage_at_once_all_succeed(storage_url, tmp_path):
     """Four processes create the same missing storage at one instant. Without the directory lock,
     3 of 4 such runs had a process fail with `table ... already exists` or `UNIQUE constraint failed:
     alembic_version.version_num`."""
-    out, start = tmp_path / "opened.txt", time.time() + 4.0  # after every process has imported
-    procs = [mp.get_context("spawn").Process(target=F.open_at, args=(storage_url, "t", str(out), start))
+    out, barrier = tmp_path / "opened.txt", str(tmp_path / "barrier")  # released together once all 4 have imported
+    procs = [mp.get_context("spawn").Process(target=F.open_at, args=(storage_url, "t", str(out), barrier, 4))
              for _ in range(4)]
     for p in procs:
         p.start()

@@ -184,13 +184,13 @@ def test_sweep_runs_the_real_train_end_to_end_and_resumes(tmp_path, capsys, monk
     assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
     for t in trials:
         a = t.user_attrs
-        assert a["status"] in ("complete", "diverged") and a["eval_metric"] == "val_nll"
-        if a["status"] == "complete":
-            assert t.value == a["final_ema_loss"] and math.isfinite(t.value)
-            assert sorted(t.intermediate_values) == list(range(1, E2E_BUDGET["steps"] + 1))  # the EMA curve, every step
-            assert t.intermediate_values[E2E_BUDGET["steps"]] == pytest.approx(t.value, rel=1e-12)  # it ends at the value
-            assert a["eval_value"] > 0 and a["wall_time"] > 0
-        assert (tmp_path / a["run_dir"] / "summary.json").exists()
+        assert a["status"] == "complete" and a["eval_metric"] == "val_nll"  # 10 steps at 2^-8 and 2^-6 train stably
+        # the store's value and eval value are the ones `train` wrote to the run's own summary
+        summary = json.loads((tmp_path / a["run_dir"] / "summary.json").read_text())
+        assert t.value == summary["final_ema_loss"] and math.isfinite(t.value) and a["eval_value"] == summary["val_nll"]
+        assert sorted(t.intermediate_values) == list(range(1, E2E_BUDGET["steps"] + 1))  # the EMA curve, every step
+        assert t.intermediate_values[E2E_BUDGET["steps"]] == t.value  # it ends at the value, the same float
+        assert a["wall_time"] > 0
     assert main(["sweep", str(spec), "--quiet"]) == 0  # resume: nothing left to run
     assert "4 were done, 0 ran now" in capsys.readouterr().out
     assert main(["fit", "--storage", url, "--json", "--bootstrap", "0"]) == 0

@@ -60,12 +60,13 @@ def test_processes_claiming_at_once_never_share_a_trial(storage_url, tmp_path):
     spec = small_spec(ranks=(4, 16, 64, 256), lrs=list(range(-20, -5)))
     store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
-    out, start = tmp_path / "claims.txt", time.time() + 4.0  # after every process has imported
-    procs = [mp.get_context("spawn").Process(target=claim_all, args=(storage_url, "t", str(out), start)) for _ in range(4)]
+    out, barrier = tmp_path / "claims.txt", str(tmp_path / "barrier")  # released together once all 4 have imported
+    procs = [mp.get_context("spawn").Process(target=claim_all, args=(storage_url, "t", str(out), barrier, 4)) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
+    assert len(out.read_text().splitlines()) == 4  # every process got through the barrier and claimed
     claimed = Counter(int(x) for x in out.read_text().split())
     assert sorted(claimed) == list(range(60)) and set(claimed.values()) == {1}
 

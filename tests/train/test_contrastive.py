@@ -106,8 +106,8 @@ def test_a_few_steps_lower_the_held_out_loss_on_a_learnable_pair_set(tmp_path):
     assert r.val_loss < before["val_loss"] - 1.0
     assert r.eval_value > before["val_mrr"] + 0.1
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["val_mrr"] == pytest.approx(r.eval_value) and last["val_recall_at_1"] > before["val_recall_at_1"]
-    assert last["val_loss"] == pytest.approx(r.val_loss)
+    assert last["val_mrr"] == r.eval_value and last["val_recall_at_1"] > before["val_recall_at_1"]
+    assert last["val_loss"] == r.val_loss  # a JSON round trip keeps a float64
 
 
 def test_the_saved_adapter_reloads_in_plain_peft_with_identical_embeddings(tmp_path):

@@ -27,8 +27,8 @@ def test_tiny_run_learns_and_records(tmp_path):
     steps = [json.loads(x) for x in lines if "loss" in json.loads(x)]
     assert [s["step"] for s in steps] == list(range(1, 41))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["final_ema_loss"] == pytest.approx(last)
-    assert summary["val_nll"] == pytest.approx(r.eval_value) and r.eval_value < first
+    assert summary["status"] == "complete" and summary["final_ema_loss"] == last  # a JSON round trip keeps a float64
+    assert summary["val_nll"] == r.eval_value and r.eval_value < first
     assert json.loads((tmp_path / "run" / "config.json").read_text())["rank"] == 16
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
 

@@ -216,9 +216,11 @@ def test_bf16_autocast_pack_equals_separate_runs(tmp_path, one_thread, fresh_acc
     # bitwise); 4e-3 is one bf16 ulp (8 mantissa bits), what a single flipped rounding would move a loss by
     base = dict(LM, steps=5, eval_every=0, precision="bf16")
     seps_r, mems_r, seps, mems = _pair(tmp_path, base, LM_MEMBERS[:2])
-    for sc, mc in zip(seps, mems):
-        for x, y in zip(_lines(sc), _lines(mc)):
-            assert all(math.isclose(x[k], y[k], rel_tol=4e-3) for k in ("loss", "ema_loss", "val_nll") if x.get(k) is not None)
+    assert all(r.status == "complete" for r in seps_r + mems_r)
+    for sc, mc in zip(seps, mems, strict=True):
+        for x, y in zip(_lines(sc), _lines(mc), strict=True):
+            assert x["step"] == y["step"] and {"loss", "ema_loss", "val_nll"} & x.keys() == {"loss", "ema_loss", "val_nll"} & y.keys()
+            assert all(math.isclose(x[k], y[k], rel_tol=4e-3) for k in ("loss", "ema_loss", "val_nll") if k in x)
 
 
 def test_activation_checkpointed_pack_equals_separate_checkpointed_runs(tmp_path, one_thread):
