@@ -73,8 +73,14 @@ def test_apply_on_peft_model_rescales_in_place_like_a_fresh_apply(rule, tmp_path
     with torch.no_grad():
         expected = fresh(ids).logits
         assert torch.equal(theirs(ids).logits, expected)  # same factors, same s = lora_alpha/r computed by the same formula
-    for (n, m), (_, f) in zip(lorascale.adapters.lora_modules(theirs), lorascale.adapters.lora_modules(fresh)):
+    # and each layer's s by hand at its own rank (q_proj r = 4, d_in 64; down_proj r = 8, d_in 128), α = 1:
+    # LoRA-α Variant I 256·√r/r; Variant II √(3·d_in·r)/r; μA's α = r^-γ at γ = ½
+    by_hand = {"lora-alpha": lambda r, d: 256 * math.sqrt(r) / r, "lora-alpha-analytic": lambda r, d: math.sqrt(3 * d * r) / r,
+               "mua": lambda r, d: r ** -0.5}[rule]
+    for (n, m), (_, f) in zip(lorascale.adapters.lora_modules(theirs), lorascale.adapters.lora_modules(fresh), strict=True):
         assert m.scaling["default"] == f.scaling["default"] and m.r["default"] == f.r["default"], n
+        r, d_in = (8, 128) if n.endswith("down_proj") else (4, 64)
+        assert m.r["default"] == r and m.scaling["default"] == pytest.approx(by_hand(r, d_in), rel=1e-12), n  # rounding only
 
     theirs.save_pretrained(tmp_path)  # the rescaled config reloads to the rescaled s
     reloaded = PeftModel.from_pretrained(load_model("tiny-llama", seed=0).model, tmp_path)

@@ -211,7 +211,8 @@ def test_without_lr_fft_the_init_b_probe_estimates_it(tmp_path, one_thread):
     res = tune(TuneRequest(**RUN, candidates=3, tune_dir=str(tmp_path / "t")), progress=False)
     assert res.probe is not None and [c.lr for c in res.probe.candidates] == [2.0**x for x in range(-18, -7, 2)]
     assert res.lr_fft == res.probe.chosen.lr and "Init[B]" in res.lr_fft_source
-    assert res.to_dict()["compute"]["probe_member_steps"] == res.probe.member_steps > 0
+    # 6 rates, rung at step 3 of 9 keeping ⌈6/3⌉ = 2: 6·3 + 2·6 = 30 (no probe rate diverges in 9 steps)
+    assert res.to_dict()["compute"]["probe_member_steps"] == res.probe.member_steps == planned_member_steps(9, 6, 3, 1 / 3) == 30
 
 
 def test_a_method_that_cannot_be_a_member_is_tuned_one_run_at_a_time(tmp_path, one_thread):
