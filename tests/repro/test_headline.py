@@ -85,7 +85,12 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert calls == [[str(summary.parent)]]  # only the interrupted member of (b) trains; tune resumes from its study
     for k in ("a", "b", "c", "c+", "e"):
         assert again["arms"][k]["lr"] == arms[k]["lr"]
-    assert again["arms"]["b"]["val_loss"] == arms["b"]["val_loss"]  # retrained: CPU-deterministic, the same float
+    import torch
+
+    if torch.cuda.is_available():  # packed at first, alone when retrained, and GPU kernels are not deterministic
+        assert again["arms"]["b"]["val_loss"] == pytest.approx(arms["b"]["val_loss"], abs=1e-6)
+    else:
+        assert again["arms"]["b"]["val_loss"] == arms["b"]["val_loss"]  # retrained: CPU-deterministic, the same float
 
     # a report from what has finished, training nothing: an unfinished (c) is left out; tune's answer and its
     # runs are read back as stored (tune.json, the runs' own configs)

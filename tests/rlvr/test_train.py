@@ -206,3 +206,17 @@ def test_held_out_completion_length_counts_the_end_token_as_trl_does():
     assert seen["repetition_penalty"] == 1.0 and seen["eos_token_id"] == [tok.eos_token_id]
     # no chat template: the prompt is tokenised with the tokenizer's special tokens, as TRL's trainer does
     assert seen["prompt"] == [tok.bos_token_id, *tok("q", add_special_tokens=False)["input_ids"]]
+
+
+def test_a_failure_while_trls_trainer_is_built_is_recorded_failed(tmp_path, monkeypatch, one_thread):
+    """It used to leave the run's summary saying "running": the trainer was built outside the recording try."""
+    import trl
+
+    def refuse(*_, **__):
+        raise ValueError("per_device_train_batch_size must be divisible by num_generations")  # as TRL checks
+
+    monkeypatch.setattr(trl, "GRPOTrainer", refuse)
+    with pytest.raises(ValueError, match="divisible"):
+        train(TrainConfig(**TINY, out_dir=str(tmp_path / "r")), progress=False)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps_done"] == 0 and "divisible" in summary["message"]

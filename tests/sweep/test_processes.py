@@ -71,6 +71,8 @@ def start_sweep(tmp_path, **env):
     calls = tmp_path / "calls.txt"
     environ = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(Path(__file__).parent)]),
                    SWEEP_FAKE_CALLS=str(calls), SWEEP_FAKE_SLEEP=str(TRIAL_S), **env)
+    # an earlier in-process CLI call set this in the test process: the sweep's own driver must set it for its workers
+    environ.pop("PYTHONWARNINGS", None)
     with open(tmp_path / "stderr.txt", "w") as err:  # a file: orphans may hold it after the parent is gone
         proc = subprocess.Popen([sys.executable, "-c", DRIVER, "sweep", str(spec), "--workers", "2", "--quiet"],
                                 env=environ, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -65,3 +65,21 @@ def test_runs_at_different_precisions_follow_each_other_in_one_process(tmp_path,
         r = train(TrainConfig(**run, precision=precision, out_dir=str(tmp_path / f"r{i}")), progress=False)
         assert r.status == "complete"
         assert make_accelerator(TrainConfig(precision=precision)).mixed_precision == ("no" if precision == "fp32" else "bf16")
+
+
+def test_a_run_after_an_interrupted_accumulation_elsewhere_still_steps(tmp_path, one_thread):
+    """HF's Trainer sets accelerate's process-wide gradient state to "do not sync" between micro-batches; one
+    interrupted there leaves it so, and every optimizer.step() of the next run in the process was skipped: a
+    "complete" run whose adapter never moved from B = 0."""
+    from accelerate.state import GradientState
+    from safetensors.torch import load_file
+
+    from lorascale.train import train
+
+    make_accelerator(TrainConfig(precision="fp32")).gradient_state._set_sync_gradients(False)  # as the Trainer leaves it
+    assert GradientState().sync_gradients is False
+    run = dict(model="tiny-llama", data="shakespeare", batch_size=2, seq_len=16, max_examples=8, max_val_batches=1,
+               steps=2, lr=1e-3, rule="alpha-r", precision="fp32")
+    assert train(TrainConfig(**run, out_dir=str(tmp_path / "r")), progress=False).status == "complete"
+    b = [t for k, t in load_file(tmp_path / "r" / "adapter" / "adapter_model.safetensors").items() if "lora_B" in k]
+    assert b and max(float(t.abs().max()) for t in b) > 0  # PEFT initialises B = 0: only an optimizer step moves it

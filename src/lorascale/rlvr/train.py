@@ -98,7 +98,6 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
     from ..train.monitor import Ema
-    from ..train.precision import free_accelerate_state, mixed_precision
     from ..train.records import RunWriter, default_run_dir, outcome_of
     from .evaluate import evaluate_rlvr
     from .problems import prompt_text
@@ -118,35 +117,12 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir)
     writer.start(cfg.to_flat())
-
-    def prompt(q: str):
-        text = prompt_text(q, cfg.rl.answer_match)  # TRL applies the chat template to conversational prompts itself
-        return [{"role": "user", "content": text}] if getattr(tok, "chat_template", None) else text
-
-    data = Dataset.from_list([{"prompt": prompt(p.question), "answer": p.answer} for p in train_p])
-    G, rl = cfg.rl.num_generations, cfg.rl
-    cuda = torch.cuda.is_available()
-    args = GRPOConfig(
-        output_dir=str(run_dir / "grpo"), max_steps=cfg.steps, **recipe_args(cfg),
-        per_device_train_batch_size=cfg.batch_size * G, gradient_accumulation_steps=cfg.grad_accum,
-        num_generations=G, max_completion_length=rl.max_completion_length, temperature=rl.generation_temperature,
-        top_p=1.0, top_k=0, repetition_penalty=1.0, loss_type="dapo", beta=0.0, scale_rewards="group",
-        logging_steps=1, save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda,
-        disable_tqdm=True, remove_unused_columns=False,  # its bar prints every log dict; the recorder has its own
-        **checkpointing_arg(cfg.gradient_checkpointing))
-    args.learning_rate = cfg.peak_lr()
-    # TRL's trainer makes its own Accelerator: one at another precision than this process's last run is refused
-    free_accelerate_state(mixed_precision(cfg.precision, cuda))
+    # from here on the run's folder says "running": whatever fails while TRL's trainer is built (its argument
+    # checks, out of memory) must be recorded as failed, so the setup is inside the try below
     recorder = _Recorder(writer, Ema(cfg.ema_beta), tqdm(total=cfg.steps, desc=f"grpo {cfg.model}", disable=not progress,
                                                           dynamic_ncols=True))
-    optimizer = torch.optim.AdamW(param_groups(model, cfg))  # lorascale's groups: LoRA+'s B rate, the recipe's AdamW
-    with _quiet_transformers():
-        trainer = GRPOTrainer(model=model, reward_funcs=trl_reward_functions(fmt=rl.format_reward, match=rl.answer_match),
-                              args=args,
-                              train_dataset=data, processing_class=tok, callbacks=[schedule_callback(), recorder],
-                              optimizers=(optimizer, None))
-    trainer.remove_callback(PrinterCallback)  # it prints every log dict; metrics.jsonl and the recorder's bar carry them
     status, message, last_eval = RunStatus.COMPLETE, "", {}
+    G, rl = cfg.rl.num_generations, cfg.rl
 
     def summary(st) -> dict:
         return {"status": st, "message": message, "steps_done": recorder.step, "total_steps": cfg.steps,
@@ -156,7 +132,31 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
                 **{k: last_eval.get(k) for k in ("val_reward", "val_accuracy", "val_format", "val_completion_length")},
                 "val_loss": None, "peak_lr": cfg.peak_lr(), "wall_time": time.time() - started, "pack": None}
 
+    def prompt(q: str):
+        text = prompt_text(q, cfg.rl.answer_match)  # TRL applies the chat template to conversational prompts itself
+        return [{"role": "user", "content": text}] if getattr(tok, "chat_template", None) else text
+
     try:
+        data = Dataset.from_list([{"prompt": prompt(p.question), "answer": p.answer} for p in train_p])
+        cuda = torch.cuda.is_available()
+        # GRPOConfig sets up its device afresh (transformers resets accelerate's state there), so a run at another
+        # precision than this process's last one needs nothing more
+        args = GRPOConfig(
+            output_dir=str(run_dir / "grpo"), max_steps=cfg.steps, **recipe_args(cfg),
+            per_device_train_batch_size=cfg.batch_size * G, gradient_accumulation_steps=cfg.grad_accum,
+            num_generations=G, max_completion_length=rl.max_completion_length, temperature=rl.generation_temperature,
+            top_p=1.0, top_k=0, repetition_penalty=1.0, loss_type="dapo", beta=0.0, scale_rewards="group",
+            logging_steps=1, save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda,
+            disable_tqdm=True, remove_unused_columns=False,  # its bar prints every log dict; the recorder has its own
+            **checkpointing_arg(cfg.gradient_checkpointing))
+        args.learning_rate = cfg.peak_lr()
+        optimizer = torch.optim.AdamW(param_groups(model, cfg))  # lorascale's groups: LoRA+'s B rate, the recipe's AdamW
+        with _quiet_transformers():
+            trainer = GRPOTrainer(model=model, reward_funcs=trl_reward_functions(fmt=rl.format_reward, match=rl.answer_match),
+                                  args=args,
+                                  train_dataset=data, processing_class=tok, callbacks=[schedule_callback(), recorder],
+                                  optimizers=(optimizer, None))
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; metrics.jsonl and the recorder's bar carry them
         with _quiet_transformers():
             trainer.train()
         if recorder.diverged:

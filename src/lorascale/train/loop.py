@@ -72,10 +72,14 @@ def make_accelerator(cfg: TrainConfig):
     """The GPU if there is one, else the CPU, at the run's precision (:func:`.precision.mixed_precision`)."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import GradientState
 
     use_cuda = torch.cuda.is_available()
     wanted = mixed_precision(cfg.precision, use_cuda)
     free_accelerate_state(wanted)
+    # a Trainer interrupted mid-accumulation leaves accelerate's process-wide gradient state at "do not sync",
+    # under which every optimizer step of the next run is skipped: each run starts from a fresh one
+    GradientState._reset_state()
     return Accelerator(mixed_precision=wanted, cpu=not use_cuda)
 
 
