@@ -223,7 +223,9 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
                 ran = _run_ray(url, spec.name, objective, n_tasks, address, res.cpus if cpus is None else cpus,
                                res.gpus if gpus is None else gpus, bar, kw)
             elif workers == 1:
-                ran = worker_loop(url, spec.name, objective, on_trial=lambda c, o: bar.update(1), **kw)
+                # a pack's members finish together: tqdm would print the first and skip the rest (its minimum
+                # interval), showing 1 of 4 done and an ETA from that until the next pack; each is printed
+                ran = worker_loop(url, spec.name, objective, on_trial=lambda c, o: (bar.update(1), bar.refresh()), **kw)
             else:
                 ran = _run_processes(store, url, spec.name, objective, workers, todo, bar, kw)
         finally:
