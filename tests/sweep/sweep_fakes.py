@@ -67,7 +67,8 @@ def objective(cfg, seed_noise: float = 0.0) -> Outcome:
         os._exit(3)  # a worker killed mid-trial: no cleanup, its trial stays RUNNING
     barrier = os.environ.get("SWEEP_FAKE_BARRIER")
     if barrier and _calls == 1:
-        _wait_for_peers(*barrier.rsplit(":", 1))
+        path, n = barrier.rsplit(":", 1)
+        release_together(path, int(n))
     interrupt = os.environ.get("SWEEP_FAKE_INTERRUPT")
     if interrupt and _calls == 1:
         pid, _, name = interrupt.partition(":")
@@ -91,18 +92,6 @@ def _sleep(seconds: float) -> None:
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         time.sleep(min(0.05, left))
-
-
-def _wait_for_peers(path: str, n: str, timeout: float = 60.0) -> None:
-    with open(path, "a") as f:
-        f.write(f"{os.getpid()}\n")
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        with open(path) as f:
-            if len(set(f.read().split())) >= int(n):
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"only some of {n} workers reached the barrier in {timeout} s")
 
 
 def noisy_objective(cfg) -> Outcome:

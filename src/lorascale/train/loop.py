@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, resume_config, save_checkpoint, skip_ba
 from .config import TrainConfig
 from .evaluate import accumulation_weights, batch_loss, evaluate
 from .monitor import DivergenceGuard, Ema
-from .precision import free_accelerate_state, mixed_precision
+from .precision import fresh_accelerate_state, mixed_precision
 from .records import RunWriter, default_run_dir, outcome_of
 from .schedule import lr_at
 
@@ -72,16 +72,11 @@ def make_accelerator(cfg: TrainConfig):
     """The GPU if there is one, else the CPU, at the run's precision (:func:`.precision.mixed_precision`)."""
     import torch
     from accelerate import Accelerator
-    from accelerate.state import GradientState
 
     use_cuda = torch.cuda.is_available()
     wanted = mixed_precision(cfg.precision, use_cuda)
-    free_accelerate_state(wanted)
-    # a Trainer interrupted mid-accumulation leaves accelerate's process-wide gradient state at "do not sync",
-    # under which every optimizer step of the next run is skipped: each run starts from a fresh one
-    GradientState._reset_state()
+    fresh_accelerate_state(wanted)
     return Accelerator(mixed_precision=wanted, cpu=not use_cuda)
-
 
 
 def run_summary(status: str, message: str, ctx: TrainContext, ema: Ema, metric: str, last_eval: dict, cfg: TrainConfig,

@@ -14,7 +14,7 @@ from typing import Literal
 
 from ..errors import ConfigError
 
-__all__ = ["Precision", "mixed_precision", "free_accelerate_state", "LAUNCHER_ENV"]
+__all__ = ["Precision", "mixed_precision", "fresh_accelerate_state", "LAUNCHER_ENV"]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LAUNCHER_ENV = "ACCELERATE_MIXED_PRECISION"
@@ -45,13 +45,18 @@ def mixed_precision(precision: Precision, cuda: bool, launcher: str | None = Non
     return chosen
 
 
-def free_accelerate_state(wanted: str) -> None:
-    """accelerate keeps one precision per process and refuses an Accelerator at another: a notebook that
-    trained in fp32, then in bf16, or a sweep worker whose points differ in precision, would fail at the
-    second run. In a single process the state holds nothing else worth keeping, so it starts afresh; under a
-    distributed launch it also holds the process group, so the run is refused instead."""
-    from accelerate.state import AcceleratorState, PartialState
+def fresh_accelerate_state(wanted: str) -> None:
+    """accelerate's process-wide state, made fit for a new run at precision ``wanted`` (accelerate's name).
 
+    accelerate keeps one precision per process and refuses an Accelerator at another: a notebook that trained
+    in fp32, then in bf16, or a sweep worker whose points differ in precision, would fail at the second run.
+    In a single process the state holds nothing else worth keeping, so it starts afresh; under a distributed
+    launch it also holds the process group, so the run is refused instead. The gradient state always starts
+    afresh: a Trainer interrupted mid-accumulation leaves it at "do not sync", under which every optimizer
+    step of the next run would be skipped."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    GradientState._reset_state()
     held = AcceleratorState._shared_state.get("_mixed_precision")
     if held is None or held == wanted:
         return
