@@ -156,6 +156,17 @@ def test_curves_info_takes_each_ranks_optimum(stored):
     assert steps == (1, 2, 3, 4, 5) and values[-1] == pytest.approx(1.0 + 1 / 5, abs=EXACT)  # the fake's curve
 
 
+def test_a_row_of_panels_gives_each_rank_one_colour(stored):
+    """μA Fig. 2 puts the configurations side by side; a rank must read the same in every panel. Ranks 4 and
+    64 alone (B1 at two ranks) would take 0 and 0.9 on their own, but beside A1's 4/16/64 they keep the row's."""
+    _, rep = stored
+    a1 = plots.lr_sweep_info(rep, config(rep, "A1"), config(rep, "FFT"))
+    b1 = plots.lr_sweep_info(rep, config(rep, "B1"), config(rep, "FFT"))
+    b1 = b1._replace(series=tuple(s for s in b1.series if s.label != "r = 16"))
+    assert plots.rank_shades([a1, b1]) == {"r = 4": 0.0, "r = 16": 0.45, "r = 64": 0.9}
+    assert plots.rank_shades([b1]) == {"r = 4": 0.0, "r = 64": 0.9}
+
+
 def test_pngs_render(stored, tmp_path):
     recs, rep = stored
     files = [
@@ -163,6 +174,8 @@ def test_pngs_render(stored, tmp_path):
         plots.render_paths(plots.paths_info(rep), tmp_path / "paths.png"),
         plots.render_alpha_law(plots.alpha_law_info(rep, rep.alpha_laws[0]), tmp_path / "law.png"),
         plots.render_curves(plots.curves_info(recs, config(rep, "A1")), tmp_path / "curves.png"),
+        plots.render_lr_panels(tuple(plots.lr_sweep_info(rep, config(rep, c), config(rep, "FFT")) for c in ("A1", "B1")),
+                               tmp_path / "panels.png"),
     ]
     for f in files:
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000

@@ -38,7 +38,7 @@ def test_report_writes_tables_and_figures(records, tmp_path):
         assert heading in text
     assert "| A1 | 4 | 0.00195 | -9.00 |" in text  # η* = 2^-9 for A1 at r = 4
     images = [line[line.rindex("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
-    assert len(images) == 2 * 5 + 2 * 2 + 5  # (lr sweeps + paths + law) per metric, plus loss curves
+    assert len(images) == 2 * (1 + 5) + 2 * 2 + 5  # (the row of panels + 5 lr sweeps + paths + law) per metric, plus loss curves
     for name in images:
         assert (tmp_path / name).stat().st_size > 10_000
     assert (tmp_path / "report.html").read_text().count("<img") == len(images)

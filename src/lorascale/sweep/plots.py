@@ -4,6 +4,8 @@
   FFT curve in red with its optimum as a dashed line (μA Figs 2–5; the y-axis is clipped for
   readability as in the paper, diverged points drawn as × on the worse edge).
 * :func:`paths_info` — the η-path against the α-path of LoRA-α eq. (2) (Fig. 1b).
+* :func:`render_lr_panels` — every configuration's :func:`lr_sweep_info` in one row of panels, μA Fig. 2's
+  layout, with one colour per rank across the row.
 * :func:`ylim_covering` — the y-range both use: every finite mean ± its error bar (the worst 10% of the
   means left off the top), plus a margin.
 
@@ -29,7 +31,7 @@ from .stats import percentile
 __all__ = [
     "Series", "LrSweepInfo", "PathsInfo", "AlphaLawInfo", "CurvesInfo",
     "ylim_covering", "lr_sweep_info", "paths_info", "alpha_law_info", "curves_info",
-    "render_lr_sweep", "render_paths", "render_alpha_law", "render_curves",
+    "rank_shades", "render_lr_sweep", "render_lr_panels", "render_paths", "render_alpha_law", "render_curves",
 ]
 
 FFT_COLOR = "tab:red"
@@ -229,12 +231,17 @@ def _draw(ax, s: Series, color, diverged_y: float, marker: str = "o", ls: str = 
         ax.plot(s.diverged_x, [diverged_y] * len(s.diverged_x), marker="x", ms=7, color=color, ls="none", clip_on=False)
 
 
-def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
-    fig, ((ax,),) = new_figure()
+def rank_shades(infos) -> dict[str, float]:
+    """Each rank's place on the colormap (0 … 0.9), one place per rank across ``infos``: in a row of panels
+    r = 64 has the same colour in every panel, as in μA's figures."""
+    ranks = sorted({int(s.label.removeprefix("r = ")) for info in infos for s in info.series if s.label.startswith("r = ")})
+    return {f"r = {r}": i / max(1, len(ranks) - 1) * 0.9 for i, r in enumerate(ranks)}
+
+
+def _draw_lr_sweep(ax, info: LrSweepInfo, shades: dict[str, float]) -> None:
     cmap = colormap("viridis")
-    for i, s in enumerate(info.series):
-        color = FFT_COLOR if s.label == "FFT" else cmap(i / max(1, len(info.series) - 1) * 0.9)
-        _draw(ax, s, color, info.diverged_y)
+    for s in info.series:
+        _draw(ax, s, FFT_COLOR if s.label == "FFT" else cmap(shades[s.label]), info.diverged_y)
     if info.fft is not None:
         _draw(ax, info.fft, FFT_COLOR, info.diverged_y, marker="s")
     if info.fft_opt_x is not None:
@@ -246,8 +253,32 @@ def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
     ax.xaxis.set_major_locator(MultipleLocator(1))  # the log2 grid's own steps, no half-steps
     ax.set(title=info.title, xlabel=info.xlabel, ylabel=info.ylabel)
     ax.grid(alpha=0.3)
+
+
+def render_lr_sweep(info: LrSweepInfo, path: str | Path) -> Path:
+    fig, ((ax,),) = new_figure()
+    _draw_lr_sweep(ax, info, rank_shades([info]))
     ax.legend(fontsize=8, title="★ optimum, × diverged", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
               borderaxespad=0)  # beside the axes: it hides no curve, star or the FFT line
+    return save_figure(fig, path)
+
+
+def render_lr_panels(infos: tuple[LrSweepInfo, ...], path: str | Path) -> Path:
+    """μA Fig. 2's layout: one panel per configuration in a row, each with its ranks, the FFT curve and
+    its dashed optimum, each y-axis clipped on its own; one legend below the row."""
+    fig, (axes,) = new_figure(ncols=max(1, len(infos)), width=4.6, height=3.8)
+    shades = rank_shades(infos)
+    for ax, info in zip(axes, infos, strict=True):
+        _draw_lr_sweep(ax, info, shades)
+        if info.fft is not None and info.fft.label != "FFT":  # its best is off this panel's scale: said in the panel
+            ax.text(0.02, 0.02, info.fft.label, transform=ax.transAxes, color=FFT_COLOR, fontsize=7)
+    seen: dict = {}
+    for ax in axes:  # each rank's entry once, whichever panel has it
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label.split(" (best")[0], h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=min(len(seen), 8), fontsize=8,
+                   title="★ optimum, × diverged", title_fontsize=8)
     return save_figure(fig, path)
 
 

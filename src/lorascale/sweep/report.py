@@ -125,6 +125,10 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
         for title, headers, rows in fit_tables(rep):
             parts.append(("table", (title, headers, rows)))
         fft = next((c for c in rep.configs if c.finetune == "full"), None)
+        lora = [c for c in rep.configs if c.finetune != "full"]
+        if len(lora) > 1:  # μA Fig. 2's row of panels, then each configuration at full size
+            png = plots.render_lr_panels(tuple(plots.lr_sweep_info(rep, c, fft) for c in lora), out / f"{tag}_lr_panels.png")
+            parts.append(("img", ("every LoRA configuration side by side (μA Fig. 2's layout)", png.name)))
         for i, c in enumerate(rep.configs):
             png = plots.render_lr_sweep(plots.lr_sweep_info(rep, c, fft), out / f"{tag}_lr_{i}_{_slug(c.label)}.png")
             parts.append(("img", (c.label, png.name)))
