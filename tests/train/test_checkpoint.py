@@ -1,6 +1,7 @@
 """Checkpoints and resume: an interrupted run resumed from its last checkpoint is the uninterrupted run."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -108,7 +109,11 @@ def test_a_resume_that_fails_while_restoring_is_recorded_failed_and_still_resume
 
     run = tmp_path / "r"
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**(RUN | {"steps": 6}), out_dir=str(run)), [StopAt(5)], progress=False)  # a checkpoint at 4
+        # an epochs budget: its step count is known only once the data are loaded; a checkpoint at 4
+        train(TrainConfig(**(RUN | {"steps": None, "epochs": 2.0}), out_dir=str(run)), [StopAt(5)], progress=False)
+    budget = json.loads((run / "summary.json").read_text())["total_steps"]
+    ema_at_4 = checkpoint.load_checkpoint(run).ema
+    assert budget > 5 and math.isfinite(ema_at_4)
     real = checkpoint.Checkpoint.restore
 
     def broken(self, *a, **k):
@@ -119,6 +124,8 @@ def test_a_resume_that_fails_while_restoring_is_recorded_failed_and_still_resume
         resume_run(run, progress=False)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["steps_done"] == 4 and "parameter group" in summary["message"]
+    # the interrupted run's EMA and budget, not a fresh Ema's inf and 0 steps
+    assert summary["final_ema_loss"] == ema_at_4 and summary["total_steps"] == budget
     monkeypatch.setattr(checkpoint.Checkpoint, "restore", real)
     # a failed run keeps its checkpoint; callbacks' state is not in it, and the resume says so
     assert resume_run(run, [Callback()], progress=False).status == "complete"

@@ -139,9 +139,13 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     kept = writer.start(cfg.to_flat(), resume_step=ckpt.step if ckpt else None)
     # from here on the run's folder says "running": whatever fails (out of memory in prepare, a checkpoint
     # that does not fit the model) must be recorded as failed, so the setup is inside the try below
-    ctx = TrainContext(model=built.model, optimizer=None, config=cfg, run_dir=run_dir, total_steps=cfg.steps or 0,
+    # until prepare says how the loader splits, each of P processes is taken to read 1/P of an epoch's batches
+    first_guess = total_steps(cfg, math.ceil(len(built.train_loader) / accelerator.num_processes))
+    ctx = TrainContext(model=built.model, optimizer=None, config=cfg, run_dir=run_dir, total_steps=first_guess,
                        step=ckpt.step if ckpt else 0)
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
+    if ckpt is not None:  # a resume that fails before its restore still reports the checkpoint's EMA, not inf
+        ema.value = ctx.ema_loss = ckpt.ema
     metric = built.task.eval_metric
     status, message = RunStatus.COMPLETE, ""
     curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]  # a resumed run's records so far
