@@ -3,6 +3,8 @@
 import json
 import math
 
+import pytest
+
 from lorascale.cli import main
 from lorascale.repro.dynamics import ALPHA_GRID, ETA_GRID
 
@@ -51,3 +53,26 @@ def test_repro_bad_input_exits_2(capsys):
     assert main(["repro", "mlp-dynamics", "--seeds", "0"]) == 2
     assert main(["repro", "mlp-spectra", "--d", "4", "--rank", "16"]) == 2
     assert "exceeds the width" in capsys.readouterr().err
+
+
+def test_repro_help_shows_each_experiments_own_defaults(capsys):
+    """--help read the flags' defaults off TrainConfig (SmolLM2, 100 steps) while a headline runs MiniLM on
+    genre at 150 steps and compare at rank 8: the shown default is each experiment's request's own."""
+    from lorascale.commands.repro import defaults_by_experiment
+    from lorascale.repro.compare import CompareRequest
+    from lorascale.repro.headline import HeadlineRequest
+
+    shown = defaults_by_experiment()
+    run = HeadlineRequest().run
+    assert shown["model"] == run.model == "minilm-l6"
+    assert shown["steps"] == f"100 (mlp-dynamics, mlp-spectra); {run.steps} (headline); each task's budget (compare)"
+    assert shown["rank"] == f"16 (mlp-dynamics, mlp-spectra, headline); {CompareRequest().rank} (compare)"
+    assert shown["seeds"] == "3"  # every experiment's
+    with pytest.raises(SystemExit):
+        main(["repro", "--help"])
+    assert "(default minilm-l6)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_repro_seeds_not_a_number_is_a_field_error(capsys):
+    assert main(["repro", "mlp-dynamics", "--seeds", "abc"]) == 2
+    assert "--seeds" in capsys.readouterr().err

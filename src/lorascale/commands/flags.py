@@ -38,7 +38,7 @@ def add_settings_args(p: argparse.ArgumentParser, model: type[BaseModel], *, tit
         if (only is not None and name not in only) or name in exclude:
             continue
         default = defaults.get(name, info.default)
-        shown = "" if default in (None, PydanticUndefined) else f" (default {_show(default)})"
+        shown = "" if default in (None, PydanticUndefined) else f" (default {show_default(default)})"
         if _may_unset(info.annotation):
             shown += f"; {UNSET} unsets it"
         names = [flag_name(name)] + ([SHORT[name]] if name in SHORT else [])
@@ -132,7 +132,7 @@ def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_fi
 _FIELD_IN_TEXT = re.compile(r"`([a-z_][a-z0-9_.]*)`")  # a setting named in an error's fix text
 
 
-def _show(v) -> str:
+def show_default(v) -> str:
     if hasattr(v, "value"):
         return str(v.value)
     if isinstance(v, BaseModel):
