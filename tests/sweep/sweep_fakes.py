@@ -174,9 +174,10 @@ def open_at(url: str, study: str, out: str, barrier: str, n: int) -> None:
         f.write(result + "\n")
 
 
-def pack_objective(cfgs) -> list:
+def pack_objective(cfgs, on_end=None) -> list:
     """A pack of fakes: records each key with the pack's size; SWEEP_FAKE_DIE_AT_PACK=n kills the worker at
-    its n-th pack, before any of that pack's results is written (kill -9 mid-pack)."""
+    its n-th pack, before any of that pack's results is written (kill -9 mid-pack). Every member ends at
+    the pack's end (``on_end`` is left to run_pack)."""
     global _packs
     _packs += 1
     die_at = os.environ.get("SWEEP_FAKE_DIE_AT_PACK")

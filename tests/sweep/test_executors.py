@@ -1,5 +1,6 @@
 """Executors on every backend: resume runs exactly the missing points; concurrent workers never share one."""
 
+import math
 import multiprocessing as mp
 from collections import Counter
 from pathlib import Path
@@ -267,7 +268,7 @@ def test_an_interrupted_worker_hands_back_the_claims_of_groups_it_had_not_reache
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        worker_loop(storage_url, spec.name, stop, members=4, pack_objective=lambda cfgs: stop(cfgs))
+        worker_loop(storage_url, spec.name, stop, members=4, pack_objective=lambda cfgs, on_end: stop(cfgs))
     trials = store.trials()
     assert len(trials) == 4 and {(t.state, t.user_attrs["status"]) for t in trials} == {(TrialState.FAIL, "interrupted")}
     messages = Counter(t.user_attrs["message"] for t in trials)
@@ -323,7 +324,7 @@ def test_an_interrupt_outlives_a_trial_the_stale_check_failed_first(storage_url,
     store = SweepStore.open(storage_url, spec.name, "create")
     store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
 
-    def stop(_):
+    def stop(*_):
         first = min(t.number for t in store.trials((TrialState.RUNNING,)))
         store._fail(first, RunStatus.INTERRUPTED, "worker w silent for 999 s")  # the other process's stale check
         raise KeyboardInterrupt
@@ -335,4 +336,59 @@ def test_an_interrupt_outlives_a_trial_the_stale_check_failed_first(storage_url,
     assert not store.trials((TrialState.RUNNING,)) and messages["worker w silent for 999 s"] == 1
     assert messages["interrupted by Ctrl-C"] == members - 1  # the pack's others: recorded, not left RUNNING
     assert len(trials) == 3
+    store.close()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_member_that_ended_keeps_its_result_when_its_pack_is_stopped(storage_url, stop):
+    """A member that diverged at step 3 is final; Ctrl-C (or a crash) of its pack later used to record it
+    interrupted (or failed) with the others, so the next sweep trained it again."""
+    from lorascale.sweep.records import Outcome
+    from lorascale.vocabulary import RunStatus
+
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+
+    def pack(cfgs, on_end):
+        on_end(1, Outcome(RunStatus.DIVERGED, math.inf, message="loss is nan at step 3"))
+        raise stop("stopped")
+
+    if stop is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            worker_loop(storage_url, spec.name, F.objective, members=3, pack_objective=pack)
+        others = "interrupted"
+    else:
+        worker_loop(storage_url, spec.name, F.objective, members=3, pack_objective=pack, max_trials=3)
+        others = "failed"
+    by_number = {t.number: t.user_attrs["status"] for t in store.trials()}
+    assert by_number == {0: others, 1: "diverged", 2: others}
+    assert store.done_keys() == {spec.points[1].key}  # the next sweep re-runs the other two only
+    store.close()
+
+
+def test_claims_waiting_for_a_later_group_keep_beating(storage_url, monkeypatch):
+    """4 claims in 3 groups (a pack of two plain points, then each DoRA point alone): while the pack trains,
+    the DoRA claims must beat too, or another worker's stale check re-queues them and they train twice."""
+    import time
+
+    configs = [F.MUA_CONFIGS[0], dict(F.MUA_CONFIGS[0], name="A1 dora", method="dora")]
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11), configs=configs)
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+    beats, real = [], SweepStore._beat
+    monkeypatch.setattr(SweepStore, "_beat", lambda self, trial: (beats.append((trial.number, time.monotonic())),
+                                                                  real(self, trial)))
+    during_pack = []
+
+    def pack(cfgs, on_end):
+        t0 = time.monotonic()
+        deadline = t0 + 30  # wait for recorded beats, not a fixed time: a loaded machine delays the threads
+        while len({n for n, t in beats if t > t0}) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        during_pack.append({n for n, t in beats if t > t0})
+        return [F.objective(c) for c in cfgs]
+
+    assert worker_loop(storage_url, spec.name, F.objective, members=4, pack_objective=pack, heartbeat_s=0.05) == 4
+    assert during_pack == [{0, 1, 2, 3}]
     store.close()

@@ -47,16 +47,20 @@ CLS_MEMBERS = [
 ]
 
 
-def _pair(tmp, base, specs):
+def _pair(tmp, base, specs, on_member_end=None):
     """(separate results, member results, separate dirs, member dirs) of the same configs."""
     seps = [TrainConfig(**base, **s, out_dir=str(tmp / f"sep{i}")) for i, s in enumerate(specs)]
     mems = [c.replace(out_dir=str(tmp / f"mem{i}")) for i, c in enumerate(seps)]
-    return [train(c, progress=False) for c in seps], train_members(mems, progress=False), seps, mems
+    return ([train(c, progress=False) for c in seps], train_members(mems, progress=False, on_member_end=on_member_end),
+            seps, mems)
+
+
+LM_ENDED: list = []  # the lm pack's on_member_end calls, in order: (member, its result)
 
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory, one_thread):
-    return _pair(tmp_path_factory.mktemp("lm"), LM, LM_MEMBERS)
+    return _pair(tmp_path_factory.mktemp("lm"), LM, LM_MEMBERS, on_member_end=lambda i, r: LM_ENDED.append((i, r)))
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +141,14 @@ def test_diverged_member_leaves_the_pack_and_the_others_go_on(lm):
     assert 0 < stopped < LM["steps"] and "nan" in mems_r[3].message
     assert all(r.summary["steps_done"] == LM["steps"] for r in mems_r[:3])
     assert _lines(mems[3])[-1]["diverged"] is True
+
+
+def test_each_member_is_reported_once_as_it_ends(lm):
+    """A sweep stores a member's result from on_member_end: the diverged member is reported when it stops
+    (first, at step 5 of 10), before the pack ends, so a later interrupt cannot send it back to the queue."""
+    _, mems_r, _, _ = lm
+    assert [i for i, _ in LM_ENDED] == [3, 0, 1, 2]
+    assert all(r is mems_r[i] for i, r in LM_ENDED)  # the final results, not a snapshot that changes later
 
 
 def test_classification_pack_equals_separate_runs_heads_included(cls):

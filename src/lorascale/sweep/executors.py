@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -35,12 +36,13 @@ from ..errors import ConfigError, StorageMissing
 from ..interrupts import describe
 from ..vocabulary import RunStatus
 from .backends import local_path
-from .liveness import GRACE_S, HEARTBEAT_S
+from .liveness import GRACE_S, HEARTBEAT_S, ClaimBeats
 from .records import Outcome
 from .spec import SweepSpec
 from .inputs import check_inputs
 from .processes import run_processes
-from .packs import auto_members_for, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective, train_pack_objective
+from .packs import (auto_members_for, claim_config, claim_pack, group_claims, run_pack, sequential_pack_objective,
+                    store_outcome, train_pack_objective)
 from .storage import Claim, SweepStore
 
 __all__ = ["SweepResult", "SweepPlan", "run_sweep", "plan_sweep", "worker_loop", "run_claim", "train_objective"]
@@ -79,29 +81,27 @@ def train_objective(cfg) -> Outcome:
     return Outcome.from_result(train(cfg, progress=False))
 
 
-def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s: float = HEARTBEAT_S) -> Outcome:
+def run_claim(store: SweepStore, claim: Claim, objective: Callable, heartbeat_s: float = HEARTBEAT_S,
+              beats: ClaimBeats | None = None) -> Outcome:
     """Run one claimed point and record it; an exception in the run, or a stored config that no longer
-    validates, is recorded as "failed"."""
-    from optuna.exceptions import UpdateFinishedTrialError
-
-    with store.heartbeat(claim, heartbeat_s):
+    validates, is recorded as "failed". ``beats`` keeps the claim alive (the worker's); without it the run
+    beats its own."""
+    with ExitStack() as own:
+        if beats is None:
+            beats = own.enter_context(ClaimBeats(store, heartbeat_s)).start([claim])
         t0 = time.perf_counter()
         try:
             cfg = claim_config(store, claim)  # one run directory per attempt: train never overwrites a run
             out = _as_outcome(objective(cfg))
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: recorded, then the worker stops
-            try:
-                store.finish(claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                            message=f"interrupted by {describe(e)}"))
-            except UpdateFinishedTrialError:  # presumed dead and failed meanwhile: the interrupt still stops the worker
-                log.warning("trial %d was presumed dead and re-queued before its interrupt was recorded", claim.number)
+            store_outcome(store, claim, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                         message=f"interrupted by {describe(e)}"))
+            beats.stop(claim)
             raise
         except Exception as e:  # a crash of one run must not end the sweep; it is stored and retried later
             out = Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
-    try:
-        store.finish(claim, out)
-    except UpdateFinishedTrialError:
-        log.warning("trial %d was presumed dead and re-queued; its result is dropped", claim.number)
+        store_outcome(store, claim, out)
+        beats.stop(claim)
     return out
 
 
@@ -112,7 +112,8 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
     """Claim and run points until the queue is empty (or ``max_trials``); returns how many it ran.
 
     ``members`` > 1: claim up to that many points at a time and train the compatible ones as members of
-    one frozen base (:mod:`lorascale.sweep.packs`); ``pack_objective(cfgs) -> [Outcome]`` trains a group
+    one frozen base (:mod:`lorascale.sweep.packs`); ``pack_objective(cfgs, on_end) -> [Outcome]`` trains a
+    group and calls ``on_end(i, outcome)`` as member ``i`` ends, which stores it
     (default: ``train_members`` for the real objective, else ``objective`` on each config in turn).
     """
     if threads:
@@ -132,15 +133,17 @@ def worker_loop(url: str, study: str, objective: Callable | str = train_objectiv
                     continue
                 break
             try:
-                for group in group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]:
-                    if len(group) == 1:
-                        outs = [run_claim(store, group[0][0], objective, heartbeat_s)]
-                    else:
-                        outs = run_pack(store, group, pack_objective, heartbeat_s)
-                    for (claim, _), out in zip(group, outs):
-                        n += 1
-                        if on_trial is not None:
-                            on_trial(claim, out)
+                with ClaimBeats(store, heartbeat_s) as beats:  # every claim beats until it is stored, not just its group
+                    beats.start(claims)
+                    for group in group_claims(store, claims) if len(claims) > 1 else [[(claims[0], None)]]:
+                        if len(group) == 1:
+                            outs = [run_claim(store, group[0][0], objective, beats=beats)]
+                        else:
+                            outs = run_pack(store, group, pack_objective, beats=beats)
+                        for (claim, _), out in zip(group, outs):
+                            n += 1
+                            if on_trial is not None:
+                                on_trial(claim, out)
             except KeyboardInterrupt as e:  # claims not recorded yet (groups not reached) are handed back
                 _release_unfinished(store, claims, e)
                 raise

@@ -21,7 +21,7 @@ import socket
 import threading
 from typing import Callable
 
-__all__ = ["HEARTBEAT_S", "GRACE_S", "POINT_ATTRS", "worker_id", "died_here", "silent_for", "beating", "RequeueStale"]
+__all__ = ["HEARTBEAT_S", "GRACE_S", "POINT_ATTRS", "worker_id", "died_here", "silent_for", "beating", "ClaimBeats", "RequeueStale"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,39 @@ def beating(beat: Callable[[], None], interval: float, name: str):
     finally:
         stop.set()
         thread.join()
+
+
+class ClaimBeats:
+    """A heartbeat per claimed trial, from its claim until its result is stored (``stop``).
+
+    A worker that claims K points may train them in several groups, one after another (a pack, then the
+    full-finetuning points alone); the later groups' trials must keep beating while the first trains, or
+    another worker's stale check re-queues them and the point trains twice.
+    """
+
+    def __init__(self, store, interval: float):
+        self.store, self.interval = store, interval
+        self._beating: dict[int, contextlib.AbstractContextManager] = {}
+
+    def start(self, claims) -> "ClaimBeats":
+        for c in claims:
+            if c.number not in self._beating:
+                cm = self.store.heartbeat(c, self.interval)
+                cm.__enter__()
+                self._beating[c.number] = cm
+        return self
+
+    def stop(self, claim) -> None:
+        cm = self._beating.pop(claim.number, None)
+        if cm is not None:
+            cm.__exit__(None, None, None)
+
+    def __enter__(self) -> "ClaimBeats":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number in list(self._beating):
+            self._beating.pop(number).__exit__(None, None, None)
 
 
 class RequeueStale:

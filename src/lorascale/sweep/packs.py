@@ -4,8 +4,10 @@ A worker claims its points one by one, each atomically (:meth:`SweepStore.claim`
 ever held by two workers; it then groups what it holds by :func:`~lorascale.train.members.pack_key`
 (same model, data, task, budget and batch shape) and trains each group as one pack. Points that fit
 no group (full finetuning, DoRA/PiSSA/OLoRA, a lone budget) run on their own. Each claimed trial keeps its own
-heartbeat, so a worker killed with ``kill -9`` leaves every one of its points to the stale check,
-which queues them again; each result is committed as its member ends.
+heartbeat from its claim until its result is stored (:class:`~.liveness.ClaimBeats`), so a worker killed
+with ``kill -9`` leaves every one of its points to the stale check, which queues them again, and a
+point waiting for the worker's next group is never taken for dead; each result is committed as its
+member ends (a member that diverged at step 3 stays diverged when the pack is interrupted later).
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from typing import Callable, Sequence
 from ..errors import ConfigError
 from ..interrupts import describe, shielded
 from ..vocabulary import RunStatus
-from .liveness import HEARTBEAT_S
+from .liveness import HEARTBEAT_S, ClaimBeats
 from .records import Outcome
 from .storage import Claim, SweepStore
 
 __all__ = ["claim_pack", "group_claims", "run_pack", "train_pack_objective", "sequential_pack_objective",
-           "auto_members", "auto_members_for", "MAX_AUTO_MEMBERS", "claim_config"]
+           "auto_members", "auto_members_for", "MAX_AUTO_MEMBERS", "claim_config", "store_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -78,54 +80,75 @@ def group_claims(store: SweepStore, claims: Sequence[Claim]) -> list[list[tuple[
     return list(groups.values())
 
 
-def train_pack_objective(cfgs: Sequence) -> list[Outcome]:
-    """The real pack objective: :func:`lorascale.train.members.train_members`."""
+def train_pack_objective(cfgs: Sequence, on_end: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """The real pack objective: :func:`lorascale.train.members.train_members`, reporting each member as it ends."""
     from ..train.members import train_members
 
-    return [Outcome.from_result(r) for r in train_members(list(cfgs), progress=False)]
+    hook = None if on_end is None else (lambda i, result: on_end(i, Outcome.from_result(result)))
+    return [Outcome.from_result(r) for r in train_members(list(cfgs), progress=False, on_member_end=hook)]
 
 
 def sequential_pack_objective(objective: Callable) -> Callable:
     """A pack objective that runs a single-run objective on each config in turn (fakes, full finetuning)."""
 
-    def run(cfgs: Sequence) -> list[Outcome]:
-        return [_as_outcome(objective(cfg)) for cfg in cfgs]
+    def run(cfgs: Sequence, on_end: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+        outs = []
+        for i, cfg in enumerate(cfgs):
+            outs.append(_as_outcome(objective(cfg)))
+            if on_end is not None:
+                on_end(i, outs[-1])
+        return outs
 
     return run
 
 
 def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objective: Callable,
-             heartbeat_s: float = HEARTBEAT_S) -> list[Outcome]:
-    """Train one group and record each member's trial; a crash of the pack fails each of its trials."""
-    from optuna.exceptions import UpdateFinishedTrialError
-
+             heartbeat_s: float = HEARTBEAT_S, beats: ClaimBeats | None = None) -> list[Outcome]:
+    """Train one group and record each member's trial as the member ends (``pack_objective(cfgs, on_end)``
+    calls ``on_end(i, outcome)`` then); an interrupt records the members still running as interrupted, and a
+    crash of the pack records them as failed. ``beats`` keeps the claims alive (the worker's, which beat
+    from the claim on); without it the pack beats its own."""
     claims = [c for c, _ in group]
-    with ExitStack() as beats:
-        for c in claims:
-            beats.enter_context(store.heartbeat(c, heartbeat_s))
+    recorded: dict[int, Outcome] = {}
+
+    def record(i: int, out) -> None:
+        if i not in recorded:
+            recorded[i] = _as_outcome(out)
+            store_outcome(store, claims[i], recorded[i])
+            beats.stop(claims[i])
+
+    with ExitStack() as own:
+        if beats is None:
+            beats = own.enter_context(ClaimBeats(store, heartbeat_s)).start(claims)
         t0 = time.perf_counter()
         try:
-            outs = list(pack_objective([cfg for _, cfg in group]))
+            outs = list(pack_objective([cfg for _, cfg in group], record))
             if len(outs) != len(claims):
                 raise RuntimeError(f"the pack objective returned {len(outs)} outcomes for {len(claims)} configs")
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: every member recorded, then the worker stops
-            for c in claims:
-                try:
-                    store.finish(c, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
-                                            message=f"interrupted by {describe(e)}"))
-                except UpdateFinishedTrialError:  # presumed dead and failed meanwhile: record the others, then stop
-                    log.warning("trial %d was presumed dead and re-queued before its interrupt was recorded", c.number)
+            with shielded():
+                for i in range(len(claims)):
+                    record(i, Outcome(RunStatus.INTERRUPTED, math.nan, wall_time=time.perf_counter() - t0,
+                                      message=f"interrupted by {describe(e)}"))
             raise
         except Exception as e:  # a crash must not end the sweep: stored as failed, retried by the next sweep
-            msg = f"{type(e).__name__}: {e}"
-            outs = [Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=msg)] * len(claims)
-    with shielded():  # every member recorded before a stop signal lands: none left RUNNING with its result lost
-        for c, out in zip(claims, outs):
-            try:
-                store.finish(c, _as_outcome(out))
-            except UpdateFinishedTrialError:
-                log.warning("trial %d was presumed dead and re-queued; its result is dropped", c.number)
-    return [_as_outcome(o) for o in outs]
+            failed = Outcome(RunStatus.FAILED, math.nan, wall_time=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
+            outs = [failed] * len(claims)  # the members that ended before it keep their own results
+        with shielded():  # every member recorded before a stop signal lands: none left RUNNING with its result lost
+            for i, out in enumerate(outs):
+                record(i, out)
+    return [recorded[i] for i in range(len(claims))]
+
+
+def store_outcome(store: SweepStore, claim: Claim, out: Outcome) -> None:
+    """Record ``out`` on the claim's trial; a trial the stale check failed meanwhile keeps its re-queue."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        store.finish(claim, out)
+    except UpdateFinishedTrialError:  # presumed dead and failed meanwhile (re-queued): this attempt's result is dropped
+        log.warning("trial %d was presumed dead and re-queued; this attempt's result (%s) is dropped", claim.number,
+                    out.status.value)
 
 
 def auto_members(cfg, cap: int = MAX_AUTO_MEMBERS) -> int:

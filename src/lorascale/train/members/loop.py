@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ...errors import ConfigError
 from ...interrupts import describe
@@ -51,13 +51,17 @@ logger = logging.getLogger(__name__)
 
 
 def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Callback]] | None = None, progress: bool = True,
-                  pack: Pack | None = None) -> list[RunResult]:
+                  pack: Pack | None = None, on_member_end: Callable[[int, RunResult], None] | None = None) -> list[RunResult]:
     """Train every config in ``cfgs`` as a member of one pack; one :class:`RunResult` per config, in order.
 
     ``callbacks`` holds one list per member; each sees a :class:`TrainContext` of its own member whose
     ``model``/``optimizer`` are the pack's (``ctx.extra["adapter"]`` and ``ctx.extra["param_groups"]`` name
     the member's parts). Callbacks must not run the model themselves: it expects a stacked batch.
     ``pack`` is a prebuilt :func:`build_pack` of the same configs (tests inspect its model afterwards).
+    ``on_member_end(i, result)`` is called once for member ``i`` as soon as it has ended (diverged at step 3,
+    or complete), while the others train on: a sweep stores each result then, so a later interrupt of the
+    pack does not send a finished member back to the queue. Members still running when the pack is
+    interrupted or fails get no call: the caller records those.
     """
     import torch
     from accelerate.utils import set_seed
@@ -109,6 +113,14 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     model.train()
     bar = tqdm(total=steps, desc=f"train {k} members of {first.model}", disable=not progress, dynamic_ncols=True)
 
+    reported: set[int] = set()
+
+    def report_ended() -> None:
+        for i, m in enumerate(members):
+            if on_member_end is not None and m.result is not None and i not in reported:
+                reported.add(i)
+                on_member_end(i, m.result)
+
     def evaluate(ms: list[Member]) -> list[dict]:
         return evaluate_members(model, hf_model, val_loader, pack.task, first.max_val_batches, stack, [m.name for m in ms],
                                 [m.cfg.temperature for m in ms])
@@ -153,6 +165,7 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                         m.complete(ev, peft_model)
                 bar.update(1)
                 bar.set_postfix(running=f"{sum(m.running for m in members)}/{k}", loss=f"{min(losses):.3f}")
+                report_ended()
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM under the CLI and in sweep workers
         for m in members:
             if m.running:
