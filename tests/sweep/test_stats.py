@@ -132,3 +132,17 @@ def test_paired_interval_is_the_paired_t_interval_and_cancels_a_shared_seed_swin
     # only the finite pairs count: d = 0.5, 1.0 → mean 0.75 ± t_1 (12.706) · 0.35355 / √2 = 0.75 ± 3.1766
     assert paired_interval([1.0, None, math.inf, 2.0], [0.5, 1.0, 1.0, 1.0]) == pytest.approx((-2.4266, 3.9266), abs=1e-4)
     assert paired_interval([1.0], [0.0]) is None and paired_interval([1.0, 2.0], [0.0, 1.0]) == (1.0, 1.0)
+
+
+def test_a_tie_at_the_grid_s_edge_is_refined_from_the_interior_and_still_flagged():
+    """[1.5, 1.5, 1.8] at log2 η −12, −11, −10 (equal accuracies are common): the interior tied point is the
+    best, and the parabola through the three points has its vertex midway between the ties, at −11.5
+    (f01 = 0, f12 = 0.3, a = 0.15, x* = −11.5 − 0/0.3); taking the first tied point left it unrefined at −12.
+    The edge flag stays: the loss at −12 equals the best, so the valley may go on past the grid."""
+    o = refine_optimum([-12, -11, -10], [1.5, 1.5, 1.8])
+    assert (o.x_grid, o.refined, o.at_edge) == (-11, True, True)
+    assert o.x == -11.5 and o.value == pytest.approx(1.5 - 0.15 * 0.25, abs=1e-12)  # 1.5 + a·(0.5)(−0.5); float rounding
+    whole = refine_optimum([-12, -11, -10], [1.5, 1.5, 1.5])  # flat: an interior point, no curvature to refine
+    assert (whole.x_grid, whole.refined, whole.at_edge) == (-11, False, True)
+    inner = refine_optimum([-12, -11, -10, -9], [1.8, 1.5, 1.5, 1.8])  # a tie inside: no edge
+    assert (inner.x_grid, inner.x, inner.at_edge) == (-11, -10.5, False)

@@ -182,6 +182,21 @@ def test_a_finished_trial_that_a_stale_check_marked_interrupted_reads_finished(s
     assert outs == {"complete": 1.25, "diverged": math.inf}
 
 
+def test_a_trial_the_stale_check_failed_after_its_outcome_reads_interrupted(storage_url):
+    """The other order of that race: the worker writes "complete", the stale check fails the trial before the
+    worker's tell. The point is re-queued and runs again, so this attempt is interrupted, not a COMPLETE record
+    without a loss (which fits would score +inf, as if it had diverged)."""
+    spec = small_spec(ranks=(4,), lrs=(-10,))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    claim = store.claim()
+    for k, v in Outcome("complete", 1.25).stored_attrs().items():  # the worker's _finish, up to its tell
+        claim.trial.set_user_attr(k, v)
+    store.backend.storage.set_trial_state_values(store._id_of(claim.number), TrialState.FAIL)  # the check's FAIL wins
+    [rec] = store.records()
+    assert rec.outcome.status == "interrupted"
+
+
 def store_config(spec, key):
     return next(p.train.to_dict() for p in spec.points if p.key == key)
 
@@ -250,7 +265,9 @@ def test_an_old_study_gives_the_same_fit_numbers(tmp_path):
     bootstrap_rng; every other number, all 12-digit equal, kept from a8ab14a); the centre-and-width
     comparison (T_TABLE_ROUNDING) dates from the rounded t table and now has slack to spare. Each η*'s "value" (the
     refining parabola's, though it was called the best mean) is now "vertex_value", beside "best_value": the best
-    grid point's mean over seeds, computed for the JSON straight from the stored runs, not by the fit."""
+    grid point's mean over seeds, computed for the JSON straight from the stored runs, not by the fit. Equal best
+    grid points now give the interior one (sweep/stats.py refine_optimum): Init[B]'s accuracy ties at 2^-14 (the
+    grid's edge) and 2^-13, so its η*, the transfer gap and two bootstrapped intervals of config 1 were updated."""
     db = tmp_path / "study.db"
     shutil.copy(OLD_STUDY, db)
     before = db.read_bytes()

@@ -33,12 +33,18 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
     With divided differences f[x₀,x₁] and a = f[x₀,x₁,x₂], the vertex is
     x* = (x₀+x₁)/2 − f[x₀,x₁]/(2a); it lies in [x₀, x₂] because the middle point is the lowest.
     Refinement needs a > 0 and finite neighbours (a diverged neighbour is +inf); otherwise the
-    grid point is kept. None when no point is finite.
+    grid point is kept. Among equal best points an interior one is taken: [1.5, 1.5, 1.8] is refined
+    to the middle of the first two rather than left at the first; it is still flagged at the edge, since
+    the loss there equals the best and the valley may go on past it. None when no point is finite.
     """
     pts = sorted(zip(xs, ys))
     if not any(math.isfinite(y) for _, y in pts):
         return None
-    i = min(range(len(pts)), key=lambda j: pts[j][1])
+    best = min(y for _, y in pts)
+    ties = [j for j, (_, y) in enumerate(pts) if y == best]
+    # an interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
+    i = next((j for j in ties if 0 < j < len(pts) - 1), ties[0])
+    edge = len(pts) > 1 and any(j in (0, len(pts) - 1) for j in ties)  # a best at the edge: it may go on past it
     x1, y1 = pts[i]
     if 0 < i < len(pts) - 1 and math.isfinite(pts[i - 1][1]) and math.isfinite(pts[i + 1][1]):
         (x0, y0), (x2, y2) = pts[i - 1], pts[i + 1]
@@ -47,8 +53,7 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
         if a > 0:
             xv = (x0 + x1) / 2 - f01 / (2 * a)
             yv = y0 + f01 * (xv - x0) + a * (xv - x0) * (xv - x1)
-            return Optimum(x1, xv, yv, True, False)
-    edge = len(pts) > 1 and i in (0, len(pts) - 1)
+            return Optimum(x1, xv, yv, True, edge)
     return Optimum(x1, x1, y1, False, edge)
 
 

@@ -394,7 +394,8 @@ class SweepStore:
 
 
 def _status(t) -> str | None:
-    """A trial's run status; a FAIL trial without one was failed by Optuna's heartbeat: interrupted.
+    """A trial's run status; a FAIL trial without one (failed by Optuna's heartbeat), or with a finished
+    one, is interrupted.
 
     A COMPLETE trial finished: unless its attr says complete or diverged, it is diverged when its value is
     +inf, else complete. (A stale check can write "interrupted" between a worker's outcome attrs and its
@@ -404,7 +405,11 @@ def _status(t) -> str | None:
     status = t.user_attrs.get("status")
     if t.state == TrialState.COMPLETE and status not in (RunStatus.COMPLETE, RunStatus.DIVERGED):
         return RunStatus.DIVERGED if t.value == math.inf else RunStatus.COMPLETE
-    return status or (RunStatus.INTERRUPTED if t.state == TrialState.FAIL else None)
+    if t.state == TrialState.FAIL and status not in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.DUPLICATE):
+        # the other race: a stale check failed the trial after the worker wrote "complete" but before its
+        # tell; the point was re-queued and runs again, so this attempt counts as interrupted
+        return RunStatus.INTERRUPTED
+    return status
 
 
 def _thin(curve, n: int) -> list:

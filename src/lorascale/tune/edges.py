@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ConfigWarning
+from .request import LR_SPAN_MAX
 
 __all__ = ["probe_edges", "search_edges", "WIDEN"]
 
@@ -63,8 +64,11 @@ def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, fl
                                      " to reach the box's edge", f"raise `candidates` or `compute`, {again}"))
     if lr_span > 0 and len(set(lrs)) > 1 and (lr <= min(lrs) or lr >= max(lrs)):
         side = "lowest" if lr <= min(lrs) else "highest"
-        out.append(ConfigWarning("lr_span", f"the chosen learning rate, {lr:.3g}, is the {side} searched",
-                                 f"re-run with `lr_span` {lr_span + 2:g}, {again}"))
+        if lr_span + 2 <= LR_SPAN_MAX:
+            fix = f"re-run with `lr_span` {lr_span + 2:g}, {again}"
+        else:  # the span is at its cap: centre the search on the edge instead
+            fix = f"re-run with `lr_fft` {lr!r} (the chosen rate, so the search is centred on it) and a new `tune_dir`"
+        out.append(ConfigWarning("lr_span", f"the chosen learning rate, {lr:.3g}, is the {side} searched", fix))
     return out
 
 

@@ -24,6 +24,9 @@ REFERENCE_GRID_SEEDS = 3
 rates at 3 seeds, each run to the end (LoRA-α's and μA's sweeps; the headline's arm (b))."""
 
 
+LR_SPAN_MAX = 10.0  # octaves each side: 2^±10 around η_FFT is already three decades
+
+
 class TuneRequest(Settings):
     """``run`` is the training run to tune (its ``lr`` is what tune finds); the rest shapes the search.
 
@@ -46,7 +49,7 @@ class TuneRequest(Settings):
     alpha_min: PositiveFloat = setting(0.1, "smallest α knob searched (LoRA-α searches [0.1, 10])")
     alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
     lr_span: NonNegativeFloat = setting(0.0, "octaves of η searched on each side of η_FFT (0: LoRA-α's α-path at η_FFT)",
-                                        le=10.0)
+                                        le=LR_SPAN_MAX)
     first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut, to within the"
                                 " rounding of a rung to a step (earlier losses rank by noise on short budgets)",
                                 ge=0.0, lt=1.0)
