@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Iterator
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from .errors import ConfigError, ConfigErrors
 
@@ -259,7 +259,31 @@ def _problem(err: dict, cls, loc: list[str], fix: str | None) -> tuple[str, str 
         return "unknown key", f"valid keys: {names}"
     if kind in ("enum", "literal_error"):
         return f"unknown value {got!r}", f"choose one of {ctx.get('expected', '').replace(chr(39), '')}"
-    return _message(err), fix
+    return _message(err), fix or _fallback_fix(err, cls, loc)
+
+
+_BOUND_WORDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", "≥"), "less_than": ("lt", "<"),
+                "less_than_equal": ("le", "≤")}
+
+
+def _fallback_fix(err: dict, cls, loc: list[str]) -> str | None:
+    """A fix for a setting that states none: what a valid value looks like, and its default where it has one
+    (every error carries a fix; a setting's own ``fix`` says more where it has one)."""
+    model = _field_model(cls, loc[:-1]) if loc else None
+    info = model.model_fields.get(loc[-1]) if model is not None else None
+    default = None if info is None or info.default in (None, PydanticUndefined) or isinstance(info.default, BaseModel) \
+        else info.default
+    default = getattr(default, "value", default)  # an enum as the word the user writes
+    tail = "" if default is None else f" (default {default})"
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _BOUND_WORDS:
+        key, sign = _BOUND_WORDS[kind]
+        return f"use a value {sign} {ctx.get(key)}{tail}"
+    if kind == "missing":
+        return "add it"
+    if default is not None:
+        return f"leave it out for the default, {default}"
+    return None
 
 
 def _message(err: dict) -> str:

@@ -93,6 +93,25 @@ def test_bad_spec_lists_every_error_at_once():
     assert "empty grid" in text and "conflicting options" in text and "unknown" in text
 
 
+def test_a_spec_without_base_or_with_a_refused_configuration_still_reports_the_rest():
+    """A missing base used to stop the check at "base: missing"; a full-finetuning entry with adapter keys, or
+    an α multiplier without a knob, skipped that entry's other settings; misspelt model and data names waited
+    until everything else was fixed. Each problem now comes at once, with a fix."""
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec({"grid": {"configs": [{"rule": "nosuchrule", "batch_size": 0}], "ranks": [4], "log2_lr": [-8]}})
+    assert sorted(err.field for err in e.value.errors) == ["base", "grid.configs[0].batch_size", "grid.configs[0].rule"]
+    assert all(err.fix for err in e.value.errors)
+    bad = {"base": {"model": "nosuchmodel", "data": "nosuchdata", "steps": 5},
+           "grid": {"configs": [{"finetune": "full", "alpha": 2, "weight_decay": -1},
+                                {"rule": "alpha-r", "alpha_multipliers": [2], "grad_clip": -1}],
+                    "ranks": [4], "log2_lr": [-8]}}
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec(bad)
+    assert sorted(err.field for err in e.value.errors) == sorted([
+        "grid.configs[0]", "grid.configs[0].weight_decay", "grid.configs[1].alpha_multipliers",
+        "grid.configs[1].grad_clip", "base.model", "base.data"])
+
+
 def test_empty_sweep_and_identical_configs_are_errors():
     with pytest.raises(ConfigErrors, match="sweeps nothing"):
         parse_spec({"base": dict(BASE)})

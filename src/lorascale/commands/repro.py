@@ -25,7 +25,8 @@ def register(sub) -> None:
                                      " benchmark, and the methods × tasks comparison")
     p.add_argument("experiment", metavar="EXPERIMENT", help=" or ".join(EXPERIMENTS))
     shown = defaults_by_experiment()
-    p.add_argument("--seeds", default=argparse.SUPPRESS, help=f"number of seeds to average (default {shown['seeds']})")
+    seeds = p.add_argument("--seeds", default=argparse.SUPPRESS, help=f"number of seeds to average (default {shown['seeds']})")
+    seeds.setting = HeadlineRequest.model_fields["seeds"]  # every experiment's seeds: a positive whole number
     p.add_argument("--out", default=None, help="output folder for figures and tables (default repro-<experiment>)")
     add_settings_args(p, MLPSetup, title="App. E setup (rank and steps also set the headline's and compare's budget)",
                       only=("d", "n", "rank", "steps"), defaults=shown)

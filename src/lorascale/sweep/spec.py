@@ -129,7 +129,10 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
     c = Collector()
     spec, shape_errors = validate_partial(SweepFile, data)
     c.errors += shape_errors
+    if spec is None and not isinstance(data.get("base"), dict):  # no base (or not a mapping): still check the rest
+        spec, _ = validate_partial(SweepFile, {**data, "base": {}})  # its errors are the ones reported above
     if spec is None:
+        c.errors += _name_errors(data, c)
         c.raise_if_any()
     name = spec.name or default_name
     base = _base(spec.base, c)
@@ -144,6 +147,8 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
         _expand_paths(spec.paths, base, c, points)
     elif isinstance(data.get("paths"), dict):  # its own keys were refused; still check its run settings
         _path_settings({k: v for k, v in data["paths"].items() if k not in PathsSpec.model_fields}, c)
+    if c.errors:  # a misspelt model or data name is reported with the rest, not after they are fixed
+        c.errors += _name_errors(data, c)
     c.raise_if_any()
     ordered = sorted(points.values(), key=lambda p: p.seed)  # stable: all of seed 0 first, then seed 1, ...
     res = Resources(cpus=spec.resources.cpus, gpus=spec.resources.gpus)
@@ -151,6 +156,29 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def _name_errors(data: dict, c: Collector) -> list[ConfigError]:
+    """The model and data names written in the spec (base, each configuration, paths) that resolve to
+    nothing, checked without loading anything; a field already refused is not checked again."""
+    from ..data import check_data_name
+    from ..models import check_model
+
+    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+    configs = grid.get("configs") if isinstance(grid.get("configs"), list) else []
+    places = [("base", data.get("base")), ("paths", data.get("paths"))]
+    places += [(f"grid.configs[{i}]", entry) for i, entry in enumerate(configs)]
+    refused = {e.field for e in c.errors}
+    out = []
+    for where, mapping in places:
+        for key, check in (("model", check_model), ("data", check_data_name)):
+            value = mapping.get(key) if isinstance(mapping, dict) else None
+            if isinstance(value, str) and f"{where}.{key}" not in refused:
+                try:
+                    check(value)
+                except ConfigError as e:
+                    out.append(ConfigError(f"{where}.{key}", e.message, e.fix))
+    return out
 
 
 def _base(base: dict, c: Collector) -> dict:
@@ -189,7 +217,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
             clash = [k for k in (*ADAPTER_FIELDS, "ranks", "alpha_multipliers") if k in over or getattr(entry, k, None)]
             if clash:
                 c.add(where, "conflicting options: full finetuning has no adapter", f"drop {', '.join(clash)}")
-                continue
+                over = {k: v for k, v in over.items() if k not in clash}  # the other settings are still checked
         c_ranks = entry.ranks or grid.ranks
         c_lrs = entry.log2_lr or grid.log2_lr
         c_mults = entry.alpha_multipliers or grid.alpha_multipliers
@@ -204,7 +232,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
         if knob is None and any(m != 1.0 for m in c_mults):
             c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply",
                   f"use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
-            continue
+            c_mults = [1.0]  # reported; the configuration's other settings are still checked
         # validate the configuration even when an axis is empty, so every error shows at once
         probe = _train(base, over, (c_lrs or [-10.0])[0], (c_ranks or [8])[0], 0, None, None, where, c)
         if probe is None or missing:

@@ -141,7 +141,8 @@ class SweepFile(Settings):
     name: str | None = setting(None, "the Optuna study name (default: the file's stem)",
                                pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", fix="use letters, digits, '.', '_' and '-'")
     description: str = setting("", "what the sweep is for")
-    base: dict[str, Any] = setting(..., "TrainConfig keys shared by every point: model, data, budget, ...")
+    base: dict[str, Any] = setting(..., "TrainConfig keys shared by every point: model, data, budget, ...",
+                                   fix="add a base: mapping, e.g. base: {model: tiny-llama, data: shakespeare, steps: 20}")
     grid: GridSpec | None = setting(None, "μA learning-rate grids")
     paths: PathsSpec | None = setting(None, "LoRA-α scaling paths")
     resources: Resources = setting(Resources(), "per-trial resources for the ray backend")
