@@ -27,6 +27,22 @@ def test_recommend_lr_follows_each_rule():
         lorascale.recommend_lr("nope")
 
 
+def test_every_bad_argument_is_reported_at_once():
+    """The rule's settings used to be validated before the adapter's, so a bad rule hid a bad init, method or
+    lr_fft until it was fixed; each function now reports them together, each with its field and a fix."""
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.recommend_lr(rule="bogus", lr_fft=-1, init="Z", gamma=5, method="nope")
+    assert sorted(x.field for x in e.value.errors) == ["gamma", "init", "lr_fft", "method", "rule"]
+    assert all(x.fix for x in e.value.errors)
+    model = load_model("tiny-llama@32", quiet=True).model
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.lora_config(model, 0, "bogus", init="Z", c=-1)
+    assert sorted(x.field for x in e.value.errors) == ["c", "init", "rank", "rule"]
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.apply(model, 4, "bogus", init="Z", method="nope")
+    assert sorted(x.field for x in e.value.errors) == ["init", "method", "rule"]
+
+
 def test_apply_sets_the_planned_scale():
     pm = lorascale.apply(load_model("tiny-llama").model, rank=4, rule="lora-alpha")  # a fresh model: PEFT edits it
     layer = next(m for n, m in pm.named_modules() if n.endswith("gate_proj") and hasattr(m, "scaling"))

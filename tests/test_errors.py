@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import lorascale
-from lorascale.errors import ConfigError, ConfigErrors
+from lorascale.errors import ConfigErrors
 
 SRC = Path(lorascale.__file__).parent
 

@@ -1,7 +1,5 @@
 """Each rule against numbers computed by hand, and transfer round trips."""
 
-import math
-
 import pytest
 
 from lorascale.errors import ConfigErrors

@@ -24,8 +24,8 @@ from .adapters.spec import PeftOptions
 from .errors import ConfigError, ConfigErrors
 from .methods import LORAPLUS_LR_RATIO, Method
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
-from .rules import DEFAULT_C, DEFAULT_LR_FFT, Init, RuleSpec, ScaleRule, recommended_lr
-from .schema import PositiveFloat, checked
+from .rules import DEFAULT_C, DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr
+from .schema import PositiveFloat, checked, validate
 
 __all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "loraplus_optimizer", "default_targets"]
 
@@ -62,17 +62,18 @@ def apply(
     targets, PEFT options) are refused, all at once. ``init`` A or B re-draws the factors (μA Def. 3.2),
     which is refused for adapters that have been trained.
     """
-    scaling = _rule(rule, alpha, c, lora_alpha, gamma)
+    scaling = _rule(rule, alpha, c, lora_alpha, gamma)  # validated with the other settings, every problem at once
     method_given = {"method": method, "pissa_niter": pissa_niter, "loraplus_lr_ratio": loraplus_lr_ratio}
     if has_lora_layers(model):
         new_adapters = method not in (Method.LORA, Method.LORAPLUS)  # LoRA+ is an optimizer: nothing to rebuild
         given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
                  "method": method if new_adapters else None, "pissa_niter": pissa_niter}
         _refuse_new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
-        init = AdapterSpec(scaling=scaling, init=init).init  # validated (analytic needs σ_A > 0)
+        spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
+        init = spec.init
         if init is not Init.KAIMING:
             _check_redraw(model, None)  # refuse before anything changes
-        rescale_model(model, scaling, init)
+        rescale_model(model, spec.scaling, init)
         if init is not Init.KAIMING:
             init_after_wrap(model, init, seed=seed)
         return model
@@ -143,8 +144,8 @@ def rescale(
     """
     from peft import LoraConfig
 
-    scaling = _rule(rule, alpha, c, lora_alpha, gamma)
-    init = AdapterSpec(scaling=scaling, init=init).init
+    spec = validate(AdapterSpec, {"scaling": _rule(rule, alpha, c, lora_alpha, gamma), "init": init})  # all at once
+    scaling, init = spec.scaling, spec.init
     if isinstance(config_or_model, LoraConfig):
         return rescale_config(config_or_model, scaling, init, model=model)
     if has_lora_layers(config_or_model):
@@ -193,7 +194,16 @@ def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = D
     """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
     μA Init[B] with α = 1: η_FFT too), or the ``method``'s own (PiSSA: η_FFT). Other μA configurations
     raise: use ``lorascale transfer``."""
-    spec = AdapterSpec(scaling=RuleSpec(rule=rule, gamma=gamma), init=init, method=method)
+    errors, spec = [], None
+    try:
+        checked(PositiveFloat, "lr_fft", lr_fft, LR_FFT_FIX)
+    except ConfigError as e:
+        errors.append(e)
+    try:
+        spec = validate(AdapterSpec, {"scaling": {"rule": rule, "gamma": gamma}, "init": init, "method": method})
+    except ConfigErrors as e:
+        errors += e.errors
+    ConfigErrors.raise_if_any(errors)
     return recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
 
 
@@ -215,8 +225,10 @@ def loraplus_optimizer(model, lr: float, loraplus_lr_ratio: float = LORAPLUS_LR_
                                      loraplus_weight_decay=weight_decay, betas=betas, eps=eps)
 
 
-def _rule(rule, alpha, c, lora_alpha, gamma) -> RuleSpec:
-    return RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma)
+def _rule(rule, alpha, c, lora_alpha, gamma) -> dict:
+    """The scaling settings as given: validated inside AdapterSpec, with the adapter's own, so a bad rule and a
+    bad init are reported together."""
+    return {"rule": rule, "alpha": alpha, "c": c, "lora_alpha": lora_alpha, "gamma": gamma}
 
 
 def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict) -> tuple[AdapterSpec, PeftOptions]:

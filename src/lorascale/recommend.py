@@ -12,7 +12,8 @@ from .adapters import AdapterSpec, LoraPlan, layer_type, plan_lora
 from .methods import METHOD_LR_NOTES, Method
 from .models import load_model
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, RuleError, ScaleRule, peft_lora_alpha, recommended_lr
-from .schema import PositiveFloat, Settings, setting
+from .schema import PositiveFloat, Settings, same_setting, setting
+from .train.config import TrainConfig
 
 __all__ = ["Recommendation", "RecommendRequest", "recommend", "scale_note"]
 
@@ -20,10 +21,9 @@ __all__ = ["Recommendation", "RecommendRequest", "recommend", "scale_note"]
 class RecommendRequest(Settings):
     """What ``recommend`` is asked: a model, the adapter, and the full-finetuning learning rate."""
 
-    model: StrictStr = setting("smollm2-135m", "smollm2-135m, minilm-l6, tiny-llama[@W], tiny-bert[@W] or a local HF folder")
+    model: StrictStr = same_setting(TrainConfig, "model")
     adapter: AdapterSpec = setting(AdapterSpec(), "the adapter to plan")
-    lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "full-finetuning learning rate the rules start from",
-                                    fix="typical full-finetuning learning rates are 1e-5 to 1e-4")
+    lr_fft: PositiveFloat = same_setting(TrainConfig, "lr_fft")
 
 
 @dataclass

@@ -51,6 +51,7 @@ __all__ = [
     "transfer_lr",
     "DEFAULT_C",
     "DEFAULT_LR_FFT",
+    "LR_FFT_FIX",
     "CONVENTIONAL_LR_FACTOR",
 ]
 
@@ -58,6 +59,7 @@ DEFAULT_C = 256.0
 """LoRA-α Variant I constant (§4). The paper uses 512 for 8B models and 1024 on long reasoning data."""
 
 DEFAULT_LR_FFT = 2e-5
+LR_FFT_FIX = "typical full-finetuning learning rates are 1e-5 to 1e-4"  # the fix for a bad lr_fft, wherever it is set
 """LoRA-α eq. (2): the optimal full-finetuning learning rate of its Llama-3 sweeps."""
 
 CONVENTIONAL_LR_FACTOR = 10.0
@@ -177,7 +179,7 @@ def recommended_lr(spec: RuleSpec, lr_fft: float = DEFAULT_LR_FFT, init: Init = 
     paper prescribes its own rate overrides the rule's (:func:`lorascale.methods.method_lr`: PiSSA
     trains at η_FFT).
     """
-    _check_positive_float("lr_fft", lr_fft, "typical full-finetuning learning rates are 1e-5 to 1e-4")
+    _check_positive_float("lr_fft", lr_fft, LR_FFT_FIX)
     own = method_lr(method, None, lr_fft)  # None: the method trains at the rule's rate
     if own is not None:
         return own
@@ -287,7 +289,7 @@ def transfer_lr(
     dst = src if dst is None else dst
     if _transfer_family(src) != _transfer_family(dst):
         raise RuleError(
-            "to", f"μA predicts no transfer from {src.label} to {dst.label}",
+            "to_config", f"μA predicts no transfer from {src.label} to {dst.label}",
             "learning rates transfer within one configuration, and between Init[B] with α = 1 and full finetuning",
         )
     try:

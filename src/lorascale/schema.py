@@ -55,6 +55,16 @@ def setting(default: Any, description: str, *, fix: str | None = None, **constra
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
+def same_setting(model: type[BaseModel], name: str, **changes: Any) -> Any:
+    """``model``'s setting ``name`` for another settings model: one definition of its default, help text,
+    constraints and fix (``RecommendRequest.lr_fft`` is ``TrainConfig.lr_fft``). ``changes`` (e.g.
+    ``default=...``) override the copy, which never changes the original."""
+    info = model.model_fields[name]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return setting(changes.pop("default", info.default), changes.pop("description", info.description),
+                   fix=changes.pop("fix", extra.get("fix")), **changes)
+
+
 class Settings(BaseModel):
     """Base of every lorascale settings model: immutable, unknown keys rejected, enums kept as members."""
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import ValidationError, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 from .rules import Finetune, Init, MuAConfig, mua_lr_exponents, transfer_lr
-from .schema import Float, PositiveFloat, PositiveInt, Settings, setting
+from .schema import Float, PositiveFloat, PositiveInt, Settings, errors_from_validation, setting
 
 __all__ = ["TransferRequest", "predict_transfer"]
 
-Side = Literal["A", "B", "fft"]
+Side = Literal["A", "B", "fft"]  # a μA configuration: LoRA with Init[A] or Init[B], or full finetuning
 _CONFIG = {"A": (Finetune.LORA, Init.A), "B": (Finetune.LORA, Init.B), "fft": (Finetune.FULL, Init.B)}
 
 
@@ -22,32 +22,56 @@ class TransferRequest(Settings):
     to_rank: PositiveInt | None = setting(None, "rank to predict for (default: the same)")
     from_width: PositiveInt = setting(..., "width n (hidden size) of the reference model")
     to_width: PositiveInt | None = setting(None, "width to predict for (default: the same)")
-    init: Side = setting("B", "reference configuration: A, B (μA LoRA inits) or fft")
-    to: Side | None = setting(None, "target configuration: A, B or fft (default: the same)")
-    gamma: Float = setting(0.0, "μA exponent of the multiplier α = r^-γ (both sides)", ge=0.0, le=1.0)
+    from_config: Side = setting("B", "reference configuration: A or B (LoRA with μA's Init[A] or Init[B]) or fft")
+    to_config: Side | None = setting(None, "target configuration: A, B or fft (default: the same)")
+    gamma: Float = setting(0.0, "μA exponent of the multiplier α = r^-γ (both sides)", ge=0.0, le=1.0,
+                           fix="μA uses γ = 0 (α = 1), 0.5 or 1 (α = 1/r); Init[B] has rules for 0 and 1 only")
 
     @model_validator(mode="after")
-    def _lora_needs_rank(self) -> "TransferRequest":
-        if self.init != "fft" and self.from_rank is None:
-            raise ConfigError("from_rank", "a LoRA reference needs its rank", "give the rank it was tuned at")
-        if (self.to or self.init) != "fft" and self.to_rank is None and self.from_rank is None:
-            raise ConfigError("to_rank", "a LoRA target needs its rank (the full-finetuning reference has none)",
-                              "give the rank to predict for")
+    def _consistent(self) -> "TransferRequest":
+        """Every problem at once: ranks a LoRA side needs, ranks past the width, a γ with no μA rule."""
+        errors: list[ConfigError] = []
+        to_config = self.to_config or self.from_config
+        if self.from_config != "fft" and self.from_rank is None:
+            errors.append(ConfigError("from_rank", "a LoRA reference needs its rank", "give the rank it was tuned at"))
+        if to_config != "fft" and self.to_rank is None and self.from_rank is None and self.from_config == "fft":
+            errors.append(ConfigError("to_rank", "a LoRA target needs its rank (the full-finetuning reference has none)",
+                                      "give the rank to predict for"))
         to_rank, to_width = self.to_rank or self.from_rank, self.to_width or self.from_width
-        for field, r, n in (("from_rank", self.from_rank, self.from_width), ("to_rank", to_rank, to_width)):
-            if (self.init if field == "from_rank" else self.to or self.init) != "fft" and r is not None and r > n:
-                raise ConfigError(field, f"r = {r} exceeds the width n = {n}", "μA's rules assume r ≤ n; check the ranks and widths")
+        for field, side, r, n in (("from_rank", self.from_config, self.from_rank, self.from_width),
+                                  ("to_rank", to_config, to_rank, to_width)):
+            if side != "fft" and r is not None and r > n:
+                errors.append(ConfigError(field, f"r = {r} exceeds the width n = {n}",
+                                          "μA's rules assume r ≤ n; check the ranks and widths"))
+        sides = []
+        for side in (self.from_config, to_config):
+            finetune, init = _CONFIG[side]
+            try:  # model_validate: inside this validator a Settings constructor would not collect its errors
+                sides.append(MuAConfig.model_validate({"finetune": finetune, "init": init, "gamma": self.gamma}))
+            except ValidationError as e:
+                errors += [x for x in errors_from_validation(e, MuAConfig) if x.field not in {y.field for y in errors}]
+        if len(sides) == 2 and not errors:  # the transfer itself: a pair μA relates, a result a float holds
+            try:
+                _transfer(self, *sides)
+            except ConfigError as e:
+                errors.append(e)
+        ConfigErrors.raise_if_any(errors)
         return self
+
+
+def _transfer(req: TransferRequest, src: MuAConfig, dst: MuAConfig) -> float:
+    return transfer_lr(req.lr, n0=req.from_width, r0=req.from_rank, n1=req.to_width or req.from_width,
+                       r1=req.to_rank if req.to_rank is not None else req.from_rank, src=src, dst=dst)
 
 
 def predict_transfer(req: TransferRequest) -> dict:
     """η at the target point (μA's rules, :func:`~lorascale.rules.transfer_lr`) with the local exponents."""
-    src = MuAConfig(finetune=_CONFIG[req.init][0], init=_CONFIG[req.init][1], gamma=req.gamma)
-    dst_side = req.to or req.init
+    src = MuAConfig(finetune=_CONFIG[req.from_config][0], init=_CONFIG[req.from_config][1], gamma=req.gamma)
+    dst_side = req.to_config or req.from_config
     dst = MuAConfig(finetune=_CONFIG[dst_side][0], init=_CONFIG[dst_side][1], gamma=req.gamma)
     r1 = req.to_rank if req.to_rank is not None else req.from_rank
     n1 = req.to_width or req.from_width
-    lr1 = transfer_lr(req.lr, n0=req.from_width, r0=req.from_rank, n1=n1, r1=r1, src=src, dst=dst)
+    lr1 = _transfer(req, src, dst)
     exps = mua_lr_exponents(n1, r1 or 1, dst)
     return {
         "from": {"config": src.label, "rank": req.from_rank, "width": req.from_width, "lr": req.lr},

@@ -22,12 +22,12 @@ def _refused(argv, capsys, tmp_path, monkeypatch) -> str:
 def test_transfer_overflow_is_refused_not_printed_as_inf(json_flag, capsys, tmp_path, monkeypatch):
     # Init[B], α = 1: η ∝ 1/n, so 1e8 → 1 in width multiplies η by 1e8: 1e308 × 1e8 overflows to inf
     err = _refused(["transfer", "--lr", "1e308", "--from-width", "100000000", "--to-width", "1", "--from-rank", "1",
-                    "--init", "B", *json_flag], capsys, tmp_path, monkeypatch)
+                    "--from-config", "B", *json_flag], capsys, tmp_path, monkeypatch)
     assert "error: --lr: transferring η = 1e+308 gives inf, past what a float holds" in err
 
 
 def test_transfer_from_fft_to_lora_without_a_rank_names_the_target_rank(capsys, tmp_path, monkeypatch):
-    err = _refused(["transfer", "--lr", "2e-5", "--from-width", "576", "--init", "fft", "--to", "B"], capsys, tmp_path,
+    err = _refused(["transfer", "--lr", "2e-5", "--from-width", "576", "--from-config", "fft", "--to-config", "B"], capsys, tmp_path,
                    monkeypatch)
     assert "error: --to-rank: a LoRA target needs its rank" in err  # before: "rank", a field this command does not have
 
@@ -101,3 +101,12 @@ def test_a_config_files_data_is_checked_with_its_settings(capsys, tmp_path, monk
     (tmp_path / "c.yaml").write_text("rank: 0\ndata: no/such.jsonl\n")
     err = _refused(["train", "--config", "c.yaml"], capsys, tmp_path, monkeypatch)
     assert "--rank (rank)" in err and "no/such.jsonl does not exist" in err
+
+
+def test_transfer_reports_every_problem_at_once(capsys, tmp_path, monkeypatch):
+    """It stopped at the first: a reference rank past its width hid the target's, and a γ with no Init[B] rule
+    was found only after both were fixed."""
+    err = _refused(["transfer", "--lr", "1e-3", "--from-rank", "64", "--from-width", "32", "--to-rank", "128",
+                    "--to-width", "64", "--gamma", "0.5"], capsys, tmp_path, monkeypatch)
+    for flag in ("--from-rank", "--to-rank", "--gamma"):
+        assert f"error: {flag}:" in err

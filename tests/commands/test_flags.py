@@ -30,7 +30,7 @@ def test_help_comes_from_the_field_description():
      ["--rank", "--batch-size", "--seed", "--lr", "--rule"]),
     (["recommend", "--model", "tiny-llama", "--rank", "0", "--alpha", "-1", "--rule", "x", "--lr-fft", "0"],
      ["--rank", "--alpha", "--rule", "--lr-fft"]),
-    (["transfer", "--lr", "-1", "--from-width", "0", "--init", "C"], ["--lr", "--from-width", "--init"]),
+    (["transfer", "--lr", "-1", "--from-width", "0", "--from-config", "C"], ["--lr", "--from-width", "--from-config"]),
     (["repro", "nope", "--seeds", "0", "--d", "0", "--steps", "-1"], ["EXPERIMENT", "--seeds", "--d", "--steps"]),
     (["sweep", "missing.yaml", "--workers", "0", "--backend", "x"], ["SPEC.yaml", "--workers", "--backend"]),
     (["fit", "--storage", "sqlite:///nope.db", "--metric", "x", "--bootstrap", "-1"], ["--metric", "--bootstrap"]),

@@ -66,7 +66,7 @@ def test_recommend_json_config_builds_the_same_peft_model(capsys):
         (["recommend", "--model", "no-such-model"], "model"),
         (["recommend", "--model", "a/b--c"], "model"),  # shaped like org/name, rejected by huggingface_hub's validator
         (["recommend", "--model", "tiny-llama", "--rank", "4", "--targets", "zz_proj"], "targets"),
-        (["transfer", "--lr", "1e-3", "--from-width", "64", "--init", "A", "--to", "fft", "--from-rank", "4"], "--to"),
+        (["transfer", "--lr", "1e-3", "--from-width", "64", "--from-config", "A", "--to-config", "fft", "--from-rank", "4"], "--to-config"),
         (["transfer", "--lr", "-1", "--from-width", "64", "--from-rank", "4"], "--lr"),
         (["check", "/nonexistent/adapter"], "ADAPTER_DIR"),
         (["export", "/nonexistent/run"], "RUN"),
@@ -85,9 +85,9 @@ def test_all_errors_reported_at_once(capsys):
 
 
 def test_transfer_rank_and_fft(capsys):
-    out = run_json(capsys, ["transfer", "--lr", "1e-3", "--init", "A", "--from-rank", "4", "--to-rank", "64", "--from-width", "576", "--json"])
+    out = run_json(capsys, ["transfer", "--lr", "1e-3", "--from-config", "A", "--from-rank", "4", "--to-rank", "64", "--from-width", "576", "--json"])
     assert out["to"]["lr"] == pytest.approx(1e-3 / 4)  # η ∝ r^-1/2: 16× rank → 4× smaller
-    out = run_json(capsys, ["transfer", "--lr", "2e-5", "--init", "B", "--from-rank", "16", "--to", "fft", "--from-width", "576", "--to-width", "1152", "--json"])
+    out = run_json(capsys, ["transfer", "--lr", "2e-5", "--from-config", "B", "--from-rank", "16", "--to-config", "fft", "--from-width", "576", "--to-width", "1152", "--json"])
     assert out["to"]["lr"] == pytest.approx(1e-5, rel=1e-9)  # float rounding only
 
 

@@ -146,7 +146,7 @@ def test_hvps_on_a_real_llama_adapter(tiny_llama):
     model.eval()
     model(**batch).loss.backward()  # dense G = ∂L/∂W₀ (the same batch, eval mode)
     v = torch.randn(op.dim, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    parts, i, want = [], 0, []
+    i, want = 0, []
     for m in mods.values():
         a, b = m.lora_A["default"].weight, m.lora_B["default"].weight
         da, db = v[i : i + a.numel()].view_as(a), v[i + a.numel() : i + a.numel() + b.numel()].view_as(b)

@@ -8,14 +8,13 @@ import math
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
-from ..rules import DEFAULT_LR_FFT
-from ..schema import PositiveFloat, Settings, nest, setting, validate
+from ..schema import PositiveFloat, Settings, nest, same_setting, validate
+from ..train.config import TrainConfig
 from .flags import add_settings_args, given
 
 
 class LrFft(Settings):
-    lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "full-finetuning learning rate the rules start from",
-                                    fix="typical full-finetuning learning rates are 1e-5 to 1e-4")
+    lr_fft: PositiveFloat = same_setting(TrainConfig, "lr_fft")
 
 
 def add_rule_args(p: argparse.ArgumentParser) -> None:

@@ -9,8 +9,9 @@ from pydantic import StrictStr, field_validator, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
-from ..rules import DEFAULT_LR_FFT, Init, MuAConfig, RuleSpec, ScaleRule, transfer_lr
-from ..schema import PositiveFloat, PositiveInt, Settings, setting
+from ..rules import Init, MuAConfig, RuleSpec, ScaleRule, transfer_lr
+from ..schema import PositiveFloat, PositiveInt, Settings, same_setting, setting
+from ..train.config import TrainConfig
 
 __all__ = ["CoordConfig", "LrRule", "CoordCheckSettings", "learning_rate", "TERMS", "FAMILIES"]
 
@@ -73,7 +74,7 @@ class CoordCheckSettings(Settings):
     ref_lr: PositiveFloat = setting(1e-3, "μA learning rate at the reference width and rank", fix="e.g. 1e-3")
     ref_rank: PositiveInt = setting(16, "rank at which the μA configurations train at ref_lr")
     ref_width: PositiveInt | None = setting(None, "width at which they train at ref_lr (default: the smallest checked)")
-    lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "LoRA-α's learning rate: the full-finetuning one (eq. 5)")
+    lr_fft: PositiveFloat = same_setting(TrainConfig, "lr_fft", description="LoRA-α's learning rate: the full-finetuning one (eq. 5)")
     data: StrictStr | None = setting(None, "dataset for the batches (default shakespeare; shakespeare-genre for encoders)")
     batch_size: PositiveInt = setting(2, "sequences in each seed's fixed batch")
     seq_len: PositiveInt = setting(32, "tokens per sequence", ge=2)

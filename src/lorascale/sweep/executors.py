@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..errors import ConfigError, StorageMissing

@@ -14,7 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, ConfigErrors
-from ..schema import errors_from_validation, Float, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, Settings, setting
+from ..schema import errors_from_validation, Float, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, Settings, same_setting, setting
+from ..train.config import TrainConfig
 
 __all__ = ["SweepFile", "GridSpec", "ConfigEntry", "PathsSpec", "Log2Range", "Resources", "LOG2_LR_RANGE", "MAX_AXIS"]
 
@@ -118,7 +119,7 @@ class PathsSpec(_Axes):
     model_config = ConfigDict(frozen=True, extra="allow")
     name: str = setting("LoRA-α paths", "the paths' label")
     ranks: Ranks = setting(..., "LoRA ranks")
-    lr_fft: PositiveFloat = setting(..., "η_FFT, the paths' base learning rate", fix="LoRA-α uses η_FFT = 2e-5")
+    lr_fft: PositiveFloat = same_setting(TrainConfig, "lr_fft", default=..., description="η_FFT, the paths' base learning rate")
     alpha0: PositiveFloat = setting(..., "α₀, the paths' base multiplier knob", fix="LoRA-α uses α₀ = 16")
     multipliers: Log2Axis = setting(..., "log2 m: a list, or {from, to, step}")
     which: list[Literal["eta", "alpha"]] = setting(["eta", "alpha"], "which paths: eta and/or alpha", min_length=1)

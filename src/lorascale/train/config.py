@@ -21,7 +21,7 @@ from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.problems import PROBLEM_SETS
 from ..rlvr.spec import RLSpec
-from ..rules import DEFAULT_LR_FFT, Finetune, RuleError, recommended_lr
+from ..rules import DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, recommended_lr
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
@@ -44,8 +44,7 @@ class TrainConfig(Settings):
     # optimisation (μA recipe)
     lr: PositiveFloat | None = setting(None, "peak learning rate (default: the rule's, from lr_fft)",
                                        fix="e.g. 2e-5, or leave it unset to use the rule's recommendation")
-    lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "full-finetuning learning rate the rules start from",
-                                    fix="typical full-finetuning learning rates are 1e-5 to 1e-4")
+    lr_fft: PositiveFloat = setting(DEFAULT_LR_FFT, "full-finetuning learning rate the rules start from", fix=LR_FFT_FIX)
     head_lr: PositiveFloat = setting(1e-3, "classification head learning rate (μA App. B.1 fixes it at 1e-3)")
     temperature: PositiveFloat = setting(DEFAULT_TEMPERATURE, "contrastive task: InfoNCE temperature τ on cosine"
                                          " similarity (SimCSE and sentence-transformers use 0.05)")
