@@ -394,3 +394,12 @@ def test_best_observed_and_vertex_values_are_both_reported():
     assert d["best_value"] == 1.2 and d["vertex_value"] == pytest.approx(vertex, abs=EXACT) and "value" not in d
     ((_, headers, (row,)),) = [t for t in fit_tables(rep) if t[0].startswith("η*")]
     assert row[headers.index("best")] == "1.2"  # the run, not the vertex's 1.172
+
+
+def test_a_bad_metric_or_bootstrap_is_a_field_error_not_an_assertion():
+    """fit() checked its metric with assert: an AssertionError, or nothing under python -O."""
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:
+        fit([], "best", n_boot=-1)
+    assert sorted(x.field for x in e.value.errors) == ["bootstrap", "metric"]

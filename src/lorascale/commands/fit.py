@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from ..errors import ConfigError, ConfigErrors
-from ..sweep.optima import FIT_METRICS
+from ..sweep.fit import FitSettings
 from .common import print_json, table
+from .flags import add_settings_args, given
 
 
 def register(sub) -> None:
     p = sub.add_parser("fit", help="fit η* per rank, the rank slope vs μA, the FFT gap and LoRA-α's α*(r) from a sweep")
     add_study_args(p)
-    p.add_argument("--metric", default="ema", help="what optima are selected on: "
-                   + "; ".join(f"{k}: {v}" for k, v in FIT_METRICS.items()) + " (default ema)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over seeds for the CIs (default 1000)")
+    add_settings_args(p, FitSettings)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
-
-
-MAX_BOOTSTRAP = 100_000  # a CI's Monte Carlo error is ~1/√B: 1e5 resamples is far past useful
-
-
-def bootstrap_errors(n: int) -> list[ConfigError]:
-    if 0 <= n <= MAX_BOOTSTRAP:
-        return []
-    return [ConfigError("bootstrap", f"must be in [0, {MAX_BOOTSTRAP}], got {n}", "1000 resamples give CIs to ~3%")]
 
 
 def add_study_args(p) -> None:
@@ -49,16 +39,19 @@ def run(args) -> int:
     from ..sweep.fit import fit
     from ..sweep.report import fit_tables, fit_to_dict
 
-    errors = []
-    if args.metric not in FIT_METRICS:
-        errors.append(ConfigError("metric", f"must be one of {', '.join(FIT_METRICS)}, got {args.metric!r}",
-                                  "ema selects like μA; val_loss on the held-out set"))
-    errors += bootstrap_errors(args.bootstrap)
+    errors, settings, records = [], None, None
+    try:
+        settings = FitSettings(**given(args, FitSettings))
+    except ConfigErrors as e:
+        errors += e.errors
+    try:  # the storage's problems with the flags' (one error list)
+        name, records = load_records(args)
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
-    name, records = load_records(args)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
-    rep = fit(records, args.metric, n_boot=args.bootstrap)
+    rep = fit(records, settings.metric, n_boot=settings.bootstrap)
     if args.json:
         print_json({"study": name, **fit_to_dict(rep)})
         return 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from ..errors import ConfigError, ConfigErrors
 from ..outputs import check_output_dir
-from .fit import add_study_args, bootstrap_errors, load_records
+from ..sweep.fit import FitSettings
+from .fit import add_study_args, load_records
+from .flags import add_settings_args, given
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="draw μA Figs 2–5 and LoRA-α Fig. 1b–c from a stored sweep, with the fit tables")
     add_study_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="directory for report.md, report.html and the PNGs")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over seeds (default 1000)")
+    add_settings_args(p, FitSettings, only=("bootstrap",))  # every selection is drawn: no --metric
     p.add_argument("--no-html", action="store_true", help="write report.md only")
     p.set_defaults(run=run)
 
@@ -19,7 +21,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..sweep.report import write_report
 
-    errors = bootstrap_errors(args.bootstrap)
+    errors, settings = [], None
+    try:
+        settings = FitSettings(**given(args, FitSettings))
+    except ConfigErrors as e:
+        errors += e.errors
     try:
         check_output_dir(args.out, "out", what="report")
     except ConfigError as e:
@@ -31,6 +37,6 @@ def run(args) -> int:
     ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
-    md = write_report(records, args.out, name, n_boot=args.bootstrap, html_too=not args.no_html)
+    md = write_report(records, args.out, name, n_boot=settings.bootstrap, html_too=not args.no_html)
     print(f"wrote {md}" + ("" if args.no_html else f" and {md.with_suffix('.html')}"))
     return 0

@@ -22,6 +22,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
+from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
@@ -33,7 +34,7 @@ from .stats import bootstrap_rng, seed_interval, t_quantile_975
 
 __all__ = [
     "Record", "PointStat", "RankOptimum", "ConfigFit", "TransferGap", "PathFit", "AlphaLaw", "FitReport",
-    "fit", "score",
+    "fit", "score", "FitSettings", "DEFAULT_FIT", "MAX_BOOTSTRAP",
 ]
 
 
@@ -101,9 +102,25 @@ class FitReport(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def fit(records, metric: Metric = "ema", n_boot: int = 1000, seed: int = 0) -> FitReport:
-    """All fits from plain records; deterministic for a given ``seed`` of the bootstrap."""
-    assert metric in FIT_METRICS, f"metric must be one of {list(FIT_METRICS)}, got {metric!r}"
+MAX_BOOTSTRAP = 100_000  # a CI's Monte Carlo error is ~1/√B: 1e5 resamples is far past useful
+
+
+class FitSettings(Settings):
+    """How a stored sweep is fitted: what the optima are selected on, and the bootstrap behind the CIs."""
+
+    metric: Metric = setting("ema", "what optima are selected on: " + "; ".join(f"{k}: {v}" for k, v in FIT_METRICS.items()),
+                             fix="ema selects like μA; val_loss on the fixed held-out set")
+    bootstrap: NonNegativeInt = setting(1000, "bootstrap resamples over seeds for the CIs (0: none)", le=MAX_BOOTSTRAP,
+                                        fix="1000 resamples give CIs to ~3%")
+
+
+DEFAULT_FIT = FitSettings()
+
+
+def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.bootstrap, seed: int = 0) -> FitReport:
+    """All fits from plain records; deterministic for a given ``seed`` of the bootstrap. A bad ``metric`` or
+    ``n_boot`` raises ConfigErrors naming the setting (``metric``, ``bootstrap``)."""
+    FitSettings(metric=metric, bootstrap=n_boot)
     records = [r for r in records if r.outcome.status in RECORD_STATUSES]
     evals = sorted({r.outcome.eval_metric for r in records if r.outcome.eval_metric})
     counts = _counts(records)

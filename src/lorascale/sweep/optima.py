@@ -23,12 +23,12 @@ from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 __all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
            "seeds_at", "uneven_points"]
 
-Metric = Literal["ema", "val_loss", "eval"]
-FIT_METRICS: dict[str, str] = {
+FIT_METRICS: dict[str, str] = {  # what a fit may select optima on, each defined once here
     "ema": "final training loss (EMA 0.1), μA's selection rule",
     "val_loss": "held-out loss on the fixed validation set (NLL for LM and classification)",
     "eval": "the task's held-out metric (val_nll, val_accuracy, val_mrr or val_reward)",
 }
+Metric = Literal[tuple(FIT_METRICS)]  # type: ignore[valid-type]  # its values are FIT_METRICS' keys
 """What a sweep's optima can be selected on: the one definition the fit, the report and ``--metric`` use."""
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .fit import FitReport, fit
+from .fit import DEFAULT_FIT, FitReport, fit
 from .records import Record
 
 __all__ = ["fit_to_dict", "fit_tables", "write_report"]
@@ -105,7 +105,8 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
     return t
 
 
-def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot: int = 1000, html_too: bool = True) -> Path:
+def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot: int = DEFAULT_FIT.bootstrap,
+                 html_too: bool = True) -> Path:
     """Fit on the EMA loss, the held-out loss (when it is not already the eval metric) and the eval metric,
     each when stored; draw every figure; write report.md."""
     from . import plots
