@@ -110,3 +110,9 @@ def test_transfer_reports_every_problem_at_once(capsys, tmp_path, monkeypatch):
                     "--to-width", "64", "--gamma", "0.5"], capsys, tmp_path, monkeypatch)
     for flag in ("--from-rank", "--to-rank", "--gamma"):
         assert f"error: {flag}:" in err
+
+
+def test_check_reports_a_bad_c_with_a_missing_adapter(capsys, tmp_path, monkeypatch):
+    """The adapter folder was not looked at while --c was bad: the second problem came only after the first."""
+    err = _refused(["check", str(tmp_path / "missing"), "--c", "-1"], capsys, tmp_path, monkeypatch)
+    assert "error: --c:" in err and "error: ADAPTER_DIR:" in err

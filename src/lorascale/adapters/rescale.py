@@ -159,7 +159,7 @@ def _config_layers(model, config) -> list[TargetLayer]:
               if (shape := _linear_shape(m)) and check_target_module_exists(config, n)]
     if not layers:
         raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model",
-                          "name linear layers of this model (lorascale check --model lists them)")
+                          "name linear layers of this model (lorascale.default_targets(model) gives μA's placement)")
     linear = {ly.name for ly in layers}
     others = [f"{n} ({type(m).__name__})" for n, m in model.named_modules()
               if n and n not in linear and check_target_module_exists(config, n)]

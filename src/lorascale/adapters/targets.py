@@ -91,7 +91,7 @@ def find_target_layers(model, targets: tuple[str, ...] | list[str]) -> list[Targ
     tied = _tied_to_input_embeddings(model, [n for n in linears if check_target_module_exists(cfg, n)])
     if tied:
         raise ConfigError("targets", f"{', '.join(tied)} shares its weight with the input embeddings (tied): merging"
-                          " the adapter (export --merge, merge_and_unload) would change the embeddings too",
+                          " the adapter (export with `merge`, or merge_and_unload) would change the embeddings too",
                           "leave it out of the targets, or untie the weights first")
     for name, (d_in, d_out) in linears.items():
         if check_target_module_exists(cfg, name):

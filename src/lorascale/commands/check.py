@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 from ..errors import ConfigError
+from ..rules import RuleSpec
 from .common import print_json, table
+from .flags import add_settings_args, given
 
 
 def register(sub) -> None:
     p = sub.add_parser("check", help="lint a PEFT adapter: scale per layer type, the rule it matches, distance from LoRA-α")
     p.add_argument("adapter_dir", metavar="ADAPTER_DIR")
-    p.add_argument("--c", type=float, default=256.0, help="LoRA-α constant C to compare against (default 256)")
+    add_settings_args(p, RuleSpec, only=("c",))  # the LoRA-α constant C the adapter is judged against
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -19,15 +21,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..adapters.lint import lint_adapter
     from ..errors import ConfigErrors
-    from ..schema import PositiveFloat, checked
 
-    errors = []
+    errors, c = [], RuleSpec().c
     try:
-        checked(PositiveFloat, "c", args.c, "LoRA-α Variant I uses C = 256")
-    except ConfigError as e:
-        errors.append(e)
-    try:
-        report = lint_adapter(args.adapter_dir, c=args.c) if not errors else None
+        c = RuleSpec(**given(args, RuleSpec)).c
+    except ConfigErrors as e:
+        errors += e.errors
+    try:  # the folder is checked too (at the default C when the flag is bad): every problem at once
+        report = lint_adapter(args.adapter_dir, c=c)
     except ConfigError as e:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)

@@ -23,11 +23,11 @@ def load_examples(data: str, task: Task | str | None = None) -> Examples:
 
     if task is not None and Task(task) is Task.RLVR:  # only commands without an rlvr path get here (tune, headline)
         raise ConfigError("task", "task rlvr trains on generated problems, not text examples, and only through"
-                          " `lorascale train` and `lorascale sweep`", "train rlvr with `lorascale train --task rlvr`"
-                          " (sweep it with `lorascale sweep`), or use task lm, classification or contrastive here")
+                          " `lorascale train` and `lorascale sweep`", "train it with `task` rlvr through train or a sweep spec,"
+                          " or use task lm, classification or contrastive here")
     if is_problem_set(data):
         raise ConfigError("task", f"{data} is a set of problems for RL with verifiable rewards",
-                          "train it with `lorascale train --task rlvr` or `lorascale sweep` (GRPO); lm, classification"
+                          "train it with `task` rlvr through train or a sweep spec (GRPO); lm, classification"
                           " and contrastive train on text")
     if data in BUILTIN:
         ex = load_builtin(data)

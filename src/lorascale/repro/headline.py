@@ -32,11 +32,11 @@ from pydantic import StrictBool, StrictStr, field_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError
-from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, setting
+from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, same_setting, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
 from ..vocabulary import RunStatus
-from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS
+from ..tune.request import REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .headline_report import ORDER
 from .runs import ema_score, finished_run, finite, steps_done, train_all
 from .timing import run_timing
@@ -61,7 +61,8 @@ class HeadlineRequest(Settings):
                                        fix="list two or more rates, each once, e.g. -18 -17 -16")
     edge_extension: NonNegativeInt = setting(2, "rates a sweep adds past its grid's edge while its best rate lies on"
                                              " that edge (0: the grid as given)")
-    candidates: PositiveInt = setting(18, "tune's starting candidates at most (fewer when tune_compute caps them)", ge=2)
+    candidates: PositiveInt = same_setting(TuneRequest, "candidates", ge=2,
+                                           description="tune's starting candidates at most (fewer when tune_compute caps them)")
     tune_compute: PositiveFloat = setting(0.4, "tune's whole planned cost as a fraction of (b)'s sweep (the issue's"
                                           " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)
     out: StrictStr | None = setting(None, "output folder (default repro-headline)")
@@ -168,7 +169,7 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
             arms["d"], tune_compute = stored
             report(tune_compute)
     else:
-        from ..tune import TuneRequest, tune
+        from ..tune import tune
 
         cap = req.tune_compute * len(req.lora_log2_lr) * len(seeds)  # in full runs, as (b) spends them
         tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates, compute=cap,

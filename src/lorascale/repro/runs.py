@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..train.config import TrainConfig
+from ..vocabulary import RunStatus
 
 __all__ = ["train_all", "finished_run", "ema_score", "steps_done", "finite", "held_out_metrics", "MAX_PACK", "CPU_PACK"]
 
@@ -88,7 +89,7 @@ def steps_done(runs) -> int:
 def ema_score(r) -> float:
     """μA's selection score: the final EMA(0.1) training loss of a complete run; +inf otherwise."""
     x = r.final_ema_loss
-    return x if r.status == "complete" and x is not None and math.isfinite(x) else math.inf
+    return x if r.status == RunStatus.COMPLETE and x is not None and math.isfinite(x) else math.inf
 
 
 def held_out_metrics(r) -> dict[str, float]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..figures import new_figure, save_figure
+from ..vocabulary import RunStatus
 
 __all__ = ["CandidateLine", "SearchInfo", "search_info", "search_info_from_dict", "render_search"]
 
@@ -71,7 +72,7 @@ def _search_info(st, confirm, model: str, rank: int) -> SearchInfo:
 
 def _line(c, suffix: str, pruned_at: int | None, chosen: bool) -> CandidateLine:
     return CandidateLine(f"η={c.lr:.2g} α={c.alpha:.3g}{suffix}", tuple(int(s) for s, _ in c.curve),
-                         tuple(float(v) for _, v in c.curve), pruned_at, chosen, c.status == "diverged")
+                         tuple(float(v) for _, v in c.curve), pruned_at, chosen, c.status == RunStatus.DIVERGED)
 
 
 def render_search(info: SearchInfo, path: str | Path) -> Path:

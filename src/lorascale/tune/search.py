@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
+from ..vocabulary import RunStatus
 from .edges import probe_edges, search_edges
 from .halving import (HalvingCoordinator, TrialRungs, pack_sizes, planned_finalists, planned_member_steps,
                       rung_steps)
@@ -54,7 +55,7 @@ class Candidate:
     number: int  # the Optuna trial number
     lr: float
     alpha: float  # the α knob (LoRA-α's α, or lora_alpha for fixed-alpha/rslora)
-    status: str = ""
+    status: RunStatus | str = ""  # a RunStatus once the candidate has run
     steps_done: int = 0
     pruned_at: int | None = None
     final_ema_loss: float | None = None
@@ -433,7 +434,7 @@ def _pick(candidates: list[Candidate], steps: int, beta: float, fallback: int) -
 
 
 def _ran_whole(c: Candidate, total_steps: int) -> bool:
-    return c.steps_done == total_steps and c.status == "complete" and c.final_ema_loss is not None
+    return c.steps_done == total_steps and c.status == RunStatus.COMPLETE and c.final_ema_loss is not None
 
 
 def _tell(study, trial, c: Candidate) -> None:
@@ -441,7 +442,7 @@ def _tell(study, trial, c: Candidate) -> None:
 
     if c.pruned_at is not None:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    elif c.status == "complete" and c.final_ema_loss is not None:
+    elif c.status == RunStatus.COMPLETE and c.final_ema_loss is not None:
         study.tell(trial, c.final_ema_loss)
     else:
         study.tell(trial, math.inf)  # diverged: finished, and never the best
