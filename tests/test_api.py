@@ -41,6 +41,10 @@ def test_every_bad_argument_is_reported_at_once():
     with pytest.raises(ConfigErrors) as e:
         lorascale.apply(model, 4, "bogus", init="Z", method="nope")
     assert sorted(x.field for x in e.value.errors) == ["init", "method", "rule"]
+    wrapped = lorascale.apply(model, 4)  # on adapters it has: a bad rule with an option that would need new ones
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.apply(wrapped, 8, "bogus")
+    assert sorted(x.field for x in e.value.errors) == ["rank", "rule"]
 
 
 def test_apply_sets_the_planned_scale():

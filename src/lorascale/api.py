@@ -68,8 +68,12 @@ def apply(
         new_adapters = method not in (Method.LORA, Method.LORAPLUS)  # LoRA+ is an optimizer: nothing to rebuild
         given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
                  "method": method if new_adapters else None, "pissa_niter": pissa_niter}
-        _refuse_new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
-        spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
+        errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
+        try:
+            spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
+        except ConfigErrors as e:
+            errors += e.errors
+        ConfigErrors.raise_if_any(errors)  # both kinds of problem together
         init = spec.init
         if init is not Init.KAIMING:
             _check_redraw(model, None)  # refuse before anything changes
@@ -247,8 +251,8 @@ def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict
     return spec, options
 
 
-def _refuse_new_adapter_options(model, given: dict) -> None:
-    """apply() on a model with adapters rescales them; options that describe other adapters are refused."""
+def _new_adapter_options(model, given: dict) -> list[ConfigError]:
+    """apply() on a model with adapters rescales them; the options that describe other adapters, refused."""
     from peft import PeftModel
 
     config = model.peft_config[active_adapter(model)] if isinstance(model, PeftModel) else None
@@ -257,4 +261,4 @@ def _refuse_new_adapter_options(model, given: dict) -> None:
     fix = "drop it to rescale the existing adapters, or pass the base model (peft_model.unload()) for new ones"
     errors = [ConfigError(k, f"the model already has LoRA adapters (r = {same['rank']}); {k}={v!r} describes new ones", fix)
               for k, v in given.items() if not (k in same and same[k] == v)]
-    ConfigErrors.raise_if_any(errors)
+    return errors

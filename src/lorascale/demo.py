@@ -13,13 +13,17 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from pydantic import StrictBool, StrictStr
+
+from .adapters.spec import AdapterSpec
 from .figures import new_figure, save_figure
+from .schema import PositiveFloat, PositiveInt, Settings, same_setting, setting
 from .train import RunResult, TrainConfig, train
 from .vocabulary import RunStatus
 
-__all__ = ["DemoArm", "DemoResult", "demo_configs", "run_demo", "read_demo", "Curve", "ArmCurves", "DemoPlotInfo",
+__all__ = ["DemoRequest", "DemoArm", "DemoResult", "demo_configs", "run_demo", "read_demo", "Curve", "ArmCurves", "DemoPlotInfo",
            "mean_curve", "demo_plot_info", "render_demo"]
 
 ARMS = (("standard LoRA (α = r)", "alpha-r"), ("LoRA-α (C = 256)", "lora-alpha"))
@@ -31,6 +35,25 @@ PRESETS = {
     # MiniLM is ~0.2 s/step at 16×64: 2 arms × 80 steps ≈ 1 minute
     "classification": dict(model="minilm-l6", data="shakespeare-genre", steps=80, batch_size=16, seq_len=64, max_val_batches=8),
 }
+
+
+class DemoRequest(Settings):
+    """What ``lorascale demo`` is asked: the preset, the seeds, and what overrides it."""
+
+    task: Literal[tuple(PRESETS)] = setting(  # type: ignore[valid-type]
+        "lm", "lm: SmolLM2-135M on Shakespeare; classification: MiniLM on Shakespeare genres")
+    seeds: PositiveInt = setting(1, "seeds per arm (their spread is reported)", fix="use 3 to see the seed noise")
+    steps: PositiveInt | None = setting(None, "the step budget (default: the preset's)")
+    rank: PositiveInt = same_setting(AdapterSpec, "rank")
+    lr: PositiveFloat = same_setting(TrainConfig, "lr_fft", description="learning rate of both arms (η_FFT: LoRA-α's)")
+    model: StrictStr | None = setting(None, "the model (default: the preset's; tiny-llama for a smoke run)")
+    out: StrictStr | None = setting(None, "output folder (default runs/demo-<time>; never overwritten)")
+    report_only: StrictBool = setting(False, "read the runs of an earlier demo in `out` back (same settings) and redraw;"
+                                      " trains nothing")
+
+    def overrides(self) -> dict:
+        """The preset's settings this request replaces."""
+        return {k: v for k, v in (("steps", self.steps), ("model", self.model)) if v is not None}
 
 
 @dataclass

@@ -59,8 +59,10 @@ DEFAULT_C = 256.0
 """LoRA-α Variant I constant (§4). The paper uses 512 for 8B models and 1024 on long reasoning data."""
 
 DEFAULT_LR_FFT = 2e-5
-LR_FFT_FIX = "typical full-finetuning learning rates are 1e-5 to 1e-4"  # the fix for a bad lr_fft, wherever it is set
 """LoRA-α eq. (2): the optimal full-finetuning learning rate of its Llama-3 sweeps."""
+
+LR_FFT_FIX = "typical full-finetuning learning rates are 1e-5 to 1e-4"
+"""The fix shown for a bad ``lr_fft``, wherever it is set."""
 
 CONVENTIONAL_LR_FACTOR = 10.0
 """The folk rule "LoRA needs 10× the full-finetuning learning rate" (LoRA-α §2, Finding I)."""
@@ -289,7 +291,7 @@ def transfer_lr(
     dst = src if dst is None else dst
     if _transfer_family(src) != _transfer_family(dst):
         raise RuleError(
-            "to_config", f"μA predicts no transfer from {src.label} to {dst.label}",
+            "dst", f"μA predicts no transfer from {src.label} to {dst.label}",
             "learning rates transfer within one configuration, and between Init[B] with α = 1 and full finetuning",
         )
     try:

@@ -61,8 +61,10 @@ def same_setting(model: type[BaseModel], name: str, **changes: Any) -> Any:
     ``default=...``) override the copy, which never changes the original."""
     info = model.model_fields[name]
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    return setting(changes.pop("default", info.default), changes.pop("description", info.description),
-                   fix=changes.pop("fix", extra.get("fix")), **changes)
+    field = setting(changes.pop("default", info.default), changes.pop("description", info.description),
+                    fix=changes.pop("fix", extra.get("fix")), **changes)
+    field.metadata = [*info.metadata, *field.metadata]  # the bounds (ge=2, ...), then any the caller adds
+    return field
 
 
 class Settings(BaseModel):

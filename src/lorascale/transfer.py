@@ -53,8 +53,8 @@ class TransferRequest(Settings):
         if len(sides) == 2 and not errors:  # the transfer itself: a pair μA relates, a result a float holds
             try:
                 _transfer(self, *sides)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError as e:  # transfer_lr's dst is this request's to_config
+                errors.append(e.renamed("to_config") if e.field == "dst" else e)
         ConfigErrors.raise_if_any(errors)
         return self
 

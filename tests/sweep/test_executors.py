@@ -392,3 +392,38 @@ def test_claims_waiting_for_a_later_group_keep_beating(storage_url, monkeypatch)
     assert worker_loop(storage_url, spec.name, F.objective, members=4, pack_objective=pack, heartbeat_s=0.05) == 4
     assert during_pack == [{0, 1, 2, 3}]
     store.close()
+
+
+def test_a_store_error_as_a_member_ends_is_retried_when_the_pack_ends(storage_url, monkeypatch, caplog):
+    """The first member's result cannot be written as it ends (a locked database, say): the other members
+    train on, and the result is written when the pack returns."""
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11))
+    store = SweepStore.open(storage_url, spec.name, "create")
+    store.enqueue((p.key, p.attrs(), p.train.to_dict()) for p in spec.points)
+    real, failures = SweepStore.finish, []
+
+    def flaky(self, claim, out):
+        if not failures:
+            failures.append(claim.number)
+            raise RuntimeError("database is locked")
+        return real(self, claim, out)
+
+    monkeypatch.setattr(SweepStore, "finish", flaky)
+
+    def pack(cfgs, on_end):
+        outs = [F.objective(c) for c in cfgs]
+        on_end(0, outs[0])  # the write fails: training goes on
+        return outs
+
+    assert worker_loop(storage_url, spec.name, F.objective, members=2, pack_objective=pack) == 2
+    assert failures == [0] and "retried when the pack ends" in caplog.text
+    assert {t.state for t in store.trials()} == {TrialState.COMPLETE}
+    store.close()
+
+
+def test_a_pack_objective_without_on_end_still_runs(storage_url):
+    """Objectives written before on_end take the configs alone; their members are stored when they return."""
+    spec = F.small_spec(ranks=(4,), lrs=(-12, -11))
+    res = run_sweep(spec, storage_url, members=2, objective=F.objective,
+                    pack_objective=lambda cfgs: [F.objective(c) for c in cfgs], progress=False)
+    assert res.counts == {"complete": 2}

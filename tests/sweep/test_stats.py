@@ -146,3 +146,9 @@ def test_a_tie_at_the_grid_s_edge_is_refined_from_the_interior_and_still_flagged
     assert (whole.x_grid, whole.refined, whole.at_edge) == (-11, False, True)
     inner = refine_optimum([-12, -11, -10, -9], [1.8, 1.5, 1.5, 1.8])  # a tie inside: no edge
     assert (inner.x_grid, inner.x, inner.at_edge) == (-11, -10.5, False)
+
+
+def test_a_nan_value_is_no_value():
+    """NaN never compares below anything: it must not become the 'best', nor empty the ties (an IndexError)."""
+    o = refine_optimum([0, 1, 2], [math.nan, 1.0, 2.0])
+    assert (o.x_grid, o.at_edge) == (1, False)

@@ -60,6 +60,7 @@ LM_ENDED: list = []  # the lm pack's on_member_end calls, in order: (member, its
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory, one_thread):
+    LM_ENDED.clear()  # a re-created fixture (a rerun) starts a new record
     return _pair(tmp_path_factory.mktemp("lm"), LM, LM_MEMBERS, on_member_end=lambda i, r: LM_ENDED.append((i, r)))
 
 
@@ -149,6 +150,23 @@ def test_each_member_is_reported_once_as_it_ends(lm):
     _, mems_r, _, _ = lm
     assert [i for i, _ in LM_ENDED] == [3, 0, 1, 2]
     assert all(r is mems_r[i] for i, r in LM_ENDED)  # the final results, not a snapshot that changes later
+
+
+def test_a_member_that_ended_in_the_step_the_pack_stops_is_still_reported(tmp_path, one_thread):
+    """Ctrl-C while the last step's second member evaluates: the first has completed in that very step, and is
+    reported (a sweep stores it) before the pack stops; the interrupted one is not (its caller records it)."""
+
+    class StopOnEvaluate(Callback):
+        def on_evaluate(self, ctx, logs):
+            raise KeyboardInterrupt
+
+    cfgs = [TrainConfig(**(LM | {"steps": 2, "eval_every": 0}), rank=4, rule="alpha-r", lr=1e-3, seed=s,
+                        out_dir=str(tmp_path / f"m{s}")) for s in (0, 1)]
+    ended = []
+    with pytest.raises(KeyboardInterrupt):
+        train_members(cfgs, [[], [StopOnEvaluate()]], progress=False, on_member_end=lambda i, r: ended.append((i, r.status)))
+    assert ended == [(0, "complete")]
+    assert json.loads((tmp_path / "m1" / "summary.json").read_text())["status"] == "interrupted"
 
 
 def test_classification_pack_equals_separate_runs_heads_included(cls):

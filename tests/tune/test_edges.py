@@ -63,22 +63,13 @@ def test_eta_edges_count_only_when_eta_was_searched():
 
 
 def test_an_eta_edge_at_the_widest_span_moves_lr_fft_instead():
-    """lr_span 9 + 2 = 11 is past the request's cap of 10, which TuneRequest would refuse: the fix centres
-    the search on the chosen rate instead."""
+    """lr_span 9 + 2 = 11 is past the request's cap of 10, which TuneRequest would refuse: the fix widens to the
+    cap; at the cap already it centres the search on the chosen rate instead."""
     from lorascale.tune.request import LR_SPAN_MAX, TuneRequest
 
-    wide = [(1e-3, 2.0), (2.0**-9 * 1e-3, 0.3), (2.0**9 * 1e-3, 1.0)]  # α 1: inside the α searched
-    [w] = search_edges((2.0**9 * 1e-3, 1.0), wide, lr_fft=1e-3, lr_span=9.0, alpha_box=BOX)
+    wide = [(1e-3, 2.0), (2.0**-10 * 1e-3, 0.3), (2.0**10 * 1e-3, 1.0)]  # α 1: inside the α searched
     assert LR_SPAN_MAX == 10.0 and any(getattr(m, "le", None) == LR_SPAN_MAX for m in TuneRequest.model_fields["lr_span"].metadata)
-    assert w.field == "lr_span" and w.fix.startswith(f"re-run with `lr_fft` {2.0**9 * 1e-3!r}")
-    [w8] = search_edges((2.0**9 * 1e-3, 1.0), wide, lr_fft=1e-3, lr_span=8.0, alpha_box=BOX)
-    assert "`lr_span` 10" in w8.fix  # still within the cap
-
-
-def test_the_cli_names_flags_where_the_library_names_fields():
-    tune_cmd = build_parser().parse_args(["tune"]).parser  # the subcommand's parser, as the CLI's errors use it
-    [w] = search_edges((2.44e-4, 0.1), PATH, lr_fft=2.44e-4, lr_span=0.0, alpha_box=BOX)
-    text = describe(w, tune_cmd)
-    assert text.startswith("--alpha-min: the chosen α knob, 0.1, is the smallest searched")
-    assert text.endswith("re-run with --alpha-min 0.025, --lr-fft 0.000244 (this run's) and a new --tune-dir")
-    assert w.to_dict() == {"field": "alpha_min", "message": w.message, "fix": w.fix}
+    [w9] = search_edges((2.0**10 * 1e-3, 1.0), wide, lr_fft=1e-3, lr_span=9.0, alpha_box=BOX)
+    assert w9.field == "lr_span" and "`lr_span` 10," in w9.fix
+    [w] = search_edges((2.0**10 * 1e-3, 1.0), wide, lr_fft=1e-3, lr_span=10.0, alpha_box=BOX)
+    assert w.field == "lr_span" and w.fix.startswith(f"re-run with `lr_fft` {2.0**10 * 1e-3!r}")

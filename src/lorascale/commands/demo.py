@@ -8,21 +8,14 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
 from ..outputs import check_output_dir
-from .common import print_json, table
+from ..demo import DemoRequest
+from .common import print_json, request_with_names, table
+from .flags import add_settings_args
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="standard LoRA (α = r) vs LoRA-α at η_FFT on an embedded model; table + PNG")
-    p.add_argument("--task", choices=["lm", "classification"], default="lm",
-                   help="lm: SmolLM2-135M on Shakespeare (default); classification: MiniLM on Shakespeare genres")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per arm (spread is reported; default 1)")
-    p.add_argument("--steps", type=int, default=None, help="override the preset's step budget")
-    p.add_argument("--rank", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-5, help="learning rate for both arms (default η_FFT = 2e-5)")
-    p.add_argument("--model", default=None, help="override the preset model (e.g. tiny-llama for a smoke run)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-<time>; never overwritten)")
-    p.add_argument("--report-only", action="store_true",
-                   help="read the runs of an earlier demo in --out back (same arguments) and redraw; trains nothing")
+    add_settings_args(p, DemoRequest)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
@@ -31,34 +24,31 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..demo import demo_plot_info, read_demo, render_demo, run_demo
 
-    errors = []
-    if args.seeds < 1:
-        errors.append(ConfigError("seeds", f"must be ≥ 1, got {args.seeds}", "use 1 or more seeds"))
-    if args.steps is not None and args.steps < 1:
-        errors.append(ConfigError("steps", f"must be ≥ 1, got {args.steps}", "use 1 or more steps"))
-    if not args.lr > 0:
-        errors.append(ConfigError("lr", "must be > 0", "LoRA-α uses the full-finetuning learning rate, e.g. 2e-5"))
-    if args.report_only and args.out is None:
-        errors.append(ConfigError("out", "report_only reads an earlier demo's folder", "give it as --out"))
-    elif args.out is None:  # each `make demo` gets its own folder, so running it twice just works
-        args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.report_only:
+    errors, req = [], None
+    try:
+        req = request_with_names(DemoRequest, args)  # a misspelt --model with the other flags' problems
+    except ConfigErrors as e:
+        errors += e.errors
+    out = getattr(args, "out", None)
+    if getattr(args, "report_only", False) and out is None:
+        errors.append(ConfigError("out", "report_only reads an earlier demo's folder", "give that folder as `out`"))
+    out = Path(out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")  # each `make demo` its own folder
+    if not getattr(args, "report_only", False):
         try:
-            check_output_dir(args.out, "out", fresh=True, what="demo")
+            check_output_dir(out, "out", fresh=True, what="demo")
         except ConfigError as e:
             errors.append(e)
     ConfigErrors.raise_if_any(errors)
-    overrides = {k: v for k, v in (("steps", args.steps), ("model", args.model)) if v is not None}
-    if args.report_only:
-        result = read_demo(args.task, args.seeds, args.rank, args.lr, args.out, **overrides)
+    if req.report_only:
+        result = read_demo(req.task, req.seeds, req.rank, req.lr, out, **req.overrides())
     else:
-        result = run_demo(args.task, args.seeds, args.rank, args.lr, args.out, progress=not args.quiet, **overrides)
-    png = render_demo(demo_plot_info(result), args.out / "loss_curves.png")
+        result = run_demo(req.task, req.seeds, req.rank, req.lr, out, progress=not args.quiet, **req.overrides())
+    png = render_demo(demo_plot_info(result), out / "loss_curves.png")
     rows = result.rows()
     if args.json:
         print_json({"task": result.task, "lr": result.lr, "rank": result.rank, "rows": rows, "figure": str(png)})
         return 0
-    metric = "val accuracy" if args.task == "classification" else "val NLL/token"
+    metric = "val accuracy" if req.task == "classification" else "val NLL/token"
     print()
     print(table([[r["arm"], _pm(r["ema_loss"], r["ema_loss_std"], r["seeds"]), _pm(r["eval"], r["eval_std"], r["seeds"]),
                   f"{r['time_s']:.0f}s", ",".join(r["statuses"])] for r in rows],

@@ -61,7 +61,7 @@ class HeadlineRequest(Settings):
                                        fix="list two or more rates, each once, e.g. -18 -17 -16")
     edge_extension: NonNegativeInt = setting(2, "rates a sweep adds past its grid's edge while its best rate lies on"
                                              " that edge (0: the grid as given)")
-    candidates: PositiveInt = same_setting(TuneRequest, "candidates", ge=2,
+    candidates: PositiveInt = same_setting(TuneRequest, "candidates",
                                            description="tune's starting candidates at most (fewer when tune_compute caps them)")
     tune_compute: PositiveFloat = setting(0.4, "tune's whole planned cost as a fraction of (b)'s sweep (the issue's"
                                           " target: (d) at ≤ 40% of (b)'s compute)", le=1.0)

@@ -120,7 +120,8 @@ DEFAULT_FIT = FitSettings()
 def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.bootstrap, seed: int = 0) -> FitReport:
     """All fits from plain records; deterministic for a given ``seed`` of the bootstrap. A bad ``metric`` or
     ``n_boot`` raises ConfigErrors naming the setting (``metric``, ``bootstrap``)."""
-    FitSettings(metric=metric, bootstrap=n_boot)
+    settings = FitSettings(metric=metric, bootstrap=n_boot)
+    metric, n_boot = settings.metric, settings.bootstrap  # as validated (1e3 → 1000)
     records = [r for r in records if r.outcome.status in RECORD_STATUSES]
     evals = sorted({r.outcome.eval_metric for r in records if r.outcome.eval_metric})
     counts = _counts(records)

@@ -113,16 +113,24 @@ def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objectiv
 
     def record(i: int, out) -> None:
         if i not in recorded:
-            recorded[i] = _as_outcome(out)
-            store_outcome(store, claims[i], recorded[i])
+            out = _as_outcome(out)
+            store_outcome(store, claims[i], out)
+            recorded[i] = out  # only once stored: a failed write leaves it to the records after the pack
             beats.stop(claims[i])
+
+    def on_end(i: int, out) -> None:  # called from inside the pack's training loop
+        try:
+            record(i, out)
+        except Exception as e:  # a storage error must not stop the other members: retried after the pack
+            log.warning("trial %d's result could not be stored as its member ended (%s); retried when the pack ends",
+                        claims[i].number, e)
 
     with ExitStack() as own:
         if beats is None:
             beats = own.enter_context(ClaimBeats(store, heartbeat_s)).start(claims)
         t0 = time.perf_counter()
         try:
-            outs = list(pack_objective([cfg for _, cfg in group], record))
+            outs = list(_call_pack_objective(pack_objective, [cfg for _, cfg in group], on_end))
             if len(outs) != len(claims):
                 raise RuntimeError(f"the pack objective returned {len(outs)} outcomes for {len(claims)} configs")
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: every member recorded, then the worker stops
@@ -138,6 +146,20 @@ def run_pack(store: SweepStore, group: list[tuple[Claim, object]], pack_objectiv
             for i, out in enumerate(outs):
                 record(i, out)
     return [recorded[i] for i in range(len(claims))]
+
+
+def _call_pack_objective(pack_objective: Callable, cfgs: list, on_end: Callable) -> list:
+    """``pack_objective(cfgs, on_end)``; an objective written before ``on_end`` (one parameter) is called with the
+    configs alone, and its members are stored when it returns."""
+    import inspect
+
+    try:
+        inspect.signature(pack_objective).bind(cfgs, on_end)
+    except TypeError:
+        return pack_objective(cfgs)
+    except ValueError:  # no signature to read (a builtin): the current protocol
+        pass
+    return pack_objective(cfgs, on_end)
 
 
 def store_outcome(store: SweepStore, claim: Claim, out: Outcome) -> None:

@@ -40,7 +40,7 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
     pts = sorted(zip(xs, ys))
     if not any(math.isfinite(y) for _, y in pts):
         return None
-    best = min(y for _, y in pts)
+    best = min(y for _, y in pts if math.isfinite(y) or y == math.inf)  # NaN is no value
     ties = [j for j, (_, y) in enumerate(pts) if y == best]
     # an interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
     i = next((j for j in ties if 0 < j < len(pts) - 1), ties[0])

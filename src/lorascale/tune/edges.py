@@ -44,7 +44,8 @@ def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, fl
     (always), η at its lowest or highest (only when η was searched, ``lr_span`` > 0). An α edge at the box
     (``alpha_box`` = (alpha_min, alpha_max)) moves the box; one inside it (fewer candidates than the path
     needs, e.g. under a ``compute`` cap) asks for more candidates. The fix keeps this run's η_FFT, so a
-    second tune spends nothing on the probe."""
+    second tune spends nothing on the probe, except for an η edge at the widest ``lr_span``: that one
+    centres the search on the chosen rate (``lr_fft`` set to it)."""
     lr, alpha = chosen
     alphas, lrs = [a for _, a in searched], [x for x, _ in searched]
     again = f"`lr_fft` {lr_fft!r} (this run's) and a new `tune_dir`"  # exact: a rounded η_FFT is another question
@@ -64,8 +65,8 @@ def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, fl
                                      " to reach the box's edge", f"raise `candidates` or `compute`, {again}"))
     if lr_span > 0 and len(set(lrs)) > 1 and (lr <= min(lrs) or lr >= max(lrs)):
         side = "lowest" if lr <= min(lrs) else "highest"
-        if lr_span + 2 <= LR_SPAN_MAX:
-            fix = f"re-run with `lr_span` {lr_span + 2:g}, {again}"
+        if lr_span < LR_SPAN_MAX:
+            fix = f"re-run with `lr_span` {min(lr_span + 2, LR_SPAN_MAX):g}, {again}"
         else:  # the span is at its cap: centre the search on the edge instead
             fix = f"re-run with `lr_fft` {lr!r} (the chosen rate, so the search is centred on it) and a new `tune_dir`"
         out.append(ConfigWarning("lr_span", f"the chosen learning rate, {lr:.3g}, is the {side} searched", fix))

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from ...errors import ConfigError
-from ...interrupts import describe
+from ...interrupts import describe, shielded
 from ...outputs import check_output_dir
 from ...vocabulary import RunStatus
 from ..build import param_groups
@@ -167,11 +167,13 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                 bar.set_postfix(running=f"{sum(m.running for m in members)}/{k}", loss=f"{min(losses):.3f}")
                 report_ended()
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM under the CLI and in sweep workers
+        _report_before_stopping(report_ended)  # members that ended in this very step keep their results
         for m in members:
             if m.running:
                 m.abort(RunStatus.INTERRUPTED, f"interrupted by {describe(e)} after {m.ctx.step} steps")
         raise
     except BaseException as e:
+        _report_before_stopping(report_ended)
         for m in members:
             if m.running:
                 m.abort(RunStatus.FAILED, f"{type(e).__name__}: {e}")
@@ -181,6 +183,16 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
         for m in members:
             m.writer.close()
     return [m.result for m in members]
+
+
+def _report_before_stopping(report_ended: Callable[[], None]) -> None:
+    """Report the members that have ended before the pack stops; a second signal waits, and a failure to
+    report is logged (the caller records those members with the others)."""
+    try:
+        with shielded():
+            report_ended()
+    except Exception as e:  # a storage error here must not replace the stop that is being handled
+        logger.warning("a finished member could not be reported before the pack stopped: %s", e)
 
 
 def _accumulate(model, hf_model, accelerator, stack: StackedMembers, running: list[Member], pack: Pack, grad_accum: int):
