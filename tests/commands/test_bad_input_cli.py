@@ -116,3 +116,15 @@ def test_check_reports_a_bad_c_with_a_missing_adapter(capsys, tmp_path, monkeypa
     """The adapter folder was not looked at while --c was bad: the second problem came only after the first."""
     err = _refused(["check", str(tmp_path / "missing"), "--c", "-1"], capsys, tmp_path, monkeypatch)
     assert "error: --c:" in err and "error: ADAPTER_DIR:" in err
+
+
+def test_diagnose_and_coord_check_report_every_problem_at_once(capsys, tmp_path, monkeypatch):
+    """diagnose looked at RUN_DIR only once its flags were fixed; coord-check resolved its model names only once
+    its settings validated."""
+    err = _refused(["diagnose", str(tmp_path / "missing"), "--lanczos-steps", "0", "--hutchinson-samples", "1"],
+                   capsys, tmp_path, monkeypatch)
+    for flag in ("--lanczos-steps", "--hutchinson-samples", "RUN_DIR"):
+        assert f"error: {flag}:" in err
+    err = _refused(["coord-check", "--model", "nosuch", "--ranks", "4", "4", "--out", str(tmp_path / "cc")], capsys, tmp_path,
+                   monkeypatch)
+    assert "error: --ranks:" in err and "error: --model: unknown model 'nosuch'" in err

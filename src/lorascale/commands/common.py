@@ -41,9 +41,12 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
     out = list(errors)
     for key, check in (("model", check_model), ("data", check_data_name)):
         value = values.get(key)
-        if isinstance(value, str) and key not in fields:
+        names = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
+        if key in fields:
+            continue
+        for name in (n for n in names if isinstance(n, str)):  # coord-check takes several models
             try:
-                check(value)
+                check(name)
             except ConfigError as e:
                 out.append(e)
     return out

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from ..diagnostics.coord_spec import CoordCheckSettings
-from .common import dumps, print_json, table
-from .flags import add_settings_args, given
+from ..errors import ConfigError, ConfigErrors
+from .common import dumps, print_json, request_with_names, table
+from .flags import add_settings_args
 
 TABLE_TERMS = ("delta1", "delta2", "delta3", "z_b", "update_a", "update_b")
 
@@ -26,9 +27,17 @@ def run(args) -> int:
 
     from ..outputs import check_output_dir
 
-    settings = CoordCheckSettings(**given(args, CoordCheckSettings))
-    out = check_output_dir(settings.out_dir or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}", "out_dir",
-                           what="coord-check")  # before the runs: their results must have somewhere to go
+    errors, settings, out = [], None, None
+    try:
+        settings = request_with_names(CoordCheckSettings, args)  # a misspelt --model with the other problems
+    except ConfigErrors as e:
+        errors += e.errors
+    try:  # before the runs: their results must have somewhere to go
+        out = check_output_dir(getattr(args, "out_dir", None) or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}",
+                               "out_dir", what="coord-check")
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
     result = coord_check(settings)
     report = result.to_dict()
     report["files"] = _write(result, report, out)

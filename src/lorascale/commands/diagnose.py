@@ -6,7 +6,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
 from ..outputs import check_output_dir
+from ..diagnostics.run import CurvatureSettings
 from .common import print_json, table
+from .flags import add_settings_args, given
 
 PREFIXES = {"sd": "signal/drift (LoRA-α Prop. 1–2)", "fu": "feature updates (μA eq. 1)"}
 
@@ -16,21 +18,19 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with metrics.jsonl (lorascale train, or HF Trainer with our callback)")
     p.add_argument("--out", default=None, help="folder for the figures (default RUN_DIR/diagnostics)")
     p.add_argument("--lanczos", action="store_true", help="estimate λ_max, λ_min (Lanczos) and the trace (Hutchinson) of H_LoRA and H_signal")
-    p.add_argument("--lanczos-steps", type=int, default=20, help="Lanczos iterations (default 20)")
-    p.add_argument("--hutchinson-samples", type=int, default=10, help="Hutchinson probe vectors (default 10)")
-    p.add_argument("--batch-size", type=int, default=4, help="validation examples in the Hessian's batch (default 4)")
+    add_settings_args(p, CurvatureSettings, title="--lanczos")
     p.add_argument("--json", action="store_true", help="print the per-layer-type summary (and curvature) as JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    errors = []
-    # (flag, value, minimum): Hutchinson needs two samples for a standard error
-    for flag, value, least in (("--lanczos-steps", args.lanczos_steps, 1), ("--hutchinson-samples", args.hutchinson_samples, 2),
-                               ("--batch-size", args.batch_size, 1)):
-        if value < least:
-            errors.append(ConfigError(flag.lstrip("-").replace("-", "_"), f"must be an integer ≥ {least}, got {value}",
-                                      f"pass {flag} {least} or more"))
+    from ..diagnostics.run import read_metrics
+
+    errors, settings, records = [], None, None
+    try:
+        settings = CurvatureSettings(**given(args, CurvatureSettings))
+    except ConfigErrors as e:
+        errors += e.errors
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "diagnostics"
     try:  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)
@@ -38,12 +38,15 @@ def run(args) -> int:
             check_output_dir(out, "out", what="figures")
     except ConfigError as e:
         errors.append(e)
+    try:  # RUN_DIR's problems with the flags'
+        records = read_metrics(run_dir)
+    except ConfigError as e:
+        errors.append(e)
     ConfigErrors.raise_if_any(errors)
 
     from ..diagnostics.plots import render_traces, trace_info, trace_summary
-    from ..diagnostics.run import read_metrics, run_curvature
+    from ..diagnostics.run import run_curvature
 
-    records = read_metrics(run_dir)
     result: dict = {"run_dir": str(run_dir), "steps_logged": len(records), "files": {}, "summary": {}}
     for prefix, title in PREFIXES.items():
         info = trace_info(records, prefix)
@@ -52,7 +55,7 @@ def run(args) -> int:
             result["summary"][prefix] = trace_summary(info)
     if args.lanczos:
         result["curvature"] = run_curvature(
-            run_dir, args.lanczos_steps, args.hutchinson_samples, args.batch_size, progress=not args.json
+            run_dir, settings.lanczos_steps, settings.hutchinson_samples, settings.batch_size, progress=not args.json
         )
     if args.json:
         print_json(result)

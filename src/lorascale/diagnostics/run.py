@@ -12,8 +12,18 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..schema import PositiveInt, Settings, setting
 
-__all__ = ["read_metrics", "run_curvature"]
+__all__ = ["CurvatureSettings", "read_metrics", "run_curvature"]
+
+
+class CurvatureSettings(Settings):
+    """How the curvature of a run's adapter is estimated (:func:`run_curvature`)."""
+
+    lanczos_steps: PositiveInt = setting(20, "Lanczos iterations for λ_max and λ_min")
+    hutchinson_samples: PositiveInt = setting(10, "Hutchinson probe vectors for the trace", ge=2,
+                                              fix="use 2 or more: the trace's standard error needs two")
+    batch_size: PositiveInt = setting(4, "validation examples in the Hessian's batch")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
