@@ -133,6 +133,8 @@ _FIELD_IN_TEXT = re.compile(r"`([a-z_][a-z0-9_.]*)`")  # a setting named in an e
 
 
 def show_default(v) -> str:
+    if isinstance(v, (tuple, list)):  # as it is typed on the command line: 4 16 64; nothing is "none"
+        return " ".join(show_default(x) for x in v) or "none"
     if hasattr(v, "value"):
         return str(v.value)
     if isinstance(v, BaseModel):

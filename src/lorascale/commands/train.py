@@ -10,6 +10,7 @@ import argparse
 import logging
 
 from ..errors import ConfigError, ConfigErrors
+from ..diagnostics import DiagnosticsSettings
 from ..train.config import TrainConfig
 from .common import with_name_errors
 from .flags import add_settings_args, given
@@ -30,8 +31,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     add_settings_args(p, TrainConfig, title="run settings (YAML keys: the flag names with _)")
     p.add_argument("--no-save", dest="save_model", action="store_false", default=argparse.SUPPRESS,
                    help="don't save the adapter/model (same as --no-save-model)")
-    p.add_argument("--diagnostics", nargs="+", default=None, metavar="NAME", help="attach monitors: signal-drift, feature-updates")
-    p.add_argument("--diag-every", type=int, default=1, help="monitor every k steps (default 1)")
+    add_settings_args(p, DiagnosticsSettings, title="diagnostics (monitors; not YAML run settings)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -68,7 +68,8 @@ def _raw_values(args) -> dict:
 def make_diagnostics(args) -> list:
     from ..diagnostics import make_callbacks
 
-    return make_callbacks(args.diagnostics or [], every=args.diag_every)  # --diag-every is checked even alone
+    s = DiagnosticsSettings(**given(args, DiagnosticsSettings))  # --diag-every is checked even alone
+    return make_callbacks(list(s.diagnostics), every=s.diag_every)
 
 
 def run(args) -> int:
@@ -85,6 +86,8 @@ def run(args) -> int:
         errors.append(e)
     try:
         callbacks = make_diagnostics(args)
+    except ConfigErrors as e:
+        errors += e.errors
     except ConfigError as e:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)

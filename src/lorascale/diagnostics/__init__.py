@@ -14,18 +14,28 @@ is cheap.
 from __future__ import annotations
 
 import importlib
+from typing import Literal
 
-from ..errors import ConfigError
+from ..schema import PositiveInt, Settings, setting
 
 __all__ = [
     "SignalDriftMonitor",
     "FeatureUpdateMonitor",
+    "DiagnosticsSettings",
     "make_callbacks",
     "CALLBACK_NAMES",
     "trainer_callback",
 ]
 
 CALLBACK_NAMES = ("signal-drift", "feature-updates")
+
+
+class DiagnosticsSettings(Settings):
+    """Which monitors a run carries, and how often they measure (``lorascale train``, :func:`make_callbacks`)."""
+
+    diagnostics: tuple[Literal[CALLBACK_NAMES], ...] = setting(  # type: ignore[valid-type]
+        (), "monitors to attach: " + ", ".join(CALLBACK_NAMES))
+    diag_every: PositiveInt = setting(1, "measure every k-th optimizer step")
 
 _LAZY = {
     "SignalDriftMonitor": ".signal_drift",
@@ -40,12 +50,7 @@ def make_callbacks(names: list[str], every: int = 1, probe_batch=None) -> list:
     ``every``: measure every k-th optimizer step. ``probe_batch``: the feature-update monitor's fixed
     batch (None: the first training batch).
     """
-    unknown = [n for n in names if n not in CALLBACK_NAMES]
-    if unknown:
-        raise ConfigError("diagnostics", f"unknown diagnostic {unknown[0]!r}", f"choose from {', '.join(CALLBACK_NAMES)}")
-    from ..schema import StrictPositiveInt, checked
-
-    checked(StrictPositiveInt, "diag_every", every, "monitor every k-th optimizer step")
+    DiagnosticsSettings(diagnostics=tuple(names), diag_every=every)  # both problems at once, each with its fix
     out = []
     for name in dict.fromkeys(names):  # de-duplicated, in the order given
         if name == "signal-drift":

@@ -32,7 +32,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not Path(run_dir).is_dir():
         raise ConfigError("run_dir", f"{run_dir} is not a directory", "pass a run folder written by `lorascale train`")
     if not path.exists():
-        raise ConfigError("run_dir", f"{path} does not exist", "train it with `lorascale train` and its setting `diagnostics` set to signal-drift first")
+        raise ConfigError("run_dir", f"{path} does not exist", "train it with the `diagnostics` setting signal-drift first (lorascale train, or lorascale.diagnostics.make_callbacks in your own loop)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
