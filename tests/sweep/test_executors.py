@@ -9,7 +9,7 @@ import pytest
 import sweep_fakes as F
 from optuna.trial import TrialState
 
-from lorascale.errors import ConfigError
+from lorascale.errors import ConfigError, ConfigErrors
 from lorascale.sweep.executors import plan_sweep, run_sweep, worker_loop
 from lorascale.sweep.storage import SweepStore
 
@@ -103,8 +103,9 @@ def test_a_crashing_run_is_recorded_failed_and_the_sweep_goes_on(storage_url):
 
 def test_bad_backend_and_missing_ray_say_what_to_do(storage_url, request):
     spec = F.small_spec(ranks=(4,), lrs=(-10,))
-    with pytest.raises(ConfigError, match="local or ray"):
+    with pytest.raises(ConfigErrors, match="local or ray") as e:  # SweepRunSettings: the setting and its choices
         run_sweep(spec, storage_url, backend="slurm")
+    assert [x.field for x in e.value.errors] == ["backend"]
     request.getfixturevalue("without_ray")  # only now: the bad-backend check must not need ray either way
     with pytest.raises(ConfigError, match=r"pip install 'lorascale\[ray\]'"):
         run_sweep(spec, storage_url, backend="ray", progress=False)

@@ -37,6 +37,7 @@ from ..vocabulary import RunStatus
 from .backends import local_path
 from .liveness import GRACE_S, HEARTBEAT_S, ClaimBeats
 from .records import Outcome
+from .run_settings import SweepRunSettings
 from .spec import SweepSpec
 from .inputs import check_inputs
 from .processes import run_processes
@@ -196,10 +197,9 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     ``members``: up to K compatible points train at once on one frozen base ("auto": as many as fit in
     memory, :func:`~lorascale.sweep.packs.auto_members_for`).
     """
-    if backend not in ("local", "ray"):
-        raise ConfigError("backend", f"unknown backend {backend!r}", "choose local or ray")
-    if workers < 1:
-        raise ConfigError("workers", f"must be ≥ 1, got {workers}", "use 1 or more workers")
+    run = SweepRunSettings(workers=workers, backend=backend, address=address, members=members, cpus_per_trial=cpus,
+                           gpus_per_trial=gpus)  # every problem at once, each naming its setting
+    workers, backend, members = run.workers, run.backend, run.members
     if backend == "ray":
         _import_ray()
     check_inputs(spec)

@@ -21,7 +21,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import ConfigError
 from ..interrupts import describe, shielded
 from ..vocabulary import RunStatus
 from .liveness import HEARTBEAT_S, ClaimBeats
@@ -222,16 +221,3 @@ def _available_memory() -> int:
 
 def _as_outcome(x) -> Outcome:
     return x if isinstance(x, Outcome) else Outcome.from_result(x)
-
-
-def parse_members(value: str | int) -> int | str:
-    """``--members``: a positive integer, or ``auto``."""
-    if value == "auto":
-        return "auto"
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        k = 0
-    if k < 1:
-        raise ConfigError("members", f"must be a positive integer or auto, got {value!r}", "e.g. 8, or auto")
-    return k

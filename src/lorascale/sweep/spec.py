@@ -40,7 +40,7 @@ from ..train.config import FLAT_KEYS, TrainConfig
 from ..schema import validate_partial
 from .collector import Collector
 from .records import PointCoords
-from .spec_schema import GridSpec, PathsSpec, SweepFile
+from .spec_schema import GridSpec, PathsSpec, Resources, SweepFile  # Resources: the spec's own, re-exported
 from .rule_facts import ALPHA_KNOB, default_label, rule_facts
 
 __all__ = ["Point", "Resources", "SweepSpec", "load_spec", "parse_spec", "point_key"]
@@ -81,12 +81,6 @@ class Point:
 
     def attrs(self) -> dict:
         return self.coords().to_dict()
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpus: float = 1.0
-    gpus: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,8 +144,7 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
         c.errors += _name_errors(data, c)
     c.raise_if_any()
     ordered = sorted(points.values(), key=lambda p: p.seed)  # stable: all of seed 0 first, then seed 1, ...
-    res = Resources(cpus=spec.resources.cpus, gpus=spec.resources.gpus)
-    return SweepSpec(name, tuple(ordered), res, data, source, spec.description)
+    return SweepSpec(name, tuple(ordered), spec.resources, data, source, spec.description)
 
 
 # --------------------------------------------------------------------------------------------

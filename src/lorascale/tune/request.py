@@ -8,6 +8,7 @@ from ..errors import ConfigError, ConfigErrors
 from ..rules import Finetune
 from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, setting
 from ..sweep.rule_facts import ALPHA_KNOB
+from ..sweep.run_settings import Members
 from ..train.config import TrainConfig
 
 __all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS"]
@@ -59,7 +60,8 @@ class TuneRequest(Settings):
     compute: PositiveFloat | None = setting(None, "cap on tune's whole planned cost (η_FFT probe, search and seed check)"
                                             " in full training runs (member-steps ÷ steps; 9.6 = 40% of an 8-point"
                                             " LR sweep at 3 seeds): fewer candidates start when needed")
-    members: PositiveInt | None = setting(None, "members per pack (default: as many as fit in memory, at most 32)")
+    members: Members | None = setting(None, "members per pack, or auto: as many as fit in memory, at most 32 (the default)",
+                                      fix="e.g. 8, or auto")
     storage: StrictStr | None = setting(None, "Optuna storage URL (default: sqlite in the tune folder)")
     tune_dir: StrictStr | None = setting(None, "output folder (default runs/tune-<model>-r<rank>)")
 

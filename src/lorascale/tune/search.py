@@ -334,7 +334,7 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     if packable(base):
         start = 0
         unit = req.reduction ** len(rungs)  # a pack of a multiple of η^cuts halves exactly as the group would
-        room = req.members or _auto_members(base)
+        room = req.members if isinstance(req.members, int) else _auto_members(base)  # None or "auto"
         if room < min(unit, len(points)):
             log.warning("tune: packs of %d cannot halve %d candidates as one group (that needs %d members a pack):"
                         " more of them run the whole budget than planned", room, len(points), unit)
