@@ -87,6 +87,11 @@ def test_an_fft_optimum_below_the_axis_is_named_in_its_label(stored):
     below = fft.ranks[0]._replace(best_value=lo - 0.1)  # a best run under the axis, its curve partly on it
     info = plots.lr_sweep_info(rep, cfg, fft._replace(ranks=(below,)))
     assert info.fft.label == f"FFT (best {lo - 0.1:.3g}, off scale)" and info.ylim == (lo, hi)
+    # an FFT point on the axis whose error bar reaches down widens the range past that best: then it is on the
+    # plot, and the label must not call it off scale (it did, judged on the range before widening)
+    wide = below._replace(points=(below.points[0]._replace(mean=lo + 0.01, std=0.5),) + tuple(below.points[1:]))
+    widened = plots.lr_sweep_info(rep, cfg, fft._replace(ranks=(wide,)))
+    assert widened.ylim[0] < lo - 0.1 and widened.fft.label == "FFT"
 
 
 def test_lr_sweep_marks_divergence_on_the_worse_edge_for_accuracy(stored):

@@ -159,13 +159,14 @@ def lr_sweep_info(rep: FitReport, cfg: ConfigFit, fft: ConfigFit | None = None) 
     fft_s = fft_x = None
     if fft is not None and fft is not cfg and fft.ranks:
         o = fft.ranks[0]
-        off = lo is not None and not lo <= o.best_value <= hi
-        label = f"FFT (best {rep.show(o.best_value):.3g}, off scale)" if off else "FFT"
-        fft_s, fft_x = _series(rep, label, o.points, o.x), o.x
         inside = [p for p in o.points if lim is not None and lo <= p.mean <= hi]
         if inside:
             lim = ylim_covering([p.mean for p in pts + inside], [p.std for p in pts + inside])
             lim = (min(lim[0], lo), max(lim[1], hi))
+        # judged on the final range: widening it for FFT's error bars can bring FFT's best onto the plot
+        off = lim is not None and not lim[0] <= o.best_value <= lim[1]
+        label = f"FFT (best {rep.show(o.best_value):.3g}, off scale)" if off else "FFT"
+        fft_s, fft_x = _series(rep, label, o.points, o.x), o.x
     ylim, diverged_y = _display_range(rep, lim)
     n = cfg.n_seeds
     what = "η*" if all(o.rank is None for o in cfg.ranks) else "η* per rank"
