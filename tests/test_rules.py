@@ -128,7 +128,7 @@ def test_transfer_init_b_to_fft_is_identity_and_width_scales_inverse():
 
 
 def test_transfer_across_unrelated_configs_is_refused():
-    with pytest.raises(RuleError, match="^to"):
+    with pytest.raises(RuleError, match="^dst"):  # the argument naming the target configuration
         transfer_lr(1e-3, n0=64, r0=4, n1=64, r1=4, src=MuAConfig(init=Init.A), dst=MuAConfig(finetune=Finetune.FULL))
 
 

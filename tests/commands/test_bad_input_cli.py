@@ -84,7 +84,7 @@ def test_yaml_errors_name_the_flag_and_each_once(capsys, tmp_path, monkeypatch):
 @pytest.mark.parametrize("monitors", [["--diagnostics", "signal-drift"], []])  # alone it was ignored: found by the harness
 def test_diag_every_names_its_flag(monitors, capsys, tmp_path, monkeypatch):
     err = _refused(["train", *monitors, "--diag-every", "0", "--steps", "1"], capsys, tmp_path, monkeypatch)
-    assert "error: --diag-every: must be > 0, got 0" in err
+    assert "error: --diag-every: must be > 0, got '0'" in err
 
 
 @pytest.mark.parametrize("argv", [["train", "--rank", "0", "--model", "smollm2-13", "--data", "nope"],

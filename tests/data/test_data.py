@@ -192,4 +192,4 @@ def test_rlvr_data_and_text_tasks_point_each_other_to_the_right_command():
     assert e.value.field == "task" and "only through `lorascale train` and `lorascale sweep`" in e.value.message
     with pytest.raises(ConfigError) as e:  # problems read as text
         load_examples("sums")
-    assert e.value.field == "task" and "--task rlvr" in e.value.fix
+    assert e.value.field == "task" and "`task` rlvr" in e.value.fix  # the setting, not a CLI flag
