@@ -37,6 +37,7 @@ class DiagnosticsSettings(Settings):
         (), "monitors to attach: " + ", ".join(CALLBACK_NAMES))
     diag_every: PositiveInt = setting(1, "measure every k-th optimizer step")
 
+
 _LAZY = {
     "SignalDriftMonitor": ".signal_drift",
     "FeatureUpdateMonitor": ".feature_updates",
@@ -50,7 +51,8 @@ def make_callbacks(names: list[str], every: int = 1, probe_batch=None) -> list:
     ``every``: measure every k-th optimizer step. ``probe_batch``: the feature-update monitor's fixed
     batch (None: the first training batch).
     """
-    DiagnosticsSettings(diagnostics=tuple(names), diag_every=every)  # both problems at once, each with its fix
+    s = DiagnosticsSettings(diagnostics=tuple(names), diag_every=every)  # both problems at once, each with its fix
+    names, every = s.diagnostics, s.diag_every  # as validated ("3" → 3)
     out = []
     for name in dict.fromkeys(names):  # de-duplicated, in the order given
         if name == "signal-drift":
