@@ -40,10 +40,10 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
     fields = {e.field for e in errors}
     out = list(errors)
     for key, check in (("model", check_model), ("data", check_data_name)):
+        if key in fields:  # already refused as written
+            continue
         value = values.get(key)
         names = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
-        if key in fields:
-            continue
         for name in (n for n in names if isinstance(n, str)):  # coord-check takes several models
             try:
                 check(name)
