@@ -21,7 +21,7 @@ from .adapters.spec import AdapterSpec
 from .figures import new_figure, save_figure
 from .schema import PositiveFloat, PositiveInt, Settings, same_setting, setting
 from .train import RunResult, TrainConfig, train
-from .vocabulary import RunStatus
+from .vocabulary import RunStatus, Task
 
 __all__ = ["DemoRequest", "DemoArm", "DemoResult", "demo_configs", "run_demo", "read_demo", "Curve", "ArmCurves", "DemoPlotInfo",
            "mean_curve", "demo_plot_info", "render_demo"]
@@ -31,9 +31,9 @@ ARM_COLORS = ("tab:gray", "tab:red")
 
 PRESETS = {
     # ~3.4 s/step on 2 CPU cores at 4×128 tokens: 2 arms × 24 steps ≈ 3 minutes with evaluation
-    "lm": dict(model="smollm2-135m", data="shakespeare", steps=24, batch_size=4, seq_len=128, max_val_batches=4),
+    Task.LM.value: dict(model="smollm2-135m", data="shakespeare", steps=24, batch_size=4, seq_len=128, max_val_batches=4),
     # MiniLM is ~0.2 s/step at 16×64: 2 arms × 80 steps ≈ 1 minute
-    "classification": dict(model="minilm-l6", data="shakespeare-genre", steps=80, batch_size=16, seq_len=64, max_val_batches=8),
+    Task.CLASSIFICATION.value: dict(model="minilm-l6", data="shakespeare-genre", steps=80, batch_size=16, seq_len=64, max_val_batches=8),
 }
 
 
@@ -41,7 +41,7 @@ class DemoRequest(Settings):
     """What ``lorascale demo`` is asked: the preset, the seeds, and what overrides it."""
 
     task: Literal[tuple(PRESETS)] = setting(  # type: ignore[valid-type]
-        "lm", "lm: SmolLM2-135M on Shakespeare; classification: MiniLM on Shakespeare genres")
+        Task.LM.value, "lm: SmolLM2-135M on Shakespeare; classification: MiniLM on Shakespeare genres")
     seeds: PositiveInt = setting(1, "seeds per arm (their spread is reported)", fix="use 3 to see the seed noise")
     steps: PositiveInt | None = setting(None, "the step budget (default: the preset's)")
     rank: PositiveInt = same_setting(AdapterSpec, "rank")
@@ -94,7 +94,7 @@ def demo_configs(task: str, rank: int, lr: float, seed: int, out: Path, **overri
     return [base.replace(rule=rule, out_dir=str(out / f"{rule}-seed{seed}")) for _, rule in ARMS]
 
 
-def run_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5, out: Path = Path("runs/demo"),
+def run_demo(task: str = Task.LM.value, seeds: int = 1, rank: int = 16, lr: float = 2e-5, out: Path = Path("runs/demo"),
              progress: bool = True, **overrides) -> DemoResult:
     arms = [DemoArm(label, rule) for label, rule in ARMS]
     for seed in range(seeds):
@@ -103,7 +103,7 @@ def run_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5,
     return DemoResult(task, arms, lr, rank)
 
 
-def read_demo(task: str = "lm", seeds: int = 1, rank: int = 16, lr: float = 2e-5, out: Path = Path("runs/demo"),
+def read_demo(task: str = Task.LM.value, seeds: int = 1, rank: int = 16, lr: float = 2e-5, out: Path = Path("runs/demo"),
               **overrides) -> DemoResult:
     """The result of an earlier :func:`run_demo` with these arguments, read back from ``out`` (its runs'
     summaries and EMA curves), training nothing: to redraw its table and figure. ConfigError on ``out``

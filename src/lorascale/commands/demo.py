@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError, ConfigErrors
 from ..outputs import check_output_dir
 from ..demo import DemoRequest
+from ..vocabulary import Task
 from .common import print_json, request_with_names, table
 from .flags import add_settings_args
 
@@ -48,7 +49,7 @@ def run(args) -> int:
     if args.json:
         print_json({"task": result.task, "lr": result.lr, "rank": result.rank, "rows": rows, "figure": str(png)})
         return 0
-    metric = "val accuracy" if req.task == "classification" else "val NLL/token"
+    metric = "val accuracy" if req.task == Task.CLASSIFICATION else "val NLL/token"
     print()
     print(table([[r["arm"], _pm(r["ema_loss"], r["ema_loss_std"], r["seeds"]), _pm(r["eval"], r["eval_std"], r["seeds"]),
                   f"{r['time_s']:.0f}s", ",".join(r["statuses"])] for r in rows],

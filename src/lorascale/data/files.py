@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..vocabulary import Task
 from .chat import plain_chat
 from .examples import Examples, Kind
 
@@ -119,11 +120,11 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
         raise ConfigError("data", f"{source}: a record is not an object with named fields",
                           'write each record as an object, e.g. {"text": …}')
     cols = set(records[0])
-    if task == "contrastive" or (task is None and {"query", "positive"} & cols):
+    if task == Task.CONTRASTIVE or (task is None and {"query", "positive"} & cols):
         _need_all(records, {"query", "positive"}, source, "contrastive pairs")
         return Examples(source, Kind.QUERY_POSITIVE, queries=[str(r["query"]) for r in records],
                         positives=[str(r["positive"]) for r in records]).check(source)
-    if task == "classification" or (task is None and {"text", "label"} <= cols):
+    if task == Task.CLASSIFICATION or (task is None and {"text", "label"} <= cols):
         _need_all(records, {"text", "label"}, source, "classification")
         raw = [r["label"] for r in records]
         empty = [i for i, y in enumerate(raw) if y is None or (isinstance(y, str) and not y.strip())]

@@ -22,6 +22,7 @@ from pydantic import StrictStr, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
+from ..rules import Finetune
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
@@ -65,8 +66,8 @@ def method_configs(req: CompareRequest, task: str, method: str, root: Path) -> l
     flat = {**t.run, "rank": req.rank, "save_model": False, **({"steps": req.steps} if req.steps else {})}
     base = TrainConfig.from_flat(flat)
     lr0 = (req.base_lr or t.base_lr) * m.lr_factor
-    if m.changes.get("finetune") == "full":
-        base = base.replace(**flatten(AdapterSpec()), finetune="full")  # no adapter: its settings at their defaults
+    if m.changes.get("finetune") == Finetune.FULL:
+        base = base.replace(**flatten(AdapterSpec()), finetune=Finetune.FULL)  # no adapter: its settings at their defaults
     else:
         base = base.replace(**m.changes)
     out = []

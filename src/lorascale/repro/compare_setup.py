@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..vocabulary import Task
+
 __all__ = ["CompareMethod", "CompareTask", "METHODS", "TASKS", "SWEEP_LOG2"]
 
 SWEEP_LOG2 = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # ×0.125 … ×8: LoRA-α Table 1's 0.1×–10× on a log2 grid
@@ -62,10 +64,10 @@ TASKS: dict[str, CompareTask] = {t.key: t for t in (
                 {"model": "minilm-l6", "data": "shakespeare-genre", "steps": 150, "batch_size": 16, "seq_len": 64,
                  "max_val_batches": 16}, base_lr=1e-4),
     CompareTask("minilm-pairs", "MiniLM-L6, dialogue retrieval (InfoNCE)",
-                {"model": "minilm-l6", "data": "dialogue-pairs", "task": "contrastive", "steps": 150, "batch_size": 16,
+                {"model": "minilm-l6", "data": "dialogue-pairs", "task": Task.CONTRASTIVE, "steps": 150, "batch_size": 16,
                  "seq_len": 64, "max_val_batches": 8}, base_lr=1e-4),
     CompareTask("smollm2-rlvr", "SmolLM2-135M, arithmetic RLVR (GRPO)",
-                {"model": "smollm2-135m", "data": "math", "task": "rlvr", "steps": 60, "batch_size": 4,
+                {"model": "smollm2-135m", "data": "math", "task": Task.RLVR, "steps": 60, "batch_size": 4,
                  "num_generations": 8, "max_completion_length": 128, "train_problems": 240, "val_problems": 50,
                  "eval_generations": 4, "weight_decay": 0.0}, base_lr=1e-5),
     # smoke tests on random tiny models (what the test suite runs)

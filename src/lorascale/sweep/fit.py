@@ -22,6 +22,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
+from ..rules import Finetune, Init
 from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
@@ -229,8 +230,8 @@ def _constant_scale(p) -> float | None:
 def _transfer_gaps(configs: list[ConfigFit]) -> list[TransferGap]:
     """Init[B] with α = 1 (s = 1 at every rank, no α multiplier) against each full-finetuning configuration
     (μA §4.2, Fig. 5). Only s = 1: η* ∝ 1/α (μA Thm 4.5), so lora_alpha = 2r (s = 2) sits a step lower."""
-    ffts = [c for c in configs if c.finetune == "full" and c.ranks]
-    bs = [c for c in configs if c.finetune == "lora" and c.init == "B" and c.gamma_eff == 0.0
+    ffts = [c for c in configs if c.finetune == Finetune.FULL and c.ranks]
+    bs = [c for c in configs if c.finetune == Finetune.LORA and c.init == Init.B and c.gamma_eff == 0.0
           and c.alpha_mult == 1.0 and c.scale is not None and abs(c.scale - 1.0) < 1e-9]  # s = r/r: rounding only
     out = []
     for b in bs:

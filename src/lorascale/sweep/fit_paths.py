@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
+from ..rules import Finetune
 from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_at, seeds_of, with_ci
 from .stats import bootstrap, bootstrap_rng, ols, power_law, seed_interval
 
@@ -134,7 +135,7 @@ def path_comparisons(records, metric, n_boot, seed) -> list[PathComparison]:
 def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
     groups = defaultdict(list)
     for r in records:
-        if r.point.finetune == "lora":
+        if r.point.finetune == Finetune.LORA:
             groups[(r.point.config, round(r.point.log2_lr, 9))].append(r)
     laws = []
     for (config, log2_lr), recs in sorted(groups.items()):

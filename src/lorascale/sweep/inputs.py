@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 from ..errors import ConfigError, ConfigErrors
+from ..vocabulary import Task
 
 __all__ = ["check_inputs"]
 
@@ -50,7 +51,7 @@ def _rlvr_settings(cfg) -> tuple | None:
 
     if not is_rlvr(cfg):
         return None
-    return ("rlvr", cfg.data, cfg.rl.train_problems, cfg.rl.val_problems, cfg.batch_size, cfg.grad_accum, cfg.steps,
+    return (Task.RLVR, cfg.data, cfg.rl.train_problems, cfg.rl.val_problems, cfg.batch_size, cfg.grad_accum, cfg.steps,
             cfg.save_every, cfg.eval_every, cfg.log_every)
 
 

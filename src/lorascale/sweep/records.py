@@ -20,6 +20,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
 from ..errors import ConfigError
+from ..rules import Finetune
 from ..vocabulary import FINISHED, RERUN, RunStatus
 
 __all__ = [
@@ -41,7 +42,7 @@ class PointCoords:
     log2_lr: float
     alpha_mult: float = 1.0
     seed: int
-    finetune: str = "lora"
+    finetune: str = Finetune.LORA.value
     paths: tuple[tuple[str, float], ...] = ()
     init: str | None = None
     gamma_eff: float | None = None  # the multiplier scales as s ∝ r^-γ_eff

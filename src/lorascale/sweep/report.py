@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..rules import Finetune
 from .fit import DEFAULT_FIT, FitReport, fit
 from .records import Record
 
@@ -74,7 +75,7 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
                   ["config", "rank", "η*", "log2 η*", "95% CI", "grid", "best", ""], rows))
     rows = [[c.label, _f(c.slope), _ci(c.slope_ci), _f(c.predicted_slope), _yn(c.slope_matches),
              "" if c.spread is None else f"{c.spread:g}", _yn(c.rank_invariant), str(c.n_seeds) + (" (noisy)" if c.noisy else ""),
-             c.slope_ci_method] for c in rep.configs if c.finetune == "lora"]
+             c.slope_ci_method] for c in rep.configs if c.finetune == Finetune.LORA]
     if rows:
         t.append(("slope of log η* against log r (μA Table 1)",
                   ["config", "slope", "95% CI", "μA predicts", "in CI", "spread (log2)", "rank-invariant", "seeds", "CI from"], rows))
@@ -125,8 +126,8 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
         parts += [("p", n) for n in rep.notes]
         for title, headers, rows in fit_tables(rep):
             parts.append(("table", (title, headers, rows)))
-        fft = next((c for c in rep.configs if c.finetune == "full"), None)
-        lora = [c for c in rep.configs if c.finetune != "full"]
+        fft = next((c for c in rep.configs if c.finetune == Finetune.FULL), None)
+        lora = [c for c in rep.configs if c.finetune != Finetune.FULL]
         if len(lora) > 1:  # μA Fig. 2's row of panels, then each configuration at full size
             png = plots.render_lr_panels(tuple(plots.lr_sweep_info(rep, c, fft) for c in lora), out / f"{tag}_lr_panels.png")
             parts.append(("img", ("every LoRA configuration side by side (μA Fig. 2's layout)", png.name)))
