@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -49,6 +50,28 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path):
     a = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
     b = load_file(cut / "adapter" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class SlowAt(Callback):
+    def __init__(self, step, seconds):
+        self.step, self.seconds = step, seconds
+
+    def on_step_end(self, ctx, logs):
+        if ctx.step == self.step:
+            time.sleep(self.seconds)
+
+
+def test_a_resumed_run_counts_the_time_its_checkpoint_took(tmp_path):
+    # 5 s slept before the checkpoint at step 4; the resumed attempt itself takes ~1 s on tiny-llama
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**RUN, out_dir=str(cut)), [SlowAt(4, 5.0), StopAt(5)], progress=False)
+    state = torch.load(cut / "checkpoint" / "state.pt", weights_only=True)
+    assert state["elapsed"] >= 5.0
+    t0 = time.time()
+    resumed = resume_run(cut, progress=False)
+    this_attempt = time.time() - t0
+    assert state["elapsed"] + this_attempt >= resumed.wall_time >= state["elapsed"]
 
 
 def test_a_resume_without_the_rng_state_would_differ(tmp_path, monkeypatch):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from lorascale.train import TrainConfig
+from lorascale.train.loop import total_steps
 from lorascale.train.monitor import DivergenceGuard, Ema
-from lorascale.train.schedule import lr_at, warmup_steps
+from lorascale.train.schedule import ceil_of_share, lr_at, warmup_steps
 
 
 def test_schedule_hand_values():
@@ -28,6 +30,15 @@ def test_a_warm_up_as_long_as_the_run_still_ends_at_the_floor():
     assert [lr_at(s, 10, 1.0, warmup_frac=0.95) for s in (0, 8, 9)] == pytest.approx([1 / 9, 1.0, 0.1], rel=1e-9)
     assert warmup_steps(2, 0.05) == 1 and lr_at(1, 2, 1.0) == pytest.approx(0.1, rel=1e-9)  # float rounding only
     assert warmup_steps(1, 0.05) == 1 and lr_at(0, 1, 1.0) == 1.0  # one step: the peak (no step is left to decay)
+
+
+def test_shares_of_a_budget_count_as_the_decimals_they_are_written_as():
+    # 0.07·100 is 7.000000000000001 in floats (0.14·100 and 1.1·100 likewise): ⌈⌉ must not add a step
+    assert [warmup_steps(100, f) for f in (0.07, 0.14, 0.17, 0.27, 0.05)] == [7, 14, 17, 27, 5]
+    assert warmup_steps(100, 0.071) == 8  # a real fraction of a step still rounds up
+    assert total_steps(TrainConfig(steps=None, epochs=1.1), 100) == 110
+    assert total_steps(TrainConfig(steps=None, epochs=1.1, grad_accum=2), 100) == 55  # floats: 55.00000000000001
+    assert ceil_of_share(1.1, 100, 3) == 37  # ⌈110/3⌉
 
 
 def test_schedule_is_monotone_after_warmup():
@@ -108,6 +119,34 @@ def test_accumulated_gradient_equals_one_big_batch(tiny_llama):
     model(input_ids=ids, labels=labels).loss.backward()
     for a, b in zip(accumulated, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)  # float32 sums in a different order
+
+
+class TwoProcesses:
+    """What accumulation_weights reads of an accelerator on process 0 of 2: the other process has ``other`` targets."""
+
+    num_processes, device = 2, "cpu"
+
+    def __init__(self, other: int):
+        self.other = other
+
+    def reduce(self, tensor, reduction):
+        assert reduction == "sum"
+        return tensor + self.other
+
+
+def test_accumulation_over_processes_weights_each_target_once():
+    """Process 0 has 10 targets, process 1 has 1000. DDP averages the two gradients and the step's loss
+    is the mean of the two weighted sums: with w = P·n/N that mean is the mean over all 1010 targets."""
+    import torch
+
+    from lorascale.train.evaluate import accumulation_weights
+
+    mine, theirs = [{"labels": torch.arange(10)}], [{"labels": torch.arange(600)}, {"labels": torch.arange(400)}]
+    w0, w1 = accumulation_weights(mine, TwoProcesses(1000)), accumulation_weights(theirs, TwoProcesses(10))
+    assert w0 == [20 / 1010] and w1 == [1200 / 1010, 800 / 1010]
+    loss0, loss1 = [1.0], [3.0, 5.0]  # each micro-batch's mean loss
+    step_loss = (sum(w * x for w, x in zip(w0, loss0)) + sum(w * x for w, x in zip(w1, loss1))) / 2
+    assert step_loss == pytest.approx((10 * 1.0 + 600 * 3.0 + 400 * 5.0) / 1010, rel=1e-12)  # float rounding only
 
 
 def test_divergence_guard_state_round_trips_and_old_checkpoints_keep_their_first_loss():

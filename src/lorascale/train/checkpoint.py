@@ -40,6 +40,7 @@ class Checkpoint:
     ema: float
     guard: dict  # DivergenceGuard.state(): its early losses, level and streak
     rng: dict
+    elapsed: float = 0.0  # seconds the run had trained when it was written (0 in checkpoints older than this field)
 
     def restore(self, model, optimizer, ema, guard, scaler=None) -> None:
         """Put the run back as it was after step ``step``: weights, optimizer, loss trackers, RNGs.
@@ -59,8 +60,9 @@ class Checkpoint:
         _set_rng(self.rng)
 
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, ema, guard, scaler=None) -> Path:
-    """Write ``run_dir/checkpoint/`` for the state after ``step`` (replacing the previous checkpoint)."""
+def save_checkpoint(run_dir: Path, step: int, model, optimizer, ema, guard, scaler=None, elapsed: float = 0.0) -> Path:
+    """Write ``run_dir/checkpoint/`` for the state after ``step`` (replacing the previous checkpoint);
+    ``elapsed``: the seconds the run has trained so far, which a resumed run's ``wall_time`` goes on from."""
     import torch
 
     final = Path(run_dir) / CHECKPOINT_DIR
@@ -71,7 +73,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, ema, guard, scal
     torch.save(trainable, tmp / "trainable.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None},
                tmp / "optimizer.pt")
-    torch.save({"step": step, "ema": ema.value, "guard": guard.state(), "rng": _get_rng()},
+    torch.save({"step": step, "ema": ema.value, "guard": guard.state(), "rng": _get_rng(), "elapsed": elapsed},
                tmp / "state.pt")
     old = final.with_name(CHECKPOINT_DIR + ".old")
     if final.exists():  # a crash before this point leaves the previous checkpoint in place
@@ -105,7 +107,7 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint:
     state = torch.load(folder / "state.pt", weights_only=True)
     opt = torch.load(folder / "optimizer.pt", weights_only=True)
     return Checkpoint(state["step"], torch.load(folder / "trainable.pt", weights_only=True), opt["optimizer"],
-                      opt["scaler"], state["ema"], state["guard"], state["rng"])
+                      opt["scaler"], state["ema"], state["guard"], state["rng"], state.get("elapsed", 0.0))
 
 
 def resume_config(run_dir: str | Path):

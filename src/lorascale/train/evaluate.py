@@ -29,15 +29,23 @@ def count_targets(batch: dict) -> int:
     return int((labels[:, 1:] != -100).sum())
 
 
-def accumulation_weights(batches: list[dict]) -> list[float]:
+def accumulation_weights(batches: list[dict], accelerator=None) -> list[float]:
     """Weights w_i with Σ w_i·mean_loss_i = the mean over all targets of the step's micro-batches.
 
     HF models return each micro-batch's *mean* loss; averaging those would over-weight micro-batches
     with few targets (short completions). w_i = n_i / Σ n_j makes accumulation equal one big batch.
+    Under P processes (``accelerate launch``) DDP averages the P gradients, and the step's loss is the
+    mean of the P processes' sums: w_i = P·n_i / N, with N the targets of every process's micro-batches,
+    makes the step one big batch of all of them (a process with few targets gets its share, not 1/P).
     """
     counts = [count_targets(b) for b in batches]
-    total = sum(counts)
-    return [c / total for c in counts] if total else [1.0 / len(batches)] * len(batches)
+    total, processes = sum(counts), 1
+    if accelerator is not None and accelerator.num_processes > 1:
+        import torch
+
+        processes = accelerator.num_processes
+        total = int(accelerator.reduce(torch.tensor(total, device=accelerator.device), "sum"))
+    return [processes * c / total for c in counts] if total else [1.0 / len(batches)] * len(batches)
 
 
 def evaluate(model, loader, task: Task, max_batches: int, accelerator=None, temperature: float | None = None) -> dict:

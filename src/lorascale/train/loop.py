@@ -34,7 +34,7 @@ from .evaluate import accumulation_weights, batch_loss, evaluate
 from .monitor import DivergenceGuard, Ema
 from .precision import fresh_accelerate_state, mixed_precision
 from .records import RunWriter, default_run_dir, outcome_of
-from .schedule import lr_at
+from .schedule import ceil_of_share, lr_at
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class RunResult:
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     if cfg.steps is not None:
         return cfg.steps
-    return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
+    return max(1, ceil_of_share(cfg.epochs, batches_per_epoch, cfg.grad_accum))
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -146,6 +146,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     ema, guard = Ema(cfg.ema_beta), DivergenceGuard(cfg.diverge_factor, cfg.diverge_patience)
     if ckpt is not None:  # a resume that fails before its restore still reports the checkpoint's EMA, not inf
         ema.value = ctx.ema_loss = ckpt.ema
+        started -= ckpt.elapsed  # wall_time: the checkpointed steps' time plus this attempt's, not the time a stop lost
     metric = built.task.eval_metric
     status, message = RunStatus.COMPLETE, ""
     curve = [(r["step"], r["ema_loss"]) for r in kept if "ema_loss" in r]  # a resumed run's records so far
@@ -185,7 +186,7 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
             t0 = time.perf_counter()
             loss_sum, tokens = torch.zeros((), device=accelerator.device), 0
             micro = [next(batches) for _ in range(cfg.grad_accum)]
-            for batch, weight in zip(micro, accumulation_weights(micro)):  # = one batch of all the targets
+            for batch, weight in zip(micro, accumulation_weights(micro, accelerator)):  # = one batch of all the targets
                 micro_loss = batch_loss(model, batch, built.task, cfg.temperature)
                 accelerator.backward(micro_loss * weight)
                 loss_sum += micro_loss.detach().float() * weight
@@ -221,7 +222,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
                 writer.log(logs)
                 curve.append((ctx.step, ctx.ema_loss))
             if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < steps and writer.enabled:
-                save_checkpoint(run_dir, ctx.step, accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler)
+                save_checkpoint(run_dir, ctx.step, accelerator.unwrap_model(model), optimizer, ema, guard, accelerator.scaler,
+                                elapsed=time.time() - started)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", ema=f"{ctx.ema_loss:.3f}")
             if ctx.stop_reason:

@@ -7,14 +7,21 @@ Linear warm-up over the first ``warmup_frac`` of steps to the peak, then cosine 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
-__all__ = ["lr_at", "warmup_steps"]
+__all__ = ["lr_at", "warmup_steps", "ceil_of_share"]
+
+
+def ceil_of_share(share: float, n: int, per: int = 1) -> int:
+    """⌈share·n/per⌉, with ``share`` read as the decimal it prints as: 0.07 of 100 steps is 7, where the
+    float product 7.000000000000001 would round up to 8 (1.1 epochs of 100 batches: 110, not 111)."""
+    return math.ceil(Fraction(repr(share)) * n / per)
 
 
 def warmup_steps(total_steps: int, warmup_frac: float) -> int:
     """W = ⌈f·T⌉ (at least 1 when f > 0), leaving the last step to the decay: a run of T ≥ 2 steps always
     ends at the floor (f = 0.95 of 10 steps would otherwise warm up to the peak at its last step)."""
-    w = max(1, math.ceil(warmup_frac * total_steps)) if warmup_frac > 0 else 0
+    w = max(1, ceil_of_share(warmup_frac, total_steps)) if warmup_frac > 0 else 0
     return min(w, total_steps - 1) if total_steps > 1 else w
 
 

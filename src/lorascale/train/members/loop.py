@@ -38,6 +38,7 @@ from ..callbacks import Callback
 from ..config import TrainConfig
 from ..evaluate import accumulation_weights
 from ..loop import RunResult, make_accelerator, total_steps
+from ..records import outcome_of
 from .batched_lora import StackedMembers
 from .build import Pack, build_pack
 from .evaluate import evaluate_members
@@ -108,8 +109,7 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
         logger.info("%s uses dropout in training: the %d members draw their masks from one stream over the stacked batch,"
                     " so they match separate runs in distribution, not sample by sample", first.model, k)
     stack = StackedMembers(peft_model, pack.names)  # refuses what it cannot batch before any member writes
-    for m in members:
-        m.writer.start(m.cfg.to_dict())
+    _start_writers(members)
     model.train()
     bar = tqdm(total=steps, desc=f"train {k} members of {first.model}", disable=not progress, dynamic_ncols=True)
 
@@ -185,6 +185,20 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
     return [m.result for m in members]
 
 
+def _start_writers(members: list[Member]) -> None:
+    """Each member's folder says "running" from here; when one cannot start (a full disk, a folder it may not
+    write), those already started record that they failed, as a separate run's folder would."""
+    started: list[Member] = []
+    try:
+        for m in members:
+            m.writer.start(m.cfg.to_dict())
+            started.append(m)
+    except BaseException as e:
+        for m in started:
+            m.abort(*outcome_of(e, 0))
+        raise
+
+
 def _report_before_stopping(report_ended: Callable[[], None]) -> None:
     """Report the members that have ended before the pack stops; a second signal waits, and a failure to
     report is logged (the caller records those members with the others)."""
@@ -203,7 +217,7 @@ def _accumulate(model, hf_model, accelerator, stack: StackedMembers, running: li
 
     stack.active = [m.name for m in running]
     micro = [[next(m.batches) for _ in range(grad_accum)] for m in running]  # each member's own order
-    weights = [accumulation_weights(mb) for mb in micro]  # = one big batch of the member's targets
+    weights = [accumulation_weights(mb, accelerator) for mb in micro]  # = one big batch of the member's targets
     sums = [torch.zeros((), device=accelerator.device) for _ in running]
     tokens = [0] * len(running)
     for i in range(grad_accum):
@@ -214,7 +228,8 @@ def _accumulate(model, hf_model, accelerator, stack: StackedMembers, running: li
         for j, loss in enumerate(losses):
             sums[j] += loss.detach().float() * weights[j][i]
             tokens[j] += int(micro[j][i]["attention_mask"].sum())
-    return [float(s) for s in sums], tokens, [mb[-1] for mb in micro]
+    # each member's mean over every process's targets, as a separate run reduces its step loss
+    return [float(s) for s in accelerator.reduce(torch.stack(sums), "mean")], tokens, [mb[-1] for mb in micro]
 
 
 def _has_dropout(hf_model) -> bool:

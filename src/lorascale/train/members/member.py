@@ -11,7 +11,7 @@ from ..callbacks import Callback, CallbackList, TrainContext
 from ..config import TrainConfig
 from ..loop import RunResult, _batches, adapter_metadata, run_summary, should_log, step_logs
 from ..monitor import DivergenceGuard, Ema
-from ..records import RunWriter, default_run_dir
+from ..records import RunWriter, default_run_dir, outcome_of
 from ..schedule import lr_at
 
 __all__ = ["Member"]
@@ -110,18 +110,27 @@ class Member:
         self.end(RunStatus.COMPLETE)
 
     def end(self, status: RunStatus) -> None:
-        self.status = status
+        """Its summary, through its callbacks, to disk. Whatever stops that (a callback that raises, a full
+        disk, a stop signal) records the member as a separate run records itself: failed or interrupted."""
         summary = self._summary(status)
-        self.cbs.on_train_end(self.ctx, summary)
-        self.writer.summary(summary)
+        try:
+            self.cbs.on_train_end(self.ctx, summary)
+            self.writer.summary(summary)
+        except BaseException as e:
+            self.abort(*outcome_of(e, self.ctx.step))
+            raise
+        self.status = status
         self._close(summary)
 
     def abort(self, status: RunStatus, message: str) -> None:
-        """Interrupted or failed while running: a consistent record, no callbacks (as a separate run)."""
+        """Interrupted or failed while running: a consistent record, no callbacks (as a separate run). It
+        ends the member even when its summary cannot be written."""
         self.status, self.message = status, message
         summary = self._summary(status)
-        self.writer.summary(summary)
-        self._close(summary)
+        try:
+            self.writer.summary(summary)
+        finally:
+            self._close(summary)
 
     def _summary(self, status: RunStatus) -> dict:
         return run_summary(status.value, self.message, self.ctx, self.ema, self.metric, self.last_eval, self.cfg, self.started,
