@@ -2,8 +2,6 @@
 
 import pytest
 
-from lorascale.cli import build_parser
-from lorascale.commands.flags import describe
 from lorascale.errors import ConfigWarning
 from lorascale.tune.edges import WIDEN, probe_edges, search_edges
 from lorascale.tune.request import FFT_PROBE_LOG2_LR
