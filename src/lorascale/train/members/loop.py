@@ -139,7 +139,7 @@ def train_members(cfgs: Sequence[TrainConfig], callbacks: Sequence[Sequence[Call
                     m.set_lr(step)
                 t0 = time.perf_counter()
                 losses, tokens, batches = _accumulate(model, hf_model, accelerator, stack, running, pack, first.grad_accum)
-                tokens = dict(zip(running, tokens))
+                tokens = {m: n * accelerator.num_processes for m, n in zip(running, tokens)}  # all processes, as a run counts
                 for m, loss, batch in zip(running, losses, batches):
                     if m.check_divergence(step, loss, batch):
                         for p in m.params:  # no update from this step, as a separate run that stops here
