@@ -112,10 +112,10 @@ def test_an_epoch_budget_counts_the_batches_each_process_reads(tmp_path, monkeyp
 
     prepare, seen = Accelerator.prepare, []
 
-    def sharded(self, model, optimizer, train_loader, val_loader):
-        model, optimizer, train_loader, val_loader = prepare(self, model, optimizer, train_loader, val_loader)
+    def sharded(self, model, optimizer, train_loader):  # the validation loader is not prepared (held_out.py)
+        model, optimizer, train_loader = prepare(self, model, optimizer, train_loader)
         seen.append(FirstOfTwoShards(train_loader))
-        return model, optimizer, seen[-1], val_loader
+        return model, optimizer, seen[-1]
 
     monkeypatch.setattr(Accelerator, "prepare", sharded)
     r = train(cfg(tmp_path, steps=None, epochs=1.0, max_examples=64, lr=1e-3), progress=False)

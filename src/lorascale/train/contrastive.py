@@ -106,22 +106,28 @@ def batch_embeddings(model, batch):
 
 
 def evaluate_pairs(model, loader, max_batches: int, temperature: float, accelerator=None) -> dict:
-    """:func:`retrieval_record` over the first ``max_batches`` held-out batches (the same ones every call)."""
+    """:func:`retrieval_record` over the first ``max_batches`` held-out batches (the same ones every call);
+    under several processes each embeds its share and every process scores the whole pool."""
     import torch
 
+    from .held_out import evaluation_model, held_out_batches
+
+    model = evaluation_model(model, accelerator)
     was_training = model.training
     model.eval()
     qs, ps = [], []
     with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if i >= max_batches:
-                break
+        for batch in held_out_batches(loader, max_batches, accelerator):
             q, p = batch_embeddings(model, batch)
             qs.append(q)
             ps.append(p)
     if was_training:
         model.train()
-    q, p = torch.cat(qs), torch.cat(ps)
-    if accelerator is not None and accelerator.num_processes > 1:  # every process scores the whole pool
-        q, p = accelerator.gather_for_metrics((q, p))
-    return retrieval_record(q, p, temperature)
+    if accelerator is not None and accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        # python objects, so a process with no batch (max_batches < processes) takes part; the pool's
+        # order is the processes' in turn, and the metrics do not depend on the order of the pairs
+        pairs = gather_object([(q.cpu(), p.cpu()) for q, p in zip(qs, ps)])
+        qs, ps = [q.to(accelerator.device) for q, _ in pairs], [p.to(accelerator.device) for _, p in pairs]
+    return retrieval_record(torch.cat(qs), torch.cat(ps), temperature)

@@ -7,6 +7,7 @@ import math
 
 from ..vocabulary import Task
 from .contrastive import batch_embeddings, evaluate_pairs, info_nce
+from .held_out import evaluation_model, held_out_batches
 
 __all__ = ["batch_loss", "evaluate", "eval_record", "count_targets", "accumulation_weights"]
 
@@ -57,13 +58,12 @@ def evaluate(model, loader, task: Task, max_batches: int, accelerator=None, temp
         assert temperature is not None, "contrastive evaluation needs the run's temperature"
         return evaluate_pairs(model, loader, max_batches, temperature, accelerator)
 
+    model = evaluation_model(model, accelerator)
     was_training = model.training
     model.eval()
     total_loss, count, correct = 0.0, 0, 0
     with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if i >= max_batches:
-                break
+        for batch in held_out_batches(loader, max_batches, accelerator):
             out = model(**batch)
             n = count_targets(batch)  # HF's loss is the mean over these
             if task is Task.CLASSIFICATION:

@@ -159,8 +159,8 @@ def train(cfg: TrainConfig, callbacks: list[Callback] | tuple = (), progress: bo
     try:
         groups = param_groups(built.model, cfg)
         optimizer = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
-        model, optimizer, train_loader, val_loader = accelerator.prepare(built.model, optimizer, built.train_loader,
-                                                                         built.val_loader)
+        model, optimizer, train_loader = accelerator.prepare(built.model, optimizer, built.train_loader)
+        val_loader = built.val_loader  # not sharded: every process count evaluates the same batches (held_out.py)
         steps = total_steps(cfg, len(train_loader))  # after prepare: each of P processes reads 1/P of an epoch's batches
         model.train()
         cbs = CallbackList(callbacks)
