@@ -403,3 +403,42 @@ def test_a_bad_metric_or_bootstrap_is_a_field_error_not_an_assertion():
     with pytest.raises(ConfigErrors) as e:
         fit([], "best", n_boot=-1)
     assert sorted(x.field for x in e.value.errors) == ["bootstrap", "metric"]
+
+
+def test_optima_on_the_grids_edge_in_every_resample_get_no_interval_and_no_verdict():
+    """μA's Init[A] α = 1/r predicts slope 0. Here every rank's true optimum, 2^−8, lies two steps left of
+    the grid 2^−6 … 2^−3: all three seeds put every rank at the edge, −6 (neighbouring rates differ by
+    ≥ 0.25, noise is 0.003). Each resample gives the same edge, so the bootstrap's spread is 0; a CI
+    (−6, −6) and a slope CI (0, 0) would call the rule reproduced from a censored estimate."""
+    (c,) = fit(records(seeds=(0, 1, 2), noise=0.003, slope=0.0, xs=range(-6, -2)), n_boot=200).configs
+    assert [(o.x, o.at_edge, o.ci) for o in c.ranks] == [(-6.0, True, None)] * 3
+    assert c.slope == pytest.approx(0.0, abs=EXACT) and c.slope_ci is None and c.slope_matches is None
+    assert c.slope_ci_method.startswith("n/a (every resample gave the same slope, with the optimum at r = 4 on its grid's edge")
+
+
+def test_interior_optima_keep_their_interval_when_seeds_agree():
+    """The contrast: the same seeds on a grid around the optimum refine it, and the CI is a real one."""
+    (c,) = fit(records(seeds=(0, 1, 2), noise=0.003, slope=0.0, xs=range(-11, -4)), n_boot=200).configs
+    assert all(o.refined and not o.at_edge and o.ci is not None and o.ci[0] < o.x < o.ci[1] for o in c.ranks)
+    assert c.slope_ci is not None and c.slope_matches
+
+
+def test_a_configuration_or_rank_with_no_optimum_is_named_in_the_notes():
+    """Config B diverged at every rate: it gets no optimum and must not vanish from the fit unremarked.
+    A's r = 64 with one rate is no sweep there (no note); with two rates, both diverged, it is named."""
+    recs = [r for r in records() if not (r.point.rank == 64 and r.point.log2_lr != -8.0)]
+    recs += [rec(f"B{x}", "B", 4, float(x), 0, "diverged") for x in (-9, -8, -7)]
+    rep = fit(recs, n_boot=0)
+    assert [c.label for c in rep.configs] == ["A"] and [o.rank for o in rep.configs[0].ranks] == [4, 16]
+    assert any(n.startswith("B: no optimum at r = 4: every learning rate there diverged") for n in rep.notes)
+    assert not any(n.startswith("A: no optimum") for n in rep.notes)  # r = 64 ran one rate: not a sweep there
+    recs = [r for r in recs if r.point.rank != 64] + [rec(f"A64{x}", "A", 64, float(x), 0, "diverged") for x in (-8, -7)]
+    assert any(n.startswith("A: no optimum at r = 64: every learning rate there diverged") for n in fit(recs, n_boot=0).notes)
+
+
+def test_the_notes_say_when_nothing_was_fitted_or_points_are_pending():
+    rep = fit(records(), "eval", n_boot=0)  # no run stored an eval metric
+    assert rep.configs == () and "no run stored an eval metric, so nothing was fitted; fit with --metric ema" in rep.notes
+    rep = fit(records(), n_boot=0, pending=3)
+    assert any(n.startswith("3 points of the study are still queued or running") for n in rep.notes)
+    assert not any("queued or running" in n for n in fit(records(), n_boot=0).notes)

@@ -197,6 +197,55 @@ def test_a_trial_the_stale_check_failed_after_its_outcome_reads_interrupted(stor
     assert rec.outcome.status == "interrupted"
 
 
+def test_the_worker_whose_tell_loses_that_race_drops_its_result_without_crashing(storage_url, caplog):
+    """The same race seen from the worker: its tell comes after the check's FAIL. Optuna refuses to tell a
+    FAIL trial (a plain ValueError); the worker logs the drop and goes on, and the point stays re-queued."""
+    from lorascale.sweep.packs import store_outcome
+
+    spec = small_spec(ranks=(4,), lrs=(-10,))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    claim = store.claim()
+    tell = store.study.tell
+
+    def check_first(*a, **kw):  # the stale check's FAIL lands just before the worker's tell
+        store.backend.storage.set_trial_state_values(store._id_of(claim.number), TrialState.FAIL)
+        return tell(*a, **kw)
+
+    store.study.tell = check_first
+    with caplog.at_level("WARNING"):
+        store_outcome(store, claim, Outcome("complete", 1.25))
+    assert "this attempt's result (complete) is dropped" in caplog.text
+    assert store.study.get_trials(deepcopy=False)[claim.number].state == TrialState.FAIL
+    [rec] = store.records()
+    assert rec.outcome.status == "interrupted"
+
+
+def test_a_claim_that_breaks_off_hands_its_trial_back(storage_url, monkeypatch):
+    """The database fails (locked past its timeout) after ask() made the trial RUNNING: the trial is failed,
+    not left RUNNING with no worker, so the next sweep queues the point again."""
+    from optuna.trial import Trial
+
+    spec = small_spec(ranks=(4,), lrs=(-10,))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    real = Trial.set_user_attr
+
+    def locked(self, key, value):
+        if key == "worker":
+            raise sqlite3.OperationalError("database is locked")
+        return real(self, key, value)
+
+    monkeypatch.setattr(Trial, "set_user_attr", locked)
+    with pytest.raises(sqlite3.OperationalError):
+        store.claim()
+    monkeypatch.setattr(Trial, "set_user_attr", real)
+    [t] = store.study.get_trials(deepcopy=False)
+    assert t.state == TrialState.FAIL and t.user_attrs["status"] == "interrupted"
+    assert "database is locked" in t.user_attrs["message"]
+    assert store.enqueue(entries(spec)) == 1 and store.claim() is not None  # queued again, and claimable
+
+
 def store_config(spec, key):
     return next(p.train.to_dict() for p in spec.points if p.key == key)
 
@@ -461,6 +510,28 @@ def test_another_spec_under_a_stored_name_is_refused_unless_extending(storage_ur
     study = SweepStore.open(storage_url, "t").study
     assert study.user_attrs["spec"]["grid"]["log2_lr"] == [-12, -11]  # the first spec stays the study's
     assert [s["grid"]["log2_lr"] for s in study.user_attrs["extended_by"]] == [[-12, -10]]
+
+
+def test_an_extension_that_renames_a_stored_configuration_is_refused(storage_url):
+    """Spec B extends the study with a wider grid, its one configuration renamed: the shared points keep
+    their stored label, so the fit would split one configuration in two (the old name with the old rates,
+    the new name with only the new ones). Refused, by plan and by run, before anything is stored."""
+    from sweep_fakes import populate
+
+    from lorascale.sweep.executors import plan_sweep, run_sweep
+
+    populate(storage_url, small_spec(ranks=(4,), lrs=(-12, -11)))
+    renamed = small_spec(ranks=(4,), lrs=(-12, -11, -10), configs=[{"name": "Init[A] α=1", "rule": "mua", "init": "A",
+                                                                    "gamma": 0}])
+    for attempt in (lambda: plan_sweep(renamed, storage_url, extend_study=True),
+                    lambda: run_sweep(renamed, storage_url, objective=objective, progress=False, extend_study=True)):
+        with pytest.raises(ConfigError, match="'Init\\[A\\] α=1' is stored as 'A1'") as e:
+            attempt()
+        assert e.value.field == "configs" and "name those configurations as the study stores them" in e.value.fix
+    store = SweepStore.open(storage_url, "t")
+    assert len(store.trials()) == 2 and "extended_by" not in store.study.user_attrs  # nothing stored
+    kept = small_spec(ranks=(4,), lrs=(-12, -11, -10))  # the same extension under the stored name runs
+    assert run_sweep(kept, storage_url, objective=objective, progress=False, extend_study=True).ran == 1
 
 
 def test_the_stored_spec_is_welcome_while_another_sweep_still_adds_its_points(storage_url):

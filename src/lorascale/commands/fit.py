@@ -22,7 +22,8 @@ def add_study_args(p) -> None:
 
 
 def load_records(args):
-    """The stored records of ``--study`` (the storage's only study when not given), read-only."""
+    """(name, the stored records, how many points are still queued or running) of ``--study`` (the
+    storage's only study when not given), read-only."""
     from ..sweep.storage import SweepStore, study_names
 
     name = args.study
@@ -32,26 +33,27 @@ def load_records(args):
             raise ConfigError("study", f"the storage holds {len(names)} studies ({', '.join(names) or 'none'})",
                               "name one with --study")
         name = names[0]
-    return name, SweepStore.open(args.storage, name).records()
+    store = SweepStore.open(args.storage, name)
+    return name, store.records(), store.pending()
 
 
 def run(args) -> int:
     from ..sweep.fit import fit
     from ..sweep.report import fit_tables, fit_to_dict
 
-    errors, settings, records = [], None, None
+    errors, settings, records, pending = [], None, None, 0
     try:
         settings = FitSettings(**given(args, FitSettings))
     except ConfigErrors as e:
         errors += e.errors
     try:  # the storage's problems with the flags' (one error list)
-        name, records = load_records(args)
+        name, records, pending = load_records(args)
     except ConfigError as e:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
-    rep = fit(records, settings.metric, n_boot=settings.bootstrap)
+    rep = fit(records, settings.metric, n_boot=settings.bootstrap, pending=pending)
     if args.json:
         print_json({"study": name, **fit_to_dict(rep)})
         return 0

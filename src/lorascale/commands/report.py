@@ -31,12 +31,12 @@ def run(args) -> int:
     except ConfigError as e:
         errors.append(e)
     try:
-        name, records = load_records(args)
+        name, records, pending = load_records(args)
     except ConfigError as e:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")
-    md = write_report(records, args.out, name, n_boot=settings.bootstrap, html_too=not args.no_html)
+    md = write_report(records, args.out, name, n_boot=settings.bootstrap, html_too=not args.no_html, pending=pending)
     print(f"wrote {md}" + ("" if args.no_html else f" and {md.with_suffix('.html')}"))
     return 0

@@ -173,7 +173,7 @@ def plan_sweep(spec: SweepSpec, url: str, extend_study: bool = False) -> SweepPl
         if e.field == "study" or (path is not None and not path.exists()):
             return SweepPlan(len(keys), 0, 0, len(keys))  # nothing stored yet
         raise
-    conflict = store.spec_conflict(spec.raw, keys, extend_study)
+    conflict = store.spec_conflict(spec.raw, keys, extend_study) or store.label_conflict({p.key: p.label for p in spec.points})
     if conflict is not None:
         raise conflict
     done = store.done_keys() & keys
@@ -209,6 +209,9 @@ def run_sweep(spec: SweepSpec, url: str, *, workers: int = 1, backend: str = "lo
     store = SweepStore.open(url, spec.name, "create", heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
         keys = {p.key for p in spec.points}
+        renamed = store.label_conflict({p.key: p.label for p in spec.points})
+        if renamed is not None:
+            raise renamed
         store.save_spec(spec.raw, keys, extend=extend_study)
         done_before = len(store.done_keys() & keys)
         store.fail_stale()

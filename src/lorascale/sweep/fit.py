@@ -27,8 +27,8 @@ from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
-    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of, uneven_points,
-    with_ci,
+    FIT_METRICS, NO_SPREAD, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
+    uneven_points, with_ci,
 )
 from .records import RECORD_STATUSES, Record
 from .stats import bootstrap_rng, seed_interval, t_quantile_975
@@ -118,9 +118,11 @@ class FitSettings(Settings):
 DEFAULT_FIT = FitSettings()
 
 
-def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.bootstrap, seed: int = 0) -> FitReport:
+def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.bootstrap, seed: int = 0,
+        pending: int = 0) -> FitReport:
     """All fits from plain records; deterministic for a given ``seed`` of the bootstrap. A bad ``metric`` or
-    ``n_boot`` raises ConfigErrors naming the setting (``metric``, ``bootstrap``)."""
+    ``n_boot`` raises ConfigErrors naming the setting (``metric``, ``bootstrap``). ``pending``: the study's
+    points still queued or running, which the notes mention (the fits see only finished points)."""
     settings = FitSettings(metric=metric, bootstrap=n_boot)
     metric, n_boot = settings.metric, settings.bootstrap  # as validated (1e3 → 1000)
     records = [r for r in records if r.outcome.status in RECORD_STATUSES]
@@ -128,7 +130,10 @@ def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.
     counts = _counts(records)
     counts["no_metric"] = sum(r.outcome.status == RunStatus.COMPLETE and score(r, metric) is None for r in records)
     configs = _config_fits(records, metric, n_boot, seed)
-    notes = _notes(metric, evals, counts, configs)
+    notes = _notes(metric, evals, counts, configs) + _unfitted(records, metric, configs)
+    if pending:
+        notes.append(f"{pending} points of the study are still queued or running: these fits, their optima and"
+                     " grid edges see only the finished points; re-run `lorascale fit` when the sweep is done")
     return FitReport(
         metric=metric if metric != "eval" else "/".join(evals) or "eval",
         higher_is_better=metric == "eval" and bool(evals) and all(higher_is_better(e) for e in evals),
@@ -152,7 +157,7 @@ def _notes(metric, evals, counts, configs) -> list[str]:
     if metric == "eval" and len(evals) > 1:
         notes.append(f"records mix eval metrics {evals}; each point is scored on its own")
     if metric == "eval" and not evals:
-        notes.append("no run stored an eval metric; fit on metric ema")
+        notes.append("no run stored an eval metric, so nothing was fitted; fit with --metric ema")
     if counts["diverged"]:
         notes.append(f"{counts['diverged']} diverged runs score +inf: a point where any seed diverged is unstable")
     if counts["failed"] + counts["interrupted"]:
@@ -171,6 +176,27 @@ def _notes(metric, evals, counts, configs) -> list[str]:
                               for r, x, k, n in c.uneven)
             notes.append(f"{c.label}: some points lack seeds their rank has, so their means are over other seeds"
                          f" and the optimum can move with the seed set: {where}; re-run `lorascale sweep` to fill them")
+    return notes
+
+
+def _unfitted(records, metric, configs) -> list[str]:
+    """Notes for learning-rate sweeps, or ranks of them, that got no optimum: every rate diverged, or fewer
+    than 2 rates have a score. Without them they would vanish from the tables unremarked."""
+    fitted = {(c.config, c.alpha_mult): {o.rank for o in c.ranks} for c in configs}
+    groups = defaultdict(lambda: defaultdict(set))
+    for r in records:
+        if r.point.log2_lr is not None:
+            groups[(r.point.config, r.point.alpha_mult)][r.point.rank].add(r.point.log2_lr)
+    notes = []
+    for (config, alpha_mult), by_rank in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        swept = sorted((rank for rank, xs in by_rank.items() if len(xs) >= 2), key=lambda r: -1 if r is None else r)
+        if not swept:
+            continue  # one rate per rank: not a learning-rate sweep (the α-path)
+        missing = [r for r in swept if r not in fitted.get((config, alpha_mult), set())]
+        if missing:
+            where = ", ".join("FFT" if r is None else f"r = {r}" for r in missing)
+            notes.append(f"{config}: no optimum at {where}: every learning rate there diverged, or fewer than 2 have a"
+                         f" {metric} score; lower the grid there, or re-run `lorascale sweep` to finish its points")
     return notes
 
 
@@ -198,6 +224,11 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
             elif len(seeds) >= 2:  # t and the variance correction count the seeds of the thinnest rank
                 slope_ci = seed_interval(slope, slope_samples, fewest)
                 method = f"bootstrap over {len(seeds)} seeds" + ("" if fewest == len(seeds) else f" (≥ {fewest} per rank)")
+                censored = [r for r, (o, _) in opts.items() if r is not None and (o.at_edge or not o.refined)]
+                if slope_ci is not None and slope_ci[1] - slope_ci[0] <= NO_SPREAD and censored:
+                    slope_ci = None  # every resample: the same grid points, bounds (see optima.with_ci)
+                    method = (f"n/a (every resample gave the same slope, with the optimum at r = {censored[0]} on its"
+                              " grid's edge or beside a diverged rate)")
             elif sl[2] is not None:
                 k = sum(r is not None for r in opts)
                 half = t_quantile_975(k - 2) * sl[2]

@@ -143,13 +143,20 @@ def rank_slope(opts: dict) -> tuple[float, float, float | None] | None:
     return ols([math.log2(r) for r in ranks], [opts[r][0].x for r in ranks])
 
 
+NO_SPREAD = 1e-9  # an interval this narrow is float rounding of one repeated value (octaves, or slope units)
+
+
 def with_ci(opts: dict, samples: list[dict], c: Cells) -> tuple[RankOptimum, ...]:
     """Each rank's optimum with its CI over the seeds that have results at that rank (a rank run at one
-    seed of four gets none: every resample holding that seed gives the same optimum)."""
+    seed of four gets none: every resample holding that seed gives the same optimum). Nor does an optimum
+    that could not be refined (at the grid's edge, or beside a diverged rate) and sits on the same grid point
+    in every resample: a zero-width interval there would claim a precision the grid never measured."""
     out = []
     for rank in sorted(opts, key=lambda r: -1 if r is None else r):
         opt, pts = opts[rank]
         ci = seed_interval(opt.x, [s[rank] for s in samples if rank in s], seeds_at(c, rank))
+        if ci is not None and ci[1] - ci[0] <= NO_SPREAD and (opt.at_edge or not opt.refined):
+            ci = None  # every resample picked the same grid point: a bound (the edge, or beside a diverged rate)
         best = min(p.mean for p in pts)  # finite: refine_optimum found one
         out.append(RankOptimum(rank, opt.x, opt.x_grid, best, opt.value, opt.refined, opt.at_edge, ci, pts))
     return tuple(out)

@@ -107,19 +107,19 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot: int = DEFAULT_FIT.bootstrap,
-                 html_too: bool = True) -> Path:
+                 html_too: bool = True, pending: int = 0) -> Path:
     """Fit on the EMA loss, the held-out loss (when it is not already the eval metric) and the eval metric,
-    each when stored; draw every figure; write report.md."""
+    each when stored; draw every figure; write report.md. ``pending``: points still queued or running."""
     from . import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    reps = {"ema": fit(records, "ema", n_boot)}
+    reps = {"ema": fit(records, "ema", n_boot, pending=pending)}
     evals = {r.outcome.eval_metric for r in records if r.outcome.eval_value is not None}
     if any(r.outcome.val_loss is not None for r in records) and not evals <= {"val_nll"}:
-        reps["val_loss"] = fit(records, "val_loss", n_boot)  # for LM tasks val_nll is the held-out loss itself
+        reps["val_loss"] = fit(records, "val_loss", n_boot, pending=pending)  # for LM tasks val_nll is the held-out loss itself
     if evals:
-        reps["eval"] = fit(records, "eval", n_boot)
+        reps["eval"] = fit(records, "eval", n_boot, pending=pending)
     parts: list[tuple[str, object]] = [("h1", f"Sweep {study}"), ("p", _counts_line(reps["ema"]))]
     for tag, rep in reps.items():
         parts.append(("h2", f"Selected on {plots.metric_label(rep)}"))

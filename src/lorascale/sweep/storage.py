@@ -134,6 +134,19 @@ class SweepStore:
         """Why storing spec ``raw`` of points ``keys`` would be refused (see :meth:`save_spec`); None if it would not."""
         return self._check_spec(raw, keys, extend)[2]
 
+    def label_conflict(self, labels: dict[str, str]) -> ConfigError | None:
+        """Why points ``key -> configuration label`` cannot join the study: some are stored under another
+        label (a spec extending the study renamed a configuration). A stored point keeps its first label, so
+        the fits would split one configuration in two; None if every shared point keeps its label."""
+        stored = {t.user_attrs["key"]: t.user_attrs.get("label") for t in self.trials()}
+        renamed = sorted({(stored[k], new) for k, new in labels.items() if k in stored and stored[k] != new})
+        if not renamed:
+            return None
+        pairs = "; ".join(f"{new!r} is stored as {old!r}" for old, new in renamed)
+        return ConfigError("configs", f"points of this spec are already in study {self.name!r} under other"
+                           f" configuration names ({pairs}): the fits would split each configuration in two",
+                           "name those configurations as the study stores them, or use a new study")
+
     def _holds_spec(self, spec: dict) -> bool:
         attrs = self.study.user_attrs
         return spec == attrs.get("spec") or spec in attrs.get("extended_by", [])
@@ -207,19 +220,23 @@ class SweepStore:
             if not any(t.state == TrialState.WAITING for t in live):
                 return None
             trial = self._ask()
-            key = trial.user_attrs.get("key")
-            if key is None:  # another worker took the last one first, so ask() made a fresh trial
-                self._close_own(trial, RunStatus.DUPLICATE, "claimed when the queue had just emptied")
-                continue
-            trial.set_user_attr("worker", worker or worker_id())
-            self._beat(trial)  # at once: Optuna's heartbeat never fails a trial that has not beaten
-            if trial.number > live[-1].number:  # enqueued after the look: look again
-                live = self.trials((TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
-            first = min(t.number for t in live if t.user_attrs["key"] == key)
-            if first < trial.number:
-                self._close_own(trial, RunStatus.DUPLICATE, f"trial {first} holds this point")
-                continue
-            return Claim(trial, trial.number, key, trial.user_attrs["config"], trial.user_attrs["point"])
+            try:
+                self._beat(trial)  # at once: Optuna's heartbeat never fails a trial that has not beaten
+                key = trial.user_attrs.get("key")
+                if key is None:  # another worker took the last one first, so ask() made a fresh trial
+                    self._close_own(trial, RunStatus.DUPLICATE, "claimed when the queue had just emptied")
+                    continue
+                trial.set_user_attr("worker", worker or worker_id())
+                if trial.number > live[-1].number:  # enqueued after the look: look again
+                    live = self.trials((TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
+                first = min(t.number for t in live if t.user_attrs["key"] == key)
+                if first < trial.number:
+                    self._close_own(trial, RunStatus.DUPLICATE, f"trial {first} holds this point")
+                    continue
+                return Claim(trial, trial.number, key, trial.user_attrs["config"], trial.user_attrs["point"])
+            except Exception as e:  # a half-made claim (the database locked past its timeout): hand the trial
+                self._abandon(trial, e)  # back, or it would stay RUNNING with no worker to finish it
+                raise
 
     def heartbeat(self, claim: Claim, interval: float):
         """``with store.heartbeat(claim, 30):`` beats every ``interval`` seconds while a run is going."""
@@ -235,6 +252,7 @@ class SweepStore:
             self._finish(claim, out)
 
     def _finish(self, claim: Claim, out: Outcome) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         trial = claim.trial
@@ -246,12 +264,18 @@ class SweepStore:
             out = replace(out, status=RunStatus.DIVERGED)  # a non-finite "complete" loss diverged
         for k, v in out.stored_attrs().items():
             trial.set_user_attr(k, v)
+        # skip_if_finished: a stale check may fail the trial between the attrs and the tell. Optuna then
+        # raises a plain ValueError ("Cannot tell a FAIL trial"); the state read back says which write won
         if out.status == RunStatus.COMPLETE:
-            self.study.tell(trial, float(out.final_ema_loss))
+            self.study.tell(trial, float(out.final_ema_loss), skip_if_finished=True)
         elif out.status == RunStatus.DIVERGED:
-            self.study.tell(trial, math.inf)
+            self.study.tell(trial, math.inf, skip_if_finished=True)
         else:
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        wanted = TrialState.FAIL if out.status not in (RunStatus.COMPLETE, RunStatus.DIVERGED) else TrialState.COMPLETE
+        if self.backend.storage.get_trial(self._id_of(claim.number)).state != wanted:
+            raise UpdateFinishedTrialError(f"trial {claim.number} was finished by another process before this"
+                                           f" outcome ({out.status.value}) could be told")
 
     def fail_stale(self) -> list[int]:
         """Fail RUNNING trials whose worker is gone and queue their points again; their numbers.
@@ -301,6 +325,10 @@ class SweepStore:
             if keys is None or t.user_attrs["key"] in keys:
                 out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
         return out
+
+    def pending(self) -> int:
+        """How many of the study's points are queued or running (none of their trials finished)."""
+        return self.point_states({t.user_attrs["key"] for t in self.trials()})["queued"]
 
     def point_states(self, keys: set[str]) -> dict[str, int]:
         """Each of ``keys`` counted once, by where it stands: ``finished`` (COMPLETE, diverged runs
@@ -368,7 +396,16 @@ class SweepStore:
 
         trial.set_user_attr("status", str(status))
         trial.set_user_attr("message", message)
-        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)  # a stale check may have failed it first
+
+    def _abandon(self, trial, error: BaseException) -> None:
+        """Fail a trial whose claim broke off, so its point is queued again; if even that fails, the
+        heartbeat (recorded first) lets the stale check fail it later."""
+        try:
+            self._close_own(trial, RunStatus.INTERRUPTED, f"its claim broke off: {type(error).__name__}: {error}")
+        except Exception as e:
+            log.warning("trial %d: its claim broke off (%s: %s) and it could not be handed back (%s: %s); the stale"
+                        " check will fail it", trial.number, type(error).__name__, error, type(e).__name__, e)
 
     def _fail(self, number: int, status: RunStatus, message: str) -> None:
         """Fail another worker's RUNNING trial; UpdateFinishedTrialError if it finished meanwhile."""
