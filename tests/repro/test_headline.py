@@ -141,6 +141,18 @@ def test_a_diverged_seed_misses_the_target_and_compute_counts_steps_taken():
     assert steps_done([run(1.0), run(None, "diverged", 4)]) == 14
 
 
+def test_the_headline_refuses_a_given_rate_each_arm_finds_its_own():
+    """A given lr_fft would skip (d)'s η_FFT probe (tune reads it as given) and (d) would neither estimate
+    η_FFT nor pay for it; a given lr would be ignored by every sweep. Both are refused, together."""
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:
+        HeadlineRequest(lr_fft=1e-4, lr=1e-3)
+    assert sorted(x.field for x in e.value.errors) == ["lr", "lr_fft"]
+    assert all(x.fix == f"drop {x.field}" for x in e.value.errors)
+    assert "lr_fft" not in HeadlineRequest(model="minilm-l6").run.model_fields_set  # the default passes
+
+
 def test_sweep_rates_are_listed_once_and_fractional_rates_get_their_own_folders(tmp_path):
     from lorascale.errors import ConfigErrors
 

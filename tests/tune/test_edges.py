@@ -53,9 +53,11 @@ def test_eta_edges_count_only_when_eta_was_searched():
     sobol = [(1e-3, 1.0), (2.6e-4, 0.3), (3.9e-3, 2.0), (7e-4, 5.0)]  # lr_span 2: η_FFT·2^±2
     [w] = search_edges((3.9e-3, 2.0), sobol, lr_fft=1e-3, lr_span=2.0, alpha_box=BOX)
     assert w.field == "lr_span" and "highest" in w.message and "`lr_span` 4" in w.fix
-    # Sobol points never land on the box's edge: the smallest α searched asks for more candidates
+    # Sobol points never land on the box's edge, so more candidates only get closer to it: the smallest α
+    # searched moves the box (alpha_min two octaves down), more candidates being the other way
     both = search_edges((2.6e-4, 0.3), sobol, lr_fft=1e-3, lr_span=2.0, alpha_box=BOX)  # the smallest α and the lowest η
-    assert [w.field for w in both] == ["candidates", "lr_span"]
+    assert [w.field for w in both] == ["alpha_min", "lr_span"]
+    assert both[0].fix.startswith("re-run with `alpha_min` 0.025 (or more `candidates`)") and "Sobol" in both[0].message
     # on the α-path every candidate shares η_FFT: no η edge to report
     assert [w.field for w in search_edges((2.44e-4, 0.1), PATH, 2.44e-4, 0.0, BOX)] == ["alpha_min"]
 

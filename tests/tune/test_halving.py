@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lorascale.tune.halving import (HalvingCoordinator, pack_sizes, planned_finalists, planned_member_steps, rung_steps,
-                                   survivors)
+from lorascale.tune.halving import (HalvingCoordinator, deal, pack_sizes, planned_finalists, planned_member_steps,
+                                   rung_steps, survivors)
 
 
 @pytest.mark.parametrize("steps, n, eta, rungs", [
@@ -68,6 +68,35 @@ def test_coordinator_waits_for_every_running_member_then_cuts():
     assert sorted(n for n, kept in cut_log if kept) == ["m1", "m3"] and c.cut_at == {"m0": 3, "m2": 3, "m4": 3}
     c.report("m1", ctx["m1"], 4, 0.1)  # not a rung: nothing happens
     assert ctx["m1"].stop_reason is None
+
+
+def test_members_that_diverged_before_a_rung_take_cut_places_not_survivors_places():
+    """9 entered the rung, so ⌈9/3⌉ = 3 go on, as synchronous halving plans: the 3 that diverged on the way
+    rank last. Counting only the 6 that reported would keep 2 and cut the 3rd best, inside the planned top 3."""
+    names = [f"m{i}" for i in range(9)]
+    c = HalvingCoordinator(names, rungs=[3, 6], reduction=3)
+    ctx = {n: SimpleNamespace(stop_reason=None) for n in names}
+    for n in names[6:]:
+        c.ended(n)  # diverged before step 3
+    for i, n in enumerate(names[:6]):
+        c.report(n, ctx[n], 3, float(i))
+    assert {n for n in names[:6] if ctx[n].stop_reason is None} == {"m0", "m1", "m2"}
+    c.ended("m2")  # diverges before the next rung: of the 3 that entered it, ⌈3/3⌉ = 1 goes on
+    c.report("m0", ctx["m0"], 6, 1.0)
+    c.report("m1", ctx["m1"], 6, 0.5)
+    assert ctx["m1"].stop_reason is None and ctx["m0"].stop_reason == "pruned by successive halving at step 6"
+
+
+def test_dealt_packs_each_span_the_whole_candidate_order():
+    """Each pack halves on its own: dealt in turn, each samples the whole α-path instead of one slice."""
+    assert deal(12, [9, 3]) == [[0, 1, 2, 4, 5, 6, 8, 9, 10], [3, 7, 11]]
+    assert deal(18, [6, 6, 6]) == [[0, 3, 6, 9, 12, 15], [1, 4, 7, 10, 13, 16], [2, 5, 8, 11, 14, 17]]
+    assert deal(5, [5]) == [[0, 1, 2, 3, 4]]
+    for n, sizes in ((12, [9, 3]), (27, [9, 9, 9]), (7, [3, 2, 2]), (14, [12, 2])):
+        packs = deal(n, sizes)
+        assert [len(p) for p in packs] == sizes and sorted(i for p in packs for i in p) == list(range(n))
+        for p in packs:  # no pack's members crowd one end: each reaches into the last third of the order
+            assert max(p) >= n * 2 / 3 - 1
 
 
 @pytest.mark.parametrize("n, k, unit, sizes", [

@@ -258,6 +258,7 @@ def test_compute_caps_the_whole_plan_probe_and_seed_check_included():
     ({"first_rung": 1.0}, "first_rung"), ({"confirm_seeds": 0}, "confirm_seeds"), ({"confirm_top": 1}, "confirm_top"),
     ({"reduction": 4}, "first_rung"),  # the first rung T/4 comes before the default first_rung T/3: no cut ever
     ({"reduction": 2, "first_rung": 0.6}, "first_rung"),
+    ({"log_every": 10}, "log_every"),  # the one-SE pick needs the loss at every step
 ])
 def test_bad_requests_name_the_field(flat, field):
     run = {k: v for k, v in RUN.items() if k != "rank"} if flat.get("finetune") == "full" else RUN
@@ -311,3 +312,43 @@ def test_the_seed_check_never_answers_with_a_finalist_that_diverged(monkeypatch,
     found.best = 1
     check_seeds(found, cfg, req, "sqlite://", None, progress=False)
     assert found.best == 1 and "every finalist diverged" in caplog.text
+
+
+def test_the_seed_check_also_checks_the_searchs_own_pick(monkeypatch):
+    """The search picked the gentlest finalist within noise (α = 0.5, EMA 1.02); the two lowest losses are
+    α = 2 and 4. Checking only those two could never answer with the gentle pick, so it takes the last place."""
+    import lorascale.tune.search as search
+    from lorascale.tune.search import Candidate, StageResult, check_seeds
+
+    def cand(n, alpha, loss):
+        return Candidate(n, 1e-3, alpha, status="complete", steps_done=9, final_ema_loss=loss, curve=[(9, loss)])
+
+    checked = []
+
+    def run_stage(name, base, points, *a, **k):
+        checked.extend(points)
+        return StageResult("confirm", 9, 3, [cand(10 + i, a, 1.0) for i, (_, a) in enumerate(points)], 18, 18, 0)
+
+    monkeypatch.setattr(search, "run_stage", run_stage)
+    req = TuneRequest(**RUN, lr_fft=1e-3, confirm_seeds=2, confirm_top=2)
+    found = StageResult("search", 9, 3, [cand(0, 0.5, 1.02), cand(1, 2.0, 1.00), cand(2, 4.0, 1.01)], 27, 27, 0)
+    check_seeds(found, req.run.replace(lr=1e-3), req, "sqlite://", None, progress=False)
+    assert [a for _, a in checked] == [2.0, 0.5]  # the lowest loss, then the search's pick in the last place
+    # both score 1.0 at seed 1: means 1.01 (α 0.5) and 1.00 (α 2); the curves are too short for a noise
+    # estimate (SE 0), so the lower mean wins; what this tests is that α = 0.5 was in the running at all
+    assert found.candidates[0].seed_ema == [1.02, 1.0] and found.best == 1
+
+
+def test_an_interrupted_attempt_killed_without_a_summary_counts_its_logged_steps(tmp_path):
+    """SIGKILL or the OOM killer leave a member's metrics.jsonl but no summary.json: its steps still count."""
+    from lorascale.tune.search import _steps_trained
+
+    done = tmp_path / "pack0" / "candidate00"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps({"steps_done": 33}))
+    (done / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 34)))
+    killed = tmp_path / "pack0" / "candidate01"
+    killed.mkdir()
+    (killed / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 21))
+                                          + '{"step": 21, "lo')  # the kill cut the last line
+    assert _steps_trained(tmp_path) == 33 + 20

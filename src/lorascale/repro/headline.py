@@ -28,10 +28,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import StrictBool, StrictStr, field_validator
+from pydantic import StrictBool, StrictStr, field_validator, model_validator
 
 from ..adapters.spec import AdapterSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigErrors
 from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, same_setting, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
@@ -74,6 +74,16 @@ class HeadlineRequest(Settings):
         if len(set(v)) != len(v):
             raise ValueError(f"repeats rates {v}; list each once")
         return v
+
+    @model_validator(mode="after")
+    def _rates_are_the_arms_own(self) -> "HeadlineRequest":
+        """Each arm finds its rate: a given ``lr`` would be ignored by every sweep, and a given ``lr_fft`` would
+        skip (d)'s η_FFT probe, so tune would neither estimate η_FFT nor pay for it as the benchmark says."""
+        why = {"lr": "each arm sweeps or searches its own learning rate",
+               "lr_fft": "the headline finds η_FFT itself: (e)'s sweep gives it to (a), and tune's probe estimates it for (d)"}
+        ConfigErrors.raise_if_any([ConfigError(k, why[k], f"drop {k}") for k in ("lr", "lr_fft")
+                                   if k in self.run.model_fields_set])
+        return self
 
 
 @dataclass

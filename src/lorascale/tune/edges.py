@@ -59,6 +59,12 @@ def search_edges(chosen: tuple[float, float], searched: Sequence[tuple[float, fl
             out.append(ConfigWarning(bound, f"the chosen α knob, {alpha:.3g}, is the {side} searched: a"
                                      f" {'smaller' if low else 'larger'} α may do as well or better",
                                      f"re-run with `{bound}` {moved:.3g}, {again}"))
+        elif lr_span > 0:  # Sobol points never land on the box's edge: more of them only get closer to it
+            moved = box / WIDEN if low else box * WIDEN
+            out.append(ConfigWarning(bound, f"the chosen α knob, {alpha:.3g}, is the {side} of the {len(alphas)}"
+                                     f" searched in [{alpha_box[0]:.3g}, {alpha_box[1]:.3g}] (Sobol points, which never"
+                                     f" reach the box's edge): a {'smaller' if low else 'larger'} α may do as well or"
+                                     " better", f"re-run with `{bound}` {moved:.3g} (or more `candidates`), {again}"))
         else:
             out.append(ConfigWarning("candidates", f"the chosen α knob, {alpha:.3g}, is the {side} of the {len(alphas)}"
                                      f" searched, inside [{alpha_box[0]:.3g}, {alpha_box[1]:.3g}]: too few candidates"

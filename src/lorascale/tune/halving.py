@@ -65,9 +65,28 @@ def pack_sizes(n_candidates: int, max_members: int, unit: int = 1) -> list[int]:
     return [small + 1] * extra + [small] * (n_packs - extra)
 
 
-def survivors(values: dict[str, float], reduction: int) -> set[str]:
-    """The ⌈n/η⌉ names with the lowest values (non-finite values never survive unless all are)."""
-    keep = max(1, math.ceil(len(values) / reduction))
+def deal(n_candidates: int, sizes: list[int]) -> list[list[int]]:
+    """Candidate indices 0 … n−1 dealt into packs of ``sizes``, each pack spread over the whole order.
+
+    Each pack halves on its own, so a pack holding one slice of the α-path (all of its largest α, say) would
+    carry its best ⌈k/η⌉ on even when they are worse than candidates another pack cuts. Dealt in turn (each
+    index to the pack furthest behind its share), every pack samples the whole path, and its survivors stand
+    for the group's. Deterministic; ``sum(sizes)`` must be ``n_candidates``."""
+    assert sum(sizes) == n_candidates, (sizes, n_candidates)
+    packs: list[list[int]] = [[] for _ in sizes]
+    for i in range(n_candidates):
+        # the pack whose filled share lags most behind where index i stands (ties: the earlier pack)
+        j = min((j for j, k in enumerate(sizes) if len(packs[j]) < k),
+                key=lambda j: ((len(packs[j]) + 1) / sizes[j], j))
+        packs[j].append(i)
+    return packs
+
+
+def survivors(values: dict[str, float], reduction: int, entered: int | None = None) -> set[str]:
+    """The ⌈n/η⌉ names with the lowest values (non-finite values never survive unless all are); ``entered``:
+    n when more entered the rung than report at it (those that diverged on the way rank last, so they take
+    cut places, not survivors' places)."""
+    keep = min(len(values), max(1, math.ceil(max(entered or 0, len(values)) / reduction)))
     ranked = sorted(values, key=lambda k: (not math.isfinite(values[k]), values[k], k))
     return set(ranked[:keep])
 
@@ -99,6 +118,7 @@ class HalvingCoordinator:
     def __init__(self, names: Sequence[str], rungs: Sequence[int], reduction: int,
                  on_cut: Callable[[str, int, float, bool], None] | None = None):
         self.alive = set(names)
+        self.entered = len(self.alive)  # members alive after the last rung: the next rung keeps ⌈entered/η⌉
         self.rungs, self.reduction, self.on_cut = set(rungs), reduction, on_cut
         self.pending: dict[int, dict[str, float]] = {}
         self.contexts: dict[str, object] = {}
@@ -125,7 +145,7 @@ class HalvingCoordinator:
             values = self.pending[step]
             if not values or not set(values) >= self.alive:
                 continue  # some running member has not reached this rung yet
-            kept = survivors(values, self.reduction)
+            kept = survivors(values, self.reduction, self.entered)
             for n, v in values.items():
                 if self.on_cut is not None:
                     self.on_cut(n, step, v, n in kept)
@@ -133,6 +153,7 @@ class HalvingCoordinator:
                     self.contexts[n].stop_reason = f"pruned by successive halving at step {step}"
                     self.cut_at[n] = step
                     self.alive.discard(n)
+            self.entered = len(kept)
             del self.pending[step]
 
 

@@ -79,6 +79,10 @@ class TuneRequest(Settings):
             errors.append(ConfigError("lr", "tune searches the learning rate", "drop lr (give lr_fft to skip its estimate)"))
         if self.run.steps is None:
             errors.append(ConfigError("steps", "tune needs a step budget for its rungs", "give steps instead of epochs"))
+        if self.run.log_every != 1:  # ema_noise recovers step losses from consecutive EMA points
+            errors.append(ConfigError("log_every", f"tune's one-standard-error pick reads each candidate's noise from its"
+                                      f" loss at every step; logged every {self.run.log_every} it has none, and the pick"
+                                      " would silently become the lowest loss", "leave log_every at 1 for tune"))
         if 1 / self.reduction < self.first_rung * (1 - 1e-12):  # the slack: 1/3 against first_rung 1/3
             errors.append(ConfigError("first_rung", f"{self.first_rung:.3g} is past the first rung 1/reduction ="
                                       f" {1 / self.reduction:.3g} of the budget: no candidate would ever be cut",

@@ -37,7 +37,7 @@ from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from ..vocabulary import RunStatus
 from .edges import probe_edges, search_edges
-from .halving import (HalvingCoordinator, TrialRungs, pack_sizes, planned_finalists, planned_member_steps,
+from .halving import (HalvingCoordinator, TrialRungs, deal, pack_sizes, planned_finalists, planned_member_steps,
                       rung_steps)
 from .request import FFT_PROBE_LOG2_LR, REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .selection import ema_noise, one_se_choice
@@ -241,13 +241,18 @@ def _over_cap_reason(result: TuneResult) -> str:
 
 def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: str, out: Path,
                 progress: bool = True) -> StageResult | None:
-    """Train the best ``confirm_top`` finalists of ``search`` (by final EMA loss) at ``confirm_seeds − 1``
+    """Train the best ``confirm_top`` finalists of ``search`` (by final EMA loss; the search's own pick takes the
+    last place when it is not among them) at ``confirm_seeds − 1``
     more seeds and point ``search.best`` at the one-standard-error pick on their mean final EMA loss over
     seeds (a finalist that diverges at any seed is never chosen; if every one does, the search's own pick
     stands, with a warning). None when there is nothing to check (one seed asked, or a single finalist)."""
     cs = search.candidates
     finalists = sorted((i for i, c in enumerate(cs) if _ran_whole(c, search.total_steps)),
                        key=lambda i: (cs[i].final_ema_loss, i))[:req.confirm_top]
+    if finalists and search.best not in finalists and _ran_whole(cs[search.best], search.total_steps):
+        # the search's one-SE pick (gentler, within noise of the best) is checked too, in the last place, so the
+        # check can keep it: checking only the lowest losses would lean the answer away from gentle settings
+        finalists = [*finalists[:req.confirm_top - 1], search.best] if req.confirm_top > 1 else [search.best]
     if req.confirm_seeds <= 1 or len(finalists) < 2:
         return None
     seeds = [base.seed + k for k in range(1, req.confirm_seeds)]
@@ -275,14 +280,32 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
 
 
 def _steps_trained(folder: Path) -> int:
-    """The member-steps the runs under ``folder`` took (each run's summary.json, interrupted ones included)."""
+    """The member-steps the runs under ``folder`` took: each run's summary.json (interrupted ones included), or
+    for a run killed without one (SIGKILL, out of memory), the last step its metrics.jsonl logged."""
     total = 0
-    for summary in folder.rglob("summary.json") if folder.exists() else ():
+    runs = {f.parent for name in ("summary.json", "metrics.jsonl") for f in folder.rglob(name)} if folder.exists() else set()
+    for run in runs:
         try:
-            total += int(json.loads(summary.read_text()).get("steps_done") or 0)
+            total += int(json.loads((run / "summary.json").read_text()).get("steps_done") or 0)
+            continue
         except (OSError, ValueError, TypeError):
-            pass  # a summary cut mid-write: those steps are not counted
+            pass  # no summary, or one cut mid-write: count the logged steps
+        total += _last_logged_step(run / "metrics.jsonl")
     return total
+
+
+def _last_logged_step(metrics: Path) -> int:
+    last = 0
+    try:
+        lines = metrics.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        try:
+            last = max(last, int(json.loads(line).get("step") or 0))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a line cut by the kill
+    return last
 
 
 def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], req: TuneRequest, url: str,
@@ -332,19 +355,18 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
     steps = base.steps
     candidates, spent = [], earlier
     if packable(base):
-        start = 0
         unit = req.reduction ** len(rungs)  # a pack of a multiple of η^cuts halves exactly as the group would
         room = req.members if isinstance(req.members, int) else _auto_members(base)  # None or "auto"
         if room < min(unit, len(points)):
             log.warning("tune: packs of %d cannot halve %d candidates as one group (that needs %d members a pack):"
                         " more of them run the whole budget than planned", room, len(points), unit)
-        for j, k in enumerate(pack_sizes(len(points), room, unit)):
-            chunk, chunk_seeds = points[start:start + k], seeds[start:start + k]
-            cands, used = _train_pack(study, base, chunk, chunk_seeds, rungs, req.reduction, knob,
-                                      out / name / f"pack{j}", progress)
-            candidates += cands
+        by_index = {}
+        for j, idx in enumerate(deal(len(points), pack_sizes(len(points), room, unit))):  # each pack spans the path
+            cands, used = _train_pack(study, base, [points[i] for i in idx], [seeds[i] for i in idx], rungs,
+                                      req.reduction, knob, out / name / f"pack{j}", progress)
+            by_index.update(zip(idx, cands))
             spent += used
-            start += k
+        candidates = [by_index[i] for i in range(len(points))]  # in the points' order, as a single pack gives them
     else:
         log.info("tune: %s cannot train as members; its %d candidates train one after another", base.adapter.method,
                  len(points))
