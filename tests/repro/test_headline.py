@@ -153,6 +153,16 @@ def test_the_headline_refuses_a_given_rate_each_arm_finds_its_own():
     assert "lr_fft" not in HeadlineRequest(model="minilm-l6").run.model_fields_set  # the default passes
 
 
+def test_tunes_compute_leaves_out_interrupted_attempts_as_the_sweeps_do():
+    """A Ctrl-C halfway through tune's search made it train 60 member-steps twice: (d)'s compute is what
+    the method spends (the sweeps' interrupted runs are deleted and never counted either)."""
+    from lorascale.repro.headline import _tune_arm
+
+    answer = {"alpha": 0.1, "lr": 1e-3, "compute": {"member_steps": 924}, "probe": None,
+              "search": {"rerun_member_steps": 60}, "confirm": {"rerun_member_steps": 0}}
+    assert _tune_arm(answer, [], 100).member_steps == 864
+
+
 def test_sweep_rates_are_listed_once_and_fractional_rates_get_their_own_folders(tmp_path):
     from lorascale.errors import ConfigErrors
 

@@ -246,8 +246,12 @@ def _stored_tune(out: Path, seeds, runs) -> tuple[Arm, dict] | None:
 
 
 def _tune_arm(answer: dict, runs_d: list, T: int) -> Arm:
-    """Arm (d) from tune's answer (``TuneResult.to_dict``, or the tune.json it wrote) and its runs at the seeds."""
-    arm = _arm("d", f"(d) tune (α = {answer['alpha']:.3g})", answer["lr"], runs_d, answer["compute"]["member_steps"], [])
+    """Arm (d) from tune's answer (``TuneResult.to_dict``, or the tune.json it wrote) and its runs at the seeds.
+    Its compute leaves out what interrupted attempts trained before a stage ran again, as the sweeps' arms
+    count only their finished runs: an interruption is not the method's cost."""
+    reruns = sum((answer.get(stage) or {}).get("rerun_member_steps", 0) for stage in ("probe", "search", "confirm"))
+    arm = _arm("d", f"(d) tune (α = {answer['alpha']:.3g})", answer["lr"], runs_d,
+               answer["compute"]["member_steps"] - reruns, [])
     arm.eval_member_steps = len(runs_d) * T
     arm.at_edge = answer.get("at_edge") or []
     return arm
