@@ -196,7 +196,7 @@ def _unfitted(records, metric, configs) -> list[str]:
         if missing:
             where = ", ".join("FFT" if r is None else f"r = {r}" for r in missing)
             notes.append(f"{config}: no optimum at {where}: every learning rate there diverged, or fewer than 2 have a"
-                         f" {metric} score; lower the grid there, or re-run `lorascale sweep` to finish its points")
+                         f" score ({metric}); lower the grid there, or re-run `lorascale sweep` to finish its points")
     return notes
 
 
