@@ -27,8 +27,8 @@ from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
-    FIT_METRICS, NO_SPREAD, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
-    uneven_points, with_ci,
+    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
+    uneven_points, unless_bound, with_ci,
 )
 from .records import RECORD_STATUSES, Record
 from .stats import bootstrap_rng, seed_interval, t_quantile_975
@@ -225,8 +225,8 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
                 slope_ci = seed_interval(slope, slope_samples, fewest)
                 method = f"bootstrap over {len(seeds)} seeds" + ("" if fewest == len(seeds) else f" (≥ {fewest} per rank)")
                 censored = [r for r, (o, _) in opts.items() if r is not None and (o.at_edge or not o.refined)]
-                if slope_ci is not None and slope_ci[1] - slope_ci[0] <= NO_SPREAD and censored:
-                    slope_ci = None  # every resample: the same grid points, bounds (see optima.with_ci)
+                if slope_ci is not None and unless_bound(slope_ci, bool(censored)) is None:
+                    slope_ci = None
                     method = (f"n/a (every resample gave the same slope, with the optimum at r = {censored[0]} on its"
                               " grid's edge or beside a diverged rate)")
             elif sl[2] is not None:

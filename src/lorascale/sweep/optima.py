@@ -146,6 +146,12 @@ def rank_slope(opts: dict) -> tuple[float, float, float | None] | None:
 NO_SPREAD = 1e-9  # an interval this narrow is float rounding of one repeated value (octaves, or slope units)
 
 
+def unless_bound(ci: tuple[float, float] | None, censored: bool) -> tuple[float, float] | None:
+    """``ci``, or None when it has no width and rests on ``censored`` optima (at the grid's edge, or beside a
+    diverged rate): every resample picked the same grid points, a bound rather than a measured precision."""
+    return None if ci is not None and censored and ci[1] - ci[0] <= NO_SPREAD else ci
+
+
 def with_ci(opts: dict, samples: list[dict], c: Cells) -> tuple[RankOptimum, ...]:
     """Each rank's optimum with its CI over the seeds that have results at that rank (a rank run at one
     seed of four gets none: every resample holding that seed gives the same optimum). Nor does an optimum
@@ -154,9 +160,8 @@ def with_ci(opts: dict, samples: list[dict], c: Cells) -> tuple[RankOptimum, ...
     out = []
     for rank in sorted(opts, key=lambda r: -1 if r is None else r):
         opt, pts = opts[rank]
-        ci = seed_interval(opt.x, [s[rank] for s in samples if rank in s], seeds_at(c, rank))
-        if ci is not None and ci[1] - ci[0] <= NO_SPREAD and (opt.at_edge or not opt.refined):
-            ci = None  # every resample picked the same grid point: a bound (the edge, or beside a diverged rate)
+        ci = unless_bound(seed_interval(opt.x, [s[rank] for s in samples if rank in s], seeds_at(c, rank)),
+                          opt.at_edge or not opt.refined)
         best = min(p.mean for p in pts)  # finite: refine_optimum found one
         out.append(RankOptimum(rank, opt.x, opt.x_grid, best, opt.value, opt.refined, opt.at_edge, ci, pts))
     return tuple(out)

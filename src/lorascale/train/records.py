@@ -113,17 +113,23 @@ def _overwrite(path: Path, text: str) -> None:
         f.truncate(len(data))
 
 
-def keep_records_through(path: Path, step: int) -> list[dict]:
-    """Rewrite a metrics.jsonl with only its records of steps ≤ ``step`` (atomically); returns them."""
+def read_records(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl (none if it is missing). Only the last line may be torn (a process
+    killed mid-write): it is dropped; a bad line before it raises ``json.JSONDecodeError``."""
     lines = [x for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
     records = []
     for i, line in enumerate(lines):
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if i < len(lines) - 1:  # only the last line may be torn (a process killed mid-write)
+            if i < len(lines) - 1:
                 raise
-    kept = [r for r in records if r.get("step", 0) <= step]
+    return records
+
+
+def keep_records_through(path: Path, step: int) -> list[dict]:
+    """Rewrite a metrics.jsonl with only its records of steps ≤ ``step`` (atomically); returns them."""
+    kept = [r for r in read_records(path) if r.get("step", 0) <= step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
     tmp.replace(path)

@@ -295,17 +295,12 @@ def _steps_trained(folder: Path) -> int:
 
 
 def _last_logged_step(metrics: Path) -> int:
-    last = 0
+    from ..train.records import read_records  # drops the line the kill tore
+
     try:
-        lines = metrics.read_text().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        try:
-            last = max(last, int(json.loads(line).get("step") or 0))
-        except (ValueError, TypeError, AttributeError):
-            continue  # a line cut by the kill
-    return last
+        return max((int(r.get("step") or 0) for r in read_records(metrics)), default=0)
+    except (OSError, ValueError, TypeError):
+        return 0  # unreadable: those steps are not counted
 
 
 def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], req: TuneRequest, url: str,
