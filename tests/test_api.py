@@ -282,3 +282,90 @@ def test_loraplus_optimizer_is_peft_s_with_the_mua_recipe():
     with pytest.raises(ConfigError) as e:
         lorascale.loraplus_optimizer(pm, 1e-4, loraplus_lr_ratio=0)
     assert e.value.field == "loraplus_lr_ratio"
+
+
+# ---------------------------------------------------------------------------------------------
+# the layers planned are the layers PEFT wraps (audit items 1-4, 8, 9)
+
+ANALYTIC_64 = math.sqrt(3 * 64 * 4)  # LoRA-α analytic's lora_alpha = s·r = √(3·d_in·r) at d_in 64, r 4 (s ≈ 6.93)
+
+
+def test_rescale_of_a_config_without_target_modules_uses_peft_s_default_targets():
+    from peft import LoraConfig, get_peft_model
+
+    base = load_model("tiny-llama", seed=0).model
+    new = lorascale.rescale(LoraConfig(r=4), "lora-alpha-analytic", model=base)  # PEFT's default: no target_modules
+    assert new.target_modules is None  # left for PEFT to fill in, as it will for the model it wraps
+    assert new.lora_alpha == pytest.approx(ANALYTIC_64, rel=1e-12) and new.alpha_pattern == {}  # rounding only
+    got = _scales(get_peft_model(base, new))  # PEFT's default for llama: q_proj and v_proj, both d_in 64
+    assert sorted(got) == [f"model.layers.{i}.self_attn.{p}" for i in (0, 1) for p in ("q_proj", "v_proj")]
+    assert all(r == 4 and s == pytest.approx(ANALYTIC_64 / 4, rel=1e-12) for r, s in got.values())  # rounding only
+    with pytest.raises(ConfigError) as e:  # a model PEFT has no default targets for
+        lorascale.rescale(LoraConfig(r=4), "lora-alpha", model=torch.nn.ModuleDict({"lin": torch.nn.Linear(8, 8)}))
+    assert e.value.field == "target_modules" and "target_modules=" in e.value.fix
+
+
+def test_excluded_and_saved_modules_get_no_alpha_pattern_key():
+    from peft import LoraConfig, get_peft_model
+
+    # down_proj (d_in 128) would need its own alpha; excluded or trained in full it gets no adapter, so no key
+    base = load_model("tiny-llama", seed=0).model
+    mine = LoraConfig(r=4, target_modules="all-linear", exclude_modules=["down_proj"])
+    new = lorascale.rescale(mine, "lora-alpha-analytic", model=base)
+    planned = lorascale.lora_config(base, rank=4, rule="lora-alpha-analytic", targets="all-linear", modules_to_save=["down_proj"])
+    for cfg in (new, planned):
+        assert cfg.lora_alpha == pytest.approx(ANALYTIC_64, rel=1e-12) and cfg.alpha_pattern == {}  # rounding only
+    got = _scales(get_peft_model(base, new))
+    assert len(got) == 2 * 6 and not any(n.endswith("down_proj") for n in got)  # every other projection of both blocks
+
+
+def test_a_string_target_is_a_regular_expression_as_in_peft():
+    from peft import get_peft_model
+
+    base = load_model("tiny-llama", seed=0).model
+    cfg = lorascale.lora_config(base, rank=4, targets=r".*\.(q_proj|v_proj)")
+    assert cfg.target_modules == r".*\.(q_proj|v_proj)"  # kept a string: a one-name list would be a suffix
+    got = _scales(get_peft_model(base, cfg))
+    assert sorted(got) == [f"model.layers.{i}.self_attn.{p}" for i in (0, 1) for p in ("q_proj", "v_proj")]
+    assert {s for _, s in got.values()} == {128.0}  # LoRA-α: 256·√4/4
+    with pytest.raises(ConfigError) as e:  # a bare name as a string matches no full module name, in PEFT too
+        lorascale.lora_config(load_model("tiny-llama").model, rank=4, targets="q_proj")
+    assert e.value.field == "targets" and "regular expression" in e.value.message and "[q_proj, v_proj]" in e.value.fix
+
+
+def test_an_empty_target_list_is_refused_not_read_as_the_default():
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.lora_config(load_model("tiny-llama").model, rank=4, targets=[])
+    assert [x.field for x in e.value.errors] == ["targets"] and "unset" in e.value.errors[0].fix
+
+
+def test_rescale_keeps_a_dead_rank_pattern_key_of_existing_adapters_and_warns(caplog):
+    from peft import LoraConfig, get_peft_model
+
+    # someone's adapter: PEFT ignored o_proj's rank_pattern key when it built q_proj and v_proj at r = 4
+    theirs = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"o_proj": 8})
+    pm = get_peft_model(load_model("tiny-llama", seed=0).model, theirs)
+    with caplog.at_level("WARNING", logger="lorascale.adapters.plan"):
+        assert lorascale.rescale(pm, "lora-alpha") is pm
+        new = lorascale.rescale(theirs, "lora-alpha", model=load_model("tiny-llama", seed=0).model)
+    assert {s for _, s in _scales(pm).values()} == {128.0}  # 256·√4/4 on every layer: all at r = 4
+    assert pm.peft_config["default"].rank_pattern == new.rank_pattern == {"o_proj": 8}
+    assert caplog.text.count("['o_proj'] match no LoRA layer") == 2
+    with pytest.raises(ConfigError) as e:  # a fresh plan still refuses it
+        lorascale.lora_config(load_model("tiny-llama").model, rank=4, targets=["q_proj"], rank_pattern={"o_proj": 8})
+    assert e.value.field == "rank_pattern"
+
+
+def test_apply_with_the_method_the_adapters_already_have_rescales_them():
+    dora = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4, rule="alpha-r", method="dora")
+    assert lorascale.apply(dora, rule="lora-alpha", method="dora") is dora
+    assert {s for _, s in _scales(dora).values()} == {128.0}  # from α = r's 1 to LoRA-α's 256·√4/4
+    with pytest.raises(ConfigErrors) as e:  # another method would need new adapters
+        lorascale.apply(dora, method="olora")
+    assert [x.field for x in e.value.errors] == ["method"]
+
+
+def test_init_after_wrap_checks_the_init_name_first():
+    with pytest.raises(ConfigError) as e:  # before: a raw ValueError, after "has no LoRA layers yet" for this model
+        lorascale.init_after_wrap(load_model("tiny-llama").model, "kaimnig")
+    assert e.value.field == "init" and e.value.fix == "choose one of kaiming, A or B"

@@ -1,6 +1,7 @@
 """`lorascale export RUN [--merge]`: the adapter, or PEFT's merged model, outputs equal to the run's."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,3 +100,59 @@ def test_merged_export_keeps_a_bfloat16_base_in_bfloat16(tmp_path):
     up = next(v for k, v in stored.items() if k.endswith("layers.0.mlp.up_proj.weight"))
     assert torch.equal(up, (w0 + delta).to(torch.bfloat16))  # W0 + ΔW in float32, rounded to bf16 once
     assert (delta.abs() > 0).any()  # the adapter changes the weight, so the equality means something
+
+
+def _tree(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_export_never_writes_into_the_run_or_a_folder_of_other_files(run_dir, tmp_path, capsys):
+    """`export RUN --merge --out RUN` wrote the merged model's config.json over the run's (and `train --resume`
+    then failed); a folder of the user's files got the export's mixed in. Both are refused, byte for byte unchanged."""
+    run, _ = run_dir
+    before = _tree(run)
+    for out in (run, run / "adapter"):
+        assert main(["export", str(run), "--merge", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "error: --out:" in err and "itself" in err and "Traceback" not in err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's own")
+    assert main(["export", str(run), "--out", str(mine)]) == 2
+    assert "error: --out:" in capsys.readouterr().err
+    assert _tree(run) == before and _tree(mine) == {Path("notes.txt"): b"the user's own"}
+
+
+def test_export_writes_again_only_where_the_same_runs_same_export_went(run_dir, tmp_path):
+    import shutil
+
+    run, expected = run_dir
+    out = tmp_path / "ad"
+    export_adapter(run, out)
+    first = _tree(out)
+    assert export_adapter(run, out) == out and _tree(out) == first  # the same run's adapter again: the same bytes
+    with pytest.raises(ConfigError) as e:  # a merged model would mix with the adapter's files
+        export_adapter(run, out, merge=True)
+    assert e.value.field == "out" and "other files" in e.value.message
+    other = tmp_path / "other-run"
+    shutil.copytree(run, other)
+    with pytest.raises(ConfigError) as e:  # another run's export is not this one's to write over
+        export_adapter(other, out)
+    assert e.value.field == "out"
+    assert _tree(out) == first
+
+
+def test_a_run_config_without_a_model_is_refused_not_read_as_smollm2(run_dir, capsys):
+    """The run's config.json without `model` (e.g. overwritten by a model's config) fell back to smollm2-135m and
+    crashed loading tiny-llama's adapter into it (exit 1, a size-mismatch traceback)."""
+    run, _ = run_dir
+    flat = json.loads((run / "config.json").read_text())
+    del flat["model"]
+    (run / "config.json").write_text(json.dumps(flat))
+    with pytest.raises(ConfigError) as e:
+        export_adapter(run)
+    assert e.value.field == "run_dir" and "names no base model" in e.value.message
+    assert str(run / "adapter") in e.value.fix  # whose lorascale.json names the model: that export works
+    assert main(["export", str(run)]) == 2
+    assert "error: RUN: " in capsys.readouterr().err and not (run / "export").exists()
+    assert (export_adapter(run / "adapter", run.parent / "from-adapter") / "adapter_config.json").exists()

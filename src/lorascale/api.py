@@ -22,7 +22,7 @@ from .adapters import AdapterSpec, apply_init, lora_modules, plan_lora
 from .adapters.rescale import active_adapter, has_lora_layers, rescale_config, rescale_model
 from .adapters.spec import PeftOptions
 from .errors import ConfigError, ConfigErrors
-from .methods import LORAPLUS_LR_RATIO, Method
+from .methods import LORAPLUS_LR_RATIO, Method, method_of
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr
 from .schema import PositiveFloat, checked, validate
@@ -168,9 +168,10 @@ def init_after_wrap(trainer_or_model, init: str | Init, seed: int = 0, adapter: 
     Returns the number of layers re-drawn. Refused when the adapters have been trained or when PEFT's
     init already folded them into the base weights (PiSSA, OLoRA, ...).
     """
+    init = checked(Init, "init", init, "choose kaiming, A or B")  # a misspelt init before anything is looked at
     model = trainer_or_model.model if hasattr(trainer_or_model, "callback_handler") else trainer_or_model
     name = _check_redraw(model, adapter)
-    return apply_init(model, Init(init), seed=seed, adapter=name)
+    return apply_init(model, init, seed=seed, adapter=name)
 
 
 def _check_redraw(model, adapter: str | None) -> str:
@@ -256,8 +257,10 @@ def _new_adapter_options(model, given: dict) -> list[ConfigError]:
     from peft import PeftModel
 
     config = model.peft_config[active_adapter(model)] if isinstance(model, PeftModel) else None
+    # the method PEFT built them with (None: no single one), so method="dora" on DoRA adapters asks only for a rescale
+    built = method_of(config.use_dora, config.init_lora_weights) if config is not None else None
     same = {"rank": getattr(config, "r", None), "task_type": getattr(config, "task_type", None),
-            "lora_dropout": getattr(config, "lora_dropout", None)}
+            "lora_dropout": getattr(config, "lora_dropout", None), "method": built and built[0], "pissa_niter": built and built[1]}
     fix = "drop it to rescale the existing adapters, or pass the base model (peft_model.unload()) for new ones"
     errors = [ConfigError(k, f"the model already has LoRA adapters (r = {same['rank']}); {k}={v!r} describes new ones", fix)
               for k, v in given.items() if not (k in same and same[k] == v)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import importlib
 import logging
 import sys
@@ -35,9 +36,13 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # a device or quota full: the user's t
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="lorascale", description="Principled LoRA hyperparameters through PEFT.")
+    parser = argparse.ArgumentParser(prog="lorascale", description="Principled LoRA hyperparameters through PEFT.",
+                                     allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"lorascale {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # no abbreviations: `tune --lr` must reach tune's own "tune searches the rate" error, not argparse's
+    # "ambiguous option: --lr could match --lr-fft, --lr-span" (and a flag added later cannot change what one means)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=functools.partial(argparse.ArgumentParser, allow_abbrev=False))
     for name in COMMANDS:
         importlib.import_module(f".commands.{name.replace('-', '_')}", __package__).register(sub)
         sub.choices[name].set_defaults(parser=sub.choices[name])  # errors name this command's flags

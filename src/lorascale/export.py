@@ -12,11 +12,14 @@ import json
 from pathlib import Path
 
 from .adapters.io import AdapterMetadata, read_metadata, save_adapter
+from .config_files import read_mapping
 from .errors import ConfigError
-from .outputs import check_output_dir
+from .outputs import check_output_dir, mark_output, read_output_marker
 from .vocabulary import Task
 
-__all__ = ["export_adapter"]
+__all__ = ["export_adapter", "check_export_dir"]
+
+EXPORT = "export"  # the command named in an export folder's marker (outputs.OUTPUT_MARKER)
 
 
 def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bool = False) -> Path:
@@ -29,9 +32,8 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
     run = Path(run_dir)
     adapter_dir, model_name = _locate(run)
     out = Path(out) if out is not None else run / ("merged" if merge else "export")
-    if out.resolve() == adapter_dir.resolve():
-        raise ConfigError("out", f"{out} is the adapter folder itself", "export to another folder")
-    check_output_dir(out, "out", what="export")  # before the base model loads
+    kind = "merged" if merge else "adapter"
+    check_export_dir(out, run, adapter_dir, kind)  # before the base model loads
     task = _task(adapter_dir)
     # the base the run trained on: training never passes its seed to load_model (the tiny models' weights are
     # TINY_BASE_SEED's; a classification head is in the adapter), so neither does the export
@@ -41,10 +43,12 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, merge: bo
         import torch
 
         merged = peft_model.merge_and_unload().to(getattr(torch, loaded.stored_dtype))
+        _claim(out, run, kind)
         merged.save_pretrained(out)
         loaded.tokenizer.save_pretrained(out)
         return out
     meta = read_metadata(adapter_dir, "run_dir") or {"model": model_name}
+    _claim(out, run, kind)
     return save_adapter(peft_model, out, AdapterMetadata(**{k: v for k, v in meta.items() if k != "lorascale_version"}))
 
 
@@ -60,13 +64,40 @@ def _locate(run: Path) -> tuple[Path, str]:
         raise ConfigError("run_dir", f"{run} holds no adapter (no adapter_config.json)", "train with save_model: true")
     config = run / "config.json"
     if config.exists() and adapter_dir != run:
-        flat = json.loads(config.read_text())  # TrainConfig.to_flat(): its model is the base
-        return adapter_dir, flat.get("model", "smollm2-135m")
+        flat = read_mapping(config, "run_dir", "a run folder of `lorascale train`")  # TrainConfig.to_flat()
+        model = flat.get("model")  # the base; no default: another model's weights would not fit the adapter
+        if not isinstance(model, str) or not model:
+            raise ConfigError("run_dir", f"{config} names no base model (no model key): it is not the config.json"
+                              " `lorascale train` writes", f"restore the run's config.json, or export {adapter_dir}"
+                              " itself (its lorascale.json names the model)")
+        return adapter_dir, model
     meta = read_metadata(adapter_dir, "run_dir") or {}
     if not meta.get("model"):
         raise ConfigError("run_dir", f"{adapter_dir} names no base model (no config.json beside it, no model in lorascale.json)",
                           "export a run folder of `lorascale train`")
     return adapter_dir, meta["model"]
+
+
+def check_export_dir(out: Path, run: Path, adapter_dir: Path, kind: str) -> Path:
+    """``out`` if the export may be written there: a new or empty folder, or one this same run's export of
+    the same ``kind`` (adapter or merged) wrote earlier, which is written again. Never the run's own folder
+    or its adapter: a merged model's config.json would replace the run's (and ``train --resume`` with it)."""
+    target = out.resolve()
+    for folder, name in ((run, "the run folder"), (adapter_dir, "the adapter folder")):
+        if target == folder.resolve():
+            raise ConfigError("out", f"{out} is {name} itself; the export's files would replace the run's",
+                              f"export to a new folder (the default is {run / ('merged' if kind == 'merged' else 'export')})")
+    return check_output_dir(out, "out", fresh=True, what="export", own=lambda p: _exported_here(p, run, kind))
+
+
+def _exported_here(folder: Path, run: Path, kind: str) -> bool:
+    marker = read_output_marker(folder)
+    return marker == {"command": EXPORT, "run": str(run.resolve()), "kind": kind}
+
+
+def _claim(out: Path, run: Path, kind: str) -> None:
+    """Mark ``out`` as this run's export before its files are written: an export cut midway can be run again."""
+    mark_output(out, EXPORT, run=str(run.resolve()), kind=kind)
 
 
 def _task(adapter_dir: Path) -> Task:

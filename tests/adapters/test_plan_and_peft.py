@@ -213,3 +213,18 @@ def test_init_a_with_a_base_changing_peft_init_is_refused(tiny_llama):
         plan_lora(tiny_llama.model, AdapterSpec(rank=4, init="A"), tiny_llama.default_targets,
                   options=PeftOptions(init_lora_weights="pissa_niter_4"))
     assert e.value.field == "init" and "W_res" in e.value.message
+
+
+def test_a_classification_head_is_never_planned_for_lora(tiny_bert):
+    """PEFT's SEQ_CLS wrapper puts the head (classifier, score) in modules_to_save: trained in full, never given LoRA."""
+    from peft import get_peft_model
+
+    with pytest.raises(ConfigError) as e:  # before: "r = 4 exceeds min(d_in, d_out) = 3 of classifier"
+        lorascale.apply(tiny_bert.model, rank=4, targets=["query", "classifier"])
+    assert e.value.field == "targets" and e.value.message.startswith("'classifier' matches only layers PEFT trains in full")
+    with pytest.raises(ConfigError) as e:  # before: planned, classifier and all, at rank 2
+        plan_lora(tiny_bert.model, AdapterSpec(rank=2, targets=("query", "classifier")))
+    assert e.value.field == "targets"
+    plan = plan_lora(tiny_bert.model, AdapterSpec(rank=2, targets=r"(.*\.)?(query|classifier)"))
+    wrapped = [n.removeprefix("base_model.model.") for n, _ in lorascale.adapters.lora_modules(get_peft_model(tiny_bert.model, plan.config))]
+    assert [ly.name for ly in plan.layers] == wrapped == [f"bert.encoder.layer.{i}.attention.self.query" for i in (0, 1)]

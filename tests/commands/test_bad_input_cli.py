@@ -128,3 +128,47 @@ def test_diagnose_and_coord_check_report_every_problem_at_once(capsys, tmp_path,
     err = _refused(["coord-check", "--model", "nosuch", "--ranks", "4", "4", "--out", str(tmp_path / "cc")], capsys, tmp_path,
                    monkeypatch)
     assert "error: --ranks:" in err and "error: --model: unknown model 'nosuch'" in err
+
+
+def test_check_reports_a_bad_c_with_every_bad_key_of_the_adapter_config(capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "lora_alpha": "abc", "use_rslora": "yes"}))
+    err = _refused(["check", str(folder), "--c", "-1"], capsys, tmp_path, monkeypatch)
+    assert "error: --c: must be > 0, got '-1'" in err  # before: lost behind the adapter's two errors
+    assert "lora_alpha" in err and "use_rslora" in err
+
+
+def test_recommend_reports_a_misspelt_model_with_the_other_bad_flags(capsys, tmp_path, monkeypatch):
+    err = _refused(["recommend", "--model", "nope-model", "--rank", "-1", "--rule", "lora-alpah"], capsys, tmp_path, monkeypatch)
+    assert "--model" in err and "--rank" in err and "--rule" in err  # before: no --model until the others were fixed
+
+
+def test_train_reports_its_folder_and_data_with_the_flags(capsys, tmp_path, monkeypatch):
+    """`--rank 0 --out afile/x` reported only --rank; with valid flags, `--out DIR_WITH_FILES --data nosuch`
+    reported only --out (the data was read after the folder was checked)."""
+    (tmp_path / "afile").write_text("x")
+    err = _refused(["train", "--rank", "0", "--out", "afile/x"], capsys, tmp_path, monkeypatch)
+    assert "error: --rank:" in err and "error: --out: " in err and "afile is a file" in err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("the user's own")
+    err = _refused(["train", "--model", "tiny-llama", "--out", "mine", "--data", "nosuch", "--steps", "1"], capsys,
+                   tmp_path, monkeypatch)
+    assert "error: --out: mine is a folder of other files" in err and "error: --data: unknown dataset 'nosuch'" in err
+    assert (tmp_path / "mine" / "config.json").read_text() == "the user's own"
+
+
+def test_coord_check_never_writes_over_other_files(capsys, tmp_path, monkeypatch):
+    """--out into a folder of the user's files would rewrite a measurements.csv of theirs after minutes of runs."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "measurements.csv").write_text("the user's own")
+    (tmp_path / "mine" / "notes.txt").write_text("the user's own")
+    err = _refused(["coord-check", "--model", "tiny-llama", "--ranks", "4", "8", "--steps", "1", "--out", "mine"], capsys,
+                   tmp_path, monkeypatch)
+    assert "error: --out: mine is a folder of other files" in err
+    assert (tmp_path / "mine" / "measurements.csv").read_text() == "the user's own"
+
+
+def test_a_budget_given_twice_names_both_flags(capsys, tmp_path, monkeypatch):
+    err = _refused(["train", "--model", "tiny-llama", "--steps", "1", "--epochs", "1"], capsys, tmp_path, monkeypatch)
+    assert "both are set; choose --steps or --epochs" in err  # the fix's settings as this command's flags

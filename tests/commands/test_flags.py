@@ -74,3 +74,45 @@ def test_a_switch_is_named_by_its_positive_flag_and_only_options_replace_text():
     assert describe(err, train) == "--rank: must be > 0; see `help`, `spec` and --save-model"
     # `spec` is sweep's positional SPEC.yaml: a name in prose stays prose, only options become flags
     assert describe(err, sweep).endswith("see `help`, `spec` and `save_model`")
+
+
+def test_a_setting_named_in_a_message_becomes_this_commands_flag_too():
+    from lorascale.commands.flags import describe
+    from lorascale.errors import ConfigError
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    err = ConfigError("lr", "is set, and so is `lr_fft`", "drop `lr_fft`")
+    assert describe(err, train) == "--lr: is set, and so is --lr-fft; drop --lr-fft"
+
+
+@pytest.mark.parametrize("argv, targets", [
+    (["--targets", ".*\\.(q_proj|v_proj)"], ".*\\.(q_proj|v_proj)"),  # one pattern: kept a string, PEFT's regex
+    (["--targets", "q_proj", "v_proj"], ["q_proj", "v_proj"]),  # names: a list of suffixes
+    (["--targets", "model.layers.0.self_attn.q_proj"], ["model.layers.0.self_attn.q_proj"]),  # a full name's dots are not a pattern
+    (["--targets", "none"], None),  # unset: μA's placement
+])
+def test_targets_on_the_command_line_take_names_or_one_regular_expression(argv, targets):
+    p = argparse.ArgumentParser()
+    add_settings_args(p, TrainConfig)
+    assert given(p.parse_args(argv), TrainConfig)["targets"] == targets
+
+
+def test_library_notes_name_this_commands_flags():
+    """A library note names settings in backquotes (sweep.fit: "fit with `metric` ema"); the CLI prints the
+    command's flag for each it has, and leaves the rest as written."""
+    from lorascale.commands.flags import flags_in_text
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = "nothing was fitted; fit with `metric` ema (`storage` and `no_such` stay settings elsewhere)"
+    assert flags_in_text(text, sub.choices["fit"]) == ("nothing was fitted; fit with --metric ema (--storage and"
+                                                      " `no_such` stay settings elsewhere)")
+    assert flags_in_text(text, None) == text
+
+
+def test_an_error_about_two_settings_names_both_flags():
+    from lorascale.commands.flags import describe
+    from lorascale.errors import ConfigError
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert describe(ConfigError("steps/epochs", "neither is set", "give `steps` or `epochs`"), train) == (
+        "--steps/--epochs: neither is set; give --steps or --epochs")

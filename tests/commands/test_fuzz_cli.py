@@ -122,13 +122,14 @@ def _kinds(w, command: str) -> dict[str, list[str]]:
     """Things that do not work, for flags that name a thing (by their field / dest)."""
     outputs = w.bad_outputs()
     missing = str(w.root / "missing" / "thing")
-    fresh_out = [w["plain_dir"]] if command in ("train", "demo") else []  # these write only into new or empty folders
+    # these write only into new or empty folders (or one of their own earlier output)
+    fresh_out = [w["plain_dir"]] if command in ("train", "demo", "export", "tune", "coord-check", "diagnose") else []
     return {
         "model": ["gpt-17", "tiny-llama@33", "tiny-bert@50", "tiny-llama@0", "tiny-llama@x", "tiny-llama@100000000",
                   "smollm2-135m@64", missing, w["empty_dir"], w["model_bad_config"], w["model_unknown_arch"], w["file"]],
         "data": ["no-such-dataset", missing + ".jsonl", w["plain_dir"], w["empty_dir"], w["data_bad_json"], w["data_chat"],
                  w["data_no_text"], w["data_empty"], w["data_suffix"], w["non_utf8"]],
-        "out_dir": outputs + fresh_out, "out": outputs + fresh_out, "tune_dir": outputs,
+        "out_dir": outputs + fresh_out, "out": outputs + fresh_out, "tune_dir": outputs + fresh_out,
         "resume": [missing, w["plain_dir"], w["file"], w["run"]],  # none is a run folder with a checkpoint
         "config": [missing + ".yaml", w["plain_dir"], w["yaml_bad"], w["yaml_list"], w["yaml_unknown"], w["yaml_bad_values"],
                    w["non_utf8"]],

@@ -34,7 +34,7 @@ def test_train_cli_missing_column_fails_before_training(tmp_path, capsys):
     f = tmp_path / "d.jsonl"
     f.write_text('{"body": "x"}\n')
     assert main(["train", "--model", "tiny-llama", "--data", str(f), "--out", str(tmp_path / "r")]) == 2
-    assert "lacks column" in capsys.readouterr().err
+    assert "record 0 lacks text" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing written
 
 

@@ -134,7 +134,7 @@ def test_files(tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     ("", "no records"),
-    ('{"txt": "a"}\n', "lacks column"),
+    ('{"txt": "a"}\n', "record 0 lacks text"),
     ('{"text": "a", "label": 0}\n{"text": "b", "label": -1}\n', "out of range"),
     ('{"text": "a", "label": 0}\n', "at least 2 classes"),
     ("not json\n", "not valid JSON"),

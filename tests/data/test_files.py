@@ -71,6 +71,29 @@ def test_well_formed_chat_records_still_load(tmp_path):
     assert ex.prompts == ["user: Hi\nassistant: "] and ex.completions == ["Hello"]
 
 
+def test_chat_content_given_as_text_parts_is_joined_and_other_parts_refused(tmp_path):
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
+                          {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]}
+    ex = load_examples(_jsonl(tmp_path, parts))
+    assert ex.prompts == ["user: Hi\nthere\nassistant: "] and ex.completions == ["Hello"]  # not the parts' repr
+    assert ex.chats[0][0] == {"role": "user", "content": "Hi\nthere"}
+    image = {"messages": [{"role": "user", "content": [{"type": "image", "url": "x.png"}, {"type": "text", "text": "?"}]},
+                          {"role": "assistant", "content": "A cat"}]}
+    with pytest.raises(ConfigError) as e:
+        load_examples(_jsonl(tmp_path, GOOD, image))
+    assert e.value.field == "data" and "record 1: message 0 has content parts that are not text (image)" in e.value.message
+
+
+def test_a_column_on_some_records_only_is_seen_and_every_record_without_it_counted(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b", "label": 1}\n{"text": "c", "label": null}\n{"text": "d"}\n')
+    with pytest.raises(ConfigError) as e:  # the first record alone would have read as plain text, labels dropped
+        load_examples(str(path))
+    assert e.value.field == "data" and "3 of 4 records miss column(s) needed for classification (label, text)" in e.value.message
+    assert "record 0 lacks label; record 2 has label null; record 3 lacks label" in e.value.message
+    assert e.value.fix.startswith("found columns: label, text;")
+
+
 def test_a_plain_folder_says_what_a_data_folder_holds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plain").mkdir()

@@ -39,9 +39,9 @@ def test_query_positive_files_in_jsonl_and_csv(tmp_path):
 
 
 @pytest.mark.parametrize("records, task, match", [
-    ([{"query": "a"}, {"query": "b"}], None, "lacks column.s. positive"),
-    ([{"text": "a"}, {"text": "b"}], "contrastive", "lacks column.s. positive, query"),
-    ([{"query": "a", "positive": "b"}, {"query": "c"}], None, r"positive \(record 1\)"),
+    ([{"query": "a"}, {"query": "b"}], None, r"2 of 2 records miss column.s. needed for contrastive pairs \(positive, query\): record 0 lacks positive; record 1 lacks positive"),
+    ([{"text": "a"}, {"text": "b"}], "contrastive", "record 0 lacks positive, query; record 1 lacks positive, query"),
+    ([{"query": "a", "positive": "b"}, {"query": "c"}], None, r"1 of 2 records .*: record 1 lacks positive; found"),
     ([{"query": "a", "positive": "b"}], None, "at least 2"),
     ([{"query": "a", "positive": "b"}, {"query": " ", "positive": "c"}], None, "query of pair 1 is blank"),
     ([], None, "no records"),

@@ -30,7 +30,7 @@ from lorascale.diagnostics.coord_check import coord_check
 from lorascale.diagnostics.coord_monitor import CoordMonitor, train_steps
 from lorascale.diagnostics.coord_spec import CoordCheckSettings, CoordConfig, learning_rate
 from lorascale.diagnostics.coord_fit import Verdict
-from lorascale.errors import ConfigErrors
+from lorascale.errors import ConfigError, ConfigErrors
 
 SAMPLE = dict(model="tiny-llama@256", configs=("mua-A-1",), ranks=(4, 8, 16, 32, 64), seeds=4, ref_lr=1e-2,
               seq_len=8, batch_size=1)
@@ -180,6 +180,18 @@ def test_ranks_beyond_a_models_width_are_refused_before_training(constant_text):
     with pytest.raises(ConfigErrors) as e:
         coord_check(CoordCheckSettings(model=("tiny-llama@64", "tiny-llama@128"), ranks=(4, 96), data=constant_text))
     assert [x.field for x in e.value.errors] == ["ranks"] and "tiny-llama@64" in str(e.value)
+
+
+def test_contrastive_pairs_are_refused_before_any_model_loads(monkeypatch):
+    import lorascale.models
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(lorascale.models, "load_model", no_load)
+    with pytest.raises(ConfigError) as e:  # a bare encoder has no loss of its own to measure
+        coord_check(CoordCheckSettings(model=("tiny-bert@64", "tiny-bert@128"), ranks=(4, 8), data="dialogue-pairs"))
+    assert e.value.field == "data" and "contrastive" in e.value.message
 
 
 @pytest.mark.parametrize("rows, rank", [(16, 4), (4, 16)])  # both routes: r×r Grams and the N×d_out product

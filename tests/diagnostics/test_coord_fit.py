@@ -59,7 +59,9 @@ def test_zero_terms_and_gaps():
     assert fit_slope(RANKS, [[0.0] * 4, [0.0] * 4]).verdict is Verdict.ZERO  # Init[A]'s δ¹ at step 1
     partial = fit_slope(RANKS, [[0.0, 1.0, 2.0, 3.0]])
     assert partial.slope is None and partial.verdict is Verdict.INCONCLUSIVE
-    assert fit_slope(RANKS, [[1.0, math.inf, 2.0, 3.0]]).verdict is Verdict.INCONCLUSIVE
+    for blown in (math.inf, math.nan):  # a term that overflowed at one size drifts: the instability the check looks for
+        fit = fit_slope(RANKS, [[1.0, 1.0, 1.0, blown], [1.0, 1.0, 1.0, 1.0]])
+        assert (fit.slope, fit.ci, fit.verdict) == (None, None, Verdict.DRIFT)
 
 
 @pytest.mark.parametrize("slope, ci, verdict", [

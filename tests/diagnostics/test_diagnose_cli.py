@@ -105,3 +105,21 @@ def test_lanczos_refuses_runs_whose_curvature_split_does_not_hold(tmp_path, caps
     err = capsys.readouterr().err
     assert "--lanczos" in err and says in err and "Traceback" not in err
 
+
+
+def test_diagnose_writes_its_figures_again_but_never_over_other_files(run_dir, tmp_path, capsys):
+    """--out into a folder of the user's files rewrote any of the same name silently (train and demo refuse);
+    its own figures from an earlier call are the regenerate workflow and are written again."""
+    figs = tmp_path / "figs"
+    assert main(["diagnose", str(run_dir), "--out", str(figs), "--json"]) == 0
+    assert main(["diagnose", str(run_dir), "--out", str(figs), "--json"]) == 0  # its own folder: written again
+    assert sorted(p.name for p in figs.iterdir()) == ["fu_traces.png", "sd_traces.png"]
+    capsys.readouterr()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sd_traces.png").write_text("the user's own")
+    (mine / "notes.txt").write_text("the user's own")
+    assert main(["diagnose", str(run_dir), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --out: " in err and "folder of other files" in err
+    assert {p.name: p.read_text() for p in mine.iterdir()} == {"sd_traces.png": "the user's own", "notes.txt": "the user's own"}

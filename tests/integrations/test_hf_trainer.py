@@ -146,3 +146,13 @@ def test_metadata_callback_on_a_transformers_model_with_a_named_adapter(tmp_path
     with pytest.raises(ConfigError) as e:  # the rule checked against the "sft" layers: lora-alpha's s is 128, not 1
         lorascale.metadata_callback("lora-alpha").on_train_begin(args, state, None, model=model)
     assert e.value.field == "rule"
+
+
+def test_metadata_callback_checks_its_rule_and_init_first():
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:  # before: a raw ValueError from Init("kaimnig")
+        lorascale.metadata_callback("lora-alpah", init="kaimnig")
+    assert {x.field: x.fix for x in e.value.errors} == {
+        "rule": "choose one of lora-alpha, lora-alpha-analytic, alpha-r, alpha-2r, fixed-alpha, rslora or mua",
+        "init": "choose one of kaiming, A or B"}

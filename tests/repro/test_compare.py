@@ -109,6 +109,24 @@ def test_a_seed_that_diverged_is_the_worst_outcome_not_a_missing_one():
     assert verdict(rows, higher=True)["lora"]["verdict"] == "win"  # only the baseline failed a seed
 
 
+def test_a_side_none_of_whose_seeds_finished_loses_and_the_report_says_so():
+    from lorascale.repro.compare_report import _gap_text, _unfinished_text
+
+    diverged = {"mean": None, "std": None, "n": 0, "by_seed": {"0": None, "1": None, "2": None},
+                "statuses": ["diverged"] * 3}
+    done = {"mean": 0.76, "std": 0.01, "n": 3, "by_seed": {"0": 0.75, "1": 0.76, "2": 0.77}, "statuses": ["complete"] * 3}
+    never_ran = {"mean": None, "std": None, "n": 0, "by_seed": {}, "statuses": []}
+    rows = {"lora-alpha": {"base": diverged, "tuned": diverged}, "lora": {"tuned": done}, "dora": {"tuned": never_ran}}
+    v = verdict(rows, higher=True)
+    assert set(v) == {"lora"}  # a point with no stored run is not compared
+    assert (v["lora"]["verdict"], v["lora"]["gap"], v["lora"]["unfinished"]) == ("lose", None, {"lora-alpha": 3, "lora": 0})
+    assert _gap_text(v["lora"]) + _unfinished_text(v["lora"]) == "no held-out value to compare; not finished: lora-alpha 3 seeds"
+    rows = {"lora-alpha": {"base": done, "tuned": done}, "lora": {"tuned": diverged}}
+    assert verdict(rows, higher=False)["lora"]["verdict"] == "win"
+    rows = {"lora-alpha": {"base": diverged, "tuned": diverged}, "lora": {"tuned": diverged}}
+    assert verdict(rows, higher=False)["lora"]["verdict"] == "inconclusive"
+
+
 def test_verdict_pairs_the_seeds_both_points_ran():
     # differences by seed 0.10, 0.09, 0.11: mean 0.10, sd 0.01, t₀.₉₇₅(2) = 4.302653 (scipy):
     # half-width 4.302653 · 0.01 / √3 = 0.0248414; seed 3 ran for LoRA-α only and is left out

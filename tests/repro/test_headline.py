@@ -149,8 +149,25 @@ def test_the_headline_refuses_a_given_rate_each_arm_finds_its_own():
     with pytest.raises(ConfigErrors) as e:
         HeadlineRequest(lr_fft=1e-4, lr=1e-3)
     assert sorted(x.field for x in e.value.errors) == ["lr", "lr_fft"]
-    assert all(x.fix == f"drop {x.field}" for x in e.value.errors)
+    assert all(x.fix == f"drop `{x.field}`" for x in e.value.errors)  # backquoted: the CLI names the flag
     assert "lr_fft" not in HeadlineRequest(model="minilm-l6").run.model_fields_set  # the default passes
+
+
+def test_epochs_get_the_headlines_own_answer_and_errors_name_flags(capsys, tmp_path, monkeypatch):
+    """`--epochs 1` said "steps/epochs: both are set" (against the default run's steps 150, which the user
+    never set); `--lr-fft` said "drop lr_fft", a field, not this command's flag."""
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:
+        HeadlineRequest(epochs=1)
+    assert [(x.field, x.fix) for x in e.value.errors] == [("epochs", "give `steps` instead of `epochs`")]
+    monkeypatch.chdir(tmp_path)
+    assert main(["repro", "headline", "--epochs", "1", "--lr-fft", "1e-4"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --epochs: the headline compares its arms at one step budget" in err
+    assert "give --steps instead of --epochs" in err and "drop --lr-fft" in err
+    assert "both are set" not in err and "lr_fft" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tunes_compute_leaves_out_interrupted_attempts_as_the_sweeps_do():

@@ -125,3 +125,30 @@ def test_prompt_asks_for_the_tags():
                     " final numerical answer in <answer>...</answer>.\nQuestion: What is 2 + 3?\nSolution:")  # μA Table 5
     plain = prompt_text("What is 2 + 3?", "last-number")  # the answer read as the last number: no tags asked for
     assert "<answer>" not in plain and "final answer as a number" in plain and plain.endswith("What is 2 + 3?")
+
+
+def _same_word_problem(question: str):
+    """A word problem read by a human: its sentence with the name taken out (the same numbers in the same
+    template are one problem whoever is in it); arithmetic as :func:`_same_problem` reads it."""
+    return re.sub(r"\b(Ava|Ben|Chloe|Dev|Emma|Farid|Grace|Hugo|Ines|Jon)\b", "NAME", str(_same_problem(question)))
+
+
+@pytest.mark.parametrize("kind", ["word-problems", "math"])
+def test_no_held_out_word_problem_is_a_training_problem_with_another_name(kind):
+    train, val = split_problems(kind, 500, 50)  # before keys left out the name, 7 of 50 held out were in training
+    assert not {_same_word_problem(p.question) for p in val} & {_same_word_problem(p.question) for p in train}
+
+
+def test_a_problem_file_keeps_a_question_once_however_spaced_and_refuses_two_answers(tmp_path):
+    f = tmp_path / "p.jsonl"
+    lines = [f'{{"question": "What is {i} + 1?", "answer": {i + 1}}}' for i in range(10)]
+    f.write_text("\n".join(lines + ['{"question": "What is 0 + 1?  ", "answer": 1}',
+                                    '{"question": "What  is 1 + 1?", "answer": "2"}']) + "\n")
+    pool = load_problems(f)
+    assert len(pool) == 10 and {p.answer for p in pool} == set(range(1, 11))  # the two respaced copies kept once
+    f.write_text("\n".join(lines + ['{"question": "What is 0 + 1? ", "answer": 3}',
+                                    '{"question": "What is 2 + 1?", "answer": 4}']) + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_problems(f)
+    assert e.value.field == "data" and "2 questions appear with different answers" in e.value.message
+    assert "'What is 0 + 1?' has answers 1, 3" in e.value.message

@@ -57,3 +57,17 @@ def test_trl_functions_take_plain_and_conversational_completions():
     assert correctness(completions=parsed, answer=[7]) == [1.0] and fmt(completions=parsed, answer=[7]) == [0.25]
     lenient, _ = trl_reward_functions(match="last-number")
     assert lenient(completions=["3 + 4 = 7", "<answer>7</answer>", "7 or 8"], answer=[7, 7, 7]) == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("block, read", [
+    ("10-3", 3),  # "-" after a digit is an operator: the last number is 3, not -3
+    ("x=-3", -3),  # after "=" it is a sign
+    (".5", 0.5),  # a bare decimal part is one number, not 5
+    ("2.5", 2.5),  # and the tail of a number is never a number of its own
+    ("2.5e3", 2500),  # an exponent belongs to its number
+    ("1,2345", 2345),  # a comma before four digits groups nothing: two numbers, 1 and 2345
+    ("3,000,000", 3_000_000),
+    ("1,234.5", 1234.5),
+])
+def test_numbers_are_read_whole(block, read):
+    assert extract_answer(f"<answer>{block}</answer>") == pytest.approx(read, rel=1e-15)  # exact up to float parsing

@@ -142,6 +142,20 @@ def test_rlvr_bad_input_before_any_model_loads(tmp_path):
     assert e.value.errors[0].field == "num_generations"
 
 
+def test_an_rlvr_run_never_writes_into_a_folder_of_other_files(tmp_path, capsys):
+    """RLVR skipped train's fresh-folder check and wrote its config.json over the user's."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("the user's own")
+    with pytest.raises(ConfigError) as e:
+        train(TrainConfig(**TINY, out_dir=str(mine)), progress=False)
+    assert e.value.field == "out_dir" and "folder of other files" in e.value.message
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (mine / "config.json").read_text() == "the user's own"
+    assert main(["train", "--task", "rlvr", "--model", "tiny-llama", "--data", "arithmetic", "--steps", "1",
+                 "--out", str(mine)]) == 2
+    assert "error: --out: " in capsys.readouterr().err and [p.name for p in mine.iterdir()] == ["config.json"]
+
+
 def test_rlvr_runs_are_never_members():
     rl = TrainConfig(**TINY)
     assert not packable(rl) and packable(TrainConfig(model="tiny-llama", data="shakespeare"))

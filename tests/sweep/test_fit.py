@@ -438,7 +438,7 @@ def test_a_configuration_or_rank_with_no_optimum_is_named_in_the_notes():
 
 def test_the_notes_say_when_nothing_was_fitted_or_points_are_pending():
     rep = fit(records(), "eval", n_boot=0)  # no run stored an eval metric
-    assert rep.configs == () and "no run stored an eval metric, so nothing was fitted; fit with --metric ema" in rep.notes
+    assert rep.configs == () and "no run stored an eval metric, so nothing was fitted; fit with `metric` ema" in rep.notes
     rep = fit(records(), n_boot=0, pending=3)
     assert any(n.startswith("3 points of the study are still queued or running") for n in rep.notes)
     assert not any("queued or running" in n for n in fit(records(), n_boot=0).notes)

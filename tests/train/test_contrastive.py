@@ -69,6 +69,11 @@ def test_recall_at_1_and_mrr_from_hand_derived_ranks():
     # collapsed embeddings tie everywhere: every query ranks last, however the ties would be broken
     same = torch.ones(4, 3) / math.sqrt(3)
     assert retrieval_ranks(same, same).tolist() == [4, 4, 4, 4]
+    # an overflowed query embedding (NaN compares False against everything) ranks last, not 0 (MRR 1/0 = inf)
+    broken = q.clone()
+    broken[3] = math.nan
+    assert retrieval_ranks(broken, p).tolist() == [1, 2, 3, 4]
+    assert retrieval_record(broken, p, DEFAULT_TEMPERATURE)["val_mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4, abs=EXACT)
 
 
 # ---------------------------------------------------------------------------------------------

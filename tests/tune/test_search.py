@@ -267,6 +267,36 @@ def test_bad_requests_name_the_field(flat, field):
     assert field in {x.field for x in e.value.errors}
 
 
+def test_epochs_and_a_rule_without_a_knob_get_tunes_own_answers():
+    """`tune --epochs 1` said "steps/epochs: both are set" (the run's default steps, which the user never set);
+    `tune --rule mua` said the run needs an explicit lr (tune has no lr flag), hiding "no α knob"."""
+    budget = {k: v for k, v in RUN.items() if k != "steps"}
+    with pytest.raises(ConfigErrors) as e:
+        TuneRequest(**budget, epochs=1)
+    assert [(x.field, x.fix) for x in e.value.errors] == [("epochs", "give `steps` instead of `epochs`")]
+    with pytest.raises(ConfigErrors) as e:
+        TuneRequest(**RUN, rule="mua")
+    assert [x.field for x in e.value.errors] == ["rule"] and "has no α knob" in e.value.errors[0].message
+    with pytest.raises(ConfigErrors) as e:  # with the request's other problems, all at once
+        TuneRequest(**{**RUN, "rank": 0}, rule="mua", alpha_min=20.0)
+    assert [x.field for x in e.value.errors] == ["rule", "rank", "alpha_min"]
+    with pytest.raises(ConfigErrors) as e:  # the rule nested in a run mapping is found too
+        TuneRequest(run={**RUN, "rule": "mua"})
+    assert [x.field for x in e.value.errors] == ["rule"]
+
+
+def test_cli_errors_name_tunes_flags_not_fields(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--epochs", "1", "--rule", "mua", "--alpha-min", "20", "--first-rung", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --epochs: tune needs a step budget for its rungs; give --steps instead of --epochs" in err
+    assert "error: --rule: rule mua has no α knob to search" in err
+    assert "error: --alpha-min: 20 is not below the largest α searched (10); lower --alpha-min or raise --alpha-max" in err
+    assert "lower --first-rung to at most 0.333" in err
+    assert "both are set" not in err and "learning rate" not in err and "first_rung" not in err and "alpha_max" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_first_rung_at_one_over_the_reduction_is_allowed():
     TuneRequest(**RUN, reduction=4, first_rung=0.25)  # T/4 itself is a rung
     TuneRequest(**RUN, reduction=3, first_rung=1 / 3)  # the default, to float rounding

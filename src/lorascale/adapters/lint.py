@@ -100,7 +100,10 @@ def name_rule(scale: float, r: int, d_in: int, use_rslora: bool, lora_alpha: flo
     return f"fixed alpha = {lora_alpha:g}"
 
 
-def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
+def lint_adapter(adapter_dir: str | Path, c: float | None = None) -> LintReport:
+    """The report on the adapter saved in ``adapter_dir``. ``c``: LoRA-α's C to judge and name scales by
+    (default 256); a lora-alpha rule declared in ``lorascale.json`` brings its own C, which wins (with a note
+    when ``c`` differs)."""
     root = Path(adapter_dir)
     cfg, saved = read_lora_config(root)
     shapes = factor_shapes(root)
@@ -111,7 +114,7 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         meta = read_metadata(root)
     except ConfigError as e:  # a hand-edited or foreign file: judge by the tensors alone
         meta = None
-        reference, notes = _Reference(None, c), [f"{e.message}; judged by the scales alone"]
+        reference, notes = _Reference(None, DEFAULT_C if c is None else c), [f"{e.message}; judged by the scales alone"]
     else:
         reference, notes = _reference(meta, c)
     converted = converted_note(cfg, meta)
@@ -121,6 +124,7 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         a_shape, b_shape = shapes[module].get("A"), shapes[module].get("B")
         if a_shape is None or b_shape is None or len(a_shape) != 2:
             skipped[module] = float(alpha_pattern.get(_resolve(alpha_pattern, module, used["alpha_pattern"]), alpha0))
+            _resolve(rank_pattern, module, used["rank_pattern"])  # a key used by this module alone is not dead
             continue
         (r, d_in), d_out = a_shape, b_shape[0]
         alpha = float(alpha_pattern.get(_resolve(alpha_pattern, module, used["alpha_pattern"]), alpha0))
@@ -129,7 +133,7 @@ def lint_adapter(adapter_dir: str | Path, c: float = DEFAULT_C) -> LintReport:
         planned = r // 2 if converted else r  # a converted PiSSA/OLoRA adapter is [B | −B₀]·[A ; A₀]: trained at r/2
         # the lora_alpha it trained with: PEFT's conversion doubled it (×√2 under rsLoRA, whose s is α/√r)
         trained_alpha = alpha * (math.sqrt(planned / r) if rslora else planned / r)
-        rule = name_rule(scale, planned, d_in, rslora, trained_alpha, c)
+        rule = name_rule(scale, planned, d_in, rslora, trained_alpha, reference.c)
         ref = reference(rule, planned, d_in)
         layers.append(LintLayer(module, layer_type(module), d_in, d_out, r, alpha, scale, rule, ref, ref / scale))
     if not layers:
@@ -187,18 +191,26 @@ class _Reference:
         return effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, c=self.c), r, d_in)
 
 
-def _reference(meta: dict | None, c: float) -> tuple[_Reference, list[str]]:
+def _reference(meta: dict | None, c: float | None) -> tuple[_Reference, list[str]]:
+    """The reference of an adapter whose lorascale.json says ``meta``, and notes on it. Its C is ``c`` (256 when
+    None), except under a declared lora-alpha rule, whose own C it takes."""
+    asked = DEFAULT_C if c is None else c
     if meta is None:
-        return _Reference(None, c), []
+        return _Reference(None, asked), []
     try:
         spec = RuleSpec(**{k: meta[k] for k in ("rule", "alpha", "c", "lora_alpha", "gamma") if k in meta})
         init = Init(meta.get("init", Init.KAIMING))
     except (ConfigError, ValueError) as e:  # a hand-edited or foreign file: judge by the tensors alone
-        return _Reference(None, c), [f"lorascale.json is not readable ({e}); judged by the scales alone"]
-    note = f"lorascale.json: planned with rule {spec.rule.value}"
+        return _Reference(None, asked), [f"lorascale.json is not readable ({e}); judged by the scales alone"]
+    notes = [f"lorascale.json: planned with rule {spec.rule.value}"]
+    if spec.rule is ScaleRule.LORA_ALPHA:
+        if c is not None and c != spec.c:
+            notes.append(f"c = {c:g} was asked for, but lorascale.json declares rule lora-alpha with C = {spec.c:g}:"
+                         f" scales are judged and named against C = {spec.c:g}")
+        return _Reference((spec, init), spec.c), notes
     if spec.rule in PRINCIPLED:
-        return _Reference((spec, init), c), [note]
-    return _Reference(None, c), [note + " (a conventional rule: compared with LoRA-α)"]
+        return _Reference((spec, init), asked), notes
+    return _Reference(None, asked), [notes[0] + " (a conventional rule: compared with LoRA-α)"]
 
 
 def _groups(layers: list[LintLayer], rslora: bool, judged: bool) -> list[LintGroup]:

@@ -10,6 +10,7 @@ resolver (``peft.utils.other.get_pattern_key``) for ranks and alphas before it i
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import defaultdict
@@ -19,10 +20,12 @@ from ..errors import ConfigError, ConfigErrors
 from ..methods import peft_fields
 from ..rules import Init, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
 from .spec import AdapterSpec, PeftOptions
-from .targets import TargetLayer, _linear_shape, find_target_layers, layer_type
+from .targets import TargetLayer, find_target_layers, layer_type, peft_target_layers
 
 __all__ = ["AdapterSpec", "PeftOptions", "LayerPlan", "LoraPlan", "PlanMismatch", "plan_lora", "plan_for_layers",
            "verify_against_peft", "infer_task_type", "ALL_LINEAR"]
+
+log = logging.getLogger(__name__)
 
 REL_TOL = 1e-9  # plans are exact arithmetic on floats; anything above rounding is a bug
 ALL_LINEAR = "all-linear"  # PEFT's shorthand for every linear layer but the output head
@@ -84,26 +87,38 @@ def plan_lora(model, spec: AdapterSpec, default_targets: tuple[str, ...] = (), t
     """Plan the LoRA adapters of ``model`` under ``spec``, without touching the model.
 
     ``task_type`` defaults to the one the model's class implies (a ``...ForSequenceClassification``
-    model gets SEQ_CLS, so PEFT trains its new head). ``targets = ("all-linear",)`` is PEFT's shorthand,
-    expanded by PEFT's own code so the plan covers exactly the layers PEFT will wrap.
+    model gets SEQ_CLS, so PEFT trains its new head, and never adds LoRA to it). ``targets="all-linear"`` is
+    PEFT's shorthand, expanded by PEFT's own code so the plan covers exactly the layers PEFT will wrap; any
+    other string is a regular expression matched against full module names, as in PEFT.
     """
     task_type = task_type or infer_task_type(model)
-    targets = tuple(spec.targets or default_targets)
-    if any(t.lower() == ALL_LINEAR for t in targets):
-        if len(targets) > 1:
+    targets = spec.targets if spec.targets is not None else default_targets
+    save = options.modules_to_save if options else None
+    names = [targets] if isinstance(targets, str) else list(targets)
+    if any(t.lower() == ALL_LINEAR for t in names):
+        if len(names) > 1:
             raise ConfigError("targets", f"{ALL_LINEAR!r} stands for every linear layer and cannot be combined with"
-                              f" other names: {list(targets)}", f"pass targets={ALL_LINEAR!r} alone, or list module names")
-        return plan_for_layers(_all_linear_layers(model, task_type), spec, ALL_LINEAR, task_type, options)
-    return plan_for_layers(find_target_layers(model, targets), spec, list(targets), task_type, options)
+                              f" other names: {names}", f"pass targets={ALL_LINEAR!r} alone, or list module names")
+        return plan_for_layers(_all_linear_layers(model, task_type, save), spec, ALL_LINEAR, task_type, options)
+    layers = find_target_layers(model, targets, task_type, save)
+    return plan_for_layers(layers, spec, targets if isinstance(targets, str) else names, task_type, options)
 
 
 def plan_for_layers(layers: list[TargetLayer], spec: AdapterSpec, targets, task_type: str | None = None,
-                    options: PeftOptions | None = None) -> LoraPlan:
+                    options: PeftOptions | None = None, existing: bool = False) -> LoraPlan:
     """The plan for ``layers`` (as PEFT will see them): each layer's rank from ``options.rank_pattern``
-    through PEFT's resolver, its s from the rule at that rank, and the LoraConfig that yields them."""
+    through PEFT's resolver, its s from the rule at that rank, and the LoraConfig that yields them.
+
+    ``existing``: the layers are adapters someone already has (a rescale), so a ``rank_pattern`` key that
+    matches none of them is PEFT's to ignore, as it did when it built them: logged and kept, not refused."""
     options, errors = _with_method(spec, options or PeftOptions())
     errors += _check_options(spec, options)
-    ranks = _layer_ranks(layers, spec.rank, options.rank_pattern, errors)
+    ranks, dead = _layer_ranks(layers, spec.rank, options.rank_pattern)
+    if dead and existing:
+        log.warning("rank_pattern keys %s match no LoRA layer; PEFT ignores them, and the rescaled config keeps them", dead)
+    elif dead:
+        errors.append(ConfigError("rank_pattern", f"keys {dead} match no target layer (PEFT would ignore them)",
+                                  "use module names or suffixes of the target layers, e.g. 'mlp.down_proj'"))
     too_big = [ly for ly in layers if ranks[ly.name] > min(ly.d_in, ly.d_out)]
     if too_big:
         worst = min(too_big, key=lambda ly: min(ly.d_in, ly.d_out))
@@ -152,9 +167,9 @@ def _check_options(spec: AdapterSpec, options: PeftOptions) -> list[ConfigError]
     return errors
 
 
-def _layer_ranks(layers: list[TargetLayer], rank: int, rank_pattern: dict, errors: list) -> dict[str, int]:
-    """Each layer's rank as PEFT resolves ``rank_pattern``; a key that matches no target layer is an error
-    (PEFT would ignore it silently)."""
+def _layer_ranks(layers: list[TargetLayer], rank: int, rank_pattern: dict) -> tuple[dict[str, int], list[str]]:
+    """Each layer's rank as PEFT resolves ``rank_pattern``, and the keys that match no layer (which PEFT
+    ignores silently)."""
     from peft.utils.other import get_pattern_key
 
     keys = list(rank_pattern)
@@ -164,20 +179,17 @@ def _layer_ranks(layers: list[TargetLayer], rank: int, rank_pattern: dict, error
         if key in rank_pattern:
             used.add(key)
         ranks[ly.name] = rank_pattern.get(key, rank)
-    dead = [k for k in keys if k not in used]
-    if dead:
-        errors.append(ConfigError("rank_pattern", f"keys {dead} match no target layer (PEFT would ignore them)",
-                                  "use module names or suffixes of the target layers, e.g. 'mlp.down_proj'"))
-    return ranks
+    return ranks, [k for k in keys if k not in used]
 
 
-def _all_linear_layers(model, task_type: str | None) -> list[TargetLayer]:
-    """The layers PEFT's ``target_modules="all-linear"`` selects, expanded by PEFT itself."""
+def _all_linear_layers(model, task_type: str | None, modules_to_save=None) -> list[TargetLayer]:
+    """The layers PEFT's ``target_modules="all-linear"`` selects, expanded by PEFT itself, less those it never
+    adds LoRA to (``modules_to_save``, a classification task's head)."""
     from peft import LoraConfig
-    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
 
-    names = _maybe_include_all_linear_layers(LoraConfig(target_modules=ALL_LINEAR, task_type=task_type, r=1), model).target_modules
-    layers = [TargetLayer(n, *shape) for n, m in model.named_modules() if n in names and (shape := _linear_shape(m))]
+    config = LoraConfig(target_modules=ALL_LINEAR, task_type=task_type, r=1,
+                        modules_to_save=list(modules_to_save) if modules_to_save else None)
+    layers = peft_target_layers(model, config, "targets")
     if not layers:
         raise ConfigError("targets", f"{ALL_LINEAR!r} selects no linear layer of this model", "list module names instead")
     return layers

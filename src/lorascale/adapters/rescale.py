@@ -16,9 +16,9 @@ import math
 from ..errors import ConfigError
 from ..rules import Init, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha, scale_from_peft
 from .init import lora_modules
-from .plan import REL_TOL, PlanMismatch, _all_linear_layers, _check_options, _raise_all, plan_for_layers, verify_against_peft
+from .plan import REL_TOL, PlanMismatch, _check_options, _raise_all, plan_for_layers, verify_against_peft
 from .spec import AdapterSpec, PeftOptions
-from .targets import TargetLayer, _linear_shape, strip_peft_prefix
+from .targets import TargetLayer, peft_target_layers, strip_peft_prefix
 
 __all__ = ["rescale_config", "rescale_model", "has_lora_layers", "active_adapter", "options_of"]
 
@@ -81,7 +81,7 @@ def rescale_model(peft_model, scaling: RuleSpec, init: Init = Init.KAIMING, adap
 
     layers = [TargetLayer(strip_peft_prefix(n), m.in_features, m.out_features) for n, m in modules]
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout)
-    plan = plan_for_layers(layers, spec, config.target_modules, config.task_type, options)
+    plan = plan_for_layers(layers, spec, config.target_modules, config.task_type, options, existing=True)
     new = dataclasses.replace(config, lora_alpha=plan.config.lora_alpha, alpha_pattern=dict(plan.config.alpha_pattern),
                               use_rslora=plan.config.use_rslora)
     verify_against_peft(new, plan.layers)
@@ -128,7 +128,7 @@ def rescale_config(config, scaling: RuleSpec, init: Init = Init.KAIMING, model=N
     _raise_all(_check_options(spec, options))
     if model is not None:
         layers = _config_layers(model, config)
-        plan = plan_for_layers(layers, spec, config.target_modules, config.task_type, options)
+        plan = plan_for_layers(layers, spec, config.target_modules, config.task_type, options, existing=True)
         new = dataclasses.replace(config, lora_alpha=plan.config.lora_alpha, alpha_pattern=dict(plan.config.alpha_pattern),
                                   use_rslora=plan.config.use_rslora)
         verify_against_peft(new, plan.layers)
@@ -147,24 +147,13 @@ def rescale_config(config, scaling: RuleSpec, init: Init = Init.KAIMING, model=N
 
 
 def _config_layers(model, config) -> list[TargetLayer]:
-    """The linear layers ``config`` selects in ``model``, matched by PEFT with the config itself (so
-    ``exclude_modules``, ``layers_to_transform`` and "all-linear" count as PEFT counts them)."""
-    from peft.tuners.tuners_utils import check_target_module_exists
-
+    """The linear layers ``config`` selects in ``model``, matched by PEFT with the config as PEFT completes it
+    (so unset ``target_modules``, "all-linear", ``exclude_modules``, ``modules_to_save``, a classification
+    head and ``layers_to_transform`` count as PEFT counts them)."""
     if has_lora_layers(model):
         raise ConfigError("model", "already carries LoRA layers", "pass the base model, or rescale the PeftModel itself")
-    if isinstance(config.target_modules, str) and config.target_modules.lower() == "all-linear":
-        return _all_linear_layers(model, config.task_type)
-    layers = [TargetLayer(n, *shape) for n, m in model.named_modules()
-              if (shape := _linear_shape(m)) and check_target_module_exists(config, n)]
+    layers = peft_target_layers(model, config)
     if not layers:
-        raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model",
+        raise ConfigError("target_modules", f"{config.target_modules} match no linear layer of this model that PEFT would wrap",
                           "name linear layers of this model (lorascale.default_targets(model) gives μA's placement)")
-    linear = {ly.name for ly in layers}
-    others = [f"{n} ({type(m).__name__})" for n, m in model.named_modules()
-              if n and n not in linear and check_target_module_exists(config, n)]
-    if others:  # PEFT would wrap them with the config's one lora_alpha: a scale no rule chose
-        raise ConfigError("target_modules", f"{config.target_modules} also match layers that are not linear:"
-                          f" {', '.join(others[:6])}{' …' if len(others) > 6 else ''}",
-                          "name the linear layers alone, by a longer suffix or their full names")
     return layers

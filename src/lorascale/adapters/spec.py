@@ -3,6 +3,7 @@ PEFT options passed through. The one definition of these settings."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import StrictBool, StrictStr, field_validator, model_validator
@@ -10,7 +11,7 @@ from pydantic import StrictBool, StrictStr, field_validator, model_validator
 from ..errors import ConfigErrors
 from ..methods import BASE_CHANGING_METHODS, LORAPLUS_LR_RATIO, Method
 from ..rules import Init, RuleError, RuleSpec, ScaleRule
-from ..schema import PositiveFloat, PositiveInt, Settings, setting
+from ..schema import Float, PositiveFloat, PositiveInt, Settings, setting
 
 __all__ = ["AdapterSpec", "PeftOptions", "BASE_CHANGING_INITS"]
 
@@ -21,8 +22,10 @@ class AdapterSpec(Settings):
     rank: PositiveInt = setting(16, "LoRA rank r", fix="typical ranks are 8 to 256")
     scaling: RuleSpec = setting(RuleSpec(), "the scaling rule and its knobs")
     init: Init = setting(Init.KAIMING, "adapter init: kaiming (PEFT default), A or B (μA Def. 3.2)")
-    targets: tuple[str, ...] | None = setting(None, "target module names (default: μA Table 3 placement)")
-    lora_dropout: float = setting(0.0, "dropout on the adapter input (PEFT lora_dropout)", ge=0.0, lt=1.0,
+    targets: tuple[str, ...] | str | None = setting(
+        None, "target module names or suffixes, 'all-linear', or one regular expression matched against full module"
+        " names, as in PEFT (default: μA Table 3 placement)")
+    lora_dropout: Float = setting(0.0, "dropout on the adapter input (PEFT lora_dropout)", ge=0.0, lt=1.0,
                                   fix="μA uses 0")
     method: Method = setting(Method.LORA, "LoRA variant, built by PEFT: lora, loraplus, dora, pissa or olora"
                              " (docs/baselines.md)")
@@ -50,10 +53,22 @@ class AdapterSpec(Settings):
 
     @field_validator("targets", mode="before")
     @classmethod
-    def _one_or_many(cls, v):
+    def _names_or_regex(cls, v):
+        """Names (a list), or one string kept as it is: PEFT reads a string as a regular expression that must
+        match the whole module name, so turning it into a one-name list would change what it selects."""
+        if v == "":
+            raise RuleError("targets", "is an empty string: it matches no module", "e.g. targets: [q_proj, v_proj]")
         if isinstance(v, str):
-            return (v,)
-        if isinstance(v, (list, tuple)) and not all(isinstance(t, str) and t for t in v):
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise RuleError("targets", f"{v!r} is not a regular expression ({e.msg})",
+                                r"e.g. targets: '.*\.(q_proj|v_proj)', or a list of names: [q_proj, v_proj]") from None
+            return v
+        if isinstance(v, (list, tuple)) and not v:
+            raise RuleError("targets", "is an empty list: no layer would get an adapter",
+                            "name modules, e.g. targets: [q_proj, v_proj], or leave targets unset for μA's placement")
+        if v is not None and not (isinstance(v, (list, tuple)) and all(isinstance(t, str) and t for t in v)):
             raise RuleError("targets", f"must be module names, got {v!r}", "e.g. targets: [q_proj, v_proj]")
         return v
 

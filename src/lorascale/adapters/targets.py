@@ -1,6 +1,7 @@
 """Which linear layers of a model a set of PEFT target names selects, with their shapes.
 
-Matching is PEFT's own (``check_target_module_exists``), so what we plan is what PEFT will wrap.
+Matching is PEFT's own (``check_target_module_exists``, against the config as PEFT completes it when it
+wraps the model), so what we plan is what PEFT will wrap.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["TargetLayer", "find_target_layers", "layer_type", "strip_peft_prefix"]
+__all__ = ["TargetLayer", "find_target_layers", "peft_target_layers", "peft_view", "layer_type", "strip_peft_prefix"]
 
 
 @dataclass(frozen=True)
@@ -51,52 +52,106 @@ def _linear_shape(module) -> tuple[int, int] | None:
     return None
 
 
-def find_target_layers(model, targets: tuple[str, ...] | list[str]) -> list[TargetLayer]:
-    """Linear layers whose names PEFT would match with ``target_modules=targets``.
+def find_target_layers(model, targets: str | tuple[str, ...] | list[str], task_type: str | None = None,
+                       modules_to_save: tuple[str, ...] | list[str] | None = None) -> list[TargetLayer]:
+    """Linear layers PEFT would wrap with ``target_modules=targets``: a list of module names or suffixes, or
+    one string, a regular expression matched against the full module name (PEFT's rule for a string).
 
-    Raises ConfigError naming ``targets`` when a target matches no linear layer (PEFT would either
-    fail later with a less helpful message, or silently ignore it when another target matches).
+    Raises ConfigError naming ``targets`` when a target matches no linear layer, or only layers PEFT never
+    adds LoRA to (``modules_to_save``, the head of a ``task_type`` SEQ_CLS or TOKEN_CLS model): PEFT would
+    either fail later with a less helpful message, or silently ignore it when another target matches.
     """
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
 
-    targets = list(targets)
-    if not targets:
+    is_regex = isinstance(targets, str)
+    names = [targets] if is_regex else list(targets)
+    if not names:
         raise ConfigError("targets", "no target modules given", "e.g. targets: [q_proj, v_proj]")
     linears = {name: shape for name, m in model.named_modules() if (shape := _linear_shape(m)) is not None}
-    layers: list[TargetLayer] = []
-    unmatched = []
-    for t in targets:
-        cfg = LoraConfig(target_modules=[t], r=1)
-        hits = [n for n in linears if check_target_module_exists(cfg, n)]
-        if not hits:
-            unmatched.append(t)
+
+    def matches(t: str) -> list[str]:  # the linear layers one target selects, before any exclusion
+        cfg = LoraConfig(target_modules=t if is_regex else [t], r=1)
+        return [n for n in linears if check_target_module_exists(cfg, n)]
+
+    unmatched = [t for t in names if not matches(t)]
     examples = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linears})[:12])
+    if unmatched and is_regex:
+        raise ConfigError("targets", f"{targets!r} (a string: a regular expression matched against the full module name,"
+                          f" as in PEFT) matches no linear layer of this model; its linear layers end in: {examples}",
+                          r"match whole names, e.g. targets: '.*\.(q_proj|v_proj)', or list suffixes: [q_proj, v_proj]")
     if unmatched:
         raise ConfigError(
             "targets",
             f"{', '.join(map(repr, unmatched))} match no linear layer of this model; its linear layers end in: {examples}",
             "name linear layers by these suffixes (or full names), e.g. targets: [q_proj, v_proj]",
         )
-    cfg = LoraConfig(target_modules=targets, r=1)
-    # PEFT wraps every module a target matches, convolutions and embeddings too, with the config's one
-    # lora_alpha; lorascale plans linear layers only, so such a match would get an adapter at a scale no
-    # rule chose (Variant II's √(3·d_in·r) with another layer's d_in)
-    others = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
-              if name and name not in linears and check_target_module_exists(cfg, name)]
-    if others:
-        raise ConfigError("targets", f"the targets also match modules that are not linear layers: {', '.join(others[:6])}"
-                          f"{' …' if len(others) > 6 else ''}", "name the linear layers alone, by a longer suffix or their"
-                          f" full names (this model's linear layers end in: {examples})")
-    tied = _tied_to_input_embeddings(model, [n for n in linears if check_target_module_exists(cfg, n)])
+    cfg = LoraConfig(target_modules=targets if is_regex else names, r=1, task_type=task_type,
+                     modules_to_save=list(modules_to_save) if modules_to_save else None)
+    layers = peft_target_layers(model, cfg, "targets")
+    wrapped = {ly.name for ly in layers}
+    dropped = [t for t in names if not wrapped.intersection(matches(t))]
+    if dropped:
+        saved = ", ".join(peft_view(model, cfg).modules_to_save or [])
+        head = f"; task_type {task_type} puts the head there" if task_type in HEAD_TASKS else ""
+        raise ConfigError("targets", f"{', '.join(map(repr, dropped))} match{'es' if len(dropped) == 1 else ''} only layers"
+                          f" PEFT trains in full and never adds LoRA to (modules_to_save: {saved}{head})",
+                          "leave them out of the targets: those layers are trained in full already")
+    tied = _tied_to_input_embeddings(model, sorted(wrapped))
     if tied:
         raise ConfigError("targets", f"{', '.join(tied)} shares its weight with the input embeddings (tied): merging"
                           " the adapter (export with `merge`, or merge_and_unload) would change the embeddings too",
                           "leave it out of the targets, or untie the weights first")
-    for name, (d_in, d_out) in linears.items():
-        if check_target_module_exists(cfg, name):
-            layers.append(TargetLayer(name, d_in, d_out))
     return layers
+
+
+# PEFT's wrappers for these tasks (PeftModelForSequenceClassification, ...ForTokenClassification) add the
+# head's names to modules_to_save before matching: the head is trained in full and never gets LoRA
+HEAD_TASKS = ("SEQ_CLS", "TOKEN_CLS")
+
+
+def peft_view(model, config):
+    """A copy of the ``LoraConfig`` as PEFT matches it when wrapping ``model``: ``target_modules`` None filled
+    from PEFT's defaults for the model type (``LoraModel._prepare_adapter_config``), "all-linear" expanded
+    (``_maybe_include_all_linear_layers``), and for task SEQ_CLS or TOKEN_CLS the head names PEFT's wrapper
+    adds to ``modules_to_save``. Raises ConfigError on ``target_modules`` where PEFT has no default."""
+    import copy
+
+    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
+    from peft.utils.constants import SEQ_CLS_HEAD_NAMES, TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    config = copy.deepcopy(config)  # PEFT's helpers edit the config they are given
+    if config.target_modules is None:
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+        if default is None:
+            raise ConfigError("target_modules", f"is unset, and PEFT has no default targets for model type {model_type!r}",
+                              "name the layers to adapt, e.g. target_modules=['q_proj', 'v_proj'], or 'all-linear'")
+        config.target_modules = default if isinstance(default, str) else set(default)
+    if getattr(config.task_type, "value", config.task_type) in HEAD_TASKS:
+        config.modules_to_save = [*(config.modules_to_save or []), *SEQ_CLS_HEAD_NAMES]
+    return _maybe_include_all_linear_layers(config, model)
+
+
+def peft_target_layers(model, config, field: str = "target_modules") -> list[TargetLayer]:
+    """The linear layers of ``model`` that PEFT wraps with LoRA under the ``LoraConfig`` ``config``, matched by
+    PEFT's ``check_target_module_exists`` against :func:`peft_view` (so ``exclude_modules``, ``modules_to_save``,
+    a classification head, ``layers_to_transform`` and "all-linear" count as PEFT counts them).
+
+    Raises ConfigError on ``field`` when the config also matches modules that are not linear: PEFT would wrap
+    them with the config's one lora_alpha, at a scale no rule chose (Variant II's √(3·d_in·r) with another
+    layer's d_in).
+    """
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    view = peft_view(model, config)
+    wrapped = [(n, m) for n, m in model.named_modules() if n and check_target_module_exists(view, n)]
+    others = [f"{n} ({type(m).__name__})" for n, m in wrapped if not _linear_shape(m)]
+    if others:
+        raise ConfigError(field, f"{config.target_modules!r} also match modules that are not linear layers:"
+                          f" {', '.join(others[:6])}{' …' if len(others) > 6 else ''}",
+                          "name the linear layers alone, by a longer suffix or their full names")
+    return [TargetLayer(n, *_linear_shape(m)) for n, m in wrapped]
 
 
 def _tied_to_input_embeddings(model, names: list[str]) -> list[str]:

@@ -22,15 +22,17 @@ def run(args) -> int:
     from ..adapters.lint import lint_adapter
     from ..errors import ConfigErrors
 
-    errors, c = [], RuleSpec().c
+    errors, c, flags = [], None, given(args, RuleSpec)  # no --c: C = 256, or the one the adapter's lorascale.json declares
     try:
-        c = RuleSpec(**given(args, RuleSpec)).c
+        c = RuleSpec(**flags).c if flags else None
     except ConfigErrors as e:
         errors += e.errors
-    try:  # the folder is checked too (at the default C when the flag is bad): every problem at once
+    try:  # the folder is checked too (without --c when the flag is bad): every problem at once
         report = lint_adapter(args.adapter_dir, c=c)
     except ConfigError as e:
         errors.append(e)
+    except ConfigErrors as e:  # several bad keys in adapter_config.json
+        errors += e.errors
     ConfigErrors.raise_if_any(errors)
     if args.json:
         print_json(report.to_dict())

@@ -12,6 +12,8 @@ from .common import dumps, print_json, request_with_names, table
 from .flags import add_settings_args
 
 TABLE_TERMS = ("delta1", "delta2", "delta3", "z_b", "update_a", "update_b")
+FILES = {"figure": "coord_check.png", "terms_figure": "coord_check_terms.png", "measurements": "measurements.csv",
+         "report": "coord_check.json"}  # what it writes into --out
 
 
 def register(sub) -> None:
@@ -25,16 +27,16 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..diagnostics.coord_check import coord_check
 
-    from ..outputs import check_output_dir
+    from ..outputs import check_output_dir, only_named
 
     errors, settings, out = [], None, None
     try:
         settings = request_with_names(CoordCheckSettings, args)  # a misspelt --model with the other problems
     except ConfigErrors as e:
         errors += e.errors
-    try:  # before the runs: their results must have somewhere to go
+    try:  # before the runs: their results must have somewhere to go, never over other files than its own
         out = check_output_dir(getattr(args, "out_dir", None) or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}",
-                               "out_dir", what="coord-check")
+                               "out_dir", fresh=True, what="coord-check", own=only_named(FILES.values()))
     except ConfigError as e:
         errors.append(e)
     ConfigErrors.raise_if_any(errors)
@@ -54,11 +56,12 @@ def _write(result, report: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     labels = {c.value: c.label for c in result.settings.configs}
     files = {
-        "figure": str(render_coord_check(coord_plot_info(result.measurements, result.fits, "z_b"), out / "coord_check.png", labels)),
+        "figure": str(render_coord_check(coord_plot_info(result.measurements, result.fits, "z_b"), out / FILES["figure"],
+                                         labels)),
         "terms_figure": str(render_coord_check(terms_plot_info(result.measurements, result.fits, result.settings.steps),
-                                               out / "coord_check_terms.png", labels)),
-        "measurements": str(out / "measurements.csv"),
-        "report": str(out / "coord_check.json"),
+                                               out / FILES["terms_figure"], labels)),
+        "measurements": str(out / FILES["measurements"]),
+        "report": str(out / FILES["report"]),
     }
     with open(files["measurements"], "w", newline="") as f:
         w = csv.writer(f)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors
-from ..outputs import check_output_dir
+from ..outputs import check_output_dir, only_named
 from ..diagnostics.run import CurvatureSettings
 from .common import print_json, table
 from .flags import add_settings_args, given
 
 PREFIXES = {"sd": "signal/drift (LoRA-α Prop. 1–2)", "fu": "feature updates (μA eq. 1)"}
+FIGURES = {prefix: f"{prefix}_traces.png" for prefix in PREFIXES}  # what it writes into --out
 
 
 def register(sub) -> None:
@@ -35,7 +36,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else run_dir / "diagnostics"
     try:  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)
         if args.out or run_dir.is_dir():
-            check_output_dir(out, "out", what="figures")
+            check_output_dir(out, "out", fresh=True, what="figures", own=only_named(FIGURES.values()))  # never over other files
     except ConfigError as e:
         errors.append(e)
     try:  # RUN_DIR's problems with the flags'
@@ -51,7 +52,7 @@ def run(args) -> int:
     for prefix, title in PREFIXES.items():
         info = trace_info(records, prefix)
         if info.series:
-            result["files"][prefix] = str(render_traces(info, out / f"{prefix}_traces.png", title))
+            result["files"][prefix] = str(render_traces(info, out / FIGURES[prefix], title))
             result["summary"][prefix] = trace_summary(info)
     if args.lanczos:
         result["curvature"] = run_curvature(

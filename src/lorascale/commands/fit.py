@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError, ConfigErrors
 from ..sweep.fit import FitSettings
 from .common import print_json, table
+from .flags import flags_in_text
 from .flags import add_settings_args, given
 
 
@@ -64,5 +65,5 @@ def run(args) -> int:
         print(table(rows, headers))
         print()
     for note in rep.notes:
-        print(f"note: {note}")
+        print(f"note: {flags_in_text(note, getattr(args, 'parser', None))}")
     return 0

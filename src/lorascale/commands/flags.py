@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 from ..errors import ConfigError
 from ..schema import leaf_fields
 
-__all__ = ["add_settings_args", "given", "flag_for", "FLAG_NAMES", "SHORT"]
+__all__ = ["add_settings_args", "given", "flag_for", "flags_in_text", "describe", "FLAG_NAMES", "SHORT"]
 
 FLAG_NAMES = {"out_dir": "--out"}  # fields whose flag is not --field-name
 SHORT = {"rank": "-r", "model": "-m"}
@@ -62,15 +62,29 @@ def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
     for name, (_, info) in leaf_fields(model).items():
         if name in vars(args):
             value = getattr(args, name)
-            out[name] = None if _may_unset(info.annotation) and value in (UNSET, [UNSET]) else value
+            if _may_unset(info.annotation) and value in (UNSET, [UNSET]):
+                value = None
+            elif _takes_one_pattern(info.annotation) and isinstance(value, list) and len(value) == 1 and _REGEX.search(value[0]):
+                value = value[0]  # `--targets '.*\.(q_proj|v_proj)'`: one regular expression, as PEFT reads a string
+            out[name] = value
     return out
+
+
+_REGEX = re.compile(r"[*+?()\[\]{}|^$\\]")  # a value with these is a pattern, not a name (a name's dots are not enough)
+
+
+def _takes_one_pattern(annotation) -> bool:
+    """A list setting that also takes one string, a regular expression (``targets``)."""
+    return _is_sequence(annotation) and any(map(_is_text, get_args(annotation)))
 
 
 def _may_unset(annotation) -> bool:
     """An optional setting whose values cannot be the word none: not a switch, not a name or path (`--out
-    none` is a folder called none)."""
+    none` is a folder called none). A list setting may be unset even where one string is also allowed
+    (``targets``: names, or a regex): on the command line it is always a list of names."""
     values = [a for a in get_args(annotation) if a is not type(None)]
-    return type(None) in get_args(annotation) and not _is_bool(annotation) and not any(map(_is_text, values))
+    text_only = any(map(_is_text, values)) and not _is_sequence(annotation)
+    return type(None) in get_args(annotation) and not _is_bool(annotation) and not text_only
 
 
 def _is_text(a) -> bool:
@@ -116,20 +130,26 @@ def _option_in_text(parser: argparse.ArgumentParser | None, field: str) -> str |
 def describe(error: ConfigError, parser: argparse.ArgumentParser | None, from_file: bool = False) -> str:
     """``--batch-size: must be > 0, got 0`` (with the YAML key too when a config file is in play).
 
-    A fix that names another setting in backquotes (``extend that study on purpose (`extend_study`)``)
-    gets that setting's flag in its place, where this command has one.
+    A message or fix that names another setting in backquotes (``extend that study on purpose
+    (`extend_study`)``) gets that setting's flag in its place, where this command has one.
     """
-    if error.fix:
-        fix = _FIELD_IN_TEXT.sub(lambda m: _option_in_text(parser, m[1]) or m[0], error.fix)
-        error = type(error)(error.field, error.message, fix)
-    flag = flag_for(parser, error.field)
+    error = type(error)(error.field, flags_in_text(error.message, parser),
+                        flags_in_text(error.fix, parser) if error.fix else error.fix)
+    parts = [flag_for(parser, f) for f in error.field.split("/")]  # "steps/epochs": a choice between two settings
+    flag = "/".join(parts) if None not in parts else None
     if flag is None:  # a key with no flag: one of the file's (the --config file, a sweep's SPEC.yaml)
         source = flag_for(parser, "config") if from_file else flag_for(parser, "spec")
         return error.text(f"{source} key {error.field}" if source else None)
     return error.text(f"{flag} ({error.field})" if from_file else flag)
 
 
-_FIELD_IN_TEXT = re.compile(r"`([a-z_][a-z0-9_.]*)`")  # a setting named in an error's fix text
+def flags_in_text(text: str, parser: argparse.ArgumentParser | None) -> str:
+    """``text`` (library prose: an error, a note, a warning) with each backquoted setting (`` `metric` ``)
+    replaced by this command's flag for it (``--metric``), where it has one; anything else left as written."""
+    return _FIELD_IN_TEXT.sub(lambda m: _option_in_text(parser, m[1]) or m[0], text)
+
+
+_FIELD_IN_TEXT = re.compile(r"`([a-z_][a-z0-9_.]*)`")  # a setting named in library prose
 
 
 def show_default(v) -> str:

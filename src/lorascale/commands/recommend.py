@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..recommend import RecommendRequest
-from .common import print_json, table
-from .flags import add_settings_args, given
+from .common import print_json, request_with_names, table
+from .flags import add_settings_args
 
 
 def register(sub) -> None:
@@ -16,9 +16,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..recommend import recommend
-    from ..schema import nest, validate
 
-    req = validate(RecommendRequest, nest(RecommendRequest, given(args, RecommendRequest)))
+    req = request_with_names(RecommendRequest, args)  # a misspelt --model with the other flags' problems
     adapter = req.adapter
     rec = recommend(req.model, adapter, req.lr_fft, quiet=args.json)
     if args.json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from ..errors import ConfigError, ConfigErrors
 from ..diagnostics import DiagnosticsSettings
@@ -65,6 +66,23 @@ def _raw_values(args) -> dict:
     return {**file, **given(args, TrainConfig)}
 
 
+def with_out_dir_error(errors: list[ConfigError], values: dict) -> list[ConfigError]:
+    """``errors`` plus the problem of the run folder ``values`` name (``out_dir``: new or empty), unless it is
+    already among them; a run with no out_dir gets a new folder of its own."""
+    from ..outputs import check_output_dir
+
+    out = values.get("out_dir")
+    if not isinstance(out, str) or "out_dir" in {e.field for e in errors}:
+        return errors
+    if os.environ.get("RANK", "0") != "0":  # another process of a distributed launch: the main one checks it, and
+        return errors  # may already have created it
+    try:
+        check_output_dir(out, "out_dir", fresh=True, what="run")
+    except ConfigError as e:
+        return [*errors, e]
+    return errors
+
+
 def make_diagnostics(args) -> list:
     from ..diagnostics import make_callbacks
 
@@ -81,9 +99,11 @@ def run(args) -> int:
     try:  # the file's, the flags' and the monitors' problems at once
         cfg = config_from_args(args)
     except ConfigErrors as e:
-        errors += e.errors if getattr(args, "resume", None) else with_name_errors(e.errors, _raw_values(args))
+        errors += e.errors
     except ConfigError as e:
         errors.append(e)
+    if not getattr(args, "resume", None):  # and what the run would read and write (found by looking only)
+        errors = with_out_dir_error(with_name_errors(errors, values := _raw_values(args)), values)
     try:
         callbacks = make_diagnostics(args)
     except ConfigErrors as e:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigErrors
 from ..tune.request import TuneRequest
 from .common import print_json, request_with_names, table
-from .flags import add_settings_args, describe
+from .flags import add_settings_args, describe, given
 
 
 def register(sub) -> None:
@@ -18,8 +19,18 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..tune import tune
+    from ..tune.search import destination_errors
 
-    req = request_with_names(TuneRequest, args)
+    try:
+        req = request_with_names(TuneRequest, args)
+    except ConfigErrors as e:  # where tune would write, with the flags' problems (tune checks both itself when they pass)
+        values, named = given(args, TuneRequest), {x.field for x in e.errors}
+
+        def unrefused(key: str) -> str | None:  # a folder or URL given and not already refused as written
+            value = values.get(key)
+            return value if isinstance(value, str) and key not in named else None
+
+        raise ConfigErrors(e.errors + destination_errors(unrefused("tune_dir"), unrefused("storage"))) from None
     res = tune(req, progress=not (args.quiet or args.json))
     d = res.to_dict()
     if args.json:

@@ -108,7 +108,12 @@ def load_hub_dataset(repo_id: str, task: str | None) -> Examples:
     except ImportError:
         raise ConfigError("data", f"{repo_id} is a Hub dataset; reading it needs the `datasets` package",
                           "pip install datasets") from None
-    splits = load_dataset(str(folder))
+    try:
+        splits = load_dataset(str(folder))
+    except ValueError as e:  # several configs and none named, or no data files the loader knows
+        raise ConfigError("data", f"{repo_id}: the datasets library cannot read its cached snapshot as one dataset ({e})",
+                          "load the config and split to train on yourself (datasets.load_dataset(repo, config)['train'])"
+                          " and save it with save_to_disk, then pass that folder") from None
     split = splits["train"] if "train" in splits else next(iter(splits.values()))
     return examples_from_records([dict(r) for r in split], repo_id, task)
 
@@ -119,7 +124,7 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
     if not all(isinstance(r, dict) for r in records):
         raise ConfigError("data", f"{source}: a record is not an object with named fields",
                           'write each record as an object, e.g. {"text": …}')
-    cols = set(records[0])
+    cols = set().union(*records)  # every record's columns: a label on some records is not dropped silently
     if task == Task.CONTRASTIVE or (task is None and {"query", "positive"} & cols):
         _need_all(records, {"query", "positive"}, source, "contrastive pairs")
         return Examples(source, Kind.QUERY_POSITIVE, queries=[str(r["query"]) for r in records],
@@ -155,7 +160,8 @@ def examples_from_records(records: list[dict], source: str, task: str | None) ->
             if msgs[-1]["role"] != "assistant":
                 raise ConfigError("data", f"{source}: record {i} does not end with an assistant message",
                                   "end each chat with the assistant reply to train on")
-            chats.append([{"role": str(m["role"]), "content": str(m["content"])} for m in msgs])
+            chats.append([{"role": str(m["role"]), "content": _content_text(m["content"], source, i, j)}
+                          for j, m in enumerate(msgs)])
             prompt, completion = plain_chat(chats[-1])  # the format without a chat template (see data.chat)
             prompts.append(prompt)
             completions.append(completion)
@@ -220,13 +226,34 @@ def _chat_messages(msgs, source: str, i: int) -> list[dict]:
     return msgs
 
 
+def _content_text(content, source: str, i: int, j: int) -> str:
+    """A message's content as text: a string, or a list of OpenAI-style parts whose text parts are joined by
+    newlines ({"type": "text", "text": …}); any other part (an image) is refused, not trained as its repr."""
+    if not isinstance(content, list):
+        return str(content)
+    other = [p.get("type") if isinstance(p, dict) else type(p).__name__ for p in content
+             if not (isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))]
+    if other:
+        raise ConfigError("data", f"{source}: record {i}: message {j} has content parts that are not text"
+                                  f" ({', '.join(map(str, other))})",
+                          'give text only: a string, or parts like {"type": "text", "text": "…"}')
+    return "\n".join(p["text"] for p in content)
+
+
 def _need_all(records: list[dict], required: set, source: str, what: str) -> None:
-    """Every record carries the columns (CSV readers and JSONL writers drop fields per row)."""
+    """Every record carries the columns (CSV readers and JSONL writers drop fields per row); every record
+    that does not is counted, and the first few are named."""
+    bad = []
     for i, r in enumerate(records):
-        missing = sorted(c for c in required if c not in r or r[c] is None)
-        if missing:
-            where = "" if i == 0 else f" (record {i})"
-            raise ConfigError(
-                "data", f"{source} lacks column(s) {', '.join(missing)}{where} needed for {what}",
-                f"found columns: {', '.join(sorted(k for k in r if k is not None))}; add the missing ones or rename them"
-            )
+        absent = sorted(c for c in required if c not in r)
+        null = sorted(c for c in required if c in r and r[c] is None)
+        if absent or null:
+            parts = ([f"lacks {', '.join(absent)}"] if absent else []) + ([f"has {', '.join(null)} null"] if null else [])
+            bad.append(f"record {i} {' and '.join(parts)}")
+    if bad:
+        found = sorted({str(k) for r in records for k in r if k is not None})
+        raise ConfigError(
+            "data", f"{source}: {len(bad)} of {len(records)} records miss column(s) needed for {what} ({', '.join(sorted(required))}):"
+                    f" {'; '.join(bad[:3])}{' …' if len(bad) > 3 else ''}",
+            f"found columns: {', '.join(found)}; give every record the missing ones (or rename them)"
+        )

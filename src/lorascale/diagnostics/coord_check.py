@@ -56,10 +56,14 @@ def _load_all(s: CoordCheckSettings) -> list[_Model]:
 
     data = s.data or DEFAULT_DATA[_task_of(s.model_names()[0])]
     examples = load_examples(data)  # bad data fails before any model loads
+    if examples.kind.task not in DEFAULT_DATA:
+        raise ConfigError("data", f"{data} is {examples.kind.task.value} data; the coordinate check measures a model's"
+                          " own loss on language-modelling or labelled data",
+                          f"use such data, e.g. {DEFAULT_DATA[Task.LM]} or {DEFAULT_DATA[Task.CLASSIFICATION]}")
     out, errors = [], []
     for name in s.model_names():
         loaded = load_model(name, task=examples.kind.task, num_labels=max(2, len(examples.label_names)), seed=0, quiet=True)
-        layers = find_target_layers(loaded.model, s.targets or loaded.default_targets)
+        layers = find_target_layers(loaded.model, s.targets if s.targets is not None else loaded.default_targets)
         bound = min(loaded.width, *(min(ly.d_in, ly.d_out) for ly in layers))
         too_big = sorted(r for r in s.ranks if r > bound)
         if too_big:

@@ -19,7 +19,8 @@ widths) under S seeds is summarised by the exponent k of y ∝ x^k:
   η·n crossing 1, see docs/diagnostics.md) is visible next to the fit.
 
 Verdict (:func:`verdict_of`): **flat** when |k| ≤ 0.1 and the interval lies inside ±0.2; **drift**
-when |k| > 0.1; **inconclusive** when |k| ≤ 0.1 but the interval is wider (or missing); **zero**
+when |k| > 0.1, or when a value is not finite (the term overflowed at some size, with no slope to give);
+**inconclusive** when |k| ≤ 0.1 but the interval is wider (or missing); **zero**
 when the term is exactly 0 everywhere (Init[A]'s δ¹ and δ³ at step 1: B = 0 makes ∇_A = 0).
 
 Correction (:func:`lr_exponent_correction`): if y ∝ η^p·x^k near the measured point, multiplying η
@@ -53,7 +54,7 @@ class Verdict(StrEnum):
 
 
 class SlopeFit(NamedTuple):
-    slope: float | None  # mean of the per-seed slopes; None when some but not all values are ≤ 0
+    slope: float | None  # mean of the per-seed slopes; None when some but not all values are ≤ 0, or one is not finite
     ci: tuple[float, float] | None  # 95% interval (module docs); None with one seed and two sizes
     per_seed: tuple[float, ...]
     segments: tuple[float, ...]  # slopes between neighbouring sizes of the seed-mean log y
@@ -141,7 +142,9 @@ def fit_slope(xs: Sequence[float], ys_by_seed: Sequence[Sequence[float]]) -> Slo
     values = [y for r in rows for y in r]
     if all(y == 0.0 for y in values):
         return SlopeFit(None, None, (), (), Verdict.ZERO)
-    if not all(y > 0.0 and math.isfinite(y) for y in values):
+    if not all(math.isfinite(y) for y in values):  # the term blew up at some size: the instability looked for
+        return SlopeFit(None, None, (), (), Verdict.DRIFT)
+    if not all(y > 0.0 for y in values):
         return SlopeFit(None, None, (), (), Verdict.INCONCLUSIVE)
     per_seed = tuple(loglog_slope(xs, r) for r in rows)
     slope = math.fsum(per_seed) / len(per_seed)

@@ -79,13 +79,18 @@ class CoordCheckSettings(Settings):
     batch_size: PositiveInt = setting(2, "sequences in each seed's fixed batch")
     seq_len: PositiveInt = setting(32, "tokens per sequence", ge=2)
     eta_factor: PositiveFloat = setting(2.0, "η multiplier of the extra run that measures each term's order in η", gt=1.0)
-    targets: tuple[StrictStr, ...] | None = setting(None, "target modules (default: μA Table 3 placement)")
+    targets: tuple[str, ...] | str | None = same_setting(AdapterSpec, "targets")
     out_dir: StrictStr | None = setting(None, "folder for the figures and measurements (default runs/coord-check-<time>)")
 
-    @field_validator("model", "targets", mode="before")
+    @field_validator("model", mode="before")
     @classmethod
     def _one_or_many(cls, v):
         return (v,) if isinstance(v, str) else v
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _names_or_regex(cls, v):
+        return AdapterSpec._names_or_regex(v)  # the adapter's own rule: names, "all-linear", or one regex
 
     @model_validator(mode="after")
     def _consistent(self) -> "CoordCheckSettings":

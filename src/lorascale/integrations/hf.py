@@ -137,8 +137,13 @@ def metadata_callback(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, *, alpha: fl
     from transformers import TrainerCallback
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    scaling = RuleSpec(rule=rule, alpha=alpha, c=c, lora_alpha=lora_alpha, gamma=gamma)
-    init = Init(init)
+    from ..adapters.spec import AdapterSpec
+    from ..schema import validate
+
+    # checked before anything else, every bad setting at once: init "kaimnig" is an error on init naming the choices
+    spec = validate(AdapterSpec, {"scaling": {"rule": rule, "alpha": alpha, "c": c, "lora_alpha": lora_alpha, "gamma": gamma},
+                                  "init": init})
+    scaling, init = spec.scaling, spec.init
 
     class LorascaleMetadata(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -203,7 +208,7 @@ def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name:
     targets = config.target_modules
     method, niter = method_of(config.use_dora, config.init_lora_weights) or (Method.LORA, None)  # DoRA, PiSSA, OLoRA
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout,
-                       targets=(targets,) if isinstance(targets, str) else tuple(sorted(targets)),
+                       targets=targets if isinstance(targets, str) else tuple(sorted(targets)),  # a string: PEFT's regex
                        method=method, pissa_niter=niter)
     base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # add_adapter: no wrapper
     base = getattr(getattr(base_model, "config", None), "_name_or_path", None)

@@ -170,14 +170,22 @@ def verdict(rows: dict, higher: bool) -> dict:
     there is no paired one. A seed that did not finish complete (diverged: no held-out value) is the worst
     outcome, not a missing one: the means and intervals cover the finished seeds only, so a point with
     such seeds loses to one without them, and where both have them the verdict is inconclusive
-    (``unfinished`` counts them per point)."""
+    (``unfinished`` counts them per point); a side none of whose seeds finished has no gap (``gap`` and
+    ``noise`` None) and loses the same way."""
     if "lora-alpha" not in rows:
         return {}
     mine = rows["lora-alpha"]["base"]
     out = {}
     for m, row in rows.items():
         other = row["tuned"]
-        if m == "lora-alpha" or mine["mean"] is None or other["mean"] is None:
+        if m == "lora-alpha" or any(p["mean"] is None and not _unfinished(p) for p in (mine, other)):
+            continue  # a point with no stored runs: nothing to compare
+        unfinished = {"lora-alpha": _unfinished(mine), m: _unfinished(other)}
+        if mine["mean"] is None or other["mean"] is None:  # every seed of one side (or both) diverged
+            verdict_ = (GapVerdict.INCONCLUSIVE if mine["mean"] is None and other["mean"] is None else
+                        GapVerdict.LOSE if mine["mean"] is None else GapVerdict.WIN)
+            out[m] = {"gap": None, "noise": None, "verdict": str(verdict_), "ci95": None, "ci95_paired": None,
+                      "unfinished": unfinished}
             continue
         gap = (mine["mean"] - other["mean"]) * (1 if higher else -1)  # > 0: LoRA-α is better
         noise = max(mine["std"] or 0.0, other["std"] or 0.0)
@@ -189,7 +197,6 @@ def verdict(rows: dict, higher: bool) -> dict:
         ci = None if ci is None else sorted((sign * ci[0], sign * ci[1]))
         paired = None if paired is None else sorted((sign * paired[0], sign * paired[1]))
         verdict_ = gap_verdict(paired or ci, noise)
-        unfinished = {"lora-alpha": _unfinished(mine), m: _unfinished(other)}
         if any(unfinished.values()):
             verdict_ = (GapVerdict.INCONCLUSIVE if all(unfinished.values()) else
                         GapVerdict.LOSE if unfinished["lora-alpha"] else GapVerdict.WIN)

@@ -71,8 +71,7 @@ def write_compare_md(result: dict, path: str | Path) -> Path:
               " tie where it spans 0 within ± the noise, inconclusive where it spans 0 and reaches past the noise."
               + (" Both CIs ignore that a tuned point was picked on its seeds: a guide, not a test." if swept else ""), ""]
     for t, v in tasks.items():
-        verdicts = ", ".join(f"{m}: {d['verdict']} ({d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))}"
-                             f"{paired_ci_text(d.get('ci95_paired'))}{_unfinished_text(d)})" for m, d in v["verdict"].items())
+        verdicts = ", ".join(f"{m}: {d['verdict']} ({_gap_text(d)}{_unfinished_text(d)})" for m, d in v["verdict"].items())
         lines.append(f"- **{v['label']}** (base lr {v['base_lr']:g}): {verdicts or 'LoRA-α not in this comparison'}")
     timing = ", ".join(f"{v['label']}: {timing_text(v)}" for v in tasks.values() if "run_seconds" in v)
     lines += ["", (f"The runs' own training time (read back with them): {timing}. " if timing else "")
@@ -85,6 +84,13 @@ def _pm(p: dict) -> str:
     if p["mean"] is None:
         return "—"
     return f"{p['mean']:.4g} ± {p['std']:.2g}"
+
+
+def _gap_text(d: dict) -> str:
+    """"+0.012, noise 0.005, CI …" or, where one side has no finished seed, "no held-out value to compare"."""
+    if d["gap"] is None:
+        return "no held-out value to compare"
+    return f"{d['gap']:+.3g}, noise {d['noise']:.2g}{gap_ci_text(d.get('ci95'))}{paired_ci_text(d.get('ci95_paired'))}"
 
 
 def _unfinished_text(d: dict) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,9 +67,14 @@ _NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines"
 
 
 def _word(rng: random.Random) -> Problem:
-    template, answer = rng.choice(_WORD)
+    """A templated word problem; its key is the template and the numbers its text uses, not the name (a held-out
+    "Ben removes 6 books" is not new to a policy that trained on "Ava removes 6 books")."""
+    i = rng.randrange(len(_WORD))
+    template, answer = _WORD[i]
     a, b, c, name = rng.randint(20, 99), rng.randint(2, 19), rng.randint(2, 9), rng.choice(_NAMES)
-    return Problem(template.format(a=a, b=b, c=c, name=name), answer(a, b, c))
+    numbers = {"a": a, "b": b, "c": c}
+    used = sorted({f for _, f, _, _ in string.Formatter().parse(template) if f in numbers})
+    return Problem(template.format(name=name, **numbers), answer(a, b, c), ("word", i, *(numbers[f] for f in used)))
 
 
 def _sums(rng: random.Random) -> Problem:
@@ -91,7 +97,7 @@ def is_problem_set(data: str) -> bool:
 
 def make_problems(kind: str, n: int, seed: int = POOL_SEED) -> list[Problem]:
     """``n`` distinct problems of set ``kind`` from generator ``seed`` (the same call gives the same list);
-    distinct up to commuting operands."""
+    distinct up to commuting operands, and word problems up to the name in them."""
     if kind not in PROBLEM_SETS:
         raise ConfigError("data", f"unknown problem set {kind!r}", f"choose one of {', '.join(PROBLEM_SETS)}")
     makers, rng, seen, out = PROBLEM_SETS[kind], random.Random(seed), set(), []
@@ -108,7 +114,8 @@ def make_problems(kind: str, n: int, seed: int = POOL_SEED) -> list[Problem]:
 
 
 def load_problems(path: str | Path) -> list[Problem]:
-    """A JSONL file of ``{"question": str, "answer": int}`` records; every bad line reported at once."""
+    """A JSONL file of ``{"question": str, "answer": int}`` records; every bad line reported at once. Questions that
+    differ only in spacing are one problem, kept once; one question with two answers is refused."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("data", f"{p} is not a file", "pass a .jsonl file with question/answer records, or a"
@@ -117,6 +124,8 @@ def load_problems(path: str | Path) -> list[Problem]:
         text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the first record
     except UnicodeDecodeError as e:
         raise ConfigError("data", f"{p} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError("data", f"{p} cannot be read: {e.strerror or e}", "check the file's permissions") from None
     problems, bad = [], []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -128,7 +137,7 @@ def load_problems(path: str | Path) -> list[Problem]:
                 raise ValueError("question must be a non-empty string")
             if isinstance(a, bool) or not (isinstance(a, int) or (isinstance(a, str) and a.strip().lstrip("-").isdigit())):
                 raise ValueError(f"answer must be an integer, got {a!r}")
-            problems.append(Problem(q, int(a)))
+            problems.append(Problem(q, int(a), ("file", " ".join(q.split()))))  # one question however spaced
         except (ValueError, KeyError, TypeError) as e:
             bad.append(f"line {i}: {e if not isinstance(e, KeyError) else f'missing column {e}'}")
     if bad:
@@ -136,7 +145,16 @@ def load_problems(path: str | Path) -> list[Problem]:
                           'each line must be {"question": "...", "answer": 42}')
     if not problems:
         raise ConfigError("data", f"{p} holds no problems", 'add lines like {"question": "What is 2 + 3?", "answer": 5}')
-    unique = list(dict.fromkeys(problems))  # a repeated line would land in both splits
+    by_question: dict = {}
+    for prob in problems:  # a repeated question would land in both splits
+        by_question.setdefault(prob.identity, []).append(prob)
+    conflicts = [f"{ps[0].question.strip()!r} has answers {', '.join(str(a) for a in dict.fromkeys(x.answer for x in ps))}"
+                 for ps in by_question.values() if len({x.answer for x in ps}) > 1]
+    if conflicts:
+        raise ConfigError("data", f"{p}: {len(conflicts)} questions appear with different answers"
+                          f" ({'; '.join(conflicts[:3])}{' …' if len(conflicts) > 3 else ''})",
+                          "keep one answer per question (a reward needs the one right answer)")
+    unique = [ps[0] for ps in by_question.values()]
     if len(unique) < len(problems):
         log.info("rlvr: %s repeats %d problems; each is used once", p, len(problems) - len(unique))
     random.Random(POOL_SEED).shuffle(unique)  # the held-out problems are a random draw, not the file's first lines

@@ -3,8 +3,8 @@
 A completion is well formatted when it is reasoning inside ``<think>...</think>`` followed by the final
 answer inside ``<answer>...</answer>``. Where the answer is read (:class:`AnswerMatch`):
 
-* ``tagged`` (μA's protocol, the default): the last ``<answer>`` block, read as a number (commas and
-  surrounding text ignored); an untagged completion is never correct;
+* ``tagged`` (μA's protocol, the default): the last number in the last ``<answer>`` block (thousands commas
+  and surrounding text ignored: "The answer is 1,234." reads 1234); an untagged completion is never correct;
 * ``last-number``: the last number anywhere in the completion, as lm-evaluation-harness's
   "flexible-extract" filter reads GSM8k answers. A policy that does not yet use the tags (SmolLM2-135M
   writes "2 + 3 = 5") then still gets a correctness signal; the format reward is unchanged.
@@ -32,9 +32,12 @@ class AnswerMatch(StrEnum):
 CORRECT = 1.0  # μA: accuracy reward
 FORMAT = 0.1  # μA: format reward
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-# a number: thousands grouped by commas only in threes ("1,234"; "1,2,3" is three numbers), a minus sign
-# written as "-" or U+2212 right before it
-_NUMBER = re.compile(r"[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+# a number: thousands grouped by commas only in threes ("1,234"; "1,2,3" is three numbers, "1,2345" two),
+# a decimal part or a bare one (".5"), an exponent ("2.5e3"); a minus sign written as "-" or U+2212 right
+# before it, unless a word or number ends there ("10-3" is 10 and 3, not 10 and -3); never the tail of a
+# number ("2.5" is not also ".5")
+_NUMBER = re.compile(r"(?:(?<![\w.])[-\u2212])?(?<![\d.])"
+                     r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _INSIDE = r"(?:(?!</?(?:think|answer)>).)*"  # text holding no think/answer tag: one block each, nothing nested
 _FORMAT = re.compile(rf"^\s*<think>{_INSIDE}</think>\s*<answer>{_INSIDE}</answer>\s*$", re.S)
 

@@ -95,6 +95,7 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     from ..integrations.hf import schedule_callback
     from ..recipe import checkpointing_arg, recipe_args
     from ..adapters.convert import snapshot_initial
+    from ..outputs import check_output_dir
     from ..train.build import attach_adapter, param_groups
     from ..train.loop import RunResult
     from ..train.monitor import Ema
@@ -105,6 +106,8 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
 
     started = time.time()
     train_p, val_p = check_rlvr(cfg)
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
+    check_output_dir(run_dir, "out_dir", fresh=True, what="run")  # as train's, before the model loads: a new or empty folder
     loaded = load_model(cfg.model, task=Task.LM, quiet=not progress)
     if loaded.task is not Task.LM:
         raise ConfigError("model", f"{cfg.model} is not a causal LM; rlvr generates text", "use e.g. smollm2-135m")
@@ -114,7 +117,6 @@ def train_rlvr(cfg, callbacks=(), progress: bool = True):
     if cfg.finetune is Finetune.LORA:
         model, _ = attach_adapter(model, cfg, loaded.default_targets, Task.RLVR)
         initial = snapshot_initial(model)  # PiSSA/OLoRA: saved as plain LoRA on the original base
-    run_dir = Path(cfg.out_dir) if cfg.out_dir else default_run_dir(cfg)
     writer = RunWriter(run_dir)
     writer.start(cfg.to_flat())
     # from here on the run's folder says "running": whatever fails while TRL's trainer is built (its argument

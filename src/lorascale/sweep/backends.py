@@ -70,11 +70,23 @@ def check_url(url: str) -> None:
 
     kind, path = local_path(url)
     if path is None:
+        _check_dialect(url)
         return
     if path.exists():
         _check_file(path, kind, "create")
     else:
         check_output_dir(path.parent, "storage", what="storage file")
+
+
+def _check_dialect(url: str) -> None:
+    """A server URL whose database kind SQLAlchemy knows (its dialect loads; nothing connects)."""
+    from sqlalchemy.engine.url import make_url
+
+    try:
+        make_url(url).get_dialect()
+    except Exception as e:  # ArgumentError (not a URL), NoSuchModuleError (no such database kind), ...
+        raise ConfigError("storage", f"{url!r} is not a database URL SQLAlchemy can open ({_first_line(e)})",
+                          "use sqlite:///FILE.db, journal:FILE.log or a database URL such as postgresql://user@host/db") from None
 
 
 @contextlib.contextmanager

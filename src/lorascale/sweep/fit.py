@@ -157,7 +157,7 @@ def _notes(metric, evals, counts, configs) -> list[str]:
     if metric == "eval" and len(evals) > 1:
         notes.append(f"records mix eval metrics {evals}; each point is scored on its own")
     if metric == "eval" and not evals:
-        notes.append("no run stored an eval metric, so nothing was fitted; fit with --metric ema")
+        notes.append("no run stored an eval metric, so nothing was fitted; fit with `metric` ema")
     if counts["diverged"]:
         notes.append(f"{counts['diverged']} diverged runs score +inf: a point where any seed diverged is unstable")
     if counts["failed"] + counts["interrupted"]:

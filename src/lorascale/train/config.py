@@ -62,7 +62,9 @@ class TrainConfig(Settings):
     grad_accum: PositiveInt = setting(1, "gradient accumulation steps")
     seq_len: PositiveInt = setting(128, "sequence length / LM block size", ge=2,
                                    fix="an LM block needs at least 2 tokens to have a next-token target")
-    max_examples: PositiveInt | None = setting(None, "cap on training examples/blocks (after the split)")
+    max_examples: PositiveInt | None = setting(None, "cap on training examples/blocks: the split draws from a fixed sample of"
+                                                        " about max_examples/(1 − val_fraction) items, so the held-out set"
+                                                        " changes with it")
     val_fraction: Float = setting(0.05, "held-out fraction", gt=0.0, lt=0.5)
     max_val_batches: PositiveInt = setting(8, "validation batches per evaluation")
     eval_every: NonNegativeInt = setting(0, "evaluate every k steps (0: at the end only)")
@@ -87,9 +89,10 @@ class TrainConfig(Settings):
     def _consistent(self) -> "TrainConfig":
         errors: list[ConfigError] = []
         if self.steps is not None and self.epochs is not None:
-            errors.append(ConfigError("steps/epochs", "both are set", "choose one (unset steps with steps: null in YAML)"))
+            errors.append(ConfigError("steps/epochs", "both are set", "choose `steps` or `epochs` (unset steps with"
+                                      " steps: null in YAML)"))
         if self.steps is None and self.epochs is None:
-            errors.append(ConfigError("steps/epochs", "neither is set", "give steps or epochs"))
+            errors.append(ConfigError("steps/epochs", "neither is set", "give `steps` or `epochs`"))
         if self.task is Task.CONTRASTIVE:  # data that only turns out contrastive is checked by load_base
             errors += contrastive_batch_errors(self.batch_size, self.grad_accum)
         if self.finetune is Finetune.FULL:

@@ -82,10 +82,14 @@ def take_pairs(batch: dict, n: int) -> dict:
 
 
 def retrieval_ranks(q, p):
-    """(N,) rank of each query's own positive among all N positives, ties counted against it."""
+    """(N,) rank of each query's own positive among all N positives, ties counted against it; N, the worst,
+    for a query with a non-finite similarity (an overflowed embedding retrieves nothing)."""
+    import torch
+
     sim = q @ p.T  # (N, N)
     own = sim.diagonal().unsqueeze(1)  # (N, 1)
-    return (sim >= own).sum(1)  # #{j : S_ij ≥ S_ii}: the positive itself (j = i) plus every j ≠ i that ties or beats it
+    ranks = (sim >= own).sum(1)  # #{j : S_ij ≥ S_ii}: the positive itself (j = i) plus every j ≠ i that ties or beats it
+    return torch.where(sim.isfinite().all(1), ranks, torch.full_like(ranks, sim.shape[0]))  # NaN compares False: rank 0
 
 
 def retrieval_record(q, p, temperature: float) -> dict:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import StrictStr, model_validator
 
 from ..errors import ConfigError, ConfigErrors
-from ..rules import Finetune
-from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, setting
+from ..rules import Finetune, ScaleRule
+from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, setting, validate
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..sweep.run_settings import Members
 from ..train.config import TrainConfig
 
-__all__ = ["TuneRequest", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS"]
+__all__ = ["TuneRequest", "step_budget_only", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS"]
 
 FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7, 2))
 """The η grid of the η_FFT probe: every other octave of 2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3 (μA Table 6's Init[B]
@@ -65,20 +67,43 @@ class TuneRequest(Settings):
     storage: StrictStr | None = setting(None, "Optuna storage URL (default: sqlite in the tune folder)")
     tune_dir: StrictStr | None = setting(None, "output folder (default runs/tune-<model>-r<rank>)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _before_the_run(cls, data: Any) -> Any:
+        """Before the run validates (``data`` flat, or nested into ``run`` by :func:`~lorascale.schema.validate`),
+        so that tune's own answers are not hidden behind the run's: epochs are refused below, not as "both are
+        set" against the run's default steps; and a rule with no α knob is refused here, with the request's
+        other problems, not as the explicit learning rate such a rule needs (tune finds it, and has no lr flag)."""
+        if not isinstance(data, dict):
+            return data
+        data = step_budget_only(data)
+        rule, rest = _without_rule(data)
+        try:
+            rule = ScaleRule(rule)
+        except (ValueError, TypeError):  # not given (None), or not a rule: the run's validation names it
+            return data
+        if rule in ALPHA_KNOB:
+            return data
+        try:
+            validate(cls, rest)
+        except ConfigErrors as e:
+            raise ConfigErrors([_no_knob(rule), *e.errors]) from None
+        raise ConfigErrors([_no_knob(rule)])
+
     @model_validator(mode="after")
     def _searchable(self) -> "TuneRequest":
         errors = []
         if self.alpha_min >= self.alpha_max:
-            errors.append(ConfigError("alpha_min", f"must be below alpha_max ({self.alpha_max:g})", "e.g. 0.1 and 10"))
+            errors.append(ConfigError("alpha_min", f"{self.alpha_min:g} is not below the largest α searched"
+                                      f" ({self.alpha_max:g})", "lower `alpha_min` or raise `alpha_max`, e.g. 0.1 and 10"))
         if self.run.finetune is not Finetune.LORA:
             errors.append(ConfigError("finetune", "tune searches LoRA's α and η", "use finetune: lora"))
         elif self.run.adapter.scaling.rule not in ALPHA_KNOB:
-            errors.append(ConfigError("rule", f"rule {self.run.adapter.scaling.rule} has no α knob to search",
-                                      f"use one of {', '.join(ALPHA_KNOB)}"))
+            errors.append(_no_knob(self.run.adapter.scaling.rule))
         if self.run.lr is not None:
-            errors.append(ConfigError("lr", "tune searches the learning rate", "drop lr (give lr_fft to skip its estimate)"))
-        if self.run.steps is None:
-            errors.append(ConfigError("steps", "tune needs a step budget for its rungs", "give steps instead of epochs"))
+            errors.append(ConfigError("lr", "tune searches the learning rate", "drop `lr` (give `lr_fft` to skip its estimate)"))
+        if self.run.epochs is not None:
+            errors.append(ConfigError("epochs", "tune needs a step budget for its rungs", "give `steps` instead of `epochs`"))
         if self.run.log_every != 1:  # ema_noise recovers step losses from consecutive EMA points
             errors.append(ConfigError("log_every", f"tune's one-standard-error pick reads each candidate's noise from its"
                                       f" loss at every step; logged every {self.run.log_every} it has none, and the pick"
@@ -86,8 +111,8 @@ class TuneRequest(Settings):
         if 1 / self.reduction < self.first_rung * (1 - 1e-12):  # the slack: 1/3 against first_rung 1/3
             errors.append(ConfigError("first_rung", f"{self.first_rung:.3g} is past the first rung 1/reduction ="
                                       f" {1 / self.reduction:.3g} of the budget: no candidate would ever be cut",
-                                      f"lower first_rung to at most {1 / self.reduction:.3g}"
-                                      + (f", or reduction to at most {int(1 / self.first_rung + 1e-9)}"
+                                      f"lower `first_rung` to at most {1 / self.reduction:.3g}"
+                                      + (f", or `reduction` to at most {int(1 / self.first_rung + 1e-9)}"
                                          if 1 / self.first_rung >= 2 - 1e-9 else "")))
         ConfigErrors.raise_if_any(errors)
         return self
@@ -95,3 +120,38 @@ class TuneRequest(Settings):
     @property
     def lr_fft_given(self) -> bool:
         return "lr_fft" in self.run.model_fields_set
+
+
+def step_budget_only(data: dict) -> dict:
+    """``data`` (a request's flat keys, or their nesting into ``run``) with the run's steps unset where it
+    gives epochs: for requests that need a step budget and refuse epochs with their own words, which the run's
+    "steps/epochs: both are set" (against its default steps) would otherwise replace."""
+    out = dict(data)
+    if out.get("epochs") is not None:
+        out["steps"] = None
+    run = out.get("run")
+    if isinstance(run, dict) and run.get("epochs") is not None:
+        out["run"] = {**run, "steps": None}
+    return out
+
+
+def _without_rule(data: dict) -> tuple[Any, dict]:
+    """(the scaling rule ``data`` gives, or None; ``data`` without it), wherever it is given: a flat key, a
+    flat key of ``run``, or nested in ``run.adapter.scaling``."""
+    out, run = dict(data), data.get("run")
+    if "rule" in out:
+        return out.pop("rule"), out
+    if not isinstance(run, dict):
+        return None, out
+    if "rule" in run:
+        return run["rule"], {**out, "run": {k: v for k, v in run.items() if k != "rule"}}
+    adapter = run.get("adapter")
+    scaling = adapter.get("scaling") if isinstance(adapter, dict) else None
+    if isinstance(scaling, dict) and "rule" in scaling:
+        kept = {k: v for k, v in scaling.items() if k != "rule"}
+        return scaling["rule"], {**out, "run": {**run, "adapter": {**adapter, "scaling": kept}}}
+    return None, out
+
+
+def _no_knob(rule: ScaleRule) -> ConfigError:
+    return ConfigError("rule", f"rule {rule} has no α knob to search", f"use one of {', '.join(ALPHA_KNOB)}")

@@ -26,23 +26,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigErrors
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from ..vocabulary import RunStatus
 from .edges import probe_edges, search_edges
+from .folder import TUNE_DB, check_tune_dir, claim_tune_dir, remove_stage
 from .halving import (HalvingCoordinator, TrialRungs, deal, pack_sizes, planned_finalists, planned_member_steps,
                       rung_steps)
 from .request import FFT_PROBE_LOG2_LR, REFERENCE_GRID_LRS, REFERENCE_GRID_SEEDS, TuneRequest
 from .selection import ema_noise, one_se_choice
 
-__all__ = ["Candidate", "StageResult", "TuneResult", "tune", "run_stage", "check_seeds", "search_space", "planned_cost"]
+__all__ = ["Candidate", "StageResult", "TuneResult", "tune", "destination_errors", "run_stage", "check_seeds", "search_space",
+           "planned_cost"]
 
 log = logging.getLogger(__name__)
 MAX_MEMBERS = 32
@@ -173,21 +174,40 @@ def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
     return points
 
 
+def destination_errors(tune_dir: str | None, storage: str | None) -> list[ConfigError]:
+    """The problems of where tune would write (``tune_dir``, ``storage``; either None: not checked), found by
+    looking only, for reporting with every other problem at once."""
+    from ..sweep.backends import check_url
+
+    errors = []
+    for value, check in ((tune_dir, check_tune_dir), (storage, check_url)):
+        if value is None:
+            continue
+        try:
+            check(value)
+        except ConfigError as e:
+            errors.append(e)
+    return errors
+
+
 def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     from ..adapters import plan_lora
     from ..models import load_model
-    from ..outputs import check_output_dir
-    from ..sweep.backends import check_url
     from ..train.build import check_run
 
     cfg = req.run
-    out = check_output_dir(req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}", "tune_dir",
-                           what="tune")
-    if req.storage:
-        check_url(req.storage)
-    task = check_run(cfg)  # data, model and adapter before the study is stored
-    out.mkdir(parents=True, exist_ok=True)
-    url = req.storage or f"sqlite:///{(out / 'tune.db').resolve()}"
+    out = req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}"
+    errors = destination_errors(out, req.storage)  # the folder, the storage, and below the data, model and adapter,
+    try:  # all at once, before the study is stored
+        task = check_run(cfg)
+    except ConfigErrors as e:
+        errors += e.errors
+    except ConfigError as e:
+        errors.append(e)
+    ConfigErrors.raise_if_any(errors)
+    out = Path(out)
+    claim_tune_dir(out)
+    url = req.storage or f"sqlite:///{(out / TUNE_DB).resolve()}"
     probe = None
     if req.lr_fft_given:
         lr_fft, source = cfg.lr_fft, "given"
@@ -345,8 +365,7 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         study = optuna.create_study(study_name=f"tune-{name}", storage=url, direction="minimize", pruner=pruner)
         study.set_user_attr("earlier_member_steps", earlier)
     study.set_user_attr("inputs", inputs)
-    if (out / name).exists():  # that attempt's run folders (tune's own scratch): the runs below need fresh ones
-        shutil.rmtree(out / name)
+    remove_stage(out / name)  # an earlier attempt's run folders (tune's own scratch): the runs below need fresh ones
     steps = base.steps
     candidates, spent = [], earlier
     if packable(base):
