@@ -75,3 +75,19 @@ def test_unknown_keys_and_values_name_the_valid_ones_as_the_fix():
     assert by_field["cc"].message == "unknown key" and by_field["cc"].fix.startswith("valid keys: ") and "c" in by_field["cc"].fix
     assert str(by_field["rule"]) == f"rule: unknown value 'lora-beta'; {by_field['rule'].fix}"  # how the CLI prints it
 
+
+
+def test_collecting_gathers_one_error_or_several_and_lets_the_next_check_run():
+    from lorascale.errors import ConfigError, collecting
+
+    errors, after = [], []
+    with collecting(errors):
+        raise ConfigError("rank", "must be positive", "use rank 1 or more")
+    with collecting(errors):
+        raise ConfigErrors([ConfigError("lr", "is 0", "give a positive lr"), ConfigError("steps", "is 0", "give 1+")])
+    with collecting(errors):
+        after.append("ran")  # a check that passes adds nothing
+    assert [e.field for e in errors] == ["rank", "lr", "steps"] and after == ["ran"]
+    with pytest.raises(KeyError), collecting(errors):  # anything else is a bug, not an input problem: it propagates
+        raise KeyError("rank")
+    assert len(errors) == 3

@@ -21,7 +21,7 @@ import logging
 from .adapters import AdapterSpec, apply_init, lora_modules, plan_lora
 from .adapters.rescale import active_adapter, has_lora_layers, rescale_config, rescale_model
 from .adapters.spec import PeftOptions
-from .errors import ConfigError, ConfigErrors
+from .errors import ConfigError, ConfigErrors, collecting
 from .methods import LORAPLUS_LR_RATIO, Method, method_of
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
 from .rules import DEFAULT_C, DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr
@@ -69,10 +69,8 @@ def apply(
         given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
                  "method": method if new_adapters else None, "pissa_niter": pissa_niter}
         errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
-        try:
+        with collecting(errors):
             spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
-        except ConfigErrors as e:
-            errors += e.errors
         ConfigErrors.raise_if_any(errors)  # both kinds of problem together
         init = spec.init
         if init is not Init.KAIMING:
@@ -200,14 +198,10 @@ def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = D
     μA Init[B] with α = 1: η_FFT too), or the ``method``'s own (PiSSA: η_FFT). Other μA configurations
     raise: use ``lorascale transfer``."""
     errors, spec = [], None
-    try:
+    with collecting(errors):
         checked(PositiveFloat, "lr_fft", lr_fft, LR_FFT_FIX)
-    except ConfigError as e:
-        errors.append(e)
-    try:
+    with collecting(errors):
         spec = validate(AdapterSpec, {"scaling": {"rule": rule, "gamma": gamma}, "init": init, "method": method})
-    except ConfigErrors as e:
-        errors += e.errors
     ConfigErrors.raise_if_any(errors)
     return recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
 
@@ -239,15 +233,11 @@ def _rule(rule, alpha, c, lora_alpha, gamma) -> dict:
 def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict) -> tuple[AdapterSpec, PeftOptions]:
     """AdapterSpec and PeftOptions from keyword arguments; every bad value of both at once."""
     errors, spec, options = [], None, None
-    try:
+    with collecting(errors):
         spec = AdapterSpec(rank=16 if rank is None else rank, scaling=scaling, init=init,
                            targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout, **method)
-    except ConfigErrors as e:
-        errors += e.errors
-    try:
+    with collecting(errors):
         options = PeftOptions(**peft_options)
-    except ConfigErrors as e:
-        errors += e.errors
     ConfigErrors.raise_if_any(errors)
     return spec, options
 

@@ -4,7 +4,10 @@ where one exists, the ``fix``. Library code speaks in config field names (``batc
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConfigErrors", "ConfigWarning", "StorageMissing"]
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["ConfigError", "ConfigErrors", "ConfigWarning", "StorageMissing", "collecting"]
 
 
 class ConfigError(ValueError):
@@ -57,3 +60,16 @@ class ConfigErrors(ValueError):
     def raise_if_any(cls, errors: list[ConfigError]) -> None:
         if errors:
             raise cls(errors)
+
+
+@contextmanager
+def collecting(errors: list[ConfigError]) -> Iterator[None]:
+    """Runs one check of several: the :class:`ConfigError` it raises (or each one of a :class:`ConfigErrors`)
+    joins ``errors`` and the caller goes on to its next check, so every problem is reported at once with
+    :meth:`ConfigErrors.raise_if_any`. The rest of the block is skipped, as after any exception."""
+    try:
+        yield
+    except ConfigErrors as e:
+        errors.extend(e.errors)
+    except ConfigError as e:
+        errors.append(e)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import ConfigError
+from ..errors import collecting
 from ..rules import RuleSpec
 from .common import print_json, table
 from .flags import add_settings_args, given
@@ -23,16 +23,10 @@ def run(args) -> int:
     from ..errors import ConfigErrors
 
     errors, c, flags = [], None, given(args, RuleSpec)  # no --c: C = 256, or the one the adapter's lorascale.json declares
-    try:
+    with collecting(errors):
         c = RuleSpec(**flags).c if flags else None
-    except ConfigErrors as e:
-        errors += e.errors
-    try:  # the folder is checked too (without --c when the flag is bad): every problem at once
+    with collecting(errors):  # the folder is checked too (without --c when the flag is bad): every problem at once
         report = lint_adapter(args.adapter_dir, c=c)
-    except ConfigError as e:
-        errors.append(e)
-    except ConfigErrors as e:  # several bad keys in adapter_config.json
-        errors += e.errors
     ConfigErrors.raise_if_any(errors)
     if args.json:
         print_json(report.to_dict())

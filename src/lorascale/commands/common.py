@@ -7,7 +7,7 @@ import json
 import math
 
 from ..adapters.spec import AdapterSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, collecting
 from ..schema import PositiveFloat, Settings, nest, same_setting, validate
 from ..train.config import TrainConfig
 from .flags import add_settings_args, given
@@ -45,10 +45,8 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
         value = values.get(key)
         names = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
         for name in (n for n in names if isinstance(n, str)):  # coord-check takes several models
-            try:
+            with collecting(out):
                 check(name)
-            except ConfigError as e:
-                out.append(e)
     return out
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..diagnostics.coord_spec import CoordCheckSettings
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigErrors, collecting
 from .common import dumps, print_json, request_with_names, table
 from .flags import add_settings_args
 
@@ -30,15 +30,11 @@ def run(args) -> int:
     from ..outputs import check_output_dir, only_named
 
     errors, settings, out = [], None, None
-    try:
+    with collecting(errors):
         settings = request_with_names(CoordCheckSettings, args)  # a misspelt --model with the other problems
-    except ConfigErrors as e:
-        errors += e.errors
-    try:  # before the runs: their results must have somewhere to go, never over other files than its own
+    with collecting(errors):  # before the runs: their results must have somewhere to go, never over other files than its own
         out = check_output_dir(getattr(args, "out_dir", None) or f"runs/coord-check-{time.strftime('%Y%m%d-%H%M%S')}",
                                "out_dir", fresh=True, what="coord-check", own=only_named(FILES.values()))
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     result = coord_check(settings)
     report = result.to_dict()

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import check_output_dir
 from ..demo import DemoRequest
 from ..vocabulary import Task
@@ -26,19 +26,15 @@ def run(args) -> int:
     from ..demo import demo_plot_info, read_demo, render_demo, run_demo
 
     errors, req = [], None
-    try:
+    with collecting(errors):
         req = request_with_names(DemoRequest, args)  # a misspelt --model with the other flags' problems
-    except ConfigErrors as e:
-        errors += e.errors
     out = getattr(args, "out", None)
     if getattr(args, "report_only", False) and out is None:
         errors.append(ConfigError("out", "report_only reads an earlier demo's folder", "give that folder as `out`"))
     out = Path(out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")  # each `make demo` its own folder
     if not getattr(args, "report_only", False):
-        try:
+        with collecting(errors):
             check_output_dir(out, "out", fresh=True, what="demo")
-        except ConfigError as e:
-            errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if req.report_only:
         result = read_demo(req.task, req.seeds, req.rank, req.lr, out, **req.overrides())

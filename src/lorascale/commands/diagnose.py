@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigErrors, collecting
 from ..outputs import check_output_dir, only_named
 from ..diagnostics.run import CurvatureSettings
 from .common import print_json, table
@@ -28,21 +28,15 @@ def run(args) -> int:
     from ..diagnostics.run import read_metrics
 
     errors, settings, records = [], None, None
-    try:
+    with collecting(errors):
         settings = CurvatureSettings(**given(args, CurvatureSettings))
-    except ConfigErrors as e:
-        errors += e.errors
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "diagnostics"
-    try:  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)
+    with collecting(errors):  # before any plot or Hessian: the figures must have somewhere to go (RUN_DIR's own problems come below)
         if args.out or run_dir.is_dir():
             check_output_dir(out, "out", fresh=True, what="figures", own=only_named(FIGURES.values()))  # never over other files
-    except ConfigError as e:
-        errors.append(e)
-    try:  # RUN_DIR's problems with the flags'
+    with collecting(errors):  # RUN_DIR's problems with the flags'
         records = read_metrics(run_dir)
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
 
     from ..diagnostics.plots import render_traces, trace_info, trace_summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..sweep.fit import FitSettings
 from .common import print_json, table
 from .flags import flags_in_text
@@ -43,14 +43,10 @@ def run(args) -> int:
     from ..sweep.report import fit_tables, fit_to_dict
 
     errors, settings, records, pending = [], None, None, 0
-    try:
+    with collecting(errors):
         settings = FitSettings(**given(args, FitSettings))
-    except ConfigErrors as e:
-        errors += e.errors
-    try:  # the storage's problems with the flags' (one error list)
+    with collecting(errors):  # the storage's problems with the flags' (one error list)
         name, records, pending = load_records(args)
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import check_output_dir
 from ..sweep.fit import FitSettings
 from .fit import add_study_args, load_records
@@ -22,18 +22,12 @@ def run(args) -> int:
     from ..sweep.report import write_report
 
     errors, settings = [], None
-    try:
+    with collecting(errors):
         settings = FitSettings(**given(args, FitSettings))
-    except ConfigErrors as e:
-        errors += e.errors
-    try:
+    with collecting(errors):
         check_output_dir(args.out, "out", what="report")
-    except ConfigError as e:
-        errors.append(e)
-    try:
+    with collecting(errors):
         name, records, pending = load_records(args)
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if not records:
         raise ConfigError("study", f"study {name!r} has no finished runs yet", "run `lorascale sweep` first")

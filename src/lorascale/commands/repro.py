@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import check_output_dir
 from ..repro.compare import CompareRequest
 from ..repro.headline import HeadlineRequest
@@ -70,20 +70,16 @@ def run(args) -> int:
             errors.append(ConfigError("seeds", f"must be a whole number ≥ 1, got {seeds!r}", f"the paper-style average uses {MLP_SEEDS}"))
     errors += _flags_of_the_other_experiments(args)
     setup = None
-    try:  # report the setup's problems together with the flags' (one error list)
+    with collecting(errors):  # report the setup's problems together with the flags' (one error list)
         if args.experiment == "headline":
             setup = request_with_names(HeadlineRequest, args)  # --seeds and --out are its fields too
         elif args.experiment == "compare":
             setup = CompareRequest(**given(args, CompareRequest))
         else:
             setup = MLPSetup(**{"d": DEFAULT_D.get(args.experiment, 32), **given(args, MLPSetup)})
-    except ConfigErrors as e:
-        errors.extend(e.errors)
     out = args.out or (setup.out if isinstance(setup, HeadlineRequest) else None) or f"repro-{args.experiment}"
-    try:  # before minutes of compute: the results must have somewhere to go
+    with collecting(errors):  # before minutes of compute: the results must have somewhere to go
         check_output_dir(out, "out", what="repro")
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if args.experiment == "headline":
         from ..repro.headline import run_headline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigErrors, collecting
 from ..sweep.run_settings import SweepRunSettings
 from .flags import add_settings_args, given
 
@@ -32,23 +32,15 @@ def run(args) -> int:
     from ..sweep.storage import default_storage_url
 
     errors, run_settings = [], None
-    try:
+    with collecting(errors):
         run_settings = SweepRunSettings(**given(args, SweepRunSettings))
-    except ConfigErrors as e:
-        errors += e.errors
     spec = None
-    try:
+    with collecting(errors):
         spec = load_spec(args.spec)
-    except ConfigErrors as e:
-        errors += e.errors
-    except ConfigError as e:
-        errors.append(e)
     url = args.storage or (default_storage_url(args.spec) if spec is not None else None)
-    try:  # a storage that cannot be created or is not Optuna's is refused before anything is stored
+    with collecting(errors):  # a storage that cannot be created or is not Optuna's is refused before anything is stored
         if url is not None:
             check_url(url)
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     if args.dry_run:
         check_inputs(spec)

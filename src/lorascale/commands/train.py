@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..diagnostics import DiagnosticsSettings
 from ..train.config import TrainConfig
 from .common import with_name_errors
@@ -96,20 +96,12 @@ def run(args) -> int:
     from ..vocabulary import RunStatus
 
     errors, cfg, callbacks = [], None, []
-    try:  # the file's, the flags' and the monitors' problems at once
+    with collecting(errors):  # the file's, the flags' and the monitors' problems at once
         cfg = config_from_args(args)
-    except ConfigErrors as e:
-        errors += e.errors
-    except ConfigError as e:
-        errors.append(e)
     if not getattr(args, "resume", None):  # and what the run would read and write (found by looking only)
         errors = with_out_dir_error(with_name_errors(errors, values := _raw_values(args)), values)
-    try:
+    with collecting(errors):
         callbacks = make_diagnostics(args)
-    except ConfigErrors as e:
-        errors += e.errors
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     try:
         result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))

@@ -11,7 +11,7 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, collecting
 from .chat import has_chat_template, templated_chat
 from .examples import Examples, Kind
 
@@ -45,10 +45,8 @@ def contrastive_batch_errors(batch_size: int, grad_accum: int) -> list[ConfigErr
     per query, an easier objective than one batch of B·grad_accum pairs (that would need the embeddings of
     every micro-batch before any backward, as GradCache does)."""
     errors = []
-    try:
+    with collecting(errors):
         check_pairs_per_batch(batch_size)
-    except ConfigError as e:
-        errors.append(e)
     if grad_accum > 1:
         errors.append(ConfigError("grad_accum", f"contrastive training draws each query's negatives from its own"
                                   f" micro-batch, so grad_accum {grad_accum} would train with the B − 1 negatives of a"

@@ -32,7 +32,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, collecting
 from ..models import load_model
 from ..rules import Finetune
 from ..vocabulary import RunStatus, Task
@@ -48,12 +48,9 @@ def check_rlvr(cfg) -> tuple[list, list]:
     """The problems (train, held-out) and every setting problem, before any model loads."""
     from .problems import split_problems
 
-    errors = []
-    try:
+    errors, train_p, val_p = [], [], []
+    with collecting(errors):
         train_p, val_p = split_problems(cfg.data, cfg.rl.train_problems, cfg.rl.val_problems)
-    except ConfigError as e:
-        errors.append(e)
-        train_p, val_p = [], []
     if cfg.save_every:
         errors.append(ConfigError("save_every", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not"
                                   " checkpoint", "leave save_every at 0"))

@@ -30,7 +30,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
@@ -183,10 +183,8 @@ def destination_errors(tune_dir: str | None, storage: str | None) -> list[Config
     for value, check in ((tune_dir, check_tune_dir), (storage, check_url)):
         if value is None:
             continue
-        try:
+        with collecting(errors):
             check(value)
-        except ConfigError as e:
-            errors.append(e)
     return errors
 
 
@@ -198,12 +196,8 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     cfg = req.run
     out = req.tune_dir or f"runs/tune-{cfg.model.replace('/', '_')}-r{cfg.adapter.rank}"
     errors = destination_errors(out, req.storage)  # the folder, the storage, and below the data, model and adapter,
-    try:  # all at once, before the study is stored
+    with collecting(errors):  # all at once, before the study is stored
         task = check_run(cfg)
-    except ConfigErrors as e:
-        errors += e.errors
-    except ConfigError as e:
-        errors.append(e)
     ConfigErrors.raise_if_any(errors)
     out = Path(out)
     claim_tune_dir(out)
