@@ -62,6 +62,24 @@ def test_each_builtin_declares_the_task_its_examples_train():
     assert e.value.field == "task" and "builtin: dialogue-pairs" in e.value.fix
 
 
+def test_a_builtin_is_parsed_once_per_process_and_each_caller_gets_its_own_copy(monkeypatch):
+    from lorascale.data import BUILTIN
+    from lorascale.data.builtin import Builtin, Examples, load_builtin
+    from lorascale.vocabulary import Task
+
+    parsed = []
+
+    def parse():
+        parsed.append(1)
+        return Examples("counted", Kind.TEXT, texts=["one", "two"])
+
+    monkeypatch.setitem(BUILTIN, "counted-once", Builtin(parse, Task.LM, "a test's set"))
+    first = load_builtin("counted-once")
+    first.texts.append("a caller's edit")
+    second = load_builtin("counted-once")
+    assert parsed == [1] and second.texts == ["one", "two"]
+
+
 def test_hamlet_is_in_the_shakespeare_text():
     assert sum("To be, or not to be" in t for t in load_examples("shakespeare").texts) == 1
 
