@@ -396,24 +396,37 @@ def test_enqueue_is_all_or_nothing(storage_url):
     assert store.enqueue(entries(spec)) == 3
 
 
-def test_a_claim_that_loses_the_last_trial_closes_the_fresh_one(storage_url, monkeypatch):
-    """study.ask() makes a new trial when another worker popped the last WAITING one in between."""
-    spec = small_spec(ranks=(4,), lrs=(-10,))
+def test_a_claim_that_another_worker_took_since_the_look_moves_on(storage_url, monkeypatch):
+    """The look at the queue and the claim are two steps: a trial another worker claimed in between is
+    passed over (the storage's WAITING → RUNNING succeeds once), and nothing else is created."""
+    spec = small_spec(ranks=(4,), lrs=(-11, -10))
     store = SweepStore.open(storage_url, "t", "create")
     store.enqueue(entries(spec))
-    assert store.claim("w") is not None  # the queue is now empty
-    real, looks = store.trials, []
+    taken = store.claim("other")  # the queue now holds one trial
+    real = store.trials
+    stale = real()  # a look from before "other" claimed: both trials WAITING
+    assert [t.state for t in stale] == [TrialState.RUNNING, TrialState.WAITING]
+    stale = [SimpleNamespace(state=TrialState.WAITING, number=t.number, user_attrs=t.user_attrs) for t in stale]
+    monkeypatch.setattr(store, "trials", lambda states=None: stale if states is None else real(states))
+    mine = store.claim("w")
+    assert mine.number == 1 and mine.key != taken.key
+    monkeypatch.setattr(store, "trials", lambda states=None: stale if states is None else real(states))
+    assert store.claim("w") is None  # both taken: none left, and no trial was made for the attempt
+    assert len(store.study.get_trials()) == 2
 
-    def racing_look(states=None):  # the first look still sees the trial another worker pops before ask()
-        looks.append(states)
-        return [SimpleNamespace(state=TrialState.WAITING, number=0, user_attrs={"key": "k"})] if len(looks) == 1 \
-            else real(states)
 
-    monkeypatch.setattr(store, "trials", racing_look)
+def test_a_point_queued_again_after_an_interruption_keeps_its_place_in_the_spec(storage_url):
+    """Re-queued points are new trials at the end of the study; they are claimed where the spec put them,
+    before the points after them, so a spec run seed by seed finishes one seed before the next."""
+    spec = small_spec(ranks=(4,), lrs=(-12, -11, -10))
+    store = SweepStore.open(storage_url, "t", "create")
+    store.enqueue(entries(spec))
+    first = store.claim("w")
+    store.release(first, KeyboardInterrupt())  # Ctrl-C: recorded interrupted (FAIL)
+    assert store.enqueue(entries(spec)) == 1  # the next sweep queues it again, as trial 3
+    order = [store.claim("w") for _ in range(3)]
+    assert [c.number for c in order] == [3, 1, 2] and order[0].key == first.key
     assert store.claim("w") is None
-    (blank,) = [t for t in store.study.get_trials() if "key" not in t.user_attrs]
-    assert blank.state == TrialState.FAIL and blank.user_attrs["status"] == "duplicate"
-    assert len(store.records()) == 0 and len(store.trials()) == 1  # invisible to the sweep
 
 
 def test_storage_ids_are_optunas_own(storage_url):

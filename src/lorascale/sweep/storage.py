@@ -16,10 +16,13 @@ is COMPLETE with value +inf and status "diverged", so it is never re-run and nev
 best trial. Failed and interrupted runs are FAIL and are re-run by the next ``lorascale sweep``.
 
 Queue: every point is added as a WAITING trial, all of a spec's points validated before the first
-is added. A worker claims one with ``study.ask()``, which moves the oldest WAITING trial to RUNNING
-atomically. Two processes that enqueue at once may create two trials for one key: the
-lower-numbered live trial wins and the other is closed as FAIL with status "duplicate" without
-running. Stale workers: :mod:`.liveness`.
+is added. A worker claims the WAITING trial whose point came first in the spec (the number of the
+point's first trial), moving it to RUNNING atomically in the storage as ``study.ask()`` does (which
+would take the oldest trial instead): a point re-queued after an interruption keeps its place, ahead of
+the points the spec puts after it, so a spec run seed by seed finishes seed 0 before seed 1 whatever was
+interrupted. Two processes that enqueue at once may create two trials for one key: the lower-numbered
+live trial wins and the other is closed as FAIL with status "duplicate" without running. Stale workers:
+:mod:`.liveness`.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ METRIC_NAME = "final_ema_loss"  # the objective's name in the dashboard, as the 
 
 
 class Claim(NamedTuple):
-    trial: object  # the optuna.Trial that study.ask() returned
+    trial: object  # the claimed optuna.Trial
     number: int
     key: str
     train_config: dict  # the point's flat TrainConfig (stored as the trial's "config" attr)
@@ -216,19 +219,14 @@ class SweepStore:
         from optuna.trial import TrialState
 
         while True:
-            live = self.trials((TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
-            if not any(t.state == TrialState.WAITING for t in live):
+            trial = self._pop_first_waiting()
+            if trial is None:
                 return None
-            trial = self._ask()
             try:
                 self._beat(trial)  # at once: Optuna's heartbeat never fails a trial that has not beaten
-                key = trial.user_attrs.get("key")
-                if key is None:  # another worker took the last one first, so ask() made a fresh trial
-                    self._close_own(trial, RunStatus.DUPLICATE, "claimed when the queue had just emptied")
-                    continue
+                key = trial.user_attrs["key"]
                 trial.set_user_attr("worker", worker or worker_id())
-                if trial.number > live[-1].number:  # enqueued after the look: look again
-                    live = self.trials((TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
+                live = self.trials((TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))  # after the claim
                 first = min(t.number for t in live if t.user_attrs["key"] == key)
                 if first < trial.number:
                     self._close_own(trial, RunStatus.DUPLICATE, f"trial {first} holds this point")
@@ -380,10 +378,29 @@ class SweepStore:
         except ConfigError as e:
             raise ConfigError("storage", f"trial {t.number} of study {self.name}: {e.message}", e.fix) from None
 
-    def _ask(self):
-        with warnings.catch_warnings():  # Optuna expects its heartbeat inside Study.optimize; we beat ourselves
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            return self.study.ask()
+    def _pop_first_waiting(self):
+        """The WAITING trial whose point the spec put first, moved to RUNNING; None when none is left.
+
+        A point's place is the number of its first trial, so a re-queued point (a new trial at the end)
+        runs where the spec put it. Claimed as ``study.ask()`` claims its oldest one: the storage's
+        WAITING → RUNNING transition succeeds for one process only; another process's claim moves on."""
+        import optuna
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        trials, place = self.trials(), {}
+        for t in trials:  # sorted by number: the first trial of each key sets its place
+            place.setdefault(t.user_attrs["key"], t.number)
+        waiting = sorted((t for t in trials if t.state == TrialState.WAITING),
+                         key=lambda t: (place[t.user_attrs["key"]], t.number))
+        for t in waiting:
+            tid = self._id_of(t.number)
+            try:
+                if self.backend.storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                    return optuna.Trial(self.study, tid)
+            except UpdateFinishedTrialError:
+                continue  # another process claimed and finished it since the look
+        return None
 
     def _beat(self, trial) -> None:
         if self.backend.kind == "journal":  # Optuna has no heartbeat for the journal: an attr instead
