@@ -196,3 +196,73 @@ def test_lanczos_agrees_with_torch_func_exact_on_tiny_llama(tiny_llama):
         # RMSNorm's float32 arithmetic bounds agreement at ~1e-6 relative; 1e-4 of the radius
         assert ritz[-1] == pytest.approx(exact[-1], abs=1e-4 * radius)
         assert ritz[0] == pytest.approx(exact[0], abs=1e-4 * radius)
+
+
+@pytest.mark.parametrize("d_out", [4, 3])  # square (was silently transposed) and rectangular (was a shape error)
+def test_exact_hessians_of_a_conv1d_layer_stored_in_by_out(d_out):
+    """GPT-2's Conv1D keeps W₀ as d_in×d_out (PEFT fan_in_fan_out): the layer's point is W₀ᵀ + s·B·A and
+    peft_weight_loss writes W back transposed, so ℓ(w) at the point is the model's loss and H_LoRA is the
+    Hessian of the PEFT model's loss in (A, B), computed here by autograd through PEFT's own forward."""
+    from peft import LoraConfig, get_peft_model
+    from torch.func import functional_call
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = Conv1D(d_out, 4)  # nf = d_out, nx = d_in
+
+        def forward(self, x):
+            return torch.tanh(self.c(x))
+
+    cfg = LoraConfig(r=2, lora_alpha=2, target_modules=["c"], fan_in_fan_out=True, init_lora_weights=False)
+    model = get_peft_model(Net().double(), cfg).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, d_out, dtype=torch.float64)
+    loss = mse(y)
+    (point,) = peft_layer_points(model)
+    assert point.stored_transposed and point.weight.shape == (d_out, 4)
+    loss_w = peft_weight_loss(model, x, loss, [point])
+    with torch.no_grad():
+        assert float(loss_w({point.name: point.weight})) == pytest.approx(float(loss(model(x))), rel=F64)
+    ex = exact_hessians(loss_w, [point])
+    (layer,) = [m for _, m in lora_modules(model)]
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+
+    def loss_theta(theta):
+        params = {f"{point.name}.lora_A.default.weight": theta[: a.numel()].reshape(a.shape),
+                  f"{point.name}.lora_B.default.weight": theta[a.numel():].reshape(b.shape)}
+        return loss(functional_call(model, params, (x,)))
+
+    theta = torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)])
+    truth = torch.autograd.functional.hessian(loss_theta, theta)
+    torch.testing.assert_close(ex.h_lora, truth, rtol=0, atol=F64 * float(truth.abs().max()))
+
+
+def test_lanczos_is_scale_free_and_stops_on_a_zero_operator():
+    """Its stopping test is relative to the operator: a Hessian with entries ~1e-11 gets the same Ritz
+    values, scaled (it used to stop after one step with the Rayleigh quotient of the start vector)."""
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    h = (m + m.T) / 2
+    exact = torch.linalg.eigvalsh(h).numpy()
+    for scale in (1.0, 1e-11):
+        ritz = lanczos(lambda v: (scale * h) @ v, 30, steps=30) / scale
+        assert len(ritz) == 30
+        assert ritz == pytest.approx(exact, abs=1e-8 * abs(exact).max())  # 30 steps of 30: the whole spectrum
+    assert list(lanczos(lambda v: 0 * v, 5, steps=5)) == [0.0]  # one step: the zero operator's only value
+
+
+def test_the_exact_and_matrix_free_hessians_refuse_dora(tiny_llama):
+    """Both differentiate W = W₀ + s·B·A, which DoRA's per-column rescaling is not."""
+    from peft import LoraConfig, get_peft_model
+
+    from lorascale.errors import ConfigError
+
+    model = get_peft_model(tiny_llama.model, LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    batch = {"input_ids": torch.randint(0, 64, (1, 8))}
+    for build in (lambda: peft_layer_points(model), lambda: AdapterHessian(model, batch)):
+        with pytest.raises(ConfigError) as e:
+            build()
+        assert e.value.field == "method" and "DoRA" in e.value.message

@@ -201,3 +201,24 @@ def test_signal_drift_refuses_a_dora_adapter(tiny_llama):
     with pytest.raises(ConfigError) as e:
         SignalDriftMonitor().on_train_begin(TrainContext(model=model, optimizer=None, config=None, run_dir=None, total_steps=1))
     assert e.value.field == "method" and "DoRA" in e.value.message
+
+
+def test_signal_drift_monitor_measures_a_float64_model_in_float64():
+    """Its factors keep float64 (they were copied to float32, and the float64 token rows met them in a
+    matmul that raised); the same run in float32 gives the same numbers up to float32 rounding (F32)."""
+    from lorascale.diagnostics.monitor import Factors
+    from lorascale.repro.mlp import MLPSetup, build_model, make_data, train
+
+    setup = MLPSetup(d=6, n=10, depth=2, rank=2, steps=3)
+    logs = {}
+    for dtype in (torch.float32, torch.float64):
+        x, y = make_data(setup, 0, dtype)
+        model = build_model(setup, alpha=4.0, seed=0, dtype=dtype)
+        logs[dtype] = train(model, x, y, 1e-2, 3, callbacks=[SignalDriftMonitor()]).records[-1]
+        (layer, *_) = [m for _, m in lora_modules(model)]
+        assert Factors(layer, "default").A.dtype == dtype
+    keys = [k for k in logs[torch.float64] if k.startswith("sd/all/")]
+    assert {"sd/all/ratio", "sd/all/signal_align"} <= set(keys)
+    for k in keys:
+        assert math.isfinite(logs[torch.float64][k])
+        assert logs[torch.float64][k] == pytest.approx(logs[torch.float32][k], rel=F32), k

@@ -30,13 +30,16 @@ __all__ = ["LayerPoint", "ExactHessians", "exact_hessians", "weight_hessian", "p
 
 @dataclass(frozen=True)
 class LayerPoint:
-    """One adapted layer at the current point: base weight W₀, factors A (r×d_in), B (d_out×r), scale s."""
+    """One adapted layer at the current point: base weight W₀ (d_out×d_in), factors A (r×d_in), B (d_out×r),
+    scale s. ``stored_transposed``: the module keeps W₀ as d_in×d_out (GPT-2's Conv1D, PEFT's
+    ``fan_in_fan_out``), so :func:`peft_weight_loss` writes W back transposed."""
 
     name: str
     W0: torch.Tensor
     A: torch.Tensor
     B: torch.Tensor
     scale: float
+    stored_transposed: bool = False
 
     @property
     def weight(self) -> torch.Tensor:
@@ -120,23 +123,22 @@ def weight_hessian(loss_w: Callable[[dict], torch.Tensor], name: str, W: torch.T
 
 def eigenvalues(h: torch.Tensor) -> np.ndarray:
     """Ascending eigenvalues of a symmetric matrix, in float64."""
-    return torch.linalg.eigvalsh(h.detach().double()).numpy()
+    return torch.linalg.eigvalsh(h.detach().double()).cpu().numpy()
 
 
 def peft_layer_points(model, names: list[str] | None = None, adapter: str = "default") -> list[LayerPoint]:
     """The :class:`LayerPoint` of each (or each named) PEFT LoRA layer of ``model``."""
+    from .monitor import refuse_dora
+
+    modules = dict(lora_modules(model, adapter))
+    refuse_dora(modules, adapter, "exact_hessians")  # W = W₀ + s·B·A is what it differentiates
     points = []
-    for name, m in lora_modules(model, adapter):
+    for name, m in modules.items():
         if names is None or name in names:
-            points.append(
-                LayerPoint(
-                    name,
-                    m.base_layer.weight.detach(),
-                    m.lora_A[adapter].weight.detach(),
-                    m.lora_B[adapter].weight.detach(),
-                    float(m.scaling[adapter]),
-                )
-            )
+            transposed = bool(getattr(m, "fan_in_fan_out", False))
+            w0 = m.base_layer.weight.detach()
+            points.append(LayerPoint(name, w0.T if transposed else w0, m.lora_A[adapter].weight.detach(),
+                                     m.lora_B[adapter].weight.detach(), float(m.scaling[adapter]), transposed))
     return points
 
 
@@ -147,11 +149,12 @@ def peft_weight_loss(model, batch, loss_from_output, layers: list[LayerPoint], a
     :mod:`lorascale.repro.mlp`'s, are ~20× faster.
     """
     zeros = {ly.name: torch.zeros_like(ly.B) for ly in layers}
+    transposed = {ly.name for ly in layers if ly.stored_transposed}
 
     def loss_w(ws: dict):
         params = {}
         for name, w in ws.items():
-            params[f"{name}.base_layer.weight"] = w
+            params[f"{name}.base_layer.weight"] = w.T if name in transposed else w  # as the module stores it
             params[f"{name}.lora_B.{adapter}.weight"] = zeros[name]
         if isinstance(batch, dict):
             out = functional_call(model, params, (), batch)

@@ -14,14 +14,26 @@ __all__ = ["LoraMonitor", "Factors", "call_model"]
 
 
 class Factors:
-    """A float32 copy of one layer's (A, B) and its scale s: the θ of LoRA-α Prop. 1."""
+    """A copy of one layer's (A, B) and its scale s: the θ of LoRA-α Prop. 1. Kept in float32 at least
+    (bf16/fp16 factors are promoted, as :class:`~.capture.TokenCapture` promotes its rows); float64 stays exact."""
 
     __slots__ = ("A", "B", "scale")
 
     def __init__(self, module, adapter: str):
-        self.A = module.lora_A[adapter].weight.detach().float().clone()  # (r, d_in)
-        self.B = module.lora_B[adapter].weight.detach().float().clone()  # (d_out, r)
+        a, b = module.lora_A[adapter].weight.detach(), module.lora_B[adapter].weight.detach()
+        dtype = torch.promote_types(a.dtype, torch.float32)
+        self.A = a.to(dtype, copy=True)  # (r, d_in)
+        self.B = b.to(dtype, copy=True)  # (d_out, r)
         self.scale = float(module.scaling[adapter])
+
+
+def refuse_dora(modules: dict, adapter: str, who: str) -> None:
+    """``who`` measures ΔW = s·B·A (W = W₀ + s·B·A), which DoRA's per-column rescaling breaks: refused."""
+    dora = [n for n, m in modules.items() if getattr(m, "use_dora", {}).get(adapter)]
+    if dora:
+        raise ConfigError("method", f"{who} measures ΔW = s·B·A (LoRA-α Prop. 1), but the adapter is DoRA ({len(dora)}"
+                          f" layers, e.g. {dora[0]}): it scales each output column by m/‖W₀ + s·B·A‖, so s·B·A is not"
+                          " the weight change", "measure LoRA, rsLoRA or LoRA+ adapters")
 
 
 class LoraMonitor(Callback):
@@ -44,11 +56,8 @@ class LoraMonitor(Callback):
         self.modules = dict(lora_modules(model, self.adapter))
         if not self.modules:
             raise ConfigError("model", f"has no PEFT LoRA layers with adapter {self.adapter!r}", "wrap it with lorascale.apply first")
-        dora = [n for n, m in self.modules.items() if getattr(m, "use_dora", {}).get(self.adapter)]
-        if self.plain_lora_only and dora:
-            raise ConfigError("method", f"{type(self).__name__} measures ΔW = s·B·A (LoRA-α Prop. 1), but the adapter is"
-                              f" DoRA ({len(dora)} layers, e.g. {dora[0]}): it scales each output column by m/‖W₀ + s·B·A‖,"
-                              " so s·B·A is not the weight change", "monitor LoRA, rsLoRA or LoRA+ runs")
+        if self.plain_lora_only:
+            refuse_dora(self.modules, self.adapter, type(self).__name__)
         self.kinds = layer_types(list(self.modules))
 
     def _snapshot(self) -> dict[str, Factors]:

@@ -90,7 +90,7 @@ def signal_drift_sums(modules, kinds, before: dict[str, Factors], after: dict[st
             rows = capture.rows(name) if capture is not None else None
             if rows is not None:
                 x, g = rows
-                x, g = x.to(dA.device), g.to(dA.device)
+                x, g = x.to(dA.device, dA.dtype), g.to(dA.device, dA.dtype)
                 values["signal_inner"], values["drift_inner"] = step_grad_inners(g, x, b.A, b.B, dA, dB, s)
                 values["grad_sq"] = grad_sq_norm(g, x)
             sums.add(kinds[name], **values)

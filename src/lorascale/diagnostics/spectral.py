@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..adapters import lora_modules
 from .capture import TokenCapture
-from .monitor import call_model
+from .monitor import call_model, refuse_dora
 
 __all__ = ["AdapterHessian", "lanczos", "hutchinson", "curvature_report", "default_loss"]
 
@@ -42,6 +42,7 @@ class AdapterHessian:
     def __init__(self, model, batch, loss_from_output: Callable = default_loss, adapter: str = "default"):
         self.layers = list(lora_modules(model, adapter))
         assert self.layers, "model has no PEFT LoRA layers"
+        refuse_dora(dict(self.layers), adapter, "AdapterHessian")  # its drift is W = W₀ + s·B·A's
         self.params = [t for _, m in self.layers for t in (m.lora_A[adapter].weight, m.lora_B[adapter].weight)]
         self.scales = [float(m.scaling[adapter]) for _, m in self.layers]
         self.dim = sum(p.numel() for p in self.params)
@@ -118,7 +119,9 @@ def lanczos(matvec: Callable, dim: int, steps: int = 30, seed: int = 0, device=N
         for b in basis:
             w -= (w @ b.double()) * b.double()
         beta = float(w.norm())
-        if j == steps - 1 or beta < 1e-10 * max(1.0, abs(a)):
+        # an invariant subspace: β negligible against the operator's scale seen so far (relative, so a
+        # Hessian of tiny entries is not cut short; ≤ stops an all-zero operator)
+        if j == steps - 1 or beta <= 1e-10 * max(map(abs, [*alphas, *betas, beta])):
             break
         betas.append(beta)
         basis.append((w / beta).to(store))
