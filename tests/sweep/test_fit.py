@@ -442,3 +442,64 @@ def test_the_notes_say_when_nothing_was_fitted_or_points_are_pending():
     rep = fit(records(), n_boot=0, pending=3)
     assert any(n.startswith("3 points of the study are still queued or running") for n in rep.notes)
     assert not any("queued or running" in n for n in fit(records(), n_boot=0).notes)
+
+
+def test_optima_at_the_grids_edge_give_no_rank_invariance_verdict():
+    """True optima 2^−8, 2^−10, 2^−12 (four octaves apart) on the grid 2^−6 … 2^−3: every rank's grid optimum
+    is the edge, −6, so their spread is 0 although the optima differ. "Rank-invariant: yes" would be read off
+    the grid's boundary, not the data; the verdict is left open."""
+    (c,) = fit(records(seeds=(0, 1, 2), noise=0.003, slope=-2.0, xs=range(-6, -2)), n_boot=200).configs
+    assert [(o.x_grid, o.at_edge) for o in c.ranks] == [(-6.0, True)] * 3
+    assert c.spread == 0.0 and c.rank_invariant is None
+    (c,) = fit(records(seeds=(0, 1, 2), noise=0.003, slope=0.0, xs=range(-11, -4)), n_boot=200).configs
+    assert c.rank_invariant is True  # the contrast: interior optima at −8 everywhere
+
+
+def test_a_grid_value_with_no_result_beside_the_optimum_stops_the_parabola():
+    """The SmolLM2 study at seed 0, before two interrupted points ran: Init[A] α = 1/r at r = 4 had results at
+    2^−9, 2^−6 and 2^−5 only (r = 64 had the whole grid). A parabola through −9, −6, −5 put η* at 2^−6.75,
+    inside a stretch nobody had measured; the optimum stays on its grid point, −6, and a note says why."""
+    ema = {4: {-9: 3.7195, -6: 3.6098, -5: 3.6702}, 64: {-9: 3.718, -8: 3.663, -7: 3.630, -6: 3.601, -5: 3.634}}
+    recs = [rec(f"{r}{x}", "A 1/r", r, float(x), 0, "complete", ema_loss=v) for r, by_x in ema.items() for x, v in by_x.items()]
+    rep = fit(recs, n_boot=0)
+    (c,) = rep.configs
+    four, sixty_four = c.ranks
+    assert (four.x, four.refined, four.gap, four.at_edge) == (-6.0, False, True, False)
+    assert sixty_four.refined and not sixty_four.gap
+    assert c.rank_invariant is None  # r = 4's optimum is known only to within the missing stretch
+    assert any("has no result at their rank" in n and "A 1/r, r = 4 (log2 η = -6)" in n for n in rep.notes)
+    # a failed run counts as a grid value too: r = 4 alone, its 2^−8 and 2^−7 interrupted
+    interrupted = [rec(f"4{x}i", "A 1/r", 4, float(x), 0, "interrupted") for x in (-8, -7)]
+    (c,) = fit([r for r in recs if r.point.rank == 4] + interrupted, n_boot=0).configs
+    assert c.ranks[0].gap and c.ranks[0].x == -6.0
+
+
+def test_a_single_seed_fit_on_censored_optima_lying_on_a_line_gets_no_interval():
+    """One seed, every optimum at the grid's edge (−6): the three grid points lie exactly on a line, so the OLS
+    residuals and the standard error are 0 and the t-interval has no width: a bound, not a measurement."""
+    (c,) = fit(records(seeds=(0,), slope=0.0, xs=range(-6, -2)), n_boot=200).configs
+    assert [o.at_edge for o in c.ranks] == [True] * 3
+    assert c.slope_ci is None and c.slope_matches is None
+    assert c.slope_ci_method.startswith("n/a (single seed: the optima lie exactly on a line")
+
+
+def test_the_interval_method_says_when_too_few_resamples_gave_none():
+    (c,) = fit(records(seeds=(0, 1, 2, 3, 4), noise=0.01, xs=range(-14, -5)), n_boot=0).configs
+    assert c.slope_ci is None and c.slope_ci_method.startswith("n/a (too few resamples over 5 seeds")
+
+
+def test_alpha_law_from_optima_at_the_alpha_grids_edge_gets_no_interval():
+    """LoRA-α's own finding (the loss keeps falling with α) on a grid that stops too soon: every rank's α* is
+    the grid's top, 256, at both seeds. p and C would get zero-width intervals; they get none, and a note."""
+    recs = []
+    for seed in (0, 1):
+        for r in (4, 16, 64):
+            for k, lora_alpha in enumerate((16, 32, 64, 128, 256)):
+                p = PointCoords(key=f"{seed}{r}{lora_alpha}", config="paths", rank=r, log2_lr=-12.0, seed=seed,
+                                alpha_mult=lora_alpha / 16, init="kaiming", gamma_eff=1.0, peft_alpha=float(lora_alpha))
+                recs.append(Record(p, Outcome("complete", 2.0 - 0.1 * k - 0.01 * seed - 0.001 * r)))
+    rep = fit(recs, n_boot=200)
+    (law,) = rep.alpha_laws
+    assert [(2.0 ** o.x, o.at_edge) for o in law.optima] == [(256.0, True)] * 3
+    assert law.p_ci is None and law.c_half_ci is None
+    assert any("α grid" in n and "paths at log2 η = -12, r = 4" in n for n in rep.notes)

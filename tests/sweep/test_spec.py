@@ -72,6 +72,14 @@ def test_alpha_multipliers_scale_the_rules_knob():
     assert sorted(p.peft_alpha for p in pts) == [0.5 * 256 * 2, 2 * 256 * 2]  # α·C·√r (LoRA-α eq. (5))
 
 
+def test_peft_alpha_is_s_times_r_under_rslora_too():
+    """α*(r) is fitted on s·r (LoRA-α's α); rsLoRA's own lora_alpha is s·√r, and fitting on it would shift p by ½."""
+    d = spec_dict(grid={"configs": [{"name": "rs", "rule": "rslora", "lora_alpha": 64}], "ranks": [4, 16, 64],
+                        "log2_lr": [-10]})
+    pts = sorted(parse_spec(d).points, key=lambda p: p.rank)
+    assert [p.peft_alpha for p in pts] == pytest.approx([64 * 2, 64 * 4, 64 * 8], rel=1e-12)  # s = 64/√r: float rounding
+
+
 def test_bad_spec_lists_every_error_at_once():
     bad = {
         "name": "bad name", "extra": 1,

@@ -19,7 +19,7 @@ def test_parabola_vertex_is_exact_on_uneven_grids():
 
 
 def test_optimum_edge_divergence_and_flat_cases():
-    assert refine_optimum([0, 1, 2], [1.0, 2.0, 3.0]) == (0, 0, 1.0, False, True)
+    assert refine_optimum([0, 1, 2], [1.0, 2.0, 3.0]) == (0, 0, 1.0, False, True, False)
     o = refine_optimum([0, 1, 2, 3], [3.0, 1.0, 2.0, math.inf])  # an infinite neighbour of the best blocks nothing here
     assert o.refined and 0 < o.x < 2
     o = refine_optimum([0, 1, 2], [3.0, 1.0, math.inf])  # diverged right neighbour: keep the grid point
@@ -152,3 +152,20 @@ def test_a_nan_value_is_no_value():
     """NaN never compares below anything: it must not become the 'best', nor empty the ties (an IndexError)."""
     o = refine_optimum([0, 1, 2], [math.nan, 1.0, 2.0])
     assert (o.x_grid, o.at_edge) == (1, False)
+
+
+def test_no_parabola_across_a_grid_value_without_a_result():
+    """Results at −9, −6, −5 of the grid −9 … −5: −9 is no neighbour of −6 (−8 and −7 have no result), so the
+    optimum stays at −6 with ``gap``; without a grid (or with the grid those three points are) it is refined."""
+    xs, ys = [-9, -6, -5], [3.7195, 3.6098, 3.6702]
+    o = refine_optimum(xs, ys, grid=[-9, -8, -7, -6, -5])
+    assert (o.x, o.refined, o.gap, o.at_edge) == (-6, False, True, False)
+    for grid in (None, xs):
+        assert refine_optimum(xs, ys, grid=grid).refined
+
+
+def test_a_plateau_of_equal_bests_stays_at_its_centre():
+    """Accuracies .40 .45 .45 .45 .40 (negated: lower is better) at −12 … −8: the middle of the plateau, −10, and
+    not the parabola through the first tie (−10.5, with a vertex above every accuracy observed)."""
+    o = refine_optimum([-12, -11, -10, -9, -8], [-0.40, -0.45, -0.45, -0.45, -0.40])
+    assert (o.x, o.refined, o.value) == (-10, False, -0.45)

@@ -27,7 +27,7 @@ from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
-    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
+    FIT_METRICS, Metric, PointStat, RankOptimum, cells, grid_of, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
     uneven_points, unless_bound, with_ci,
 )
 from .records import RECORD_STATUSES, Record
@@ -52,7 +52,7 @@ class ConfigFit(NamedTuple):
     slope_ci_method: str
     grid_step: float  # log2 spacing of the learning-rate grid
     spread: float | None  # max − min of the grid optima across ranks, in log2 η
-    rank_invariant: bool | None  # spread within one grid step (μA §5.1)
+    rank_invariant: bool | None  # spread within one grid step (μA §5.1); None while an optimum is not bracketed
     n_seeds: int
     noisy: bool  # one seed: η* is as noisy as one run
     counts: dict
@@ -79,7 +79,7 @@ class TransferGap(NamedTuple):
     fft_log2_lr: float
     gaps: tuple[tuple[int, float], ...]
     mean_gap: float
-    within_one_step: bool  # on the grid optima, as in the paper
+    within_one_step: bool | None  # on the grid optima, as in the paper; None while an optimum is not bracketed
 
 
 class FitReport(NamedTuple):
@@ -130,7 +130,8 @@ def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.
     counts = _counts(records)
     counts["no_metric"] = sum(r.outcome.status == RunStatus.COMPLETE and score(r, metric) is None for r in records)
     configs = _config_fits(records, metric, n_boot, seed)
-    notes = _notes(metric, evals, counts, configs) + _unfitted(records, metric, configs)
+    laws = alpha_laws(records, metric, n_boot, seed)
+    notes = _notes(metric, evals, counts, configs, laws) + _unfitted(records, metric, configs)
     if pending:
         notes.append(f"{pending} points of the study are still queued or running: these fits, their optima and"
                      " grid edges see only the finished points; re-run `lorascale fit` when the sweep is done")
@@ -140,7 +141,7 @@ def fit(records, metric: Metric = DEFAULT_FIT.metric, n_boot: int = DEFAULT_FIT.
         configs=tuple(configs),
         gaps=tuple(_transfer_gaps(configs)),
         paths=tuple(path_fits(records, metric)),
-        alpha_laws=tuple(alpha_laws(records, metric, n_boot, seed)),
+        alpha_laws=tuple(laws),
         counts=counts,
         notes=tuple(notes),
         path_comparisons=tuple(path_comparisons(records, metric, n_boot, seed)),
@@ -152,7 +153,7 @@ def _counts(records) -> dict:
     return {str(s): sum(r.outcome.status == s for r in records) for s in RECORD_STATUSES}
 
 
-def _notes(metric, evals, counts, configs) -> list[str]:
+def _notes(metric, evals, counts, configs, laws=()) -> list[str]:
     notes = []
     if metric == "eval" and len(evals) > 1:
         notes.append(f"records mix eval metrics {evals}; each point is scored on its own")
@@ -170,6 +171,17 @@ def _notes(metric, evals, counts, configs) -> list[str]:
                      " large as the gap between neighbouring learning rates; add seeds")
     if any(o.at_edge for c in configs for o in c.ranks):
         notes.append("some optima sit at the edge of their learning-rate grid: extend the grid there")
+    edges = [f"{law.config} at log2 η = {law.log2_lr:g}, r = {o.rank}" for law in laws for o in law.optima if o.at_edge]
+    if edges:
+        notes.append(f"some α* sit at the edge of their α grid, so α*(r)'s p and C carry no interval there:"
+                     f" {'; '.join(edges)}; extend the α grid there")
+    gaps = [f"{c.label}, {'FFT' if o.rank is None else f'r = {o.rank}'} (log2 η = {o.x_grid:g})"
+            for c in configs for o in c.ranks if o.gap]
+    gaps += [f"{law.config} α*, r = {o.rank}" for law in laws for o in law.optima if o.gap]
+    if gaps:
+        notes.append(f"a grid value beside these optima has no result at their rank, so they are kept on the grid"
+                     f" (not refined, no rank-invariance verdict): {'; '.join(gaps)}; re-run `lorascale sweep` to"
+                     " fill them")
     for c in configs:
         if c.uneven:
             where = "; ".join(f"{'FFT' if r is None else f'r = {r}'}, log2 η = {x:g}: {k} of {n} seeds"
@@ -207,14 +219,16 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
     fits = []
     for (config, alpha_mult), recs in sorted(groups.items()):
         c = cells(recs, metric, lambda r: r.point.log2_lr)
-        opts = optima(c)
+        grid = sorted({round(r.point.log2_lr, 9) for r in recs} | set(grid_of(c)))  # failed runs' rates too
+        opts = optima(c, grid=grid)
         if not opts:
             continue  # not a learning-rate sweep (e.g. the α-path: one η per point)
         seeds = seeds_of(c)
-        opt_samples, slope_samples = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "lr", config, alpha_mult))
+        opt_samples, slope_samples = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "lr", config, alpha_mult), grid)
         sl = rank_slope(opts)
         slope = slope_ci = None
         method = "n/a (fewer than 2 ranks)"
+        censored = [r for r, (o, _) in opts.items() if r is not None and (o.at_edge or not o.refined)]
         if sl is not None:
             slope = sl[0]
             per_rank = {r: seeds_at(c, r) for r in opts if r is not None}
@@ -223,28 +237,34 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
                 method = f"n/a (rank {min(per_rank, key=per_rank.get)} has results from one seed)"
             elif len(seeds) >= 2:  # t and the variance correction count the seeds of the thinnest rank
                 slope_ci = seed_interval(slope, slope_samples, fewest)
-                method = f"bootstrap over {len(seeds)} seeds" + ("" if fewest == len(seeds) else f" (≥ {fewest} per rank)")
-                censored = [r for r, (o, _) in opts.items() if r is not None and (o.at_edge or not o.refined)]
+                method = (f"bootstrap over {len(seeds)} seeds" + ("" if fewest == len(seeds) else f" (≥ {fewest} per rank)")
+                          if slope_ci is not None else f"n/a (too few resamples over {len(seeds)} seeds: raise bootstrap)")
                 if slope_ci is not None and unless_bound(slope_ci, bool(censored)) is None:
                     slope_ci = None
                     method = (f"n/a (every resample gave the same slope, with the optimum at r = {censored[0]} on its"
-                              " grid's edge or beside a diverged rate)")
+                              " grid's edge or beside a diverged or unmeasured rate)")
             elif sl[2] is not None:
                 k = sum(r is not None for r in opts)
                 half = t_quantile_975(k - 2) * sl[2]
                 slope_ci, method = (slope - half, slope + half), f"OLS t-interval over {k} ranks (single seed)"
+                if unless_bound(slope_ci, bool(censored)) is None:  # grid points exactly on a line: no scatter
+                    slope_ci = None
+                    method = (f"n/a (single seed: the optima lie exactly on a line, with r = {censored[0]} on its grid's"
+                              " edge or beside a diverged or unmeasured rate)")
             else:
                 method = "n/a (single seed, 2 ranks)"
         xs = sorted({x for by_x in c.values() for x in by_x})
         step = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
         lora = [o.x_grid for r, (o, _) in opts.items() if r is not None]
+        bracketed = all(not (o.at_edge or o.gap) for r, (o, _) in opts.items() if r is not None)
         spread = max(lora) - min(lora) if len(lora) >= 2 else None
         first = recs[0].point
         fits.append(ConfigFit(
             config=config, alpha_mult=alpha_mult, finetune=first.finetune, init=first.init,
             gamma_eff=first.gamma_eff, predicted_slope=first.predicted_slope,
             ranks=with_ci(opts, opt_samples, c), slope=slope, slope_ci=slope_ci, slope_ci_method=method,
-            grid_step=step, spread=spread, rank_invariant=None if spread is None else spread <= step + 1e-9,
+            grid_step=step, spread=spread,
+            rank_invariant=None if spread is None or not bracketed else spread <= step + 1e-9,
             n_seeds=len(seeds), noisy=len(seeds) < 2, counts=_counts(recs), scale=_constant_scale(first),
             uneven=tuple(sorted(uneven_points(c), key=lambda u: (u[0] or 0, u[1]))),
         ))
@@ -270,6 +290,7 @@ def _transfer_gaps(configs: list[ConfigFit]) -> list[TransferGap]:
             fo = f.ranks[0]
             gaps = tuple((o.rank, o.x - fo.x) for o in b.ranks)
             step = max(b.grid_step, f.grid_step)
-            within = all(abs(o.x_grid - fo.x_grid) <= step + 1e-9 for o in b.ranks)
+            within = (all(abs(o.x_grid - fo.x_grid) <= step + 1e-9 for o in b.ranks)
+                      if all(o.bracketed for o in (*b.ranks, fo)) else None)  # an edge optimum says nothing
             out.append(TransferGap(b.label, f.label, fo.x, gaps, sum(g for _, g in gaps) / len(gaps), within))
     return out

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from ..rules import Finetune
-from .optima import PointStat, RankOptimum, cells, optima, seed_ci, seeds_at, seeds_of, with_ci
+from .optima import PointStat, RankOptimum, cells, grid_of, optima, seed_ci, seeds_at, seeds_of, unless_bound, with_ci
 from .stats import bootstrap, bootstrap_rng, ols, power_law, seed_interval
 
 __all__ = ["PathFit", "PathComparison", "AlphaLaw", "path_fits", "path_comparisons", "alpha_laws"]
@@ -143,12 +143,13 @@ def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
         x_of = ((lambda r: math.log2(r.point.peft_alpha)) if units == "lora_alpha"
                 else (lambda r: math.log2(r.point.alpha_mult)))
         c = cells(recs, metric, x_of)
-        opts = optima(c)
+        grid = sorted({round(x_of(r), 9) for r in recs} | set(grid_of(c)))  # failed runs' α too
+        opts = optima(c, grid=grid)
         ranks = sorted(r for r in opts if r is not None)
         if len(ranks) < 2:
             continue  # α*(r) needs an α sweep at two ranks or more
         seeds = seeds_of(c)
-        opt_samples, _ = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "alpha", config, log2_lr))
+        opt_samples, _ = seed_ci(c, seeds, n_boot, bootstrap_rng(seed, "alpha", config, log2_lr), grid)
         alphas = [2.0 ** opts[r][0].x for r in ranks]
         c_free, p, rms = power_law(ranks, alphas)
         c_half, _, rms_half = power_law(ranks, alphas, p=0.5)
@@ -160,6 +161,10 @@ def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
             # at p = ½, log2 C = mean over ranks of (log2 α* − ½·log2 r): its interval in log2, then back
             log2_c = lambda s: sum(s[r] - 0.5 * math.log2(r) for r in ranks) / len(ranks)  # noqa: E731
             ci = seed_interval(math.log2(c_half), [log2_c(s) for s in whole], fewest)
+            # an α* at its grid's edge (or beside a diverged or unmeasured α) is a bound: every resample
+            # picks the same grid point, and a zero-width interval would claim a precision never measured
+            censored = any(opts[r][0].at_edge or not opts[r][0].refined for r in ranks)
+            p_ci, ci = unless_bound(p_ci, censored), unless_bound(ci, censored)
             c_half_ci = None if ci is None else (2.0 ** ci[0], 2.0 ** ci[1])
         laws.append(AlphaLaw(config, log2_lr, units, with_ci({r: opts[r] for r in ranks}, opt_samples, c),
                              c_free, p, p_ci, rms, c_half, rms_half, len(seeds) < 2, c_half_ci))

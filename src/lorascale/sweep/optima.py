@@ -20,7 +20,7 @@ from ..vocabulary import RunStatus, higher_is_better
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
-__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
+__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "grid_of", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
            "seeds_at", "uneven_points"]
 
 FIT_METRICS: dict[str, str] = {  # what a fit may select optima on, each defined once here
@@ -74,6 +74,13 @@ class RankOptimum(NamedTuple):
     at_edge: bool
     ci: tuple[float, float] | None  # bootstrap CI of x over the seeds with results at this rank; None under 2
     points: tuple[PointStat, ...]
+    gap: bool = False  # a grid value beside the best has no result at this rank: not refined (Optimum.gap)
+
+    @property
+    def bracketed(self) -> bool:
+        """Whether the grid brackets this optimum: not at the grid's edge and no unmeasured value beside it
+        (a refined or unrefined interior optimum is known to one grid step)."""
+        return not (self.at_edge or self.gap)
 
     @property
     def lr(self) -> float:
@@ -118,8 +125,16 @@ def uneven_points(c: Cells) -> list[tuple[int | None, float, int, int]]:
             for x in sorted(by_x) if len(by_x[x]) < n]
 
 
-def optima(c: Cells, draw: list[int] | None = None) -> dict:
-    """rank -> (Optimum, points) over the seeds in ``draw`` (with multiplicity; None: every seed once)."""
+def grid_of(c: Cells) -> list[float]:
+    """Every x with a result at some rank and seed: the grid a rank's missing values are measured against."""
+    return sorted({x for by_x in c.values() for x in by_x})
+
+
+def optima(c: Cells, draw: list[int] | None = None, grid: list[float] | None = None) -> dict:
+    """rank -> (Optimum, points) over the seeds in ``draw`` (with multiplicity; None: every seed once).
+    ``grid``: the sweep's x values (default :func:`grid_of`); an optimum beside one with no result at its
+    rank is not refined (:func:`~.stats.refine_optimum`)."""
+    grid = grid_of(c) if grid is None else grid
     out = {}
     for rank, by_x in c.items():
         pts = []
@@ -129,7 +144,7 @@ def optima(c: Cells, draw: list[int] | None = None) -> dict:
                 m, sd, n_div = mean_std(vals)
                 pts.append(PointStat(x, m, sd, len(vals), n_div))
         if len(pts) >= 2:
-            opt = refine_optimum([p.x for p in pts], [p.mean for p in pts])
+            opt = refine_optimum([p.x for p in pts], [p.mean for p in pts], grid)
             if opt is not None:
                 out[rank] = (opt, tuple(pts))
     return out
@@ -163,19 +178,19 @@ def with_ci(opts: dict, samples: list[dict], c: Cells) -> tuple[RankOptimum, ...
         ci = unless_bound(seed_interval(opt.x, [s[rank] for s in samples if rank in s], seeds_at(c, rank)),
                           opt.at_edge or not opt.refined)
         best = min(p.mean for p in pts)  # finite: refine_optimum found one
-        out.append(RankOptimum(rank, opt.x, opt.x_grid, best, opt.value, opt.refined, opt.at_edge, ci, pts))
+        out.append(RankOptimum(rank, opt.x, opt.x_grid, best, opt.value, opt.refined, opt.at_edge, ci, pts, opt.gap))
     return tuple(out)
 
 
-def seed_ci(c: Cells, seeds: list[int], n_boot: int, rng: random.Random):
+def seed_ci(c: Cells, seeds: list[int], n_boot: int, rng: random.Random, grid: list[float] | None = None):
     """Bootstrap over seeds: per-rank optimum samples and slope samples (empty with one seed). A slope
     sample is kept only from a resample with every rank of the full fit (else it is another fit's slope)."""
     if len(seeds) < 2:
         return [], []
-    ranks = set(optima(c))
+    ranks = set(optima(c, grid=grid))
 
     def stat(draw):
-        opts = optima(c, draw)
+        opts = optima(c, draw, grid)
         sl = rank_slope(opts) if set(opts) == ranks else None
         return {r: o.x for r, (o, _) in opts.items()}, (sl[0] if sl else None)
 

@@ -44,8 +44,9 @@ def rule_facts(cfg: TrainConfig) -> tuple[str | None, float | None, float | None
     if 0.0 <= gamma <= 1.0 and (init is not Init.B or gamma == 0.0):
         mua = MuAConfig(finetune=Finetune.LORA, init=Init.A if init is Init.KAIMING else init, gamma=gamma)
         slope = mua_lr_exponents(_PROBE_N, min(r, _PROBE_N), mua)[1] + 0.0  # −(1−1)/2 is −0.0
-    use_rslora = spec.rule is ScaleRule.RSLORA
-    peft_alpha = None if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC else peft_lora_alpha(s1, r, use_rslora)
+    # s·r: LoRA-α's α, PEFT's lora_alpha under its standard s = lora_alpha/r, whatever the rule (rsLoRA's own
+    # lora_alpha is s·√r; α*(r) fitted on that would be off by r^½)
+    peft_alpha = None if spec.rule is ScaleRule.LORA_ALPHA_ANALYTIC else peft_lora_alpha(s1, r)
     return init.value, gamma, slope, peft_alpha
 
 

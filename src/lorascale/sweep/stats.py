@@ -25,27 +25,35 @@ class Optimum(NamedTuple):
     value: float  # value at x
     refined: bool
     at_edge: bool  # the best point is the first or last of the grid: the true optimum may lie outside
+    gap: bool = False  # a grid value between the best point and a neighbour has no result: not refined
 
 
-def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
+def refine_optimum(xs: Sequence[float], ys: Sequence[float], grid: Sequence[float] | None = None) -> Optimum | None:
     """Best point of (x, y), refined by the parabola through it and its two neighbours.
 
     With divided differences f[x₀,x₁] and a = f[x₀,x₁,x₂], the vertex is
     x* = (x₀+x₁)/2 − f[x₀,x₁]/(2a); it lies in [x₀, x₂] because the middle point is the lowest.
     Refinement needs a > 0 and finite neighbours (a diverged neighbour is +inf); otherwise the
-    grid point is kept. Among equal best points an interior one is taken: [1.5, 1.5, 1.8] is refined
-    to the middle of the first two rather than left at the first; it is still flagged at the edge, since
-    the loss there equals the best and the valley may go on past it. None when no point is finite.
+    grid point is kept. Among equal best points the middle interior one is taken: [1.5, 1.5, 1.8] is
+    refined to the middle of the first two rather than left at the first (it is still flagged at the
+    edge, since the loss there equals the best and the valley may go on past it), and a plateau of three
+    equal accuracies stays at its centre (a flat parabola is not refined). ``grid``: every value the sweep
+    has at this x axis (other ranks' and failed runs' too). A neighbour past a grid value with no result
+    here is no neighbour: the parabola would span a stretch nobody measured, so the grid point is kept and
+    ``gap`` set. None when no point is finite.
     """
     pts = sorted(zip(xs, ys))
     if not any(math.isfinite(y) for _, y in pts):
         return None
     best = min(y for _, y in pts if math.isfinite(y) or y == math.inf)  # NaN is no value
     ties = [j for j, (_, y) in enumerate(pts) if y == best]
-    # an interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
-    i = next((j for j in ties if 0 < j < len(pts) - 1), ties[0])
+    # the middle interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
+    interior = [j for j in ties if 0 < j < len(pts) - 1]
+    i = interior[(len(interior) - 1) // 2] if interior else ties[0]  # of an even run, the lower middle
     edge = len(pts) > 1 and any(j in (0, len(pts) - 1) for j in ties)  # a best at the edge: it may go on past it
     x1, y1 = pts[i]
+    if 0 < i < len(pts) - 1 and grid is not None and _unmeasured_between(grid, pts[i - 1][0], pts[i + 1][0], x1):
+        return Optimum(x1, x1, y1, False, edge, gap=True)
     if 0 < i < len(pts) - 1 and math.isfinite(pts[i - 1][1]) and math.isfinite(pts[i + 1][1]):
         (x0, y0), (x2, y2) = pts[i - 1], pts[i + 1]
         f01, f12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
@@ -55,6 +63,11 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float]) -> Optimum | None:
             yv = y0 + f01 * (xv - x0) + a * (xv - x0) * (xv - x1)
             return Optimum(x1, xv, yv, True, edge)
     return Optimum(x1, x1, y1, False, edge)
+
+
+def _unmeasured_between(grid: Sequence[float], lo: float, hi: float, x: float) -> bool:
+    """Whether ``grid`` has a value strictly between ``lo`` and ``hi`` other than ``x`` (1e-9: rounding)."""
+    return any(lo + 1e-9 < g < hi - 1e-9 and abs(g - x) > 1e-9 for g in grid)
 
 
 def ols(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float | None]:
