@@ -163,9 +163,3 @@ def test_no_parabola_across_a_grid_value_without_a_result():
     for grid in (None, xs):
         assert refine_optimum(xs, ys, grid=grid).refined
 
-
-def test_a_plateau_of_equal_bests_stays_at_its_centre():
-    """Accuracies .40 .45 .45 .45 .40 (negated: lower is better) at −12 … −8: the middle of the plateau, −10, and
-    not the parabola through the first tie (−10.5, with a vertex above every accuracy observed)."""
-    o = refine_optimum([-12, -11, -10, -9, -8], [-0.40, -0.45, -0.45, -0.45, -0.40])
-    assert (o.x, o.refined, o.value) == (-10, False, -0.45)

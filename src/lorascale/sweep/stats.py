@@ -34,10 +34,9 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float], grid: Sequence[floa
     With divided differences f[x₀,x₁] and a = f[x₀,x₁,x₂], the vertex is
     x* = (x₀+x₁)/2 − f[x₀,x₁]/(2a); it lies in [x₀, x₂] because the middle point is the lowest.
     Refinement needs a > 0 and finite neighbours (a diverged neighbour is +inf); otherwise the
-    grid point is kept. Among equal best points the middle interior one is taken: [1.5, 1.5, 1.8] is
-    refined to the middle of the first two rather than left at the first (it is still flagged at the
-    edge, since the loss there equals the best and the valley may go on past it), and a plateau of three
-    equal accuracies stays at its centre (a flat parabola is not refined). ``grid``: every value the sweep
+    grid point is kept. Among equal best points an interior one is taken: [1.5, 1.5, 1.8] is refined
+    to the middle of the first two rather than left at the first; it is still flagged at the edge, since
+    the loss there equals the best and the valley may go on past it. ``grid``: every value the sweep
     has at this x axis (other ranks' and failed runs' too). A neighbour past a grid value with no result
     here is no neighbour: the parabola would span a stretch nobody measured, so the grid point is kept and
     ``gap`` set. None when no point is finite.
@@ -47,9 +46,8 @@ def refine_optimum(xs: Sequence[float], ys: Sequence[float], grid: Sequence[floa
         return None
     best = min(y for _, y in pts if math.isfinite(y) or y == math.inf)  # NaN is no value
     ties = [j for j, (_, y) in enumerate(pts) if y == best]
-    # the middle interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
-    interior = [j for j in ties if 0 < j < len(pts) - 1]
-    i = interior[(len(interior) - 1) // 2] if interior else ties[0]  # of an even run, the lower middle
+    # an interior point among equal bests (accuracy ties often): an edge tie is a valley, not an edge
+    i = next((j for j in ties if 0 < j < len(pts) - 1), ties[0])
     edge = len(pts) > 1 and any(j in (0, len(pts) - 1) for j in ties)  # a best at the edge: it may go on past it
     x1, y1 = pts[i]
     if 0 < i < len(pts) - 1 and grid is not None and _unmeasured_between(grid, pts[i - 1][0], pts[i + 1][0], x1):
