@@ -156,3 +156,34 @@ def test_a_run_config_without_a_model_is_refused_not_read_as_smollm2(run_dir, ca
     assert main(["export", str(run)]) == 2
     assert "error: RUN: " in capsys.readouterr().err and not (run / "export").exists()
     assert (export_adapter(run / "adapter", run.parent / "from-adapter") / "adapter_config.json").exists()
+
+
+def test_a_roberta_style_head_with_three_labels_exports_merged_with_the_adapters_logits(tmp_path):
+    """RoBERTa's head is classifier.dense then classifier.out_proj (μA's RoBERTa classification setup): its
+    label count is out_proj's rows. The export read 2 and the base failed to load the 3-row head."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+    from lorascale.models import byte_tokenizer
+
+    tok = byte_tokenizer()  # RoBERTa's positions count from its pad id + 1: the table covers the byte pad (256)
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=tok.pad_token_id + 32, num_labels=3,
+                        pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    base = RobertaForSequenceClassification(cfg)
+    base.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    pm = get_peft_model(base, LoraConfig(r=2, lora_alpha=2, target_modules=["query", "value"], task_type="SEQ_CLS",
+                                         init_lora_weights=False))  # B ≠ 0: the merge changes the weights
+    pm.eval()
+    with torch.no_grad():
+        logits = pm(input_ids=_ids()).logits
+    pm.save_pretrained(tmp_path / "adapter")
+    (tmp_path / "adapter" / "lorascale.json").write_text(json.dumps({"model": str(tmp_path / "base")}))
+    out = export_adapter(tmp_path / "adapter", tmp_path / "merged", merge=True)
+    merged = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert merged.config.num_labels == 3
+    with torch.no_grad():
+        # 1e-5: float32 rounding of the merged W₀ + s·B·A against PEFT's separate low-rank path
+        torch.testing.assert_close(merged(input_ids=_ids()).logits, logits, rtol=1e-5, atol=1e-5)

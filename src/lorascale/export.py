@@ -102,11 +102,13 @@ def _claim(out: Path, run: Path, kind: str) -> None:
 
 def _task(adapter_dir: Path) -> Task:
     task_type = json.loads((adapter_dir / "adapter_config.json").read_text()).get("task_type")
-    return {t.peft_task_type: t for t in Task}.get(task_type, Task.LM)
+    return next((t for t in Task if t.peft_task_type == task_type), Task.LM)  # the first task of a PEFT type
 
 
 def _num_labels(adapter_dir: Path) -> int:
-    """A classification adapter saves its trained head (PEFT's modules_to_save): its rows are the labels."""
+    """A classification adapter saves its trained head (PEFT's modules_to_save): the rows of its output layer
+    are the labels. That layer is the head itself (BERT, Llama: ``classifier``/``score``) or the head's
+    ``out_proj`` (RoBERTa, XLM-R, ELECTRA: a dense layer, then ``out_proj``)."""
     from safetensors import safe_open
 
     from .train.build import HEAD_NAMES
@@ -114,8 +116,10 @@ def _num_labels(adapter_dir: Path) -> int:
     weights = adapter_dir / "adapter_model.safetensors"
     if not weights.exists():
         return 2
+    ends = [f"{head}{part}.weight" for part in ("", ".out_proj") for head in HEAD_NAMES]
     with safe_open(str(weights), framework="pt") as f:
-        for key in f.keys():
-            if any(key.endswith(f"{head}.weight") for head in HEAD_NAMES):
-                return int(f.get_slice(key).get_shape()[0])
+        for end in ends:
+            for key in f.keys():
+                if key.endswith(end):
+                    return int(f.get_slice(key).get_shape()[0])
     return 2
