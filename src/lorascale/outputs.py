@@ -8,13 +8,15 @@ the file system as it was. ``os.access`` answers for the real user and sees read
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Callable
 
 from .errors import ConfigError
 
-__all__ = ["check_output_dir", "only_named", "RUN_MARKER", "OUTPUT_MARKER", "mark_output", "read_output_marker"]
+__all__ = ["check_output_dir", "only_named", "RUN_MARKER", "OUTPUT_MARKER", "mark_output", "read_output_marker",
+           "json_text"]
 
 RUN_MARKER = "summary.json"  # every run folder lorascale writes has one from its first step on
 OUTPUT_MARKER = "lorascale-output.json"
@@ -89,3 +91,30 @@ def _read_only_mount(path: Path) -> bool:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+def json_text(obj) -> str:
+    """``obj`` as standard JSON (RFC 8259), indented: NaN and ±inf, which it cannot hold (Python writes
+    ``Infinity``, which jq and JavaScript refuse), become null; enums their value, paths their text, objects
+    with ``to_dict`` that dict. For every JSON file lorascale writes for people and other tools to read."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
+
+
+def _finite(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _json_default(o):
+    if hasattr(o, "value"):
+        return o.value
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

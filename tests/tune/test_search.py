@@ -382,3 +382,56 @@ def test_an_interrupted_attempt_killed_without_a_summary_counts_its_logged_steps
     (killed / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 21))
                                           + '{"step": 21, "lo')  # the kill cut the last line
     assert _steps_trained(tmp_path) == 33 + 20
+
+
+def test_the_answer_says_what_loraconfig_cannot_and_its_file_is_standard_json(tmp_path, monkeypatch):
+    """Init[B] (PEFT's LoraConfig has no such draw), LoRA+ (lr is A's rate), head_lr and grad_accum are part of
+    what tune trained; and a finalist that diverged at a checked seed (mean +inf) is null in tune.json, which
+    Python wrote as ``Infinity`` (jq and JavaScript refuse it), and reads back as inf for the figure."""
+    from pathlib import Path
+
+    from lorascale.outputs import json_text
+    from lorascale.train.config import TrainConfig
+    from lorascale.tune.plots import search_info_from_dict
+    from lorascale.tune.search import Candidate, StageResult, TuneResult
+
+    cfg = TrainConfig(model="tiny-bert", data="shakespeare-genre", rule="lora-alpha", rank=4, init="B", method="loraplus",
+                      grad_accum=4, lr=1e-4, lr_fft=1e-4, steps=9)
+    finalist = Candidate(0, 1e-4, 1.0, "complete", 9, None, 1.0, curve=[(9, 1.0)], seed_ema=[1.0, math.inf],
+                         mean_ema=math.inf)
+    stage = StageResult("search", 9, 3, [finalist], 9, 9, 0)
+    answer = TuneResult(1e-4, "given", None, stage, None, cfg, {"r": 4, "task_type": "SEQ_CLS"}, "sqlite://",
+                        Path(tmp_path)).to_dict()
+    assert (answer["init"], answer["method"], answer["loraplus_lr_ratio"]) == ("B", "loraplus", 16.0)
+    assert answer["recipe"]["grad_accum"] == 4 and answer["recipe"]["head_lr"] == cfg.head_lr
+    text = json_text(answer)
+    assert "Infinity" not in text and "NaN" not in text
+    stored = json.loads(text)  # strict: allow_nan=False wrote it
+    assert stored["search"]["candidates"][0]["mean_ema"] is None
+    (line,) = search_info_from_dict(stored).lines
+    assert "mean over 2 seeds inf" in line.label
+
+
+def test_the_seed_check_wraps_past_the_largest_seed(monkeypatch):
+    """A request at seed 2³² − 1 is valid; its seed check trained at 2³², which the run's config refuses after
+    the whole search had run. Seeds wrap: the next one is 0."""
+    import lorascale.tune.search as search
+    from lorascale.tune.search import Candidate, StageResult, check_seeds
+
+    seen = []
+
+    def run_stage(name, base, points, *a, seeds=(), **k):
+        seen.extend(seeds)
+        for s in seeds:
+            base.replace(seed=s)  # what run_stage does with each: validated
+        return StageResult("confirm", 9, 3, [Candidate(10 + i, 1e-3, a, status="complete", steps_done=9,
+                                                       final_ema_loss=1.0, curve=[(9, 1.0)])
+                                             for i, (_, a) in enumerate(points)], 18, 18, 0)
+
+    monkeypatch.setattr(search, "run_stage", run_stage)
+    req = TuneRequest(**RUN, lr_fft=1e-3, confirm_seeds=2, seed=2**32 - 1)
+    cands = [Candidate(i, 1e-3, a, status="complete", steps_done=9, final_ema_loss=1.0 + i / 100, curve=[(9, 1.0)])
+             for i, a in enumerate((0.5, 2.0))]
+    check_seeds(StageResult("search", 9, 3, cands, 18, 18, 0), req.run.replace(lr=1e-3), req, "sqlite://", None,
+                progress=False)
+    assert seen == [0, 0]

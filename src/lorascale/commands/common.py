@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, collecting
+from ..outputs import json_text as dumps
 from ..schema import PositiveFloat, Settings, nest, same_setting, validate
 from ..train.config import TrainConfig
 from .flags import add_settings_args, given
@@ -64,29 +63,6 @@ def request_with_names(cls, args):
 
 def print_json(obj) -> None:
     print(dumps(obj))
-
-
-def dumps(obj) -> str:
-    """Standard JSON (RFC 8259): NaN and ±inf, which it cannot hold, are written as null."""
-    return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
-
-
-def _finite(o):
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_finite(v) for v in o]
-    return o
-
-
-def _json_default(o):
-    if hasattr(o, "value"):
-        return o.value
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def table(rows: list[list], headers: list[str]) -> str:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, collecting
+from ..outputs import json_text
 from ..rules import ScaleRule
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
@@ -90,8 +91,19 @@ class StageResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageResult":
+        """From :meth:`to_dict` as tune.json holds it, where a non-finite number is null: a checked seed's
+        null EMA loss was a divergence (inf), a curve's null an EMA that was not a number."""
         d = {k: v for k, v in d.items() if k != "chosen"}
-        return cls(**{**d, "candidates": [Candidate(**c) for c in d["candidates"]]})
+        return cls(**{**d, "candidates": [Candidate(**_from_json(c)) for c in d["candidates"]]})
+
+
+def _from_json(c: dict) -> dict:
+    c = dict(c)
+    if c.get("seed_ema"):
+        c["seed_ema"] = [math.inf if v is None else v for v in c["seed_ema"]]
+        c["mean_ema"] = math.inf if c.get("mean_ema") is None else c["mean_ema"]
+    c["curve"] = [p if p[1] is not None else type(p)((p[0], math.nan)) for p in c.get("curve", [])]
+    return c
 
 
 @dataclass
@@ -117,13 +129,18 @@ class TuneResult:
         cfg = self.config
         chosen = self.search.chosen
         grid = REFERENCE_GRID_LRS * REFERENCE_GRID_SEEDS * cfg.steps
+        ad = cfg.adapter
         return {
-            "model": cfg.model, "data": cfg.data, "rank": cfg.adapter.rank, "rule": cfg.adapter.scaling.rule.value,
+            "model": cfg.model, "data": cfg.data, "rank": ad.rank, "rule": ad.scaling.rule.value,
             "peft_config": self.peft_config, "lr": cfg.lr, "alpha": chosen.alpha,
+            # what LoraConfig cannot say: μA's Init[A]/Init[B] draw (lorascale.init_after_wrap after get_peft_model)
+            # and the method (LoRA+ is an optimizer: lr is A's rate, B's is loraplus_lr_ratio × lr)
+            "init": ad.init.value, "method": ad.method.value, "loraplus_lr_ratio": ad.loraplus_ratio(),
             "recipe": {"optimizer": "AdamW", "betas": [cfg.beta1, cfg.beta2], "eps": cfg.eps,
                        "weight_decay": cfg.weight_decay, "grad_clip": cfg.grad_clip, "warmup_frac": cfg.warmup_frac,
                        "schedule": "cosine", "min_lr_ratio": cfg.min_lr_ratio, "steps": cfg.steps,
-                       "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
+                       "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "seq_len": cfg.seq_len,
+                       **({"head_lr": cfg.head_lr} if self.peft_config.get("task_type") == "SEQ_CLS" else {})},
             "lr_fft": self.lr_fft, "lr_fft_source": self.lr_fft_source, "selection": SELECTION,
             "chosen": {"final_ema_loss": chosen.final_ema_loss, "val_loss": chosen.val_loss,
                        chosen.eval_metric or "eval": chosen.eval_value, "seed_ema": chosen.seed_ema,
@@ -235,7 +252,7 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     from .plots import render_search, search_info
 
     result.figure = render_search(search_info(result), out / "search.png")
-    (out / "tune.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    (out / "tune.json").write_text(json_text(result.to_dict()) + "\n")  # a diverged seed's inf: null
     return result
 
 
@@ -269,7 +286,7 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
         finalists = [*finalists[:req.confirm_top - 1], search.best] if req.confirm_top > 1 else [search.best]
     if req.confirm_seeds <= 1 or len(finalists) < 2:
         return None
-    seeds = [base.seed + k for k in range(1, req.confirm_seeds)]
+    seeds = [(base.seed + k) % 2**32 for k in range(1, req.confirm_seeds)]  # seeds are 32-bit: wrap past the top
     points = [(search.candidates[i].lr, search.candidates[i].alpha) for i in finalists for _ in seeds]
     confirm = run_stage("confirm", base, points, req, url, out, knob=_knob(base), progress=progress,
                         seeds=seeds * len(finalists), halve=False)
