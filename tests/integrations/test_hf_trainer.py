@@ -156,3 +156,21 @@ def test_metadata_callback_checks_its_rule_and_init_first():
     assert {x.field: x.fix for x in e.value.errors} == {
         "rule": "choose one of lora-alpha, lora-alpha-analytic, alpha-r, alpha-2r, fixed-alpha, rslora or mua",
         "init": "choose one of kaiming, A or B"}
+
+
+def test_metadata_callback_refuses_an_init_the_factors_contradict(tmp_path):
+    """Under alpha-r the scale check cannot tell Init[A] from Init[B] (s = 1 either way), so lorascale.json
+    would have said kaiming for an Init[B] run. Before the first step the factors tell: B = 0 or A = 0."""
+    trainer = _trainer(tmp_path, callbacks=[lorascale.metadata_callback("alpha-r", init="B")], save_strategy="no")
+    with pytest.raises(ConfigError) as e:  # the adapters were drawn with Init[A]: B = 0
+        trainer.train()
+    assert e.value.field == "init" and "B = 0" in e.value.message
+    trainer = _trainer(tmp_path, callbacks=[lorascale.metadata_callback("alpha-r")], save_strategy="no")
+    lorascale.init_after_wrap(trainer, "B")
+    with pytest.raises(ConfigError) as e:  # now A = 0: told kaiming
+        trainer.train()
+    assert e.value.field == "init" and "A = 0" in e.value.message and "init='B'" in e.value.fix
+    trainer = _trainer(tmp_path, steps=1, callbacks=[lorascale.metadata_callback("alpha-r", init="B")])
+    lorascale.init_after_wrap(trainer, "B")
+    trainer.train()  # told the truth: trains and records it
+    assert json.loads((tmp_path / "lorascale.json").read_text())["init"] == "B"

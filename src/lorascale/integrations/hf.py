@@ -180,6 +180,21 @@ def _check_scales(model, scaling: RuleSpec, init: Init) -> None:
         raise ConfigError("rule", f"the adapters do not follow rule {scaling.rule.value}: {wrong[0]}"
                           f"{f' (and {len(wrong) - 1} more)' if len(wrong) > 1 else ''}",
                           "pass metadata_callback the rule (and knobs) the adapters were planned with")
+    _check_init(modules, adapter, init)
+
+
+def _check_init(modules, adapter: str, init: Init) -> None:
+    """Before the first step the factors show their draw: B = 0 for PEFT's kaiming and μA's Init[A], A = 0 for
+    Init[B] (``init_after_wrap``). The file must not claim the other one (``check`` judges by it)."""
+    zero_a = [n for n, m in modules if not m.lora_A[adapter].weight.count_nonzero()]
+    zero_b = [n for n, m in modules if not m.lora_B[adapter].weight.count_nonzero()]
+    if init is Init.B and zero_b:
+        raise ConfigError("init", f"metadata_callback was told Init[B], but {len(zero_b)} layers (e.g. {zero_b[0]}) start"
+                          " with B = 0, which is PEFT's kaiming or μA's Init[A]",
+                          "pass the init the adapters were drawn with, or call lorascale.init_after_wrap(trainer, 'B')")
+    if init is not Init.B and zero_a and len(zero_a) == len(modules):
+        raise ConfigError("init", f"the adapters start with A = 0 in every layer ({len(modules)}), μA's Init[B], but"
+                          f" metadata_callback was told {init.value}", "pass init='B' to metadata_callback")
 
 
 def _adapter(model) -> str:
