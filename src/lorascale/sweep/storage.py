@@ -197,7 +197,7 @@ class SweepStore:
         return len(trials)
 
     def claim(self, worker: str | None = None) -> Claim | None:
-        """Take the next WAITING trial (WAITING → RUNNING through ``study.ask``); None when none is left.
+        """Take the WAITING trial the spec puts first (WAITING → RUNNING, atomically); None when none is left.
 
         A stop signal is held back until the claim is whole, then the claim is handed back (recorded
         interrupted, so the next sweep runs it) and the signal raised."""
