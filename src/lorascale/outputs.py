@@ -96,7 +96,7 @@ def _read_only_mount(path: Path) -> bool:
 def json_text(obj) -> str:
     """``obj`` as standard JSON (RFC 8259), indented: NaN and ±inf, which it cannot hold (Python writes
     ``Infinity``, which jq and JavaScript refuse), become null; enums their value, paths their text, objects
-    with ``to_dict`` that dict. For ``--json`` output and tune.json."""
+    with ``to_dict`` that dict. For ``--json`` output and the files tune and repro write."""
     return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
 
 

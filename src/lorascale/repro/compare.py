@@ -22,6 +22,7 @@ from pydantic import StrictStr, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
+from ..outputs import json_text
 from ..rules import Finetune
 from ..schema import Float, PositiveFloat, PositiveInt, Settings, flatten, setting
 from ..sweep.stats import paired_interval, welch_interval
@@ -96,7 +97,7 @@ def run_compare(req: CompareRequest, progress: bool = True) -> dict:
                                  **run_timing(trained),
                                  "verdict": verdict(rows, higher_is_better(metric))}
     result["seconds"] = round(time.time() - started)
-    (root / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+    (root / "compare.json").write_text(json_text(result) + "\n")  # standard JSON: a diverged run's inf is null
     from .compare_report import write_compare_md
 
     write_compare_md(result, root / "compare.md")

@@ -33,6 +33,7 @@ from pydantic import StrictBool, StrictStr, field_validator, model_validator
 
 from ..adapters.spec import AdapterSpec
 from ..errors import ConfigError, ConfigErrors
+from ..outputs import json_text
 from ..schema import Float, NonNegativeInt, PositiveFloat, PositiveInt, Settings, flatten, same_setting, setting
 from ..sweep.stats import paired_interval, welch_interval
 from ..train.config import TrainConfig
@@ -220,7 +221,7 @@ def _report(req, out: Path, arms: dict, lr_fft: float, seeds, T: int, timing: di
                            "ema_mean_std": a.stat("ema_loss")} for k, a in sorted(arms.items())},
               "targets": _targets(arms), **timing, "tune": tune_compute,
               "missing": [k for k in ORDER if k not in arms]}
-    (out / "headline.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / "headline.json").write_text(json_text(result) + "\n")  # standard JSON: a diverged run's inf is null
     from .headline_report import render_headline, write_headline_md
 
     result["figure"] = str(render_headline(result, out / "headline.png"))
