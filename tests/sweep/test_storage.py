@@ -316,7 +316,9 @@ def test_an_old_study_gives_the_same_fit_numbers(tmp_path):
     refining parabola's, though it was called the best mean) is now "vertex_value", beside "best_value": the best
     grid point's mean over seeds, computed for the JSON straight from the stored runs, not by the fit. Equal best
     grid points now give the interior one (sweep/stats.py refine_optimum): Init[B]'s accuracy ties at 2^-14 (the
-    grid's edge) and 2^-13, so its η*, the transfer gap and two bootstrapped intervals of config 1 were updated."""
+    grid's edge) and 2^-13, so its η*, the transfer gap and two bootstrapped intervals of config 1 were updated.
+    Edge optima give no verdict (sweep/fit.py): Init[B]'s accuracy optimum at r = 4 is on the grid's edge, so
+    its rank_invariant and the transfer's within_one_step became null, and its slope note names unmeasured rates."""
     db = tmp_path / "study.db"
     shutil.copy(OLD_STUDY, db)
     before = db.read_bytes()
