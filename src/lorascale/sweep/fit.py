@@ -27,7 +27,7 @@ from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
-    FIT_METRICS, Metric, PointStat, RankOptimum, cells, grid_of, optima, rank_slope, score, seed_ci, seeds_at, seeds_of,
+    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, records_grid, rank_slope, score, seed_ci, seeds_at, seeds_of,
     uneven_points, unless_bound, with_ci,
 )
 from .records import RECORD_STATUSES, Record
@@ -219,7 +219,7 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
     fits = []
     for (config, alpha_mult), recs in sorted(groups.items()):
         c = cells(recs, metric, lambda r: r.point.log2_lr)
-        grid = sorted({round(r.point.log2_lr, 9) for r in recs} | set(grid_of(c)))  # failed runs' rates too
+        grid = records_grid(recs, lambda r: r.point.log2_lr)  # failed runs' rates too
         opts = optima(c, grid=grid)
         if not opts:
             continue  # not a learning-rate sweep (e.g. the α-path: one η per point)
@@ -256,13 +256,14 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
         xs = sorted({x for by_x in c.values() for x in by_x})
         step = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
         lora = [o.x_grid for r, (o, _) in opts.items() if r is not None]
-        bracketed = all(not (o.at_edge or o.gap) for r, (o, _) in opts.items() if r is not None)
+        ranks = with_ci(opts, opt_samples, c)
+        bracketed = all(o.bracketed for o in ranks if o.rank is not None)
         spread = max(lora) - min(lora) if len(lora) >= 2 else None
         first = recs[0].point
         fits.append(ConfigFit(
             config=config, alpha_mult=alpha_mult, finetune=first.finetune, init=first.init,
             gamma_eff=first.gamma_eff, predicted_slope=first.predicted_slope,
-            ranks=with_ci(opts, opt_samples, c), slope=slope, slope_ci=slope_ci, slope_ci_method=method,
+            ranks=ranks, slope=slope, slope_ci=slope_ci, slope_ci_method=method,
             grid_step=step, spread=spread,
             rank_invariant=None if spread is None or not bracketed else spread <= step + 1e-9,
             n_seeds=len(seeds), noisy=len(seeds) < 2, counts=_counts(recs), scale=_constant_scale(first),

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from ..rules import Finetune
-from .optima import PointStat, RankOptimum, cells, grid_of, optima, seed_ci, seeds_at, seeds_of, unless_bound, with_ci
+from .optima import PointStat, RankOptimum, cells, optima, records_grid, seed_ci, seeds_at, seeds_of, unless_bound, with_ci
 from .stats import bootstrap, bootstrap_rng, ols, power_law, seed_interval
 
 __all__ = ["PathFit", "PathComparison", "AlphaLaw", "path_fits", "path_comparisons", "alpha_laws"]
@@ -143,7 +143,7 @@ def alpha_laws(records, metric, n_boot, seed) -> list[AlphaLaw]:
         x_of = ((lambda r: math.log2(r.point.peft_alpha)) if units == "lora_alpha"
                 else (lambda r: math.log2(r.point.alpha_mult)))
         c = cells(recs, metric, x_of)
-        grid = sorted({round(x_of(r), 9) for r in recs} | set(grid_of(c)))  # failed runs' α too
+        grid = records_grid(recs, x_of)  # failed runs' α too
         opts = optima(c, grid=grid)
         ranks = sorted(r for r in opts if r is not None)
         if len(ranks) < 2:

@@ -20,7 +20,7 @@ from ..vocabulary import RunStatus, higher_is_better
 from .records import Record
 from .stats import bootstrap, mean_std, ols, refine_optimum, seed_interval
 
-__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "grid_of", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
+__all__ = ["Metric", "FIT_METRICS", "PointStat", "RankOptimum", "score", "cells", "grid_of", "records_grid", "optima", "rank_slope", "with_ci", "seed_ci", "seeds_of",
            "seeds_at", "uneven_points"]
 
 FIT_METRICS: dict[str, str] = {  # what a fit may select optima on, each defined once here
@@ -128,6 +128,12 @@ def uneven_points(c: Cells) -> list[tuple[int | None, float, int, int]]:
 def grid_of(c: Cells) -> list[float]:
     """Every x with a result at some rank and seed: the grid a rank's missing values are measured against."""
     return sorted({x for by_x in c.values() for x in by_x})
+
+
+def records_grid(recs, x_of: Callable[[Record], float]) -> list[float]:
+    """Every x a run was stored at, finished or not (a failed or interrupted run's x is a grid value with no
+    result), rounded as :func:`cells` rounds it."""
+    return sorted({round(x_of(r), 9) for r in recs})
 
 
 def optima(c: Cells, draw: list[int] | None = None, grid: list[float] | None = None) -> dict:
