@@ -125,6 +125,28 @@ def test_metadata_callback_records_the_method_peft_built(tmp_path, one_thread):
     assert (saved["method"], saved["rule"], saved["pissa_niter"]) == ("dora", "alpha-r", None)  # read from use_dora=True
 
 
+def test_metadata_callback_records_a_loraplus_optimizer_s_rates_not_the_trainer_s(tmp_path, one_thread):
+    """Trainer ignores learning_rate for an optimizer passed in: the file takes A's peak and B's ratio from it."""
+    from transformers import Trainer, TrainingArguments
+
+    model = lorascale.apply(load_model("tiny-llama").model, rank=4, rule="alpha-r", targets=["q_proj"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-2,
+                             warmup_steps=1, report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no")
+    optimizer = lorascale.loraplus_optimizer(model, lr=3e-4, loraplus_lr_ratio=8)
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(), optimizers=(optimizer, None),
+                      callbacks=[lorascale.metadata_callback("alpha-r")])
+    trainer.train()
+    saved = json.loads((tmp_path / "lorascale.json").read_text())
+    assert (saved["lr"], saved["method"], saved["loraplus_lr_ratio"]) == (3e-4, "loraplus", 8)
+
+    plain = lorascale.loraplus_optimizer(model, lr=3e-4, loraplus_lr_ratio=16)  # the default ratio: one spelling
+    meta = lorascale.metadata_callback("alpha-r")
+    meta.on_train_begin(args, trainer.state, None, model=model, optimizer=plain)
+    assert meta.rates == (3e-4, 16)
+    meta.on_train_begin(args, trainer.state, None, model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=5e-3))
+    assert meta.rates == (5e-3, None)  # one rate for A and B: plain AdamW, no ratio
+
+
 def test_metadata_callback_on_a_transformers_model_with_a_named_adapter(tmp_path):
     """add_adapter (transformers' PEFT integration): no PeftModel wrapper, active_adapter a method, here "sft"."""
     from types import SimpleNamespace

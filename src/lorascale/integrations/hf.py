@@ -131,7 +131,7 @@ def metadata_callback(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, *, alpha: fl
                       lora_alpha: float = 16.0, gamma: float = 0.0, init: str | Init = Init.KAIMING,
                       model_name: str | None = None):
     """A ``TrainerCallback`` writing ``lorascale.json`` (the rule the adapters were planned with, the peak
-    learning rate, the model) into each checkpoint folder (``on_save``) and ``output_dir`` at the end
+    learning rate, LoRA+'s ratio where the optimizer has one, the model) into each checkpoint folder (``on_save``) and ``output_dir`` at the end
     (``trainer.save_model`` calls no callback). Give it the rule ``lora_config``/``apply`` used: at the
     start it checks every LoRA layer's s against that rule, so the file cannot claim another one."""
     from transformers import TrainerCallback
@@ -146,16 +146,20 @@ def metadata_callback(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, *, alpha: fl
     scaling, init = spec.scaling, spec.init
 
     class LorascaleMetadata(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
+        rates: tuple[float | None, float | None] = (None, None)  # (peak lr, LoRA+ ratio) read from the optimizer
+
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
             _check_scales(model, scaling, init)
+            self.rates = _optimizer_rates(model, optimizer)
 
         def on_save(self, args, state, control, model=None, **kwargs):
             if state.is_world_process_zero:
-                _write(model, args, Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}", scaling, init, model_name)
+                _write(model, args, Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}", scaling, init,
+                       model_name, self.rates)
 
         def on_train_end(self, args, state, control, model=None, **kwargs):
             if state.is_world_process_zero:
-                _write(model, args, Path(args.output_dir), scaling, init, model_name)
+                _write(model, args, Path(args.output_dir), scaling, init, model_name, self.rates)
 
     return LorascaleMetadata()
 
@@ -214,7 +218,30 @@ def _adapter(model) -> str:
     return names[0]
 
 
-def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name: str | None) -> None:
+def _optimizer_rates(model, optimizer) -> tuple[float | None, float | None]:
+    """(A's peak learning rate, B's ÷ A's when they differ) in the optimizer the trainer steps. A LoRA+ optimizer
+    (``lorascale.loraplus_optimizer``, PEFT's ``create_loraplus_optimizer``) was built with its own ``lr``, which
+    the trainer's ``learning_rate`` does not set, and B trains at λ × it: the file must say both. The peak is
+    a group's ``initial_lr`` (the scheduler keeps it; ``lr`` is already the warm-up's first, scaled value).
+    (None, None) where A's (or B's) factors sit at several rates, e.g. an optimizer grouped per layer."""
+    from ..adapters import lora_modules
+
+    if optimizer is None:
+        return None, None
+    adapter = _adapter(model)
+    peak = {id(p): g.get("initial_lr", g["lr"]) for g in optimizer.param_groups for p in g["params"]}
+    modules = [m for _, m in lora_modules(model, adapter)]
+    rates_a = {peak.get(id(m.lora_A[adapter].weight)) for m in modules}
+    rates_b = {peak.get(id(m.lora_B[adapter].weight)) for m in modules}
+    if len(rates_a) != 1 or len(rates_b) != 1 or None in rates_a | rates_b:
+        return None, None
+    (lr_a,), (lr_b,) = rates_a, rates_b
+    # λ·η is one product: the quotient carries only its rounding, which 12 digits drop (so 16 reads as 16)
+    return lr_a, None if math.isclose(lr_b, lr_a, rel_tol=SCALE_TOL) else float(f"{lr_b / lr_a:.12g}")
+
+
+def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name: str | None,
+           rates: tuple[float | None, float | None] = (None, None)) -> None:
     from ..adapters.io import AdapterMetadata, write_metadata
     from ..adapters.spec import AdapterSpec
     from ..methods import Method, method_of
@@ -224,8 +251,8 @@ def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name:
     method, niter = method_of(config.use_dora, config.init_lora_weights) or (Method.LORA, None)  # DoRA, PiSSA, OLoRA
     spec = AdapterSpec(rank=config.r, scaling=scaling, init=init, lora_dropout=config.lora_dropout,
                        targets=targets if isinstance(targets, str) else tuple(sorted(targets)),  # a string: PEFT's regex
-                       method=method, pissa_niter=niter)
+                       method=method, pissa_niter=niter, loraplus_lr_ratio=rates[1])  # a ratio with lora: loraplus
     base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # add_adapter: no wrapper
     base = getattr(getattr(base_model, "config", None), "_name_or_path", None)
     folder.mkdir(parents=True, exist_ok=True)
-    write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate, model=model_name or base or None))
+    write_metadata(folder, AdapterMetadata(adapter=spec, lr=rates[0] or args.learning_rate, model=model_name or base or None))
