@@ -13,6 +13,7 @@ import sweep_fakes as F
 
 from lorascale.sweep.fit import fit, score
 from lorascale.sweep.records import Outcome, PointCoords, Record
+from lorascale.sweep.report import fit_to_dict
 from lorascale.sweep.storage import SweepStore
 
 EXACT = 1e-9  # exact parabolas: only float rounding separates the fit from the truth
@@ -468,6 +469,7 @@ def test_a_grid_value_with_no_result_beside_the_optimum_stops_the_parabola():
     assert sixty_four.refined and not sixty_four.gap
     assert c.rank_invariant is None  # r = 4's optimum is known only to within the missing stretch
     assert any("has no result at their rank" in n and "A 1/r, r = 4 (log2 η = -6)" in n for n in rep.notes)
+    assert [o["gap"] for o in fit_to_dict(rep)["configs"][0]["eta_star"]] == [True, False]  # the JSON says which
     # a failed run counts as a grid value too: r = 4 alone, its 2^−8 and 2^−7 interrupted
     interrupted = [rec(f"4{x}i", "A 1/r", 4, float(x), 0, "interrupted") for x in (-8, -7)]
     (c,) = fit([r for r in recs if r.point.rank == 4] + interrupted, n_boot=0).configs

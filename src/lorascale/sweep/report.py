@@ -19,7 +19,8 @@ def fit_to_dict(rep: FitReport) -> dict:
     def rank_d(o) -> dict:
         return {"rank": o.rank, "lr": o.lr, "log2_lr": o.x, "log2_lr_grid": o.x_grid,
                 "log2_lr_ci": list(o.ci) if o.ci else None, "best_value": rep.show(o.best_value),
-                "vertex_value": rep.show(o.vertex_value), "refined": o.refined, "at_edge": o.at_edge}
+                "vertex_value": rep.show(o.vertex_value), "refined": o.refined, "at_edge": o.at_edge,
+                "gap": o.gap}
 
     return {
         "metric": rep.metric,
@@ -53,7 +54,8 @@ def fit_to_dict(rep: FitReport) -> dict:
         ],
         "alpha_laws": [
             {"config": a.config, "lr": 2.0**a.log2_lr, "units": a.units,
-             "alpha_star": [{"rank": o.rank, "alpha": 2.0**o.x, "log2_ci": list(o.ci) if o.ci else None}
+             "alpha_star": [{"rank": o.rank, "alpha": 2.0**o.x, "log2_ci": list(o.ci) if o.ci else None,
+                             "at_edge": o.at_edge, "gap": o.gap}
                             for o in a.optima],
              "p_free": {"C": a.c, "p": a.p, "p_ci": list(a.p_ci) if a.p_ci else None, "rms_log2": a.rms},
              "p_half": {"C": a.c_half, "C_ci": list(a.c_half_ci) if a.c_half_ci else None, "p": 0.5,
@@ -69,7 +71,7 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
     """The fit as (title, headers, rows) tables, shared by the terminal, Markdown and HTML."""
     t = []
     rows = [[c.label, _r(o.rank), f"{o.lr:.3g}", f"{o.x:.2f}", _ci(o.ci), f"{o.x_grid:g}", _v(rep, o.best_value),
-             "edge" if o.at_edge else ""] for c in rep.configs for o in c.ranks]
+             "edge" if o.at_edge else "gap" if o.gap else ""] for c in rep.configs for o in c.ranks]
     if rows:  # a paths-only study has no learning-rate grid
         t.append((f"η* per configuration and rank ({rep.metric})",
                   ["config", "rank", "η*", "log2 η*", "95% CI", "grid", "best", ""], rows))
