@@ -44,6 +44,20 @@ def test_report_writes_tables_and_figures(records, tmp_path):
     assert (tmp_path / "report.html").read_text().count("<img") == len(images)
 
 
+def test_a_rewritten_report_deletes_the_figures_it_no_longer_draws_and_nothing_else(records, tmp_path):
+    """Figures are numbered by configuration: with one configuration fewer the names shift, and the first
+    report's extra figures must not stay beside the second as if they were its own."""
+    write_report(records, tmp_path, "synthetic", n_boot=0, html_too=False)
+    first = {p.name for p in tmp_path.glob("*.png")}
+    (tmp_path / "mine.png").write_bytes(b"a user's file")  # in the folder, never shown by a report
+    dropped = sorted({r.point.config for r in records})[0]
+    text = write_report([r for r in records if r.point.config != dropped], tmp_path, "synthetic", n_boot=0,
+                        html_too=False).read_text()
+    shown = {line[line.rindex("](") + 2:-1] for line in text.splitlines() if line.startswith("![")}
+    assert {p.name for p in tmp_path.glob("*.png")} == shown | {"mine.png"} and len(shown) < len(first)
+    assert first - shown  # the fewer configurations did leave names behind, which are gone
+
+
 def test_a_classification_report_adds_the_held_out_loss_selection(records, tmp_path):
     """With accuracy as the task metric the held-out loss is a selection of its own (issue #15: select on the
     fixed held-out NLL as well as the EMA loss); for LM records val_nll already is it, so no third section

@@ -4,6 +4,7 @@ report with the papers' figures (μA Figs 2–5, LoRA-α Fig. 1b–c) drawn from
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from ..rules import Finetune
@@ -111,11 +112,17 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
 def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot: int = DEFAULT_FIT.bootstrap,
                  html_too: bool = True, pending: int = 0) -> Path:
     """Fit on the EMA loss, the held-out loss (when it is not already the eval metric) and the eval metric,
-    each when stored; draw every figure; write report.md. ``pending``: points still queued or running."""
+    each when stored; draw every figure; write report.md. ``pending``: points still queued or running.
+
+    A figure the folder's previous report.md showed and this one does not draw (a configuration renamed or
+    renumbered since) is deleted, so the folder holds this report's figures and no stale ones; no other
+    file is touched."""
     from . import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    md = out / "report.md"
+    earlier = _figures(md.read_text()) if md.is_file() else set()
     reps = {"ema": fit(records, "ema", n_boot, pending=pending)}
     evals = {r.outcome.eval_metric for r in records if r.outcome.eval_value is not None}
     if any(r.outcome.val_loss is not None for r in records) and not evals <= {"val_nll"}:
@@ -149,11 +156,17 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
     for i, c in enumerate(reps["ema"].configs):
         png = plots.render_curves(plots.curves_info(records, c), out / f"curves_{i}_{_slug(c.label)}.png")
         parts.append(("img", (c.label, png.name)))
-    md = out / "report.md"
     md.write_text(_markdown(parts))
     if html_too:
         (out / "report.html").write_text(_html(parts, study))
+    for name in earlier - _figures(md.read_text()):
+        (out / name).unlink(missing_ok=True)
     return md
+
+
+def _figures(markdown: str) -> set[str]:
+    """The figure files a report.md shows: its images' names, each a file beside it (never a path)."""
+    return {name for name in re.findall(r"^!\[[^\]]*\]\(([^()/\\]+\.png)\)$", markdown, flags=re.M)}
 
 
 def _counts_line(rep: FitReport) -> str:
