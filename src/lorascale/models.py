@@ -322,7 +322,9 @@ def _stored_dtype(path: Path, config: dict) -> str:
 
 
 def default_targets_for(model) -> tuple[str, ...]:
-    """μA Table 3 placement: BERT-style encoders get all attention/FFN projections, decoders their MLPs."""
+    """μA Table 3 placement: BERT-style encoders get all attention/FFN projections, decoders their MLPs.
+    Given only the model, it gives the embedded tiny-llama its MLPs too; loaded by name (``load_model``, so
+    in the CLI and ``TrainConfig``), that test model targets every linear layer."""
     model_type = getattr(getattr(model, "config", None), "model_type", "")
     return BERT_TARGETS if model_type in ("bert", "roberta", "xlm-roberta") else LLAMA_TARGETS
 

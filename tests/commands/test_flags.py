@@ -25,6 +25,13 @@ def test_help_comes_from_the_field_description():
     assert "AdamW weight decay (default 0.01)" in text and "LoRA-α knob α (default 1)" in text
 
 
+def test_a_flag_shows_its_choices_and_a_number_beside_a_word():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    usage = sub["sweep"].format_usage()
+    assert "[--members MEMBERS|auto]" in usage and "[--backend {local,ray}]" in usage  # int | "auto"; a Literal alone
+    assert "[--init {kaiming,A,B}]" in sub["train"].format_usage()  # an enum
+
+
 @pytest.mark.parametrize("argv, flags", [
     (["train", "--rank", "0", "--batch-size", "x", "--seed", "-1", "--lr", "nan", "--rule", "nope"],
      ["--rank", "--batch-size", "--seed", "--lr", "--rule"]),

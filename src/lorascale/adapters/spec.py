@@ -24,7 +24,8 @@ class AdapterSpec(Settings):
     init: Init = setting(Init.KAIMING, "adapter init: kaiming (PEFT default), A or B (μA Def. 3.2)")
     targets: tuple[str, ...] | str | None = setting(
         None, "target module names or suffixes, 'all-linear', or one regular expression matched against full module"
-        " names, as in PEFT (default: μA Table 3 placement)")
+        " names, as in PEFT (default: μA Table 3 placement, encoders' attention and FFN projections and"
+        " decoders' MLPs; the tiny-llama test model: every linear layer)")
     lora_dropout: Float = setting(0.0, "dropout on the adapter input (PEFT lora_dropout)", ge=0.0, lt=1.0,
                                   fix="μA uses 0")
     method: Method = setting(Method.LORA, "LoRA variant, built by PEFT: lora, loraplus, dora, pissa or olora"

@@ -13,7 +13,9 @@ from .flags import add_settings_args, given
 def register(sub) -> None:
     p = sub.add_parser("check", help="lint a PEFT adapter: scale per layer type, the rule it matches, distance from LoRA-α")
     p.add_argument("adapter_dir", metavar="ADAPTER_DIR")
-    add_settings_args(p, RuleSpec, only=("c",))  # the LoRA-α constant C the adapter is judged against
+    # the LoRA-α constant C the adapter is judged against; shown in --help: a declared lora-alpha rule's C wins
+    add_settings_args(p, RuleSpec, only=("c",), defaults={"c": "256; a lorascale.json declaring rule lora-alpha brings"
+                                                               " its own C, which is used instead"})
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 

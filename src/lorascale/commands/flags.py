@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Annotated, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -174,10 +175,13 @@ def _is_sequence(annotation) -> bool:
 
 
 def _metavar(annotation, name: str) -> str:
-    args = [a for a in (annotation, *get_args(annotation)) if a is not type(None)]
+    union = get_origin(annotation) in (Union, UnionType)
+    args = [a for a in (get_args(annotation) if union else (annotation, *get_args(annotation))) if a is not type(None)]
     for a in args:
         if isinstance(a, type) and hasattr(a, "__members__"):  # an enum: show its choices
             return "{" + ",".join(m.value for m in a) + "}"
         if get_origin(a) is not None and str(get_origin(a)).endswith("Literal"):
-            return "{" + ",".join(map(str, get_args(a))) + "}"
+            words = ",".join(map(str, get_args(a)))
+            # a Literal beside another type (int | "auto"): the value's name, or the words
+            return f"{name.upper()}|{words.replace(',', '|')}" if union and len(args) > 1 else "{" + words + "}"
     return name.upper()

@@ -78,7 +78,7 @@ class TrainConfig(Settings):
                               fix="μA smooths with 0.1")
     # divergence: non-finite loss, or loss > factor × the early level for `patience` consecutive steps (DivergenceGuard)
     diverge_factor: Float = setting(3.0, "a loss above this × its early level (the median of the first 10 losses,"
-                                    " kept between the first loss and 3× it) counts towards divergence", gt=1.0)
+                                    " kept between the first loss and diverge_factor × it) counts towards divergence", gt=1.0)
     diverge_patience: PositiveInt = setting(5, "consecutive steps above the factor that make a run diverged")
     out_dir: StrictStr | None = setting(None, "run directory (default runs/<time>-<model>-<rule>-...)")
     save_every: NonNegativeInt = setting(0, "write a checkpoint every k steps, to resume an interrupted run (0: never)")

@@ -58,7 +58,8 @@ class TuneRequest(Settings):
                                 ge=0.0, lt=1.0)
     confirm_seeds: PositiveInt = setting(2, "seeds the finalists are judged on, the search's own included (1: no check)")
     confirm_top: Int = setting(2, "finalists re-run at the other seeds before answering", ge=2)
-    fft_probe_rank: PositiveInt = setting(8, "rank of the Init[B] α = 1 probe that estimates η_FFT")
+    fft_probe_rank: PositiveInt = setting(8, "rank of the Init[B] α = 1 probe that estimates η_FFT (at most the"
+                                                  " tuned rank)")
     compute: PositiveFloat | None = setting(None, "cap on tune's whole planned cost (η_FFT probe, search and seed check)"
                                             " in full training runs (member-steps ÷ steps; 9.6 = 40% of an 8-point"
                                             " LR sweep at 3 seeds): fewer candidates start when needed")
