@@ -22,7 +22,7 @@ class Rows(torch.utils.data.Dataset):
 def test_kwargs_are_train_configs_recipe():
     kw = lorascale.trainer_kwargs(rule="alpha-r", lr_fft=3e-5)
     d = TrainConfig()
-    assert kw["learning_rate"] == pytest.approx(3e-4)  # the conventional 10× η_FFT for α = r
+    assert kw["learning_rate"] == pytest.approx(3e-4, rel=1e-12)  # the conventional 10× η_FFT for α = r (rel: rounding only)
     assert (kw["weight_decay"], kw["max_grad_norm"], kw["adam_beta1"], kw["adam_beta2"], kw["adam_epsilon"]) == \
         (d.weight_decay, d.grad_clip, d.beta1, d.beta2, d.eps)
     assert kw["lr_scheduler_type"] == "cosine_with_min_lr" and kw["lr_scheduler_kwargs"] == {"min_lr_rate": d.min_lr_ratio}

@@ -30,7 +30,7 @@ def test_recommend_smollm2_analytic_matches_formula_for_every_layer(capsys):
 def test_recommend_tiny_variant_i_json(capsys):
     out = run_json(capsys, ["recommend", "--model", "tiny-llama", "--rank", "4", "--json"])
     assert out["peft_config"]["lora_alpha"] == 512.0  # 256·√4
-    assert all(ly["scale"] == 128.0 for ly in out["layers"])
+    assert len(out["layers"]) == 14 and all(ly["scale"] == 128.0 for ly in out["layers"])  # tiny-llama: 7 linear × 2 blocks
 
 
 def test_recommend_readable_table(capsys):
@@ -86,7 +86,7 @@ def test_all_errors_reported_at_once(capsys):
 
 def test_transfer_rank_and_fft(capsys):
     out = run_json(capsys, ["transfer", "--lr", "1e-3", "--from-config", "A", "--from-rank", "4", "--to-rank", "64", "--from-width", "576", "--json"])
-    assert out["to"]["lr"] == pytest.approx(1e-3 / 4)  # η ∝ r^-1/2: 16× rank → 4× smaller
+    assert out["to"]["lr"] == pytest.approx(1e-3 / 4, rel=1e-12)  # η ∝ r^-1/2: 16× rank → 4× smaller (rel: rounding only)
     out = run_json(capsys, ["transfer", "--lr", "2e-5", "--from-config", "B", "--from-rank", "16", "--to-config", "fft", "--from-width", "576", "--to-width", "1152", "--json"])
     assert out["to"]["lr"] == pytest.approx(1e-5, rel=1e-9)  # float rounding only
 
@@ -96,6 +96,7 @@ def test_check_on_conventional_adapter(tmp_path, capsys, tiny_llama):
 
     get_peft_model(tiny_llama.model, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "down_proj"])).save_pretrained(tmp_path)
     out = run_json(capsys, ["check", str(tmp_path), "--json"])
+    assert len(out["layers"]) == 4  # q_proj and down_proj in 2 blocks
     assert all(ly["ratio"] == pytest.approx(128.0, rel=1e-9) for ly in out["layers"])  # float rounding only
     assert main(["check", str(tmp_path)]) == 0
     text = capsys.readouterr().out
@@ -122,7 +123,7 @@ def test_recommend_each_method_with_its_default_learning_rate(capsys):
                              "--json"])
     # rel=1e-9: float rounding only
     assert dora["peft_config"]["use_dora"] is True and dora["lr"] == 2e-5 and dora["lr_b"] == pytest.approx(8e-5, rel=1e-9)
-    assert all(ly["scale"] == 128.0 for ly in dora["layers"])  # LoRA-α's scale, DoRA or not
+    assert len(dora["layers"]) == 14 and all(ly["scale"] == 128.0 for ly in dora["layers"])  # LoRA-α's scale, DoRA or not
     assert main(["recommend", "--model", "tiny-llama", "--rank", "4", "--method", "olora"]) == 0
     text = capsys.readouterr().out
     assert "init_lora_weights='olora'" in text and "method olora" in text

@@ -35,6 +35,8 @@ def test_monitors_run_inside_hf_trainer_and_write_metrics(tiny_llama, tmp_path):
     first, second = cb.history[0], cb.history[1]
     # HF's AdamW without weight decay from B = 0: ΔA = 0 at step 1, so the drift is exactly zero there
     assert first["sd/all/drift_norm"] == 0.0 and first["sd/all/signal_norm"] > 0
+    # Adam's first step is sign descent on B, so the signal s·ΔB·A points down the gradient: ⟨ΔB, −∇_B⟩ > 0
+    assert first["sd/all/signal_align"] > 0
     assert second["sd/all/drift_norm"] > 0 and second["sd/all/ratio"] > 1
     assert {"sd/q_proj/signal_align", "sd/down_proj/signal_align"} <= set(second)
     # the feature-update monitor measures steps 2 and 4 on the batch it grabbed from the first forward

@@ -175,7 +175,7 @@ def test_feature_update_monitor_freezes_the_first_training_batch_without_a_probe
     assert torch.equal(mon.probe["input_ids"], lm_batch(0)["input_ids"]) and "labels" in mon.probe
     assert all(h["fu/down_proj/delta2"] > 0 for h in hist)
     # every probe token (2×16, no padding) at down_proj's input width (the MLP's 2·64)
-    assert all(x.shape == (2 * 16, 128) for x in mon.inputs.values())
+    assert len(mon.inputs) == 2 and all(x.shape == (2 * 16, 128) for x in mon.inputs.values())  # down_proj, 2 blocks
 
 
 def test_make_callbacks_builds_named_monitors_and_rejects_bad_input():

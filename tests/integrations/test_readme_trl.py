@@ -36,4 +36,5 @@ def test_readme_trl_example_runs(tmp_path, one_thread):
     assert (tmp_path / "adapter_config.json").exists() and (tmp_path / "lorascale.json").exists()
     rep = lint_adapter(tmp_path)  # judged by the lorascale.json the callback wrote
     # rel=1e-9: float rounding only
-    assert "as lorascale.json declares" in rep.reference and all(ly.ratio == pytest.approx(1.0, rel=1e-9) for ly in rep.layers)
+    assert "as lorascale.json declares" in rep.reference and len(rep.layers) == 6  # the MLP placement, 2 blocks
+    assert all(ly.ratio == pytest.approx(1.0, rel=1e-9) for ly in rep.layers)

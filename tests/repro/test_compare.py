@@ -16,7 +16,7 @@ def test_each_method_sweeps_its_own_knob(tmp_path):
     req = CompareRequest(tasks=["tiny-lm"], seeds=2, rank=4, sweep_log2=[-1, 0, 1])
     base = TASKS["tiny-lm"].base_lr
     ten = {(x, s): c for x, s, c in method_configs(req, "tiny-lm", "lora-10x", tmp_path)}
-    assert len(ten) == 6 and ten[(1.0, 1)].lr == pytest.approx(base * 10 * 2)  # 10× LR, then ×2 by the sweep
+    assert len(ten) == 6 and ten[(1.0, 1)].lr == pytest.approx(base * 10 * 2, rel=1e-12)  # 10× LR, then ×2 by the sweep (rel: rounding only)
     assert ten[(1.0, 1)].seed == 1 and ten[(1.0, 1)].adapter.scaling.rule == "alpha-r" and ten[(1.0, 1)].adapter.rank == 4
     la = {x: c for x, s, c in method_configs(req, "tiny-lm", "lora-alpha", tmp_path) if s == 0}
     assert [la[x].adapter.scaling.alpha for x in (-1.0, 0.0, 1.0)] == [0.5, 1.0, 2.0]  # LoRA-α sweeps α ...

@@ -25,7 +25,7 @@ def test_headline_arms_compute_and_targets(tmp_path, one_thread, monkeypatch):
     assert arms["a"]["lr"] == res["lr_fft"] == arms["e"]["lr"]  # LoRA-α trains at the FFT optimum
     # rel=1e-9: float rounding only
     assert res["targets"]["a"]["compute_fraction_of_b"] == pytest.approx(2 * T / (3 * 2 * T), rel=1e-9)
-    assert res["targets"]["a"]["compute_fraction_of_b_with_e"] == pytest.approx((2 + 3) * T / (3 * 2 * T))  # + (e)'s sweep
+    assert res["targets"]["a"]["compute_fraction_of_b_with_e"] == pytest.approx((2 + 3) * T / (3 * 2 * T), rel=1e-9)  # + (e)'s sweep (rel: rounding only)
     assert arms["d"]["member_steps"] == res["tune"]["member_steps"] > 0
     assert res["tune"]["probe_member_steps"] > 0  # tune estimates η_FFT itself (TrainConfig's default is not "given")
     b_sweep = {round(x["lr"], 12): x["ema"] for x in arms["b"]["sweep"]}

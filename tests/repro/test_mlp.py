@@ -91,9 +91,13 @@ def test_spectra_tiny_traces_growth_and_purification():
         # Prop. 3 is an expectation; 64 draws of A on a 6-wide layer leave ≈5% scatter, 20% is 4σ
         assert p["ratio"] == pytest.approx(1.0, rel=0.2), p
     g = res.growth()
-    assert 1.5 < g["signal_lambda_max"] < 2.5  # Θ(α²) from a point 4 small steps away from init
+    # H_signal carries s² = (α/r)² at fixed weights, so λ_max grows as α² exactly at init; 4 small steps (which
+    # depend on α) bend it only slightly: measured 1.9991 (seeded, one thread), abs 0.01 is 10× that bend
+    assert g["signal_lambda_max"] == pytest.approx(2.0, abs=0.01)
     pur = res.purification()
-    assert pur[-1]["lora_over_signal_lambda_max"] == pytest.approx(1.0, rel=0.05)  # α×16 purifies
+    # α×16 purifies: λ_max[H_LoRA]/λ_max[H_signal] measured 4.20, 1.49, 1.033 at α×1, ×4, ×16 (the drift's excess
+    # falling ~7× per 4× of α); 5% holds ×16's excess and fails ×4's
+    assert pur[-1]["lora_over_signal_lambda_max"] == pytest.approx(1.0, rel=0.05)
     assert pur[0]["lora_negative_mass"] > pur[-1]["lora_negative_mass"]
     # seeded and single-threaded, so the verdicts are fixed; the trace one "differs" because 64 draws on a
     # 6-wide layer scatter more than the report's agreement band, though within the 20% asserted above

@@ -36,7 +36,9 @@ def test_mlp_spectra_json_and_files(tmp_path, capsys):
     preds = [p["predicted"] for p in out["trace_pairs"]]
     assert math.isclose(preds[0] / preds[1], 2.0, rel_tol=1e-12) and math.isclose(preds[1] / preds[2], 2.0, rel_tol=1e-12)
     g = out["growth_exponents"]
-    assert 1.5 < g["signal_lambda_max"] < 2.5 and math.isfinite(g["drift_abs_lambda_min"])
+    # α² exactly at init, bent by the 3 steps, more at the CLI's default α grid (up to larger α) than in
+    # test_mlp's: measured 1.898 (seeded, one thread); abs 0.15 keeps Θ(α²) and refuses Θ(α) or Θ(α³)
+    assert g["signal_lambda_max"] == pytest.approx(2.0, abs=0.15) and math.isfinite(g["drift_abs_lambda_min"])
     assert (tmp_path / "fig8_spectra.png").stat().st_size > 0 and (tmp_path / "spectra.md").exists()
 
 

@@ -215,6 +215,8 @@ def test_a_contrastive_sweep_trains_packs_then_fits_and_reports_the_retrieval_me
     trials = SweepStore.open(url, "cli").trials()
     assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
     assert all(t.user_attrs["eval_metric"] == "val_mrr" and 0 < t.user_attrs["eval_value"] <= 1 for t in trials)
+    packs = {json.loads((tmp_path / t.user_attrs["run_dir"] / "summary.json").read_text())["pack"] for t in trials}
+    assert len(packs) == 1 and None not in packs  # the four trained together, not one by one
     capsys.readouterr()
     assert main(["fit", "--storage", url, "--metric", "eval", "--json", "--bootstrap", "0"]) == 0
     d = json.loads(capsys.readouterr().out)

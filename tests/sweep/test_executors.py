@@ -1,5 +1,6 @@
 """Executors on every backend: resume runs exactly the missing points; concurrent workers never share one."""
 
+import json
 import math
 import multiprocessing as mp
 from collections import Counter
@@ -219,6 +220,9 @@ def test_a_sweep_with_members_stores_what_separate_runs_store(tmp_path, one_thre
         res = run_sweep(spec, url, members=k, progress=False)
         assert res.counts == {"complete": 4}
         got[k] = {r.point.key: r for r in SweepStore.open(url, spec.name).records()}
+    packs = {k: {json.loads((tmp_path / r.outcome.run_dir / "summary.json").read_text())["pack"] for r in got[k].values()}
+             for k in (1, 4)}
+    assert packs[1] == {None} and len(packs[4]) == 1 and None not in packs[4]  # k = 4 did train one pack of four
     assert set(got[1]) == set(got[4]) == {p.key for p in spec.points}
     for key, sep in got[1].items():
         pack = got[4][key]

@@ -171,6 +171,13 @@ def test_single_seed_is_flagged_noisy_with_an_ols_interval():
     (c,) = rep.configs
     assert c.noisy and c.n_seeds == 1 and "OLS" in c.slope_ci_method
     assert c.slope_ci[0] < -0.5 < c.slope_ci[1]
+    # the interval itself, independently: scipy's least squares of log2 η* on log2 r, ± t(0.975, n − 2)·stderr
+    from scipy import stats as st
+
+    ols = st.linregress([2.0, 4.0, 6.0], [o.x for o in c.ranks])
+    half = st.t.ppf(0.975, 1) * ols.stderr
+    assert c.slope == pytest.approx(ols.slope, abs=1e-12)  # one least-squares solve each: rounding only
+    assert c.slope_ci == pytest.approx((ols.slope - half, ols.slope + half), rel=1e-9)
     assert any("single-seed" in n for n in rep.notes)
 
 

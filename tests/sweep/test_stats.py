@@ -21,7 +21,8 @@ def test_parabola_vertex_is_exact_on_uneven_grids():
 def test_optimum_edge_divergence_and_flat_cases():
     assert refine_optimum([0, 1, 2], [1.0, 2.0, 3.0]) == (0, 0, 1.0, False, True, False)
     o = refine_optimum([0, 1, 2, 3], [3.0, 1.0, 2.0, math.inf])  # an infinite neighbour of the best blocks nothing here
-    assert o.refined and 0 < o.x < 2
+    # the parabola through (0, 3), (1, 1), (2, 2) is 1.5x² − 3.5x + 3: vertex at 7/6, value 23/24
+    assert o.refined and o.x_grid == 1 and (o.x, o.value) == pytest.approx((7 / 6, 23 / 24), abs=1e-12)  # rounding only
     o = refine_optimum([0, 1, 2], [3.0, 1.0, math.inf])  # diverged right neighbour: keep the grid point
     assert (o.x, o.refined, o.at_edge) == (1, False, False)
     assert refine_optimum([0, 1], [math.inf, math.inf]) is None

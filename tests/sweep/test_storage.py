@@ -318,7 +318,10 @@ def test_an_old_study_gives_the_same_fit_numbers(tmp_path):
     grid points now give the interior one (sweep/stats.py refine_optimum): Init[B]'s accuracy ties at 2^-14 (the
     grid's edge) and 2^-13, so its η*, the transfer gap and two bootstrapped intervals of config 1 were updated.
     Edge optima give no verdict (sweep/fit.py): Init[B]'s accuracy optimum at r = 4 is on the grid's edge, so
-    its rank_invariant and the transfer's within_one_step became null, and its slope note names unmeasured rates."""
+    its rank_invariant and the transfer's within_one_step became null, and its slope note names unmeasured rates.
+    Each optimum's ``gap`` flag (no missing grid value beside it: false throughout) was added with the key.
+    A regression test, not an oracle: its numbers come from this code's history. The statistics have their
+    independent checks against scipy and hand-derived values in test_fit.py and test_stats.py."""
     db = tmp_path / "study.db"
     shutil.copy(OLD_STUDY, db)
     before = db.read_bytes()

@@ -147,6 +147,9 @@ def test_monitors_and_curvature_measure_a_contrastive_run(tmp_path, capsys):
     cfg = TrainConfig(**PAIRS, data=word_pairs(tmp_path / "p.jsonl"), steps=3, lr=3e-4, out_dir=str(tmp_path / "run"))
     train(cfg, callbacks=make_callbacks(["signal-drift", "feature-updates"]), progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    step1 = next(x for x in lines if x.get("step") == 1 and "loss" in x)
+    # AdamW's first step from a zero factor is sign descent on the other: its signal runs down the gradient
+    assert step1["sd/all/signal_align"] > 0
     step2 = next(x for x in lines if x.get("step") == 2 and "loss" in x)
     sd = {k: v for k, v in step2.items() if k.startswith("sd/all/")}
     fu = {k: v for k, v in step2.items() if k.startswith("fu/")}

@@ -139,8 +139,8 @@ def test_head_lr_stays_separate(tmp_path):
     assert r.status == "complete" and r.eval_metric == "val_accuracy"
     for lrs in spy.seen:
         assert set(lrs) == {"body", "head"}
-        assert lrs["head"] / lrs["body"] == pytest.approx(100.0)  # same schedule shape, separate peaks
-    assert spy.seen[0]["head"] == pytest.approx(1e-3 / 1)  # W = ceil(0.05·20) = 1: the first step is at the peak
+        assert lrs["head"] / lrs["body"] == pytest.approx(100.0, rel=1e-12)  # same schedule shape, separate peaks (rel: rounding only)
+    assert spy.seen[0]["head"] == pytest.approx(1e-3 / 1, rel=1e-12)  # W = ceil(0.05·20) = 1: the first step is at the peak (rel: rounding only)
 
 
 class Snapshot(Callback):
@@ -175,7 +175,8 @@ def test_ctrl_c_leaves_consistent_interrupted_run(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps_done"] == 3
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert all(json.loads(x) for x in lines)  # every line complete JSON
+    # every line complete JSON, one per finished step: step 3's record is not written, Ctrl-C came in its on_step_end
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
 
 
 def test_existing_run_dir_is_never_overwritten(tmp_path):
@@ -214,4 +215,6 @@ def test_smollm2_integration(tmp_path):
     c = TrainConfig(model="smollm2-135m", data="shakespeare", steps=3, batch_size=2, seq_len=64, max_examples=32,
                     max_val_batches=1, out_dir=str(tmp_path / "s"))
     r = train(c, progress=False)
-    assert r.status == "complete" and 1.0 < r.final_ema_loss < 8.0
+    # the pretrained model reads Shakespeare at 3–6 nats (measured 4.82 here over 64-token windows of 2 rows;
+    # the CPU study's 128-token runs start near 3.7); random or mis-converted weights sit near uniform, ln 49152 = 10.8
+    assert r.status == "complete" and 3.0 < r.final_ema_loss < 6.0, r.final_ema_loss

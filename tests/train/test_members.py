@@ -336,10 +336,13 @@ def test_ctrl_c_leaves_every_running_member_interrupted(tmp_path, one_thread):
     cfgs = [TrainConfig(**dict(LM, steps=6), **s, out_dir=str(tmp_path / f"m{i}")) for i, s in enumerate(LM_MEMBERS[:2])]
     with pytest.raises(KeyboardInterrupt):
         train_members(cfgs, [[], [InterruptAt()]], progress=False)
+    steps = []
     for c in cfgs:
         summary = json.loads(open(f"{c.out_dir}/summary.json").read())
         assert summary["status"] == "interrupted" and summary["steps_done"] == 2
-        assert all(json.loads(x) for x in open(f"{c.out_dir}/metrics.jsonl"))  # every line complete JSON
+        steps.append([json.loads(x)["step"] for x in open(f"{c.out_dir}/metrics.jsonl")])  # every line complete JSON
+    # members end their step in order: member 0 logged step 2 before member 1's callback raised in its own
+    assert steps == [[1, 2], [1]]
 
 
 def test_a_nan_gradient_diverges_only_its_member(tmp_path, one_thread, poison_gradients_at):
