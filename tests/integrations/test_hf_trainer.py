@@ -145,6 +145,13 @@ def test_metadata_callback_records_a_loraplus_optimizer_s_rates_not_the_trainer_
     assert meta.rates == (3e-4, 16)
     meta.on_train_begin(args, trainer.state, None, model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=5e-3))
     assert meta.rates == (5e-3, None)  # one rate for A and B: plain AdamW, no ratio
+    frozen_b = lorascale.loraplus_optimizer(model, lr=3e-4)
+    for g in frozen_b.param_groups:
+        g["lr"] = 0.0 if g["lr"] > 3e-4 else g["lr"]  # B's groups (16 × lr) frozen: no ratio to speak of
+    meta.on_train_begin(args, trainer.state, None, model=model, optimizer=frozen_b)
+    assert meta.rates == (None, None)  # the file then falls back to the trainer's learning_rate
+    meta.on_train_begin(args, trainer.state, None, model=model, optimizer=None)  # the trainer builds its own
+    assert meta.rates == (None, None)
 
 
 def test_metadata_callback_on_a_transformers_model_with_a_named_adapter(tmp_path):

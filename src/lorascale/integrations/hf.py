@@ -219,21 +219,25 @@ def _adapter(model) -> str:
 
 
 def _optimizer_rates(model, optimizer) -> tuple[float | None, float | None]:
-    """(A's peak learning rate, B's ÷ A's when they differ) in the optimizer the trainer steps. A LoRA+ optimizer
+    """(A's peak learning rate, B's ÷ A's when they differ) in the optimizer passed to the trainer
+    (``Trainer(optimizers=(opt, None))``: the one callbacks are shown). A LoRA+ optimizer
     (``lorascale.loraplus_optimizer``, PEFT's ``create_loraplus_optimizer``) was built with its own ``lr``, which
     the trainer's ``learning_rate`` does not set, and B trains at λ × it: the file must say both. The peak is
     a group's ``initial_lr`` (the scheduler keeps it; ``lr`` is already the warm-up's first, scaled value).
-    (None, None) where A's (or B's) factors sit at several rates, e.g. an optimizer grouped per layer."""
+    (None, None), and the file takes ``learning_rate`` and no ratio, where the trainer builds its own optimizer
+    (callbacks see None: one made in an overridden ``create_optimizer`` is not seen either), where A's (or B's)
+    factors sit at several rates (an optimizer grouped per layer), or at a rate ≤ 0 (frozen)."""
     from ..adapters import lora_modules
 
     if optimizer is None:
         return None, None
     adapter = _adapter(model)
-    peak = {id(p): g.get("initial_lr", g["lr"]) for g in optimizer.param_groups for p in g["params"]}
+    peak = {id(p): float(g["initial_lr"] if "initial_lr" in g else g["lr"]) for g in optimizer.param_groups
+            for p in g["params"]}
     modules = [m for _, m in lora_modules(model, adapter)]
     rates_a = {peak.get(id(m.lora_A[adapter].weight)) for m in modules}
     rates_b = {peak.get(id(m.lora_B[adapter].weight)) for m in modules}
-    if len(rates_a) != 1 or len(rates_b) != 1 or None in rates_a | rates_b:
+    if len(rates_a) != 1 or len(rates_b) != 1 or None in rates_a | rates_b or min(rates_a | rates_b) <= 0:
         return None, None
     (lr_a,), (lr_b,) = rates_a, rates_b
     # λ·η is one product: the quotient carries only its rounding, which 12 digits drop (so 16 reads as 16)
@@ -255,4 +259,5 @@ def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name:
     base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # add_adapter: no wrapper
     base = getattr(getattr(base_model, "config", None), "_name_or_path", None)
     folder.mkdir(parents=True, exist_ok=True)
-    write_metadata(folder, AdapterMetadata(adapter=spec, lr=rates[0] or args.learning_rate, model=model_name or base or None))
+    write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate if rates[0] is None else rates[0],
+                                                  model=model_name or base or None))

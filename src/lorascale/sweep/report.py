@@ -72,7 +72,7 @@ def fit_tables(rep: FitReport) -> list[tuple[str, list[str], list[list[str]]]]:
     """The fit as (title, headers, rows) tables, shared by the terminal, Markdown and HTML."""
     t = []
     rows = [[c.label, _r(o.rank), f"{o.lr:.3g}", f"{o.x:.2f}", _ci(o.ci), f"{o.x_grid:g}", _v(rep, o.best_value),
-             "edge" if o.at_edge else "gap" if o.gap else ""] for c in rep.configs for o in c.ranks]
+             " ".join(w for w, flag in (("edge", o.at_edge), ("gap", o.gap)) if flag)] for c in rep.configs for o in c.ranks]
     if rows:  # a paths-only study has no learning-rate grid
         t.append((f"η* per configuration and rank ({rep.metric})",
                   ["config", "rank", "η*", "log2 η*", "95% CI", "grid", "best", ""], rows))
@@ -116,7 +116,7 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
 
     A figure the folder's previous report.md showed and this one does not draw (a configuration renamed or
     renumbered since) is deleted, so the folder holds this report's figures and no stale ones; no other
-    file is touched."""
+    file is touched but an earlier report.html when this one writes none."""
     from . import plots
 
     out = Path(out_dir)
@@ -159,6 +159,8 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
     md.write_text(_markdown(parts))
     if html_too:
         (out / "report.html").write_text(_html(parts, study))
+    else:  # an earlier report's page would show figures this one deletes or no longer matches
+        (out / "report.html").unlink(missing_ok=True)
     for name in earlier - _figures(md.read_text()):
         (out / name).unlink(missing_ok=True)
     return md
@@ -166,7 +168,8 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
 
 def _figures(markdown: str) -> set[str]:
     """The figure files a report.md shows: its images' names, each a file beside it (never a path)."""
-    return {name for name in re.findall(r"^!\[[^\]]*\]\(([^()/\\]+\.png)\)$", markdown, flags=re.M)}
+    # greedy caption: configuration labels hold brackets (Init[A] α=1); the name is after the last "]("
+    return set(re.findall(r"^!\[.*\]\(([^()/\\]+\.png)\)\s*$", markdown, flags=re.M))
 
 
 def _counts_line(rep: FitReport) -> str:
