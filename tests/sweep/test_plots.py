@@ -63,6 +63,9 @@ def test_ylim_clips_the_worst_means_and_keeps_the_bars_of_the_rest():
     assert plots.ylim_covering(means, [0.0, 0.0, 0.0, 1.5, 1.0]) == pytest.approx((0.775, 5.725), abs=ARITH)
     assert plots.ylim_covering(means, errs, clip=None) == pytest.approx((0.75, 6.25), abs=ARITH)  # span 5
     assert plots.ylim_covering(means[:4], errs[:4]) == pytest.approx((0.85, 4.15), abs=ARITH)  # < 5 points: no clip
+    # a clipped mean's bar sets neither edge: 5 ± 4.5 (one seed blew up) would pull the bottom to 0.5 and
+    # flatten the valley; the range stays 1 … 4 (the SmolLM2 study's r = 64 at 2^−7: 5.14 ± 1.96 over 2 seeds)
+    assert plots.ylim_covering(means, [0.0, 0.0, 0.0, 0.0, 4.5]) == pytest.approx((0.85, 4.15), abs=ARITH)
 
 
 def test_lr_sweep_ylim_keeps_the_error_bars_on_the_axis(stored):

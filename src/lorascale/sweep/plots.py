@@ -121,21 +121,20 @@ def _bar(err: float | None) -> float:
 def ylim_covering(means, errs, clip: float | None = CLIP_QUANTILE, margin: float = MARGIN) -> tuple[float, float] | None:
     """(lo, hi) in score units (lower is better) covering each finite mean ± its error bar.
 
-    lo is the lowest bar bottom; hi the highest bar top. With ``clip`` and at least 5 points, the means
-    above their ``clip`` quantile leave the plot (as μA clips its axes, so a few very bad learning rates do
-    not flatten the valley), and hi is the highest bar top of the means that stay: a point on the plot
-    keeps its whole error bar. Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A
+    With ``clip`` and at least 5 points, the means above their ``clip`` quantile leave the plot (as μA clips
+    its axes, so a few very bad learning rates do not flatten the valley). lo is the lowest bar bottom and hi
+    the highest bar top of the means that stay: a point on the plot keeps its whole error bar, and a clipped
+    one, often a rate where one seed blew up, does not stretch the axis down with its wide bar. Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A
     +inf mean (a diverged point, drawn as × on the edge) is left out; an unknown or non-finite error bar
     counts as 0. None when no mean is finite.
     """
     bars = [(m, _bar(e)) for m, e in zip(means, errs) if math.isfinite(m)]
     if not bars:
         return None
-    lo = min(m - e for m, e in bars)
     if clip is not None and len(bars) >= 5:
         cut = percentile(sorted(m for m, _ in bars), clip)
         bars = [(m, e) for m, e in bars if m <= cut]
-    hi = max(m + e for m, e in bars)
+    lo, hi = min(m - e for m, e in bars), max(m + e for m, e in bars)
     pad = margin * (hi - lo) or margin * abs(lo) or margin
     return lo - pad, hi + pad
 
