@@ -131,8 +131,8 @@ def metadata_callback(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, *, alpha: fl
                       lora_alpha: float = 16.0, gamma: float = 0.0, init: str | Init = Init.KAIMING,
                       model_name: str | None = None):
     """A ``TrainerCallback`` writing ``lorascale.json`` (the rule the adapters were planned with, the peak
-    learning rate, LoRA+'s ratio where the optimizer has one, the model) into each checkpoint folder (``on_save``) and ``output_dir`` at the end
-    (``trainer.save_model`` calls no callback). Give it the rule ``lora_config``/``apply`` used: at the
+    learning rate, LoRA+'s ratio where the optimizer has one, the model) into each checkpoint folder
+    (``on_save``) and ``output_dir`` at the end (``trainer.save_model`` calls no callback). Give it the rule ``lora_config``/``apply`` used: at the
     start it checks every LoRA layer's s against that rule, so the file cannot claim another one."""
     from transformers import TrainerCallback
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -259,5 +259,5 @@ def _write(model, args, folder: Path, scaling: RuleSpec, init: Init, model_name:
     base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # add_adapter: no wrapper
     base = getattr(getattr(base_model, "config", None), "_name_or_path", None)
     folder.mkdir(parents=True, exist_ok=True)
-    write_metadata(folder, AdapterMetadata(adapter=spec, lr=args.learning_rate if rates[0] is None else rates[0],
-                                                  model=model_name or base or None))
+    lr = args.learning_rate if rates[0] is None else rates[0]
+    write_metadata(folder, AdapterMetadata(adapter=spec, lr=lr, model=model_name or base or None))

@@ -124,9 +124,9 @@ def ylim_covering(means, errs, clip: float | None = CLIP_QUANTILE, margin: float
     With ``clip`` and at least 5 points, the means above their ``clip`` quantile leave the plot (as μA clips
     its axes, so a few very bad learning rates do not flatten the valley). lo is the lowest bar bottom and hi
     the highest bar top of the means that stay: a point on the plot keeps its whole error bar, and a clipped
-    one, often a rate where one seed blew up, does not stretch the axis down with its wide bar. Both widen by ``margin`` of the span (of |lo|, or 1, when the span is 0). A
-    +inf mean (a diverged point, drawn as × on the edge) is left out; an unknown or non-finite error bar
-    counts as 0. None when no mean is finite.
+    one, often a rate where one seed blew up, does not stretch the axis down with its wide bar. Both widen
+    by ``margin`` of the span (of |lo|, or 1, when the span is 0). A +inf mean (a diverged point, drawn as
+    × on the edge) is left out; an unknown or non-finite error bar counts as 0. None when no mean is finite.
     """
     bars = [(m, _bar(e)) for m, e in zip(means, errs) if math.isfinite(m)]
     if not bars:
