@@ -27,7 +27,7 @@ from ..schema import NonNegativeInt, Settings, setting
 from ..vocabulary import RunStatus, higher_is_better
 from .fit_paths import AlphaLaw, PathComparison, PathFit, alpha_laws, path_comparisons, path_fits
 from .optima import (
-    FIT_METRICS, Metric, PointStat, RankOptimum, cells, optima, records_grid, rank_slope, score, seed_ci, seeds_at, seeds_of,
+    FIT_METRICS, Metric, PointStat, RankOptimum, cells, grid_of, optima, records_grid, rank_slope, score, seed_ci, seeds_at, seeds_of,
     uneven_points, unless_bound, with_ci,
 )
 from .records import RECORD_STATUSES, Record
@@ -253,7 +253,7 @@ def _config_fits(records, metric, n_boot, seed) -> list[ConfigFit]:
                               " edge or beside a diverged or unmeasured rate)")
             else:
                 method = "n/a (single seed, 2 ranks)"
-        xs = sorted({x for by_x in c.values() for x in by_x})
+        xs = grid_of(c)
         step = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
         lora = [o.x_grid for r, (o, _) in opts.items() if r is not None]
         ranks = with_ci(opts, opt_samples, c)

@@ -156,12 +156,13 @@ def write_report(records: list[Record], out_dir: str | Path, study: str, n_boot:
     for i, c in enumerate(reps["ema"].configs):
         png = plots.render_curves(plots.curves_info(records, c), out / f"curves_{i}_{_slug(c.label)}.png")
         parts.append(("img", (c.label, png.name)))
-    md.write_text(_markdown(parts))
+    text = _markdown(parts)
+    md.write_text(text)
     if html_too:
         (out / "report.html").write_text(_html(parts, study))
     else:  # an earlier report's page would show figures this one deletes or no longer matches
         (out / "report.html").unlink(missing_ok=True)
-    for name in earlier - _figures(md.read_text()):
+    for name in earlier - _figures(text):
         (out / name).unlink(missing_ok=True)
     return md
 
