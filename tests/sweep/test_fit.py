@@ -178,7 +178,14 @@ def test_single_seed_is_flagged_noisy_with_an_ols_interval():
     half = st.t.ppf(0.975, 1) * ols.stderr
     assert c.slope == pytest.approx(ols.slope, abs=1e-12)  # one least-squares solve each: rounding only
     assert c.slope_ci == pytest.approx((ols.slope - half, ols.slope + half), rel=1e-9)
-    assert any("single-seed" in n for n in rep.notes)
+    assert any(n.startswith("single-seed fits are noisy:") for n in rep.notes)  # all single-seed: no list
+
+
+def test_the_single_seed_note_names_only_the_single_seed_configurations():
+    """A study where only one configuration has one seed (FFT run once beside multi-seed LoRA) says which."""
+    rep = fit(records(config="Init[A]", seeds=range(2), noise=0.003) + records(config="FFT", noise=0.003), n_boot=50)
+    (note,) = [n for n in rep.notes if "single-seed" in n]
+    assert note.startswith("single-seed fits are noisy (FFT; the rest have more seeds):")
 
 
 def test_bootstrap_interval_covers_the_true_slope_at_its_nominal_rate():

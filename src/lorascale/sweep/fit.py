@@ -166,8 +166,10 @@ def _notes(metric, evals, counts, configs, laws=()) -> list[str]:
                      " re-run `lorascale sweep` to retry them")
     if counts["no_metric"]:
         notes.append(f"{counts['no_metric']} finished runs have no {metric} value and are excluded")
-    if any(c.noisy for c in configs):
-        notes.append("single-seed fits are noisy: at small budgets seed noise (±0.05–0.1 EMA loss) is as"
+    single = [c.label for c in configs if c.noisy]
+    if single:
+        which = "" if len(single) == len(configs) else f" ({', '.join(single)}; the rest have more seeds)"
+        notes.append(f"single-seed fits are noisy{which}: at small budgets seed noise (±0.05–0.1 EMA loss) is as"
                      " large as the gap between neighbouring learning rates; add seeds")
     if any(o.at_edge for c in configs for o in c.ranks):
         notes.append("some optima sit at the edge of their learning-rate grid: extend the grid there")
