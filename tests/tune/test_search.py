@@ -25,6 +25,36 @@ def test_search_space_starts_at_the_prior_and_stays_in_the_box():
     assert all(1e-3 / 4 <= lr <= 1e-3 * 4 and 0.1 <= a <= 10 for lr, a in pts)  # ±2 octaves, α ∈ [0.1, 10]
 
 
+@pytest.mark.parametrize("rule, prior", [("fixed-alpha", 512.0), ("rslora", 256.0)])
+def test_a_lora_alpha_knobs_box_is_around_lora_alphas_default_multiplier(rule, prior):
+    """fixed-alpha and rslora search PEFT's lora_alpha: unset, the prior is the lora_alpha giving LoRA-α's default
+    s = C·√r/r = 256·2/4 = 128 at r = 4 (fixed: s = lora_alpha/4 → 512; rsLoRA: s = lora_alpha/2 → 256), and
+    the box is [0.1, 10] times it, not α's own [0.1, 10] (s ≤ 2.5 or 5, far below any useful multiplier)."""
+    req = TuneRequest(**RUN, lr_fft=1e-3, candidates=5, rule=rule)
+    assert req.knob == "lora_alpha" and req.prior == pytest.approx(prior, rel=1e-12)  # √4 = 2 exactly; ×256
+    assert req.alpha_box == pytest.approx((prior / 10, prior * 10), rel=1e-12)
+    # 5 log-even points over two decades: prior·10^(−1, −½, 0, ½, 1), the prior itself in the middle
+    pts = search_space(req, 1e-3)
+    assert [lr for lr, _ in pts] == [1e-3] * 5
+    assert [a for _, a in pts] == pytest.approx([prior] + [prior * 10.0**e for e in (-1, -0.5, 0.5, 1)],
+                                                rel=1e-12)  # exp/log rounding
+
+
+def test_a_given_lora_alpha_or_bound_is_kept():
+    """The user's lora_alpha is the prior; a bound given is absolute (knob units), the other still relative."""
+    mine = TuneRequest(**RUN, lr_fft=1e-3, rule="fixed-alpha", lora_alpha=32.0)
+    assert mine.prior == 32.0 and mine.alpha_box == pytest.approx((3.2, 320.0), rel=1e-12)
+    floor = TuneRequest(**RUN, lr_fft=1e-3, rule="rslora", alpha_min=100.0)
+    assert floor.alpha_box == pytest.approx((100.0, 2560.0), rel=1e-12)
+    lora_alpha_rule = TuneRequest(**RUN, lr_fft=1e-3)  # LoRA-α's α: [0.1, 10] whatever lora_alpha says
+    assert lora_alpha_rule.prior == 1.0 and lora_alpha_rule.alpha_box == (0.1, 10.0)
+    with pytest.raises(ConfigErrors) as e:  # a bound past the derived other one: named, with a box that fits
+        TuneRequest(**RUN, lr_fft=1e-3, rule="rslora", alpha_min=3000.0)
+    (err,) = e.value.errors
+    assert (err.field, err.message) == ("alpha_min", "3000 is not below the largest α searched (2560)")
+    assert err.fix == "lower `alpha_min` or raise `alpha_max`, e.g. 25.6 and 2560"
+
+
 def test_by_default_the_search_is_lora_alphas_alpha_path_at_lr_fft():
     pts = search_space(TuneRequest(**RUN, lr_fft=1e-3, candidates=6), 1e-3)
     # 6 log-even α over [0.1, 10]: 10^(−1 + 0.4j) = 0.1, 0.251, 0.631, 1.585, 3.98, 10; α = 1 lies midway

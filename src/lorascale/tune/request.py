@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import StrictStr, model_validator
 
 from ..errors import ConfigError, ConfigErrors
-from ..rules import Finetune, ScaleRule
+from ..rules import Finetune, RuleSpec, ScaleRule, effective_scale, peft_lora_alpha
 from ..schema import Float, Int, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, setting, validate
 from ..sweep.rule_facts import ALPHA_KNOB
 from ..sweep.run_settings import Members
 from ..train.config import TrainConfig
 
-__all__ = ["TuneRequest", "step_budget_only", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS"]
+__all__ = ["TuneRequest", "step_budget_only", "FFT_PROBE_LOG2_LR", "REFERENCE_GRID_LRS", "REFERENCE_GRID_SEEDS", "ALPHA_BOX"]
 
 FFT_PROBE_LOG2_LR = tuple(float(x) for x in range(-18, -7, 2))
 """The η grid of the η_FFT probe: every other octave of 2^-18 ≈ 3.8e-6 … 2^-8 ≈ 3.9e-3 (μA Table 6's Init[B]
@@ -26,6 +26,10 @@ REFERENCE_GRID_SEEDS = 3
 """The yardstick of tune's ``compute_fraction``: what tune replaces, the common log2 learning-rate grid of 8
 rates at 3 seeds, each run to the end (LoRA-α's and μA's sweeps; the headline's arm (b))."""
 
+
+ALPHA_BOX = (0.1, 10.0)
+"""LoRA-α's search box for its α knob (§4: α ∈ [0.1, 10] around the default 1). For a rule whose knob is PEFT's
+``lora_alpha`` (fixed-alpha, rslora) an unset bound is this factor times the prior (:attr:`TuneRequest.prior`)."""
 
 LR_SPAN_MAX = 10.0  # octaves each side: 2^±10 around η_FFT is already three decades
 
@@ -49,8 +53,10 @@ class TuneRequest(Settings):
     run: TrainConfig = setting(TrainConfig(rule="lora-alpha"), "the run to tune")
     candidates: PositiveInt = setting(18, "configurations that start the search", ge=2)
     reduction: Int = setting(3, "successive halving keeps the best 1/reduction at each rung", ge=2, le=16)
-    alpha_min: PositiveFloat = setting(0.1, "smallest α knob searched (LoRA-α searches [0.1, 10])")
-    alpha_max: PositiveFloat = setting(10.0, "largest α knob searched")
+    alpha_min: PositiveFloat = setting(ALPHA_BOX[0], "smallest α knob searched (LoRA-α searches [0.1, 10]; for"
+                                       " fixed-alpha and rslora, unset: 0.1 × the prior lora_alpha)")
+    alpha_max: PositiveFloat = setting(ALPHA_BOX[1], "largest α knob searched (unset, for fixed-alpha and rslora:"
+                                       " 10 × the prior lora_alpha)")
     lr_span: NonNegativeFloat = setting(0.0, "octaves of η searched on each side of η_FFT (0: LoRA-α's α-path at η_FFT)",
                                         le=LR_SPAN_MAX)
     first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut, to within the"
@@ -94,13 +100,16 @@ class TuneRequest(Settings):
     @model_validator(mode="after")
     def _searchable(self) -> "TuneRequest":
         errors = []
-        if self.alpha_min >= self.alpha_max:
-            errors.append(ConfigError("alpha_min", f"{self.alpha_min:g} is not below the largest α searched"
-                                      f" ({self.alpha_max:g})", "lower `alpha_min` or raise `alpha_max`, e.g. 0.1 and 10"))
         if self.run.finetune is not Finetune.LORA:
             errors.append(ConfigError("finetune", "tune searches LoRA's α and η", "use finetune: lora"))
         elif self.run.adapter.scaling.rule not in ALPHA_KNOB:
             errors.append(_no_knob(self.run.adapter.scaling.rule))
+        else:
+            lo, hi = self.alpha_box
+            if lo >= hi:
+                errors.append(ConfigError("alpha_min", f"{lo:g} is not below the largest α searched ({hi:g})",
+                                          f"lower `alpha_min` or raise `alpha_max`, e.g. {self.prior * ALPHA_BOX[0]:g}"
+                                          f" and {self.prior * ALPHA_BOX[1]:g}"))
         if self.run.lr is not None:
             errors.append(ConfigError("lr", "tune searches the learning rate", "drop `lr` (give `lr_fft` to skip its estimate)"))
         if self.run.epochs is not None:
@@ -117,6 +126,35 @@ class TuneRequest(Settings):
                                          if 1 / self.first_rung >= 2 - 1e-9 else "")))
         ConfigErrors.raise_if_any(errors)
         return self
+
+    @property
+    def knob(self) -> str:
+        """The RuleSpec field the search moves: ``alpha`` (LoRA-α) or ``lora_alpha`` (fixed-alpha, rslora)."""
+        return ALPHA_KNOB[ScaleRule(self.run.adapter.scaling.rule)]
+
+    @property
+    def prior(self) -> float:
+        """Where the search starts, in the knob's units: LoRA-α's default α = 1; for fixed-alpha and rslora the
+        ``lora_alpha`` the run gives, or unset, the one that reproduces LoRA-α's default multiplier at the run's
+        rank (s = C/√r: ``lora_alpha`` = C·√r for fixed-alpha, C for rslora)."""
+        spec = self.run.adapter.scaling
+        if self.knob == "alpha":
+            return 1.0
+        if "lora_alpha" in spec.model_fields_set:
+            return spec.lora_alpha
+        r = self.run.adapter.rank
+        s = effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, c=spec.c), r, 1)  # Variant I: no d_in
+        return peft_lora_alpha(s, r, use_rslora=spec.rule is ScaleRule.RSLORA)
+
+    @property
+    def alpha_box(self) -> tuple[float, float]:
+        """(smallest, largest) knob value searched: ``alpha_min``/``alpha_max`` where given; unset, LoRA-α's
+        [0.1, 10], times the prior when the knob is ``lora_alpha`` (a box of α's units would put PEFT's
+        ``lora_alpha`` far below any useful multiplier)."""
+        scale = 1.0 if self.knob == "alpha" else self.prior
+        given = self.model_fields_set
+        return (self.alpha_min if "alpha_min" in given else ALPHA_BOX[0] * scale,
+                self.alpha_max if "alpha_max" in given else ALPHA_BOX[1] * scale)
 
     @property
     def lr_fft_given(self) -> bool:

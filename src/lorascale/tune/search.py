@@ -4,7 +4,7 @@
    a 6-point log2 grid (every other octave) trained as members with successive halving (always plain LoRA: the transfer is
    μA's statement about LoRA, whatever method is tuned).
 2. The search: LoRA-α's α-path at η = η_FFT (``lr_span`` 0, the default: α log-evenly over
-   [alpha_min, alpha_max], the prior α = 1 among them), or with ``lr_span`` > 0 the prior plus Sobol points
+   the knob's box (``TuneRequest.alpha_box``, [0.1, 10] around the prior α = 1), the prior among them), or with ``lr_span`` > 0 the prior plus Sobol points
    in (log α, log η) (Optuna's ``QMCSampler``); trained as members with successive halving (:mod:`.halving`). A method that cannot be a member
    (DoRA, PiSSA, OLoRA) trains its candidates one after another, halved by Optuna's
    ``SuccessiveHalvingPruner`` at the same rungs.
@@ -32,8 +32,6 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import json_text
-from ..rules import ScaleRule
-from ..sweep.rule_facts import ALPHA_KNOB
 from ..train.config import TrainConfig
 from ..vocabulary import RunStatus
 from .edges import probe_edges, search_edges
@@ -167,16 +165,16 @@ def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
     from optuna.distributions import FloatDistribution
 
     n = _n_candidates(req)
-    prior_alpha = min(max(1.0 if _knob(req.run) == "alpha" else req.run.adapter.scaling.lora_alpha, req.alpha_min),
-                      req.alpha_max)
+    box = req.alpha_box
+    prior_alpha = min(max(req.prior, box[0]), box[1])
     if req.lr_span == 0:  # log-even α over the box, the point nearest the prior replaced by the prior itself
-        lo, hi = math.log(req.alpha_min), math.log(req.alpha_max)
+        lo, hi = math.log(box[0]), math.log(box[1])
         path = [math.exp(lo + (hi - lo) * j / (n - 1)) for j in range(n)]
         # a tie (the prior midway between two points, as α = 1 is for an even n) replaces the larger α,
         # keeping the gentler neighbour
         nearest = min(range(n), key=lambda j: (round(abs(math.log(path[j] / prior_alpha)), 9), -path[j]))
         return [(lr_fft, prior_alpha)] + [(lr_fft, a) for j, a in enumerate(path) if j != nearest]
-    space = {"alpha": FloatDistribution(req.alpha_min, req.alpha_max, log=True),
+    space = {"alpha": FloatDistribution(*box, log=True),
              "lr": FloatDistribution(lr_fft * 2.0**-req.lr_span, lr_fft * 2.0**req.lr_span, log=True)}
     with warnings.catch_warnings():  # "experimental" since Optuna 3.0; its Sobol points are what we need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -229,10 +227,10 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
         probe = run_stage("lr-fft", probe_cfg, grid, req, url, out, knob=None, progress=progress)
         lr_fft, source = probe.chosen.lr, f"Init[B] α=1 probe at rank {probe_cfg.adapter.rank} (μA Cor. 4.6)"
     searched = cfg.replace(lr_fft=lr_fft, save_model=False)
-    search = run_stage("search", searched, search_space(req, lr_fft), req, url, out, knob=_knob(cfg), progress=progress)
+    search = run_stage("search", searched, search_space(req, lr_fft), req, url, out, knob=req.knob, progress=progress)
     confirm = check_seeds(search, searched, req, url, out, progress=progress)
     chosen = search.chosen
-    best = cfg.replace(lr=chosen.lr, lr_fft=lr_fft, **{_knob(cfg): chosen.alpha})
+    best = cfg.replace(lr=chosen.lr, lr_fft=lr_fft, **{req.knob: chosen.alpha})
     loaded = load_model(best.model, task=task, quiet=True, weights=False)  # the shapes are enough to plan
     plan = plan_lora(loaded.model, best.adapter, loaded.default_targets, task_type=task.peft_task_type)
     # task_type makes get_peft_model wrap the model as lorascale trained it (SEQ_CLS: the head trains too)
@@ -241,7 +239,7 @@ def tune(req: TuneRequest, progress: bool = True) -> TuneResult:
     if probe is not None:
         result.edges += probe_edges(lr_fft, [2.0**x for x in FFT_PROBE_LOG2_LR])
     result.edges += search_edges((chosen.lr, chosen.alpha), [(c.lr, c.alpha) for c in search.candidates], lr_fft,
-                                 req.lr_span, (req.alpha_min, req.alpha_max))
+                                 req.lr_span, req.alpha_box)
     for w in result.edges:
         log.warning("tune: %s", w)
     if req.compute is not None:
@@ -288,7 +286,7 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
         return None
     seeds = [(base.seed + k) % 2**32 for k in range(1, req.confirm_seeds)]  # seeds are 32-bit: wrap past the top
     points = [(search.candidates[i].lr, search.candidates[i].alpha) for i in finalists for _ in seeds]
-    confirm = run_stage("confirm", base, points, req, url, out, knob=_knob(base), progress=progress,
+    confirm = run_stage("confirm", base, points, req, url, out, knob=req.knob, progress=progress,
                         seeds=seeds * len(finalists), halve=False)
     errors = {}
     for j, i in enumerate(finalists):
@@ -493,10 +491,6 @@ def _tell(study, trial, c: Candidate) -> None:
         study.tell(trial, c.final_ema_loss)
     else:
         study.tell(trial, math.inf)  # diverged: finished, and never the best
-
-
-def _knob(cfg: TrainConfig) -> str:
-    return ALPHA_KNOB[ScaleRule(cfg.adapter.scaling.rule)]
 
 
 def planned_cost(req: TuneRequest, n_candidates: int) -> int:
