@@ -25,6 +25,21 @@ def test_search_space_starts_at_the_prior_and_stays_in_the_box():
     assert all(1e-3 / 4 <= lr <= 1e-3 * 4 and 0.1 <= a <= 10 for lr, a in pts)  # ±2 octaves, α ∈ [0.1, 10]
 
 
+def test_every_point_after_the_prior_is_scipys_scrambled_sobol_sequence():
+    """Independently: scipy's scrambled Sobol' points at the run's seed, mapped log-linearly onto the box
+    (dimensions in Optuna's name order: α, then η). Optuna's QMCSampler draws the first point of an empty study
+    at random to learn the space; tune seeds the study with the prior so that none is."""
+    from scipy.stats import qmc
+
+    req = TuneRequest(**RUN, lr_fft=1e-3, candidates=9, lr_span=2.0)
+    u = qmc.Sobol(2, scramble=True, seed=req.run.seed).random(8)
+    box = [(math.log(0.1), math.log(10.0)), (math.log(1e-3 / 4), math.log(1e-3 * 4))]
+    alpha, lr = ([math.exp(lo + x * (hi - lo)) for x in u[:, d]] for d, (lo, hi) in enumerate(box))
+    pts = search_space(req, 1e-3)[1:]
+    assert [a for _, a in pts] == pytest.approx(alpha, rel=1e-12)  # the same exp/log arithmetic: rounding only
+    assert [x for x, _ in pts] == pytest.approx(lr, rel=1e-12)
+
+
 @pytest.mark.parametrize("rule, prior", [("fixed-alpha", 512.0), ("rslora", 256.0)])
 def test_a_lora_alpha_knobs_box_is_around_lora_alphas_default_multiplier(rule, prior):
     """fixed-alpha and rslora search PEFT's lora_alpha: unset, the prior is the lora_alpha giving LoRA-α's default
@@ -46,8 +61,11 @@ def test_a_given_lora_alpha_or_bound_is_kept():
     assert mine.prior == 32.0 and mine.alpha_box == pytest.approx((3.2, 320.0), rel=1e-12)
     floor = TuneRequest(**RUN, lr_fft=1e-3, rule="rslora", alpha_min=100.0)
     assert floor.alpha_box == pytest.approx((100.0, 2560.0), rel=1e-12)
-    lora_alpha_rule = TuneRequest(**RUN, lr_fft=1e-3)  # LoRA-α's α: [0.1, 10] whatever lora_alpha says
+    lora_alpha_rule = TuneRequest(**RUN, lr_fft=1e-3, lora_alpha=64.0)  # LoRA-α's α: lora_alpha is not its knob
     assert lora_alpha_rule.prior == 1.0 and lora_alpha_rule.alpha_box == (0.1, 10.0)
+    doubled = TuneRequest(**RUN, lr_fft=1e-3, alpha=2.0)  # a given α is the prior, as a given lora_alpha is
+    assert doubled.prior == 2.0 and doubled.alpha_box == pytest.approx((0.2, 20.0), rel=1e-12)
+    assert search_space(doubled, 1e-3)[0] == (1e-3, 2.0)
     with pytest.raises(ConfigErrors) as e:  # a bound past the derived other one: named, with a box that fits
         TuneRequest(**RUN, lr_fft=1e-3, rule="rslora", alpha_min=3000.0)
     (err,) = e.value.errors
@@ -465,3 +483,23 @@ def test_the_seed_check_wraps_past_the_largest_seed(monkeypatch):
     check_seeds(StageResult("search", 9, 3, cands, 18, 18, 0), req.run.replace(lr=1e-3), req, "sqlite://", None,
                 progress=False)
     assert seen == [0, 0]
+
+
+@pytest.mark.parametrize("name, knob, field, fix", [
+    ("lr-fft", None, "lr_fft", "give `lr_fft` (your full-finetuning learning rate) to skip the probe"),
+    ("search", "alpha", "candidates", "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft"),
+])
+def test_a_stage_where_everything_diverged_says_what_would_help(tmp_path, monkeypatch, name, knob, field, fix):
+    """The probe's rates and α are fixed: widening the α box cannot help it, skipping it can."""
+    import lorascale.tune.search as search
+    from lorascale.tune.search import Candidate, run_stage
+
+    def diverged(study, base, points, seeds, *rest):
+        return [Candidate(i, lr, a, status="diverged", steps_done=3) for i, (lr, a) in enumerate(points)], 3 * len(points)
+
+    monkeypatch.setattr(search, "_train_pack", diverged)
+    req = TuneRequest(**RUN, lr_fft=1e-3)
+    with pytest.raises(ConfigError) as e:
+        run_stage(name, req.run.replace(lr=1e-3), [(1e-3, 1.0), (2e-3, 1.0), (4e-3, 1.0)], req,
+                  f"sqlite:///{tmp_path / 'tune.db'}", tmp_path, knob=knob, progress=False)
+    assert (e.value.field, e.value.fix) == (field, fix)

@@ -11,7 +11,10 @@ from .flags import add_settings_args, describe, given
 def register(sub) -> None:
     p = sub.add_parser("tune", help="find α and η for a model/data/rank: LoRA-α's prior, μA's η_FFT transfer, successive"
                                     " halving over members; resumable")
-    add_settings_args(p, TuneRequest, exclude=("lr", "out_dir", "save_model"))
+    add_settings_args(p, TuneRequest, exclude=("lr", "out_dir", "save_model"),  # unset, these follow the prior
+                      defaults={"alpha": "1; the search's prior for lora-alpha rules",
+                                "lora_alpha": "256·√r for fixed-alpha, 256 for rslora, LoRA-α's multiplier; the"
+                                              " search's prior for those rules"})
     p.add_argument("--json", action="store_true", help="print the answer as JSON (peft_config, lr, recipe, compute)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)

@@ -21,9 +21,9 @@ __all__ = ["rung_steps", "survivors", "planned_member_steps", "planned_finalists
 
 
 def rung_steps(total_steps: int, n_candidates: int, reduction: int, first: float = 0.0) -> tuple[int, ...]:
-    """Steps at which candidates are cut, before the full budget: ..., T/η², T/η (as many as halving can
-    use: a rung that would keep everyone, or fall below 1 step, is dropped), none before ``first``·T (to
-    within the rounding to a step).
+    """Steps at which candidates are cut, before the full budget: ..., T/η², T/η, one fewer than ⌈log_η n⌉ so
+    that 2 … η candidates run the whole budget (the seed check compares finalists; 3 candidates at η = 3 get
+    no rung), none below 1 step and none before ``first``·T (to within the rounding to a step).
     The bound applies to the exact rung T/η^i before it is rounded to a step: at T = 100 the rung 100/3
     is step 33 and passes ``first`` = 1/3 (compared after rounding, 33 < 33.3 dropped it, and tune's
     6-rate η_FFT probe ran every rate to the end).

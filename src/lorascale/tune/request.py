@@ -28,8 +28,9 @@ rates at 3 seeds, each run to the end (LoRA-α's and μA's sweeps; the headline'
 
 
 ALPHA_BOX = (0.1, 10.0)
-"""LoRA-α's search box for its α knob (§4: α ∈ [0.1, 10] around the default 1). For a rule whose knob is PEFT's
-``lora_alpha`` (fixed-alpha, rslora) an unset bound is this factor times the prior (:attr:`TuneRequest.prior`)."""
+"""LoRA-α's search box for its α knob (§4: α ∈ [0.1, 10] around the default 1): an unset bound is this factor
+times the prior (:attr:`TuneRequest.prior`), in the knob's units (α, or PEFT's ``lora_alpha`` for fixed-alpha and
+rslora)."""
 
 LR_SPAN_MAX = 10.0  # octaves each side: 2^±10 around η_FFT is already three decades
 
@@ -37,8 +38,8 @@ LR_SPAN_MAX = 10.0  # octaves each side: 2^±10 around η_FFT is already three d
 class TuneRequest(Settings):
     """``run`` is the training run to tune (its ``lr`` is what tune finds); the rest shapes the search.
 
-    The search: LoRA-α's α-path at η = η_FFT, ``candidates`` values of α log-evenly over [alpha_min,
-    alpha_max] with the prior α = 1 among them (LoRA-α's Finding II: the α-path beats the η-path); or with
+    The search: LoRA-α's α-path at η = η_FFT, ``candidates`` values of the α knob log-evenly over
+    :attr:`alpha_box` with the :attr:`prior` (α = 1 by default) among them (LoRA-α's Finding II: the α-path beats the η-path); or with
     ``lr_span`` > 0, the prior and ``candidates − 1`` Sobol points in (log α, log η), η ∈
     η_FFT·2^[−lr_span, lr_span]. Candidates train as members
     with successive halving (keep the best 1/``reduction`` at each rung, none before ``first_rung`` of the
@@ -53,10 +54,9 @@ class TuneRequest(Settings):
     run: TrainConfig = setting(TrainConfig(rule="lora-alpha"), "the run to tune")
     candidates: PositiveInt = setting(18, "configurations that start the search", ge=2)
     reduction: Int = setting(3, "successive halving keeps the best 1/reduction at each rung", ge=2, le=16)
-    alpha_min: PositiveFloat = setting(ALPHA_BOX[0], "smallest α knob searched (LoRA-α searches [0.1, 10]; for"
-                                       " fixed-alpha and rslora, unset: 0.1 × the prior lora_alpha)")
-    alpha_max: PositiveFloat = setting(ALPHA_BOX[1], "largest α knob searched (unset, for fixed-alpha and rslora:"
-                                       " 10 × the prior lora_alpha)")
+    alpha_min: PositiveFloat | None = setting(None, "smallest α knob searched, in the knob's units (default 0.1 × the"
+                                              " prior; LoRA-α searches [0.1, 10] around α = 1)")
+    alpha_max: PositiveFloat | None = setting(None, "largest α knob searched (default 10 × the prior)")
     lr_span: NonNegativeFloat = setting(0.0, "octaves of η searched on each side of η_FFT (0: LoRA-α's α-path at η_FFT)",
                                         le=LR_SPAN_MAX)
     first_rung: Float = setting(1 / 3, "fraction of the budget before which no candidate is cut, to within the"
@@ -134,14 +134,14 @@ class TuneRequest(Settings):
 
     @property
     def prior(self) -> float:
-        """Where the search starts, in the knob's units: LoRA-α's default α = 1; for fixed-alpha and rslora the
-        ``lora_alpha`` the run gives, or unset, the one that reproduces LoRA-α's default multiplier at the run's
-        rank (s = C/√r: ``lora_alpha`` = C·√r for fixed-alpha, C for rslora)."""
+        """Where the search starts, in the knob's units: the knob's value the run gives; unset, LoRA-α's default
+        α = 1, or for fixed-alpha and rslora the ``lora_alpha`` that reproduces LoRA-α's default multiplier at the
+        run's rank (s = C/√r: ``lora_alpha`` = C·√r for fixed-alpha, C for rslora)."""
         spec = self.run.adapter.scaling
+        if self.knob in spec.model_fields_set:
+            return getattr(spec, self.knob)
         if self.knob == "alpha":
             return 1.0
-        if "lora_alpha" in spec.model_fields_set:
-            return spec.lora_alpha
         r = self.run.adapter.rank
         s = effective_scale(RuleSpec(rule=ScaleRule.LORA_ALPHA, c=spec.c), r, 1)  # Variant I: no d_in
         return peft_lora_alpha(s, r, use_rslora=spec.rule is ScaleRule.RSLORA)
@@ -149,12 +149,10 @@ class TuneRequest(Settings):
     @property
     def alpha_box(self) -> tuple[float, float]:
         """(smallest, largest) knob value searched: ``alpha_min``/``alpha_max`` where given; unset, LoRA-α's
-        [0.1, 10], times the prior when the knob is ``lora_alpha`` (a box of α's units would put PEFT's
+        [0.1, 10] times the prior (α's own [0.1, 10] at the default prior; a box in α's units would put PEFT's
         ``lora_alpha`` far below any useful multiplier)."""
-        scale = 1.0 if self.knob == "alpha" else self.prior
-        given = self.model_fields_set
-        return (self.alpha_min if "alpha_min" in given else ALPHA_BOX[0] * scale,
-                self.alpha_max if "alpha_max" in given else ALPHA_BOX[1] * scale)
+        return (ALPHA_BOX[0] * self.prior if self.alpha_min is None else self.alpha_min,
+                ALPHA_BOX[1] * self.prior if self.alpha_max is None else self.alpha_max)
 
     @property
     def lr_fft_given(self) -> bool:

@@ -182,6 +182,10 @@ def search_space(req: TuneRequest, lr_fft: float) -> list[tuple[float, float]]:
                                              warn_independent_sampling=False)
     probe = optuna.create_study(sampler=sampler)  # in memory: only the sampler's points are kept
     points = [(lr_fft, prior_alpha)]
+    # the prior as the study's first trial: QMCSampler reads its search space from it, rather than drawing the
+    # first asked point at random to learn the space (its documented behaviour on an empty study)
+    probe.add_trial(optuna.trial.create_trial(params={"alpha": prior_alpha, "lr": lr_fft}, distributions=space,
+                                              value=0.0))
     while len(points) < n:
         t = probe.ask(space)
         probe.tell(t, 0.0)
@@ -359,8 +363,9 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         changed = sorted(k for k in set(stored["run"]) | set(inputs["run"]) if stored["run"].get(k) != inputs["run"].get(k))
         changed += [f"the stage's {k}" for k in ("points", "seeds", "rungs", "reduction") if stored.get(k) != inputs[k]]
         what = ", ".join(changed)
-        raise ConfigError("tune_dir", f"{url} holds tune's {name} stage for other settings ({what} differ); resuming"
-                          " it would answer for those", "use a new folder (or storage) for this question, or delete the old one")
+        raise ConfigError("tune_dir", f"{url} holds tune's {name} stage for other settings ({what} differ: settings"
+                          " changed, or a lorascale version that derived them otherwise stored it); resuming it would"
+                          " answer for those", "use a new folder (or storage) for this question, or delete the old one")
     if "result" in study.user_attrs:
         log.info("tune: stage %s already finished in %s; reusing it", name, url)
         stored = StageResult.from_dict(study.user_attrs["result"])
@@ -396,6 +401,9 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
         candidates, used = _train_alone(study, base, points, seeds, rungs, req.reduction, knob, out / name, progress)
         spent += used
     if not any(_ran_whole(c, steps) for c in candidates) and halve:
+        if knob is None:  # the η_FFT probe: its rates and α are fixed, only skipping it helps
+            raise ConfigError("lr_fft", f"every rate of tune's {name} probe diverged or was cut",
+                              "give `lr_fft` (your full-finetuning learning rate) to skip the probe")
         raise ConfigError("candidates", f"every candidate of tune's {name} stage diverged or was cut",
                           "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft")
     best = _pick(candidates, steps, base.ema_beta, fallback=0)
