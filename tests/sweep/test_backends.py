@@ -89,6 +89,60 @@ def test_a_damaged_sqlite_file_is_one_error_naming_it(tmp_path):
         SweepStore.open(url, "t")
 
 
+@pytest.mark.parametrize("text", ["name,loss\n", "name,loss", "name,loss\na,1\nb,2\n", '{"a": 1}\n'])
+def test_a_file_that_is_not_a_journal_is_refused_and_left_as_it_was(tmp_path, text):
+    """A one-line file (no newline: Optuna skips a torn last line) was read as an empty journal, and a sweep
+    would have appended its trials to the user's file; longer ones failed on Optuna's internal 'op_code'."""
+    log = tmp_path / "notes.log"
+    log.write_text(text)
+    spec = F.small_spec(ranks=(4,), lrs=(-10,))
+    with pytest.raises(ConfigError) as e:
+        run_sweep(spec, f"journal:{log}", objective=F.objective, progress=False)
+    assert (e.value.field, e.value.message) == ("storage", f"{log} is not an Optuna journal: its first line is not a"
+                                                           " journal record")
+    assert log.read_text() == text
+
+
+def test_a_journal_sweep_wrote_still_opens(tmp_path):
+    url = f"journal:{tmp_path / 'sweep.log'}"
+    store = F.populate(url, F.small_spec(ranks=(4,), lrs=(-10, -9)))
+    assert len(store.trials()) == 2
+    assert len(SweepStore.open(url, "t").trials()) == 2  # opened again: the journal check passes its own file
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(url):
+    """It vanished with the process: `sqlite://` surfaced as Optuna's commit error, `sqlite:///:memory:`
+    would have created a file named ':memory:'."""
+    from lorascale.sweep.backends import check_url
+
+    with pytest.raises(ConfigError) as e:
+        check_url(url)
+    assert e.value.field == "storage" and "in-memory" in e.value.message and e.value.fix == "use a file, e.g. sqlite:///sweep.db"
+
+
+def test_a_server_url_without_its_driver_names_the_package_to_install(monkeypatch):
+    """Checked by importing the driver module SQLAlchemy would use, with nothing connecting; the fix is the
+    install, not "check the server is up". The driver is made missing here, whatever this machine has."""
+    import builtins
+
+    from lorascale.sweep.backends import check_url
+
+    real = builtins.__import__
+
+    def no_driver(name, *a, **k):
+        if name.split(".")[0] in ("psycopg", "psycopg2"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_driver)
+    with pytest.raises(ConfigError) as e:
+        check_url("postgresql://user@db.example/sweeps")
+    assert e.value.field == "storage" and "needs the database driver" in e.value.message
+    assert re.fullmatch(r"install it on every machine of the sweep \(e\.g\. pip install psycopg(2-binary|\[binary\])\)",
+                        e.value.fix)
+
+
 def test_a_finished_sweep_reads_from_read_only_media(tmp_path):
     """A finished study was left in WAL mode: its trials partly in sweep.db-wal, and SQLite needing
     to create sweep.db-shm even to read it, which read-only media refuse."""

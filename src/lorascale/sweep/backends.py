@@ -21,6 +21,7 @@ RDB storages written by workers carry Optuna's heartbeat (``heartbeat_interval``
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -56,6 +57,9 @@ def local_path(url: str) -> tuple[str, Path | None]:
     """(kind, file) of a storage URL; raises ConfigError for a string that is not one."""
     if url.startswith("journal:"):
         return "journal", Path(url[len("journal:"):].removeprefix("//"))
+    if url in ("sqlite://", "sqlite:///:memory:") or url.startswith("sqlite:///file::memory:"):
+        raise ConfigError("storage", f"{url!r} is an in-memory database, gone when the process ends: no sweep, report"
+                          " or resume could read it", "use a file, e.g. sqlite:///sweep.db")
     if url.startswith("sqlite:///"):
         return "sqlite", Path(url[len("sqlite:///"):])
     if "://" not in url:
@@ -83,10 +87,16 @@ def _check_dialect(url: str) -> None:
     from sqlalchemy.engine.url import make_url
 
     try:
-        make_url(url).get_dialect()
+        dialect = make_url(url).get_dialect()
     except Exception as e:  # ArgumentError (not a URL), NoSuchModuleError (no such database kind), ...
         raise ConfigError("storage", f"{url!r} is not a database URL SQLAlchemy can open ({_first_line(e)})",
                           "use sqlite:///FILE.db, journal:FILE.log or a database URL such as postgresql://user@host/db") from None
+    try:
+        dialect.import_dbapi()  # the driver module itself: imported, nothing connects
+    except ImportError as e:
+        raise ConfigError("storage", f"{url!r} needs the database driver {dialect.driver!r}, which is not installed"
+                          f" ({_first_line(e)})", f"install it on every machine of the sweep (e.g. pip install"
+                          f" {_DRIVER_PACKAGES.get(dialect.driver, dialect.driver)})") from None
 
 
 @contextlib.contextmanager
@@ -218,6 +228,8 @@ def _check_file(path: Path, kind: str, access: Access) -> None:
     if path.stat().st_size == 0:
         raise ConfigError("storage", f"{path} is empty (0 bytes) where a sweep study was expected",
                           "restore it from a backup, or delete it to start the sweep afresh")
+    if kind == "journal":
+        _check_journal(path)
     if kind != "sqlite":
         return
     tables = sqlite_tables(path)
@@ -227,6 +239,25 @@ def _check_file(path: Path, kind: str, access: Access) -> None:
         held = f"it holds {', '.join(sorted(tables))}" if tables else "it holds no tables"
         raise StorageMissing("storage", f"{path} is not sweep storage: {held} but not Optuna's",
                              "use the file `lorascale sweep` wrote")
+
+
+_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql": "pymysql",
+                    "mysqldb": "mysqlclient", "asyncpg": "asyncpg"}
+"""pip's name for SQLAlchemy's default drivers where it differs from the module's."""
+
+
+def _check_journal(path: Path) -> None:
+    """A file that is not an Optuna journal is refused, not read as an empty one and appended to: the
+    journal's first line is a JSON operation record (``op_code``), as Optuna's ``JournalFileBackend`` writes."""
+    with path.open("rb") as f:
+        first = f.readline(1 << 20)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not (isinstance(record, dict) and "op_code" in record):
+        raise ConfigError("storage", f"{path} is not an Optuna journal: its first line is not a journal record",
+                          "name the journal `lorascale sweep` wrote, or a new file (journal:FILE.log)")
 
 
 def _journal(path: Path, url: str):
