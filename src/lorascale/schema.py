@@ -190,8 +190,8 @@ def _validate(cls: type[BaseModel], data: dict, prefix: str):
 def _drop_offending(data: dict, e: ValidationError) -> list[tuple]:
     """Remove what field errors point at (the innermost mapping key on the path); the locations removed
     (empty when the errors are model-level only)."""
-    dropped = []
-    for err in e.errors():
+    owners = []  # all found before any is removed: two errors in one key (ranks[0], ranks[1]) would otherwise
+    for err in e.errors():  # walk the second to a key already gone and remove its parent (the whole grid)
         node, owner, path = data, None, ()  # owner: (mapping, key, its location) of the innermost mapping entry
         for part in err["loc"]:
             if isinstance(node, dict) and part in node:
@@ -202,9 +202,13 @@ def _drop_offending(data: dict, e: ValidationError) -> list[tuple]:
                 node = node[part]
             else:
                 break
-        if owner is not None and owner[1] in owner[0]:
-            owner[0].pop(owner[1])
-            dropped.append(owner[2])
+        if owner is not None:
+            owners.append(owner)
+    dropped = []
+    for mapping, key, path in owners:
+        if key in mapping and not any(path[:len(d)] == d for d in dropped):  # not inside what was removed
+            mapping.pop(key)
+            dropped.append(path)
     return dropped
 
 

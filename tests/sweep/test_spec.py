@@ -101,6 +101,16 @@ def test_bad_spec_lists_every_error_at_once():
     assert "empty grid" in text and "conflicting options" in text and "unknown" in text
 
 
+def test_two_bad_entries_of_one_list_do_not_hide_the_rest_of_the_grid():
+    """The second bad rank's path led to a key the first had already removed, and the removal fell on its
+    parent: the whole grid went, with every configuration's problems."""
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec({"base": {"model": "tiny-llama", "data": "shakespeare", "steps": 5},
+                    "grid": {"configs": [{"init": "Z"}, {"rule": "nope"}], "ranks": [-1, -2], "log2_lr": [-10]}})
+    assert [err.field for err in e.value.errors] == ["grid.ranks[0]", "grid.ranks[1]", "grid.configs[0].init",
+                                                     "grid.configs[1].rule"]
+
+
 def test_a_spec_without_base_or_with_a_refused_configuration_still_reports_the_rest():
     """A missing base used to stop the check at "base: missing"; a full-finetuning entry with adapter keys, or
     an α multiplier without a knob, skipped that entry's other settings; misspelt model and data names waited
