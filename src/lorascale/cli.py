@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     _log_to_stderr()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command, not the top level's `usage: lorascale [-h] [--version] COMMAND ...`
+        prog = getattr(args, "parser", parser).prog
+        print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)}; see `{prog} --help` for its flags",
+              file=sys.stderr)
+        return EXIT_USAGE
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_USAGE

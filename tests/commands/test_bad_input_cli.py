@@ -172,3 +172,18 @@ def test_coord_check_never_writes_over_other_files(capsys, tmp_path, monkeypatch
 def test_a_budget_given_twice_names_both_flags(capsys, tmp_path, monkeypatch):
     err = _refused(["train", "--model", "tiny-llama", "--steps", "1", "--epochs", "1"], capsys, tmp_path, monkeypatch)
     assert "both are set; choose --steps or --epochs" in err  # the fix's settings as this command's flags
+
+
+def test_an_unknown_flag_is_named_by_its_command_in_one_line(capsys, tmp_path, monkeypatch):
+    """argparse answered with the top level's usage (`usage: lorascale [-h] [--version] COMMAND ...`) and
+    `lorascale: error:`, not naming the command whose flags were wrong."""
+    err = _refused(["train", "--bogus-flag", "1", "--rank", "4"], capsys, tmp_path, monkeypatch)
+    assert err == ("lorascale train: error: unrecognized arguments: --bogus-flag 1; see `lorascale train --help` for"
+                   " its flags\n")
+
+
+def test_tune_lr_reaches_tunes_own_answer_with_the_other_problems(capsys, tmp_path, monkeypatch):
+    err = _refused(["tune", "--lr", "1e-3", "--first-rung", "0.9"], capsys, tmp_path, monkeypatch)
+    assert "lorascale tune: error: --lr: tune searches the learning rate; drop --lr (give --lr-fft to skip its" \
+           " estimate)" in err
+    assert "--first-rung: 0.9 is past the first rung" in err and "unrecognized" not in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..errors import ConfigErrors
 from ..tune.request import TuneRequest
 from .common import print_json, request_with_names, table
@@ -15,6 +17,8 @@ def register(sub) -> None:
                       defaults={"alpha": "1; the search's prior for lora-alpha rules",
                                 "lora_alpha": "256·√r for fixed-alpha, 256 for rslora, LoRA-α's multiplier; the"
                                               " search's prior for those rules"})
+    # not a setting of tune (it searches the rate), but accepted so that TuneRequest refuses it with its fix
+    p.add_argument("--lr", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the answer as JSON (peft_config, lr, recipe, compute)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
