@@ -123,7 +123,7 @@ def read_demo(task: str = Task.LM.value, seeds: int = 1, rank: int = 16, lr: flo
             run = finished_run(cfg, clear=False)
             if run is None:
                 raise ConfigError("out", f"{cfg.out_dir} holds no finished run of this demo",
-                                  "run the demo without report_only (or with the arguments it was run with)")
+                                  "run the demo without `report_only` (or with the arguments it was run with)")
             try:
                 lines = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines() if x.strip()]
             except (OSError, ValueError) as e:

@@ -61,7 +61,7 @@ def _locate(run: Path) -> tuple[Path, str]:
                           "load or copy that folder; there is no adapter to export")
     adapter_dir = run / "adapter" if (run / "adapter").is_dir() else run
     if not (adapter_dir / "adapter_config.json").exists():
-        raise ConfigError("run_dir", f"{run} holds no adapter (no adapter_config.json)", "train with save_model: true")
+        raise ConfigError("run_dir", f"{run} holds no adapter (no adapter_config.json)", "train with `save_model` on")
     config = run / "config.json"
     if config.exists() and adapter_dir != run:
         flat = read_mapping(config, "run_dir", "a run folder of `lorascale train`")  # TrainConfig.to_flat()

@@ -144,7 +144,7 @@ def load_model(
         return _load_minilm(num_labels, task is Task.CONTRASTIVE)
     if base == "tiny-llama":
         if task is Task.CONTRASTIVE:
-            raise ModelError("task", "the contrastive task embeds with an encoder", "use model tiny-bert or minilm-l6")
+            raise ModelError("task", "the contrastive task embeds with an encoder", "use `model` tiny-bert or minilm-l6")
         return _tiny_llama(width or TINY_WIDTH, seed)
     if base == "tiny-bert":
         return _tiny_bert(width or TINY_WIDTH, num_labels, seed, task is Task.CONTRASTIVE)

@@ -187,3 +187,18 @@ def test_tune_lr_reaches_tunes_own_answer_with_the_other_problems(capsys, tmp_pa
     assert "lorascale tune: error: --lr: tune searches the learning rate; drop --lr (give --lr-fft to skip its" \
            " estimate)" in err
     assert "--first-rung: 0.9 is past the first rung" in err and "unrecognized" not in err
+
+
+def test_an_rlvr_runs_settings_and_monitors_are_refused_together_before_any_model_loads(capsys, tmp_path, monkeypatch):
+    """The monitors were refused alone, as the field `callbacks` with no flag, after TRL was imported, and
+    hid the run's own rlvr problems; now every one is named by its flag at once, and nothing loads."""
+    import lorascale.rlvr.train as rlvr_train
+
+    def never(*a, **k):
+        raise AssertionError("a refused run must not load a model")
+
+    monkeypatch.setattr(rlvr_train, "load_model", never)
+    err = _refused(["train", "--data", "arithmetic", "--diagnostics", "signal-drift", "--save-every", "3",
+                    "--log-every", "2", "--out", str(tmp_path / "run")], capsys, tmp_path, monkeypatch)
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == ["--save-every", "--log-every", "--diagnostics"]
+    assert "leave --save-every at 0" in err and "leave --log-every at 1" in err and "drop --diagnostics" in err

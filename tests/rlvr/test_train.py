@@ -129,7 +129,7 @@ def test_rlvr_bad_input_before_any_model_loads(tmp_path):
     assert [x.field for x in e.value.errors] == ["batch_size"] and "× grad_accum 4" in e.value.errors[0].message
     with pytest.raises(ConfigErrors) as e:  # GRPO counts steps: an epochs budget ran one step before
         train(TrainConfig(**{**TINY, "steps": None, "epochs": 2.0}, out_dir=str(tmp_path / "y")), progress=False)
-    assert [x.field for x in e.value.errors] == ["epochs"] and e.value.errors[0].fix == "give steps instead"
+    assert [x.field for x in e.value.errors] == ["epochs"] and e.value.errors[0].fix == "give `steps` instead"
     with pytest.raises(ConfigErrors) as e:  # settings an rlvr run would ignore are refused, all at once
         train(TrainConfig(**{**TINY, "eval_every": 2, "log_every": 5}, out_dir=str(tmp_path / "y")), progress=False)
     assert [x.field for x in e.value.errors] == ["eval_every", "log_every"]

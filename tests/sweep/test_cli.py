@@ -69,7 +69,7 @@ def test_missing_model_or_data_and_negative_seeds_are_refused_before_storing(tmp
     spec.write_text(yaml.safe_dump(d, allow_unicode=True))
     assert main(["sweep", str(spec), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "grid.configs[1].seq_len: 1024 tokens exceed tiny-llama's 512 positions" in err and "use seq_len 512" in err
+    assert "grid.configs[1].seq_len: 1024 tokens exceed tiny-llama's 512 positions" in err and "use `seq_len` 512" in err
     assert not (tmp_path / "spec.db").exists()
     d = yaml.safe_load(write_spec(tmp_path).read_text())
     d["grid"]["seeds"] = [-1]

@@ -93,6 +93,8 @@ def make_diagnostics(args) -> list:
 def run(args) -> int:
     from ..interrupts import describe, exit_code
     from ..train import train
+    from ..rlvr.train import check_rlvr
+    from ..train.loop import is_rlvr
     from ..vocabulary import RunStatus
 
     errors, cfg, callbacks = [], None, []
@@ -102,6 +104,13 @@ def run(args) -> int:
         errors = with_out_dir_error(with_name_errors(errors, values := _raw_values(args)), values)
     with collecting(errors):
         callbacks = make_diagnostics(args)
+    if cfg is not None and is_rlvr(cfg):  # with the rest, not later from train_rlvr (looking only: no model loads)
+        with collecting(errors):
+            check_rlvr(cfg)
+    if callbacks and cfg is not None and is_rlvr(cfg):  # not as train_rlvr's "callbacks", a field with no flag
+        errors.append(ConfigError("diagnostics", "the rlvr task trains inside TRL's GRPOTrainer, where lorascale's"
+                                  " monitors do not attach", "drop `diagnostics` (in Python, lorascale.attach(trainer,"
+                                  " ...) attaches them to a GRPOTrainer you build)"))
     ConfigErrors.raise_if_any(errors)
     try:
         result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))

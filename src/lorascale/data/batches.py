@@ -36,7 +36,7 @@ def check_pairs_per_batch(batch_size: int) -> None:
     if batch_size < MIN_PAIRS:
         raise ConfigError("batch_size", f"contrastive training needs at least {MIN_PAIRS} pairs per batch (the other"
                                         f" pairs are each query's negatives); got {batch_size}",
-                          "use batch_size 2 or more (more pairs per batch give more negatives)")
+                          "use `batch_size` 2 or more (more pairs per batch give more negatives)")
 
 
 def contrastive_batch_errors(batch_size: int, grad_accum: int) -> list[ConfigError]:

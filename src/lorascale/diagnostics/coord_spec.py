@@ -104,7 +104,7 @@ class CoordCheckSettings(Settings):
         if self.widths is not None:
             if len(self.model) != 1 or self.model[0] not in FAMILIES:
                 errors.append(ConfigError("widths", f"need one model family ({', '.join(FAMILIES)}), got {list(self.model)}",
-                                          "drop widths and list models of different widths, or use model tiny-llama"))
+                                          "drop `widths` and list models of different widths, or use `model` tiny-llama"))
             too_big = sorted(r for r in self.ranks if r > min(self.widths))
             if too_big:
                 errors.append(ConfigError("ranks", f"{too_big} exceed the smallest width {min(self.widths)} (μA assumes r ≤ n)",

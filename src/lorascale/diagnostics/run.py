@@ -125,7 +125,7 @@ def _load_adapter(model, adapter_dir: Path) -> None:
 
         state = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
     else:
-        raise ConfigError("lanczos", f"no adapter_model.safetensors in {adapter_dir}", "train with save_model: true")
+        raise ConfigError("lanczos", f"no adapter_model.safetensors in {adapter_dir}", "train with `save_model` on")
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", []) or []
     if unexpected:

@@ -53,21 +53,21 @@ def check_rlvr(cfg) -> tuple[list, list]:
         train_p, val_p = split_problems(cfg.data, cfg.rl.train_problems, cfg.rl.val_problems)
     if cfg.save_every:
         errors.append(ConfigError("save_every", "an rlvr run trains inside TRL's GRPOTrainer, which lorascale does not"
-                                  " checkpoint", "leave save_every at 0"))
+                                  " checkpoint", "leave `save_every` at 0"))
     if cfg.eval_every:
         errors.append(ConfigError("eval_every", "an rlvr run samples its held-out problems once, at the end",
-                                  "leave eval_every at 0"))
+                                  "leave `eval_every` at 0"))
     if cfg.log_every != 1:
         errors.append(ConfigError("log_every", "an rlvr run records every GRPO step (TRL logs each one)",
-                                  "leave log_every at 1"))
+                                  "leave `log_every` at 1"))
     if cfg.steps is None:
         errors.append(ConfigError("epochs", "an rlvr run counts optimizer steps (GRPO samples its prompts anew at every"
-                                  " step)", "give steps instead"))
+                                  " step)", "give `steps` instead"))
     per_step = cfg.batch_size * cfg.grad_accum
     if train_p and len(train_p) < per_step:  # TRL's sampler drops an incomplete chunk: no batch at all, no step
         errors.append(ConfigError("batch_size", f"{len(train_p)} training problems cannot fill a step of {per_step} distinct"
                                   f" prompts (batch_size {cfg.batch_size} × grad_accum {cfg.grad_accum})",
-                                  "lower batch_size or grad_accum, or raise train_problems"))
+                                  "lower `batch_size` or `grad_accum`, or raise `train_problems`"))
     if errors:
         from ..errors import ConfigErrors
 

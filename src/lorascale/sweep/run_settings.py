@@ -37,7 +37,7 @@ class SweepRunSettings(Settings):
     """How ``run_sweep`` runs a spec's points; what it sweeps is the spec's."""
 
     workers: PositiveInt = setting(1, "local worker processes; they split the CPU cores",
-                                   fix="use 1 or more workers (on Ray, set cpus_per_trial instead)")
+                                   fix="use 1 or more workers (on Ray, set `cpus_per_trial` instead)")
     members: Members = setting(1, "train up to K compatible points at once on one frozen base (auto: as many as fit"
                                " in memory). Results equal separate runs", fix="e.g. 8, or auto")
     backend: Literal["local", "ray"] = setting("local", "local processes, or a Ray cluster")

@@ -87,7 +87,7 @@ def check_positions(cfg: TrainConfig, loaded: LoadedModel) -> None:
 
 
 def seq_len_error(seq_len: int, model: str, limit: int) -> ConfigError:
-    return ConfigError("seq_len", f"{seq_len} tokens exceed {model}'s {limit} positions", f"use seq_len {limit} or less")
+    return ConfigError("seq_len", f"{seq_len} tokens exceed {model}'s {limit} positions", f"use `seq_len` {limit} or less")
 
 
 def run_loaders(cfg: TrainConfig, base: Base):

@@ -100,7 +100,7 @@ class TrainConfig(Settings):
             if changed:
                 errors.append(ConfigError(changed[0], f"conflicting options: full finetuning has no adapter, but"
                                           f" {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} set",
-                                          "drop them, or use finetune: lora"))
+                                          "drop them, or set `finetune` to lora"))
         elif self.lr is None:
             try:
                 recommended_lr(self.adapter.scaling, self.lr_fft, self.adapter.init, self.adapter.method)

@@ -101,7 +101,7 @@ class TuneRequest(Settings):
     def _searchable(self) -> "TuneRequest":
         errors = []
         if self.run.finetune is not Finetune.LORA:
-            errors.append(ConfigError("finetune", "tune searches LoRA's α and η", "use finetune: lora"))
+            errors.append(ConfigError("finetune", "tune searches LoRA's α and η", "set `finetune` to lora"))
         elif self.run.adapter.scaling.rule not in ALPHA_KNOB:
             errors.append(_no_knob(self.run.adapter.scaling.rule))
         else:
