@@ -58,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command, not the top level's `usage: lorascale [-h] [--version] COMMAND ...`
-        prog = getattr(args, "parser", parser).prog
+        argv = sys.argv[1:] if argv is None else argv
+        command = getattr(args, "command", None)
+        at = [i for i, a in enumerate(argv) if a in unknown]
+        # `lorascale --bogus tune`: a flag before the command is the top level's
+        ours = command is not None and command in argv and (not at or at[0] > argv.index(command))
+        prog = args.parser.prog if ours else parser.prog
         print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)}; see `{prog} --help` for its flags",
               file=sys.stderr)
         return EXIT_USAGE

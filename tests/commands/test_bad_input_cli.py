@@ -180,6 +180,8 @@ def test_an_unknown_flag_is_named_by_its_command_in_one_line(capsys, tmp_path, m
     err = _refused(["train", "--bogus-flag", "1", "--rank", "4"], capsys, tmp_path, monkeypatch)
     assert err == ("lorascale train: error: unrecognized arguments: --bogus-flag 1; see `lorascale train --help` for"
                    " its flags\n")
+    err = _refused(["--bogus", "train"], capsys, tmp_path, monkeypatch)  # before the command: the top level's
+    assert err == "lorascale: error: unrecognized arguments: --bogus; see `lorascale --help` for its flags\n"
 
 
 def test_tune_lr_reaches_tunes_own_answer_with_the_other_problems(capsys, tmp_path, monkeypatch):
@@ -202,3 +204,6 @@ def test_an_rlvr_runs_settings_and_monitors_are_refused_together_before_any_mode
                     "--log-every", "2", "--out", str(tmp_path / "run")], capsys, tmp_path, monkeypatch)
     assert [line.split(":")[2].strip() for line in err.splitlines()] == ["--save-every", "--log-every", "--diagnostics"]
     assert "leave --save-every at 0" in err and "leave --log-every at 1" in err and "drop --diagnostics" in err
+    err = _refused(["train", "--data", "arithmetic", "--diagnostics", "signal-drift", "--diag-every", "0", "--out",
+                    str(tmp_path / "run")], capsys, tmp_path, monkeypatch)  # monitors that failed to build: still named
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == ["--diag-every", "--diagnostics"]

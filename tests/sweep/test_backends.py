@@ -103,6 +103,17 @@ def test_a_file_that_is_not_a_journal_is_refused_and_left_as_it_was(tmp_path, te
     assert log.read_text() == text
 
 
+def test_a_journal_whose_first_write_was_cut_off_says_so(tmp_path):
+    """Optuna skips a torn last line and its next append would join onto it: refused, and the fix is to delete
+    the file (its only record, the study's creation, never landed), not to look for another journal."""
+    log = tmp_path / "sweep.log"
+    log.write_text('{"op_code":0,"worker_id":"ab')
+    with pytest.raises(ConfigError) as e:
+        run_sweep(F.small_spec(ranks=(4,), lrs=(-10,)), f"journal:{log}", objective=F.objective, progress=False)
+    assert e.value.message.endswith("(the first record was cut off as it was written)")
+    assert e.value.fix == "delete it to start the sweep afresh (it holds nothing yet)"
+
+
 def test_a_journal_sweep_wrote_still_opens(tmp_path):
     url = f"journal:{tmp_path / 'sweep.log'}"
     store = F.populate(url, F.small_spec(ranks=(4,), lrs=(-10, -9)))
@@ -110,7 +121,8 @@ def test_a_journal_sweep_wrote_still_opens(tmp_path):
     assert len(SweepStore.open(url, "t").trials()) == 2  # opened again: the journal check passes its own file
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite:///:memory:?cache=shared",
+                                 "sqlite:///file:m?mode=memory&uri=true"])
 def test_an_in_memory_database_is_refused(url):
     """It vanished with the process: `sqlite://` surfaced as Optuna's commit error, `sqlite:///:memory:`
     would have created a file named ':memory:'."""
@@ -130,16 +142,16 @@ def test_a_server_url_without_its_driver_names_the_package_to_install(monkeypatc
 
     real = builtins.__import__
 
-    def no_driver(name, *a, **k):
-        if name.split(".")[0] in ("psycopg", "psycopg2"):
+    def no_driver(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and name.split(".")[0] in ("psycopg", "psycopg2"):  # not SQLAlchemy's own `.psycopg` dialect
             raise ImportError(f"No module named {name!r}")
-        return real(name, *a, **k)
+        return real(name, globals, locals, fromlist, level)
 
     monkeypatch.setattr(builtins, "__import__", no_driver)
     with pytest.raises(ConfigError) as e:
         check_url("postgresql://user@db.example/sweeps")
     assert e.value.field == "storage" and "needs the database driver" in e.value.message
-    assert re.fullmatch(r"install it on every machine of the sweep \(e\.g\. pip install psycopg(2-binary|\[binary\])\)",
+    assert re.fullmatch(r"install it on every machine of the sweep \(e\.g\. pip install (psycopg2-binary|'psycopg\[binary\]')\)",
                         e.value.fix)
 
 

@@ -71,6 +71,10 @@ def test_a_given_lora_alpha_or_bound_is_kept():
     (err,) = e.value.errors
     assert (err.field, err.message) == ("alpha_min", "3000 is not below the largest α searched (2560)")
     assert err.fix == "lower `alpha_min` or raise `alpha_max`, e.g. 25.6 and 2560"
+    with pytest.raises(ConfigErrors) as e:  # only the top given, below the default bottom: the top is named
+        TuneRequest(**RUN, lr_fft=1e-3, rule="rslora", alpha_max=20.0)
+    (err,) = e.value.errors
+    assert (err.field, err.message) == ("alpha_max", "20 is not above the smallest α searched, 25.6 (0.1 × the prior 256)")
 
 
 def test_by_default_the_search_is_lora_alphas_alpha_path_at_lr_fft():
@@ -487,7 +491,7 @@ def test_the_seed_check_wraps_past_the_largest_seed(monkeypatch):
 
 @pytest.mark.parametrize("name, knob, field, fix", [
     ("lr-fft", None, "lr_fft", "give `lr_fft` (your full-finetuning learning rate) to skip the probe"),
-    ("search", "alpha", "candidates", "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft"),
+    ("search", "alpha", "candidates", "widen the search (`alpha_min`, `alpha_max`, `candidates`) or lower `lr_fft`"),
 ])
 def test_a_stage_where_everything_diverged_says_what_would_help(tmp_path, monkeypatch, name, knob, field, fix):
     """The probe's rates and α are fixed: widening the α box cannot help it, skipping it can."""

@@ -58,7 +58,7 @@ class AdapterSpec(Settings):
         """Names (a list), or one string kept as it is: PEFT reads a string as a regular expression that must
         match the whole module name, so turning it into a one-name list would change what it selects."""
         if v == "":
-            raise RuleError("targets", "is an empty string: it matches no module", "e.g. `targets` q_proj v_proj")
+            raise RuleError("targets", "is an empty string: it matches no module", "name modules in `targets`, e.g. q_proj and v_proj")
         if isinstance(v, str):
             try:
                 re.compile(v)
@@ -68,9 +68,9 @@ class AdapterSpec(Settings):
             return v
         if isinstance(v, (list, tuple)) and not v:
             raise RuleError("targets", "is an empty list: no layer would get an adapter",
-                            "name modules, e.g. `targets` q_proj v_proj, or leave `targets` unset for μA's placement")
+                            "name modules in `targets` (e.g. q_proj and v_proj), or leave it unset for μA's placement")
         if v is not None and not (isinstance(v, (list, tuple)) and all(isinstance(t, str) and t for t in v)):
-            raise RuleError("targets", f"must be module names, got {v!r}", "e.g. `targets` q_proj v_proj")
+            raise RuleError("targets", f"must be module names, got {v!r}", "name modules in `targets`, e.g. q_proj and v_proj")
         return v
 
     @model_validator(mode="after")

@@ -67,7 +67,7 @@ def find_target_layers(model, targets: str | tuple[str, ...] | list[str], task_t
     is_regex = isinstance(targets, str)
     names = [targets] if is_regex else list(targets)
     if not names:
-        raise ConfigError("targets", "no target modules given", "e.g. `targets` q_proj v_proj")
+        raise ConfigError("targets", "no target modules given", "name modules in `targets`, e.g. q_proj and v_proj")
     linears = {name: shape for name, m in model.named_modules() if (shape := _linear_shape(m)) is not None}
 
     def matches(t: str) -> list[str]:  # the linear layers one target selects, before any exclusion
@@ -84,7 +84,7 @@ def find_target_layers(model, targets: str | tuple[str, ...] | list[str], task_t
         raise ConfigError(
             "targets",
             f"{', '.join(map(repr, unmatched))} match no linear layer of this model; its linear layers end in: {examples}",
-            "name linear layers by these suffixes (or full names), e.g. `targets` q_proj v_proj",
+            "name linear layers in `targets` by these suffixes (or full names), e.g. q_proj and v_proj",
         )
     cfg = LoraConfig(target_modules=targets if is_regex else names, r=1, task_type=task_type,
                      modules_to_save=list(modules_to_save) if modules_to_save else None)

@@ -18,7 +18,7 @@ def register(sub) -> None:
                                 "lora_alpha": "256·√r for fixed-alpha, 256 for rslora, LoRA-α's multiplier; the"
                                               " search's prior for those rules"})
     # not a setting of tune (it searches the rate), but accepted so that TuneRequest refuses it with its fix
-    p.add_argument("--lr", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--lr", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # any value: refused all the same
     p.add_argument("--json", action="store_true", help="print the answer as JSON (peft_config, lr, recipe, compute)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)

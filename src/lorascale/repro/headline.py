@@ -195,7 +195,8 @@ def run_headline(req: HeadlineRequest, progress: bool = True) -> dict:
         from ..tune import tune
 
         cap = req.tune_compute * len(req.lora_log2_lr) * len(seeds)  # in full runs, as (b) spends them
-        tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None), candidates=req.candidates, compute=cap,
+        # α = 1: LoRA-α's prior, whatever α the headline's run gives (arm (a) is at α = 1 too)
+        tr = tune(TuneRequest(run=base.replace(rule="lora-alpha", lr=None, alpha=1.0), candidates=req.candidates, compute=cap,
                               tune_dir=str(out / "d-tune")), progress=progress)
         runs_d = runs([tr.config.replace(seed=s, out_dir=str(out / "d" / f"s{s}"), save_model=False) for s in seeds])
         answer = tr.to_dict()

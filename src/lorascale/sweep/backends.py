@@ -57,7 +57,7 @@ def local_path(url: str) -> tuple[str, Path | None]:
     """(kind, file) of a storage URL; raises ConfigError for a string that is not one."""
     if url.startswith("journal:"):
         return "journal", Path(url[len("journal:"):].removeprefix("//"))
-    if url in ("sqlite://", "sqlite:///:memory:") or url.startswith("sqlite:///file::memory:"):
+    if _in_memory(url):
         raise ConfigError("storage", f"{url!r} is an in-memory database, gone when the process ends: no sweep, report"
                           " or resume could read it", "use a file, e.g. sqlite:///sweep.db")
     if url.startswith("sqlite:///"):
@@ -66,6 +66,20 @@ def local_path(url: str) -> tuple[str, Path | None]:
         raise ConfigError("storage", f"{url!r} is not a storage URL", "use sqlite:///FILE.db, journal:FILE.log or a"
                           " database URL such as postgresql://user@host/db")
     return "server", None
+
+
+def _in_memory(url: str) -> bool:
+    """SQLite's in-memory forms (SQLAlchemy's ``sqlite://``, ``:memory:``, a ``mode=memory`` URI), any driver."""
+    if not url.startswith("sqlite"):
+        return False
+    from sqlalchemy.engine.url import make_url
+
+    try:
+        u = make_url(url)
+    except Exception:  # not a URL: local_path's other checks name it
+        return False
+    db = u.database or ""
+    return db in ("", ":memory:") or db.startswith("file::memory:") or "mode=memory" in db or u.query.get("mode") == "memory"
 
 
 def check_url(url: str) -> None:
@@ -91,8 +105,8 @@ def _check_dialect(url: str) -> None:
     except Exception as e:  # ArgumentError (not a URL), NoSuchModuleError (no such database kind), ...
         raise ConfigError("storage", f"{url!r} is not a database URL SQLAlchemy can open ({_first_line(e)})",
                           "use sqlite:///FILE.db, journal:FILE.log or a database URL such as postgresql://user@host/db") from None
-    try:
-        dialect.import_dbapi()  # the driver module itself: imported, nothing connects
+    try:  # the driver module itself: imported, nothing connects (SQLAlchemy < 2 names it dbapi)
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
     except ImportError as e:
         raise ConfigError("storage", f"{url!r} needs the database driver {dialect.driver!r}, which is not installed"
                           f" ({_first_line(e)})", f"install it on every machine of the sweep (e.g. pip install"
@@ -241,8 +255,9 @@ def _check_file(path: Path, kind: str, access: Access) -> None:
                              "use the file `lorascale sweep` wrote")
 
 
-_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql": "pymysql",
-                    "mysqldb": "mysqlclient", "asyncpg": "asyncpg"}
+_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "pymysql": "pymysql",
+                    "mysqldb": "mysqlclient", "asyncpg": "asyncpg", "mysqlconnector": "mysql-connector-python",
+                    "mariadbconnector": "mariadb"}
 """pip's name for SQLAlchemy's default drivers where it differs from the module's."""
 
 
@@ -256,7 +271,10 @@ def _check_journal(path: Path) -> None:
     except ValueError:
         record = None
     if not (isinstance(record, dict) and "op_code" in record):
-        raise ConfigError("storage", f"{path} is not an Optuna journal: its first line is not a journal record",
+        torn = not first.endswith(b"\n") and first.startswith(b'{"op_code"')  # Optuna stopped mid-way through it
+        raise ConfigError("storage", f"{path} is not an Optuna journal: its first line is not a journal record"
+                          + (" (the first record was cut off as it was written)" if torn else ""),
+                          "delete it to start the sweep afresh (it holds nothing yet)" if torn else
                           "name the journal `lorascale sweep` wrote, or a new file (journal:FILE.log)")
 
 

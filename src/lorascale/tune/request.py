@@ -106,7 +106,11 @@ class TuneRequest(Settings):
             errors.append(_no_knob(self.run.adapter.scaling.rule))
         else:
             lo, hi = self.alpha_box
-            if lo >= hi:
+            if lo >= hi and self.alpha_min is None:  # only the top was given: it is the one to move
+                errors.append(ConfigError("alpha_max", f"{hi:g} is not above the smallest α searched, {lo:g} (0.1 × the"
+                                          f" prior {self.prior:g})", f"raise `alpha_max` above {lo:g}, or give"
+                                          " `alpha_min` too"))
+            elif lo >= hi:
                 errors.append(ConfigError("alpha_min", f"{lo:g} is not below the largest α searched ({hi:g})",
                                           f"lower `alpha_min` or raise `alpha_max`, e.g. {self.prior * ALPHA_BOX[0]:g}"
                                           f" and {self.prior * ALPHA_BOX[1]:g}"))
@@ -117,7 +121,7 @@ class TuneRequest(Settings):
         if self.run.log_every != 1:  # ema_noise recovers step losses from consecutive EMA points
             errors.append(ConfigError("log_every", f"tune's one-standard-error pick reads each candidate's noise from its"
                                       f" loss at every step; logged every {self.run.log_every} it has none, and the pick"
-                                      " would silently become the lowest loss", "leave log_every at 1 for tune"))
+                                      " would silently become the lowest loss", "leave `log_every` at 1 for tune"))
         if 1 / self.reduction < self.first_rung * (1 - 1e-12):  # the slack: 1/3 against first_rung 1/3
             errors.append(ConfigError("first_rung", f"{self.first_rung:.3g} is past the first rung 1/reduction ="
                                       f" {1 / self.reduction:.3g} of the budget: no candidate would ever be cut",

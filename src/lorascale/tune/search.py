@@ -304,7 +304,7 @@ def check_seeds(search: StageResult, base: TrainConfig, req: TuneRequest, url: s
     finite = [i for i in finalists if math.isfinite(cs[i].mean_ema)]
     if not finite:
         log.warning("tune: every finalist diverged at one of seeds %s; the answer stays the search's pick at seed %d,"
-                    " unchecked: narrow the search (alpha_max, lr_span) toward gentler settings", seeds, base.seed)
+                    " unchecked: narrow the search (`alpha_max`, `lr_span`) toward gentler settings", seeds, base.seed)
         return confirm
     search.best = one_se_choice(finite, lambda i: cs[i].mean_ema, errors.get, lambda i: cs[i].lr * cs[i].alpha)
     log.info("tune: seed check over %d seeds chose candidate %d (mean EMA %.4f)", req.confirm_seeds,
@@ -405,7 +405,7 @@ def run_stage(name: str, base: TrainConfig, points: list[tuple[float, float]], r
             raise ConfigError("lr_fft", f"every rate of tune's {name} probe diverged or was cut",
                               "give `lr_fft` (your full-finetuning learning rate) to skip the probe")
         raise ConfigError("candidates", f"every candidate of tune's {name} stage diverged or was cut",
-                          "widen the search (alpha_min, alpha_max, candidates) or lower lr_fft")
+                          "widen the search (`alpha_min`, `alpha_max`, `candidates`) or lower `lr_fft`")
     best = _pick(candidates, steps, base.ema_beta, fallback=0)
     result = StageResult(name, steps, req.reduction, candidates, spent, len(points) * steps, best, list(rungs), earlier)
     study.set_user_attr("result", json.loads(json.dumps(result.to_dict(), default=_json_num)))
