@@ -189,6 +189,10 @@ def test_tune_lr_reaches_tunes_own_answer_with_the_other_problems(capsys, tmp_pa
     assert "lorascale tune: error: --lr: tune searches the learning rate; drop --lr (give --lr-fft to skip its" \
            " estimate)" in err
     assert "--first-rung: 0.9 is past the first rung" in err and "unrecognized" not in err
+    for value in ("none", "abc"):  # `none` would have unset it, and tune would have run
+        err = _refused(["tune", "--lr", value], capsys, tmp_path, monkeypatch)
+        assert err == ("lorascale tune: error: --lr: tune searches the learning rate; drop --lr (give --lr-fft to skip"
+                       " its estimate)\n")
 
 
 def test_an_rlvr_runs_settings_and_monitors_are_refused_together_before_any_model_loads(capsys, tmp_path, monkeypatch):

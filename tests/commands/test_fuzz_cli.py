@@ -141,6 +141,7 @@ def _kinds(w, command: str) -> dict[str, list[str]]:
         + ["not-a-url", f"sqlite:///{w['plain_dir']}", f"sqlite:///{w['file']}", f"sqlite:///{w['empty_db']}",
            f"journal:{w['plain_dir']}"],
         "study": ["no-such-study"],
+        **({"lr": ["1e-3", "none", "abc", "0"]} if command == "tune" else {}),  # tune's hidden --lr: all refused
         "adapter_dir": [missing, w["file"], w["empty_dir"], w["adapter_bad_alpha"], w["adapter_bad_regex"],
                         w["adapter_truncated"]],
         "run_dir": [missing, w["file"], w["empty_dir"], w["run_bad_lines"]],

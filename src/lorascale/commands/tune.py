@@ -17,8 +17,9 @@ def register(sub) -> None:
                       defaults={"alpha": "1; the search's prior for lora-alpha rules",
                                 "lora_alpha": "256·√r for fixed-alpha, 256 for rslora, LoRA-α's multiplier; the"
                                               " search's prior for those rules"})
-    # not a setting of tune (it searches the rate), but accepted so that TuneRequest refuses it with its fix
-    p.add_argument("--lr", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # any value: refused all the same
+    # not a setting of tune (it searches the rate), but accepted so that TuneRequest refuses it with its fix: any
+    # value becomes a rate, which it always refuses (`--lr none` would otherwise unset it, and tune would run)
+    p.add_argument("--lr", type=lambda value: 1.0, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the answer as JSON (peft_config, lr, recipe, compute)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)

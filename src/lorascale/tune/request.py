@@ -38,17 +38,15 @@ LR_SPAN_MAX = 10.0  # octaves each side: 2^±10 around η_FFT is already three d
 class TuneRequest(Settings):
     """``run`` is the training run to tune (its ``lr`` is what tune finds); the rest shapes the search.
 
-    The search: LoRA-α's α-path at η = η_FFT, ``candidates`` values of the α knob log-evenly over
-    :attr:`alpha_box` with the :attr:`prior` (α = 1 by default) among them (LoRA-α's Finding II: the α-path beats the η-path); or with
-    ``lr_span`` > 0, the prior and ``candidates − 1`` Sobol points in (log α, log η), η ∈
-    η_FFT·2^[−lr_span, lr_span]. Candidates train as members
-    with successive halving (keep the best 1/``reduction`` at each rung, none before ``first_rung`` of the
-    budget). The best ``confirm_top`` candidates that ran the whole budget are then trained at
-    ``confirm_seeds − 1`` more seeds, and the answer is picked on the mean final EMA loss over seeds (the
-    one-standard-error rule toward the gentler setting, :mod:`.selection`): one seed's luck does not pick
-    it. Without an explicit
-    ``lr_fft``, η_FFT is estimated first through μA's LoRA → FFT transfer (Init[B], α = 1 at rank
-    ``fft_probe_rank`` shares full finetuning's optimal η: μA §4.2, Cor. 4.6).
+    The search: LoRA-α's α-path at η = η_FFT, ``candidates`` values of the α knob log-evenly over :attr:`alpha_box`
+    with the :attr:`prior` (α = 1 by default) among them (LoRA-α's Finding II: the α-path beats the η-path); or with
+    ``lr_span`` > 0, the prior and ``candidates − 1`` Sobol points in (log α, log η), η ∈ η_FFT·2^[−lr_span,
+    lr_span]. Candidates train as members with successive halving (keep the best 1/``reduction`` at each rung, none
+    before ``first_rung`` of the budget). The best ``confirm_top`` candidates that ran the whole budget are then
+    trained at ``confirm_seeds − 1`` more seeds, and the answer is picked on the mean final EMA loss over seeds (the
+    one-standard-error rule toward the gentler setting, :mod:`.selection`): one seed's luck does not pick it.
+    Without an explicit ``lr_fft``, η_FFT is estimated first through μA's LoRA → FFT transfer (Init[B], α = 1 at
+    rank ``fft_probe_rank`` shares full finetuning's optimal η: μA §4.2, Cor. 4.6).
     """
 
     run: TrainConfig = setting(TrainConfig(rule="lora-alpha"), "the run to tune")
@@ -107,8 +105,8 @@ class TuneRequest(Settings):
         else:
             lo, hi = self.alpha_box
             if lo >= hi and self.alpha_min is None:  # only the top was given: it is the one to move
-                errors.append(ConfigError("alpha_max", f"{hi:g} is not above the smallest α searched, {lo:g} (0.1 × the"
-                                          f" prior {self.prior:g})", f"raise `alpha_max` above {lo:g}, or give"
+                errors.append(ConfigError("alpha_max", f"{hi:g} is not above the smallest α searched, {lo:g} ({ALPHA_BOX[0]:g}"
+                                          f" × the prior {self.prior:g})", f"raise `alpha_max` above {lo:g}, or give"
                                           " `alpha_min` too"))
             elif lo >= hi:
                 errors.append(ConfigError("alpha_min", f"{lo:g} is not below the largest α searched ({hi:g})",
