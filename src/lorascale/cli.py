@@ -57,13 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # named by the command, not the top level's `usage: lorascale [-h] [--version] COMMAND ...`
-        argv = sys.argv[1:] if argv is None else argv
-        command = getattr(args, "command", None)
-        at = [i for i, a in enumerate(argv) if a in unknown]
-        # `lorascale --bogus tune`: a flag before the command is the top level's
-        ours = command is not None and command in argv and (not at or at[0] > argv.index(command))
-        prog = args.parser.prog if ours else parser.prog
+    if unknown:
+        prog = _owner_of_unknown(parser, args, unknown, sys.argv[1:] if argv is None else argv)
         print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)}; see `{prog} --help` for its flags",
               file=sys.stderr)
         return EXIT_USAGE
@@ -93,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lorascale {args.command}: error: no space left on the device{where}. Free some space, or write"
               " elsewhere (--out, --storage), then run the same command again", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _owner_of_unknown(parser, args, unknown: list[str], argv: list[str]) -> str:
+    """Whose flags the unknown arguments were meant as: the command's when they follow it, not the top level's
+    `usage: lorascale [-h] [--version] COMMAND ...`; the top level's before it (`lorascale --bogus tune`)."""
+    command = getattr(args, "command", None)
+    at = [i for i, a in enumerate(argv) if a in unknown]
+    ours = command is not None and command in argv and (not at or at[0] > argv.index(command))
+    return args.parser.prog if ours else parser.prog
 
 
 class _CurrentStderr(logging.StreamHandler):

@@ -107,11 +107,12 @@ def run(args) -> int:
     if cfg is not None and is_rlvr(cfg):  # with the rest, not later from train_rlvr (looking only: no model loads)
         with collecting(errors):
             check_rlvr(cfg)
-    asked = given(args, DiagnosticsSettings).get("diagnostics")  # given, even where the monitors failed to build
-    if asked and cfg is not None and is_rlvr(cfg):  # not as train_rlvr's "callbacks", a field with no flag
-        errors.append(ConfigError("diagnostics", "the rlvr task trains inside TRL's GRPOTrainer, where lorascale's"
-                                  " monitors do not attach", "drop `diagnostics` (in Python, lorascale.attach(trainer,"
-                                  " ...) attaches them to a GRPOTrainer you build)"))
+        # --diagnostics as given (the monitors may have failed to build), named by its flag, not as train_rlvr's
+        # flagless `callbacks`
+        if given(args, DiagnosticsSettings).get("diagnostics"):
+            errors.append(ConfigError("diagnostics", "the rlvr task trains inside TRL's GRPOTrainer, where lorascale's"
+                                      " monitors do not attach", "drop `diagnostics` (in Python, lorascale.attach(trainer,"
+                                      " ...) attaches them to a GRPOTrainer you build)"))
     ConfigErrors.raise_if_any(errors)
     try:
         result = train(cfg, callbacks, progress=not args.quiet, resume=bool(getattr(args, "resume", None)))

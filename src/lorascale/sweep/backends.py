@@ -255,9 +255,8 @@ def _check_file(path: Path, kind: str, access: Access) -> None:
                              "use the file `lorascale sweep` wrote")
 
 
-_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "pymysql": "pymysql",
-                    "mysqldb": "mysqlclient", "asyncpg": "asyncpg", "mysqlconnector": "mysql-connector-python",
-                    "mariadbconnector": "mariadb"}
+_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "mysqldb": "mysqlclient",
+                    "mysqlconnector": "mysql-connector-python", "mariadbconnector": "mariadb"}
 """pip's name for SQLAlchemy's default drivers where it differs from the module's."""
 
 
