@@ -82,11 +82,12 @@ def test_apply_on_peft_model_rescales_in_place_like_a_fresh_apply(rule, tmp_path
     theirs = get_peft_model(load_model("tiny-llama", seed=0).model,
                             LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], rank_pattern={"down_proj": 8}))
     _trained(theirs)
-    out = lorascale.apply(theirs, rule=rule, gamma=0.5)
+    knobs = {"gamma": 0.5} if rule == "mua" else {}  # a knob the rule ignores is refused
+    out = lorascale.apply(theirs, rule=rule, **knobs)
     assert out is theirs  # the same object: no second wrapper
     assert not any(k.startswith("base_model.model.base_model") for k in theirs.state_dict())
 
-    fresh = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4, rule=rule, gamma=0.5,
+    fresh = lorascale.apply(load_model("tiny-llama", seed=0).model, rank=4, rule=rule, **knobs,
                             targets=["q_proj", "down_proj"], rank_pattern={"down_proj": 8})
     fresh.load_state_dict(_lora_state(theirs), strict=False)
     ids = _ids()
@@ -369,3 +370,23 @@ def test_init_after_wrap_checks_the_init_name_first():
     with pytest.raises(ConfigError) as e:  # before: a raw ValueError, after "has no LoRA layers yet" for this model
         lorascale.init_after_wrap(load_model("tiny-llama").model, "kaimnig")
     assert e.value.field == "init" and e.value.fix == "choose one of kaiming, A or B"
+
+
+def test_a_knob_the_rule_ignores_is_refused_by_every_entry_point(tiny_llama):
+    """``apply(model, rule="fixed-alpha", alpha=3)`` used to wrap at lora_alpha 16, the α dropped; None is each
+    knob's default, so an unset knob is never "given"."""
+    from lorascale.errors import ConfigErrors
+
+    cases = [lambda: lorascale.apply(tiny_llama.model, rule="fixed-alpha", alpha=3.0, rank=0),
+             lambda: lorascale.lora_config(tiny_llama.model, 0, "fixed-alpha", alpha=3.0),
+             lambda: lorascale.recommend_lr("alpha-r", gamma=0.5, init="Z")]
+    for call, fields in zip(cases, (["alpha", "rank"], ["alpha", "rank"], ["gamma", "init"])):
+        with pytest.raises(ConfigErrors) as e:
+            call()
+        assert sorted(x.field for x in e.value.errors) == fields  # with the other problems, at once
+    from peft import LoraConfig
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.rescale(LoraConfig(r=4, lora_alpha=8), "mua", c=512.0)
+    assert [x.field for x in e.value.errors] == ["c"]
+    assert lorascale.lora_config(tiny_llama.model, 4, "fixed-alpha", lora_alpha=32.0).lora_alpha == 32.0
+    assert lorascale.recommend_lr("mua", 1e-4, init="B", gamma=0.0) == 1e-4  # μA Init[B] α = 1: η_FFT

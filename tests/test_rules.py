@@ -5,8 +5,8 @@ import pytest
 from lorascale.errors import ConfigErrors
 
 from lorascale.rules import (
-    Finetune, Init, MuAConfig, RuleError, RuleSpec, ScaleRule, alpha_base, effective_scale, mua_lr_exponents,
-    mua_lr_shape, peft_lora_alpha, recommended_lr, scale_from_peft, sigma_a, transfer_lr,
+    ALL_KNOBS, RULE_KNOBS, Finetune, Init, MuAConfig, RuleError, RuleSpec, ScaleRule, alpha_base, effective_scale,
+    mua_lr_exponents, mua_lr_shape, peft_lora_alpha, recommended_lr, scale_from_peft, sigma_a, transfer_lr, unread_knobs,
 )
 
 
@@ -136,3 +136,30 @@ def test_init_b_gamma_half_refused():
     with pytest.raises(ConfigErrors) as e:
         MuAConfig(init=Init.B, gamma=0.5)
     assert e.value.errors[0].field == "gamma"
+
+
+@pytest.mark.parametrize("rule", list(ScaleRule))
+def test_rule_knobs_are_exactly_the_knobs_effective_scale_reads(rule):
+    """RULE_KNOBS against effective_scale itself: doubling a knob the table lists changes s at every (r, d_in),
+    doubling one it leaves out never does (γ from 0.25 to 0.5; γ = 0 would give r^0 = 1 at any γ·2)."""
+    start = {"alpha": 1.5, "c": 100.0, "lora_alpha": 12.0, "gamma": 0.25}
+    assert set(start) == ALL_KNOBS
+    for knob in ALL_KNOBS:
+        changed = [effective_scale(RuleSpec(rule=rule, **{**start, knob: 2 * start[knob]}), r, d) !=
+                   effective_scale(RuleSpec(rule=rule, **start), r, d) for r in (4, 64) for d in (64, 576)]
+        assert all(changed) if knob in RULE_KNOBS[rule] else not any(changed), knob
+
+
+def test_unread_knobs_name_each_ignored_knob_with_the_rules_that_read_it():
+    errors = unread_knobs({"rule": "fixed-alpha", "alpha": 3, "c": 512, "gamma": 1, "lora_alpha": 32, "rank": 8})
+    assert [e.field for e in errors] == ["alpha", "c", "gamma"]  # lora_alpha is fixed-alpha's; rank is no knob
+    assert errors[0].message == "rule fixed-alpha reads only `lora_alpha`, so this would be ignored"
+    assert errors[0].fix == "drop `alpha`, or choose a rule that reads it: lora-alpha, lora-alpha-analytic"
+    assert errors[1].fix == "drop `c`, or choose a rule that reads it: lora-alpha"  # Variant II has no C
+    # the default rule is LoRA-α's Variant I; a rule with no knob says so; the prefix places a sweep's field
+    assert [e.field for e in unread_knobs({"gamma": 0.5, "alpha": 2, "c": 512})] == ["gamma"]
+    (e,) = unread_knobs({"rule": ScaleRule.ALPHA_EQ_R, "lora_alpha": 16}, where="grid.configs[1].")
+    assert (e.field, e.message) == ("grid.configs[1].lora_alpha", "rule alpha-r has no knob, so this would be ignored")
+    assert unread_knobs({"rule": "lora-alpha-analytic", "c": 512})[0].field == "c"
+    assert unread_knobs({"rule": "nope", "gamma": 1}) == []  # the rule's own error is validation's
+    assert unread_knobs({"rule": "mua", "gamma": 1, "init": "A"}) == []

@@ -24,7 +24,7 @@ from .adapters.spec import PeftOptions
 from .errors import ConfigError, ConfigErrors, collecting
 from .methods import LORAPLUS_LR_RATIO, Method, method_of
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
-from .rules import DEFAULT_C, DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr
+from .rules import DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr, unread_knobs
 from .schema import PositiveFloat, checked, validate
 
 __all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "loraplus_optimizer", "default_targets"]
@@ -37,10 +37,10 @@ def apply(
     rank: int | None = None,
     rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
     *,
-    alpha: float = 1.0,
-    c: float = DEFAULT_C,
-    lora_alpha: float = 16.0,
-    gamma: float = 0.0,
+    alpha: float | None = None,
+    c: float | None = None,
+    lora_alpha: float | None = None,
+    gamma: float | None = None,
     init: str | Init = Init.KAIMING,
     targets: str | tuple[str, ...] | list[str] | None = None,
     task_type: str | None = None,
@@ -57,6 +57,9 @@ def apply(
     with any rule. LoRA+ (``loraplus``) is an optimizer: the adapters are LoRA's, and
     :func:`loraplus_optimizer` builds its AdamW.
 
+    ``alpha``, ``c``, ``lora_alpha`` and ``gamma`` are the rule's knobs (docs/rules.md); None takes RuleSpec's
+    default, and a knob the rule does not read is refused, not ignored.
+
     Given a ``PeftModel``, its LoRA adapters are rescaled in place to the rule (each layer at its own
     rank) instead of being wrapped a second time; options that would need new adapters (another rank,
     targets, PEFT options) are refused, all at once. ``init`` A or B re-draws the factors (μA Def. 3.2),
@@ -68,7 +71,7 @@ def apply(
         new_adapters = method not in (Method.LORA, Method.LORAPLUS)  # LoRA+ is an optimizer: nothing to rebuild
         given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
                  "method": method if new_adapters else None, "pissa_niter": pissa_niter}
-        errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
+        errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None}) + unread_knobs(scaling)
         with collecting(errors):
             spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
         ConfigErrors.raise_if_any(errors)  # both kinds of problem together
@@ -96,10 +99,10 @@ def lora_config(
     rank: int = 16,
     rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
     *,
-    alpha: float = 1.0,
-    c: float = DEFAULT_C,
-    lora_alpha: float = 16.0,
-    gamma: float = 0.0,
+    alpha: float | None = None,
+    c: float | None = None,
+    lora_alpha: float | None = None,
+    gamma: float | None = None,
     init: str | Init = Init.KAIMING,
     targets: str | tuple[str, ...] | list[str] | None = None,
     task_type: str | None = None,
@@ -115,6 +118,9 @@ def lora_config(
 
     μA's Init[A]/Init[B] cannot be written in a LoraConfig: pass ``init`` here (LoRA-α analytic's s
     depends on it) and re-draw the factors after wrapping with :func:`init_after_wrap`.
+
+    ``alpha``, ``c``, ``lora_alpha`` and ``gamma`` are the rule's knobs (docs/rules.md); None takes RuleSpec's
+    default, and a knob the rule does not read is refused, not ignored.
     """
     if has_lora_layers(model):
         raise ConfigError("model", "already carries LoRA adapters; a config for it would nest a second set",
@@ -132,10 +138,10 @@ def rescale(
     rule: str | ScaleRule = ScaleRule.LORA_ALPHA,
     *,
     model=None,
-    alpha: float = 1.0,
-    c: float = DEFAULT_C,
-    lora_alpha: float = 16.0,
-    gamma: float = 0.0,
+    alpha: float | None = None,
+    c: float | None = None,
+    lora_alpha: float | None = None,
+    gamma: float | None = None,
     init: str | Init = Init.KAIMING,
     adapter: str | None = None,
 ):
@@ -143,10 +149,17 @@ def rescale(
 
     A ``LoraConfig``: returns a new config (``model=`` the base model checks it layer by layer and is
     needed for LoRA-α analytic). A ``PeftModel``: rescales its adapter in place and returns the model.
+
+    ``alpha``, ``c``, ``lora_alpha`` and ``gamma`` are the rule's knobs (docs/rules.md); None takes RuleSpec's
+    default, and a knob the rule does not read is refused, not ignored.
     """
     from peft import LoraConfig
 
-    spec = validate(AdapterSpec, {"scaling": _rule(rule, alpha, c, lora_alpha, gamma), "init": init})  # all at once
+    scaling = _rule(rule, alpha, c, lora_alpha, gamma)
+    errors, spec = unread_knobs(scaling), None
+    with collecting(errors):
+        spec = validate(AdapterSpec, {"scaling": scaling, "init": init})
+    ConfigErrors.raise_if_any(errors)  # all at once
     scaling, init = spec.scaling, spec.init
     if isinstance(config_or_model, LoraConfig):
         return rescale_config(config_or_model, scaling, init, model=model)
@@ -193,15 +206,16 @@ def _check_redraw(model, adapter: str | None) -> str:
 
 
 def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
-                 init: str | Init = Init.KAIMING, gamma: float = 0.0, method: str | Method = Method.LORA) -> float:
+                 init: str | Init = Init.KAIMING, gamma: float | None = None, method: str | Method = Method.LORA) -> float:
     """The learning rate the rule prescribes from the full-finetuning one (LoRA-α: η_FFT itself;
     μA Init[B] with α = 1: η_FFT too), or the ``method``'s own (PiSSA: η_FFT). Other μA configurations
     raise: use ``lorascale transfer``."""
-    errors, spec = [], None
+    scaling = {"rule": rule, **({"gamma": gamma} if gamma is not None else {})}
+    errors, spec = unread_knobs(scaling), None
     with collecting(errors):
         checked(PositiveFloat, "lr_fft", lr_fft, LR_FFT_FIX)
     with collecting(errors):
-        spec = validate(AdapterSpec, {"scaling": {"rule": rule, "gamma": gamma}, "init": init, "method": method})
+        spec = validate(AdapterSpec, {"scaling": scaling, "init": init, "method": method})
     ConfigErrors.raise_if_any(errors)
     return recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
 
@@ -225,14 +239,15 @@ def loraplus_optimizer(model, lr: float, loraplus_lr_ratio: float = LORAPLUS_LR_
 
 
 def _rule(rule, alpha, c, lora_alpha, gamma) -> dict:
-    """The scaling settings as given: validated inside AdapterSpec, with the adapter's own, so a bad rule and a
-    bad init are reported together."""
-    return {"rule": rule, "alpha": alpha, "c": c, "lora_alpha": lora_alpha, "gamma": gamma}
+    """The scaling settings as given (a knob left None takes RuleSpec's default): validated inside AdapterSpec,
+    with the adapter's own, so a bad rule and a bad init are reported together."""
+    given = {"alpha": alpha, "c": c, "lora_alpha": lora_alpha, "gamma": gamma}
+    return {"rule": rule, **{k: v for k, v in given.items() if v is not None}}
 
 
 def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict) -> tuple[AdapterSpec, PeftOptions]:
     """AdapterSpec and PeftOptions from keyword arguments; every bad value of both at once."""
-    errors, spec, options = [], None, None
+    errors, spec, options = unread_knobs(scaling), None, None
     with collecting(errors):
         spec = AdapterSpec(rank=16 if rank is None else rank, scaling=scaling, init=init,
                            targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout, **method)

@@ -38,6 +38,9 @@ __all__ = [
     "Init",
     "Finetune",
     "RuleSpec",
+    "RULE_KNOBS",
+    "ALL_KNOBS",
+    "unread_knobs",
     "RuleError",
     "sigma_a",
     "alpha_base",
@@ -126,6 +129,40 @@ class RuleSpec(Settings):
                                         fix="typical fixed values are 16 or 32")
     gamma: Float = setting(0.0, "μA multiplier exponent γ of α = r^-γ (rule mua)", ge=0.0, le=1.0,
                            fix="μA uses γ = 0 (α = 1), 0.5 or 1 (α = 1/r)")
+
+
+RULE_KNOBS: dict[ScaleRule, tuple[str, ...]] = {
+    ScaleRule.LORA_ALPHA: ("alpha", "c"),
+    ScaleRule.LORA_ALPHA_ANALYTIC: ("alpha",),  # Variant II: α_base = √r/σ_A, no C
+    ScaleRule.ALPHA_EQ_R: (),
+    ScaleRule.ALPHA_2R: (),
+    ScaleRule.FIXED_ALPHA: ("lora_alpha",),
+    ScaleRule.RSLORA: ("lora_alpha",),
+    ScaleRule.MUA: ("gamma",),
+}
+"""The RuleSpec knobs each rule reads in :func:`effective_scale`; the others it ignores."""
+
+
+def unread_knobs(given: dict, where: str = "") -> list[ConfigError]:
+    """The knobs among the settings ``given`` (flat keys as a user wrote them: flags, a YAML file, a sweep
+    configuration) that their rule ignores, each as an error naming it: ``--rule fixed-alpha --alpha 3`` would
+    otherwise give lora_alpha 16 without a word. The rule is ``given``'s, else the default; a rule that is not
+    one is left to validation. ``where`` prefixes each field (``grid.configs[0].``).
+
+    Checked where settings come from a user, not in :class:`RuleSpec`: code may change a spec's rule and keep
+    knobs the new rule ignores (tune's η_FFT probe keeps a fixed-alpha run's ``lora_alpha``)."""
+    try:
+        rule = ScaleRule(given.get("rule", RuleSpec.model_fields["rule"].default))
+    except (ValueError, TypeError):
+        return []
+    reads = RULE_KNOBS[rule]
+    said = f"rule {rule} reads only {' and '.join(f'`{k}`' for k in reads)}" if reads else f"rule {rule} has no knob"
+    return [ConfigError(f"{where}{k}", f"{said}, so this would be ignored",
+                        f"drop `{k}`, or choose a rule that reads it: {', '.join(r for r, ks in RULE_KNOBS.items() if k in ks)}")
+            for k in sorted(set(given) & ALL_KNOBS - set(reads))]
+
+
+ALL_KNOBS = frozenset(k for ks in RULE_KNOBS.values() for k in ks)  # every rule knob of RuleSpec
 
 
 def alpha_base(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> float:

@@ -18,10 +18,12 @@ _CONFIG = {"A": (Finetune.LORA, Init.A), "B": (Finetune.LORA, Init.B), "fft": (F
 
 class TransferRequest(Settings):
     lr: PositiveFloat = setting(..., "the learning rate tuned at the reference point", fix="e.g. 2e-4")
-    from_rank: PositiveInt | None = setting(None, "rank of the reference run")
-    to_rank: PositiveInt | None = setting(None, "rank to predict for (default: the same)")
-    from_width: PositiveInt = setting(..., "width n (hidden size) of the reference model")
-    to_width: PositiveInt | None = setting(None, "width to predict for (default: the same)")
+    from_rank: PositiveInt | None = setting(None, "rank of the reference run", fix="give the rank it was tuned at, e.g. 16")
+    to_rank: PositiveInt | None = setting(None, "rank to predict for (default: the same)", fix="give a rank, e.g. 64")
+    from_width: PositiveInt = setting(..., "width n (hidden size) of the reference model",
+                                      fix="give the model's hidden size, e.g. 576 for SmolLM2-135M")
+    to_width: PositiveInt | None = setting(None, "width to predict for (default: the same)",
+                                           fix="give the target model's hidden size, e.g. 2048")
     from_config: Side = setting("B", "reference configuration: A or B (LoRA with μA's Init[A] or Init[B]) or fft")
     to_config: Side | None = setting(None, "target configuration: A, B or fft (default: the same)")
     gamma: Float = setting(0.0, "μA exponent of the multiplier α = r^-γ (both sides)", ge=0.0, le=1.0,
@@ -29,7 +31,8 @@ class TransferRequest(Settings):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TransferRequest":
-        """Every problem at once: ranks a LoRA side needs, ranks past the width, a γ with no μA rule."""
+        """Every problem at once: ranks a LoRA side needs, ranks past the width, a γ with no μA rule, a rank or γ
+        a full-finetuning side would ignore."""
         errors: list[ConfigError] = []
         to_config = self.to_config or self.from_config
         if self.from_config != "fft" and self.from_rank is None:
@@ -37,6 +40,17 @@ class TransferRequest(Settings):
         if to_config != "fft" and self.to_rank is None and self.from_rank is None and self.from_config == "fft":
             errors.append(ConfigError("to_rank", "a LoRA target needs its rank (the full-finetuning reference has none)",
                                       "give the rank to predict for"))
+        # a setting the transfer would ignore: a full-finetuning side has no rank (a fft reference's from_rank stands
+        # for the LoRA target's rank only when to_rank is not given), and γ is the LoRA sides' multiplier
+        if self.from_config == "fft" and self.from_rank is not None and (self.to_rank is not None or to_config == "fft"):
+            errors.append(ConfigError("from_rank", "the full-finetuning reference has no rank, so this would be ignored",
+                                      "drop `from_rank`" + ("" if to_config == "fft" else " (the target's rank is `to_rank`)")))
+        if to_config == "fft" and self.to_rank is not None:
+            errors.append(ConfigError("to_rank", "the full-finetuning target has no rank, so this would be ignored",
+                                      "drop `to_rank`"))
+        if self.from_config == to_config == "fft" and "gamma" in self.model_fields_set:
+            errors.append(ConfigError("gamma", "neither side is LoRA, so the multiplier's exponent would be ignored",
+                                      "drop `gamma`"))
         to_rank, to_width = self.to_rank or self.from_rank, self.to_width or self.from_width
         for field, side, r, n in (("from_rank", self.from_config, self.from_rank, self.from_width),
                                   ("to_rank", to_config, to_rank, to_width)):
@@ -74,7 +88,8 @@ def predict_transfer(req: TransferRequest) -> dict:
     lr1 = _transfer(req, src, dst)
     exps = mua_lr_exponents(n1, r1 or 1, dst)
     return {
-        "from": {"config": src.label, "rank": req.from_rank, "width": req.from_width, "lr": req.lr},
-        "to": {"config": dst.label, "rank": r1, "width": n1, "lr": lr1},
+        "from": {"config": src.label, "rank": None if req.from_config == "fft" else req.from_rank, "width": req.from_width,
+                 "lr": req.lr},
+        "to": {"config": dst.label, "rank": None if dst_side == "fft" else r1, "width": n1, "lr": lr1},
         "exponents": {"width": exps[0], "rank": exps[1]},
     }

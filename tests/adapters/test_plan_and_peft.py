@@ -8,7 +8,7 @@ import torch
 import lorascale
 from lorascale.adapters import AdapterMetadata, AdapterSpec, inspect_model, plan_lora, read_metadata, save_adapter
 from lorascale.errors import ConfigError, ConfigErrors
-from lorascale.rules import Init, RuleSpec, ScaleRule
+from lorascale.rules import RULE_KNOBS, Init, RuleSpec, ScaleRule
 
 RULES = [
     RuleSpec(rule=ScaleRule.LORA_ALPHA),
@@ -37,7 +37,7 @@ def _randomise_b(peft_model, seed=1):
 @pytest.mark.parametrize("spec", RULES, ids=lambda s: s.rule.value)
 def test_inspected_scale_equals_rule_for_every_layer(spec, tiny_bert):
     plan = plan_lora(tiny_bert.model, AdapterSpec(rank=4, scaling=spec), tiny_bert.default_targets)
-    pm = lorascale.apply(tiny_bert.model, rank=4, rule=spec.rule, lora_alpha=spec.lora_alpha, gamma=spec.gamma)
+    pm = lorascale.apply(tiny_bert.model, rank=4, rule=spec.rule, **{k: getattr(spec, k) for k in RULE_KNOBS[spec.rule]})
     planned = {ly.name: ly.scale for ly in plan.layers}
     seen = {r.name: r.scale for r in inspect_model(pm)}
     assert set(seen) == set(planned) and len(seen) == 2 * 6  # 2 layers × 6 BERT targets

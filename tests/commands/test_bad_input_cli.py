@@ -32,6 +32,32 @@ def test_transfer_from_fft_to_lora_without_a_rank_names_the_target_rank(capsys, 
     assert "error: --to-rank: a LoRA target needs its rank" in err  # before: "rank", a field this command does not have
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["--from-config", "fft", "--from-rank", "8", "--to-config", "B", "--to-rank", "4"], "--from-rank"),
+    (["--from-config", "fft", "--from-rank", "8"], "--from-rank"),
+    (["--from-config", "A", "--from-rank", "8", "--to-config", "fft", "--to-rank", "4"], "--to-rank"),
+    (["--from-config", "fft", "--gamma", "1"], "--gamma"),
+])
+def test_transfer_refuses_a_setting_a_full_finetuning_side_would_ignore(argv, flag, capsys, tmp_path, monkeypatch):
+    err = _refused(["transfer", "--lr", "2e-5", "--from-width", "576", *argv], capsys, tmp_path, monkeypatch)
+    assert f"error: {flag}: " in err and "would be ignored" in err and f"drop {flag}" in err
+    assert err.count("error:") == 1
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["recommend", "--model", "tiny-llama@64", "--rule", "fixed-alpha", "--alpha", "3"], ["--alpha"]),
+    (["recommend", "--model", "tiny-llama@64", "--gamma", "0.5", "--rank", "0"], ["--rank", "--gamma"]),
+    (["recommend", "--model", "tiny-llama@64", "--rule", "alpha-r", "--lora-alpha", "16", "--c", "512"], ["--c", "--lora-alpha"]),
+    (["tune", "--model", "tiny-llama@64", "--rule", "rslora", "--alpha", "2", "--lr-fft", "1e-4"], ["--alpha"]),
+    (["train", "--model", "tiny-llama@64", "--rule", "mua", "--gamma", "1", "--c", "512", "--lr", "1e-3"], ["--c"]),
+])
+def test_a_knob_the_rule_ignores_is_refused_with_the_other_problems(argv, flags, capsys, tmp_path, monkeypatch):
+    """`recommend --rule fixed-alpha --alpha 3` printed lora_alpha 16, the --alpha silently dropped."""
+    err = _refused(argv, capsys, tmp_path, monkeypatch)
+    assert [line.split(": ")[2] for line in err.splitlines() if ": error: " in line] == flags
+    assert "so this would be ignored; drop " in err and "choose a rule that reads it" in err
+
+
 def test_json_output_is_standard_json():
     from lorascale.commands.common import dumps
 
@@ -211,3 +237,16 @@ def test_an_rlvr_runs_settings_and_monitors_are_refused_together_before_any_mode
     err = _refused(["train", "--data", "arithmetic", "--diagnostics", "signal-drift", "--diag-every", "0", "--out",
                     str(tmp_path / "run")], capsys, tmp_path, monkeypatch)  # monitors that failed to build: still named
     assert [line.split(":")[2].strip() for line in err.splitlines()] == ["--diag-every", "--diagnostics"]
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["--model", "tiny-bert@64", "--data", "shakespeare", "--rank", "0"], ["--rank", "--data"]),
+    (["--model", "tiny-llama@64", "--data", "shakespeare", "--rank", "0", "--seq-len", "100000"], ["--rank", "--seq-len"]),
+    (["--model", "tiny-llama@64", "--data", "shakespeare", "--lr", "-1", "--targets", "nope_proj"], ["--lr", "--targets"]),
+    (["--model", "tiny-llama@64", "--data", "nope", "--rank", "0"], ["--rank", "--data"]),  # the name check's, once
+])
+def test_train_reports_the_runs_own_problems_with_the_flags(argv, flags, capsys, tmp_path, monkeypatch):
+    """A data/model mismatch, a seq_len past the model's positions and targets that match nothing were found only
+    once every flag validated (build.check_run ran inside train): fixing --rank revealed the next problem."""
+    err = _refused(["train", *argv, "--steps", "2", "--out", str(tmp_path / "run"), "--quiet"], capsys, tmp_path, monkeypatch)
+    assert [line.split(": ")[2] for line in err.splitlines() if ": error: " in line] == flags

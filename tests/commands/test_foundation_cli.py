@@ -89,6 +89,11 @@ def test_transfer_rank_and_fft(capsys):
     assert out["to"]["lr"] == pytest.approx(1e-3 / 4, rel=1e-12)  # η ∝ r^-1/2: 16× rank → 4× smaller (rel: rounding only)
     out = run_json(capsys, ["transfer", "--lr", "2e-5", "--from-config", "B", "--from-rank", "16", "--to-config", "fft", "--from-width", "576", "--to-width", "1152", "--json"])
     assert out["to"]["lr"] == pytest.approx(1e-5, rel=1e-9)  # float rounding only
+    assert (out["from"]["rank"], out["to"]["rank"]) == (16, None)  # full finetuning has no rank
+    out = run_json(capsys, ["transfer", "--lr", "2e-5", "--from-config", "fft", "--from-rank", "8", "--to-config", "B",
+                            "--from-width", "576", "--json"])  # a fft reference's rank is the target's when to_rank is unset
+    assert (out["from"]["rank"], out["to"]["rank"]) == (None, 8)
+    assert out["to"]["lr"] == pytest.approx(2e-5, rel=1e-12)  # Init[B] α = 1 is FFT's η (rel: float rounding only)
 
 
 def test_check_on_conventional_adapter(tmp_path, capsys, tiny_llama):

@@ -153,6 +153,16 @@ def test_the_headline_refuses_a_given_rate_each_arm_finds_its_own():
     assert "lr_fft" not in HeadlineRequest(model="minilm-l6").run.model_fields_set  # the default passes
 
 
+def test_the_arms_own_rules_refuse_a_given_rule_or_knob_but_share_c():
+    """Every arm sets its rule and starts its multiplier where its method says: a given one would be ignored."""
+    from lorascale.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as e:
+        HeadlineRequest(rule="rslora", alpha=2.0, lora_alpha=32.0, gamma=0.5)
+    assert [x.field for x in e.value.errors] == ["rule", "alpha", "lora_alpha", "gamma"]
+    assert HeadlineRequest(c=512.0).run.adapter.scaling.c == 512.0  # (a) and (d) are LoRA-α at this C
+
+
 def test_epochs_get_the_headlines_own_answer_and_errors_name_flags(capsys, tmp_path, monkeypatch):
     """`--epochs 1` said "steps/epochs: both are set" (against the default run's steps 150, which the user
     never set); `--lr-fft` said "drop lr_fft", a field, not this command's flag."""

@@ -101,6 +101,26 @@ def test_bad_spec_lists_every_error_at_once():
     assert "empty grid" in text and "conflicting options" in text and "unknown" in text
 
 
+def test_a_knob_no_rule_reads_is_refused_where_it_is_written():
+    """A configuration's own knob is judged by its rule (the base's, when it gives none); a base knob only
+    when no configuration's rule reads it; the paths' knobs by the paths' rule (fixed-alpha by default)."""
+    configs = [{"rule": "mua", "init": "A", "gamma": 0, "alpha": 2}, {"rule": "alpha-r", "init": "B", "c": 512},
+               {"finetune": "full"}]
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec({"base": {**BASE, "gamma": 1, "lora_alpha": 32}, "grid": {"configs": configs, "ranks": [4], "log2_lr": [-10]},
+                    "paths": {**PATHS, "alpha": 2}})
+    assert sorted((x.field, x.message) for x in e.value.errors) == [
+        ("base.lora_alpha", "no configuration's rule reads it, so it would be ignored"),  # gamma: mua reads it
+        ("grid.configs[0].alpha", "rule mua reads only `gamma`, so this would be ignored"),
+        ("grid.configs[1].c", "rule alpha-r has no knob, so this would be ignored"),
+        ("paths.alpha", "rule fixed-alpha reads only `lora_alpha`, so this would be ignored")]
+    # a base knob that some configuration reads is fine, and so is one the others ignore
+    spec = parse_spec({"base": {**BASE, "alpha": 2}, "grid": {"configs": [{"rule": "lora-alpha"}, {"rule": "alpha-r"}],
+                                                              "ranks": [4], "log2_lr": [-10]}})
+    assert sorted((p.label, p.train.adapter.scaling.alpha) for p in spec.points) == [
+        ("Init[kaiming] α=1 (lora_alpha=r)", 2.0), ("lora-alpha Init[kaiming] alpha=2", 2.0)]  # alpha-r ignores it
+
+
 def test_two_bad_entries_of_one_list_do_not_hide_the_rest_of_the_grid():
     """The second bad rank's path led to a key the first had already removed, and the removal fell on its
     parent: the whole grid went, with every configuration's problems."""

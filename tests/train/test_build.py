@@ -40,16 +40,22 @@ def test_checkpointed_loss_and_gradients_equal_the_plain_run(finetune):
 
 
 def test_a_sequence_longer_than_the_models_positions_is_refused_before_the_run(tmp_path):
-    from lorascale.errors import ConfigError
+    from lorascale.errors import ConfigError, ConfigErrors
     from lorascale.train import TrainConfig
     from lorascale.train.build import check_run, load_base
 
     cfg = TrainConfig(model="tiny-bert", data="shakespeare-genre", seq_len=1024, out_dir=str(tmp_path / "r"))
-    for check in (check_run, load_base):  # tiny-bert's absolute position table has 512 rows
-        with pytest.raises(ConfigError) as e:
-            check(cfg)
-        assert e.value.field == "seq_len" and "exceed tiny-bert's 512 positions" in e.value.message
+    with pytest.raises(ConfigError) as e:  # tiny-bert's absolute position table has 512 rows
+        load_base(cfg)
+    assert e.value.field == "seq_len" and "exceed tiny-bert's 512 positions" in e.value.message
+    with pytest.raises(ConfigErrors) as es:  # check_run: with the adapter's problem, at once
+        check_run(cfg.replace(targets=["nope_proj"]))
+    assert [x.field for x in es.value.errors] == ["seq_len", "targets"]
+    assert es.value.errors[0].message == e.value.message
     assert check_run(cfg.replace(seq_len=512)) == "classification"
+    # settings that only stand in for refused ones are not judged: the task is still the data's
+    assert check_run(cfg.replace(targets=["nope_proj"]), unchecked={"seq_len", "rank"}) == "classification"
+    assert check_run(cfg, unchecked={"data"}) is None
 
 
 def test_roberta_counts_its_positions_from_past_the_padding_index():

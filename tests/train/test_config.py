@@ -135,3 +135,26 @@ def test_unsetting_one_budget_key_keeps_the_other(tmp_path):
         config_from_args(p.parse_args(["--steps", "none"]))
     out = config_from_args(p.parse_args(["--out", "none"]))
     assert out.out_dir == "none"  # a path: a folder called none, never "unset"
+
+
+def test_a_knob_the_rule_ignores_is_refused_from_the_file_or_the_flags(tmp_path):
+    """`rule: fixed-alpha` with `alpha: 3` used to train at lora_alpha 16 without a word. The file's and the
+    flags' settings are judged together (the flag's rule over the file's), nested keys too, and beside the
+    other problems; the Python API still carries every knob (code changes a rule and keeps the rest)."""
+    y = tmp_path / "c.yaml"
+    y.write_text("rule: fixed-alpha\nalpha: 3\nlora_alpha: 32\n")
+    with pytest.raises(ConfigErrors) as e:
+        TrainConfig.from_sources(y)
+    assert [x.field for x in e.value.errors] == ["alpha"]
+    with pytest.raises(ConfigErrors) as e:  # the flag's rule reads alpha, but now lora_alpha is the stray one
+        TrainConfig.from_sources(y, {"rule": "lora-alpha"})
+    assert [x.field for x in e.value.errors] == ["lora_alpha"]
+    y.write_text("adapter: {scaling: {rule: mua, gamma: 1, alpha: 2}}\n")
+    with pytest.raises(ConfigErrors) as e:
+        TrainConfig.from_sources(y, {"rank": 0, "lr": 1e-3})
+    assert [x.field for x in e.value.errors] == ["rank", "alpha"]
+    assert TrainConfig.from_sources(None, {"rule": "mua", "gamma": 1, "lr": 1e-3}).adapter.scaling.gamma == 1.0
+    assert TrainConfig(rule="rslora", alpha=3.0).adapter.scaling.alpha == 3.0  # not a user source: no check
+    with pytest.raises(ConfigErrors) as e:  # full finetuning's own check names the adapter settings, once
+        TrainConfig.from_sources(None, {"finetune": "full", "gamma": 0.5})
+    assert [x.field for x in e.value.errors] == ["gamma"]

@@ -1,32 +1,12 @@
-"""Output helpers shared by commands (JSON, tables) and the adapter flags of `recommend`."""
+"""Helpers shared by commands: a request from its flags with every problem at once, JSON and tables."""
 
 from __future__ import annotations
 
-import argparse
-
-from ..adapters.spec import AdapterSpec
-from ..errors import ConfigError, collecting
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import json_text as dumps
-from ..schema import PositiveFloat, Settings, nest, same_setting, validate
-from ..train.config import TrainConfig
-from .flags import add_settings_args, given
-
-
-class LrFft(Settings):
-    lr_fft: PositiveFloat = same_setting(TrainConfig, "lr_fft")
-
-
-def add_rule_args(p: argparse.ArgumentParser) -> None:
-    add_settings_args(p, AdapterSpec, title="adapter and scaling rule")
-
-
-def add_lr_fft_arg(p: argparse.ArgumentParser) -> None:
-    add_settings_args(p, LrFft)
-
-
-def adapter_from_args(args) -> AdapterSpec:
-    """The AdapterSpec the flags describe; every bad flag at once."""
-    return validate(AdapterSpec, nest(AdapterSpec, given(args, AdapterSpec)))
+from ..schema import leaf_fields
+from ..train.config import unread_knob_errors
+from .flags import given
 
 
 def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigError]:
@@ -51,14 +31,17 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
 
 def request_with_names(cls, args):
     """``cls`` (a settings model) from the flags ``args`` gives it; when they fail to validate, the error
-    list also carries the ``model`` and ``data`` names' problems (:func:`with_name_errors`)."""
-    from ..errors import ConfigErrors
-
+    list also carries the ``model`` and ``data`` names' problems (:func:`with_name_errors`). A scaling rule's
+    knob given with a rule that ignores it is an error either way (:func:`~lorascale.train.config.unread_knob_errors`)."""
     values = given(args, cls)
+    knobs = "rule" in leaf_fields(cls)  # a rule's knobs given to a rule that ignores them are refused too
     try:
-        return cls(**values)
+        req = cls(**values)
     except ConfigErrors as e:
-        raise ConfigErrors(with_name_errors(e.errors, values)) from None
+        errors = with_name_errors(e.errors, values)
+        raise ConfigErrors(errors + (unread_knob_errors(values, {e.field for e in errors}) if knobs else [])) from None
+    ConfigErrors.raise_if_any(unread_knob_errors(values) if knobs else [])
+    return req
 
 
 def print_json(obj) -> None:
@@ -72,4 +55,4 @@ def table(rows: list[list], headers: list[str]) -> str:
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]])
 
 
-__all__ = ["add_rule_args", "add_lr_fft_arg", "adapter_from_args", "LrFft", "print_json", "dumps", "table", "ConfigError"]
+__all__ = ["request_with_names", "with_name_errors", "print_json", "dumps", "table", "ConfigError"]

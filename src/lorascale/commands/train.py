@@ -83,6 +83,26 @@ def with_out_dir_error(errors: list[ConfigError], values: dict) -> list[ConfigEr
     return errors
 
 
+def with_run_errors(errors: list[ConfigError], values: dict) -> list[ConfigError]:
+    """``errors`` (the settings' own) plus what the run's data, model and adapter would refuse
+    (:func:`~lorascale.train.build.check_run`, no weights loaded), judged on the settings that did validate:
+    a task mismatch is reported with a bad ``--rank``, not after it is fixed. A run whose settings all
+    validate is checked by ``train`` itself."""
+    from ..schema import validate_partial
+    from ..train.build import check_run
+
+    if not errors:
+        return errors
+    partial, _ = validate_partial(TrainConfig, values)
+    if partial is None:  # a cross-field problem: nothing to judge the rest on
+        return errors
+    refused = {e.field for e in errors}
+    found: list[ConfigError] = []
+    with collecting(found):
+        check_run(partial, unchecked=refused)
+    return errors + [e for e in found if e.field not in refused]
+
+
 def make_diagnostics(args) -> list:
     from ..diagnostics import make_callbacks
 
@@ -102,6 +122,7 @@ def run(args) -> int:
         cfg = config_from_args(args)
     if not getattr(args, "resume", None):  # and what the run would read and write (found by looking only)
         errors = with_out_dir_error(with_name_errors(errors, values := _raw_values(args)), values)
+        errors = with_run_errors(errors, values)
     with collecting(errors):
         callbacks = make_diagnostics(args)
     if cfg is not None and is_rlvr(cfg):  # with the rest, not later from train_rlvr (looking only: no model loads)

@@ -22,7 +22,7 @@ def run(args) -> int:
         print_json(out)
         return 0
     src, dst, exps = out["from"], out["to"], out["exponents"]
-    print(f"{src['config']} at r={src['rank']}, n={src['width']}: η = {src['lr']:.4g}")
-    print(f"{dst['config']} at r={dst['rank']}, n={dst['width']}: η = {dst['lr']:.4g}"
-          f"   (η ∝ n^{exps['width']:g} · r^{exps['rank']:g})")
+    at = lambda side: (f"r={side['rank']}, " if side["rank"] is not None else "") + f"n={side['width']}"  # noqa: E731
+    print(f"{src['config']} at {at(src)}: η = {src['lr']:.4g}")
+    print(f"{dst['config']} at {at(dst)}: η = {dst['lr']:.4g}   (η ∝ n^{exps['width']:g} · r^{exps['rank']:g})")
     return 0

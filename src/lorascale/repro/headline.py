@@ -87,11 +87,15 @@ class HeadlineRequest(Settings):
     @model_validator(mode="after")
     def _rates_are_the_arms_own(self) -> "HeadlineRequest":
         """Each arm finds its rate: a given ``lr`` would be ignored by every sweep, and a given ``lr_fft`` would
-        skip (d)'s η_FFT probe, so tune would neither estimate η_FFT nor pay for it as the benchmark says. The
+        skip (d)'s η_FFT probe, so tune would neither estimate η_FFT nor pay for it as the benchmark says. A given
+        rule or α knob would be overridden by every arm's own. The
         arms are compared at one step budget, which tune's rungs need too."""
         why = {"lr": "each arm sweeps or searches its own learning rate",
                "lr_fft": "the headline finds η_FFT itself: (e)'s sweep gives it to (a), and tune's probe estimates it for (d)"}
         errors = [ConfigError(k, why[k], f"drop `{k}`") for k in ("lr", "lr_fft") if k in self.run.model_fields_set]
+        errors += [ConfigError(k, "each arm sets its own scaling rule and multiplier ((a) and (d) LoRA-α from α = 1,"
+                               " (b) α = r, (c) rsLoRA's sweep); only LoRA-α's `c` is shared", f"drop `{k}`")
+                   for k in ("rule", "alpha", "lora_alpha", "gamma") if k in self.run.adapter.scaling.model_fields_set]
         if self.run.epochs is not None:
             errors.append(ConfigError("epochs", "the headline compares its arms at one step budget, which tune's rungs"
                                       " are cut from", "give `steps` instead of `epochs`"))

@@ -34,7 +34,7 @@ from pathlib import Path
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
-from ..rules import Finetune, ScaleRule
+from ..rules import ALL_KNOBS, RULE_KNOBS, Finetune, ScaleRule, unread_knobs
 from ..schema import leaf_fields
 from ..train.config import FLAT_KEYS, TrainConfig
 from ..schema import validate_partial
@@ -201,6 +201,7 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
     """Add the grid's points; returns each configuration's label with its index in ``grid.configs``."""
     seeds = grid.seeds
     labels: dict[str, int] = {}
+    read: set[str] = set()  # the knobs some configuration's rule reads
     for i, entry in enumerate(grid.configs):
         where = f"grid.configs[{i}]"
         over = _overrides(entry.settings(), where, c)
@@ -221,6 +222,10 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
                 c.add_once(f"grid.{k}", "empty grid", "list at least one value, here or in each configuration")
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
+        if not full:  # a knob the configuration gives its rule, which the rule ignores
+            for e in unread_knobs({**over, "rule": rule}, where=f"{where}."):
+                c.add(e.field, e.message, e.fix)
+            read |= set(RULE_KNOBS.get(rule, ALL_KNOBS))  # a rule that is not one is refused by validation
         if knob is None and any(m != 1.0 for m in c_mults):
             c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply",
                   f"use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
@@ -242,6 +247,10 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
                         cfg = _train(base, over, x, r, seed, knob, knob_value, where, c)
                         if cfg is not None:
                             _add(points, _point(cfg, label, r, x, m, seed, ()), where, c)
+    for k in sorted(set(base) & ALL_KNOBS - read):
+        reading = ", ".join(r for r, ks in RULE_KNOBS.items() if k in ks)
+        c.add(f"base.{k}", "no configuration's rule reads it, so it would be ignored",
+              f"drop it, or give a configuration a rule that reads it ({reading})")
     return labels
 
 
@@ -276,6 +285,8 @@ def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
     knob = ALPHA_KNOB.get(str(over["rule"]))
     if knob is None:
         c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob", f"use one of {', '.join(ALPHA_KNOB)}")
+    for e in unread_knobs(over, where="paths."):
+        c.add(e.field, e.message, e.fix)
     return over, knob
 
 

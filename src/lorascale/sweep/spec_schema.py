@@ -45,7 +45,7 @@ class Log2Range(Settings):
     @model_validator(mode="after")
     def _non_empty(self) -> "Log2Range":
         if self.to < self.start:
-            raise ConfigError("to", f"empty grid: needs from ≤ to, got from {self.start:g} to {self.to:g}", "swap them")
+            raise ConfigError("to", f"{self.to:g} is below from {self.start:g}: an empty grid", "swap them")
         if (self.to - self.start) / self.step + 1 > MAX_AXIS:
             raise ConfigError("step", f"the range has more than {MAX_AXIS} values", "use a larger step")
         return self
@@ -65,7 +65,9 @@ def _log2_axis(v: Any) -> Any:
         errors = errors_from_validation(e, Log2Range)
     except ConfigErrors as e:
         errors = e.errors
-    raise ValueError("a range is {from: A, to: B, step: S}: " + "; ".join(x.text() for x in errors))
+    shown = "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    raise ValueError(f"range {shown}: " + "; ".join(f"{x.field}: {x.message}" + (f" ({x.fix})" if x.fix else "")
+                                                    for x in errors))
 
 
 Log2Axis = Annotated[list[Log2], BeforeValidator(_log2_axis)]

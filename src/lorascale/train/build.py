@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..adapters import LoraPlan, apply_init, plan_lora
+from ..adapters import AdapterSpec, LoraPlan, apply_init, plan_lora
 from ..adapters.convert import InitialAdapter, snapshot_initial
 from ..data import load_examples, make_loaders, tokenise
 from ..data.batches import TokenisedData, contrastive_batch_errors
-from ..errors import ConfigError, ConfigErrors
+from ..errors import ConfigError, ConfigErrors, collecting
 from ..models import HEAD_NAMES, LoadedModel, init_head, load_model, position_limit
 from ..rules import Finetune
+from ..schema import leaf_fields
 from ..vocabulary import Task
 from .config import TrainConfig
 from .loraplus import loraplus_lrs
@@ -62,20 +64,36 @@ def load_base(cfg: TrainConfig, quiet: bool = False) -> Base:
     return Base(loaded, task, data, pad, examples.label_names)
 
 
-def check_run(cfg: TrainConfig) -> Task:
-    """What :func:`build_run` would refuse about the data, the model and the adapter, found without loading
-    weights (the model is built on the meta device): for callers that store or create things first.
-    Returns the task the run trains (the data's, when ``cfg.task`` leaves it open)."""
-    examples = load_examples(cfg.data, cfg.task)
+def check_run(cfg: TrainConfig, unchecked: Collection[str] = ()) -> Task | None:
+    """What :func:`build_run` would refuse about the data, the model and the adapter, every problem at once,
+    found without loading weights (the model is built on the meta device): for callers that store or create
+    things first. Returns the task the run trains (the data's, when ``cfg.task`` leaves it open).
+
+    ``unchecked``: settings whose values in ``cfg`` only stand in for refused ones (a command reporting every
+    problem at once checks the rest of the run this way); the checks that read them are skipped, and the task is
+    None when it cannot be known."""
+    errors: list[ConfigError] = []
+    if {"data", "task"} & set(unchecked):
+        return None
+    examples = load_examples(cfg.data, cfg.task)  # what the rest is judged against: its problem stops the check
     task = examples.kind.task
+    if "model" in unchecked:
+        return task
     loaded = load_model(cfg.model, task=task, num_labels=max(2, len(examples.label_names)), quiet=True, weights=False)
-    if loaded.task is not task:
+    if loaded.task is not task:  # the model's checks below would judge the wrong model
         raise ConfigError("data", f"{cfg.data} is a {task} dataset but {cfg.model} is a {loaded.task} model",
                           "pick data and a model for the same task")
-    check_positions(cfg, loaded)
-    if cfg.finetune is Finetune.LORA:
-        plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
+    if "seq_len" not in unchecked:
+        with collecting(errors):
+            check_positions(cfg, loaded)
+    if cfg.finetune is Finetune.LORA and not _ADAPTER_SETTINGS & set(unchecked):
+        with collecting(errors):
+            plan_lora(loaded.model, cfg.adapter, loaded.default_targets, task_type=task.peft_task_type)
+    ConfigErrors.raise_if_any(errors)
     return task
+
+
+_ADAPTER_SETTINGS = frozenset(leaf_fields(AdapterSpec)) | {"finetune"}  # what plan_lora reads
 
 
 def check_positions(cfg: TrainConfig, loaded: LoadedModel) -> None:

@@ -21,14 +21,14 @@ from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.problems import PROBLEM_SETS
 from ..rlvr.spec import RLSpec
-from ..rules import DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, recommended_lr
+from ..rules import DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, recommended_lr, unread_knobs
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
 from .precision import Precision
 from .contrastive import DEFAULT_TEMPERATURE
 
-__all__ = ["TrainConfig", "Precision", "load_yaml", "config_from_mapping"]
+__all__ = ["TrainConfig", "Precision", "load_yaml", "config_from_mapping", "unread_knob_errors"]
 
 BUDGET_KEYS = ("steps", "epochs")
 
@@ -120,7 +120,8 @@ class TrainConfig(Settings):
     def from_sources(cls, file: str | Path | None = None, overrides: dict | None = None) -> "TrainConfig":
         """Defaults < YAML/JSON ``file`` < ``overrides`` (e.g. flags). steps and epochs are one budget
         choice: the source with the higher precedence that sets either decides, the other is unset. A file
-        that cannot be read is reported with the other sources' problems (all at once)."""
+        that cannot be read is reported with the other sources' problems (all at once), and so is a rule knob
+        that the rule given would ignore (:func:`~lorascale.rules.unread_knobs`)."""
         file_error = None
         try:
             from_file = load_yaml(file) if file else {}
@@ -136,13 +137,14 @@ class TrainConfig(Settings):
         for key, other in (("epochs", "steps"), ("steps", "epochs")):
             if budget.get(key) is not None and other not in budget:
                 merged[other] = None
-        if file_error is None:
-            return cls.from_flat(merged)
+        errors = [file_error] if file_error is not None else []
         try:
-            cls.from_flat(merged)
+            cfg = cls.from_flat(merged)
         except ConfigErrors as e:
-            raise ConfigErrors([file_error, *e.errors]) from None
-        raise file_error
+            errors += e.errors
+            cfg = None
+        ConfigErrors.raise_if_any(errors + unread_knob_errors(merged, {e.field for e in errors}))
+        return cfg
 
     def to_flat(self) -> dict:
         """Flat JSON keys (``rank``, ``rule``, ...): the run's config.json, point keys, YAML."""
@@ -172,3 +174,13 @@ def config_from_mapping(mapping: dict, base: TrainConfig | None = None) -> Train
 
 def load_yaml(path: str | Path) -> dict:
     return read_mapping(path, "config", "a YAML file of TrainConfig keys (model: ..., rank: ..., lr: ...)")
+
+
+def unread_knob_errors(values: dict, reported: set[str] = frozenset()) -> list[ConfigError]:
+    """:func:`~lorascale.rules.unread_knobs` of settings as given, flat or nested (``adapter: {scaling: ...}``),
+    but for fields already reported; full finetuning's own check names any adapter setting given."""
+    if values.get("finetune") in (Finetune.FULL, Finetune.FULL.value):
+        return []
+    adapter = values.get("adapter") if isinstance(values.get("adapter"), dict) else {}
+    scaling = adapter.get("scaling") if isinstance(adapter.get("scaling"), dict) else {}
+    return [e for e in unread_knobs({**scaling, **adapter, **values}) if e.field not in reported]
