@@ -388,5 +388,12 @@ def test_a_knob_the_rule_ignores_is_refused_by_every_entry_point(tiny_llama):
     with pytest.raises(ConfigErrors) as e:
         lorascale.rescale(LoraConfig(r=4, lora_alpha=8), "mua", c=512.0)
     assert [x.field for x in e.value.errors] == ["c"]
+    with pytest.raises(ConfigErrors) as e:  # out of range and ignored: one error, whose fix (drop it) covers both
+        lorascale.recommend_lr("alpha-r", gamma=5)
+    assert [x.field for x in e.value.errors] == ["gamma"] and "so this would be ignored" in e.value.errors[0].message
+    with pytest.raises(ConfigErrors) as e:
+        lorascale.trainer_kwargs("lora-alpha", gamma=0.5)
+    assert [x.field for x in e.value.errors] == ["gamma"]
+    assert lorascale.trainer_kwargs("mua", init="B", gamma=0.0)["learning_rate"] == 2e-5  # Init[B] α = 1: η_FFT
     assert lorascale.lora_config(tiny_llama.model, 4, "fixed-alpha", lora_alpha=32.0).lora_alpha == 32.0
     assert lorascale.recommend_lr("mua", 1e-4, init="B", gamma=0.0) == 1e-4  # μA Init[B] α = 1: η_FFT

@@ -71,10 +71,10 @@ def apply(
         new_adapters = method not in (Method.LORA, Method.LORAPLUS)  # LoRA+ is an optimizer: nothing to rebuild
         given = {"rank": rank, "targets": targets, "task_type": task_type, "lora_dropout": lora_dropout, **peft_options,
                  "method": method if new_adapters else None, "pissa_niter": pissa_niter}
-        errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None}) + unread_knobs(scaling)
+        errors = _new_adapter_options(model, {k: v for k, v in given.items() if v is not None})
         with collecting(errors):
             spec = validate(AdapterSpec, {"scaling": scaling, "init": init})  # analytic needs σ_A > 0
-        ConfigErrors.raise_if_any(errors)  # both kinds of problem together
+        ConfigErrors.raise_if_any(_with_unread(errors, scaling))  # every kind of problem together
         init = spec.init
         if init is not Init.KAIMING:
             _check_redraw(model, None)  # refuse before anything changes
@@ -156,10 +156,10 @@ def rescale(
     from peft import LoraConfig
 
     scaling = _rule(rule, alpha, c, lora_alpha, gamma)
-    errors, spec = unread_knobs(scaling), None
+    errors, spec = [], None
     with collecting(errors):
         spec = validate(AdapterSpec, {"scaling": scaling, "init": init})
-    ConfigErrors.raise_if_any(errors)  # all at once
+    ConfigErrors.raise_if_any(_with_unread(errors, scaling))  # all at once
     scaling, init = spec.scaling, spec.init
     if isinstance(config_or_model, LoraConfig):
         return rescale_config(config_or_model, scaling, init, model=model)
@@ -211,12 +211,12 @@ def recommend_lr(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = D
     μA Init[B] with α = 1: η_FFT too), or the ``method``'s own (PiSSA: η_FFT). Other μA configurations
     raise: use ``lorascale transfer``."""
     scaling = {"rule": rule, **({"gamma": gamma} if gamma is not None else {})}
-    errors, spec = unread_knobs(scaling), None
+    errors, spec = [], None
     with collecting(errors):
         checked(PositiveFloat, "lr_fft", lr_fft, LR_FFT_FIX)
     with collecting(errors):
         spec = validate(AdapterSpec, {"scaling": scaling, "init": init, "method": method})
-    ConfigErrors.raise_if_any(errors)
+    ConfigErrors.raise_if_any(_with_unread(errors, scaling))
     return recommended_lr(spec.scaling, lr_fft, spec.init, spec.method)
 
 
@@ -247,14 +247,23 @@ def _rule(rule, alpha, c, lora_alpha, gamma) -> dict:
 
 def _spec(rank, scaling, init, targets, lora_dropout, peft_options, method: dict) -> tuple[AdapterSpec, PeftOptions]:
     """AdapterSpec and PeftOptions from keyword arguments; every bad value of both at once."""
-    errors, spec, options = unread_knobs(scaling), None, None
+    errors, spec, options = [], None, None
     with collecting(errors):
         spec = AdapterSpec(rank=16 if rank is None else rank, scaling=scaling, init=init,
                            targets=targets, lora_dropout=0.0 if lora_dropout is None else lora_dropout, **method)
     with collecting(errors):
         options = PeftOptions(**peft_options)
-    ConfigErrors.raise_if_any(errors)
+    ConfigErrors.raise_if_any(_with_unread(errors, scaling))
     return spec, options
+
+
+def _with_unread(errors: list[ConfigError], scaling: dict) -> list[ConfigError]:
+    """``errors`` plus the knobs ``scaling``'s rule ignores (:func:`~lorascale.rules.unread_knobs`), each the only
+    error about its knob (its one fix is to drop it: its value does not matter); none when the rule is refused."""
+    if "rule" in {e.field for e in errors}:
+        return errors
+    unread = unread_knobs(scaling)
+    return [e for e in errors if e.field not in {u.field for u in unread}] + unread
 
 
 def _new_adapter_options(model, given: dict) -> list[ConfigError]:

@@ -22,7 +22,7 @@ SCHEDULER = "cosine_with_min_lr"
 
 
 def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float = DEFAULT_LR_FFT, *,
-                   init: str | Init = Init.KAIMING, gamma: float = 0.0, lr: float | None = None,
+                   init: str | Init = Init.KAIMING, gamma: float | None = None, lr: float | None = None,
                    method: str | Method = Method.LORA) -> dict:
     """``TrainingArguments``/``SFTConfig`` keywords for the μA recipe under ``rule``.
 
@@ -35,7 +35,8 @@ def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float =
     """
     from .train.config import TrainConfig
 
-    cfg = TrainConfig(rule=rule, lr_fft=lr_fft, init=init, gamma=gamma, lr=lr, method=method)  # every problem at once
+    given = {"rule": rule, "lr_fft": lr_fft, "init": init, "lr": lr, "method": method, **({"gamma": gamma} if gamma is not None else {})}
+    cfg = TrainConfig.from_sources(None, given)  # every problem at once; γ (None: 0) is refused for rules other than mua
     return recipe_args(cfg)
 
 

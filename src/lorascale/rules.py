@@ -25,6 +25,7 @@ Sources
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from enum import StrEnum
 
 from pydantic import model_validator
@@ -143,11 +144,12 @@ RULE_KNOBS: dict[ScaleRule, tuple[str, ...]] = {
 """The RuleSpec knobs each rule reads in :func:`effective_scale`; the others it ignores."""
 
 
-def unread_knobs(given: dict, where: str = "") -> list[ConfigError]:
+def unread_knobs(given: dict, where: str = "", also_read: Collection[str] = ()) -> list[ConfigError]:
     """The knobs among the settings ``given`` (flat keys as a user wrote them: flags, a YAML file, a sweep
     configuration) that their rule ignores, each as an error naming it: ``--rule fixed-alpha --alpha 3`` would
     otherwise give lora_alpha 16 without a word. The rule is ``given``'s, else the default; a rule that is not
-    one is left to validation. ``where`` prefixes each field (``grid.configs[0].``).
+    one is left to validation. ``where`` prefixes each field (``grid.configs[0].``); ``also_read``: knobs the
+    caller reads beyond the rule (tune's prior reads ``c`` under fixed-alpha).
 
     Checked where settings come from a user, not in :class:`RuleSpec`: code may change a spec's rule and keep
     knobs the new rule ignores (tune's η_FFT probe keeps a fixed-alpha run's ``lora_alpha``)."""
@@ -155,7 +157,7 @@ def unread_knobs(given: dict, where: str = "") -> list[ConfigError]:
         rule = ScaleRule(given.get("rule", RuleSpec.model_fields["rule"].default))
     except (ValueError, TypeError):
         return []
-    reads = RULE_KNOBS[rule]
+    reads = (*RULE_KNOBS[rule], *(k for k in also_read if k not in RULE_KNOBS[rule]))
     said = f"rule {rule} reads only {' and '.join(f'`{k}`' for k in reads)}" if reads else f"rule {rule} has no knob"
     return [ConfigError(f"{where}{k}", f"{said}, so this would be ignored",
                         f"drop `{k}`, or choose a rule that reads it: {', '.join(r for r, ks in RULE_KNOBS.items() if k in ks)}")

@@ -50,12 +50,19 @@ def test_transfer_refuses_a_setting_a_full_finetuning_side_would_ignore(argv, fl
     (["recommend", "--model", "tiny-llama@64", "--rule", "alpha-r", "--lora-alpha", "16", "--c", "512"], ["--c", "--lora-alpha"]),
     (["tune", "--model", "tiny-llama@64", "--rule", "rslora", "--alpha", "2", "--lr-fft", "1e-4"], ["--alpha"]),
     (["train", "--model", "tiny-llama@64", "--rule", "mua", "--gamma", "1", "--c", "512", "--lr", "1e-3"], ["--c"]),
+    (["recommend", "--model", "tiny-llama@64", "--rule", "alpha-r", "--gamma", "5"], ["--gamma"]),  # one fix: drop it
+    # tune's prior for fixed-alpha is LoRA-α's multiplier at C (lora_alpha = C·√r): --c is read
+    (["tune", "--model", "tiny-llama@64", "--rule", "fixed-alpha", "--c", "512", "--rank", "0"], ["--rank"]),
+    (["tune", "--model", "tiny-llama@64", "--rule", "fixed-alpha", "--c", "512", "--lora-alpha", "32", "--rank", "0"],
+     ["--rank", "--c"]),  # unless the prior is given
+    (["repro", "headline", "--rule", "fixed-alpha", "--c", "300"], ["--rule"]),  # the rule refused: no knob judged
 ])
 def test_a_knob_the_rule_ignores_is_refused_with_the_other_problems(argv, flags, capsys, tmp_path, monkeypatch):
     """`recommend --rule fixed-alpha --alpha 3` printed lora_alpha 16, the --alpha silently dropped."""
     err = _refused(argv, capsys, tmp_path, monkeypatch)
     assert [line.split(": ")[2] for line in err.splitlines() if ": error: " in line] == flags
-    assert "so this would be ignored; drop " in err and "choose a rule that reads it" in err
+    if {"--alpha", "--c", "--lora-alpha", "--gamma"} & set(flags):
+        assert "so this would be ignored; drop " in err and "choose a rule that reads it" in err
 
 
 def test_json_output_is_standard_json():
@@ -104,7 +111,8 @@ def test_yaml_errors_name_the_flag_and_each_once(capsys, tmp_path, monkeypatch):
     err = _refused(["train", "--config", "c.yaml"], capsys, tmp_path, monkeypatch)
     for shown in ("--c (c)", "--lr (lr)", "--rank (rank)", "--out (out_dir)", "--gamma (gamma)"):
         assert f"error: {shown}: " in err, (shown, err)
-    assert sum("gamma" in line for line in err.splitlines()) == 1  # the γ error once, in one wording
+    assert sum("error: --gamma" in line for line in err.splitlines()) == 1  # the γ error once, in one wording
+    assert "error: --c (c): rule mua reads only --gamma, so this would be ignored" in err  # not also "must be > 0"
 
 
 @pytest.mark.parametrize("monitors", [["--diagnostics", "signal-drift"], []])  # alone it was ignored: found by the harness

@@ -110,13 +110,25 @@ def test_a_knob_no_rule_reads_is_refused_where_it_is_written():
         parse_spec({"base": {**BASE, "gamma": 1, "lora_alpha": 32}, "grid": {"configs": configs, "ranks": [4], "log2_lr": [-10]},
                     "paths": {**PATHS, "alpha": 2}})
     assert sorted((x.field, x.message) for x in e.value.errors) == [
-        ("base.lora_alpha", "no configuration's rule reads it, so it would be ignored"),  # gamma: mua reads it
+        ("base.lora_alpha", "no run's rule reads it, so it would be ignored"),  # gamma: mua reads it
         ("grid.configs[0].alpha", "rule mua reads only `gamma`, so this would be ignored"),
         ("grid.configs[1].c", "rule alpha-r has no knob, so this would be ignored"),
         ("paths.alpha", "rule fixed-alpha reads only `lora_alpha`, so this would be ignored")]
     # a base knob that some configuration reads is fine, and so is one the others ignore
     spec = parse_spec({"base": {**BASE, "alpha": 2}, "grid": {"configs": [{"rule": "lora-alpha"}, {"rule": "alpha-r"}],
                                                               "ranks": [4], "log2_lr": [-10]}})
+    # the paths read their rule's knobs but the one they set; a knob out of range and ignored is one error
+    base_c = {"base": {**BASE, "c": 512}, "grid": {"configs": [{"rule": "mua", "init": "A"}], "ranks": [4], "log2_lr": [-10]}}
+    assert parse_spec({**base_c, "paths": {**PATHS, "rule": "lora-alpha"}}).points  # the paths read c
+    for bad, field in (({"base": {**BASE, "alpha": 3}, "paths": PATHS}, "base.alpha"),  # fixed-alpha paths
+                       ({"base": BASE, "paths": {**PATHS, "lora_alpha": 99}}, "paths.lora_alpha"),  # set from alpha0
+                       ({"base": BASE, "grid": {**base_c["grid"], "configs": [{"rule": "alpha-r", "gamma": 5}]}},
+                        "grid.configs[0].gamma"),
+                       ({"base": {**BASE, "gamma": 5}, "grid": {"configs": [{"rule": "alpha-r"}], "ranks": [4],
+                                                                "log2_lr": [-10]}}, "base.gamma")):
+        with pytest.raises(ConfigErrors) as e:
+            parse_spec(bad)
+        assert [x.field for x in e.value.errors] == [field]
     assert sorted((p.label, p.train.adapter.scaling.alpha) for p in spec.points) == [
         ("Init[kaiming] α=1 (lora_alpha=r)", 2.0), ("lora-alpha Init[kaiming] alpha=2", 2.0)]  # alpha-r ignores it
 

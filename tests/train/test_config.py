@@ -1,5 +1,7 @@
 """Config validation reports every error at once, naming fields; YAML + flag precedence."""
 
+import json
+
 import pytest
 
 from lorascale.cli import main
@@ -138,22 +140,29 @@ def test_unsetting_one_budget_key_keeps_the_other(tmp_path):
 
 
 def test_a_knob_the_rule_ignores_is_refused_from_the_file_or_the_flags(tmp_path):
-    """`rule: fixed-alpha` with `alpha: 3` used to train at lora_alpha 16 without a word. The file's and the
-    flags' settings are judged together (the flag's rule over the file's), nested keys too, and beside the
-    other problems; the Python API still carries every knob (code changes a rule and keeps the rest)."""
+    """`rule: fixed-alpha` with `alpha: 3` used to train at lora_alpha 16 without a word. A flag's knob is judged by
+    the rule in force; a file's knob by the file's own rule, and only when it leaves its default (a run's own
+    config.json lists every knob); nested keys too, beside the other problems, and as the only error about it."""
     y = tmp_path / "c.yaml"
     y.write_text("rule: fixed-alpha\nalpha: 3\nlora_alpha: 32\n")
     with pytest.raises(ConfigErrors) as e:
         TrainConfig.from_sources(y)
     assert [x.field for x in e.value.errors] == ["alpha"]
-    with pytest.raises(ConfigErrors) as e:  # the flag's rule reads alpha, but now lora_alpha is the stray one
-        TrainConfig.from_sources(y, {"rule": "lora-alpha"})
-    assert [x.field for x in e.value.errors] == ["lora_alpha"]
+    y.write_text("rule: lora-alpha\nalpha: 2\n")  # a flag's rule overrides the file's, knobs and all
+    assert TrainConfig.from_sources(y, {"rule": "alpha-r"}).adapter.scaling.rule == "alpha-r"
+    with pytest.raises(ConfigErrors) as e:  # a flag's knob under the file's rule
+        TrainConfig.from_sources(y, {"gamma": 0.5})
+    assert [x.field for x in e.value.errors] == ["gamma"]
     y.write_text("adapter: {scaling: {rule: mua, gamma: 1, alpha: 2}}\n")
     with pytest.raises(ConfigErrors) as e:
         TrainConfig.from_sources(y, {"rank": 0, "lr": 1e-3})
     assert [x.field for x in e.value.errors] == ["rank", "alpha"]
-    assert TrainConfig.from_sources(None, {"rule": "mua", "gamma": 1, "lr": 1e-3}).adapter.scaling.gamma == 1.0
+    with pytest.raises(ConfigErrors) as e:  # out of range and ignored: one error, whose fix (drop it) covers both
+        TrainConfig.from_sources(None, {"rule": "alpha-r", "gamma": 5})
+    assert [(x.field, x.message) for x in e.value.errors] == [("gamma", "rule alpha-r has no knob, so this would be ignored")]
+    saved = TrainConfig(rule="rslora", lora_alpha=8.0, rank=4)  # what a run writes to config.json: every knob
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_flat()))
+    assert TrainConfig.from_sources(tmp_path / "config.json") == saved
     assert TrainConfig(rule="rslora", alpha=3.0).adapter.scaling.alpha == 3.0  # not a user source: no check
     with pytest.raises(ConfigErrors) as e:  # full finetuning's own check names the adapter settings, once
         TrainConfig.from_sources(None, {"finetune": "full", "gamma": 0.5})

@@ -32,15 +32,22 @@ def with_name_errors(errors: list[ConfigError], values: dict) -> list[ConfigErro
 def request_with_names(cls, args):
     """``cls`` (a settings model) from the flags ``args`` gives it; when they fail to validate, the error
     list also carries the ``model`` and ``data`` names' problems (:func:`with_name_errors`). A scaling rule's
-    knob given with a rule that ignores it is an error either way (:func:`~lorascale.train.config.unread_knob_errors`)."""
+    knob given with a rule that ignores it is an error either way (:func:`~lorascale.train.config.unread_knob_errors`;
+    ``cls.knobs_also_read(values)`` names knobs the request reads beyond the rule), and the only one about that
+    knob: its one fix is to drop it."""
     values = given(args, cls)
-    knobs = "rule" in leaf_fields(cls)  # a rule's knobs given to a rule that ignores them are refused too
+    unread = []
+    if "rule" in leaf_fields(cls):
+        also = cls.knobs_also_read(values) if hasattr(cls, "knobs_also_read") else ()
+        unread = unread_knob_errors(values, also_read=also)
     try:
         req = cls(**values)
     except ConfigErrors as e:
         errors = with_name_errors(e.errors, values)
-        raise ConfigErrors(errors + (unread_knob_errors(values, {e.field for e in errors}) if knobs else [])) from None
-    ConfigErrors.raise_if_any(unread_knob_errors(values) if knobs else [])
+        if "rule" in {x.field for x in errors}:  # a refused rule: its knobs cannot be judged
+            unread = []
+        raise ConfigErrors([x for x in errors if x.field not in {u.field for u in unread}] + unread) from None
+    ConfigErrors.raise_if_any(unread)
     return req
 
 

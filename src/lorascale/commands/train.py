@@ -91,7 +91,7 @@ def with_run_errors(errors: list[ConfigError], values: dict) -> list[ConfigError
     from ..schema import validate_partial
     from ..train.build import check_run
 
-    if not errors:
+    if not errors or "config" in {e.field for e in errors}:  # without the file, defaults stand in for its settings
         return errors
     partial, _ = validate_partial(TrainConfig, values)
     if partial is None:  # a cross-field problem: nothing to judge the rest on

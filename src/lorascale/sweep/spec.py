@@ -48,6 +48,7 @@ __all__ = ["Point", "Resources", "SweepSpec", "load_spec", "parse_spec", "point_
 TOP_KEYS = tuple(SweepFile.model_fields)
 AXIS_FIELDS = {"lr": "log2_lr", "rank": "ranks", "seed": "seeds"}  # set per point, never in base/configs
 ADAPTER_FIELDS = tuple(k for k in leaf_fields(AdapterSpec) if k != "rank")  # rank is an axis
+PATHS_RULE = ScaleRule.FIXED_ALPHA.value  # the paths' rule unless they give one: α is PEFT's lora_alpha, as in LoRA-α
 SPEC_DEFAULTS = {"save_model": False}  # a sweep keeps results in storage, not one adapter per point
 # where outputs go, checkpoints and recomputed activations (bitwise the same numbers) do not change the run
 KEY_IGNORES = ("out_dir", "save_model", "save_every", "gradient_checkpointing")
@@ -128,7 +129,7 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
         c.errors += _name_errors(data, c)
         c.raise_if_any()
     name = spec.name or default_name
-    base = _base(spec.base, c)
+    base = _without_unread_knobs(_base(spec.base, c), spec, c)
     if not spec.grid and not spec.paths and "grid" not in data and "paths" not in data:
         c.add("grid/paths", "the spec sweeps nothing", "declare a grid:, a paths: section, or both")
     points: dict[str, Point] = {}
@@ -185,6 +186,25 @@ def _base(base: dict, c: Collector) -> dict:
     return base
 
 
+def _without_unread_knobs(base: dict, spec: SweepFile, c: Collector) -> dict:
+    """``base`` without the rule knobs that no run reads, each reported: a grid configuration reads its rule's
+    knobs; the paths read their rule's but for the one they set (alpha0 × m)."""
+    read: set[str] = set()
+    for entry in spec.grid.configs if spec.grid else ():
+        values = {**SPEC_DEFAULTS, **base, **entry.settings()}
+        if values.get("finetune") != Finetune.FULL:
+            read |= set(RULE_KNOBS.get(str(values.get("rule", ScaleRule.LORA_ALPHA)), ALL_KNOBS))  # not a rule: its error
+    if spec.paths:
+        rule = str(spec.paths.settings().get("rule", PATHS_RULE))  # not the base's: the paths set their own
+        read |= set(RULE_KNOBS.get(rule, ALL_KNOBS)) - {ALPHA_KNOB.get(rule)}
+    unread = sorted(set(base) & ALL_KNOBS - read)
+    for k in unread:
+        reading = ", ".join(r for r, ks in RULE_KNOBS.items() if k in ks)
+        c.add(f"base.{k}", "no run's rule reads it, so it would be ignored",
+              f"drop it, or give a configuration a rule that reads it ({reading})")
+    return {k: v for k, v in base.items() if k not in unread}
+
+
 def _overrides(entry: dict, where: str, c: Collector) -> dict:
     out = {}
     for k, v in entry.items():
@@ -201,7 +221,6 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
     """Add the grid's points; returns each configuration's label with its index in ``grid.configs``."""
     seeds = grid.seeds
     labels: dict[str, int] = {}
-    read: set[str] = set()  # the knobs some configuration's rule reads
     for i, entry in enumerate(grid.configs):
         where = f"grid.configs[{i}]"
         over = _overrides(entry.settings(), where, c)
@@ -222,10 +241,11 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
                 c.add_once(f"grid.{k}", "empty grid", "list at least one value, here or in each configuration")
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
-        if not full:  # a knob the configuration gives its rule, which the rule ignores
-            for e in unread_knobs({**over, "rule": rule}, where=f"{where}."):
+        if not full:  # a knob the configuration gives its rule, which the rule ignores: reported, then left out
+            unread = unread_knobs({**over, "rule": rule}, where=f"{where}.")
+            for e in unread:
                 c.add(e.field, e.message, e.fix)
-            read |= set(RULE_KNOBS.get(rule, ALL_KNOBS))  # a rule that is not one is refused by validation
+            over = {k: v for k, v in over.items() if f"{where}.{k}" not in {e.field for e in unread}}
         if knob is None and any(m != 1.0 for m in c_mults):
             c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply",
                   f"use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
@@ -247,10 +267,6 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
                         cfg = _train(base, over, x, r, seed, knob, knob_value, where, c)
                         if cfg is not None:
                             _add(points, _point(cfg, label, r, x, m, seed, ()), where, c)
-    for k in sorted(set(base) & ALL_KNOBS - read):
-        reading = ", ".join(r for r, ks in RULE_KNOBS.items() if k in ks)
-        c.add(f"base.{k}", "no configuration's rule reads it, so it would be ignored",
-              f"drop it, or give a configuration a rule that reads it ({reading})")
     return labels
 
 
@@ -277,7 +293,7 @@ def _expand_paths(paths: PathsSpec, base: dict, c: Collector, points: dict) -> N
 def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
     """The paths' TrainConfig overrides (rule fixed-alpha by default) and the α knob they scale."""
     over = _overrides(settings, "paths", c)
-    over.setdefault("rule", ScaleRule.FIXED_ALPHA.value)
+    over.setdefault("rule", PATHS_RULE)
     if over.get("finetune", "lora") != "lora":
         c.add("paths.finetune", "conflicting options: scaling paths vary LoRA's α; full finetuning has none",
               "drop finetune from paths (or set it to lora)")
@@ -287,7 +303,10 @@ def _path_settings(settings: dict, c: Collector) -> tuple[dict, str | None]:
         c.add("paths.rule", f"conflicting options: rule {over['rule']} has no α knob", f"use one of {', '.join(ALPHA_KNOB)}")
     for e in unread_knobs(over, where="paths."):
         c.add(e.field, e.message, e.fix)
-    return over, knob
+    if knob in over:
+        c.add(f"paths.{knob}", "the paths set it at every point (alpha0 on the η-path, m × alpha0 on the α-path)",
+              "give its starting value as alpha0")
+    return {k: v for k, v in over.items() if k not in ALL_KNOBS or k in RULE_KNOBS.get(str(over["rule"]), ())}, knob
 
 
 def _train(base, over, log2_lr, rank, seed, knob, knob_value, where, c: Collector) -> TrainConfig | None:

@@ -11,6 +11,7 @@ The adapter settings are an :class:`~lorascale.adapters.AdapterSpec` (rank, init
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from pydantic import StrictBool, StrictStr, model_validator
 
@@ -21,7 +22,7 @@ from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.problems import PROBLEM_SETS
 from ..rlvr.spec import RLSpec
-from ..rules import DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, recommended_lr, unread_knobs
+from ..rules import ALL_KNOBS, DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, RuleSpec, recommended_lr, unread_knobs
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
@@ -137,13 +138,14 @@ class TrainConfig(Settings):
         for key, other in (("epochs", "steps"), ("steps", "epochs")):
             if budget.get(key) is not None and other not in budget:
                 merged[other] = None
+        unread = unread_knob_errors(overrides, from_file)
         errors = [file_error] if file_error is not None else []
         try:
             cfg = cls.from_flat(merged)
-        except ConfigErrors as e:
-            errors += e.errors
+        except ConfigErrors as e:  # a knob the rule ignores is one problem, whatever its value: one fix, drop it
+            errors += [x for x in e.errors if x.field not in {u.field for u in unread}]
             cfg = None
-        ConfigErrors.raise_if_any(errors + unread_knob_errors(merged, {e.field for e in errors}))
+        ConfigErrors.raise_if_any(errors + unread)
         return cfg
 
     def to_flat(self) -> dict:
@@ -176,11 +178,33 @@ def load_yaml(path: str | Path) -> dict:
     return read_mapping(path, "config", "a YAML file of TrainConfig keys (model: ..., rank: ..., lr: ...)")
 
 
-def unread_knob_errors(values: dict, reported: set[str] = frozenset()) -> list[ConfigError]:
-    """:func:`~lorascale.rules.unread_knobs` of settings as given, flat or nested (``adapter: {scaling: ...}``),
-    but for fields already reported; full finetuning's own check names any adapter setting given."""
-    if values.get("finetune") in (Finetune.FULL, Finetune.FULL.value):
+def unread_knob_errors(flags: dict, file: dict | None = None, also_read: Collection[str] = ()) -> list[ConfigError]:
+    """The rule knobs a rule would ignore (:func:`~lorascale.rules.unread_knobs`), among settings as a user gave
+    them: each knob of ``flags`` against the rule in force (the flags', else the file's, else the default); each
+    knob of ``file`` (flat or nested ``adapter: {scaling: ...}``) against the file's own rule, and only when it
+    differs from its default, so a run's own config.json, which lists every knob, reads back, and a flag's
+    ``--rule`` overrides the file's rule without refusing the file's knobs. Full finetuning's own check names
+    any adapter setting given."""
+    file = _scaling_keys(file or {})
+    flags = _scaling_keys(flags)
+    if {**file, **flags}.get("finetune") in (Finetune.FULL, Finetune.FULL.value):
         return []
+    rule = flags.get("rule", file.get("rule", RuleSpec.model_fields["rule"].default))
+    defaults = RuleSpec()
+    set_in_file = {k: v for k, v in file.items() if k in ALL_KNOBS and k not in flags and _differs(v, getattr(defaults, k))}
+    errors = unread_knobs({**set_in_file, **({"rule": file["rule"]} if "rule" in file else {})}, also_read=also_read)
+    return errors + unread_knobs({**{k: v for k, v in flags.items() if k in ALL_KNOBS}, "rule": rule}, also_read=also_read)
+
+
+def _scaling_keys(values: dict) -> dict:
+    """``values`` with the keys nested under ``adapter`` and ``adapter.scaling`` lifted to the top (flat keys win)."""
     adapter = values.get("adapter") if isinstance(values.get("adapter"), dict) else {}
     scaling = adapter.get("scaling") if isinstance(adapter.get("scaling"), dict) else {}
-    return [e for e in unread_knobs({**scaling, **adapter, **values}) if e.field not in reported]
+    return {**scaling, **adapter, **values}
+
+
+def _differs(value, default: float) -> bool:
+    try:
+        return float(value) != default
+    except (TypeError, ValueError):  # not a number: validation refuses it, with its own words
+        return False

@@ -129,6 +129,13 @@ class TuneRequest(Settings):
         ConfigErrors.raise_if_any(errors)
         return self
 
+    @classmethod
+    def knobs_also_read(cls, values: dict) -> tuple[str, ...]:
+        """Knobs the request reads beyond its rule, among flat ``values`` as given: LoRA-α's ``c`` sets the prior
+        of fixed-alpha and rslora when their ``lora_alpha`` is not given (:attr:`prior`)."""
+        rule = values.get("rule")
+        return ("c",) if rule in (ScaleRule.FIXED_ALPHA, ScaleRule.RSLORA) and "lora_alpha" not in values else ()
+
     @property
     def knob(self) -> str:
         """The RuleSpec field the search moves: ``alpha`` (LoRA-α) or ``lora_alpha`` (fixed-alpha, rslora)."""
