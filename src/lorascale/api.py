@@ -24,7 +24,7 @@ from .adapters.spec import PeftOptions
 from .errors import ConfigError, ConfigErrors, collecting
 from .methods import LORAPLUS_LR_RATIO, Method, method_of
 from .models import default_targets_for as default_targets  # μA Table 3 placement; public name
-from .rules import DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr, unread_knobs
+from .rules import DEFAULT_LR_FFT, LR_FFT_FIX, Init, ScaleRule, recommended_lr, unread_knobs, with_unread
 from .schema import PositiveFloat, checked, validate
 
 __all__ = ["apply", "lora_config", "rescale", "init_after_wrap", "recommend_lr", "loraplus_optimizer", "default_targets"]
@@ -262,8 +262,7 @@ def _with_unread(errors: list[ConfigError], scaling: dict) -> list[ConfigError]:
     error about its knob (its one fix is to drop it: its value does not matter); none when the rule is refused."""
     if "rule" in {e.field for e in errors}:
         return errors
-    unread = unread_knobs(scaling)
-    return [e for e in errors if e.field not in {u.field for u in unread}] + unread
+    return with_unread(errors, unread_knobs(scaling))
 
 
 def _new_adapter_options(model, given: dict) -> list[ConfigError]:

@@ -35,8 +35,10 @@ def trainer_kwargs(rule: str | ScaleRule = ScaleRule.LORA_ALPHA, lr_fft: float =
     """
     from .train.config import TrainConfig
 
-    given = {"rule": rule, "lr_fft": lr_fft, "init": init, "lr": lr, "method": method, **({"gamma": gamma} if gamma is not None else {})}
-    cfg = TrainConfig.from_sources(None, given)  # every problem at once; γ (None: 0) is refused for rules other than mua
+    given = {"rule": rule, "lr_fft": lr_fft, "init": init, "lr": lr, "method": method}
+    if gamma is not None:  # None: the rule's default; given, refused for rules other than mua
+        given["gamma"] = gamma
+    cfg = TrainConfig.from_sources(None, given)  # every problem at once
     return recipe_args(cfg)
 
 

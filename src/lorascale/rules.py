@@ -42,6 +42,7 @@ __all__ = [
     "RULE_KNOBS",
     "ALL_KNOBS",
     "unread_knobs",
+    "with_unread",
     "RuleError",
     "sigma_a",
     "alpha_base",
@@ -165,6 +166,12 @@ def unread_knobs(given: dict, where: str = "", also_read: Collection[str] = ()) 
 
 
 ALL_KNOBS = frozenset(k for ks in RULE_KNOBS.values() for k in ks)  # every rule knob of RuleSpec
+
+
+def with_unread(errors: list[ConfigError], unread: list[ConfigError]) -> list[ConfigError]:
+    """``errors`` but those about a knob of ``unread`` (:func:`unread_knobs`), then ``unread``: an ignored knob's
+    one fix is to drop it, whatever its value, so it gets no second error."""
+    return [e for e in errors if e.field not in {u.field for u in unread}] + unread
 
 
 def alpha_base(spec: RuleSpec, r: int, d_in: int, init: Init = Init.KAIMING) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, ConfigErrors, collecting
 from ..outputs import json_text as dumps
+from ..rules import with_unread
 from ..schema import leaf_fields
 from ..train.config import unread_knob_errors
 from .flags import given
@@ -46,7 +47,7 @@ def request_with_names(cls, args):
         errors = with_name_errors(e.errors, values)
         if "rule" in {x.field for x in errors}:  # a refused rule: its knobs cannot be judged
             unread = []
-        raise ConfigErrors([x for x in errors if x.field not in {u.field for u in unread}] + unread) from None
+        raise ConfigErrors(with_unread(errors, unread)) from None
     ConfigErrors.raise_if_any(unread)
     return req
 

@@ -22,7 +22,7 @@ from ..data.builtin import BUILTIN
 from ..errors import ConfigError, ConfigErrors
 from ..rlvr.problems import PROBLEM_SETS
 from ..rlvr.spec import RLSpec
-from ..rules import ALL_KNOBS, DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, RuleSpec, recommended_lr, unread_knobs
+from ..rules import ALL_KNOBS, DEFAULT_LR_FFT, LR_FFT_FIX, Finetune, RuleError, RuleSpec, recommended_lr, unread_knobs, with_unread
 from ..schema import (Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Seed, Settings, flatten,
                       leaf_fields, setting, validate)
 from ..vocabulary import Task
@@ -138,14 +138,13 @@ class TrainConfig(Settings):
         for key, other in (("epochs", "steps"), ("steps", "epochs")):
             if budget.get(key) is not None and other not in budget:
                 merged[other] = None
-        unread = unread_knob_errors(overrides, from_file)
         errors = [file_error] if file_error is not None else []
         try:
             cfg = cls.from_flat(merged)
-        except ConfigErrors as e:  # a knob the rule ignores is one problem, whatever its value: one fix, drop it
-            errors += [x for x in e.errors if x.field not in {u.field for u in unread}]
+        except ConfigErrors as e:
+            errors += e.errors
             cfg = None
-        ConfigErrors.raise_if_any(errors + unread)
+        ConfigErrors.raise_if_any(with_unread(errors, unread_knob_errors(overrides, from_file)))
         return cfg
 
     def to_flat(self) -> dict:
