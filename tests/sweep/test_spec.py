@@ -133,6 +133,18 @@ def test_a_knob_no_rule_reads_is_refused_where_it_is_written():
         ("Init[kaiming] α=1 (lora_alpha=r)", 2.0), ("lora-alpha Init[kaiming] alpha=2", 2.0)]  # alpha-r ignores it
 
 
+def test_a_user_data_files_columns_are_checked_with_the_specs_other_problems(tmp_path):
+    """check_inputs reads a user's file only once the spec parses: a repeated configuration name hid the missing
+    column until it was fixed. The file is judged against the section's task, else the base's."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"foo": "x"}\n{"foo": "y"}\n')
+    configs = [{"name": "x", "rule": "alpha-r"}, {"name": "x", "rule": "alpha-2r", "data": str(bad), "task": "lm"}]
+    with pytest.raises(ConfigErrors) as e:
+        parse_spec({"base": {**BASE, "data": str(bad)}, "grid": {"configs": configs, "ranks": [4], "log2_lr": [-10]}})
+    assert [x.field for x in e.value.errors] == ["grid.configs[1].name", "base.data", "grid.configs[1].data"]
+    assert "2 of 2 records miss column(s) needed for language modelling (text)" in e.value.errors[1].message
+
+
 def test_two_bad_entries_of_one_list_do_not_hide_the_rest_of_the_grid():
     """The second bad rank's path led to a key the first had already removed, and the removal fell on its
     parent: the whole grid went, with every configuration's problems."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,9 +154,18 @@ def parse_spec(data: dict, default_name: str = "sweep", source: Path | None = No
 
 def _name_errors(data: dict, c: Collector) -> list[ConfigError]:
     """The model and data names written in the spec (base, each configuration, paths) that resolve to
-    nothing, checked without loading anything; a field already refused is not checked again."""
-    from ..data import check_data_name
+    nothing, checked without loading a model; a user's data file is read, so its columns and labels are
+    checked too (against the section's task, else the base's). A field already refused is not checked again."""
+    from ..data import check_data_name, load_examples
     from ..models import check_model
+
+    base = data.get("base") if isinstance(data.get("base"), dict) else {}
+
+    def check_data(value: str, mapping: dict) -> None:
+        check_data_name(value)
+        if os.path.isfile(value):  # what check_inputs would find once the spec's shape passes
+            task = mapping.get("task", base.get("task"))
+            load_examples(value, task if isinstance(task, str) else None)
 
     grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
     configs = grid.get("configs") if isinstance(grid.get("configs"), list) else []
@@ -164,11 +174,13 @@ def _name_errors(data: dict, c: Collector) -> list[ConfigError]:
     refused = {e.field for e in c.errors}
     out = []
     for where, mapping in places:
-        for key, check in (("model", check_model), ("data", check_data_name)):
+        for key, check in (("model", lambda v, m: check_model(v)), ("data", check_data)):
             value = mapping.get(key) if isinstance(mapping, dict) else None
             if isinstance(value, str) and f"{where}.{key}" not in refused:
                 try:
-                    check(value)
+                    check(value, mapping)
+                except ConfigErrors as es:
+                    out += [ConfigError(f"{where}.{key}", e.message, e.fix) for e in es.errors]
                 except ConfigError as e:
                     out.append(ConfigError(f"{where}.{key}", e.message, e.fix))
     return out
