@@ -47,6 +47,9 @@ try:
     train_members([TrainConfig(**{**lm, "out_dir": None, "lr": lr}) for lr in (1e-3, 3e-3)], progress=False)
 except ConfigError as e:
     open(f"{out}.refused{rank}", "w").write(e.field)
+import torch.distributed as dist
+if dist.is_initialized():  # left to interpreter exit, gloo's threads sometimes abort a rank ("terminate called
+    dist.destroy_process_group()  # without an active exception", exit -6) after all the work is done
 """
 
 # float32 gradients summed in another order (DDP's all-reduce mean vs accumulation in place): round-off
