@@ -42,6 +42,7 @@ __all__ = [
     "RULE_KNOBS",
     "ALL_KNOBS",
     "unread_knobs",
+    "rules_reading",
     "with_unread",
     "RuleError",
     "sigma_a",
@@ -161,11 +162,16 @@ def unread_knobs(given: dict, where: str = "", also_read: Collection[str] = ()) 
     reads = (*RULE_KNOBS[rule], *(k for k in also_read if k not in RULE_KNOBS[rule]))
     said = f"rule {rule} reads only {' and '.join(f'`{k}`' for k in reads)}" if reads else f"rule {rule} has no knob"
     return [ConfigError(f"{where}{k}", f"{said}, so this would be ignored",
-                        f"drop `{k}`, or choose a rule that reads it: {', '.join(r for r, ks in RULE_KNOBS.items() if k in ks)}")
+                        f"drop `{k}`, or choose a rule that reads it: {rules_reading(k)}")
             for k in sorted(set(given) & ALL_KNOBS - set(reads))]
 
 
 ALL_KNOBS = frozenset(k for ks in RULE_KNOBS.values() for k in ks)  # every rule knob of RuleSpec
+
+
+def rules_reading(knob: str) -> str:
+    """The rules that read ``knob``, for a fix: "lora-alpha, lora-alpha-analytic"."""
+    return ", ".join(r for r, ks in RULE_KNOBS.items() if knob in ks)
 
 
 def with_unread(errors: list[ConfigError], unread: list[ConfigError]) -> list[ConfigError]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from ..adapters.spec import AdapterSpec
 from ..config_files import read_mapping
 from ..errors import ConfigError, ConfigErrors
-from ..rules import ALL_KNOBS, RULE_KNOBS, Finetune, ScaleRule, unread_knobs
+from ..rules import ALL_KNOBS, RULE_KNOBS, Finetune, ScaleRule, rules_reading, unread_knobs
 from ..schema import leaf_fields
 from ..train.config import FLAT_KEYS, TrainConfig
 from ..schema import validate_partial
@@ -211,9 +211,8 @@ def _without_unread_knobs(base: dict, spec: SweepFile, c: Collector) -> dict:
         read |= set(RULE_KNOBS.get(rule, ALL_KNOBS)) - {ALPHA_KNOB.get(rule)}
     unread = sorted(set(base) & ALL_KNOBS - read)
     for k in unread:
-        reading = ", ".join(r for r, ks in RULE_KNOBS.items() if k in ks)
         c.add(f"base.{k}", "no run's rule reads it, so it would be ignored",
-              f"drop it, or give a configuration a rule that reads it ({reading})")
+              f"drop it, or give a configuration a rule that reads it ({rules_reading(k)})")
     return {k: v for k, v in base.items() if k not in unread}
 
 
@@ -254,10 +253,10 @@ def _expand_grid(grid: GridSpec, base: dict, c: Collector, points: dict) -> dict
         rule = str({**base, **over}.get("rule", ScaleRule.LORA_ALPHA))
         knob = None if full else ALPHA_KNOB.get(rule)
         if not full:  # a knob the configuration gives its rule, which the rule ignores: reported, then left out
-            unread = unread_knobs({**over, "rule": rule}, where=f"{where}.")
-            for e in unread:
+            unread = {e.field: e for e in unread_knobs({**over, "rule": rule}, where=f"{where}.")}
+            for e in unread.values():
                 c.add(e.field, e.message, e.fix)
-            over = {k: v for k, v in over.items() if f"{where}.{k}" not in {e.field for e in unread}}
+            over = {k: v for k, v in over.items() if f"{where}.{k}" not in unread}
         if knob is None and any(m != 1.0 for m in c_mults):
             c.add(f"{where}.alpha_multipliers", f"conflicting options: rule {rule} has no α knob to multiply",
                   f"use a rule with one ({', '.join(ALPHA_KNOB)}) or alpha_multipliers: [1]")
